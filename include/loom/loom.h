@@ -1,0 +1,13 @@
+/*
+ * loom/loom.h: the whole public API of libloom. Include this one header.
+ * What is not declared under include/loom/ is not API.
+ */
+#ifndef LOOM_LOOM_H
+#define LOOM_LOOM_H
+
+#include "common.h"
+#include "any.h"
+#include "update.h"
+#include "doc.h"
+
+#endif

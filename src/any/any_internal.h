@@ -1,0 +1,80 @@
+/*
+ * any_internal.h: the representation of loom_any and the codecs the rest of
+ * the library uses on it: the lib0 Any binary encoding (with the exact JS
+ * number rule and JS object key order), a validating skipper that reads Any
+ * bytes without allocating, and JSON text as JSON.stringify writes it and
+ * JSON.parse reads it.
+ */
+#ifndef LOOM_ANY_INTERNAL_H
+#define LOOM_ANY_INTERNAL_H
+
+#include "base/base.h"
+#include "loom/any.h"
+
+struct loom_any {
+    uint8_t kind; /* loom_any_kind */
+    const loom_allocator *a;
+    union {
+        int b;
+        double num;
+        int64_t big;
+        struct {
+            char *p; /* NUL-terminated copy; also SUBDOC guid */
+            size_t len;
+        } str;
+        struct {
+            uint8_t *p;
+            size_t len;
+        } bin;
+        struct {
+            loom_any **v;
+            size_t n, cap;
+        } arr;
+        struct {
+            char **keys; /* NUL-terminated copies */
+            size_t *klens;
+            loom_any **v;
+            size_t n, cap;
+        } obj;
+        loom_type *type;
+    } u;
+};
+
+/* Reads one Any value (depth counts nesting; start with 0). Errors go to r. */
+int loom__any_read(loom__reader *r, const loom_allocator *a, int depth, loom_any **out);
+/* Validates and skips one Any value without allocating. */
+int loom__any_skip(loom__reader *r, int depth);
+/* Writes the lib0 Any encoding of v. Objects are written in JS Object.keys
+ * order: integer-like keys ("0".."4294967294") ascending first, then the
+ * others in insertion order. */
+int loom__any_write(loom_buf *b, const loom_any *v);
+/* Writes a JS number with the Any number rule (tag + payload). */
+int loom__any_write_number(loom_buf *b, double v);
+
+/* JSON.stringify(v) appended to b. Top-level undefined writes "undefined"
+ * (what ContentJSON stores for undefined). Fails with LOOM_EINVAL on bigint
+ * (JS throws) and on SUBDOC/TYPE. */
+int loom__json_write(loom_buf *b, const loom_any *v);
+/* JSON.parse. On error, *err_off is the offset in text. The literal text
+ * "undefined" is accepted only when allow_undefined (ContentJSON). */
+int loom__json_read(const loom_allocator *a, const char *text, size_t len, bool allow_undefined,
+                    loom_any **out, size_t *err_off);
+/* Validates JSON text without building a value. */
+int loom__json_check(const char *text, size_t len, bool allow_undefined, size_t *err_off);
+
+/* JS Number.prototype.toString() of v into buf (at least 32 bytes); returns
+ * the length. */
+size_t loom__js_number_str(double v, char *buf);
+
+/* Is the key integer-like in the JS sense (a canonical uint32 < 2^32-1)? */
+bool loom__js_index_key(const char *k, size_t len, uint32_t *value);
+
+/* JS `a === b`: primitives (undefined, null, bool, number, bigint, string)
+ * by value with JS rules (NaN !== NaN, 0 === -0); objects, arrays and binary
+ * only when they are the same pointer. NULL pointers stand for undefined. */
+bool loom__any_strict_eq(const loom_any *a, const loom_any *b);
+/* yjs equalAttrs: a === b, or both non-null objects/arrays with the same
+ * number of entries whose values are pairwise === (lib0 equalFlat). */
+bool loom__any_equal_attrs(const loom_any *a, const loom_any *b);
+
+#endif

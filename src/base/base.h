@@ -1,0 +1,159 @@
+/*
+ * base.h: the internal foundation every other layer builds on: allocation
+ * through per-object hooks, growable byte buffers, the lib0 primitives
+ * (varUint, varInt, varString, fixed-width big-endian numbers) for writing
+ * and for bounded reading of untrusted bytes, UTF-8/UTF-16 helpers, and two
+ * hash maps. libc only; no I/O.
+ */
+#ifndef LOOM_BASE_H
+#define LOOM_BASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loom/common.h"
+
+/* Largest integer lib0 reads from a varUint (JS Number.MAX_SAFE_INTEGER). */
+#define LOOM__MAX_SAFE_INT 9007199254740991ULL
+/* Nesting limit for recursive decoders (Any values, JSON text). */
+#define LOOM__MAX_DEPTH 256
+
+/* ---- allocation ------------------------------------------------------- */
+
+/* `a` NULL means libc. All return NULL on failure (never abort). */
+void *loom__malloc(const loom_allocator *a, size_t n);
+void *loom__calloc(const loom_allocator *a, size_t n); /* zeroed */
+void *loom__realloc(const loom_allocator *a, void *p, size_t old_n, size_t new_n);
+void loom__free(const loom_allocator *a, void *p, size_t n);
+/* Copies n bytes and a NUL; free with loom__free(a, p, n + 1). */
+char *loom__strndup(const loom_allocator *a, const char *s, size_t n);
+void *loom__memdup(const loom_allocator *a, const void *p, size_t n);
+
+/* Grows a typed vector: ensures room for `need` elements of `elem` bytes in
+ * *pv with capacity *pcap (doubling). Returns LOOM_OK or LOOM_ENOMEM. */
+int loom__vec_reserve(const loom_allocator *a, void **pv, size_t *pcap, size_t need, size_t elem);
+
+/* ---- byte buffers (loom_buf) ----------------------------------------- */
+
+/* A loom_buf with alloc NULL gets `a` on first growth. */
+void loom__buf_init(loom_buf *b, const loom_allocator *a);
+int loom__buf_reserve(loom_buf *b, size_t extra);
+int loom__buf_append(loom_buf *b, const void *p, size_t n);
+int loom__buf_push(loom_buf *b, uint8_t byte);
+
+/* ---- lib0 writing (append to a loom_buf) ------------------------------ */
+
+int loom__write_u8(loom_buf *b, uint8_t v);
+int loom__write_varuint(loom_buf *b, uint64_t v);
+/* lib0 varInt: sign-magnitude, sign in bit 6 of the first byte. `negative`
+ * with magnitude 0 writes -0 (0x40). */
+int loom__write_varint(loom_buf *b, bool negative, uint64_t magnitude);
+int loom__write_varint_i64(loom_buf *b, int64_t v);
+int loom__write_varstring(loom_buf *b, const char *s, size_t len);
+int loom__write_varbytes(loom_buf *b, const uint8_t *p, size_t len);
+int loom__write_f32(loom_buf *b, float v);   /* big endian */
+int loom__write_f64(loom_buf *b, double v);  /* big endian */
+int loom__write_i64(loom_buf *b, int64_t v); /* big endian two's complement */
+
+/* ---- lib0 reading (bounded) ------------------------------------------ */
+
+/*
+ * A reader over untrusted bytes. Every read checks bounds; on failure it
+ * records the error (code, the offset where the failing value started, a
+ * static message) and returns it; later reads fail with the same error, so a
+ * caller may check once at the end of a sequence.
+ */
+typedef struct loom__reader {
+    const uint8_t *p;
+    size_t len;
+    size_t pos;
+    int err;           /* 0 or the first error */
+    size_t err_pos;
+    const char *err_msg;
+} loom__reader;
+
+void loom__reader_init(loom__reader *r, const uint8_t *p, size_t len);
+/* Records an error at `pos` (if none yet) and returns `code`. */
+int loom__reader_fail(loom__reader *r, int code, size_t pos, const char *msg);
+static inline size_t loom__reader_left(const loom__reader *r) { return r->len - r->pos; }
+
+int loom__read_u8(loom__reader *r, uint8_t *out);
+/* Fails past 2^53-1 ("integer out of range") or at the end of input. */
+int loom__read_varuint(loom__reader *r, uint64_t *out);
+int loom__read_varint(loom__reader *r, bool *negative, uint64_t *magnitude);
+/* A varString; validates UTF-8 strictly (no surrogates, no overlong forms).
+ * *s points into the input. */
+int loom__read_varstring(loom__reader *r, const char **s, size_t *len);
+int loom__read_varbytes(loom__reader *r, const uint8_t **p, size_t *len);
+int loom__read_f32(loom__reader *r, float *out);
+int loom__read_f64(loom__reader *r, double *out);
+int loom__read_i64(loom__reader *r, int64_t *out);
+/* Fills a public loom_error from the reader's error (err may be NULL). */
+void loom__reader_error(const loom__reader *r, loom_error *err, size_t input);
+void loom__error_set(loom_error *err, int code, size_t offset, size_t input, const char *msg);
+
+/* ---- UTF-8 / UTF-16 ---------------------------------------------------- */
+
+/* Strict UTF-8 validity as a fatal TextDecoder sees it. */
+bool loom__utf8_valid(const char *s, size_t len);
+/* Number of UTF-16 code units of valid UTF-8 text. */
+size_t loom__utf16_len(const char *s, size_t len);
+/* Byte offset in valid UTF-8 `s` after `units` UTF-16 units. If the cut falls
+ * inside a surrogate pair (a 4-byte sequence), returns the offset of that
+ * sequence's start and sets *mid_pair (else clears it). units past the end
+ * give len. */
+size_t loom__utf8_offset16(const char *s, size_t len, size_t units, bool *mid_pair);
+/* Number of code points (used by tools reading traces). */
+size_t loom__utf8_codepoints(const char *s, size_t len);
+
+/* ---- hash maps --------------------------------------------------------- */
+
+/* uint64 -> pointer, open addressing. Key 0 is allowed. No removal. */
+typedef struct loom__u64map {
+    uint64_t *keys;
+    void **vals;
+    uint8_t *used;
+    size_t cap;   /* power of two or 0 */
+    size_t count;
+    const loom_allocator *a;
+} loom__u64map;
+
+void loom__u64map_init(loom__u64map *m, const loom_allocator *a);
+void loom__u64map_free(loom__u64map *m);
+void *loom__u64map_get(const loom__u64map *m, uint64_t key);
+/* Inserts or replaces. */
+int loom__u64map_put(loom__u64map *m, uint64_t key, void *val);
+/* Iteration over slots: for (i = 0; i < m->cap; i++) if (m->used[i]) ... */
+
+/* Byte-string -> pointer that keeps insertion order; entries are never
+ * removed (a value may be set to NULL). Keys are copied. */
+typedef struct loom__strmap_entry {
+    char *key; /* NUL-terminated copy, owned */
+    size_t klen;
+    uint64_t hash;
+    void *val;
+} loom__strmap_entry;
+
+typedef struct loom__strmap {
+    loom__strmap_entry *e; /* in insertion order */
+    size_t n, ecap;
+    uint32_t *idx; /* open-addressing table of entry index + 1; 0 = empty */
+    size_t icap;   /* power of two or 0 */
+    const loom_allocator *a;
+} loom__strmap;
+
+void loom__strmap_init(loom__strmap *m, const loom_allocator *a);
+void loom__strmap_free(loom__strmap *m);
+/* The entry for key, or NULL. */
+loom__strmap_entry *loom__strmap_find(const loom__strmap *m, const char *key, size_t klen);
+/* The entry for key, created with val NULL if missing. */
+int loom__strmap_upsert(loom__strmap *m, const char *key, size_t klen, loom__strmap_entry **out);
+uint64_t loom__hash_bytes(const void *p, size_t n);
+
+/* ---- misc -------------------------------------------------------------- */
+
+/* 32 random bits from the OS when available, else a mixed fallback. */
+uint32_t loom__random_u32(void);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * codec.h: the Yjs update v1 format without a document. Parsing an update
+ * into structs whose content stays as raw (validated) bytes, writing such
+ * structs back (whole or sliced at an offset), delete sets, state vectors,
+ * and the doc-free algebra built on them (merge, diff, state vector from an
+ * update). The document layer (crdt/) reuses the parser to apply updates and
+ * the writer to keep pending structs.
+ */
+#ifndef LOOM_CODEC_H
+#define LOOM_CODEC_H
+
+#include "base/base.h"
+#include "loom/common.h"
+
+typedef struct loom__id {
+    uint64_t client;
+    uint64_t clock;
+} loom__id;
+
+/* Struct kinds / content refs (the low 5 bits of the info byte). */
+enum {
+    LOOM__REF_GC = 0,
+    LOOM__REF_DELETED = 1,
+    LOOM__REF_JSON = 2,
+    LOOM__REF_BINARY = 3,
+    LOOM__REF_STRING = 4,
+    LOOM__REF_EMBED = 5,
+    LOOM__REF_FORMAT = 6,
+    LOOM__REF_TYPE = 7,
+    LOOM__REF_ANY = 8,
+    LOOM__REF_DOC = 9,
+    LOOM__REF_SKIP = 10
+};
+
+/* Parent encodings of an item header. */
+enum {
+    LOOM__PARENT_NONE = 0, /* not encoded: taken from the origin's neighbour */
+    LOOM__PARENT_ROOT = 1, /* a root type name */
+    LOOM__PARENT_ID = 2    /* the ID of the item holding the parent type */
+};
+
+/*
+ * One struct of an update, as read. Pointers point into the input bytes,
+ * which must outlive the struct. `content` is the raw content payload
+ * (everything after the item header), already validated: strings are valid
+ * UTF-8, Any values well formed, JSON text parses, type refs are 0..6.
+ */
+typedef struct loom__rstruct {
+    uint8_t info;  /* the info byte as read */
+    uint8_t ref;   /* info & 0x1f, with GC = 0 and Skip = 10 */
+    uint64_t client, clock;
+    uint64_t length; /* clock units: UTF-16 units for strings, elements for Any/JSON */
+    bool has_origin, has_right_origin;
+    loom__id origin, right_origin;
+    uint8_t parent_kind; /* LOOM__PARENT_* */
+    const char *parent_name; /* ROOT */
+    size_t parent_name_len;
+    loom__id parent_id; /* ID */
+    bool has_parent_sub;    /* info bit 5 */
+    const char *parent_sub; /* the key when encoded (parent_kind != NONE), else NULL */
+    size_t parent_sub_len;
+    const uint8_t *content; /* raw content payload */
+    size_t content_len;
+    size_t offset; /* byte offset of the struct's info byte in the input */
+} loom__rstruct;
+
+/* A client block: consecutive structs of one client, as they appear. */
+typedef struct loom__rblock {
+    uint64_t client;
+    uint64_t first_clock;
+    loom__rstruct *s;
+    size_t n;
+} loom__rblock;
+
+/* Delete set: per client, ranges sorted by clock after normalising. */
+typedef struct loom__ds_range {
+    uint64_t clock, len;
+} loom__ds_range;
+
+typedef struct loom__ds_client {
+    uint64_t client;
+    loom__ds_range *r;
+    size_t n, cap;
+} loom__ds_client;
+
+typedef struct loom__ds {
+    loom__ds_client *c;
+    size_t n, cap;
+    const loom_allocator *a;
+} loom__ds;
+
+void loom__ds_init(loom__ds *ds, const loom_allocator *a);
+void loom__ds_free(loom__ds *ds);
+/* Appends a range (no sorting). len 0 is ignored. */
+int loom__ds_add(loom__ds *ds, uint64_t client, uint64_t clock, uint64_t len);
+/* Sorts each client's ranges by clock and merges overlapping or touching
+ * ones (a.clock + a.len >= b.clock); drops clients without ranges. */
+void loom__ds_normalize(loom__ds *ds);
+/* Adds every range of src to dst (no normalising). */
+int loom__ds_merge_into(loom__ds *dst, const loom__ds *src);
+/* Is (client, clock) inside a range? ds must be normalised. */
+bool loom__ds_contains(const loom__ds *ds, uint64_t client, uint64_t clock);
+/* The ranges of one client, or NULL. */
+const loom__ds_client *loom__ds_find(const loom__ds *ds, uint64_t client);
+bool loom__ds_equal(const loom__ds *a, const loom__ds *b); /* both normalised */
+bool loom__ds_empty(const loom__ds *ds);
+/* Writes the v1 delete set, clients in descending id order (ranges as
+ * stored). */
+int loom__ds_write(loom_buf *b, const loom__ds *ds);
+/* Reads a v1 delete set (clients with 0 ranges skipped). */
+int loom__ds_read(loom__reader *r, loom__ds *ds);
+
+/* A parsed update. Owns its arrays, not the input bytes. */
+typedef struct loom__rupdate {
+    loom__rblock *blocks; /* in input order */
+    size_t nblocks;
+    loom__ds ds;
+    const loom_allocator *a;
+} loom__rupdate;
+
+/* Parses and validates a whole v1 update (trailing bytes after the delete set
+ * are an error). On failure nothing is left allocated and err (optional) is
+ * filled with the offset; `input` is copied into err->input. */
+int loom__update_parse(const loom_allocator *a, const uint8_t *p, size_t len, size_t input,
+                       loom__rupdate *out, loom_error *err);
+void loom__rupdate_free(loom__rupdate *u);
+
+/* Writes one struct starting `offset` clock units into it (0: whole).
+ * With offset > 0 an item is written with origin (client, clock+offset-1)
+ * and the tail of its content (a cut inside a surrogate pair writes U+FFFD),
+ * GC/Skip/Deleted with length - offset. Parent info is written only when the
+ * written struct has no origin and no rightOrigin; a root parent as its
+ * name, an ID parent as the ID. */
+int loom__rstruct_write(loom_buf *b, const loom__rstruct *s, uint64_t offset);
+
+/* State vectors: client -> clock. */
+typedef struct loom__sv_entry {
+    uint64_t client, clock;
+} loom__sv_entry;
+
+typedef struct loom__sv {
+    loom__sv_entry *e;
+    size_t n, cap;
+    const loom_allocator *a;
+} loom__sv;
+
+void loom__sv_init(loom__sv *sv, const loom_allocator *a);
+void loom__sv_free(loom__sv *sv);
+/* Sets client -> clock (the last write wins). */
+int loom__sv_set(loom__sv *sv, uint64_t client, uint64_t clock);
+/* The clock of a client, 0 if absent. */
+uint64_t loom__sv_get(const loom__sv *sv, uint64_t client);
+/* Reads a v1 state vector (duplicates: the last wins). */
+int loom__sv_read(loom__reader *r, loom__sv *sv);
+/* Writes a state vector with clients in descending id order, skipping
+ * clock 0 entries. */
+int loom__sv_write(loom_buf *b, const loom__sv *sv);
+
+/* Doc-free algebra on parsed updates (the public functions in update.h wrap
+ * these). */
+int loom__merge_parsed(const loom__rupdate *const *ups, size_t n, loom_buf *out);
+int loom__diff_parsed(const loom__rupdate *u, const loom__sv *sv, loom_buf *out);
+
+/* Writes the empty update (00 00). */
+int loom__write_empty_update(loom_buf *b);
+
+#endif
