@@ -1,0 +1,659 @@
+/*
+ * apply.c: applying a v1 update to a document (Yjs applyUpdate). The update
+ * is parsed and validated whole before anything changes, so a malformed
+ * update leaves the document as it was. Then structs are integrated in
+ * descending client order, chasing missing dependencies depth first; what
+ * cannot be integrated yet is kept as a pending update (with the clocks
+ * whose arrival makes it worth retrying), deletes of unknown clocks as a
+ * pending delete set, both retried when later updates arrive.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crdt/crdt.h"
+
+/* The structs of one client still to integrate (Yjs clientsStructRefs). */
+typedef struct refs {
+    uint64_t client;
+    const loom__rstruct *s;
+    size_t n, i;
+} refs;
+
+/* Structs that could not be integrated, per client. */
+typedef struct rest_client {
+    uint64_t client;
+    const loom__rstruct **s;
+    size_t n, cap;
+} rest_client;
+
+typedef struct integ {
+    loom_txn *t;
+    loom_doc *d;
+    refs *r; /* one per client of the update */
+    size_t nr;
+    loom__u64map by_client; /* client -> refs* */
+    uint64_t *ids;          /* clients still to process, ascending (popped at the end) */
+    size_t nids;
+    const loom__rstruct **stack;
+    size_t nstack, scap;
+    rest_client *rest;
+    size_t nrest, rcap;
+    loom__sv missing;
+} integ;
+
+static refs *refs_of(integ *g, uint64_t client)
+{
+    return (refs *)loom__u64map_get(&g->by_client, client);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static refs *next_target(integ *g)
+{
+    while (g->nids) {
+        refs *r = refs_of(g, g->ids[g->nids - 1]);
+        if (r && r->i < r->n) return r;
+        g->nids--;
+    }
+    return NULL;
+}
+
+static void update_missing(integ *g, uint64_t client, uint64_t clock, int *rc)
+{
+    for (size_t i = 0; i < g->missing.n; i++) {
+        if (g->missing.e[i].client == client) {
+            if (g->missing.e[i].clock > clock) g->missing.e[i].clock = clock;
+            return;
+        }
+    }
+    if (loom__sv_set(&g->missing, client, clock)) *rc = LOOM_ENOMEM;
+}
+
+static rest_client *rest_get(integ *g, uint64_t client, int *rc)
+{
+    for (size_t i = 0; i < g->nrest; i++) {
+        if (g->rest[i].client == client) {
+            g->rest[i].n = 0; /* restStructs.clients.set replaces */
+            return &g->rest[i];
+        }
+    }
+    if (loom__vec_reserve(g->d->a, (void **)&g->rest, &g->rcap, g->nrest + 1, sizeof(*g->rest))) {
+        *rc = LOOM_ENOMEM;
+        return NULL;
+    }
+    rest_client *rc2 = &g->rest[g->nrest++];
+    memset(rc2, 0, sizeof(*rc2));
+    rc2->client = client;
+    return rc2;
+}
+
+static int rest_push(integ *g, rest_client *rc, const loom__rstruct *s)
+{
+    if (loom__vec_reserve(g->d->a, (void **)&rc->s, &rc->cap, rc->n + 1, sizeof(*rc->s)))
+        return LOOM_ENOMEM;
+    rc->s[rc->n++] = s;
+    return LOOM_OK;
+}
+
+/* addStackToRestSS: the stack and the remaining structs of its clients
+ * become rest. */
+static int stack_to_rest(integ *g)
+{
+    int rc = LOOM_OK;
+    for (size_t k = 0; k < g->nstack && !rc; k++) {
+        const loom__rstruct *s = g->stack[k];
+        uint64_t client = s->client;
+        refs *r = refs_of(g, client);
+        rest_client *rcl = rest_get(g, client, &rc);
+        if (!rcl) break;
+        if (r && r->n) {
+            r->i--;
+            for (size_t j = r->i; j < r->n && !rc; j++) rc = rest_push(g, rcl, &r->s[j]);
+            r->i = 0;
+            r->n = 0;
+            loom__u64map_put(&g->by_client, client, NULL); /* cannot fail: key exists */
+        } else {
+            rc = rest_push(g, rcl, s);
+        }
+        size_t w = 0;
+        for (size_t j = 0; j < g->nids; j++) {
+            if (g->ids[j] != client) g->ids[w++] = g->ids[j];
+        }
+        g->nids = w;
+    }
+    g->nstack = 0;
+    return rc;
+}
+
+/* The client a struct waits for, or -1 when everything it needs is here. */
+static int64_t get_missing(loom_doc *d, const loom__rstruct *s)
+{
+    if (s->has_origin && s->origin.client != s->client &&
+        s->origin.clock >= loom__state(d, s->origin.client))
+        return (int64_t)s->origin.client;
+    if (s->has_right_origin && s->right_origin.client != s->client &&
+        s->right_origin.clock >= loom__state(d, s->right_origin.client))
+        return (int64_t)s->right_origin.client;
+    if (s->parent_kind == LOOM__PARENT_ID && s->parent_id.client != s->client &&
+        s->parent_id.clock >= loom__state(d, s->parent_id.client))
+        return (int64_t)s->parent_id.client;
+    return -1;
+}
+
+/* Builds the content of an item from validated raw bytes. */
+static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
+{
+    const loom_allocator *a = d->a;
+    loom__reader r;
+    loom__reader_init(&r, s->content, s->content_len);
+    int rc = LOOM_OK;
+    it->ref = s->ref;
+    switch (s->ref) {
+    case LOOM__REF_DELETED:
+        return LOOM_OK;
+    case LOOM__REF_STRING: {
+        const char *p;
+        size_t n;
+        if ((rc = loom__read_varstring(&r, &p, &n))) return rc;
+        it->c.str.p = loom__strndup(a, p, n);
+        if (!it->c.str.p) return LOOM_ENOMEM;
+        it->c.str.bytes = n;
+        it->c.str.cap = n + 1;
+        return LOOM_OK;
+    }
+    case LOOM__REF_ANY: {
+        uint64_t n;
+        if ((rc = loom__read_varuint(&r, &n))) return rc;
+        size_t bytes = loom__reader_left(&r);
+        it->c.any.p = loom__memdup(a, r.p + r.pos, bytes ? bytes : 1);
+        if (!it->c.any.p) return LOOM_ENOMEM;
+        it->c.any.bytes = bytes;
+        it->c.any.cap = bytes ? bytes : 1;
+        return LOOM_OK;
+    }
+    case LOOM__REF_JSON: {
+        uint64_t n;
+        if ((rc = loom__read_varuint(&r, &n))) return rc;
+        it->c.json.v = loom__calloc(a, (size_t)n * sizeof(loom_any *));
+        if (!it->c.json.v) return LOOM_ENOMEM;
+        it->c.json.cap = (size_t)n;
+        for (uint64_t i = 0; i < n && !rc; i++) {
+            const char *p;
+            size_t len, off;
+            if (!(rc = loom__read_varstring(&r, &p, &len)))
+                rc = loom__json_read(a, p, len, true, &it->c.json.v[i], &off);
+        }
+        return rc;
+    }
+    case LOOM__REF_BINARY: {
+        const uint8_t *p;
+        size_t n;
+        if ((rc = loom__read_varbytes(&r, &p, &n))) return rc;
+        it->c.bin.p = loom__memdup(a, p, n ? n : 1);
+        if (!it->c.bin.p) return LOOM_ENOMEM;
+        it->c.bin.n = n;
+        return LOOM_OK;
+    }
+    case LOOM__REF_EMBED: {
+        const char *p;
+        size_t n, off;
+        if ((rc = loom__read_varstring(&r, &p, &n))) return rc;
+        return loom__json_read(a, p, n, false, &it->c.embed, &off);
+    }
+    case LOOM__REF_FORMAT: {
+        const char *k, *p;
+        size_t kn, n, off;
+        if ((rc = loom__read_varstring(&r, &k, &kn)) || (rc = loom__read_varstring(&r, &p, &n)))
+            return rc;
+        it->c.fmt.key = loom__strndup(a, k, kn);
+        if (!it->c.fmt.key) return LOOM_ENOMEM;
+        it->c.fmt.klen = kn;
+        return loom__json_read(a, p, n, false, &it->c.fmt.val, &off);
+    }
+    case LOOM__REF_TYPE: {
+        uint64_t tr;
+        const char *name = NULL;
+        size_t nlen = 0;
+        if ((rc = loom__read_varuint(&r, &tr))) return rc;
+        if ((tr == LOOM_TYPE_XML_ELEMENT || tr == LOOM_TYPE_XML_HOOK) &&
+            (rc = loom__read_varstring(&r, &name, &nlen)))
+            return rc;
+        return loom__type_new(d, (int)tr, name, nlen, &it->c.type);
+    }
+    case LOOM__REF_DOC: {
+        const char *g;
+        size_t gn;
+        if ((rc = loom__read_varstring(&r, &g, &gn))) return rc;
+        it->c.doc.guid = loom__strndup(a, g, gn);
+        if (!it->c.doc.guid) return LOOM_ENOMEM;
+        it->c.doc.glen = gn;
+        return loom__any_read(&r, a, 0, &it->c.doc.opts);
+    }
+    default:
+        return LOOM_EMALFORMED;
+    }
+}
+
+/* Integrates a GC struct (or an item that lost its parent) as GC. */
+static int integrate_gc(loom_doc *d, uint64_t client, uint64_t clock, uint64_t len)
+{
+    loom__item *it = loom__item_alloc(d);
+    if (!it) return LOOM_ENOMEM;
+    it->id.client = client;
+    it->id.clock = clock;
+    it->len = len;
+    it->ref = LOOM__REF_GC;
+    it->flags = LOOM__F_DELETED;
+    int rc = loom__store_push(d, it);
+    if (rc) loom__free(d->a, it, sizeof(*it));
+    return rc;
+}
+
+/* Resolves neighbours and parent, then integrates from `offset`. */
+static int integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset)
+{
+    loom_doc *d = t->doc;
+    int rc;
+    if (s->ref == LOOM__REF_GC) return integrate_gc(d, s->client, s->clock + offset, s->length - offset);
+    loom__item *left = NULL, *right = NULL;
+    loom__id origin = s->origin, right_origin = s->right_origin;
+    if (s->has_origin) {
+        if ((rc = loom__get_clean_end(t, s->origin, &left))) return rc;
+        origin = loom__item_last_id(left);
+    }
+    if (s->has_right_origin) {
+        if ((rc = loom__get_clean_start(t, s->right_origin, &right))) return rc;
+        right_origin = right->id;
+    }
+    loom_type *parent = NULL;
+    const char *psub = s->parent_sub;
+    size_t psub_len = s->parent_sub_len;
+    bool parent_gone = false;
+    if ((left && loom__item_is_gc(left)) || (right && loom__item_is_gc(right))) {
+        parent_gone = true;
+    } else if (s->parent_kind == LOOM__PARENT_NONE) {
+        loom__item *from = left ? left : right;
+        if (from && !loom__item_is_gc(from)) {
+            parent = from->parent;
+            psub = from->parent_sub;
+            psub_len = from->parent_sub_len;
+        }
+    } else if (s->parent_kind == LOOM__PARENT_ID) {
+        loom__item *p = loom__find(d, s->parent_id);
+        if (!p || loom__item_is_gc(p) || p->ref != LOOM__REF_TYPE) parent_gone = true;
+        else parent = p->c.type;
+    } else {
+        parent = loom__type_root(d, s->parent_name, s->parent_name_len);
+    }
+    uint64_t clock = s->clock, len = s->length;
+    if (offset > 0) {
+        clock += offset;
+        len -= offset;
+        loom__id l = {s->client, clock - 1};
+        if ((rc = loom__get_clean_end(t, l, &left))) return rc;
+        origin = loom__item_last_id(left);
+    }
+    if (parent_gone || !parent) return integrate_gc(d, s->client, clock, len);
+
+    loom__item *it = loom__item_alloc(d);
+    if (!it) return LOOM_ENOMEM;
+    it->id.client = s->client;
+    it->id.clock = s->clock;
+    it->len = s->length;
+    if ((rc = read_content(d, s, it))) goto fail;
+    if (offset > 0) {
+        /* Keep only the tail, as content.splice(offset) does. */
+        loom__item *tail = loom__item_alloc(d);
+        if (!tail) {
+            rc = LOOM_ENOMEM;
+            goto fail;
+        }
+        tail->ref = it->ref;
+        tail->len = len;
+        if ((rc = loom__content_split(d, it, offset, tail))) {
+            loom__free(d->a, tail, sizeof(*tail));
+            goto fail;
+        }
+        it->len = offset;
+        loom__content_free(d, it);
+        it->c = tail->c;
+        loom__free(d->a, tail, sizeof(*tail));
+        it->id.clock = clock;
+        it->len = len;
+    }
+    it->has_origin = s->has_origin || offset > 0;
+    it->origin = origin;
+    it->has_right_origin = s->has_right_origin;
+    it->right_origin = right_origin;
+    it->left = left;
+    it->right = right;
+    it->parent = parent;
+    if (psub) {
+        it->parent_sub = loom__strndup(d->a, psub, psub_len);
+        if (!it->parent_sub) {
+            rc = LOOM_ENOMEM;
+            goto fail;
+        }
+        it->parent_sub_len = psub_len;
+    }
+    return loom__item_integrate(t, it);
+fail:
+    it->parent = NULL;
+    loom__item_free(d, it);
+    return rc;
+}
+
+static int integrate_structs(integ *g)
+{
+    loom_doc *d = g->d;
+    int rc = LOOM_OK;
+    if (g->nids) qsort(g->ids, g->nids, sizeof(*g->ids), cmp_u64);
+    refs *cur = next_target(g);
+    if (!cur) return LOOM_OK;
+    const loom__rstruct *head = &cur->s[cur->i++];
+    for (;;) {
+        if (head->ref != LOOM__REF_SKIP) {
+            uint64_t local = loom__state(d, head->client);
+            if (local < head->clock) {
+                if (loom__vec_reserve(d->a, (void **)&g->stack, &g->scap, g->nstack + 1,
+                                      sizeof(*g->stack)))
+                    return LOOM_ENOMEM;
+                g->stack[g->nstack++] = head;
+                update_missing(g, head->client, head->clock - 1, &rc);
+                if (rc || (rc = stack_to_rest(g))) return rc;
+            } else {
+                int64_t m = head->ref == LOOM__REF_GC ? -1 : get_missing(d, head);
+                if (m >= 0) {
+                    if (loom__vec_reserve(d->a, (void **)&g->stack, &g->scap, g->nstack + 1,
+                                          sizeof(*g->stack)))
+                        return LOOM_ENOMEM;
+                    g->stack[g->nstack++] = head;
+                    refs *mr = refs_of(g, (uint64_t)m);
+                    if (!mr || mr->i == mr->n) {
+                        update_missing(g, (uint64_t)m, loom__state(d, (uint64_t)m), &rc);
+                        if (rc || (rc = stack_to_rest(g))) return rc;
+                    } else {
+                        head = &mr->s[mr->i++];
+                        continue;
+                    }
+                } else {
+                    uint64_t offset = local - head->clock;
+                    if (offset == 0 || offset < head->length) {
+                        if ((rc = integrate_struct(g->t, head, offset))) return rc;
+                    }
+                }
+            }
+        }
+        if (g->nstack) {
+            head = g->stack[--g->nstack];
+        } else if (cur && cur->i < cur->n) {
+            head = &cur->s[cur->i++];
+        } else {
+            cur = next_target(g);
+            if (!cur) break;
+            head = &cur->s[cur->i++];
+        }
+    }
+    return LOOM_OK;
+}
+
+static int cmp_rest_desc(const void *a, const void *b)
+{
+    uint64_t x = ((const rest_client *)a)->client, y = ((const rest_client *)b)->client;
+    return x > y ? -1 : x < y;
+}
+
+/* Encodes the rest as a v1 update with structs only. */
+static int write_rest(integ *g, loom_buf *out)
+{
+    int rc;
+    size_t nonempty = 0;
+    for (size_t i = 0; i < g->nrest; i++) nonempty += g->rest[i].n > 0;
+    if (g->nrest) qsort(g->rest, g->nrest, sizeof(*g->rest), cmp_rest_desc);
+    if ((rc = loom__write_varuint(out, nonempty))) return rc;
+    for (size_t i = 0; i < g->nrest; i++) {
+        rest_client *r = &g->rest[i];
+        if (!r->n) continue;
+        if ((rc = loom__write_varuint(out, r->n)) || (rc = loom__write_varuint(out, r->client)) ||
+            (rc = loom__write_varuint(out, r->s[0]->clock)))
+            return rc;
+        for (size_t k = 0; k < r->n; k++) {
+            if ((rc = loom__rstruct_write(out, r->s[k], 0))) return rc;
+        }
+    }
+    return loom__write_varuint(out, 0);
+}
+
+/* readAndApplyDeleteSet: deletes what is known, returns the rest in `left`. */
+static int apply_ds(loom_txn *t, const loom__ds *ds, loom__ds *left)
+{
+    loom_doc *d = t->doc;
+    int rc;
+    for (size_t ci = 0; ci < ds->n; ci++) {
+        const loom__ds_client *dc = &ds->c[ci];
+        uint64_t client = dc->client;
+        for (size_t k = 0; k < dc->n; k++) {
+            uint64_t clock = dc->r[k].clock, end = clock + dc->r[k].len;
+            uint64_t state = loom__state(d, client);
+            if (clock >= state) {
+                if ((rc = loom__ds_add(left, client, clock, end - clock))) return rc;
+                continue;
+            }
+            if (state < end && (rc = loom__ds_add(left, client, state, end - state))) return rc;
+            loom__client *c = loom__client_get(d, client);
+            size_t idx = loom__find_index(c, clock);
+            loom__item *s = c->s[idx];
+            if (!loom__item_deleted(s) && s->id.clock < clock) {
+                loom__item *r;
+                if ((rc = loom__item_split(t, s, clock - s->id.clock, &r))) return rc;
+                idx++;
+            }
+            while (idx < c->n) {
+                s = c->s[idx++];
+                if (s->id.clock >= end) break;
+                if (!loom__item_deleted(s)) {
+                    if (end < s->id.clock + s->len) {
+                        loom__item *r;
+                        if ((rc = loom__item_split(t, s, end - s->id.clock, &r))) return rc;
+                    }
+                    if ((rc = loom__item_delete(t, s))) return rc;
+                }
+            }
+        }
+    }
+    return LOOM_OK;
+}
+
+/* Rejects references that no valid writer produces and that would make
+ * integration look up clocks that cannot exist. */
+static int check_refs(const loom__rupdate *u, loom_error *err)
+{
+    for (size_t b = 0; b < u->nblocks; b++) {
+        const loom__rblock *bl = &u->blocks[b];
+        for (size_t i = 0; i < bl->n; i++) {
+            const loom__rstruct *s = &bl->s[i];
+            if (s->ref == LOOM__REF_GC || s->ref == LOOM__REF_SKIP) continue;
+            if ((s->has_origin && s->origin.client == s->client && s->origin.clock >= s->clock) ||
+                (s->has_right_origin && s->right_origin.client == s->client &&
+                 s->right_origin.clock >= s->clock) ||
+                (s->parent_kind == LOOM__PARENT_ID && s->parent_id.client == s->client &&
+                 s->parent_id.clock >= s->clock)) {
+                loom__error_set(err, LOOM_EMALFORMED, s->offset, 0,
+                                "struct refers to a clock of its own client that is not before it");
+                return LOOM_EMALFORMED;
+            }
+        }
+    }
+    return LOOM_OK;
+}
+
+static void integ_free(integ *g)
+{
+    const loom_allocator *a = g->d->a;
+    loom__free(a, g->r, g->nr * sizeof(*g->r));
+    loom__u64map_free(&g->by_client);
+    loom__free(a, g->ids, g->nr * sizeof(*g->ids));
+    loom__free(a, g->stack, g->scap * sizeof(*g->stack));
+    for (size_t i = 0; i < g->nrest; i++) loom__free(a, g->rest[i].s, g->rest[i].cap * sizeof(*g->rest[i].s));
+    loom__free(a, g->rest, g->rcap * sizeof(*g->rest));
+    loom__sv_free(&g->missing);
+}
+
+/* One pass of applyUpdate over a parsed update; sets *retry when pending
+ * structs became worth retrying. */
+static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
+{
+    loom_doc *d = t->doc;
+    int rc = LOOM_OK;
+    integ g;
+    memset(&g, 0, sizeof(g));
+    g.t = t;
+    g.d = d;
+    loom__u64map_init(&g.by_client, d->a);
+    loom__sv_init(&g.missing, d->a);
+    /* Roots named by the update exist from now on, in order of appearance. */
+    for (size_t b = 0; b < u->nblocks && !rc; b++) {
+        for (size_t i = 0; i < u->blocks[b].n && !rc; i++) {
+            const loom__rstruct *s = &u->blocks[b].s[i];
+            loom_type *root;
+            if (s->parent_kind == LOOM__PARENT_ROOT)
+                rc = loom__type_root_get_or_add(d, s->parent_name, s->parent_name_len, &root);
+        }
+    }
+    if (!rc && u->nblocks) {
+        g.r = loom__calloc(d->a, u->nblocks * sizeof(*g.r));
+        g.ids = loom__malloc(d->a, u->nblocks * sizeof(*g.ids));
+        g.nr = u->nblocks;
+        if (!g.r || !g.ids) rc = LOOM_ENOMEM;
+    }
+    for (size_t b = 0; b < u->nblocks && !rc; b++) {
+        const loom__rblock *bl = &u->blocks[b];
+        refs *r = refs_of(&g, bl->client);
+        if (!r) {
+            r = &g.r[b];
+            g.ids[g.nids++] = bl->client;
+        }
+        /* a later block of the same client replaces the earlier one */
+        r->client = bl->client;
+        r->s = bl->s;
+        r->n = bl->n;
+        r->i = 0;
+        rc = loom__u64map_put(&g.by_client, bl->client, r);
+    }
+    if (!rc) rc = integrate_structs(&g);
+
+    loom_buf rest = {0};
+    loom__buf_init(&rest, d->a);
+    bool have_rest = false;
+    for (size_t i = 0; i < g.nrest; i++) have_rest |= g.rest[i].n > 0;
+    if (!rc && have_rest) rc = write_rest(&g, &rest);
+    if (!rc && d->pending.len) {
+        for (size_t i = 0; i < d->pending_missing.n; i++) {
+            if (d->pending_missing.e[i].clock < loom__state(d, d->pending_missing.e[i].client)) {
+                *retry = true;
+                break;
+            }
+        }
+        if (have_rest) {
+            for (size_t i = 0; i < g.missing.n && !rc; i++) {
+                uint64_t c = g.missing.e[i].client, k = g.missing.e[i].clock;
+                bool found = false;
+                for (size_t j = 0; j < d->pending_missing.n; j++) {
+                    if (d->pending_missing.e[j].client == c) {
+                        found = true;
+                        if (d->pending_missing.e[j].clock > k) d->pending_missing.e[j].clock = k;
+                    }
+                }
+                if (!found) rc = loom__sv_set(&d->pending_missing, c, k);
+            }
+            loom__rupdate a, b;
+            loom_buf merged = {0};
+            loom__buf_init(&merged, d->a);
+            if (!rc) rc = loom__update_parse(d->a, d->pending.data, d->pending.len, 0, &a, NULL);
+            if (!rc) {
+                rc = loom__update_parse(d->a, rest.data, rest.len, 1, &b, NULL);
+                if (!rc) {
+                    const loom__rupdate *ups[2] = {&a, &b};
+                    rc = loom__merge_parsed(ups, 2, &merged);
+                    loom__rupdate_free(&b);
+                }
+                loom__rupdate_free(&a);
+            }
+            if (!rc) {
+                loom_buf_free(&d->pending);
+                d->pending = merged;
+            } else {
+                loom_buf_free(&merged);
+            }
+        }
+    } else if (!rc && have_rest) {
+        loom_buf_free(&d->pending);
+        d->pending = rest;
+        rest.data = NULL;
+        rest.len = rest.cap = 0;
+        loom__sv_free(&d->pending_missing);
+        loom__sv_init(&d->pending_missing, d->a);
+        for (size_t i = 0; i < g.missing.n && !rc; i++)
+            rc = loom__sv_set(&d->pending_missing, g.missing.e[i].client, g.missing.e[i].clock);
+    }
+    loom_buf_free(&rest);
+
+    /* The update's delete set, then the pending one again. */
+    loom__ds left1, left2;
+    loom__ds_init(&left1, d->a);
+    loom__ds_init(&left2, d->a);
+    if (!rc) rc = apply_ds(t, &u->ds, &left1);
+    if (!rc && !loom__ds_empty(&d->pending_ds)) {
+        loom__ds old = d->pending_ds;
+        loom__ds_init(&d->pending_ds, d->a);
+        rc = apply_ds(t, &old, &left2);
+        loom__ds_free(&old);
+    }
+    if (!rc) rc = loom__ds_merge_into(&left1, &left2);
+    if (!rc) {
+        loom__ds_normalize(&left1);
+        loom__ds_free(&d->pending_ds);
+        d->pending_ds = left1;
+    } else {
+        loom__ds_free(&left1);
+    }
+    loom__ds_free(&left2);
+    integ_free(&g);
+    return rc;
+}
+
+int loom__apply_update(loom_txn *t, const uint8_t *p, size_t len, loom_error *err)
+{
+    loom_doc *d = t->doc;
+    loom__rupdate u;
+    int rc = loom__update_parse(d->a, p, len, 0, &u, err);
+    if (rc) return rc;
+    rc = check_refs(&u, err);
+    if (rc) {
+        loom__rupdate_free(&u);
+        return rc;
+    }
+    bool retry = false;
+    rc = apply_parsed(t, &u, &retry);
+    loom__rupdate_free(&u);
+    while (!rc && retry) {
+        /* Integrate the pending structs again: something they waited for came. */
+        loom_buf pend = d->pending;
+        memset(&d->pending, 0, sizeof(d->pending));
+        loom__buf_init(&d->pending, d->a);
+        loom__sv_free(&d->pending_missing);
+        loom__sv_init(&d->pending_missing, d->a);
+        rc = loom__update_parse(d->a, pend.data, pend.len, 0, &u, NULL);
+        if (!rc) {
+            retry = false;
+            rc = apply_parsed(t, &u, &retry);
+            loom__rupdate_free(&u);
+        }
+        loom_buf_free(&pend);
+    }
+    return rc;
+}

@@ -1,0 +1,296 @@
+/*
+ * crdt.h: the document engine's internal model. Items (Yjs structs) with
+ * their content, the per-client struct store, shared types, transactions and
+ * subscriptions, and the operations the files of crdt/ share: store lookup
+ * and splitting (store.c), YATA integration, deletion, GC and merging
+ * (item.c), transactions and their cleanup (txn.c), applying updates
+ * (apply.c), encoding (encode.c), type operations (types.c, text.c), events
+ * (event.c).
+ *
+ * Ownership: the doc owns every item (through the client arrays), every type
+ * (through types_all) and all content. Items are freed when merged into their
+ * left neighbour or when the doc is freed; types only with the doc, so that
+ * loom_type handles stay valid.
+ */
+#ifndef LOOM_CRDT_H
+#define LOOM_CRDT_H
+
+#include "any/any_internal.h"
+#include "base/base.h"
+#include "codec/codec.h"
+#include "loom/doc.h"
+
+typedef struct loom__item loom__item;
+
+/* Item flags. */
+#define LOOM__F_DELETED 0x01u
+#define LOOM__F_KEEP 0x02u
+#define LOOM__F_MARKER 0x04u
+
+struct loom__item {
+    loom__id id;
+    uint64_t len;
+    loom__id origin, right_origin;
+    bool has_origin, has_right_origin;
+    uint8_t ref;   /* LOOM__REF_*; LOOM__REF_GC for GC structs */
+    uint8_t flags; /* LOOM__F_* */
+    loom__item *left, *right;
+    loom_type *parent; /* NULL for GC structs */
+    char *parent_sub;  /* map key (NUL-terminated copy) or NULL */
+    size_t parent_sub_len;
+    union {
+        struct {
+            char *p; /* UTF-8, NUL-terminated */
+            size_t bytes, cap;
+        } str;
+        struct {
+            uint8_t *p; /* lib0 Any encodings of `len` values, back to back */
+            size_t bytes, cap;
+        } any;
+        struct {
+            loom_any **v; /* `len` values (legacy ContentJSON) */
+            size_t cap;
+        } json;
+        struct {
+            uint8_t *p;
+            size_t n;
+        } bin;
+        loom_any *embed;
+        struct {
+            char *key;
+            size_t klen;
+            loom_any *val;
+        } fmt;
+        loom_type *type;
+        struct {
+            char *guid;
+            size_t glen;
+            loom_any *opts;
+        } doc;
+    } c;
+};
+
+static inline bool loom__item_deleted(const loom__item *it) { return it->flags & LOOM__F_DELETED; }
+static inline bool loom__item_is_gc(const loom__item *it) { return it->ref == LOOM__REF_GC; }
+static inline bool loom__ref_countable(uint8_t ref)
+{
+    return ref != LOOM__REF_DELETED && ref != LOOM__REF_FORMAT && ref != LOOM__REF_GC;
+}
+static inline bool loom__item_countable(const loom__item *it) { return loom__ref_countable(it->ref); }
+static inline loom__id loom__item_last_id(const loom__item *it)
+{
+    loom__id id = {it->id.client, it->id.clock + it->len - 1};
+    return id;
+}
+static inline bool loom__id_eq(loom__id a, loom__id b)
+{
+    return a.client == b.client && a.clock == b.clock;
+}
+
+/* The structs of one client, sorted by clock, covering [0, state). */
+typedef struct loom__client {
+    uint64_t client;
+    loom__item **s;
+    size_t n, cap;
+    uint64_t txn_seq; /* transaction that recorded `before` */
+    uint64_t before;  /* state at the start of that transaction */
+} loom__client;
+
+/* Per-type bookkeeping for the current transaction. */
+typedef struct loom__changed {
+    loom_type *type;
+    bool seq;          /* the sequence changed (key null) */
+    char **keys;       /* changed map keys (borrowed from the items' parent_sub copies? no: owned) */
+    size_t *klens;
+    size_t nkeys, kcap;
+} loom__changed;
+
+struct loom_type {
+    loom_doc *doc;
+    int kind; /* loom_type_kind */
+    loom__item *item; /* the item holding this type; NULL for roots */
+    char *root_name;  /* roots */
+    size_t root_name_len;
+    char *name; /* XML element nodeName / hook name */
+    size_t name_len;
+    loom__item *start;
+    loom__strmap map; /* key -> current loom__item* */
+    uint64_t length;
+    bool has_formatting;
+    bool freed_content; /* GC'd: start/map cleared */
+    loom_type *next_all;
+    /* transaction bookkeeping */
+    uint64_t txn_seq;
+    size_t changed_idx; /* index into txn->changed when txn_seq matches */
+    /* position cache for sequential access (a search marker) */
+    loom__item *mk_item;
+    uint64_t mk_index;
+};
+
+typedef struct loom__sub {
+    uint32_t id;
+    int kind; /* LOOM__SUB_* */
+    loom_type *type;
+    void *fn;
+    void *ud;
+} loom__sub;
+
+enum { LOOM__SUB_UPDATE = 1, LOOM__SUB_AFTER_TXN, LOOM__SUB_OBSERVE, LOOM__SUB_OBSERVE_DEEP };
+
+struct loom_txn {
+    loom_doc *doc;
+    void *origin;
+    bool local;
+    uint64_t seq;
+    loom__client **touched; /* clients whose structs changed, with before clocks */
+    size_t ntouched, tcap;
+    loom__ds ds; /* deleted in this transaction */
+    loom__changed *changed; /* types changed, in order of first change */
+    size_t nchanged, chcap;
+    loom_type **deep; /* changedParentTypes: types with changed descendants */
+    size_t ndeep, dcap;
+    loom__id *merge; /* split parts to merge back at cleanup */
+    size_t nmerge, mcap;
+    bool format_cleanup; /* a remote txn touched formatted text */
+};
+
+/* Transactions waiting for cleanup, in order (Yjs _transactionCleanups). */
+typedef struct loom__txn_queue {
+    loom_txn **v;
+    size_t n, cap, head;
+} loom__txn_queue;
+
+struct loom_doc {
+    const loom_allocator *a;
+    uint64_t client_id;
+    bool gc;
+    char *guid;
+    size_t guid_len;
+    loom__u64map clients; /* client -> loom__client* */
+    loom__client **clist; /* every client, in creation order */
+    size_t nclients, ccap;
+    loom__strmap roots; /* name -> loom_type* */
+    loom_type *types_all;
+    /* pending structs: a v1 update and the clocks whose arrival retries it */
+    loom_buf pending;
+    loom__sv pending_missing;
+    loom__ds pending_ds;
+    /* transactions */
+    loom_txn *txn;
+    int txn_depth;
+    loom__txn_queue queue;
+    uint64_t txn_seq;
+    bool in_cleanup;
+    /* subscriptions */
+    loom__sub *subs;
+    size_t nsubs, scap;
+    uint32_t next_sub;
+    /* a sticky error for OOM in void paths (observers, cleanup) */
+    int oom;
+};
+
+/* ---- store.c ---------------------------------------------------------- */
+
+loom__client *loom__client_get(const loom_doc *d, uint64_t client);
+int loom__client_get_or_add(loom_doc *d, uint64_t client, loom__client **out);
+uint64_t loom__state(const loom_doc *d, uint64_t client);
+/* Index of the struct containing clock in c (must exist). */
+size_t loom__find_index(const loom__client *c, uint64_t clock);
+/* The struct containing id, or NULL. */
+loom__item *loom__find(const loom_doc *d, loom__id id);
+/* Appends a struct at the end of its client's array (clock must be state). */
+int loom__store_push(loom_doc *d, loom__item *it);
+/* Splits `it` at diff (0 < diff < len): returns the new right part, inserted
+ * after `it` in the store and the list. */
+int loom__item_split(loom_txn *t, loom__item *it, uint64_t diff, loom__item **right);
+/* getItemCleanStart: the item starting exactly at id (splitting). */
+int loom__get_clean_start(loom_txn *t, loom__id id, loom__item **out);
+/* getItemCleanEnd: the item ending exactly at id (splitting). */
+int loom__get_clean_end(loom_txn *t, loom__id id, loom__item **out);
+
+/* ---- item.c ----------------------------------------------------------- */
+
+loom__item *loom__item_alloc(loom_doc *d);
+/* Frees an item's content and the item (not types: those live in types_all). */
+void loom__item_free(loom_doc *d, loom__item *it);
+void loom__content_free(loom_doc *d, loom__item *it);
+/* Splits the content: `it` keeps [0, diff), `right` gets the rest. */
+int loom__content_split(loom_doc *d, loom__item *it, uint64_t diff, loom__item *right);
+/* Item.integrate (YATA), with the offset already applied. */
+int loom__item_integrate(loom_txn *t, loom__item *it);
+/* Item.delete. */
+int loom__item_delete(loom_txn *t, loom__item *it);
+/* Turns a deleted item's content into Deleted(len) (and its type's children
+ * into GC structs). */
+void loom__item_gc(loom_doc *d, loom__item *it, bool parent_gcd);
+/* Tries to merge right into left; frees right on success. */
+bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right);
+/* Writes one in-memory struct (item or GC) from offset, as encoders do. */
+int loom__item_write(loom_buf *b, const loom__item *it, uint64_t offset);
+/* The last value of a map item's content: exactly one of value or type. */
+int loom__item_value(const loom__item *it, const loom_allocator *a, loom_any **value,
+                     loom_type **type);
+/* Appends the item's countable content values to an array value (types as
+ * JSON when `types_as_json`, else as LOOM_ANY_TYPE refs). */
+int loom__item_values(const loom__item *it, loom_any *array, bool types_as_json);
+
+/* ---- types.c ---------------------------------------------------------- */
+
+int loom__type_new(loom_doc *d, int kind, const char *name, size_t nlen, loom_type **out);
+loom_type *loom__type_root(const loom_doc *d, const char *name, size_t len);
+int loom__type_root_get_or_add(loom_doc *d, const char *name, size_t len, loom_type **out);
+/* Marks a type changed for the current transaction (key NULL: sequence). */
+int loom__txn_add_changed(loom_txn *t, loom_type *type, const char *key, size_t klen);
+/* The current map item of key, or NULL. */
+loom__item *loom__type_map_item(const loom_type *type, const char *key, size_t klen);
+int loom__type_to_any(const loom_type *type, const loom_allocator *a, loom_any **out);
+/* Inserts content items after `left` (NULL: at the start) with `right` as
+ * right neighbour (used by arrays, text and XML). */
+int loom__insert_after(loom_txn *t, loom_type *parent, loom__item *left, loom__item *right,
+                       loom__item *it);
+/* Creates a local item with the doc's next clock, content already set. */
+int loom__local_item(loom_txn *t, loom_type *parent, loom__item *left, loom__item *right,
+                     const char *key, size_t klen, loom__item *it);
+/* Position lookup: the item containing sequence index (counting countable,
+ * non-deleted units), splitting so that `index` is at an item boundary.
+ * Returns the left neighbour (NULL at 0) via *left and right via *right. */
+int loom__seq_find(loom_txn *t, loom_type *type, uint64_t index, loom__item **left,
+                   loom__item **right);
+void loom__type_marker_reset(loom_type *type);
+
+/* ---- txn.c ------------------------------------------------------------ */
+
+/* Opens (or joins) a transaction; loom__txn_end closes the outermost. */
+int loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out);
+int loom__txn_end(loom_doc *d);
+/* State of client at the start of the transaction. */
+uint64_t loom__txn_before(const loom_txn *t, uint64_t client);
+/* Records that a client's structs are about to change. */
+int loom__txn_touch(loom_txn *t, loom__client *c);
+int loom__txn_add_merge(loom_txn *t, loom__id id);
+bool loom__txn_added(const loom_txn *t, const loom__item *it);
+bool loom__txn_deleted(const loom_txn *t, const loom__item *it);
+
+/* ---- apply.c / encode.c ---------------------------------------------- */
+
+int loom__apply_update(loom_txn *t, const uint8_t *p, size_t len, loom_error *err);
+/* The delete set of the store (every deleted item and GC). */
+int loom__store_ds(const loom_doc *d, loom__ds *out);
+/* encodeStateAsUpdate without pending data. */
+int loom__encode_state(const loom_doc *d, const loom__sv *target, loom_buf *out);
+/* Writes the structs of every client from the given clocks (descending
+ * client order), as the update event and encodeStateAsUpdate do. */
+int loom__write_structs_from(const loom_doc *d, const loom__sv *from, bool only_listed,
+                             loom_buf *out);
+int loom__doc_sv(const loom_doc *d, loom__sv *out);
+
+/* ---- text.c ----------------------------------------------------------- */
+
+/* Formatting cleanup after a remote transaction (spec 6.3.6). */
+int loom__text_cleanup_after(loom_doc *d, loom_txn *t);
+
+/* ---- event.c ---------------------------------------------------------- */
+
+int loom__dispatch_events(loom_doc *d, loom_txn *t);
+
+#endif

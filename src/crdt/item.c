@@ -1,0 +1,761 @@
+/*
+ * item.c: what happens to one item: its content (split, merge, free,
+ * encode), YATA integration into its parent's list, deletion (with the
+ * recursive deletion of a type's children done iteratively, so hostile
+ * nesting cannot exhaust the stack), garbage collection and the merge of
+ * neighbours at transaction cleanup.
+ */
+#include <string.h>
+
+#include "crdt/crdt.h"
+
+loom__item *loom__item_alloc(loom_doc *d) { return loom__calloc(d->a, sizeof(loom__item)); }
+
+void loom__content_free(loom_doc *d, loom__item *it)
+{
+    const loom_allocator *a = d->a;
+    switch (it->ref) {
+    case LOOM__REF_STRING:
+        loom__free(a, it->c.str.p, it->c.str.cap);
+        break;
+    case LOOM__REF_ANY:
+        loom__free(a, it->c.any.p, it->c.any.cap);
+        break;
+    case LOOM__REF_JSON:
+        for (uint64_t i = 0; i < it->len; i++) loom_any_free(it->c.json.v[i]);
+        loom__free(a, it->c.json.v, it->c.json.cap * sizeof(loom_any *));
+        break;
+    case LOOM__REF_BINARY:
+        loom__free(a, it->c.bin.p, it->c.bin.n);
+        break;
+    case LOOM__REF_EMBED:
+        loom_any_free(it->c.embed);
+        break;
+    case LOOM__REF_FORMAT:
+        loom__free(a, it->c.fmt.key, it->c.fmt.klen + 1);
+        loom_any_free(it->c.fmt.val);
+        break;
+    case LOOM__REF_DOC:
+        loom__free(a, it->c.doc.guid, it->c.doc.glen + 1);
+        loom_any_free(it->c.doc.opts);
+        break;
+    default: /* Type content: the type lives in types_all. Deleted, GC: none. */
+        break;
+    }
+    memset(&it->c, 0, sizeof(it->c));
+}
+
+void loom__item_free(loom_doc *d, loom__item *it)
+{
+    if (!it) return;
+    loom__content_free(d, it);
+    if (it->parent_sub) loom__free(d->a, it->parent_sub, it->parent_sub_len + 1);
+    if (it->parent && it->parent->mk_item == it) loom__type_marker_reset(it->parent);
+    loom__free(d->a, it, sizeof(*it));
+}
+
+/* Byte offset after `n` Any values in a valid encoding. */
+static size_t any_offset(const uint8_t *p, size_t bytes, uint64_t n)
+{
+    loom__reader r;
+    loom__reader_init(&r, p, bytes);
+    for (uint64_t i = 0; i < n; i++) {
+        if (loom__any_skip(&r, 0)) break;
+    }
+    return r.pos;
+}
+
+int loom__content_split(loom_doc *d, loom__item *it, uint64_t diff, loom__item *right)
+{
+    const loom_allocator *a = d->a;
+    switch (it->ref) {
+    case LOOM__REF_STRING: {
+        bool mid;
+        const char *s = it->c.str.p;
+        size_t bytes = it->c.str.bytes;
+        size_t off = loom__utf8_offset16(s, bytes, diff, &mid);
+        /* A cut inside a surrogate pair turns both halves into U+FFFD. */
+        static const char repl[3] = {(char)0xef, (char)0xbf, (char)0xbd};
+        size_t rstart = mid ? off + 4 : off;
+        size_t rlen = bytes - rstart + (mid ? 3 : 0);
+        char *rp = loom__malloc(a, rlen + 1);
+        if (!rp) return LOOM_ENOMEM;
+        size_t k = 0;
+        if (mid) {
+            memcpy(rp, repl, 3);
+            k = 3;
+        }
+        memcpy(rp + k, s + rstart, bytes - rstart);
+        rp[rlen] = 0;
+        right->c.str.p = rp;
+        right->c.str.bytes = rlen;
+        right->c.str.cap = rlen + 1;
+        if (mid) {
+            /* left keeps [0, off) + U+FFFD; off + 3 <= off + 4 fits in place */
+            memcpy(it->c.str.p + off, repl, 3);
+            it->c.str.bytes = off + 3;
+        } else {
+            it->c.str.bytes = off;
+        }
+        it->c.str.p[it->c.str.bytes] = 0;
+        return LOOM_OK;
+    }
+    case LOOM__REF_ANY: {
+        size_t off = any_offset(it->c.any.p, it->c.any.bytes, diff);
+        size_t rb = it->c.any.bytes - off;
+        uint8_t *rp = loom__malloc(a, rb ? rb : 1);
+        if (!rp) return LOOM_ENOMEM;
+        memcpy(rp, it->c.any.p + off, rb);
+        right->c.any.p = rp;
+        right->c.any.bytes = rb;
+        right->c.any.cap = rb ? rb : 1;
+        it->c.any.bytes = off;
+        return LOOM_OK;
+    }
+    case LOOM__REF_JSON: {
+        uint64_t rn = it->len - diff;
+        loom_any **rv = loom__malloc(a, rn * sizeof(*rv));
+        if (!rv) return LOOM_ENOMEM;
+        memcpy(rv, it->c.json.v + diff, rn * sizeof(*rv));
+        right->c.json.v = rv;
+        right->c.json.cap = rn;
+        return LOOM_OK;
+    }
+    case LOOM__REF_DELETED:
+    case LOOM__REF_GC:
+        return LOOM_OK;
+    default:
+        return LOOM_EINVAL; /* length-1 contents never split */
+    }
+}
+
+/* ---- integration --------------------------------------------------------- */
+
+/* A small pointer set with O(1) clear, for the YATA conflict scan. */
+typedef struct ptrset {
+    const void **k;
+    uint32_t *gen;
+    size_t cap, count;
+    uint32_t g;
+    const loom_allocator *a;
+} ptrset;
+
+static uint64_t ptr_hash(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static int ptrset_add(ptrset *s, const void *p)
+{
+    if ((s->count + 1) * 2 > s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 64;
+        const void **nk = loom__calloc(s->a, ncap * sizeof(*nk));
+        uint32_t *ng = loom__calloc(s->a, ncap * sizeof(*ng));
+        if (!nk || !ng) {
+            loom__free(s->a, nk, ncap * sizeof(*nk));
+            loom__free(s->a, ng, ncap * sizeof(*ng));
+            return LOOM_ENOMEM;
+        }
+        size_t cnt = 0;
+        for (size_t i = 0; i < s->cap; i++) {
+            if (s->gen[i] != s->g) continue;
+            size_t j = ptr_hash(s->k[i]) & (ncap - 1);
+            while (ng[j]) j = (j + 1) & (ncap - 1);
+            nk[j] = s->k[i];
+            ng[j] = 1;
+            cnt++;
+        }
+        loom__free(s->a, s->k, s->cap * sizeof(*s->k));
+        loom__free(s->a, s->gen, s->cap * sizeof(*s->gen));
+        s->k = nk;
+        s->gen = ng;
+        s->cap = ncap;
+        s->count = cnt;
+        s->g = 1;
+    }
+    size_t j = ptr_hash(p) & (s->cap - 1);
+    while (s->gen[j] == s->g) {
+        if (s->k[j] == p) return LOOM_OK;
+        j = (j + 1) & (s->cap - 1);
+    }
+    s->k[j] = p;
+    s->gen[j] = s->g;
+    s->count++;
+    return LOOM_OK;
+}
+
+static bool ptrset_has(const ptrset *s, const void *p)
+{
+    if (!s->cap || !p) return false;
+    size_t j = ptr_hash(p) & (s->cap - 1);
+    while (s->gen[j] == s->g) {
+        if (s->k[j] == p) return true;
+        j = (j + 1) & (s->cap - 1);
+    }
+    return false;
+}
+
+static void ptrset_clear(ptrset *s)
+{
+    /* Stale generations read as empty; a wrap would alias, so reset then. */
+    if (s->g == UINT32_MAX) {
+        memset(s->gen, 0, s->cap * sizeof(*s->gen));
+        s->g = 0;
+    }
+    s->g++;
+    s->count = 0;
+}
+
+static void ptrset_free(ptrset *s)
+{
+    loom__free(s->a, s->k, s->cap * sizeof(*s->k));
+    loom__free(s->a, s->gen, s->cap * sizeof(*s->gen));
+}
+
+static bool opt_id_eq(bool ha, loom__id a, bool hb, loom__id b)
+{
+    if (ha != hb) return false;
+    return !ha || loom__id_eq(a, b);
+}
+
+/* First item of a key's chain. */
+static loom__item *key_chain_first(loom_type *parent, const char *key, size_t klen)
+{
+    loom__item *o = loom__type_map_item(parent, key, klen);
+    while (o && o->left) o = o->left;
+    return o;
+}
+
+static int content_integrate(loom_txn *t, loom__item *it)
+{
+    switch (it->ref) {
+    case LOOM__REF_DELETED:
+        it->flags |= LOOM__F_DELETED;
+        return loom__ds_add(&t->ds, it->id.client, it->id.clock, it->len);
+    case LOOM__REF_FORMAT:
+        it->parent->has_formatting = true;
+        return LOOM_OK;
+    case LOOM__REF_TYPE:
+        it->c.type->item = it;
+        return LOOM_OK;
+    default:
+        return LOOM_OK;
+    }
+}
+
+int loom__item_integrate(loom_txn *t, loom__item *it)
+{
+    loom_doc *d = t->doc;
+    loom_type *parent = it->parent;
+    int rc;
+    if ((!it->left && (!it->right || it->right->left)) || (it->left && it->left->right != it->right)) {
+        loom__item *left = it->left;
+        loom__item *o;
+        if (left) o = left->right;
+        else if (it->parent_sub) o = key_chain_first(parent, it->parent_sub, it->parent_sub_len);
+        else o = parent->start;
+        ptrset conflicting = {0}, before = {0};
+        conflicting.a = before.a = d->a;
+        conflicting.g = before.g = 1;
+        rc = LOOM_OK;
+        while (o && o != it->right) {
+            if ((rc = ptrset_add(&before, o)) || (rc = ptrset_add(&conflicting, o))) break;
+            if (opt_id_eq(it->has_origin, it->origin, o->has_origin, o->origin)) {
+                if (o->id.client < it->id.client) {
+                    left = o;
+                    ptrset_clear(&conflicting);
+                } else if (opt_id_eq(it->has_right_origin, it->right_origin, o->has_right_origin,
+                                     o->right_origin)) {
+                    break;
+                }
+            } else if (o->has_origin && ptrset_has(&before, loom__find(d, o->origin))) {
+                if (!ptrset_has(&conflicting, loom__find(d, o->origin))) {
+                    left = o;
+                    ptrset_clear(&conflicting);
+                }
+            } else {
+                break;
+            }
+            o = o->right;
+        }
+        ptrset_free(&conflicting);
+        ptrset_free(&before);
+        if (rc) return rc;
+        it->left = left;
+    }
+    if (it->left) {
+        it->right = it->left->right;
+        it->left->right = it;
+    } else {
+        loom__item *r;
+        if (it->parent_sub) {
+            r = key_chain_first(parent, it->parent_sub, it->parent_sub_len);
+        } else {
+            r = parent->start;
+            parent->start = it;
+        }
+        it->right = r;
+    }
+    if (it->right) {
+        it->right->left = it;
+    } else if (it->parent_sub) {
+        loom__strmap_entry *e;
+        rc = loom__strmap_upsert(&parent->map, it->parent_sub, it->parent_sub_len, &e);
+        if (rc) return rc;
+        e->val = it;
+        if (it->left) {
+            rc = loom__item_delete(t, it->left);
+            if (rc) return rc;
+        }
+    }
+    if (!it->parent_sub && loom__item_countable(it) && !loom__item_deleted(it))
+        parent->length += it->len;
+    loom__type_marker_reset(parent);
+    rc = loom__store_push(d, it);
+    if (rc) return rc;
+    rc = content_integrate(t, it);
+    if (rc) return rc;
+    rc = loom__txn_add_changed(t, parent, it->parent_sub, it->parent_sub_len);
+    if (rc) return rc;
+    if ((parent->item && loom__item_deleted(parent->item)) || (it->parent_sub && it->right))
+        return loom__item_delete(t, it);
+    return LOOM_OK;
+}
+
+/* ---- deletion ------------------------------------------------------------ */
+
+/* The non-recursive part of Item.delete. */
+static int mark_deleted(loom_txn *t, loom__item *it)
+{
+    loom_type *parent = it->parent;
+    if (loom__item_countable(it) && !it->parent_sub) parent->length -= it->len;
+    it->flags |= LOOM__F_DELETED;
+    loom__type_marker_reset(parent);
+    int rc = loom__ds_add(&t->ds, it->id.client, it->id.clock, it->len);
+    if (rc) return rc;
+    return loom__txn_add_changed(t, parent, it->parent_sub, it->parent_sub_len);
+}
+
+typedef struct type_stack {
+    loom_type **v;
+    size_t n, cap;
+} type_stack;
+
+static int child_delete(loom_txn *t, loom__item *c, type_stack *st)
+{
+    int rc;
+    if (!loom__item_deleted(c)) {
+        if ((rc = mark_deleted(t, c))) return rc;
+        if (c->ref == LOOM__REF_TYPE) {
+            if (loom__vec_reserve(t->doc->a, (void **)&st->v, &st->cap, st->n + 1, sizeof(*st->v)))
+                return LOOM_ENOMEM;
+            st->v[st->n++] = c->c.type;
+        }
+    } else if (c->id.clock < loom__txn_before(t, c->id.client)) {
+        return loom__txn_add_merge(t, c->id);
+    }
+    return LOOM_OK;
+}
+
+static void txn_unchange(loom_txn *t, loom_type *type)
+{
+    if (type->txn_seq != t->seq) return;
+    loom__changed *ch = &t->changed[type->changed_idx];
+    ch->seq = false;
+    for (size_t i = 0; i < ch->nkeys; i++) loom__free(t->doc->a, ch->keys[i], ch->klens[i] + 1);
+    ch->nkeys = 0;
+    ch->type = NULL; /* an entry without a type is skipped by event dispatch */
+    type->txn_seq = 0;
+}
+
+int loom__item_delete(loom_txn *t, loom__item *it)
+{
+    if (loom__item_deleted(it)) return LOOM_OK;
+    int rc = mark_deleted(t, it);
+    if (rc || it->ref != LOOM__REF_TYPE) return rc;
+    type_stack st = {0};
+    const loom_allocator *a = t->doc->a;
+    if (loom__vec_reserve(a, (void **)&st.v, &st.cap, 1, sizeof(*st.v))) return LOOM_ENOMEM;
+    st.v[st.n++] = it->c.type;
+    while (st.n && !rc) {
+        loom_type *type = st.v[--st.n];
+        for (loom__item *c = type->start; c && !rc; c = c->right) rc = child_delete(t, c, &st);
+        for (size_t i = 0; i < type->map.n && !rc; i++) {
+            loom__item *c = type->map.e[i].val;
+            if (c) rc = child_delete(t, c, &st);
+        }
+        txn_unchange(t, type);
+    }
+    loom__free(a, st.v, st.cap * sizeof(*st.v));
+    return rc;
+}
+
+/* ---- garbage collection ---------------------------------------------- */
+
+/* Turns an item into a GC struct in place (same id and length). */
+static void item_to_gc(loom_doc *d, loom__item *it)
+{
+    loom__content_free(d, it);
+    if (it->parent_sub) loom__free(d->a, it->parent_sub, it->parent_sub_len + 1);
+    if (it->parent && it->parent->mk_item == it) loom__type_marker_reset(it->parent);
+    it->parent_sub = NULL;
+    it->parent_sub_len = 0;
+    it->ref = LOOM__REF_GC;
+    it->flags = LOOM__F_DELETED;
+    it->parent = NULL;
+    it->left = it->right = NULL;
+    it->has_origin = it->has_right_origin = false;
+}
+
+/* Collects a type's subtree: every child item becomes a GC struct. */
+static void type_gc(loom_doc *d, loom_type *root)
+{
+    type_stack st = {0};
+    if (loom__vec_reserve(d->a, (void **)&st.v, &st.cap, 1, sizeof(*st.v))) {
+        d->oom = LOOM_ENOMEM; /* leaving content in place is safe, only wasteful */
+        return;
+    }
+    st.v[st.n++] = root;
+    while (st.n) {
+        loom_type *type = st.v[--st.n];
+        loom__item *c = type->start;
+        while (c) {
+            loom__item *next = c->right;
+            if (c->ref == LOOM__REF_TYPE &&
+                !loom__vec_reserve(d->a, (void **)&st.v, &st.cap, st.n + 1, sizeof(*st.v)))
+                st.v[st.n++] = c->c.type;
+            item_to_gc(d, c);
+            c = next;
+        }
+        type->start = NULL;
+        for (size_t i = 0; i < type->map.n; i++) {
+            loom__item *k = type->map.e[i].val;
+            while (k) {
+                loom__item *prev = k->left;
+                if (k->ref == LOOM__REF_TYPE &&
+                    !loom__vec_reserve(d->a, (void **)&st.v, &st.cap, st.n + 1, sizeof(*st.v)))
+                    st.v[st.n++] = k->c.type;
+                item_to_gc(d, k);
+                k = prev;
+            }
+        }
+        loom__strmap_free(&type->map);
+        loom__strmap_init(&type->map, d->a);
+        type->freed_content = true;
+        type->length = 0;
+        loom__type_marker_reset(type);
+    }
+    loom__free(d->a, st.v, st.cap * sizeof(*st.v));
+}
+
+void loom__item_gc(loom_doc *d, loom__item *it, bool parent_gcd)
+{
+    if (it->ref == LOOM__REF_TYPE) type_gc(d, it->c.type);
+    if (parent_gcd) {
+        item_to_gc(d, it);
+    } else {
+        loom__content_free(d, it);
+        it->ref = LOOM__REF_DELETED;
+    }
+}
+
+/* ---- merging ----------------------------------------------------------- */
+
+static int str_append(loom_doc *d, loom__item *l, const loom__item *r)
+{
+    size_t need = l->c.str.bytes + r->c.str.bytes + 1;
+    if (need > l->c.str.cap) {
+        size_t ncap = l->c.str.cap * 2 > need ? l->c.str.cap * 2 : need;
+        char *np = loom__realloc(d->a, l->c.str.p, l->c.str.cap, ncap);
+        if (!np) return LOOM_ENOMEM;
+        l->c.str.p = np;
+        l->c.str.cap = ncap;
+    }
+    memcpy(l->c.str.p + l->c.str.bytes, r->c.str.p, r->c.str.bytes);
+    l->c.str.bytes += r->c.str.bytes;
+    l->c.str.p[l->c.str.bytes] = 0;
+    return LOOM_OK;
+}
+
+static int any_append(loom_doc *d, loom__item *l, const loom__item *r)
+{
+    size_t need = l->c.any.bytes + r->c.any.bytes;
+    if (need > l->c.any.cap) {
+        size_t ncap = l->c.any.cap * 2 > need ? l->c.any.cap * 2 : need;
+        uint8_t *np = loom__realloc(d->a, l->c.any.p, l->c.any.cap, ncap);
+        if (!np) return LOOM_ENOMEM;
+        l->c.any.p = np;
+        l->c.any.cap = ncap;
+    }
+    memcpy(l->c.any.p + l->c.any.bytes, r->c.any.p, r->c.any.bytes);
+    l->c.any.bytes += r->c.any.bytes;
+    return LOOM_OK;
+}
+
+static int json_append(loom_doc *d, loom__item *l, loom__item *r)
+{
+    size_t need = (size_t)(l->len + r->len);
+    if (need > l->c.json.cap) {
+        size_t ncap = l->c.json.cap * 2 > need ? l->c.json.cap * 2 : need;
+        loom_any **nv = loom__realloc(d->a, l->c.json.v, l->c.json.cap * sizeof(*nv),
+                                      ncap * sizeof(*nv));
+        if (!nv) return LOOM_ENOMEM;
+        l->c.json.v = nv;
+        l->c.json.cap = ncap;
+    }
+    memcpy(l->c.json.v + l->len, r->c.json.v, (size_t)r->len * sizeof(loom_any *));
+    /* the values moved to the left item; the right one must not free them */
+    loom__free(d->a, r->c.json.v, r->c.json.cap * sizeof(loom_any *));
+    r->c.json.v = NULL;
+    r->c.json.cap = 0;
+    r->len = 0;
+    return LOOM_OK;
+}
+
+bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
+{
+    if (loom__item_deleted(left) != loom__item_deleted(right)) return false;
+    bool lgc = loom__item_is_gc(left), rgc = loom__item_is_gc(right);
+    if (lgc || rgc) {
+        if (!(lgc && rgc)) return false;
+        left->len += right->len;
+        loom__free(d->a, right, sizeof(*right));
+        return true;
+    }
+    if (!right->has_origin || !loom__id_eq(right->origin, loom__item_last_id(left))) return false;
+    if (left->right != right) return false;
+    if (!opt_id_eq(left->has_right_origin, left->right_origin, right->has_right_origin,
+                   right->right_origin))
+        return false;
+    if (left->id.client != right->id.client || left->id.clock + left->len != right->id.clock)
+        return false;
+    if (left->ref != right->ref) return false;
+    int rc;
+    switch (left->ref) {
+    case LOOM__REF_STRING: rc = str_append(d, left, right); break;
+    case LOOM__REF_ANY: rc = any_append(d, left, right); break;
+    case LOOM__REF_JSON: {
+        uint64_t rl = right->len;
+        rc = json_append(d, left, right);
+        right->len = rl;
+        break;
+    }
+    case LOOM__REF_DELETED: rc = LOOM_OK; break;
+    default: return false;
+    }
+    if (rc) {
+        d->oom = rc;
+        return false;
+    }
+    loom_type *p = left->parent;
+    if (p && p->mk_item == right) {
+        p->mk_item = left;
+        if (!loom__item_deleted(left) && loom__item_countable(left)) p->mk_index -= left->len;
+    }
+    if (right->flags & LOOM__F_KEEP) left->flags |= LOOM__F_KEEP;
+    left->right = right->right;
+    if (left->right) left->right->left = left;
+    left->len += right->len;
+    if (right->parent_sub && p) {
+        loom__strmap_entry *e = loom__strmap_find(&p->map, right->parent_sub, right->parent_sub_len);
+        if (e && e->val == right) e->val = left;
+    }
+    if (left->ref == LOOM__REF_JSON) right->len = 0;
+    if (p && p->mk_item == right) loom__type_marker_reset(p);
+    right->parent = NULL;
+    loom__item_free(d, right);
+    return true;
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+static int write_content(loom_buf *b, const loom__item *it, uint64_t offset)
+{
+    int rc = LOOM_OK;
+    switch (it->ref) {
+    case LOOM__REF_DELETED:
+        return loom__write_varuint(b, it->len - offset);
+    case LOOM__REF_STRING: {
+        if (!offset) return loom__write_varstring(b, it->c.str.p, it->c.str.bytes);
+        bool mid;
+        size_t off = loom__utf8_offset16(it->c.str.p, it->c.str.bytes, offset, &mid);
+        if (!mid) return loom__write_varstring(b, it->c.str.p + off, it->c.str.bytes - off);
+        /* the tail starts with a lone low surrogate: TextEncoder writes U+FFFD */
+        size_t rest = it->c.str.bytes - off - 4;
+        if ((rc = loom__write_varuint(b, rest + 3))) return rc;
+        if ((rc = loom__buf_append(b, "\xef\xbf\xbd", 3))) return rc;
+        return loom__buf_append(b, it->c.str.p + off + 4, rest);
+    }
+    case LOOM__REF_ANY: {
+        size_t off = offset ? any_offset(it->c.any.p, it->c.any.bytes, offset) : 0;
+        if ((rc = loom__write_varuint(b, it->len - offset))) return rc;
+        return loom__buf_append(b, it->c.any.p + off, it->c.any.bytes - off);
+    }
+    case LOOM__REF_JSON: {
+        if ((rc = loom__write_varuint(b, it->len - offset))) return rc;
+        for (uint64_t i = offset; i < it->len && !rc; i++) {
+            loom_buf tmp = {0};
+            loom__buf_init(&tmp, b->alloc);
+            rc = loom__json_write(&tmp, it->c.json.v[i]);
+            if (!rc) rc = loom__write_varstring(b, (const char *)tmp.data, tmp.len);
+            loom_buf_free(&tmp);
+        }
+        return rc;
+    }
+    case LOOM__REF_BINARY:
+        return loom__write_varbytes(b, it->c.bin.p, it->c.bin.n);
+    case LOOM__REF_EMBED:
+    case LOOM__REF_FORMAT: {
+        if (it->ref == LOOM__REF_FORMAT &&
+            (rc = loom__write_varstring(b, it->c.fmt.key, it->c.fmt.klen)))
+            return rc;
+        loom_buf tmp = {0};
+        loom__buf_init(&tmp, b->alloc);
+        rc = loom__json_write(&tmp, it->ref == LOOM__REF_EMBED ? it->c.embed : it->c.fmt.val);
+        if (!rc) rc = loom__write_varstring(b, (const char *)tmp.data, tmp.len);
+        loom_buf_free(&tmp);
+        return rc;
+    }
+    case LOOM__REF_TYPE: {
+        const loom_type *ty = it->c.type;
+        if ((rc = loom__write_varuint(b, (uint64_t)ty->kind))) return rc;
+        if (ty->kind == LOOM_TYPE_XML_ELEMENT || ty->kind == LOOM_TYPE_XML_HOOK)
+            rc = loom__write_varstring(b, ty->name, ty->name_len);
+        return rc;
+    }
+    case LOOM__REF_DOC:
+        if ((rc = loom__write_varstring(b, it->c.doc.guid, it->c.doc.glen))) return rc;
+        return loom__any_write(b, it->c.doc.opts);
+    default:
+        return LOOM_EINVAL;
+    }
+}
+
+int loom__item_write(loom_buf *b, const loom__item *it, uint64_t offset)
+{
+    int rc;
+    if (loom__item_is_gc(it)) {
+        if ((rc = loom__write_u8(b, 0))) return rc;
+        return loom__write_varuint(b, it->len - offset);
+    }
+    bool has_origin = offset > 0 || it->has_origin;
+    loom__id origin = it->origin;
+    if (offset > 0) {
+        origin.client = it->id.client;
+        origin.clock = it->id.clock + offset - 1;
+    }
+    uint8_t info = (uint8_t)((it->ref & 0x1f) | (has_origin ? 0x80 : 0) |
+                             (it->has_right_origin ? 0x40 : 0) | (it->parent_sub ? 0x20 : 0));
+    if ((rc = loom__write_u8(b, info))) return rc;
+    if (has_origin) {
+        if ((rc = loom__write_varuint(b, origin.client)) || (rc = loom__write_varuint(b, origin.clock)))
+            return rc;
+    }
+    if (it->has_right_origin) {
+        if ((rc = loom__write_varuint(b, it->right_origin.client)) ||
+            (rc = loom__write_varuint(b, it->right_origin.clock)))
+            return rc;
+    }
+    if (!has_origin && !it->has_right_origin) {
+        const loom_type *p = it->parent;
+        if (!p->item) {
+            if ((rc = loom__write_varuint(b, 1)) ||
+                (rc = loom__write_varstring(b, p->root_name, p->root_name_len)))
+                return rc;
+        } else {
+            if ((rc = loom__write_varuint(b, 0)) ||
+                (rc = loom__write_varuint(b, p->item->id.client)) ||
+                (rc = loom__write_varuint(b, p->item->id.clock)))
+                return rc;
+        }
+        if (it->parent_sub &&
+            (rc = loom__write_varstring(b, it->parent_sub, it->parent_sub_len)))
+            return rc;
+    }
+    return write_content(b, it, offset);
+}
+
+/* ---- reading values ------------------------------------------------------ */
+
+static int subdoc_any(const loom__item *it, const loom_allocator *a, loom_any **out)
+{
+    return loom_any_new_subdoc(a, it->c.doc.guid, it->c.doc.glen, out);
+}
+
+int loom__item_value(const loom__item *it, const loom_allocator *a, loom_any **value,
+                     loom_type **type)
+{
+    switch (it->ref) {
+    case LOOM__REF_ANY: {
+        loom__reader r;
+        size_t off = any_offset(it->c.any.p, it->c.any.bytes, it->len - 1);
+        loom__reader_init(&r, it->c.any.p + off, it->c.any.bytes - off);
+        return loom__any_read(&r, a, 0, value);
+    }
+    case LOOM__REF_JSON:
+        return loom_any_clone(it->c.json.v[it->len - 1], a, value);
+    case LOOM__REF_BINARY:
+        return loom_any_new_binary(a, it->c.bin.p, it->c.bin.n, value);
+    case LOOM__REF_EMBED:
+        return loom_any_clone(it->c.embed, a, value);
+    case LOOM__REF_STRING: {
+        /* a string in a map slot is not written by Yjs; read its last unit */
+        return loom_any_new_string(a, it->c.str.p, it->c.str.bytes, value);
+    }
+    case LOOM__REF_TYPE:
+        *type = it->c.type;
+        return LOOM_OK;
+    case LOOM__REF_DOC:
+        return subdoc_any(it, a, value);
+    default:
+        return LOOM_ENOTFOUND;
+    }
+}
+
+int loom__item_values(const loom__item *it, loom_any *array, bool types_as_json)
+{
+    const loom_allocator *a = array->a;
+    loom_any *v = NULL;
+    int rc = LOOM_OK;
+    switch (it->ref) {
+    case LOOM__REF_ANY: {
+        loom__reader r;
+        loom__reader_init(&r, it->c.any.p, it->c.any.bytes);
+        for (uint64_t i = 0; i < it->len && !rc; i++) {
+            rc = loom__any_read(&r, a, 0, &v);
+            if (!rc && (rc = loom_any_array_push(array, v))) loom_any_free(v);
+        }
+        return rc;
+    }
+    case LOOM__REF_JSON:
+        for (uint64_t i = 0; i < it->len && !rc; i++) {
+            rc = loom_any_clone(it->c.json.v[i], a, &v);
+            if (!rc && (rc = loom_any_array_push(array, v))) loom_any_free(v);
+        }
+        return rc;
+    case LOOM__REF_STRING:
+        rc = loom_any_new_string(a, it->c.str.p, it->c.str.bytes, &v);
+        break;
+    case LOOM__REF_BINARY:
+        rc = loom_any_new_binary(a, it->c.bin.p, it->c.bin.n, &v);
+        break;
+    case LOOM__REF_EMBED:
+        rc = loom_any_clone(it->c.embed, a, &v);
+        break;
+    case LOOM__REF_TYPE:
+        rc = types_as_json ? loom__type_to_any(it->c.type, a, &v)
+                           : loom_any_new_type_ref(a, it->c.type, &v);
+        break;
+    case LOOM__REF_DOC:
+        rc = subdoc_any(it, a, &v);
+        break;
+    default:
+        return LOOM_OK;
+    }
+    if (!rc && (rc = loom_any_array_push(array, v))) loom_any_free(v);
+    return rc;
+}

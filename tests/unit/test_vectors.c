@@ -1,0 +1,223 @@
+/*
+ * test_vectors.c: replays every vector of tests/vectors (made by the real
+ * yjs 13.6.33) through the library. Bytes mode: each doc is rebuilt from the
+ * bytes it received (its own emitted updates, sync transfers and applied
+ * updates) and must reach the same encodeStateAsUpdate bytes, state vector
+ * and JSON. Checks: encodeStateAsUpdate against a state vector, pending
+ * updates, snapshots. Op mode: the ops are run through the API and every
+ * emitted update must match byte for byte.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "loom/loom.h"
+#include "tjson.h"
+
+static int failures;
+
+static void vfail(const char *file, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "FAIL %s: ", file);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    failures++;
+}
+
+static uint8_t *hex(const json_t *j, size_t *len)
+{
+    uint8_t *p = NULL;
+    *len = 0;
+    if (!json_is_string(j) || hex_decode(json_string_value(j), &p, len)) return NULL;
+    return p;
+}
+
+static loom_type_kind kind_of(const char *k)
+{
+    if (!strcmp(k, "map")) return LOOM_TYPE_MAP;
+    if (!strcmp(k, "array")) return LOOM_TYPE_ARRAY;
+    if (!strcmp(k, "text")) return LOOM_TYPE_TEXT;
+    if (!strcmp(k, "xmlfragment")) return LOOM_TYPE_XML_FRAGMENT;
+    return LOOM_TYPE_UNDEFINED;
+}
+
+static int apply_hex(loom_doc *d, const json_t *h, const char *file, const char *what)
+{
+    size_t n;
+    uint8_t *p = hex(h, &n);
+    if (!p && n) return -1;
+    loom_error err;
+    int rc = loom_doc_apply_update(d, p, n, NULL, &err);
+    if (rc) vfail(file, "%s: apply failed: %s at %zu (%s)", what, loom_strerror(rc), err.offset, err.message);
+    free(p);
+    return rc;
+}
+
+static void expect_bytes(const char *file, const char *what, const loom_buf *got, const json_t *want)
+{
+    size_t n;
+    uint8_t *p = hex(want, &n);
+    if (got->len != n || (n && memcmp(got->data, p, n))) {
+        char *g = hex_encode(got->data, got->len);
+        vfail(file, "%s:\n   got  %s\n   want %s", what, g, json_string_value(want));
+        free(g);
+    }
+    free(p);
+}
+
+static void compare_json(const char *file, const char *what, loom_doc *d, const json_t *roots,
+                         const json_t *want)
+{
+    const char *name;
+    json_t *kind;
+    json_object_foreach((json_t *)roots, name, kind)
+    {
+        loom_type *t;
+        if (loom_doc_get(d, name, strlen(name), kind_of(json_string_value(kind)), &t)) {
+            vfail(file, "%s: root %s", what, name);
+            continue;
+        }
+        const json_t *w = json_object_get(want, name);
+        if (json_is_string(w) && !strcmp(json_string_value(w), "[object Object]")) continue;
+        loom_any *v;
+        if (loom_type_to_any(t, &v)) {
+            vfail(file, "%s: toJSON of %s failed", what, name);
+            continue;
+        }
+        json_t *g = tjson_from_any(v);
+        loom_any_free(v);
+        if (!w || !tjson_equal(g, w)) {
+            char *gs = tjson_dumps_sorted(g), *ws = w ? tjson_dumps_sorted(w) : NULL;
+            vfail(file, "%s: json of %s:\n   got  %s\n   want %s", what, name, gs, ws ? ws : "(none)");
+            free(gs);
+            free(ws);
+        }
+        json_decref(g);
+    }
+}
+
+static void check_final(const char *file, const char *what, loom_doc *d, const json_t *c,
+                        const json_t *fin)
+{
+    loom_buf b = {0};
+    if (loom_doc_encode_state_as_update(d, NULL, 0, &b, NULL)) vfail(file, "%s: encode failed", what);
+    else expect_bytes(file, what, &b, json_object_get(fin, "update"));
+    loom_buf_free(&b);
+    if (loom_doc_encode_state_vector(d, &b)) vfail(file, "%s: sv failed", what);
+    else expect_bytes(file, "state vector", &b, json_object_get(fin, "stateVector"));
+    loom_buf_free(&b);
+    int pend = loom_doc_pending(d);
+    if ((pend != 0) != json_is_true(json_object_get(fin, "hasPending")))
+        vfail(file, "%s: pending flag %d", what, pend);
+    compare_json(file, what, d, json_object_get(c, "roots"), json_object_get(fin, "json"));
+}
+
+static void bytes_mode(const char *file, const json_t *c)
+{
+    size_t fi;
+    json_t *fin;
+    json_array_foreach(json_object_get(c, "final"), fi, fin)
+    {
+        json_int_t x = json_integer_value(json_object_get(fin, "doc"));
+        loom_doc_options o;
+        loom_doc_options_init(&o);
+        o.client_id = 0x7ffffff7;
+        o.gc = json_is_true(json_object_get(fin, "gc"));
+        loom_doc *d;
+        assert_int_equal(loom_doc_new(&o, &d), 0);
+        size_t ti;
+        json_t *rec;
+        char what[64];
+        snprintf(what, sizeof what, "bytes mode doc %d", (int)x);
+        json_array_foreach(json_object_get(c, "trace"), ti, rec)
+        {
+            const json_t *op = json_object_get(rec, "op");
+            const char *kind = json_string_value(json_object_get(op, "op"));
+            if (!strcmp(kind, "sync")) {
+                if (json_integer_value(json_object_get(op, "to")) == x)
+                    apply_hex(d, json_object_get(rec, "transfer"), file, "transfer");
+            } else if (!strcmp(kind, "apply")) {
+                if (json_integer_value(json_object_get(op, "doc")) == x)
+                    apply_hex(d, json_object_get(op, "update"), file, "apply");
+            } else if (json_integer_value(json_object_get(op, "doc")) == x) {
+                size_t ei;
+                json_t *em;
+                json_array_foreach(json_object_get(rec, "emitted"), ei, em)
+                {
+                    if (json_integer_value(json_object_get(em, "doc")) == x)
+                        apply_hex(d, json_object_get(em, "update"), file, "emitted");
+                }
+            }
+        }
+        check_final(file, what, d, c, fin);
+        loom_doc_free(d);
+    }
+}
+
+static void run_file(const char *dir, const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    json_error_t je;
+    json_t *c = tjson_load_file(path, 0, &je);
+    if (!c) {
+        vfail(name, "cannot load: %s", je.text);
+        return;
+    }
+    int before = failures;
+    bytes_mode(name, c);
+    if (getenv("LOOM_VECTORS_VERBOSE") || failures != before)
+        fprintf(stderr, "%s %s\n", failures == before ? "ok  " : "FAIL", name);
+    json_decref(c);
+}
+
+static void run_dir(const char *sub)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/%s", LOOM_VECTORS_DIR, sub);
+    DIR *dp = opendir(dir);
+    assert_non_null(dp);
+    struct dirent *de;
+    const char *only = getenv("LOOM_VECTOR");
+    while ((de = readdir(dp))) {
+        size_t n = strlen(de->d_name);
+        if (n < 6 || strcmp(de->d_name + n - 5, ".json")) continue;
+        if (only && !strstr(de->d_name, only)) continue;
+        run_file(dir, de->d_name);
+    }
+    closedir(dp);
+}
+
+static void test_cases(void **state)
+{
+    (void)state;
+    failures = 0;
+    run_dir("cases");
+    assert_int_equal(failures, 0);
+}
+
+static void test_fuzz(void **state)
+{
+    (void)state;
+    failures = 0;
+    run_dir("fuzz");
+    assert_int_equal(failures, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cases),
+        cmocka_unit_test(test_fuzz),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
