@@ -286,8 +286,14 @@ int loom__doc_sv(const loom_doc *d, loom__sv *out);
 
 /* ---- text.c ----------------------------------------------------------- */
 
-/* Formatting cleanup after a remote transaction (spec 6.3.6). */
+/* Formatting cleanup after a remote transaction (spec 6.3.6); runs in a
+ * new (queued) transaction. */
 int loom__text_cleanup_after(loom_doc *d, loom_txn *t);
+/* XmlText.toString(): the delta with attributes as nested tags. */
+int loom__xml_text_string(const loom_type *t, loom_buf *b);
+/* YTextEvent.delta of a text (or XmlText) changed in transaction t, as a
+ * loom_any array (spec 7.4). Embeds as values, types as LOOM_ANY_TYPE. */
+int loom__text_event_delta(loom_txn *t, loom_type *type, const loom_allocator *a, loom_any **out);
 
 /* ---- event.c ---------------------------------------------------------- */
 

@@ -880,8 +880,6 @@ static int element_string(const loom_type *t, int depth, loom_buf *b)
     return rc;
 }
 
-int loom__xml_text_string(const loom_type *t, loom_buf *b);
-
 static int xml_string(const loom_type *t, int depth, loom_buf *b)
 {
     if (depth > LOOM__MAX_TYPE_DEPTH) return LOOM_ELIMIT;
