@@ -50,8 +50,12 @@ typedef enum loom_type_kind {
 
 /* ---- documents -------------------------------------------------------- */
 
+/* loom_doc_options.client_id value asking for a random 32-bit id. */
+#define LOOM_CLIENT_ID_RANDOM UINT64_MAX
+
+/* Options of a new document. Start from loom_doc_options_init(). */
 typedef struct loom_doc_options {
-    uint64_t client_id;         /* 0: a random 32-bit id */
+    uint64_t client_id;         /* LOOM_CLIENT_ID_RANDOM (the default) or 0..2^53-1 */
     int gc;                     /* 1: garbage-collect deleted content (Yjs default) */
     const char *guid;           /* NUL-terminated; NULL: a random one */
     const loom_allocator *alloc; /* NULL: libc */
@@ -131,6 +135,22 @@ int loom_event_keys(const loom_event *ev, const loom_any **out);
 /* ---- shared types, in general ----------------------------------------- */
 
 loom_type_kind loom_type_kind_of(const loom_type *t);
+/**
+ * @brief Guesses the kind of a type from its content, for roots that are
+ * still LOOM_TYPE_UNDEFINED (named by an update but never asked for).
+ *
+ * The rule, in order: map entries and no sequence content -> LOOM_TYPE_MAP;
+ * a sequence whose items are only strings, formats and embeds ->
+ * LOOM_TYPE_TEXT; a sequence of XML types (elements, texts, hooks) ->
+ * LOOM_TYPE_XML_FRAGMENT; any other sequence -> LOOM_TYPE_ARRAY. An empty
+ * type guesses LOOM_TYPE_MAP. A type whose kind is already known returns
+ * that kind. Pass the guess to loom_doc_get() to give the root that kind.
+ *
+ * @param[in] t a type of a document (not NULL).
+ * @return the guessed kind; never LOOM_TYPE_UNDEFINED.
+ * @note Ownership: reads `t` only. Thread-safety: as the document.
+ */
+loom_type_kind loom_type_guess_kind(const loom_type *t);
 loom_doc *loom_type_doc(const loom_type *t);
 /* Length of a sequence: array elements, text UTF-16 units, XML children. */
 size_t loom_type_length(const loom_type *t);
@@ -179,6 +199,9 @@ int loom_array_unshift(loom_type *arr, const loom_any *const *values, size_t n);
 /* Inserts a new empty shared type; index SIZE_MAX pushes. */
 int loom_array_insert_type(loom_type *arr, size_t index, loom_type_kind kind, const char *name,
                            size_t nlen, loom_type **out);
+/* Inserts a sub-document reference (ContentDoc); index SIZE_MAX pushes. */
+int loom_array_insert_subdoc(loom_type *arr, size_t index, const char *guid, size_t glen,
+                             const loom_any *opts);
 int loom_array_delete(loom_type *arr, size_t index, size_t len);
 /* Element at index: exactly one of *value (a copy) or *type is written. */
 int loom_array_get(const loom_type *arr, size_t index, loom_any **value, loom_type **type);

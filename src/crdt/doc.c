@@ -11,6 +11,7 @@ void loom_doc_options_init(loom_doc_options *o)
 {
     if (!o) return;
     memset(o, 0, sizeof(*o));
+    o->client_id = LOOM_CLIENT_ID_RANDOM;
     o->gc = 1;
 }
 
@@ -52,12 +53,13 @@ int loom_doc_new(const loom_doc_options *opts, loom_doc **out)
         loom_doc_options_init(&def);
         opts = &def;
     }
-    if (opts->client_id > LOOM__MAX_SAFE_INT) return LOOM_EINVAL;
+    if (opts->client_id > LOOM__MAX_SAFE_INT && opts->client_id != LOOM_CLIENT_ID_RANDOM)
+        return LOOM_EINVAL;
     const loom_allocator *a = opts->alloc;
     loom_doc *d = loom__calloc(a, sizeof(*d));
     if (!d) return LOOM_ENOMEM;
     d->a = a;
-    d->client_id = opts->client_id ? opts->client_id : loom__random_u32();
+    d->client_id = opts->client_id == LOOM_CLIENT_ID_RANDOM ? loom__random_u32() : opts->client_id;
     d->gc = opts->gc != 0;
     loom__u64map_init(&d->clients, a);
     loom__strmap_init(&d->roots, a);

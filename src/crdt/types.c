@@ -548,6 +548,30 @@ int loom_array_insert_type(loom_type *arr, size_t index, loom_type_kind kind, co
     return rc;
 }
 
+int loom_array_insert_subdoc(loom_type *arr, size_t index, const char *guid, size_t glen,
+                             const loom_any *opts)
+{
+    if (!arr || !guid || !loom__utf8_valid(guid, glen)) return LOOM_EINVAL;
+    if (!has_seq(arr)) return LOOM_ETYPE;
+    int rc = writable(arr);
+    if (rc) return rc;
+    bool push = index == SIZE_MAX;
+    if (!push && index > arr->length) return LOOM_ERANGE;
+    loom_doc *d = arr->doc;
+    loom__item *it = new_item(d, LOOM__REF_DOC);
+    if (!it) return LOOM_ENOMEM;
+    it->len = 1;
+    it->c.doc.guid = loom__strndup(d->a, guid, glen);
+    it->c.doc.glen = glen;
+    if (opts) rc = loom_any_clone(opts, d->a, &it->c.doc.opts);
+    else rc = loom_any_new_object(d->a, &it->c.doc.opts);
+    if (rc || !it->c.doc.guid) {
+        loom__item_free(d, it);
+        return rc ? rc : LOOM_ENOMEM;
+    }
+    return array_insert_items(arr, push ? 0 : index, push, &it, 1);
+}
+
 /* typeListDelete (also used by XML children). */
 static int seq_delete(loom_txn *t, loom_type *type, uint64_t index, uint64_t len)
 {

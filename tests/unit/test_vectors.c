@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 
 #include "loom/loom.h"
 #include "tjson.h"
+#include "vecops.h"
 
 static int failures;
 
@@ -163,6 +165,93 @@ static void bytes_mode(const char *file, const json_t *c)
     }
 }
 
+/* Updates emitted during one op, in order. */
+typedef struct emitted {
+    long long doc[64];
+    char *hex[64];
+    size_t n;
+    const vec_env *env;
+} emitted;
+
+static void on_update(void *ud, loom_doc *d, const uint8_t *u, size_t len, const loom_txn *t)
+{
+    (void)t;
+    emitted *em = ud;
+    if (em->n == 64) return;
+    em->doc[em->n] = vec_doc_id(em->env, d);
+    em->hex[em->n++] = hex_encode(u, len);
+}
+
+static void emitted_clear(emitted *em)
+{
+    for (size_t i = 0; i < em->n; i++) free(em->hex[i]);
+    em->n = 0;
+}
+
+static void op_mode(const char *file, const json_t *c)
+{
+    vec_env env;
+    emitted em;
+    memset(&em, 0, sizeof(em));
+    em.env = &env;
+    if (vec_env_init(&env, c)) {
+        vfail(file, "op mode: cannot create docs");
+        vec_env_free(&env);
+        return;
+    }
+    for (size_t i = 0; i < env.n; i++) loom_doc_on_update(env.docs[i], on_update, &em, NULL);
+    size_t ti;
+    json_t *rec;
+    json_array_foreach(json_object_get(c, "trace"), ti, rec)
+    {
+        const json_t *op = json_object_get(rec, "op");
+        char err[200] = "";
+        loom_buf transfer = {0};
+        int rc = vec_run_op(&env, op, &transfer, err, sizeof err);
+        if (rc) {
+            vfail(file, "op mode: trace[%zu]: %s", ti, err);
+            loom_buf_free(&transfer);
+            emitted_clear(&em);
+            break;
+        }
+        const json_t *want_tr = json_object_get(rec, "transfer");
+        if (want_tr) {
+            char what[64];
+            snprintf(what, sizeof what, "op mode: trace[%zu] transfer", ti);
+            expect_bytes(file, what, &transfer, want_tr);
+        }
+        loom_buf_free(&transfer);
+        const json_t *want = json_object_get(rec, "emitted");
+        size_t wn = json_array_size(want);
+        bool ok = wn == em.n;
+        for (size_t k = 0; ok && k < wn; k++) {
+            const json_t *w = json_array_get(want, k);
+            ok = json_integer_value(json_object_get(w, "doc")) == em.doc[k] &&
+                 !strcmp(json_string_value(json_object_get(w, "update")), em.hex[k]);
+        }
+        if (!ok) {
+            vfail(file, "op mode: trace[%zu] (%s) emitted %zu updates, want %zu", ti,
+                  json_string_value(json_object_get(op, "op")), em.n, wn);
+            for (size_t k = 0; k < em.n; k++) fprintf(stderr, "   got  doc %lld %s\n", em.doc[k], em.hex[k]);
+            for (size_t k = 0; k < wn; k++)
+                fprintf(stderr, "   want doc %lld %s\n",
+                        (long long)json_integer_value(json_object_get(json_array_get(want, k), "doc")),
+                        json_string_value(json_object_get(json_array_get(want, k), "update")));
+        }
+        emitted_clear(&em);
+    }
+    size_t fi;
+    json_t *fin;
+    json_array_foreach(json_object_get(c, "final"), fi, fin)
+    {
+        loom_doc *d = vec_doc(&env, json_integer_value(json_object_get(fin, "doc")));
+        char what[64];
+        snprintf(what, sizeof what, "op mode doc %d", (int)json_integer_value(json_object_get(fin, "doc")));
+        if (d) check_final(file, what, d, c, fin);
+    }
+    vec_env_free(&env);
+}
+
 static void run_file(const char *dir, const char *name)
 {
     char path[1024];
@@ -175,6 +264,7 @@ static void run_file(const char *dir, const char *name)
     }
     int before = failures;
     bytes_mode(name, c);
+    if (!getenv("LOOM_VECTORS_BYTES_ONLY")) op_mode(name, c);
     if (getenv("LOOM_VECTORS_VERBOSE") || failures != before)
         fprintf(stderr, "%s %s\n", failures == before ? "ok  " : "FAIL", name);
     json_decref(c);
