@@ -77,4 +77,35 @@ bool loom__any_strict_eq(const loom_any *a, const loom_any *b);
  * number of entries whose values are pairwise === (lib0 equalFlat). */
 bool loom__any_equal_attrs(const loom_any *a, const loom_any *b);
 
+/* ---- building blocks shared by the codecs (any.c) ---------------------- */
+
+/* A STRING or SUBDOC node copying `s`, which must already be valid UTF-8. */
+int loom__any_new_string_valid(const loom_allocator *a, loom_any_kind kind, const char *s,
+                               size_t len, loom_any **out);
+/* A STRING node taking ownership of `s` (len + 1 bytes from `a`, NUL
+ * terminated, valid UTF-8) on success; on failure `s` stays the caller's. */
+int loom__any_new_string_take(const loom_allocator *a, char *s, size_t len, loom_any **out);
+/* Capacity for `need` elements / entries (doubling; nothing changes on
+ * failure). */
+int loom__any_array_reserve(loom_any *arr, size_t need);
+int loom__any_object_reserve(loom_any *obj, size_t need);
+/* Appends an entry without looking for an existing key (call
+ * loom__any_object_dedupe afterwards if keys may repeat). _append copies the
+ * key (valid UTF-8); _append_take owns `key` (klen + 1 bytes from obj->a) on
+ * success. On success the object owns `child`. */
+int loom__any_object_append(loom_any *obj, const char *key, size_t klen, loom_any *child);
+int loom__any_object_append_take(loom_any *obj, char *key, size_t klen, loom_any *child);
+/* Merges repeated keys as JS assignment does: the first position, the last
+ * value. O(n) for large objects. On LOOM_ENOMEM the object is still valid
+ * (possibly with repeated keys). */
+int loom__any_object_dedupe(loom_any *obj);
+/* JS Object.keys order of an object: *order is NULL when insertion order is
+ * already that order, else an array of obj->u.obj.n entry indices to free
+ * with loom__free(obj->a, *order, n * sizeof(size_t)). */
+int loom__any_js_order(const loom_any *obj, size_t **order);
+/* loom__json_read that also returns a static message on error. */
+int loom__json_read_msg(const loom_allocator *a, const char *text, size_t len,
+                        bool allow_undefined, loom_any **out, size_t *err_off,
+                        const char **err_msg);
+
 #endif

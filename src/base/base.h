@@ -97,6 +97,8 @@ void loom__error_set(loom_error *err, int code, size_t offset, size_t input, con
 
 /* Strict UTF-8 validity as a fatal TextDecoder sees it. */
 bool loom__utf8_valid(const char *s, size_t len);
+/* Offset of the first byte that starts an invalid sequence, or len. */
+size_t loom__utf8_check(const char *s, size_t len);
 /* Number of UTF-16 code units of valid UTF-8 text. */
 size_t loom__utf16_len(const char *s, size_t len);
 /* Byte offset in valid UTF-8 `s` after `units` UTF-16 units. If the cut falls
@@ -147,7 +149,9 @@ void loom__strmap_init(loom__strmap *m, const loom_allocator *a);
 void loom__strmap_free(loom__strmap *m);
 /* The entry for key, or NULL. */
 loom__strmap_entry *loom__strmap_find(const loom__strmap *m, const char *key, size_t klen);
-/* The entry for key, created with val NULL if missing. */
+/* The entry for key, created with val NULL if missing. Entry pointers stay
+ * valid only until the next upsert (entries live in a growable vector); keep
+ * indices (entry - m->e) across insertions. */
 int loom__strmap_upsert(loom__strmap *m, const char *key, size_t klen, loom__strmap_entry **out);
 uint64_t loom__hash_bytes(const void *p, size_t n);
 

@@ -10,6 +10,7 @@
 #define LOOM_CODEC_H
 
 #include "base/base.h"
+#include "loom/any.h"
 #include "loom/common.h"
 
 typedef struct loom__id {
@@ -125,12 +126,44 @@ int loom__update_parse(const loom_allocator *a, const uint8_t *p, size_t len, si
                        loom__rupdate *out, loom_error *err);
 void loom__rupdate_free(loom__rupdate *u);
 
+/*
+ * What yjs makes of a ContentDoc payload (createDocFromOpts + ContentDoc):
+ * an own "guid" member of the options replaces the written guid; gc is false
+ * only for a falsy, non-undefined gc member; autoLoad is its truthiness;
+ * shouldLoad = shouldLoad || autoLoad; meta is kept unless null/undefined.
+ * This is also exactly what yjs writes back ({gc:false}, {autoLoad:true},
+ * {meta}, in that order). The parser refuses null/undefined options (JS
+ * throws) and a non-string "guid" member.
+ */
+typedef struct loom__doc_opts {
+    const char *guid;     /* borrowed: from the content bytes or from `opts` */
+    size_t guid_len;
+    bool gc, auto_load, should_load;
+    const loom_any *meta; /* borrowed from `opts`; NULL when absent */
+    loom_any *opts;       /* the decoded options value, owned */
+} loom__doc_opts;
+
+/* Reads a validated ContentDoc payload (rstruct content of ref 9). Free with
+ * loom__doc_opts_free. */
+int loom__doc_opts_read(const loom_allocator *a, const uint8_t *content, size_t len,
+                        loom__doc_opts *out);
+void loom__doc_opts_free(loom__doc_opts *o);
+
 /* Writes one struct starting `offset` clock units into it (0: whole).
  * With offset > 0 an item is written with origin (client, clock+offset-1)
  * and the tail of its content (a cut inside a surrogate pair writes U+FFFD),
  * GC/Skip/Deleted with length - offset. Parent info is written only when the
  * written struct has no origin and no rightOrigin; a root parent as its
- * name, an ID parent as the ID. */
+ * name, an ID parent as the ID.
+ *
+ * As yjs's Item.write: the info byte is rebuilt as ref | 0x80 (origin
+ * written) | 0x40 (rightOrigin) | 0x20 (parent_sub != NULL). An item read
+ * with an origin has no parent_sub, so its 0x20 flag is NOT written back
+ * (yjs drops it too: mergeUpdates turns a8 into 88). Content is re-encoded
+ * the way yjs re-encodes decoded content: Any values canonically, JSON text
+ * as JSON.stringify(JSON.parse(text)), Doc options normalised, varUints
+ * minimal; GC as exactly 00 and Skip as 0a. offset >= length is LOOM_EINVAL.
+ * On failure b keeps its previous length. */
 int loom__rstruct_write(loom_buf *b, const loom__rstruct *s, uint64_t offset);
 
 /* State vectors: client -> clock. */

@@ -1,0 +1,407 @@
+/*
+ * any_codec.c: the lib0 "Any" binary encoding (lib0 encoding.writeAny /
+ * decoding.readAny), used by ContentAny, update v2 payloads and awareness.
+ *
+ * Writing must match JS byte for byte: the number rule of spec §2.6 (small
+ * integers as varInt including -0, float32 when exact, else float64) and
+ * Object.keys order for objects. Reading accepts anything lib0 accepts, with
+ * bounds checked before allocating and nesting capped at LOOM__MAX_DEPTH
+ * (JS would overflow its stack instead).
+ */
+#include <float.h>
+#include <math.h>
+
+#include "any/any_internal.h"
+
+enum {
+    TAG_UNDEFINED = 127,
+    TAG_NULL = 126,
+    TAG_INT = 125,
+    TAG_F32 = 124,
+    TAG_F64 = 123,
+    TAG_BIGINT = 122,
+    TAG_FALSE = 121,
+    TAG_TRUE = 120,
+    TAG_STRING = 119,
+    TAG_OBJECT = 118,
+    TAG_ARRAY = 117,
+    TAG_BINARY = 116
+};
+
+/* ---- writing ------------------------------------------------------------ */
+
+int loom__any_write_number(loom_buf *b, double v)
+{
+    /* tag + at most 8 payload bytes, reserved so failure writes nothing */
+    int rc = loom__buf_reserve(b, 9);
+    if (rc) {
+        return rc;
+    }
+    if (v == trunc(v) && fabs(v) <= 2147483647.0) {
+        loom__buf_push(b, TAG_INT);
+        return loom__write_varint(b, signbit(v) != 0, (uint64_t)fabs(v));
+    }
+    if (!isnan(v) && (isinf(v) || fabs(v) <= FLT_MAX) &&
+        (double)(float)v == v) {
+        loom__buf_push(b, TAG_F32);
+        return loom__write_f32(b, (float)v);
+    }
+    loom__buf_push(b, TAG_F64);
+    return loom__write_f64(b, v);
+}
+
+static int write_rec(loom_buf *b, const loom_any *v, int depth)
+{
+    int rc;
+    switch ((loom_any_kind)v->kind) {
+    case LOOM_ANY_UNDEFINED:
+        return loom__buf_push(b, TAG_UNDEFINED);
+    case LOOM_ANY_NULL:
+        return loom__buf_push(b, TAG_NULL);
+    case LOOM_ANY_BOOL:
+        return loom__buf_push(b, v->u.b ? TAG_TRUE : TAG_FALSE);
+    case LOOM_ANY_NUMBER:
+        return loom__any_write_number(b, v->u.num);
+    case LOOM_ANY_BIGINT:
+        rc = loom__buf_push(b, TAG_BIGINT);
+        return rc ? rc : loom__write_i64(b, v->u.big);
+    case LOOM_ANY_STRING:
+        rc = loom__buf_push(b, TAG_STRING);
+        return rc ? rc : loom__write_varstring(b, v->u.str.p, v->u.str.len);
+    case LOOM_ANY_BINARY:
+        rc = loom__buf_push(b, TAG_BINARY);
+        return rc ? rc : loom__write_varbytes(b, v->u.bin.p, v->u.bin.len);
+    case LOOM_ANY_ARRAY:
+        if (depth >= LOOM__MAX_DEPTH) {
+            return LOOM_ELIMIT;
+        }
+        rc = loom__buf_push(b, TAG_ARRAY);
+        if (!rc) {
+            rc = loom__write_varuint(b, v->u.arr.n);
+        }
+        for (size_t i = 0; !rc && i < v->u.arr.n; i++) {
+            rc = write_rec(b, v->u.arr.v[i], depth + 1);
+        }
+        return rc;
+    case LOOM_ANY_OBJECT: {
+        if (depth >= LOOM__MAX_DEPTH) {
+            return LOOM_ELIMIT;
+        }
+        size_t *order;
+        rc = loom__any_js_order(v, &order);
+        if (rc) {
+            return rc;
+        }
+        rc = loom__buf_push(b, TAG_OBJECT);
+        if (!rc) {
+            rc = loom__write_varuint(b, v->u.obj.n);
+        }
+        for (size_t k = 0; !rc && k < v->u.obj.n; k++) {
+            size_t i = order ? order[k] : k;
+            rc = loom__write_varstring(b, v->u.obj.keys[i], v->u.obj.klens[i]);
+            if (!rc) {
+                rc = write_rec(b, v->u.obj.v[i], depth + 1);
+            }
+        }
+        loom__free(v->a, order, v->u.obj.n * sizeof(*order));
+        return rc;
+    }
+    case LOOM_ANY_SUBDOC:
+    case LOOM_ANY_TYPE:
+        return LOOM_EINVAL;
+    }
+    return LOOM_EINVAL;
+}
+
+int loom__any_write(loom_buf *b, const loom_any *v)
+{
+    size_t start = b->len;
+    int rc = write_rec(b, v, 0);
+    if (rc) {
+        b->len = start;
+    }
+    return rc;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static int oom(loom__reader *r, size_t pos)
+{
+    return loom__reader_fail(r, LOOM_ENOMEM, pos, "out of memory");
+}
+
+static int too_deep(loom__reader *r, size_t pos)
+{
+    return loom__reader_fail(r, LOOM_ELIMIT, pos,
+                             "Any value nested too deeply");
+}
+
+static int bad_tag(loom__reader *r, size_t pos)
+{
+    return loom__reader_fail(r, LOOM_EMALFORMED, pos, "unknown Any tag");
+}
+
+static int bad_count(loom__reader *r, size_t pos)
+{
+    return loom__reader_fail(r, LOOM_EMALFORMED, pos,
+                             "Any length past the end of input");
+}
+
+static int read_number(loom__reader *r, uint8_t tag, double *out)
+{
+    int rc;
+    if (tag == TAG_INT) {
+        bool neg;
+        uint64_t mag;
+        rc = loom__read_varint(r, &neg, &mag);
+        if (!rc) {
+            *out = neg ? -(double)mag : (double)mag;
+        }
+    } else if (tag == TAG_F32) {
+        float f;
+        rc = loom__read_f32(r, &f);
+        if (!rc) {
+            *out = (double)f;
+        }
+    } else {
+        rc = loom__read_f64(r, out);
+    }
+    return rc;
+}
+
+static int read_array(loom__reader *r,
+                      const loom_allocator *a,
+                      int depth,
+                      size_t start,
+                      loom_any **out)
+{
+    uint64_t n;
+    int rc = loom__read_varuint(r, &n);
+    if (rc) {
+        return rc;
+    }
+    if (n > loom__reader_left(r)) { /* every element takes at least a byte */
+        return bad_count(r, start);
+    }
+    loom_any *arr = NULL;
+    if (loom_any_new_array(a, &arr) ||
+        loom__any_array_reserve(arr, (size_t)n)) {
+        loom_any_free(arr);
+        return oom(r, start);
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        rc = loom__any_read(r, a, depth + 1, &arr->u.arr.v[i]);
+        if (rc) {
+            loom_any_free(arr);
+            return rc;
+        }
+        arr->u.arr.n++;
+    }
+    *out = arr;
+    return LOOM_OK;
+}
+
+static int read_object(loom__reader *r,
+                       const loom_allocator *a,
+                       int depth,
+                       size_t start,
+                       loom_any **out)
+{
+    uint64_t n;
+    int rc = loom__read_varuint(r, &n);
+    if (rc) {
+        return rc;
+    }
+    if (n > loom__reader_left(r) / 2) { /* a key length byte and a tag each */
+        return bad_count(r, start);
+    }
+    loom_any *obj = NULL;
+    if (loom_any_new_object(a, &obj) ||
+        loom__any_object_reserve(obj, (size_t)n)) {
+        loom_any_free(obj);
+        return oom(r, start);
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        const char *key;
+        size_t klen;
+        loom_any *child;
+        rc = loom__read_varstring(r, &key, &klen);
+        if (!rc) {
+            rc = loom__any_read(r, a, depth + 1, &child);
+        }
+        if (rc) {
+            loom_any_free(obj);
+            return rc;
+        }
+        if (loom__any_object_append(obj, key, klen, child)) {
+            loom_any_free(child);
+            loom_any_free(obj);
+            return oom(r, start);
+        }
+    }
+    /* lib0 assigns obj[key] = value: a repeated key keeps its first
+     * position and takes the last value. */
+    if (loom__any_object_dedupe(obj)) {
+        loom_any_free(obj);
+        return oom(r, start);
+    }
+    *out = obj;
+    return LOOM_OK;
+}
+
+int loom__any_read(loom__reader *r,
+                   const loom_allocator *a,
+                   int depth,
+                   loom_any **out)
+{
+    if (r->err) {
+        return r->err;
+    }
+    size_t start = r->pos;
+    uint8_t tag;
+    int rc = loom__read_u8(r, &tag);
+    if (rc) {
+        return rc;
+    }
+    loom_any *v = NULL;
+    switch (tag) {
+    case TAG_UNDEFINED:
+        rc = loom_any_new_undefined(a, &v);
+        break;
+    case TAG_NULL:
+        rc = loom_any_new_null(a, &v);
+        break;
+    case TAG_TRUE:
+    case TAG_FALSE:
+        rc = loom_any_new_bool(a, tag == TAG_TRUE, &v);
+        break;
+    case TAG_INT:
+    case TAG_F32:
+    case TAG_F64: {
+        double d;
+        rc = read_number(r, tag, &d);
+        if (rc) {
+            return rc;
+        }
+        rc = loom_any_new_number(a, d, &v);
+        break;
+    }
+    case TAG_BIGINT: {
+        int64_t big;
+        rc = loom__read_i64(r, &big);
+        if (rc) {
+            return rc;
+        }
+        rc = loom_any_new_bigint(a, big, &v);
+        break;
+    }
+    case TAG_STRING: {
+        const char *s;
+        size_t len;
+        rc = loom__read_varstring(r, &s, &len);
+        if (rc) {
+            return rc;
+        }
+        rc = loom__any_new_string_valid(a, LOOM_ANY_STRING, s, len, &v);
+        break;
+    }
+    case TAG_BINARY: {
+        const uint8_t *p;
+        size_t len;
+        rc = loom__read_varbytes(r, &p, &len);
+        if (rc) {
+            return rc;
+        }
+        rc = loom_any_new_binary(a, p, len, &v);
+        break;
+    }
+    case TAG_ARRAY:
+    case TAG_OBJECT:
+        if (depth >= LOOM__MAX_DEPTH) {
+            return too_deep(r, start);
+        }
+        if (tag == TAG_ARRAY) {
+            rc = read_array(r, a, depth, start, &v);
+        } else {
+            rc = read_object(r, a, depth, start, &v);
+        }
+        if (rc) {
+            return rc;
+        }
+        break;
+    default:
+        return bad_tag(r, start);
+    }
+    if (rc) {
+        return oom(r, start);
+    }
+    *out = v;
+    return LOOM_OK;
+}
+
+int loom__any_skip(loom__reader *r, int depth)
+{
+    if (r->err) {
+        return r->err;
+    }
+    size_t start = r->pos;
+    uint8_t tag;
+    int rc = loom__read_u8(r, &tag);
+    if (rc) {
+        return rc;
+    }
+    switch (tag) {
+    case TAG_UNDEFINED:
+    case TAG_NULL:
+    case TAG_TRUE:
+    case TAG_FALSE:
+        return LOOM_OK;
+    case TAG_INT:
+    case TAG_F32:
+    case TAG_F64: {
+        double d;
+        return read_number(r, tag, &d);
+    }
+    case TAG_BIGINT: {
+        int64_t big;
+        return loom__read_i64(r, &big);
+    }
+    case TAG_STRING: {
+        const char *s;
+        size_t len;
+        return loom__read_varstring(r, &s, &len);
+    }
+    case TAG_BINARY: {
+        const uint8_t *p;
+        size_t len;
+        return loom__read_varbytes(r, &p, &len);
+    }
+    case TAG_ARRAY:
+    case TAG_OBJECT: {
+        if (depth >= LOOM__MAX_DEPTH) {
+            return too_deep(r, start);
+        }
+        uint64_t n;
+        rc = loom__read_varuint(r, &n);
+        if (rc) {
+            return rc;
+        }
+        if (n > loom__reader_left(r) / (tag == TAG_ARRAY ? 1 : 2)) {
+            return bad_count(r, start);
+        }
+        for (uint64_t i = 0; !rc && i < n; i++) {
+            if (tag == TAG_OBJECT) {
+                const char *key;
+                size_t klen;
+                rc = loom__read_varstring(r, &key, &klen);
+            }
+            if (!rc) {
+                rc = loom__any_skip(r, depth + 1);
+            }
+        }
+        return rc;
+    }
+    default:
+        return bad_tag(r, start);
+    }
+}

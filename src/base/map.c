@@ -1,0 +1,261 @@
+/*
+ * map.c: the two hash maps of the library. loom__u64map maps client ids (and
+ * other integers) to pointers; loom__strmap maps byte strings (map keys, root
+ * names) to pointers and remembers insertion order, which Yjs exposes (map
+ * key order, root order). Both use open addressing with linear probing, a
+ * power-of-two table at most 3/4 full, and never remove entries.
+ *
+ * Keys come from untrusted updates, so the hashes mix every input bit; there
+ * is no per-process seed, which keeps runs reproducible.
+ */
+#include <string.h>
+
+#include "base/base.h"
+
+static uint64_t mix64(uint64_t x)
+{
+    /* splitmix64 finaliser */
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+uint64_t loom__hash_bytes(const void *p, size_t n)
+{
+    const uint8_t *s = p;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (n * 0xff51afd7ed558ccdULL);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        w |= (uint64_t)s[i] << (8 * i);
+    }
+    return mix64(h ^ w ^ ((uint64_t)n << 56));
+}
+
+/* ---- u64map ------------------------------------------------------------ */
+
+void loom__u64map_init(loom__u64map *m, const loom_allocator *a)
+{
+    memset(m, 0, sizeof(*m));
+    m->a = a;
+}
+
+void loom__u64map_free(loom__u64map *m)
+{
+    loom__free(m->a, m->keys, m->cap * sizeof(*m->keys));
+    loom__free(m->a, m->vals, m->cap * sizeof(*m->vals));
+    loom__free(m->a, m->used, m->cap);
+    m->keys = NULL;
+    m->vals = NULL;
+    m->used = NULL;
+    m->cap = 0;
+    m->count = 0;
+}
+
+void *loom__u64map_get(const loom__u64map *m, uint64_t key)
+{
+    if (m->cap == 0) {
+        return NULL;
+    }
+    size_t mask = m->cap - 1;
+    for (size_t i = (size_t)mix64(key) & mask;; i = (i + 1) & mask) {
+        if (!m->used[i]) {
+            return NULL;
+        }
+        if (m->keys[i] == key) {
+            return m->vals[i];
+        }
+    }
+}
+
+static void u64_place(uint64_t *keys,
+                      void **vals,
+                      uint8_t *used,
+                      size_t cap,
+                      uint64_t key,
+                      void *val)
+{
+    size_t mask = cap - 1;
+    size_t i = (size_t)mix64(key) & mask;
+    while (used[i]) {
+        i = (i + 1) & mask;
+    }
+    used[i] = 1;
+    keys[i] = key;
+    vals[i] = val;
+}
+
+static int u64_grow(loom__u64map *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 16;
+    if (cap > SIZE_MAX / sizeof(uint64_t)) {
+        return LOOM_ENOMEM;
+    }
+    uint64_t *keys = loom__malloc(m->a, cap * sizeof(*keys));
+    void **vals = loom__malloc(m->a, cap * sizeof(*vals));
+    uint8_t *used = loom__calloc(m->a, cap);
+    if (!keys || !vals || !used) {
+        loom__free(m->a, keys, cap * sizeof(*keys));
+        loom__free(m->a, vals, cap * sizeof(*vals));
+        loom__free(m->a, used, cap);
+        return LOOM_ENOMEM;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->used[i]) {
+            u64_place(keys, vals, used, cap, m->keys[i], m->vals[i]);
+        }
+    }
+    size_t count = m->count;
+    loom__u64map_free(m);
+    m->keys = keys;
+    m->vals = vals;
+    m->used = used;
+    m->cap = cap;
+    m->count = count;
+    return LOOM_OK;
+}
+
+int loom__u64map_put(loom__u64map *m, uint64_t key, void *val)
+{
+    if (m->cap) {
+        size_t mask = m->cap - 1;
+        for (size_t i = (size_t)mix64(key) & mask; m->used[i];
+             i = (i + 1) & mask) {
+            if (m->keys[i] == key) {
+                m->vals[i] = val;
+                return LOOM_OK;
+            }
+        }
+    }
+    if ((m->count + 1) * 4 > m->cap * 3) {
+        int rc = u64_grow(m);
+        if (rc) {
+            return rc;
+        }
+    }
+    u64_place(m->keys, m->vals, m->used, m->cap, key, val);
+    m->count++;
+    return LOOM_OK;
+}
+
+/* ---- strmap ------------------------------------------------------------ */
+
+void loom__strmap_init(loom__strmap *m, const loom_allocator *a)
+{
+    memset(m, 0, sizeof(*m));
+    m->a = a;
+}
+
+void loom__strmap_free(loom__strmap *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        loom__free(m->a, m->e[i].key, m->e[i].klen + 1);
+    }
+    loom__free(m->a, m->e, m->ecap * sizeof(*m->e));
+    loom__free(m->a, m->idx, m->icap * sizeof(*m->idx));
+    m->e = NULL;
+    m->idx = NULL;
+    m->n = m->ecap = m->icap = 0;
+}
+
+static loom__strmap_entry *
+find_hashed(const loom__strmap *m, const char *key, size_t klen, uint64_t h)
+{
+    if (m->icap == 0) {
+        return NULL;
+    }
+    size_t mask = m->icap - 1;
+    for (size_t i = (size_t)h & mask; m->idx[i]; i = (i + 1) & mask) {
+        loom__strmap_entry *e = &m->e[m->idx[i] - 1];
+        if (e->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+loom__strmap_entry *
+loom__strmap_find(const loom__strmap *m, const char *key, size_t klen)
+{
+    return find_hashed(m, key, klen, loom__hash_bytes(key, klen));
+}
+
+static void idx_place(uint32_t *idx, size_t icap, uint64_t h, uint32_t v)
+{
+    size_t mask = icap - 1;
+    size_t i = (size_t)h & mask;
+    while (idx[i]) {
+        i = (i + 1) & mask;
+    }
+    idx[i] = v;
+}
+
+static int idx_grow(loom__strmap *m)
+{
+    size_t icap = m->icap ? m->icap * 2 : 16;
+    if (icap > SIZE_MAX / sizeof(uint32_t)) {
+        return LOOM_ENOMEM;
+    }
+    uint32_t *idx = loom__calloc(m->a, icap * sizeof(*idx));
+    if (!idx) {
+        return LOOM_ENOMEM;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        idx_place(idx, icap, m->e[i].hash, (uint32_t)(i + 1));
+    }
+    loom__free(m->a, m->idx, m->icap * sizeof(*m->idx));
+    m->idx = idx;
+    m->icap = icap;
+    return LOOM_OK;
+}
+
+int loom__strmap_upsert(loom__strmap *m,
+                        const char *key,
+                        size_t klen,
+                        loom__strmap_entry **out)
+{
+    uint64_t h = loom__hash_bytes(key, klen);
+    loom__strmap_entry *e = find_hashed(m, key, klen, h);
+    if (e) {
+        *out = e;
+        return LOOM_OK;
+    }
+    if (m->n >= UINT32_MAX - 1) {
+        return LOOM_ELIMIT;
+    }
+    int rc;
+    if ((m->n + 1) * 4 > m->icap * 3) {
+        rc = idx_grow(m);
+        if (rc) {
+            return rc;
+        }
+    }
+    void *ev = m->e;
+    rc = loom__vec_reserve(m->a, &ev, &m->ecap, m->n + 1, sizeof(*m->e));
+    m->e = ev;
+    if (rc) {
+        return rc;
+    }
+    char *copy = loom__strndup(m->a, key, klen);
+    if (!copy) {
+        return LOOM_ENOMEM;
+    }
+    e = &m->e[m->n];
+    e->key = copy;
+    e->klen = klen;
+    e->hash = h;
+    e->val = NULL;
+    m->n++;
+    idx_place(m->idx, m->icap, h, (uint32_t)m->n);
+    *out = e;
+    return LOOM_OK;
+}

@@ -1,0 +1,498 @@
+/*
+ * ds.c: delete sets (client -> clock ranges) and their v1 encoding.
+ *
+ * Clients are kept sorted by descending id, the order every yjs writer uses,
+ * so writing needs no sort and lookups are binary searches. Ranges of a
+ * client stay in the order they were added until loom__ds_normalize sorts and
+ * merges them, because diffUpdate re-encodes a delete set exactly as read.
+ *
+ * Reading follows yjs readDeleteSet: a client listed with no ranges is
+ * skipped, a client listed twice gets the ranges of both entries in order,
+ * and zero-length ranges are kept (yjs keeps and re-encodes them, and applying
+ * one can split an item).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/codec_int.h"
+
+/* The end of a clock range may reach 2^53 (JS numbers are exact up to it). */
+#define CLOCK_END_MAX (LOOM__MAX_SAFE_INT + 1)
+
+void loom__stable_sort(void *base, size_t n, size_t size, loom__cmp_fn cmp, void *tmp)
+{
+    /* Bottom-up merge sort between base and tmp; stable, O(n log n). */
+    uint8_t *src = base, *dst = tmp;
+    if (n < 2) {
+        return;
+    }
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) {
+                if (cmp(src + j * size, src + i * size) < 0) {
+                    memcpy(dst + k++ * size, src + j++ * size, size);
+                } else {
+                    memcpy(dst + k++ * size, src + i++ * size, size);
+                }
+            }
+            if (i < mid) {
+                memcpy(dst + k * size, src + i * size, (mid - i) * size);
+                k += mid - i;
+            }
+            if (j < hi) {
+                memcpy(dst + k * size, src + j * size, (hi - j) * size);
+            }
+        }
+        uint8_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != base) {
+        memcpy(base, src, n * size);
+    }
+}
+
+void loom__ds_init(loom__ds *ds, const loom_allocator *a)
+{
+    ds->c = NULL;
+    ds->n = 0;
+    ds->cap = 0;
+    ds->a = a;
+}
+
+static void client_free(const loom_allocator *a, loom__ds_client *c)
+{
+    loom__free(a, c->r, c->cap * sizeof(*c->r));
+    c->r = NULL;
+    c->n = 0;
+    c->cap = 0;
+}
+
+void loom__ds_free(loom__ds *ds)
+{
+    if (!ds) {
+        return;
+    }
+    for (size_t i = 0; i < ds->n; i++) {
+        client_free(ds->a, &ds->c[i]);
+    }
+    loom__free(ds->a, ds->c, ds->cap * sizeof(*ds->c));
+    ds->c = NULL;
+    ds->n = 0;
+    ds->cap = 0;
+}
+
+/* Index of the first client whose id is <= client (clients descend). */
+static size_t client_lower(const loom__ds *ds, uint64_t client)
+{
+    size_t lo = 0, hi = ds->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ds->c[mid].client > client) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+const loom__ds_client *loom__ds_find(const loom__ds *ds, uint64_t client)
+{
+    size_t i = client_lower(ds, client);
+    return i < ds->n && ds->c[i].client == client ? &ds->c[i] : NULL;
+}
+
+static int range_push(const loom_allocator *a, loom__ds_client *c, uint64_t clock, uint64_t len)
+{
+    int rc = loom__vec_reserve(a, (void **)&c->r, &c->cap, c->n + 1, sizeof(*c->r));
+    if (rc) {
+        return rc;
+    }
+    c->r[c->n].clock = clock;
+    c->r[c->n].len = len;
+    c->n++;
+    return LOOM_OK;
+}
+
+int loom__ds_add(loom__ds *ds, uint64_t client, uint64_t clock, uint64_t len)
+{
+    if (len == 0) {
+        return LOOM_OK;
+    }
+    size_t i = client_lower(ds, client);
+    if (i < ds->n && ds->c[i].client == client) {
+        return range_push(ds->a, &ds->c[i], clock, len);
+    }
+    /* A new client: make room first so a failure changes nothing. */
+    loom__ds_client nc = {client, NULL, 0, 0};
+    int rc = range_push(ds->a, &nc, clock, len);
+    if (rc) {
+        return rc;
+    }
+    rc = loom__vec_reserve(ds->a, (void **)&ds->c, &ds->cap, ds->n + 1, sizeof(*ds->c));
+    if (rc) {
+        client_free(ds->a, &nc);
+        return rc;
+    }
+    memmove(&ds->c[i + 1], &ds->c[i], (ds->n - i) * sizeof(*ds->c));
+    ds->c[i] = nc;
+    ds->n++;
+    return LOOM_OK;
+}
+
+static int range_cmp(const void *pa, const void *pb)
+{
+    const loom__ds_range *x = pa, *y = pb;
+    return x->clock < y->clock ? -1 : x->clock > y->clock;
+}
+
+void loom__ds_normalize(loom__ds *ds)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < ds->n; i++) {
+        loom__ds_client *c = &ds->c[i];
+        if (c->n > 1) {
+            /* The merged result does not depend on the order of equal
+             * clocks, so an unstable sort is fine here. */
+            qsort(c->r, c->n, sizeof(*c->r), range_cmp);
+            size_t j = 1;
+            for (size_t k = 1; k < c->n; k++) {
+                loom__ds_range *left = &c->r[j - 1];
+                const loom__ds_range *right = &c->r[k];
+                if (left->clock + left->len >= right->clock) {
+                    uint64_t end = right->clock + right->len;
+                    if (end - left->clock > left->len) {
+                        left->len = end - left->clock;
+                    }
+                } else {
+                    c->r[j++] = *right;
+                }
+            }
+            c->n = j;
+        }
+        if (c->n == 0) {
+            client_free(ds->a, c);
+            continue;
+        }
+        ds->c[out++] = *c;
+    }
+    ds->n = out;
+}
+
+/*
+ * Adds the ranges of `src` (clients descending) to dst. Everything that can
+ * fail is allocated before dst changes, so on LOOM_ENOMEM dst holds what it
+ * held (possibly with more capacity).
+ */
+int loom__ds_merge_into(loom__ds *dst, const loom__ds *src)
+{
+    if (src->n == 0) {
+        return LOOM_OK;
+    }
+    /* Pass 1: grow the range arrays of shared clients, count new clients. */
+    size_t fresh = 0;
+    size_t i = 0;
+    for (size_t j = 0; j < src->n; j++) {
+        const loom__ds_client *sc = &src->c[j];
+        while (i < dst->n && dst->c[i].client > sc->client) {
+            i++;
+        }
+        if (i < dst->n && dst->c[i].client == sc->client) {
+            loom__ds_client *dc = &dst->c[i];
+            int rc = loom__vec_reserve(dst->a, (void **)&dc->r, &dc->cap, dc->n + sc->n,
+                                       sizeof(*dc->r));
+            if (rc) {
+                return rc;
+            }
+        } else if (sc->n > 0) {
+            fresh++;
+        }
+    }
+    loom__ds_client *merged = NULL;
+    size_t mcap = 0;
+    if (fresh > 0) {
+        mcap = dst->n + fresh;
+        merged = loom__calloc(dst->a, mcap * sizeof(*merged));
+        if (!merged) {
+            return LOOM_ENOMEM;
+        }
+        size_t k = 0;
+        for (size_t j = 0; j < src->n; j++) {
+            const loom__ds_client *sc = &src->c[j];
+            if (sc->n == 0 || loom__ds_find(dst, sc->client)) {
+                continue;
+            }
+            loom__ds_range *r = loom__memdup(dst->a, sc->r, sc->n * sizeof(*r));
+            if (!r) {
+                for (size_t q = 0; q < k; q++) {
+                    client_free(dst->a, &merged[q]);
+                }
+                loom__free(dst->a, merged, mcap * sizeof(*merged));
+                return LOOM_ENOMEM;
+            }
+            merged[k].client = sc->client;
+            merged[k].r = r;
+            merged[k].n = sc->n;
+            merged[k].cap = sc->n;
+            k++;
+        }
+    }
+    /* Pass 2 (cannot fail): append shared ranges. */
+    i = 0;
+    for (size_t j = 0; j < src->n; j++) {
+        const loom__ds_client *sc = &src->c[j];
+        while (i < dst->n && dst->c[i].client > sc->client) {
+            i++;
+        }
+        if (i < dst->n && dst->c[i].client == sc->client) {
+            loom__ds_client *dc = &dst->c[i];
+            if (sc->n) {
+                memcpy(dc->r + dc->n, sc->r, sc->n * sizeof(*dc->r));
+            }
+            dc->n += sc->n;
+        }
+    }
+    if (fresh == 0) {
+        return LOOM_OK;
+    }
+    /* Interleave the new clients (already descending in merged[0..fresh))
+     * with dst's, from the back so merged can be filled in place. */
+    size_t a = dst->n, b = fresh, out = dst->n + fresh;
+    while (b > 0) {
+        if (a > 0 && dst->c[a - 1].client < merged[b - 1].client) {
+            merged[--out] = dst->c[--a];
+        } else {
+            merged[--out] = merged[--b];
+        }
+    }
+    while (a > 0) {
+        merged[--out] = dst->c[--a];
+    }
+    loom__free(dst->a, dst->c, dst->cap * sizeof(*dst->c));
+    dst->c = merged;
+    dst->n += fresh;
+    dst->cap = mcap;
+    return LOOM_OK;
+}
+
+bool loom__ds_contains(const loom__ds *ds, uint64_t client, uint64_t clock)
+{
+    const loom__ds_client *c = loom__ds_find(ds, client);
+    if (!c) {
+        return false;
+    }
+    /* The last range starting at or before clock. */
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->r[mid].clock <= clock) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo > 0 && clock - c->r[lo - 1].clock < c->r[lo - 1].len;
+}
+
+bool loom__ds_equal(const loom__ds *a, const loom__ds *b)
+{
+    if (a->n != b->n) {
+        return false;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        const loom__ds_client *x = &a->c[i], *y = &b->c[i];
+        if (x->client != y->client || x->n != y->n) {
+            return false;
+        }
+        for (size_t k = 0; k < x->n; k++) {
+            if (x->r[k].clock != y->r[k].clock || x->r[k].len != y->r[k].len) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+bool loom__ds_empty(const loom__ds *ds)
+{
+    for (size_t i = 0; i < ds->n; i++) {
+        if (ds->c[i].n > 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int loom__ds_write(loom_buf *b, const loom__ds *ds)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ds->n; i++) {
+        n += ds->c[i].n > 0;
+    }
+    int rc = loom__write_varuint(b, n);
+    for (size_t i = 0; i < ds->n && !rc; i++) {
+        const loom__ds_client *c = &ds->c[i];
+        if (c->n == 0) {
+            continue;
+        }
+        rc = loom__write_varuint(b, c->client);
+        if (!rc) {
+            rc = loom__write_varuint(b, c->n);
+        }
+        for (size_t k = 0; k < c->n && !rc; k++) {
+            rc = loom__write_varuint(b, c->r[k].clock);
+            if (!rc) {
+                rc = loom__write_varuint(b, c->r[k].len);
+            }
+        }
+    }
+    return rc;
+}
+
+static int client_cmp_desc(const void *pa, const void *pb)
+{
+    const loom__ds_client *x = pa, *y = pb;
+    return x->client > y->client ? -1 : x->client < y->client;
+}
+
+/* Frees the clients of a temporary array. */
+static void clients_free(const loom_allocator *a, loom__ds_client *c, size_t n, size_t cap)
+{
+    for (size_t i = 0; i < n; i++) {
+        client_free(a, &c[i]);
+    }
+    loom__free(a, c, cap * sizeof(*c));
+}
+
+/*
+ * Puts clients read in wire order into descending order, joining the ranges
+ * of a client listed twice (first entry first, as yjs's Map does). The sort
+ * is stable so that order is kept; an already sorted array (what yjs writes)
+ * costs one pass.
+ */
+static int sort_clients(const loom_allocator *a, loom__ds_client *c, size_t *pn)
+{
+    size_t n = *pn;
+    bool sorted = true;
+    for (size_t i = 1; i < n && sorted; i++) {
+        sorted = c[i - 1].client > c[i].client;
+    }
+    if (sorted) {
+        return LOOM_OK;
+    }
+    loom__ds_client *tmp = loom__malloc(a, n * sizeof(*tmp));
+    if (!tmp) {
+        return LOOM_ENOMEM;
+    }
+    loom__stable_sort(c, n, sizeof(*c), client_cmp_desc, tmp);
+    loom__free(a, tmp, n * sizeof(*tmp));
+    /* Join duplicates: grow first, then move ranges, so ENOMEM loses nothing. */
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (out > 0 && c[out - 1].client == c[i].client) {
+            loom__ds_client *d = &c[out - 1];
+            int rc = loom__vec_reserve(a, (void **)&d->r, &d->cap, d->n + c[i].n, sizeof(*d->r));
+            if (rc) {
+                /* Keep the array consistent for the caller's cleanup. */
+                memmove(&c[out], &c[i], (n - i) * sizeof(*c));
+                *pn = out + (n - i);
+                return rc;
+            }
+            memcpy(d->r + d->n, c[i].r, c[i].n * sizeof(*d->r));
+            d->n += c[i].n;
+            client_free(a, &c[i]);
+        } else {
+            c[out++] = c[i];
+        }
+    }
+    *pn = out;
+    return LOOM_OK;
+}
+
+int loom__ds_read(loom__reader *r, loom__ds *ds)
+{
+    const loom_allocator *a = ds->a;
+    loom__ds_client *c = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t nclients;
+    size_t at = r->pos;
+    int rc = loom__read_varuint(r, &nclients);
+    if (rc) {
+        return rc;
+    }
+    /* Each client entry takes at least two bytes (id and range count). */
+    if (nclients > loom__reader_left(r) / 2) {
+        return loom__reader_fail(r, LOOM_EMALFORMED, at, "delete set client count too large");
+    }
+    for (uint64_t i = 0; i < nclients; i++) {
+        uint64_t client, nranges;
+        if (loom__read_varuint(r, &client)) {
+            rc = r->err;
+            goto fail;
+        }
+        at = r->pos;
+        if (loom__read_varuint(r, &nranges)) {
+            rc = r->err;
+            goto fail;
+        }
+        if (nranges == 0) {
+            continue;
+        }
+        /* Each range takes at least two bytes. */
+        if (nranges > loom__reader_left(r) / 2) {
+            rc = loom__reader_fail(r, LOOM_EMALFORMED, at, "delete set range count too large");
+            goto fail;
+        }
+        rc = loom__vec_reserve(a, (void **)&c, &cap, n + 1, sizeof(*c));
+        if (rc) {
+            goto fail;
+        }
+        loom__ds_client *dc = &c[n];
+        dc->client = client;
+        dc->n = 0;
+        dc->cap = (size_t)nranges;
+        dc->r = loom__malloc(a, dc->cap * sizeof(*dc->r));
+        if (!dc->r) {
+            rc = LOOM_ENOMEM;
+            goto fail;
+        }
+        n++;
+        for (uint64_t k = 0; k < nranges; k++) {
+            uint64_t clock, len;
+            at = r->pos;
+            if (loom__read_varuint(r, &clock) || loom__read_varuint(r, &len)) {
+                rc = r->err;
+                goto fail;
+            }
+            if (clock + len > CLOCK_END_MAX) {
+                rc = loom__reader_fail(r, LOOM_EMALFORMED, at, "delete set range past 2^53");
+                goto fail;
+            }
+            dc->r[dc->n].clock = clock;
+            dc->r[dc->n].len = len;
+            dc->n++;
+        }
+    }
+    rc = sort_clients(a, c, &n);
+    if (rc) {
+        goto fail;
+    }
+    if (ds->n == 0) {
+        loom__free(a, ds->c, ds->cap * sizeof(*ds->c));
+        ds->c = c;
+        ds->n = n;
+        ds->cap = cap;
+        return LOOM_OK;
+    }
+    loom__ds tmp = {c, n, cap, a};
+    rc = loom__ds_merge_into(ds, &tmp);
+    loom__ds_free(&tmp);
+    return rc;
+fail:
+    clients_free(a, c, n, cap);
+    return rc;
+}

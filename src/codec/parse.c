@@ -1,0 +1,416 @@
+/*
+ * parse.c: reads and validates a whole update v1 into loom__rupdate.
+ *
+ * Structs are read the way yjs's lazy struct reader does (the reader behind
+ * mergeUpdates and diffUpdate): info 0x0a exactly is a Skip, any other info
+ * with content ref 0 is a GC, the rest are Items; an Item with an origin or a
+ * rightOrigin carries no parent info, and a parentInfo other than 1 means an
+ * ID parent. Content stays as raw bytes, but everything yjs would reject is
+ * rejected here, so later stages can trust it: UTF-8, Any values, JSON text,
+ * type refs, subdocument options.
+ *
+ * On top of what yjs checks we refuse what would break clock arithmetic or
+ * memory bounds: zero-length structs (yjs never writes one), ranges ending
+ * past 2^53, counts that the remaining bytes cannot hold, and trailing bytes.
+ */
+#include <string.h>
+
+#include "any/any_internal.h"
+#include "codec/codec_int.h"
+
+#define CLOCK_END_MAX (LOOM__MAX_SAFE_INT + 1)
+
+void loom__rupdate_free(loom__rupdate *u)
+{
+    if (!u) {
+        return;
+    }
+    for (size_t i = 0; i < u->nblocks; i++) {
+        loom__free(u->a, u->blocks[i].s, u->blocks[i].n * sizeof(*u->blocks[i].s));
+    }
+    loom__free(u->a, u->blocks, u->nblocks * sizeof(*u->blocks));
+    u->blocks = NULL;
+    u->nblocks = 0;
+    loom__ds_free(&u->ds);
+}
+
+/* ---- subdocument options ------------------------------------------------ */
+
+/* JavaScript truthiness of a value. */
+static bool truthy(const loom_any *v)
+{
+    switch (loom_any_kind_of(v)) {
+    case LOOM_ANY_UNDEFINED:
+    case LOOM_ANY_NULL:
+        return false;
+    case LOOM_ANY_BOOL:
+        return loom_any_bool(v) != 0;
+    case LOOM_ANY_NUMBER: {
+        double d = loom_any_number(v);
+        return d == d && d != 0;
+    }
+    case LOOM_ANY_BIGINT:
+        return loom_any_bigint(v) != 0;
+    case LOOM_ANY_STRING: {
+        size_t len;
+        loom_any_string(v, &len);
+        return len > 0;
+    }
+    default:
+        return true;
+    }
+}
+
+/* An own property of an object value, or NULL (non-objects have none that
+ * matter: spreading an array or a string only yields index keys). */
+static const loom_any *own(const loom_any *opts, const char *key)
+{
+    if (loom_any_kind_of(opts) != LOOM_ANY_OBJECT) {
+        return NULL;
+    }
+    return loom_any_object_get(opts, key, strlen(key));
+}
+
+/*
+ * Reads ContentDoc (guid, opts) from r and derives what yjs's
+ * createDocFromOpts + ContentDoc make of it. JS throws on null or undefined
+ * opts; an own "guid" that is not a string would give a random or mangled
+ * guid in JS, which no peer can reproduce, so it is refused as well.
+ */
+static int doc_opts_read(loom__reader *r, const loom_allocator *a, loom__doc_opts *out)
+{
+    size_t start = r->pos;
+    const char *guid;
+    size_t guid_len;
+    int rc = loom__read_varstring(r, &guid, &guid_len);
+    if (rc) {
+        return rc;
+    }
+    size_t at = r->pos;
+    loom_any *opts = NULL;
+    rc = loom__any_read(r, a, 0, &opts);
+    if (rc) {
+        return rc;
+    }
+    loom_any_kind k = loom_any_kind_of(opts);
+    if (k == LOOM_ANY_NULL || k == LOOM_ANY_UNDEFINED) {
+        loom_any_free(opts);
+        return loom__reader_fail(r, LOOM_EMALFORMED, at, "subdocument options are null");
+    }
+    const loom_any *g = own(opts, "guid");
+    if (g) {
+        if (loom_any_kind_of(g) != LOOM_ANY_STRING) {
+            loom_any_free(opts);
+            return loom__reader_fail(r, LOOM_EMALFORMED, start,
+                                     "subdocument guid option is not a string");
+        }
+        guid = loom_any_string(g, &guid_len);
+    }
+    const loom_any *gc = own(opts, "gc");
+    const loom_any *auto_load = own(opts, "autoLoad");
+    const loom_any *should_load = own(opts, "shouldLoad");
+    const loom_any *meta = own(opts, "meta");
+    out->guid = guid;
+    out->guid_len = guid_len;
+    /* Doc's defaults apply when a member is missing or undefined. */
+    out->gc = !gc || loom_any_kind_of(gc) == LOOM_ANY_UNDEFINED || truthy(gc);
+    out->auto_load = auto_load && truthy(auto_load);
+    out->should_load = (should_load && truthy(should_load)) || out->auto_load;
+    if (meta && (loom_any_kind_of(meta) == LOOM_ANY_UNDEFINED ||
+                 loom_any_kind_of(meta) == LOOM_ANY_NULL)) {
+        meta = NULL;
+    }
+    out->meta = meta;
+    out->opts = opts;
+    return LOOM_OK;
+}
+
+int loom__doc_opts_read(const loom_allocator *a, const uint8_t *content, size_t len,
+                        loom__doc_opts *out)
+{
+    loom__reader r;
+    loom__reader_init(&r, content, len);
+    loom__doc_opts o;
+    int rc = doc_opts_read(&r, a, &o);
+    if (rc) {
+        return rc;
+    }
+    if (loom__reader_left(&r) != 0) {
+        loom_any_free(o.opts);
+        return LOOM_EMALFORMED;
+    }
+    *out = o;
+    return LOOM_OK;
+}
+
+void loom__doc_opts_free(loom__doc_opts *o)
+{
+    if (!o) {
+        return;
+    }
+    loom_any_free(o->opts);
+    o->opts = NULL;
+    o->meta = NULL;
+    o->guid = NULL;
+}
+
+/* ---- content ------------------------------------------------------------ */
+
+/* Checks JSON text read as a varString; the error points into the text. */
+static int check_json(loom__reader *r, bool allow_undefined)
+{
+    const char *s;
+    size_t len;
+    int rc = loom__read_varstring(r, &s, &len);
+    if (rc) {
+        return rc;
+    }
+    /* ContentJSON compares with 'undefined' before calling JSON.parse. */
+    if (allow_undefined && len == 9 && memcmp(s, "undefined", 9) == 0) {
+        return LOOM_OK;
+    }
+    size_t off = 0;
+    rc = loom__json_check(s, len, false, &off);
+    if (rc) {
+        size_t text = (size_t)((const uint8_t *)s - r->p);
+        return loom__reader_fail(r, rc == LOOM_ELIMIT ? LOOM_ELIMIT : LOOM_EMALFORMED,
+                                 text + (off < len ? off : len), "invalid JSON text");
+    }
+    return LOOM_OK;
+}
+
+/* Reads an element count that the remaining bytes can hold (one byte each
+ * at least). */
+static int read_count(loom__reader *r, uint64_t *n)
+{
+    size_t at = r->pos;
+    int rc = loom__read_varuint(r, n);
+    if (rc) {
+        return rc;
+    }
+    if (*n > loom__reader_left(r)) {
+        return loom__reader_fail(r, LOOM_EMALFORMED, at, "element count too large");
+    }
+    return LOOM_OK;
+}
+
+/* Validates the content of ref `ref` and returns its length in clock units. */
+static int read_content(loom__reader *r, const loom_allocator *a, uint8_t ref, uint64_t *length)
+{
+    int rc;
+    uint64_t n;
+    const char *s;
+    size_t len;
+    switch (ref) {
+    case LOOM__REF_DELETED:
+        return loom__read_varuint(r, length);
+    case LOOM__REF_JSON:
+        rc = read_count(r, &n);
+        for (uint64_t i = 0; i < n && !rc; i++) {
+            rc = check_json(r, true);
+        }
+        *length = n;
+        return rc;
+    case LOOM__REF_BINARY: {
+        const uint8_t *p;
+        *length = 1;
+        return loom__read_varbytes(r, &p, &len);
+    }
+    case LOOM__REF_STRING:
+        rc = loom__read_varstring(r, &s, &len);
+        *length = rc ? 0 : loom__utf16_len(s, len);
+        return rc;
+    case LOOM__REF_EMBED:
+        *length = 1;
+        return check_json(r, false);
+    case LOOM__REF_FORMAT:
+        *length = 1;
+        rc = loom__read_varstring(r, &s, &len);
+        return rc ? rc : check_json(r, false);
+    case LOOM__REF_TYPE: {
+        size_t at = r->pos;
+        *length = 1;
+        rc = loom__read_varuint(r, &n);
+        if (rc) {
+            return rc;
+        }
+        if (n > 6) {
+            return loom__reader_fail(r, LOOM_EMALFORMED, at, "unknown shared type ref");
+        }
+        if (n == 3 || n == 5) {
+            return loom__read_varstring(r, &s, &len);
+        }
+        return LOOM_OK;
+    }
+    case LOOM__REF_ANY:
+        rc = read_count(r, &n);
+        for (uint64_t i = 0; i < n && !rc; i++) {
+            rc = loom__any_skip(r, 0);
+        }
+        *length = n;
+        return rc;
+    case LOOM__REF_DOC: {
+        loom__doc_opts o;
+        *length = 1;
+        rc = doc_opts_read(r, a, &o);
+        if (!rc) {
+            loom__doc_opts_free(&o);
+        }
+        return rc;
+    }
+    default:
+        return loom__reader_fail(r, LOOM_EMALFORMED, r->pos, "unknown content ref");
+    }
+}
+
+static int read_id(loom__reader *r, loom__id *id)
+{
+    int rc = loom__read_varuint(r, &id->client);
+    return rc ? rc : loom__read_varuint(r, &id->clock);
+}
+
+/* Reads one struct of `client` starting at *clock and advances *clock. */
+static int read_struct(loom__reader *r, const loom_allocator *a, uint64_t client, uint64_t *clock,
+                       loom__rstruct *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->offset = r->pos;
+    s->client = client;
+    s->clock = *clock;
+    int rc = loom__read_u8(r, &s->info);
+    if (rc) {
+        return rc;
+    }
+    uint8_t info = s->info;
+    if (info == LOOM__REF_SKIP || (info & 0x1f) == 0) {
+        s->ref = info == LOOM__REF_SKIP ? LOOM__REF_SKIP : LOOM__REF_GC;
+        rc = loom__read_varuint(r, &s->length);
+    } else {
+        s->ref = info & 0x1f;
+        if (s->ref > LOOM__REF_DOC) {
+            /* 10 with other bits set, and 11..31: no such content. */
+            return loom__reader_fail(r, LOOM_EMALFORMED, s->offset, "unknown content ref");
+        }
+        s->has_origin = (info & 0x80) != 0;
+        s->has_right_origin = (info & 0x40) != 0;
+        s->has_parent_sub = (info & 0x20) != 0;
+        if (s->has_origin) {
+            rc = read_id(r, &s->origin);
+        }
+        if (!rc && s->has_right_origin) {
+            rc = read_id(r, &s->right_origin);
+        }
+        if (!rc && !s->has_origin && !s->has_right_origin) {
+            uint64_t parent_info;
+            rc = loom__read_varuint(r, &parent_info);
+            if (!rc && parent_info == 1) {
+                s->parent_kind = LOOM__PARENT_ROOT;
+                rc = loom__read_varstring(r, &s->parent_name, &s->parent_name_len);
+            } else if (!rc) {
+                s->parent_kind = LOOM__PARENT_ID;
+                rc = read_id(r, &s->parent_id);
+            }
+            if (!rc && s->has_parent_sub) {
+                rc = loom__read_varstring(r, &s->parent_sub, &s->parent_sub_len);
+            }
+        }
+        if (rc) {
+            return rc;
+        }
+        size_t content = r->pos;
+        rc = read_content(r, a, s->ref, &s->length);
+        s->content = r->p + content;
+        s->content_len = r->pos - content;
+    }
+    if (rc) {
+        return rc;
+    }
+    if (s->length == 0) {
+        return loom__reader_fail(r, LOOM_EMALFORMED, s->offset, "zero-length struct");
+    }
+    if (s->clock + s->length > CLOCK_END_MAX) {
+        return loom__reader_fail(r, LOOM_EMALFORMED, s->offset, "struct clock past 2^53");
+    }
+    *clock = s->clock + s->length;
+    return LOOM_OK;
+}
+
+static int parse(loom__reader *r, loom__rupdate *u)
+{
+    uint64_t nblocks;
+    size_t at = r->pos;
+    int rc = loom__read_varuint(r, &nblocks);
+    if (rc) {
+        return rc;
+    }
+    /* A block takes at least three bytes: struct count, client, clock. */
+    if (nblocks > loom__reader_left(r) / 3) {
+        return loom__reader_fail(r, LOOM_EMALFORMED, at, "client block count too large");
+    }
+    if (nblocks > 0) {
+        u->blocks = loom__calloc(u->a, (size_t)nblocks * sizeof(*u->blocks));
+        if (!u->blocks) {
+            return LOOM_ENOMEM;
+        }
+        u->nblocks = (size_t)nblocks;
+    }
+    for (size_t i = 0; i < u->nblocks; i++) {
+        loom__rblock *blk = &u->blocks[i];
+        uint64_t nstructs, clock;
+        at = r->pos;
+        if (loom__read_varuint(r, &nstructs) || loom__read_varuint(r, &blk->client) ||
+            loom__read_varuint(r, &blk->first_clock)) {
+            return r->err;
+        }
+        /* A struct takes at least two bytes (info and a length or content). */
+        if (nstructs > loom__reader_left(r) / 2) {
+            return loom__reader_fail(r, LOOM_EMALFORMED, at, "struct count too large");
+        }
+        if (nstructs == 0) {
+            continue;
+        }
+        blk->s = loom__malloc(u->a, (size_t)nstructs * sizeof(*blk->s));
+        if (!blk->s) {
+            return LOOM_ENOMEM;
+        }
+        blk->n = (size_t)nstructs;
+        clock = blk->first_clock;
+        for (size_t k = 0; k < blk->n; k++) {
+            rc = read_struct(r, u->a, blk->client, &clock, &blk->s[k]);
+            if (rc) {
+                return rc;
+            }
+        }
+    }
+    rc = loom__ds_read(r, &u->ds);
+    if (rc) {
+        return rc;
+    }
+    if (loom__reader_left(r) != 0) {
+        return loom__reader_fail(r, LOOM_EMALFORMED, r->pos, "trailing bytes after the delete set");
+    }
+    return LOOM_OK;
+}
+
+int loom__update_parse(const loom_allocator *a, const uint8_t *p, size_t len, size_t input,
+                       loom__rupdate *out, loom_error *err)
+{
+    loom__reader r;
+    loom__reader_init(&r, p, len);
+    loom__rupdate u;
+    memset(&u, 0, sizeof(u));
+    u.a = a;
+    loom__ds_init(&u.ds, a);
+    int rc = parse(&r, &u);
+    if (rc) {
+        if (r.err) {
+            loom__reader_error(&r, err, input);
+        } else {
+            loom__error_set(err, rc, r.pos, input, NULL);
+        }
+        loom__rupdate_free(&u);
+        return r.err ? r.err : rc;
+    }
+    *out = u;
+    return LOOM_OK;
+}
