@@ -314,7 +314,10 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     }
     if (!it->parent_sub && loom__item_countable(it) && !loom__item_deleted(it))
         parent->length += it->len;
-    loom__type_marker_reset(parent);
+    /* An item right after the cached position leaves its index unchanged:
+     * that keeps sequential typing O(1). Anything else invalidates it. */
+    if (parent->mk_item && (it->parent_sub || it->left != parent->mk_item))
+        loom__type_marker_reset(parent);
     rc = loom__store_push(d, it);
     if (rc) return rc;
     rc = content_integrate(t, it);
