@@ -245,7 +245,9 @@ int loom_snapshot_equal(const loom_snapshot *a, const loom_snapshot *b);
 int loom_snapshot_contains_update(const loom_snapshot *s, const uint8_t *update, size_t len,
                                   loom_error *err);
 /* A new document holding `origin` as it was at the snapshot. The origin must
- * have gc off (LOOM_ESTATE otherwise). `opts` as for loom_doc_new. */
+ * have gc off (LOOM_ESTATE otherwise) and must contain the snapshot (a clock
+ * past its state or an unknown client: LOOM_EINVAL). `origin` is not changed.
+ * `opts` as for loom_doc_new. */
 int loom_doc_from_snapshot(const loom_doc *origin, const loom_snapshot *s,
                            const loom_doc_options *opts, loom_doc **out);
 

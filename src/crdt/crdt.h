@@ -216,7 +216,9 @@ void loom__item_free(loom_doc *d, loom__item *it);
 void loom__content_free(loom_doc *d, loom__item *it);
 /* Splits the content: `it` keeps [0, diff), `right` gets the rest. */
 int loom__content_split(loom_doc *d, loom__item *it, uint64_t diff, loom__item *right);
-/* Item.integrate (YATA), with the offset already applied. */
+/* Item.integrate (YATA), with the offset already applied. On failure before
+ * the item is linked (out of memory) the item is freed; afterwards it belongs
+ * to the document either way. Callers never free it after this call. */
 int loom__item_integrate(loom_txn *t, loom__item *it);
 /* Item.delete. */
 int loom__item_delete(loom_txn *t, loom__item *it);

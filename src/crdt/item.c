@@ -247,11 +247,32 @@ static int content_integrate(loom_txn *t, loom__item *it)
     }
 }
 
+/* Frees an item that failed before it was linked anywhere. */
+static int drop_unlinked(loom_doc *d, loom__item *it, int rc)
+{
+    it->parent = NULL;
+    loom__item_free(d, it);
+    return rc;
+}
+
 int loom__item_integrate(loom_txn *t, loom__item *it)
 {
     loom_doc *d = t->doc;
     loom_type *parent = it->parent;
     int rc;
+    /* Everything that can fail for lack of memory happens before the item is
+     * linked, so a failure leaves the document unchanged and the item freed;
+     * after linking, the item belongs to the document. */
+    loom__client *own;
+    if ((rc = loom__client_get_or_add(d, it->id.client, &own)) ||
+        (rc = loom__vec_reserve(d->a, (void **)&own->s, &own->cap, own->n + 1, sizeof(*own->s))) ||
+        (rc = loom__txn_touch(t, own)))
+        return drop_unlinked(d, it, rc);
+    if (it->parent_sub) {
+        loom__strmap_entry *e;
+        if ((rc = loom__strmap_upsert(&parent->map, it->parent_sub, it->parent_sub_len, &e)))
+            return drop_unlinked(d, it, rc);
+    }
     if ((!it->left && (!it->right || it->right->left)) || (it->left && it->left->right != it->right)) {
         loom__item *left = it->left;
         loom__item *o;
@@ -284,7 +305,7 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
         }
         ptrset_free(&conflicting);
         ptrset_free(&before);
-        if (rc) return rc;
+        if (rc) return drop_unlinked(d, it, rc);
         it->left = left;
     }
     if (it->left) {
@@ -303,9 +324,7 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     if (it->right) {
         it->right->left = it;
     } else if (it->parent_sub) {
-        loom__strmap_entry *e;
-        rc = loom__strmap_upsert(&parent->map, it->parent_sub, it->parent_sub_len, &e);
-        if (rc) return rc;
+        loom__strmap_entry *e = loom__strmap_find(&parent->map, it->parent_sub, it->parent_sub_len);
         e->val = it;
         if (it->left) {
             rc = loom__item_delete(t, it->left);
