@@ -282,7 +282,7 @@ static int read_be(loom__reader *r, size_t n, uint64_t *out)
 
 int loom__read_f32(loom__reader *r, float *out)
 {
-    uint64_t v;
+    uint64_t v = 0;
     int rc = read_be(r, 4, &v);
     if (rc) {
         return rc;
@@ -294,7 +294,7 @@ int loom__read_f32(loom__reader *r, float *out)
 
 int loom__read_f64(loom__reader *r, double *out)
 {
-    uint64_t v;
+    uint64_t v = 0;
     int rc = read_be(r, 8, &v);
     if (rc) {
         return rc;
@@ -305,7 +305,7 @@ int loom__read_f64(loom__reader *r, double *out)
 
 int loom__read_i64(loom__reader *r, int64_t *out)
 {
-    uint64_t v;
+    uint64_t v = 0;
     int rc = read_be(r, 8, &v);
     if (rc) {
         return rc;

@@ -254,7 +254,7 @@ static void op_mode(const char *file, const json_t *c)
 
 static void run_file(const char *dir, const char *name)
 {
-    char path[1024];
+    char path[2048];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     json_error_t je;
     json_t *c = tjson_load_file(path, 0, &je);
