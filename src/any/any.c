@@ -233,22 +233,22 @@ int loom__any_object_reserve(loom_any *o, size_t need)
     const loom_allocator *a = o->a;
     char **keys = loom__malloc(a, ncap * sizeof(*keys));
     size_t *klens = loom__malloc(a, ncap * sizeof(*klens));
-    loom_any **v = loom__malloc(a, ncap * sizeof(*v));
+    loom_any **v = loom__malloc(a, ncap * sizeof(loom_any *));
     if (!keys || !klens || !v) {
         loom__free(a, keys, ncap * sizeof(*keys));
         loom__free(a, klens, ncap * sizeof(*klens));
-        loom__free(a, v, ncap * sizeof(*v));
+        loom__free(a, v, ncap * sizeof(loom_any *));
         return LOOM_ENOMEM;
     }
     size_t n = o->u.obj.n;
     if (n) {
         memcpy(keys, o->u.obj.keys, n * sizeof(*keys));
         memcpy(klens, o->u.obj.klens, n * sizeof(*klens));
-        memcpy(v, o->u.obj.v, n * sizeof(*v));
+        memcpy(v, o->u.obj.v, n * sizeof(loom_any *));
     }
     loom__free(a, o->u.obj.keys, cap * sizeof(*keys));
     loom__free(a, o->u.obj.klens, cap * sizeof(*klens));
-    loom__free(a, o->u.obj.v, cap * sizeof(*v));
+    loom__free(a, o->u.obj.v, cap * sizeof(loom_any *));
     o->u.obj.keys = keys;
     o->u.obj.klens = klens;
     o->u.obj.v = v;
@@ -480,6 +480,7 @@ int loom__any_js_order(const loom_any *o, size_t **order)
 
 /* ---- free and clone ----------------------------------------------------- */
 
+// NOLINTNEXTLINE(misc-no-recursion): as deep as the value (decoders cap it)
 void loom_any_free(loom_any *v)
 {
     if (!v) {
@@ -515,6 +516,7 @@ void loom_any_free(loom_any *v)
     loom__free(a, v, sizeof(*v));
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): as deep as the value (decoders cap it)
 int loom_any_clone(const loom_any *v, const loom_allocator *a, loom_any **out)
 {
     if (!v || !out) {
@@ -700,6 +702,7 @@ static bool num_same(double x, double y)
     return x == y && signbit(x) == signbit(y);
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): as deep as the value (decoders cap it)
 int loom_any_equal(const loom_any *a, const loom_any *b)
 {
     if (a == b) {

@@ -50,6 +50,7 @@ int loom__any_write_number(loom_buf *b, double v)
     return loom__write_f64(b, v);
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
 static int write_rec(loom_buf *b, const loom_any *v, int depth)
 {
     int rc;
@@ -169,6 +170,7 @@ static int read_number(loom__reader *r, uint8_t tag, double *out)
     return rc;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
 static int read_array(loom__reader *r,
                       const loom_allocator *a,
                       int depth,
@@ -201,6 +203,7 @@ static int read_array(loom__reader *r,
     return LOOM_OK;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
 static int read_object(loom__reader *r,
                        const loom_allocator *a,
                        int depth,
@@ -224,7 +227,7 @@ static int read_object(loom__reader *r,
     for (uint64_t i = 0; i < n; i++) {
         const char *key;
         size_t klen;
-        loom_any *child;
+        loom_any *child = NULL;
         rc = loom__read_varstring(r, &key, &klen);
         if (!rc) {
             rc = loom__any_read(r, a, depth + 1, &child);
@@ -249,6 +252,7 @@ static int read_object(loom__reader *r,
     return LOOM_OK;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
 int loom__any_read(loom__reader *r,
                    const loom_allocator *a,
                    int depth,
@@ -339,6 +343,7 @@ int loom__any_read(loom__reader *r,
     return LOOM_OK;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
 int loom__any_skip(loom__reader *r, int depth)
 {
     if (r->err) {

@@ -64,7 +64,7 @@ static int shortest(double x, char *digits, int *exp10)
 {
     char tmp[48];
     for (int p = 1; p <= 17; p++) {
-        snprintf(tmp, sizeof(tmp), "%.*e", p - 1, x);
+        (void)snprintf(tmp, sizeof(tmp), "%.*e", p - 1, x);
         int k = 0;
         const char *s = tmp;
         for (; *s && *s != 'e'; s++) {

@@ -89,6 +89,7 @@ static int write_number(loom_buf *b, double v)
 
 static int write_rec(loom_buf *b, const loom_any *v, int depth);
 
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
 static int write_object(loom_buf *b, const loom_any *v, int depth)
 {
     size_t *order;
@@ -122,6 +123,7 @@ static int write_object(loom_buf *b, const loom_any *v, int depth)
     return rc ? rc : loom__buf_push(b, '}');
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
 static int write_rec(loom_buf *b, const loom_any *v, int depth)
 {
     int rc;
@@ -487,6 +489,7 @@ static int parse_number(jparser *p, loom_any **out)
 
 static int parse_value(jparser *p, int depth, loom_any **out);
 
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
 static int parse_array(jparser *p, int depth, loom_any **out)
 {
     loom_any *arr = NULL;
@@ -531,6 +534,7 @@ static int parse_array(jparser *p, int depth, loom_any **out)
     return LOOM_OK;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
 static int parse_object(jparser *p, int depth, loom_any **out)
 {
     loom_any *obj = NULL;
@@ -608,6 +612,7 @@ static int literal(jparser *p, const char *word, size_t n)
     return LOOM_OK;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
 static int parse_value(jparser *p, int depth, loom_any **out)
 {
     skip_ws(p);

@@ -73,7 +73,9 @@ typedef struct loom__rblock {
     size_t n;
 } loom__rblock;
 
-/* Delete set: per client, ranges sorted by clock after normalising. */
+/* Delete set: per client, ranges sorted by clock after normalising.
+ * Clients are always kept in descending id order (the order yjs writes), so
+ * lookups are binary searches. */
 typedef struct loom__ds_range {
     uint64_t clock, len;
 } loom__ds_range;
@@ -108,7 +110,11 @@ bool loom__ds_empty(const loom__ds *ds);
 /* Writes the v1 delete set, clients in descending id order (ranges as
  * stored). */
 int loom__ds_write(loom_buf *b, const loom__ds *ds);
-/* Reads a v1 delete set (clients with 0 ranges skipped). */
+/* Reads a v1 delete set (clients with 0 ranges skipped; a client listed
+ * twice gets both lists of ranges, in order). Unlike loom__ds_add, ranges of
+ * length 0 are kept: yjs keeps them too, re-encodes them in diffUpdate, and
+ * applying one can split an item. A range ending past 2^53 is malformed.
+ * On failure ds is unchanged. */
 int loom__ds_read(loom__reader *r, loom__ds *ds);
 
 /* A parsed update. Owns its arrays, not the input bytes. */
@@ -166,7 +172,8 @@ void loom__doc_opts_free(loom__doc_opts *o);
  * On failure b keeps its previous length. */
 int loom__rstruct_write(loom_buf *b, const loom__rstruct *s, uint64_t offset);
 
-/* State vectors: client -> clock. */
+/* State vectors: client -> clock. Entries are kept in descending client
+ * order. */
 typedef struct loom__sv_entry {
     uint64_t client, clock;
 } loom__sv_entry;
@@ -190,7 +197,10 @@ int loom__sv_read(loom__reader *r, loom__sv *sv);
 int loom__sv_write(loom_buf *b, const loom__sv *sv);
 
 /* Doc-free algebra on parsed updates (the public functions in update.h wrap
- * these). */
+ * these). Output and temporaries use out->alloc. loom__merge_parsed always
+ * re-encodes, even a single input (the "one input is returned unchanged"
+ * rule of mergeUpdates is in loom_update_merge). loom__diff_parsed writes
+ * u->ds as it was read. */
 int loom__merge_parsed(const loom__rupdate *const *ups, size_t n, loom_buf *out);
 int loom__diff_parsed(const loom__rupdate *u, const loom__sv *sv, loom_buf *out);
 

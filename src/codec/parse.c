@@ -198,7 +198,7 @@ static int read_count(loom__reader *r, uint64_t *n)
 static int read_content(loom__reader *r, const loom_allocator *a, uint8_t ref, uint64_t *length)
 {
     int rc;
-    uint64_t n;
+    uint64_t n = 0;
     const char *s;
     size_t len;
     switch (ref) {

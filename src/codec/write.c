@@ -105,7 +105,7 @@ static int write_content(loom_buf *b, const loom__rstruct *s, uint64_t offset)
 {
     loom__reader r;
     loom__reader_init(&r, s->content, s->content_len);
-    uint64_t n;
+    uint64_t n = 0;
     const char *str;
     size_t len;
     int rc;

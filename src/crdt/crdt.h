@@ -142,8 +142,9 @@ struct loom_txn {
     void *origin;
     bool local;
     uint64_t seq;
-    loom__client **touched; /* clients whose structs changed, with before clocks */
-    size_t ntouched, tcap;
+    loom__client **touched; /* clients whose structs changed */
+    uint64_t *tbefore;      /* touched[i]'s state at its first change in this txn */
+    size_t ntouched, tcap, tbcap;
     loom__ds ds; /* deleted in this transaction */
     loom__changed *changed; /* types changed, in order of first change */
     size_t nchanged, chcap;

@@ -19,11 +19,16 @@ int loom__txn_touch(loom_txn *t, loom__client *c)
         if (t->touched[i] == c) return LOOM_OK; /* recorded, then overwritten by a queued txn */
     }
     if (loom__vec_reserve(t->doc->a, (void **)&t->touched, &t->tcap, t->ntouched + 1,
-                          sizeof(*t->touched)))
+                          sizeof(*t->touched)) ||
+        loom__vec_reserve(t->doc->a, (void **)&t->tbefore, &t->tbcap, t->ntouched + 1,
+                          sizeof(*t->tbefore)))
         return LOOM_ENOMEM;
-    t->touched[t->ntouched++] = c;
     c->txn_seq = t->seq;
     c->before = c->n ? c->s[c->n - 1]->id.clock + c->s[c->n - 1]->len : 0;
+    /* kept per transaction too: a queued transaction (opened by an observer)
+     * that touches the client overwrites c->before */
+    t->tbefore[t->ntouched] = c->before;
+    t->touched[t->ntouched++] = c;
     return LOOM_OK;
 }
 
@@ -32,6 +37,9 @@ uint64_t loom__txn_before(const loom_txn *t, uint64_t client)
     const loom__client *c = loom__client_get(t->doc, client);
     if (!c) return 0;
     if (c->txn_seq == t->seq) return c->before;
+    for (size_t i = 0; i < t->ntouched; i++) {
+        if (t->touched[i] == c) return t->tbefore[i];
+    }
     return loom__state(t->doc, client);
 }
 
@@ -112,6 +120,7 @@ static void txn_free(loom_doc *d, loom_txn *t)
         if (t->touched[i]->txn_seq == t->seq) t->touched[i]->txn_seq = 0;
     }
     loom__free(a, t->touched, t->tcap * sizeof(*t->touched));
+    loom__free(a, t->tbefore, t->tbcap * sizeof(*t->tbefore));
     loom__ds_free(&t->ds);
     loom__free(a, t, sizeof(*t));
 }
@@ -201,8 +210,7 @@ static void emit_update(loom_doc *d, loom_txn *t)
 {
     bool any = !loom__ds_empty(&t->ds);
     for (size_t i = 0; i < t->ntouched && !any; i++) {
-        loom__client *c = t->touched[i];
-        if (c->txn_seq == t->seq && loom__state(d, c->client) != c->before) any = true;
+        if (loom__state(d, t->touched[i]->client) != t->tbefore[i]) any = true;
     }
     if (!any) return;
     bool listeners = false;
@@ -213,8 +221,8 @@ static void emit_update(loom_doc *d, loom_txn *t)
     int rc = LOOM_OK;
     for (size_t i = 0; i < t->ntouched && !rc; i++) {
         loom__client *c = t->touched[i];
-        if (c->txn_seq != t->seq) continue;
-        if (loom__state(d, c->client) > c->before) rc = loom__sv_set(&from, c->client, c->before);
+        if (loom__state(d, c->client) > t->tbefore[i])
+            rc = loom__sv_set(&from, c->client, t->tbefore[i]);
     }
     loom_buf out = {0};
     loom__buf_init(&out, d->a);
@@ -251,8 +259,8 @@ static void cleanup(loom_doc *d, loom_txn *t)
     merge_delete_set(d, &t->ds);
     for (size_t i = 0; i < t->ntouched; i++) {
         loom__client *c = t->touched[i];
-        if (c->txn_seq != t->seq || !c->n) continue;
-        uint64_t before = c->before;
+        if (!c->n) continue;
+        uint64_t before = t->tbefore[i];
         if (loom__state(d, c->client) == before) continue;
         size_t first = before ? loom__find_index(c, before) : 0;
         if (first < 1) first = 1;
@@ -272,7 +280,7 @@ static void cleanup(loom_doc *d, loom_txn *t)
     }
     if (!t->local) {
         loom__client *own = loom__client_get(d, d->client_id);
-        if (own && own->txn_seq == t->seq && loom__state(d, d->client_id) != own->before)
+        if (own && loom__txn_before(t, d->client_id) != loom__state(d, d->client_id))
             d->client_id = loom__random_u32();
     }
     emit_update(d, t);

@@ -151,7 +151,7 @@ int loom__seq_find(loom_txn *t, loom_type *type, uint64_t index, loom__item **le
     }
     loom__item *n = type->start;
     uint64_t base = 0;
-    if (type->mk_item && type->mk_index <= index) {
+    if (type->mk_item && type->mk_index < index) {
         n = type->mk_item;
         base = type->mk_index;
     }

@@ -77,7 +77,8 @@ tjson_loadb(const char *text, size_t len, size_t flags, json_error_t *error)
                 }
             }
             if (u >= 0xd800 && u <= 0xdfff) {
-                memcpy(t + i, "\\ufffd", 6);
+                static const char fffd[6] = {'\\', 'u', 'f', 'f', 'f', 'd'};
+                memcpy(t + i, fffd, sizeof(fffd));
                 i += 5;
             } else {
                 i++; /* skip the escaped character */
@@ -95,7 +96,8 @@ json_t *tjson_load_file(const char *path, size_t flags, json_error_t *error)
     if (!f) {
         if (error) {
             memset(error, 0, sizeof(*error));
-            snprintf(error->text, sizeof(error->text), "cannot open %s", path);
+            (void)snprintf(error->text, sizeof(error->text), "cannot open %s",
+                           path);
         }
         return NULL;
     }
@@ -117,12 +119,13 @@ json_t *tjson_load_file(const char *path, size_t flags, json_error_t *error)
         cap *= 2;
     }
     int bad = ferror(f);
-    fclose(f);
+    (void)fclose(f);
     if (!buf || bad) {
         free(buf);
         if (error) {
             memset(error, 0, sizeof(*error));
-            snprintf(error->text, sizeof(error->text), "cannot read %s", path);
+            (void)snprintf(error->text, sizeof(error->text), "cannot read %s",
+                           path);
         }
         return NULL;
     }
@@ -243,6 +246,7 @@ static bool is_wrapper_key(const char *k)
            strcmp(k, "$ytype") == 0 || strcmp(k, "$ydoc") == 0;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded by the depth of the value
 int tjson_to_any(const json_t *j, const loom_allocator *a, loom_any **out)
 {
     if (!j || !out) {
@@ -349,8 +353,73 @@ static const char *type_kind_name(loom_type_kind k)
     }
 }
 
+static json_t *number_to_json(double d)
+{
+    if (isnan(d)) {
+        return wrap("$number", json_string("NaN"));
+    }
+    if (isinf(d)) {
+        return wrap("$number", json_string(d > 0 ? "Infinity" : "-Infinity"));
+    }
+    if (d == 0 && signbit(d)) {
+        return wrap("$number", json_string("-0"));
+    }
+    if (d == trunc(d) && fabs(d) <= 9007199254740992.0) {
+        return json_integer((json_int_t)d);
+    }
+    return json_real(d);
+}
+
+// NOLINTNEXTLINE(misc-no-recursion): bounded by the depth of the value
+static json_t *container_to_json(const loom_any *v)
+{
+    bool is_obj = loom_any_kind_of(v) == LOOM_ANY_OBJECT;
+    json_t *r = is_obj ? json_object() : json_array();
+    for (size_t i = 0; r && i < loom_any_count(v); i++) {
+        if (!is_obj) {
+            json_t *c = tjson_from_any(loom_any_array_get(v, i));
+            if (!c || json_array_append_new(r, c)) {
+                json_decref(r);
+                r = NULL;
+            }
+            continue;
+        }
+        size_t klen;
+        const char *k = loom_any_object_key(v, i, &klen);
+        json_t *c = tjson_from_any(loom_any_object_value(v, i));
+#if JANSSON_VERSION_HEX >= 0x020e00
+        int bad = !c || json_object_setn_new(r, k, klen, c);
+#else
+        int bad = !c || json_object_set_new(r, k, c);
+#endif
+        if (bad) {
+            json_decref(r);
+            r = NULL;
+        }
+    }
+    return r;
+}
+
+static json_t *type_to_json(const loom_type *t)
+{
+    loom_type_kind k = loom_type_kind_of(t);
+    json_t *o = wrap("$ytype", json_string(type_kind_name(k)));
+    if (o && (k == LOOM_TYPE_XML_ELEMENT || k == LOOM_TYPE_XML_HOOK)) {
+        size_t nlen = 0;
+        const char *name = loom_type_name(t, &nlen);
+        if (json_object_set_new(o, "name",
+                                json_stringn(name ? name : "", nlen))) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    return o;
+}
+
+// NOLINTNEXTLINE(misc-no-recursion): bounded by the depth of the value
 json_t *tjson_from_any(const loom_any *v)
 {
+    size_t len;
     if (!v) {
         return NULL;
     }
@@ -361,72 +430,28 @@ json_t *tjson_from_any(const loom_any *v)
         return json_null();
     case LOOM_ANY_BOOL:
         return json_boolean(loom_any_bool(v));
-    case LOOM_ANY_NUMBER: {
-        double d = loom_any_number(v);
-        if (isnan(d)) {
-            return wrap("$number", json_string("NaN"));
-        }
-        if (isinf(d)) {
-            return wrap("$number",
-                        json_string(d > 0 ? "Infinity" : "-Infinity"));
-        }
-        if (d == 0 && signbit(d)) {
-            return wrap("$number", json_string("-0"));
-        }
-        if (d == trunc(d) && fabs(d) <= 9007199254740992.0) {
-            return json_integer((json_int_t)d);
-        }
-        return json_real(d);
-    }
+    case LOOM_ANY_NUMBER:
+        return number_to_json(loom_any_number(v));
     case LOOM_ANY_BIGINT: {
         char tmp[32];
-        snprintf(tmp, sizeof(tmp), "%" PRId64, loom_any_bigint(v));
+        (void)snprintf(tmp, sizeof(tmp), "%" PRId64, loom_any_bigint(v));
         return wrap("$bigint", json_string(tmp));
     }
     case LOOM_ANY_STRING: {
-        size_t len;
         const char *s = loom_any_string(v, &len);
         return json_stringn(s, len);
     }
     case LOOM_ANY_BINARY: {
-        size_t len;
         const uint8_t *p = loom_any_binary(v, &len);
         char *h = hex_encode(p, len);
         json_t *r = h ? wrap("$binary", json_string(h)) : NULL;
         free(h);
         return r;
     }
-    case LOOM_ANY_ARRAY: {
-        json_t *arr = json_array();
-        for (size_t i = 0; arr && i < loom_any_count(v); i++) {
-            json_t *c = tjson_from_any(loom_any_array_get(v, i));
-            if (!c || json_array_append_new(arr, c)) {
-                json_decref(arr);
-                arr = NULL;
-            }
-        }
-        return arr;
-    }
-    case LOOM_ANY_OBJECT: {
-        json_t *obj = json_object();
-        for (size_t i = 0; obj && i < loom_any_count(v); i++) {
-            size_t klen;
-            const char *k = loom_any_object_key(v, i, &klen);
-            json_t *c = tjson_from_any(loom_any_object_value(v, i));
-#if JANSSON_VERSION_HEX >= 0x020e00
-            int bad = !c || json_object_setn_new(obj, k, klen, c);
-#else
-            int bad = !c || json_object_set_new(obj, k, c);
-#endif
-            if (bad) {
-                json_decref(obj);
-                obj = NULL;
-            }
-        }
-        return obj;
-    }
+    case LOOM_ANY_ARRAY:
+    case LOOM_ANY_OBJECT:
+        return container_to_json(v);
     case LOOM_ANY_SUBDOC: {
-        size_t len;
         const char *g = loom_any_string(v, &len);
         json_t *inner = json_object();
         if (!inner ||
@@ -436,27 +461,15 @@ json_t *tjson_from_any(const loom_any *v)
         }
         return wrap("$ydoc", inner);
     }
-    case LOOM_ANY_TYPE: {
-        const loom_type *t = loom_any_type(v);
-        loom_type_kind k = loom_type_kind_of(t);
-        json_t *o = wrap("$ytype", json_string(type_kind_name(k)));
-        if (o && (k == LOOM_TYPE_XML_ELEMENT || k == LOOM_TYPE_XML_HOOK)) {
-            size_t nlen = 0;
-            const char *name = loom_type_name(t, &nlen);
-            if (json_object_set_new(o, "name",
-                                    json_stringn(name ? name : "", nlen))) {
-                json_decref(o);
-                o = NULL;
-            }
-        }
-        return o;
-    }
+    case LOOM_ANY_TYPE:
+        return type_to_json(loom_any_type(v));
     }
     return NULL;
 }
 
 /* ---- equality ----------------------------------------------------------- */
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded by the depth of the values
 int tjson_equal(const json_t *a, const json_t *b)
 {
     if (a == b) {
@@ -517,7 +530,7 @@ static void sb_put(sbuf *b, const char *s, size_t n)
     if (b->err) {
         return;
     }
-    if (b->cap - b->len < n + 1) {
+    if (!b->p || b->cap - b->len < n + 1) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap - b->len < n + 1) {
             cap *= 2;
@@ -607,6 +620,7 @@ static int cmp_utf16(const void *pa, const void *pb)
     return a_more - b_more;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): bounded by the depth of the value
 static void dump_rec(sbuf *b, const json_t *j)
 {
     char tmp[40];
