@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tools/loom/cli.h: what the subcommands of the `loom` program share: the
+ * command table entry, reading input files, writing output and reporting
+ * errors. The CLI is thin (DESIGN.md): every subcommand parses its
+ * arguments, calls the public API of libloom (include/loom/loom.h) and
+ * prints the result.
+ *
+ * Exit codes of every subcommand: 0 success, 1 failure (bad input, I/O),
+ * 2 usage error.
+ */
+#ifndef LOOM_CLI_H
+#define LOOM_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CLI_OK    0
+#define CLI_FAIL  1
+#define CLI_USAGE 2
+
+/* One subcommand: `loom NAME ARGS...` calls run(argc, argv) with argv[0]
+ * being NAME. */
+typedef struct cli_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    void (*help)(void);  /* prints the subcommand's usage to stdout */
+    const char *summary; /* one line for `loom help` */
+} cli_command;
+
+/* The `loom update` family (cmd_update.c). */
+int cli_update_main(int argc, char **argv);
+void cli_update_help(void);
+
+/* A whole input file in memory. */
+typedef struct cli_input {
+    const char *path; /* as given on the command line ("-" is stdin) */
+    const char *name; /* for messages: path, or "<stdin>" */
+    uint8_t *data;    /* malloc'd; NULL when len is 0 */
+    size_t len;
+} cli_input;
+
+/* Reads `path` ("-": standard input, at most once per process) into `in`.
+ * Prints a message and returns CLI_FAIL on error. */
+int cli_read_input(const char *path, cli_input *in);
+void cli_input_free(cli_input *in);
+
+/* Writes bytes to standard output and flushes; prints a message and returns
+ * CLI_FAIL on a write error. */
+int cli_write_stdout(const void *data, size_t len);
+
+/* Prints "loom: " + the formatted message + "\n" to stderr. */
+void cli_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+#endif
