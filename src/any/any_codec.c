@@ -11,6 +11,8 @@
 #include <float.h>
 #include <math.h>
 
+#include <string.h>
+
 #include "any/any_internal.h"
 
 enum {
@@ -235,6 +237,12 @@ static int read_object(loom__reader *r,
         if (rc) {
             loom_any_free(obj);
             return rc;
+        }
+        if (klen == 9 && memcmp(key, "__proto__", 9) == 0) {
+            /* lib0 assigns obj[key] = value, which for "__proto__" sets the
+             * prototype instead of a key: the member disappears. */
+            loom_any_free(child);
+            continue;
         }
         if (loom__any_object_append(obj, key, klen, child)) {
             loom_any_free(child);

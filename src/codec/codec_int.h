@@ -13,7 +13,8 @@
 
 /* A stable merge sort; tmp holds n elements. */
 typedef int (*loom__cmp_fn)(const void *, const void *);
-void loom__stable_sort(void *base, size_t n, size_t size, loom__cmp_fn cmp, void *tmp);
+void loom__stable_sort(
+    void *base, size_t n, size_t size, loom__cmp_fn cmp, void *tmp);
 
 /* What a struct is to the update algebra; the content kind does not matter. */
 enum { LOOM__KIND_GC = 0, LOOM__KIND_ITEM = 1, LOOM__KIND_SKIP = 2 };
@@ -34,13 +35,15 @@ typedef struct loom__view {
 /* A position in a parsed update, read like yjs's LazyStructReader. */
 typedef struct loom__cursor {
     const loom__rupdate *u;
-    size_t bi, si;      /* the next struct to read */
-    bool filter_skips;  /* mergeUpdates drops Skips on input */
-    bool has;           /* curr is valid */
+    size_t bi, si;     /* the next struct to read */
+    bool filter_skips; /* mergeUpdates drops Skips on input */
+    bool has;          /* curr is valid */
     loom__view curr;
 } loom__cursor;
 
-void loom__cursor_init(loom__cursor *c, const loom__rupdate *u, bool filter_skips);
+void loom__cursor_init(loom__cursor *c,
+                       const loom__rupdate *u,
+                       bool filter_skips);
 /* Moves to the next struct (has = false at the end). */
 void loom__cursor_next(loom__cursor *c);
 
@@ -65,7 +68,9 @@ void loom__lazy_init(loom__lazy_writer *w, const loom_allocator *a);
 void loom__lazy_free(loom__lazy_writer *w);
 /* writeStructToLazyStructWriter: writes v from `offset` clock units on. A new
  * block starts at clock v->clock + offset when the client changes. */
-int loom__lazy_write(loom__lazy_writer *w, const loom__view *v, uint64_t offset);
+int loom__lazy_write(loom__lazy_writer *w,
+                     const loom__view *v,
+                     uint64_t offset);
 /* Appends the struct section (block count, blocks) and then the delete set
  * to out. */
 int loom__lazy_finish(loom__lazy_writer *w, const loom__ds *ds, loom_buf *out);

@@ -25,14 +25,16 @@ int loom__diff_parsed(const loom__rupdate *u, const loom__sv *sv, loom_buf *out)
         uint64_t client = curr.client;
         uint64_t known = loom__sv_get(sv, client);
         if (curr.clock + curr.len > known) {
-            rc = loom__lazy_write(&lw, &curr, known > curr.clock ? known - curr.clock : 0);
+            rc = loom__lazy_write(&lw, &curr,
+                                  known > curr.clock ? known - curr.clock : 0);
             loom__cursor_next(&c);
             while (!rc && c.has && c.curr.client == client) {
                 rc = loom__lazy_write(&lw, &c.curr, 0);
                 loom__cursor_next(&c);
             }
         } else {
-            while (c.has && c.curr.client == client && c.curr.clock + c.curr.len <= known) {
+            while (c.has && c.curr.client == client &&
+                   c.curr.clock + c.curr.len <= known) {
                 loom__cursor_next(&c);
             }
         }

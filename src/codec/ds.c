@@ -19,7 +19,8 @@
 /* The end of a clock range may reach 2^53 (JS numbers are exact up to it). */
 #define CLOCK_END_MAX (LOOM__MAX_SAFE_INT + 1)
 
-void loom__stable_sort(void *base, size_t n, size_t size, loom__cmp_fn cmp, void *tmp)
+void loom__stable_sort(
+    void *base, size_t n, size_t size, loom__cmp_fn cmp, void *tmp)
 {
     /* Bottom-up merge sort between base and tmp; stable, O(n log n). */
     uint8_t *src = base, *dst = tmp;
@@ -106,9 +107,13 @@ const loom__ds_client *loom__ds_find(const loom__ds *ds, uint64_t client)
     return i < ds->n && ds->c[i].client == client ? &ds->c[i] : NULL;
 }
 
-static int range_push(const loom_allocator *a, loom__ds_client *c, uint64_t clock, uint64_t len)
+static int range_push(const loom_allocator *a,
+                      loom__ds_client *c,
+                      uint64_t clock,
+                      uint64_t len)
 {
-    int rc = loom__vec_reserve(a, (void **)&c->r, &c->cap, c->n + 1, sizeof(*c->r));
+    int rc =
+        loom__vec_reserve(a, (void **)&c->r, &c->cap, c->n + 1, sizeof(*c->r));
     if (rc) {
         return rc;
     }
@@ -133,7 +138,8 @@ int loom__ds_add(loom__ds *ds, uint64_t client, uint64_t clock, uint64_t len)
     if (rc) {
         return rc;
     }
-    rc = loom__vec_reserve(ds->a, (void **)&ds->c, &ds->cap, ds->n + 1, sizeof(*ds->c));
+    rc = loom__vec_reserve(ds->a, (void **)&ds->c, &ds->cap, ds->n + 1,
+                           sizeof(*ds->c));
     if (rc) {
         client_free(ds->a, &nc);
         return rc;
@@ -183,6 +189,84 @@ void loom__ds_normalize(loom__ds *ds)
     ds->n = out;
 }
 
+/* First step of merge_into: grows the range arrays of the clients dst and
+ * src share and counts the clients only src has. */
+static int reserve_shared(loom__ds *dst, const loom__ds *src, size_t *fresh)
+{
+    size_t i = 0;
+    *fresh = 0;
+    for (size_t j = 0; j < src->n; j++) {
+        const loom__ds_client *sc = &src->c[j];
+        while (i < dst->n && dst->c[i].client > sc->client) {
+            i++;
+        }
+        if (i < dst->n && dst->c[i].client == sc->client) {
+            loom__ds_client *dc = &dst->c[i];
+            int rc = loom__vec_reserve(dst->a, (void **)&dc->r, &dc->cap,
+                                       dc->n + sc->n, sizeof(*dc->r));
+            if (rc) {
+                return rc;
+            }
+        } else if (sc->n > 0) {
+            (*fresh)++;
+        }
+    }
+    return LOOM_OK;
+}
+
+/* Copies the clients only src has (descending) to the front of a new client
+ * array with room for dst's clients as well. */
+static int copy_fresh(const loom__ds *dst,
+                      const loom__ds *src,
+                      size_t fresh,
+                      loom__ds_client **out)
+{
+    size_t cap = dst->n + fresh;
+    loom__ds_client *m = loom__calloc(dst->a, cap * sizeof(*m));
+    if (!m) {
+        return LOOM_ENOMEM;
+    }
+    size_t k = 0;
+    for (size_t j = 0; j < src->n; j++) {
+        const loom__ds_client *sc = &src->c[j];
+        if (sc->n == 0 || loom__ds_find(dst, sc->client)) {
+            continue;
+        }
+        loom__ds_range *r = loom__memdup(dst->a, sc->r, sc->n * sizeof(*r));
+        if (!r) {
+            for (size_t q = 0; q < k; q++) {
+                client_free(dst->a, &m[q]);
+            }
+            loom__free(dst->a, m, cap * sizeof(*m));
+            return LOOM_ENOMEM;
+        }
+        m[k].client = sc->client;
+        m[k].r = r;
+        m[k].n = sc->n;
+        m[k].cap = sc->n;
+        k++;
+    }
+    *out = m;
+    return LOOM_OK;
+}
+
+/* Appends the ranges of the clients dst and src share (room reserved). */
+static void append_shared(loom__ds *dst, const loom__ds *src)
+{
+    size_t i = 0;
+    for (size_t j = 0; j < src->n; j++) {
+        const loom__ds_client *sc = &src->c[j];
+        while (i < dst->n && dst->c[i].client > sc->client) {
+            i++;
+        }
+        if (i < dst->n && dst->c[i].client == sc->client && sc->n > 0) {
+            loom__ds_client *dc = &dst->c[i];
+            memcpy(dc->r + dc->n, sc->r, sc->n * sizeof(*dc->r));
+            dc->n += sc->n;
+        }
+    }
+}
+
 /*
  * Adds the ranges of `src` (clients descending) to dst. Everything that can
  * fail is allocated before dst changes, so on LOOM_ENOMEM dst holds what it
@@ -190,77 +274,24 @@ void loom__ds_normalize(loom__ds *ds)
  */
 int loom__ds_merge_into(loom__ds *dst, const loom__ds *src)
 {
-    if (src->n == 0) {
-        return LOOM_OK;
-    }
-    /* Pass 1: grow the range arrays of shared clients, count new clients. */
-    size_t fresh = 0;
-    size_t i = 0;
-    for (size_t j = 0; j < src->n; j++) {
-        const loom__ds_client *sc = &src->c[j];
-        while (i < dst->n && dst->c[i].client > sc->client) {
-            i++;
-        }
-        if (i < dst->n && dst->c[i].client == sc->client) {
-            loom__ds_client *dc = &dst->c[i];
-            int rc = loom__vec_reserve(dst->a, (void **)&dc->r, &dc->cap, dc->n + sc->n,
-                                       sizeof(*dc->r));
-            if (rc) {
-                return rc;
-            }
-        } else if (sc->n > 0) {
-            fresh++;
-        }
+    size_t fresh;
+    int rc = reserve_shared(dst, src, &fresh);
+    if (rc) {
+        return rc;
     }
     loom__ds_client *merged = NULL;
-    size_t mcap = 0;
     if (fresh > 0) {
-        mcap = dst->n + fresh;
-        merged = loom__calloc(dst->a, mcap * sizeof(*merged));
-        if (!merged) {
-            return LOOM_ENOMEM;
-        }
-        size_t k = 0;
-        for (size_t j = 0; j < src->n; j++) {
-            const loom__ds_client *sc = &src->c[j];
-            if (sc->n == 0 || loom__ds_find(dst, sc->client)) {
-                continue;
-            }
-            loom__ds_range *r = loom__memdup(dst->a, sc->r, sc->n * sizeof(*r));
-            if (!r) {
-                for (size_t q = 0; q < k; q++) {
-                    client_free(dst->a, &merged[q]);
-                }
-                loom__free(dst->a, merged, mcap * sizeof(*merged));
-                return LOOM_ENOMEM;
-            }
-            merged[k].client = sc->client;
-            merged[k].r = r;
-            merged[k].n = sc->n;
-            merged[k].cap = sc->n;
-            k++;
+        rc = copy_fresh(dst, src, fresh, &merged);
+        if (rc) {
+            return rc;
         }
     }
-    /* Pass 2 (cannot fail): append shared ranges. */
-    i = 0;
-    for (size_t j = 0; j < src->n; j++) {
-        const loom__ds_client *sc = &src->c[j];
-        while (i < dst->n && dst->c[i].client > sc->client) {
-            i++;
-        }
-        if (i < dst->n && dst->c[i].client == sc->client) {
-            loom__ds_client *dc = &dst->c[i];
-            if (sc->n) {
-                memcpy(dc->r + dc->n, sc->r, sc->n * sizeof(*dc->r));
-            }
-            dc->n += sc->n;
-        }
-    }
+    append_shared(dst, src);
     if (fresh == 0) {
         return LOOM_OK;
     }
-    /* Interleave the new clients (already descending in merged[0..fresh))
-     * with dst's, from the back so merged can be filled in place. */
+    /* Interleave dst's clients with the new ones (merged[0..fresh)), from
+     * the back so that merged can be filled in place. */
     size_t a = dst->n, b = fresh, out = dst->n + fresh;
     while (b > 0) {
         if (a > 0 && dst->c[a - 1].client < merged[b - 1].client) {
@@ -275,7 +306,7 @@ int loom__ds_merge_into(loom__ds *dst, const loom__ds *src)
     loom__free(dst->a, dst->c, dst->cap * sizeof(*dst->c));
     dst->c = merged;
     dst->n += fresh;
-    dst->cap = mcap;
+    dst->cap = dst->n;
     return LOOM_OK;
 }
 
@@ -359,15 +390,6 @@ static int client_cmp_desc(const void *pa, const void *pb)
     return x->client > y->client ? -1 : x->client < y->client;
 }
 
-/* Frees the clients of a temporary array. */
-static void clients_free(const loom_allocator *a, loom__ds_client *c, size_t n, size_t cap)
-{
-    for (size_t i = 0; i < n; i++) {
-        client_free(a, &c[i]);
-    }
-    loom__free(a, c, cap * sizeof(*c));
-}
-
 /*
  * Puts clients read in wire order into descending order, joining the ranges
  * of a client listed twice (first entry first, as yjs's Map does). The sort
@@ -395,7 +417,8 @@ static int sort_clients(const loom_allocator *a, loom__ds_client *c, size_t *pn)
     for (size_t i = 0; i < n; i++) {
         if (out > 0 && c[out - 1].client == c[i].client) {
             loom__ds_client *d = &c[out - 1];
-            int rc = loom__vec_reserve(a, (void **)&d->r, &d->cap, d->n + c[i].n, sizeof(*d->r));
+            int rc = loom__vec_reserve(a, (void **)&d->r, &d->cap,
+                                       d->n + c[i].n, sizeof(*d->r));
             if (rc) {
                 /* Keep the array consistent for the caller's cleanup. */
                 memmove(&c[out], &c[i], (n - i) * sizeof(*c));
@@ -413,11 +436,61 @@ static int sort_clients(const loom_allocator *a, loom__ds_client *c, size_t *pn)
     return LOOM_OK;
 }
 
+/* Reads one client entry and appends it, unsorted, to `into` (entries
+ * without ranges are dropped, as yjs does). */
+static int read_entry(loom__reader *r, loom__ds *into)
+{
+    uint64_t client, nranges;
+    if (loom__read_varuint(r, &client)) {
+        return r->err;
+    }
+    size_t at = r->pos;
+    if (loom__read_varuint(r, &nranges)) {
+        return r->err;
+    }
+    if (nranges == 0) {
+        return LOOM_OK;
+    }
+    /* Each range takes at least two bytes; checked before allocating. */
+    if (nranges > loom__reader_left(r) / 2) {
+        return loom__reader_fail(r, LOOM_EMALFORMED, at,
+                                 "delete set range count too large");
+    }
+    int rc = loom__vec_reserve(into->a, (void **)&into->c, &into->cap,
+                               into->n + 1, sizeof(*into->c));
+    if (rc) {
+        return rc;
+    }
+    loom__ds_client *dc = &into->c[into->n];
+    dc->r = loom__malloc(into->a, (size_t)nranges * sizeof(*dc->r));
+    if (!dc->r) {
+        return LOOM_ENOMEM;
+    }
+    dc->client = client;
+    dc->n = 0;
+    dc->cap = (size_t)nranges;
+    into->n++;
+    for (uint64_t k = 0; k < nranges; k++) {
+        uint64_t clock, len;
+        at = r->pos;
+        if (loom__read_varuint(r, &clock) || loom__read_varuint(r, &len)) {
+            return r->err;
+        }
+        if (clock + len > CLOCK_END_MAX) {
+            return loom__reader_fail(r, LOOM_EMALFORMED, at,
+                                     "delete set range past 2^53");
+        }
+        dc->r[dc->n].clock = clock;
+        dc->r[dc->n].len = len;
+        dc->n++;
+    }
+    return LOOM_OK;
+}
+
 int loom__ds_read(loom__reader *r, loom__ds *ds)
 {
-    const loom_allocator *a = ds->a;
-    loom__ds_client *c = NULL;
-    size_t n = 0, cap = 0;
+    loom__ds tmp;
+    loom__ds_init(&tmp, ds->a);
     uint64_t nclients;
     size_t at = r->pos;
     int rc = loom__read_varuint(r, &nclients);
@@ -426,73 +499,23 @@ int loom__ds_read(loom__reader *r, loom__ds *ds)
     }
     /* Each client entry takes at least two bytes (id and range count). */
     if (nclients > loom__reader_left(r) / 2) {
-        return loom__reader_fail(r, LOOM_EMALFORMED, at, "delete set client count too large");
+        return loom__reader_fail(r, LOOM_EMALFORMED, at,
+                                 "delete set client count too large");
     }
-    for (uint64_t i = 0; i < nclients; i++) {
-        uint64_t client, nranges;
-        if (loom__read_varuint(r, &client)) {
-            rc = r->err;
-            goto fail;
-        }
-        at = r->pos;
-        if (loom__read_varuint(r, &nranges)) {
-            rc = r->err;
-            goto fail;
-        }
-        if (nranges == 0) {
-            continue;
-        }
-        /* Each range takes at least two bytes. */
-        if (nranges > loom__reader_left(r) / 2) {
-            rc = loom__reader_fail(r, LOOM_EMALFORMED, at, "delete set range count too large");
-            goto fail;
-        }
-        rc = loom__vec_reserve(a, (void **)&c, &cap, n + 1, sizeof(*c));
-        if (rc) {
-            goto fail;
-        }
-        loom__ds_client *dc = &c[n];
-        dc->client = client;
-        dc->n = 0;
-        dc->cap = (size_t)nranges;
-        dc->r = loom__malloc(a, dc->cap * sizeof(*dc->r));
-        if (!dc->r) {
-            rc = LOOM_ENOMEM;
-            goto fail;
-        }
-        n++;
-        for (uint64_t k = 0; k < nranges; k++) {
-            uint64_t clock, len;
-            at = r->pos;
-            if (loom__read_varuint(r, &clock) || loom__read_varuint(r, &len)) {
-                rc = r->err;
-                goto fail;
-            }
-            if (clock + len > CLOCK_END_MAX) {
-                rc = loom__reader_fail(r, LOOM_EMALFORMED, at, "delete set range past 2^53");
-                goto fail;
-            }
-            dc->r[dc->n].clock = clock;
-            dc->r[dc->n].len = len;
-            dc->n++;
-        }
+    for (uint64_t i = 0; i < nclients && !rc; i++) {
+        rc = read_entry(r, &tmp);
     }
-    rc = sort_clients(a, c, &n);
-    if (rc) {
-        goto fail;
+    if (!rc) {
+        rc = sort_clients(tmp.a, tmp.c, &tmp.n);
     }
-    if (ds->n == 0) {
-        loom__free(a, ds->c, ds->cap * sizeof(*ds->c));
-        ds->c = c;
-        ds->n = n;
-        ds->cap = cap;
+    if (!rc && ds->n == 0) {
+        loom__ds_free(ds);
+        *ds = tmp;
         return LOOM_OK;
     }
-    loom__ds tmp = {c, n, cap, a};
-    rc = loom__ds_merge_into(ds, &tmp);
+    if (!rc) {
+        rc = loom__ds_merge_into(ds, &tmp);
+    }
     loom__ds_free(&tmp);
-    return rc;
-fail:
-    clients_free(a, c, n, cap);
     return rc;
 }

@@ -11,7 +11,9 @@
  */
 #include "codec/codec_int.h"
 
-void loom__cursor_init(loom__cursor *c, const loom__rupdate *u, bool filter_skips)
+void loom__cursor_init(loom__cursor *c,
+                       const loom__rupdate *u,
+                       bool filter_skips)
 {
     c->u = u;
     c->bi = 0;
@@ -76,8 +78,8 @@ static int flush(loom__lazy_writer *w)
     if (w->written == 0) {
         return LOOM_OK;
     }
-    int rc = loom__vec_reserve(w->a, (void **)&w->blocks, &w->cap, w->nblocks + 1,
-                               sizeof(*w->blocks));
+    int rc = loom__vec_reserve(w->a, (void **)&w->blocks, &w->cap,
+                               w->nblocks + 1, sizeof(*w->blocks));
     if (rc) {
         return rc;
     }
@@ -112,7 +114,8 @@ int loom__lazy_write(loom__lazy_writer *w, const loom__view *v, uint64_t offset)
     if (v->kind == LOOM__KIND_ITEM) {
         rc = loom__rstruct_write(&w->body, v->src, v->off + offset);
     } else {
-        rc = loom__write_u8(&w->body, v->kind == LOOM__KIND_GC ? LOOM__REF_GC : LOOM__REF_SKIP);
+        rc = loom__write_u8(
+            &w->body, v->kind == LOOM__KIND_GC ? LOOM__REF_GC : LOOM__REF_SKIP);
         if (!rc) {
             rc = loom__write_varuint(&w->body, v->len - offset);
         }
@@ -137,7 +140,8 @@ int loom__lazy_finish(loom__lazy_writer *w, const loom__ds *ds, loom_buf *out)
         const loom__lazy_block *b = &w->blocks[i];
         rc = loom__write_varuint(out, b->n);
         if (!rc) {
-            rc = loom__buf_append(out, w->body.data + b->start, b->end - b->start);
+            rc = loom__buf_append(out, w->body.data + b->start,
+                                  b->end - b->start);
         }
     }
     return rc ? rc : loom__ds_write(out, ds);

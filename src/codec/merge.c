@@ -13,23 +13,40 @@
  * comparator that is not consistent when a GC and an Item start at the same
  * ID in two inputs (it answers "first" both ways round), so the order V8's
  * TimSort leaves them in depends on the exact comparisons it makes, and that
- * order decides which copy is written. We therefore run V8's algorithm
- * (CountAndMakeRun + BinaryInsertionSort, merges with galloping above 64
- * elements) whenever such a tie exists. Otherwise the comparator is a
- * consistent total preorder, the result is the unique stable order, and since
- * only the first cursor moves between steps it is re-inserted by binary
- * search: O(log n) comparisons per step instead of a sort.
+ * order decides which copy is written. While such a tie exists anywhere among
+ * the cursors we therefore keep yjs's array and run a transcription of V8's
+ * sort on it every step (CountAndMakeRun + BinaryInsertionSort, merges with
+ * galloping above 64 elements), as yjs does. Otherwise the comparator is a
+ * consistent total preorder, the result is the unique stable order, and
+ * since only the first cursor moves between steps a heap gives the same
+ * order in O(log n) per step. This matches Node/Chrome; engines whose sort
+ * is a different algorithm (SpiderMonkey, JavaScriptCore) give other bytes
+ * for such ties in yjs itself.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "codec/codec_int.h"
 
-typedef loom__cursor *elem;
+/*
+ * A cursor of mergeUpdates plus what keeping the order needs: a tag that
+ * orders cursors with equal keys in heap mode, and the (key, kind) under
+ * which the cursor is counted in the tie table.
+ */
+typedef struct mcur {
+    loom__cursor c;
+    int64_t tag;
+    bool counted;
+    uint8_t kind;
+    uint64_t client, clock;
+} mcur;
+
+typedef mcur *elem;
 
 /* The comparator yjs passes to sort(): negative means a before b. */
-static int js_cmp(const loom__cursor *a, const loom__cursor *b)
+static int js_cmp(const mcur *a, const mcur *b)
 {
-    const loom__view *x = &a->curr, *y = &b->curr;
+    const loom__view *x = &a->c.curr, *y = &b->c.curr;
     if (x->client == y->client) {
         if (x->clock == y->clock) {
             if (x->kind == y->kind) {
@@ -45,7 +62,8 @@ static int js_cmp(const loom__cursor *a, const loom__cursor *b)
 /* The order the comparator means when it is consistent: by key only. */
 static bool key_less(const loom__view *x, const loom__view *y)
 {
-    return x->client > y->client || (x->client == y->client && x->clock < y->clock);
+    return x->client > y->client ||
+           (x->client == y->client && x->clock < y->clock);
 }
 
 static bool key_eq(const loom__view *x, const loom__view *y)
@@ -53,19 +71,26 @@ static bool key_eq(const loom__view *x, const loom__view *y)
     return x->client == y->client && x->clock == y->clock;
 }
 
-/* Two structs that the comparator orders inconsistently. */
-static bool mixed(const loom__cursor *a, const loom__cursor *b)
+/* Heap order: by key, then by tag. */
+static bool heap_less(const mcur *a, const mcur *b)
 {
-    return key_eq(&a->curr, &b->curr) && a->curr.kind != b->curr.kind;
+    if (key_eq(&a->c.curr, &b->c.curr)) {
+        return a->tag < b->tag;
+    }
+    return key_less(&a->c.curr, &b->c.curr);
 }
 
-static size_t count_mixed(elem *v, size_t n)
+static int heap_cmp(const void *pa, const void *pb)
 {
-    size_t c = 0;
-    for (size_t i = 1; i < n; i++) {
-        c += mixed(v[i - 1], v[i]);
-    }
-    return c;
+    const mcur *a = *(const elem *)pa, *b = *(const elem *)pb;
+    return heap_less(a, b) ? -1 : heap_less(b, a);
+}
+
+static int key_cmp(const void *pa, const void *pb)
+{
+    const loom__view *a = &(*(const elem *)pa)->c.curr;
+    const loom__view *b = &(*(const elem *)pb)->c.curr;
+    return key_less(a, b) ? -1 : key_less(b, a);
 }
 
 /* ---- V8 TimSort (third_party/v8/builtins/array-sort.tq) ---------------- */
@@ -110,7 +135,8 @@ static size_t count_and_make_run(elem *a, size_t low_arg, size_t high)
     return run;
 }
 
-static void binary_insertion_sort(elem *a, size_t low, size_t start, size_t high)
+static void
+binary_insertion_sort(elem *a, size_t low, size_t start, size_t high)
 {
     if (low == start) {
         start++;
@@ -147,7 +173,8 @@ static size_t min_run_length(size_t n)
  * GallopLeft: the position k in [base, base+len) where key belongs, with
  * a[k-1] < key <= a[k], starting the search at base+hint.
  */
-static size_t gallop_left(elem *a, elem key, size_t base, size_t len, size_t hint)
+static size_t
+gallop_left(elem *a, elem key, size_t base, size_t len, size_t hint)
 {
     size_t last_ofs = 0, ofs = 1;
     if (js_cmp(a[base + hint], key) < 0) {
@@ -207,7 +234,8 @@ static size_t gallop_left(elem *a, elem key, size_t base, size_t len, size_t hin
  * GallopRight: like gallop_left, but the position after all elements equal
  * to key: a[k-1] <= key < a[k].
  */
-static size_t gallop_right(elem *a, elem key, size_t base, size_t len, size_t hint)
+static size_t
+gallop_right(elem *a, elem key, size_t base, size_t len, size_t hint)
 {
     size_t last_ofs = 0, ofs = 1;
     if (js_cmp(key, a[base + hint]) < 0) {
@@ -223,7 +251,8 @@ static size_t gallop_right(elem *a, elem key, size_t base, size_t len, size_t hi
         if (ofs > max_ofs) {
             ofs = max_ofs;
         }
-        size_t lo = hint + 1 - ofs, hi = hint - last_ofs; /* search (lo-1, hi] */
+        size_t lo = hint + 1 - ofs,
+               hi = hint - last_ofs; /* search (lo-1, hi] */
         while (lo < hi) {
             size_t m = lo + ((hi - lo) >> 1);
             if (js_cmp(key, a[base + m]) < 0) {
@@ -261,9 +290,14 @@ static size_t gallop_right(elem *a, elem key, size_t base, size_t len, size_t hi
 
 #define MIN_GALLOP 7
 
+/* MergeLow and MergeHigh are long; they are kept in one piece each so that
+ * they can be compared with array-sort.tq line by line. */
+// NOLINTBEGIN(readability-function-size)
+
 /* MergeLow: merges [base_a, +len_a) and [base_b, +len_b) with len_a <= len_b,
  * copying run A to tmp. */
-static void merge_low(tsort *ts, size_t base_a, size_t len_a, size_t base_b, size_t len_b)
+static void
+merge_low(tsort *ts, size_t base_a, size_t len_a, size_t base_b, size_t len_b)
 {
     elem *a = ts->a, *t = ts->tmp;
     memcpy(t, a + base_a, len_a * sizeof(elem));
@@ -307,7 +341,8 @@ static void merge_low(tsort *ts, size_t base_a, size_t len_a, size_t base_b, siz
         /* Galloping. */
         min_gallop++;
         bool first_iteration = true;
-        while (nof_wins_a >= MIN_GALLOP || nof_wins_b >= MIN_GALLOP || first_iteration) {
+        while (nof_wins_a >= MIN_GALLOP || nof_wins_b >= MIN_GALLOP ||
+               first_iteration) {
             first_iteration = false;
             min_gallop = min_gallop > 2 ? min_gallop - 1 : 1;
             ts->min_gallop = min_gallop;
@@ -358,14 +393,15 @@ copy_b:
 
 /* MergeHigh: the same with len_a >= len_b, copying run B to tmp and merging
  * from the right. */
-static void merge_high(tsort *ts, size_t base_a, size_t len_a, size_t base_b, size_t len_b)
+static void
+merge_high(tsort *ts, size_t base_a, size_t len_a, size_t base_b, size_t len_b)
 {
     elem *a = ts->a, *t = ts->tmp;
     memcpy(t, a + base_b, len_b * sizeof(elem));
     /* Indices are kept one past the element ("+1") to stay unsigned. */
-    size_t dest = base_b + len_b;          /* one past the next slot */
-    size_t cursor_temp = len_b;            /* one past */
-    size_t cursor_a = base_a + len_a;      /* one past */
+    size_t dest = base_b + len_b;     /* one past the next slot */
+    size_t cursor_temp = len_b;       /* one past */
+    size_t cursor_a = base_a + len_a; /* one past */
     a[--dest] = a[--cursor_a];
     if (--len_a == 0) {
         goto succeed;
@@ -403,11 +439,13 @@ static void merge_high(tsort *ts, size_t base_a, size_t len_a, size_t base_b, si
         }
         min_gallop++;
         bool first_iteration = true;
-        while (nof_wins_a >= MIN_GALLOP || nof_wins_b >= MIN_GALLOP || first_iteration) {
+        while (nof_wins_a >= MIN_GALLOP || nof_wins_b >= MIN_GALLOP ||
+               first_iteration) {
             first_iteration = false;
             min_gallop = min_gallop > 2 ? min_gallop - 1 : 1;
             ts->min_gallop = min_gallop;
-            size_t k = gallop_right(a, t[cursor_temp - 1], base_a, len_a, len_a - 1);
+            size_t k =
+                gallop_right(a, t[cursor_temp - 1], base_a, len_a, len_a - 1);
             nof_wins_a = len_a - k;
             if (nof_wins_a > 0) {
                 dest -= nof_wins_a;
@@ -456,6 +494,8 @@ copy_a:
     a[dest - 1] = t[cursor_temp - 1];
 }
 
+// NOLINTEND(readability-function-size)
+
 /* MergeAt: merges runs i and i+1 of the stack. */
 static void merge_at(tsort *ts, size_t i)
 {
@@ -475,7 +515,8 @@ static void merge_at(tsort *ts, size_t i)
         return;
     }
     /* Where does a's last element go in b? Elements after it are in place. */
-    len_b = gallop_left(ts->a, ts->a[base_a + len_a - 1], base_b, len_b, len_b - 1);
+    len_b =
+        gallop_left(ts->a, ts->a[base_a + len_a - 1], base_b, len_b, len_b - 1);
     if (len_b == 0) {
         return;
     }
@@ -546,70 +587,185 @@ static void js_sort(elem *v, size_t n, elem *tmp)
 
 /* ---- keeping the cursors in yjs's order --------------------------------- */
 
+/*
+ * Tie table: for every (client, clock) that some cursor is at, how many
+ * cursors are at a GC and how many at an Item there. `mixed` counts the keys
+ * with both, i.e. whether yjs's comparator is inconsistent on the current
+ * set. Open addressing with linear probing and backward-shift deletion; the
+ * capacity is at least twice the number of cursors, so it never fills.
+ */
+typedef struct tie_entry {
+    uint64_t client, clock;
+    uint32_t gc, item;
+    bool used;
+} tie_entry;
+
+typedef struct ties {
+    tie_entry *t;
+    size_t cap; /* power of two */
+    size_t mixed;
+} ties;
+
+static size_t tie_slot(const ties *t, uint64_t client, uint64_t clock)
+{
+    uint64_t h = client * 0x9e3779b97f4a7c15ULL ^ clock * 0xc2b2ae3d27d4eb4fULL;
+    h ^= h >> 29;
+    return (size_t)h & (t->cap - 1);
+}
+
+static void
+tie_change(ties *t, uint64_t client, uint64_t clock, uint8_t kind, bool add)
+{
+    size_t i = tie_slot(t, client, clock);
+    while (t->t[i].used &&
+           (t->t[i].client != client || t->t[i].clock != clock)) {
+        i = (i + 1) & (t->cap - 1);
+    }
+    tie_entry *e = &t->t[i];
+    if (!e->used) {
+        e->used = true;
+        e->client = client;
+        e->clock = clock;
+        e->gc = 0;
+        e->item = 0;
+    }
+    bool was = e->gc > 0 && e->item > 0;
+    uint32_t *cnt = kind == LOOM__KIND_GC ? &e->gc : &e->item;
+    *cnt = add ? *cnt + 1 : *cnt - 1;
+    bool now = e->gc > 0 && e->item > 0;
+    t->mixed = t->mixed + now - was;
+    if (e->gc > 0 || e->item > 0) {
+        return;
+    }
+    /* Backward-shift deletion keeps every probe sequence unbroken. */
+    size_t hole = i;
+    e->used = false;
+    for (size_t j = (hole + 1) & (t->cap - 1); t->t[j].used;
+         j = (j + 1) & (t->cap - 1)) {
+        size_t home = tie_slot(t, t->t[j].client, t->t[j].clock);
+        /* Move j into the hole unless its home lies cyclically in (hole, j]. */
+        bool stays =
+            hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (!stays) {
+            t->t[hole] = t->t[j];
+            t->t[j].used = false;
+            hole = j;
+        }
+    }
+}
+
+/* Re-registers a cursor under its current struct (or none at the end). */
+static void track(ties *t, mcur *x)
+{
+    if (x->counted) {
+        tie_change(t, x->client, x->clock, x->kind, false);
+        x->counted = false;
+    }
+    if (x->c.has) {
+        x->client = x->c.curr.client;
+        x->clock = x->c.curr.clock;
+        x->kind = x->c.curr.kind;
+        tie_change(t, x->client, x->clock, x->kind, true);
+        x->counted = true;
+    }
+}
+
 typedef struct order {
-    elem *v;      /* the cursors with a current struct, in yjs's order */
+    elem *v; /* the cursors with a current struct */
     size_t n;
     elem *tmp;
-    size_t c_rest; /* inconsistent adjacent pairs in v[1..n) */
-    bool sorted;   /* false until the first sort */
+    ties ties;
+    bool heap; /* v is a binary heap by (key, tag), else yjs's array */
+    bool started;
+    int64_t next_tag; /* decreasing: a moved cursor goes before its equals */
 } order;
 
+static void sift_down(elem *v, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+        if (l < n && heap_less(v[l], v[m])) {
+            m = l;
+        }
+        if (l + 1 < n && heap_less(v[l + 1], v[m])) {
+            m = l + 1;
+        }
+        if (m == i) {
+            return;
+        }
+        elem t = v[i];
+        v[i] = v[m];
+        v[m] = t;
+        i = m;
+    }
+}
+
 /*
- * The filter + sort at the top of yjs's loop. Between two calls only v[0]
- * can have moved (it is the only cursor advanced), and v[1..n) is in sorted
- * order.
+ * The filter + sort at the top of yjs's loop; afterwards v[0] is the cursor
+ * yjs would take. Between two calls only v[0] moves (it is the only cursor
+ * advanced), so while the comparator is consistent, yjs's stable sort of
+ * [v0, rest...] only puts v0 in front of the cursors with its key: a heap by
+ * (key, tag) where a moved cursor gets a tag below all others does the same
+ * in O(log n). While GC/Item ties exist, v holds yjs's array order and V8's
+ * sort is run on it every step, as yjs does.
  */
 static void reorder(order *o)
 {
-    if (!o->sorted) {
+    if (!o->started) {
         size_t k = 0;
         for (size_t i = 0; i < o->n; i++) {
-            if (o->v[i]->has) {
+            track(&o->ties, o->v[i]);
+            if (o->v[i]->c.has) {
                 o->v[k++] = o->v[i];
             }
         }
         o->n = k;
-        js_sort(o->v, o->n, o->tmp);
-        o->c_rest = o->n > 1 ? count_mixed(o->v + 1, o->n - 1) : 0;
-        o->sorted = true;
+        o->started = true;
+        o->next_tag = -1;
+        if (o->ties.mixed > 0) {
+            o->heap = false;
+            js_sort(o->v, o->n, o->tmp);
+            return;
+        }
+        /* A sorted array is a heap. */
+        loom__stable_sort(o->v, o->n, sizeof(elem), key_cmp, o->tmp);
+        for (size_t i = 0; i < o->n; i++) {
+            o->v[i]->tag = (int64_t)i;
+        }
+        o->heap = true;
         return;
     }
     if (o->n == 0) {
         return;
     }
     elem x = o->v[0];
-    if (!x->has) {
+    track(&o->ties, x);
+    if (o->ties.mixed == 0) {
+        if (!o->heap) {
+            /* v[1..n) is sorted: number it, and it is a heap below v[0]. */
+            for (size_t i = 1; i < o->n; i++) {
+                o->v[i]->tag = (int64_t)i;
+            }
+            o->heap = true;
+        }
+        if (!x->c.has) {
+            o->v[0] = o->v[--o->n];
+        } else {
+            x->tag = o->next_tag--;
+        }
+        sift_down(o->v, o->n, 0);
+        return;
+    }
+    if (o->heap) {
+        /* yjs's array is [x, the others in order]. */
+        qsort(o->v + 1, o->n - 1, sizeof(elem), heap_cmp);
+        o->heap = false;
+    }
+    if (!x->c.has) {
         memmove(o->v, o->v + 1, (o->n - 1) * sizeof(elem));
         o->n--;
-        if (o->c_rest > 0) {
-            js_sort(o->v, o->n, o->tmp);
-            o->c_rest = o->n > 1 ? count_mixed(o->v + 1, o->n - 1) : 0;
-        }
-        return;
     }
-    /* Where x belongs by key among v[1..n), and whether it ties
-     * inconsistently with one of them. */
-    size_t lo = 1, hi = o->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (key_less(&o->v[mid]->curr, &x->curr)) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    bool inconsistent = o->c_rest > 0;
-    for (size_t i = lo; !inconsistent && i < o->n && key_eq(&o->v[i]->curr, &x->curr); i++) {
-        inconsistent = o->v[i]->curr.kind != x->curr.kind;
-    }
-    if (inconsistent) {
-        js_sort(o->v, o->n, o->tmp);
-        o->c_rest = count_mixed(o->v + 1, o->n - 1);
-        return;
-    }
-    /* Stable: x goes before the structs with its key. */
-    memmove(o->v, o->v + 1, (lo - 1) * sizeof(elem));
-    o->v[lo - 1] = x;
+    js_sort(o->v, o->n, o->tmp);
 }
 
 /* ---- the merge ---------------------------------------------------------- */
@@ -644,7 +800,7 @@ static int merge_structs(order *o, loom__lazy_writer *lw)
         if (o->n == 0) {
             break;
         }
-        loom__cursor *d = o->v[0];
+        loom__cursor *d = &o->v[0]->c;
         uint64_t first_client = d->curr.client;
         if (have_w) {
             bool iterated = false;
@@ -698,7 +854,8 @@ static int merge_structs(order *o, loom__lazy_writer *lw)
             loom__cursor_next(d);
         }
         while (!rc && d->has && d->curr.client == first_client &&
-               d->curr.clock == w.clock + w.len && d->curr.kind != LOOM__KIND_SKIP) {
+               d->curr.clock == w.clock + w.len &&
+               d->curr.kind != LOOM__KIND_SKIP) {
             rc = loom__lazy_write(lw, &w, 0);
             w = d->curr;
             loom__cursor_next(d);
@@ -713,27 +870,39 @@ static int merge_structs(order *o, loom__lazy_writer *lw)
 int loom__merge_parsed(const loom__rupdate *const *ups, size_t n, loom_buf *out)
 {
     const loom_allocator *a = out->alloc;
-    loom__cursor *cur = NULL;
+    mcur *cur = NULL;
     elem *v = NULL, *tmp = NULL;
     loom__lazy_writer lw;
     loom__ds ds;
     loom__lazy_init(&lw, a);
     loom__ds_init(&ds, a);
+    order o;
+    memset(&o, 0, sizeof(o));
     int rc = LOOM_OK;
+    if (n > SIZE_MAX / (4 * sizeof(tie_entry))) {
+        return LOOM_ENOMEM;
+    }
     if (n > 0) {
-        cur = loom__malloc(a, n * sizeof(*cur));
-        v = loom__malloc(a, n * sizeof(*v));
-        tmp = loom__malloc(a, n * sizeof(*tmp));
-        if (!cur || !v || !tmp) {
+        o.ties.cap = 4;
+        while (o.ties.cap < 2 * n) {
+            o.ties.cap *= 2;
+        }
+        cur = loom__calloc(a, n * sizeof(*cur));
+        v = loom__malloc(a, n * sizeof(elem));
+        tmp = loom__malloc(a, n * sizeof(elem));
+        o.ties.t = loom__calloc(a, o.ties.cap * sizeof(*o.ties.t));
+        if (!cur || !v || !tmp || !o.ties.t) {
             rc = LOOM_ENOMEM;
             goto done;
         }
     }
     for (size_t i = 0; i < n; i++) {
-        loom__cursor_init(&cur[i], ups[i], true);
+        loom__cursor_init(&cur[i].c, ups[i], true);
         v[i] = &cur[i];
     }
-    order o = {v, n, tmp, 0, false};
+    o.v = v;
+    o.n = n;
+    o.tmp = tmp;
     rc = merge_structs(&o, &lw);
     for (size_t i = 0; i < n && !rc; i++) {
         rc = loom__ds_merge_into(&ds, &ups[i]->ds);
@@ -744,8 +913,9 @@ int loom__merge_parsed(const loom__rupdate *const *ups, size_t n, loom_buf *out)
     }
 done:
     loom__free(a, cur, n * sizeof(*cur));
-    loom__free(a, v, n * sizeof(*v));
-    loom__free(a, tmp, n * sizeof(*tmp));
+    loom__free(a, v, n * sizeof(elem));
+    loom__free(a, tmp, n * sizeof(elem));
+    loom__free(a, o.ties.t, o.ties.cap * sizeof(*o.ties.t));
     loom__lazy_free(&lw);
     loom__ds_free(&ds);
     return rc;

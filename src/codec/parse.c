@@ -26,7 +26,8 @@ void loom__rupdate_free(loom__rupdate *u)
         return;
     }
     for (size_t i = 0; i < u->nblocks; i++) {
-        loom__free(u->a, u->blocks[i].s, u->blocks[i].n * sizeof(*u->blocks[i].s));
+        loom__free(u->a, u->blocks[i].s,
+                   u->blocks[i].n * sizeof(*u->blocks[i].s));
     }
     loom__free(u->a, u->blocks, u->nblocks * sizeof(*u->blocks));
     u->blocks = NULL;
@@ -77,7 +78,8 @@ static const loom_any *own(const loom_any *opts, const char *key)
  * opts; an own "guid" that is not a string would give a random or mangled
  * guid in JS, which no peer can reproduce, so it is refused as well.
  */
-static int doc_opts_read(loom__reader *r, const loom_allocator *a, loom__doc_opts *out)
+static int
+doc_opts_read(loom__reader *r, const loom_allocator *a, loom__doc_opts *out)
 {
     size_t start = r->pos;
     const char *guid;
@@ -95,7 +97,8 @@ static int doc_opts_read(loom__reader *r, const loom_allocator *a, loom__doc_opt
     loom_any_kind k = loom_any_kind_of(opts);
     if (k == LOOM_ANY_NULL || k == LOOM_ANY_UNDEFINED) {
         loom_any_free(opts);
-        return loom__reader_fail(r, LOOM_EMALFORMED, at, "subdocument options are null");
+        return loom__reader_fail(r, LOOM_EMALFORMED, at,
+                                 "subdocument options are null");
     }
     const loom_any *g = own(opts, "guid");
     if (g) {
@@ -125,12 +128,15 @@ static int doc_opts_read(loom__reader *r, const loom_allocator *a, loom__doc_opt
     return LOOM_OK;
 }
 
-int loom__doc_opts_read(const loom_allocator *a, const uint8_t *content, size_t len,
+int loom__doc_opts_read(const loom_allocator *a,
+                        const uint8_t *content,
+                        size_t len,
                         loom__doc_opts *out)
 {
     loom__reader r;
     loom__reader_init(&r, content, len);
     loom__doc_opts o;
+    memset(&o, 0, sizeof(o));
     int rc = doc_opts_read(&r, a, &o);
     if (rc) {
         return rc;
@@ -173,8 +179,9 @@ static int check_json(loom__reader *r, bool allow_undefined)
     rc = loom__json_check(s, len, false, &off);
     if (rc) {
         size_t text = (size_t)((const uint8_t *)s - r->p);
-        return loom__reader_fail(r, rc == LOOM_ELIMIT ? LOOM_ELIMIT : LOOM_EMALFORMED,
-                                 text + (off < len ? off : len), "invalid JSON text");
+        return loom__reader_fail(
+            r, rc == LOOM_ELIMIT ? LOOM_ELIMIT : LOOM_EMALFORMED,
+            text + (off < len ? off : len), "invalid JSON text");
     }
     return LOOM_OK;
 }
@@ -189,13 +196,17 @@ static int read_count(loom__reader *r, uint64_t *n)
         return rc;
     }
     if (*n > loom__reader_left(r)) {
-        return loom__reader_fail(r, LOOM_EMALFORMED, at, "element count too large");
+        return loom__reader_fail(r, LOOM_EMALFORMED, at,
+                                 "element count too large");
     }
     return LOOM_OK;
 }
 
 /* Validates the content of ref `ref` and returns its length in clock units. */
-static int read_content(loom__reader *r, const loom_allocator *a, uint8_t ref, uint64_t *length)
+static int read_content(loom__reader *r,
+                        const loom_allocator *a,
+                        uint8_t ref,
+                        uint64_t *length)
 {
     int rc;
     uint64_t n = 0;
@@ -235,7 +246,8 @@ static int read_content(loom__reader *r, const loom_allocator *a, uint8_t ref, u
             return rc;
         }
         if (n > 6) {
-            return loom__reader_fail(r, LOOM_EMALFORMED, at, "unknown shared type ref");
+            return loom__reader_fail(r, LOOM_EMALFORMED, at,
+                                     "unknown shared type ref");
         }
         if (n == 3 || n == 5) {
             return loom__read_varstring(r, &s, &len);
@@ -251,6 +263,7 @@ static int read_content(loom__reader *r, const loom_allocator *a, uint8_t ref, u
         return rc;
     case LOOM__REF_DOC: {
         loom__doc_opts o;
+        memset(&o, 0, sizeof(o));
         *length = 1;
         rc = doc_opts_read(r, a, &o);
         if (!rc) {
@@ -259,7 +272,8 @@ static int read_content(loom__reader *r, const loom_allocator *a, uint8_t ref, u
         return rc;
     }
     default:
-        return loom__reader_fail(r, LOOM_EMALFORMED, r->pos, "unknown content ref");
+        return loom__reader_fail(r, LOOM_EMALFORMED, r->pos,
+                                 "unknown content ref");
     }
 }
 
@@ -270,7 +284,10 @@ static int read_id(loom__reader *r, loom__id *id)
 }
 
 /* Reads one struct of `client` starting at *clock and advances *clock. */
-static int read_struct(loom__reader *r, const loom_allocator *a, uint64_t client, uint64_t *clock,
+static int read_struct(loom__reader *r,
+                       const loom_allocator *a,
+                       uint64_t client,
+                       uint64_t *clock,
                        loom__rstruct *s)
 {
     memset(s, 0, sizeof(*s));
@@ -289,7 +306,8 @@ static int read_struct(loom__reader *r, const loom_allocator *a, uint64_t client
         s->ref = info & 0x1f;
         if (s->ref > LOOM__REF_DOC) {
             /* 10 with other bits set, and 11..31: no such content. */
-            return loom__reader_fail(r, LOOM_EMALFORMED, s->offset, "unknown content ref");
+            return loom__reader_fail(r, LOOM_EMALFORMED, s->offset,
+                                     "unknown content ref");
         }
         s->has_origin = (info & 0x80) != 0;
         s->has_right_origin = (info & 0x40) != 0;
@@ -305,13 +323,15 @@ static int read_struct(loom__reader *r, const loom_allocator *a, uint64_t client
             rc = loom__read_varuint(r, &parent_info);
             if (!rc && parent_info == 1) {
                 s->parent_kind = LOOM__PARENT_ROOT;
-                rc = loom__read_varstring(r, &s->parent_name, &s->parent_name_len);
+                rc = loom__read_varstring(r, &s->parent_name,
+                                          &s->parent_name_len);
             } else if (!rc) {
                 s->parent_kind = LOOM__PARENT_ID;
                 rc = read_id(r, &s->parent_id);
             }
             if (!rc && s->has_parent_sub) {
-                rc = loom__read_varstring(r, &s->parent_sub, &s->parent_sub_len);
+                rc =
+                    loom__read_varstring(r, &s->parent_sub, &s->parent_sub_len);
             }
         }
         if (rc) {
@@ -326,10 +346,12 @@ static int read_struct(loom__reader *r, const loom_allocator *a, uint64_t client
         return rc;
     }
     if (s->length == 0) {
-        return loom__reader_fail(r, LOOM_EMALFORMED, s->offset, "zero-length struct");
+        return loom__reader_fail(r, LOOM_EMALFORMED, s->offset,
+                                 "zero-length struct");
     }
     if (s->clock + s->length > CLOCK_END_MAX) {
-        return loom__reader_fail(r, LOOM_EMALFORMED, s->offset, "struct clock past 2^53");
+        return loom__reader_fail(r, LOOM_EMALFORMED, s->offset,
+                                 "struct clock past 2^53");
     }
     *clock = s->clock + s->length;
     return LOOM_OK;
@@ -345,7 +367,8 @@ static int parse(loom__reader *r, loom__rupdate *u)
     }
     /* A block takes at least three bytes: struct count, client, clock. */
     if (nblocks > loom__reader_left(r) / 3) {
-        return loom__reader_fail(r, LOOM_EMALFORMED, at, "client block count too large");
+        return loom__reader_fail(r, LOOM_EMALFORMED, at,
+                                 "client block count too large");
     }
     if (nblocks > 0) {
         u->blocks = loom__calloc(u->a, (size_t)nblocks * sizeof(*u->blocks));
@@ -358,13 +381,15 @@ static int parse(loom__reader *r, loom__rupdate *u)
         loom__rblock *blk = &u->blocks[i];
         uint64_t nstructs, clock;
         at = r->pos;
-        if (loom__read_varuint(r, &nstructs) || loom__read_varuint(r, &blk->client) ||
+        if (loom__read_varuint(r, &nstructs) ||
+            loom__read_varuint(r, &blk->client) ||
             loom__read_varuint(r, &blk->first_clock)) {
             return r->err;
         }
         /* A struct takes at least two bytes (info and a length or content). */
         if (nstructs > loom__reader_left(r) / 2) {
-            return loom__reader_fail(r, LOOM_EMALFORMED, at, "struct count too large");
+            return loom__reader_fail(r, LOOM_EMALFORMED, at,
+                                     "struct count too large");
         }
         if (nstructs == 0) {
             continue;
@@ -387,13 +412,18 @@ static int parse(loom__reader *r, loom__rupdate *u)
         return rc;
     }
     if (loom__reader_left(r) != 0) {
-        return loom__reader_fail(r, LOOM_EMALFORMED, r->pos, "trailing bytes after the delete set");
+        return loom__reader_fail(r, LOOM_EMALFORMED, r->pos,
+                                 "trailing bytes after the delete set");
     }
     return LOOM_OK;
 }
 
-int loom__update_parse(const loom_allocator *a, const uint8_t *p, size_t len, size_t input,
-                       loom__rupdate *out, loom_error *err)
+int loom__update_parse(const loom_allocator *a,
+                       const uint8_t *p,
+                       size_t len,
+                       size_t input,
+                       loom__rupdate *out,
+                       loom_error *err)
 {
     loom__reader r;
     loom__reader_init(&r, p, len);

@@ -51,7 +51,8 @@ int loom__sv_set(loom__sv *sv, uint64_t client, uint64_t clock)
         sv->e[i].clock = clock;
         return LOOM_OK;
     }
-    int rc = loom__vec_reserve(sv->a, (void **)&sv->e, &sv->cap, sv->n + 1, sizeof(*sv->e));
+    int rc = loom__vec_reserve(sv->a, (void **)&sv->e, &sv->cap, sv->n + 1,
+                               sizeof(*sv->e));
     if (rc) {
         return rc;
     }
@@ -84,7 +85,8 @@ int loom__sv_read(loom__reader *r, loom__sv *sv)
     }
     /* Each entry takes at least two bytes; checked before allocating. */
     if (n > loom__reader_left(r) / 2) {
-        return loom__reader_fail(r, LOOM_EMALFORMED, at, "state vector entry count too large");
+        return loom__reader_fail(r, LOOM_EMALFORMED, at,
+                                 "state vector entry count too large");
     }
     size_t cnt = (size_t)n;
     loom__sv_entry *e = loom__malloc(sv->a, cnt * sizeof(*e));
@@ -93,7 +95,8 @@ int loom__sv_read(loom__reader *r, loom__sv *sv)
     }
     bool sorted = true;
     for (size_t i = 0; i < cnt; i++) {
-        if (loom__read_varuint(r, &e[i].client) || loom__read_varuint(r, &e[i].clock)) {
+        if (loom__read_varuint(r, &e[i].client) ||
+            loom__read_varuint(r, &e[i].clock)) {
             loom__free(sv->a, e, cnt * sizeof(*e));
             return r->err;
         }
@@ -129,7 +132,8 @@ int loom__sv_read(loom__reader *r, loom__sv *sv)
         return LOOM_OK;
     }
     /* Merging into a non-empty vector: reserve first, then set (cannot fail). */
-    rc = loom__vec_reserve(sv->a, (void **)&sv->e, &sv->cap, sv->n + (size_t)n, sizeof(*sv->e));
+    rc = loom__vec_reserve(sv->a, (void **)&sv->e, &sv->cap, sv->n + (size_t)n,
+                           sizeof(*sv->e));
     for (size_t i = 0; i < (size_t)n && !rc; i++) {
         rc = loom__sv_set(sv, e[i].client, e[i].clock);
     }

@@ -37,8 +37,15 @@ static int bad_arg(loom_error *err, const char *msg)
     return LOOM_EINVAL;
 }
 
-int loom_update_merge(const loom_allocator *a, const uint8_t *const *updates, const size_t *lens,
-                      size_t n, loom_buf *out, loom_error *err)
+/* Parsed inputs are handed to loom__merge_parsed as an array of these. */
+typedef const loom__rupdate *rupdate_ref;
+
+int loom_update_merge(const loom_allocator *a,
+                      const uint8_t *const *updates,
+                      const size_t *lens,
+                      size_t n,
+                      loom_buf *out,
+                      loom_error *err)
 {
     if (!out || (n > 0 && (!updates || !lens))) {
         return bad_arg(err, "missing argument");
@@ -53,11 +60,11 @@ int loom_update_merge(const loom_allocator *a, const uint8_t *const *updates, co
     if (n == 0) {
         return finish(&local, loom__write_empty_update(&local), out);
     }
-    if (SIZE_MAX / sizeof(loom__rupdate) < n) {
+    if (SIZE_MAX / (sizeof(loom__rupdate) + sizeof(rupdate_ref)) < n) {
         return bad_arg(err, "too many inputs");
     }
     loom__rupdate *ups = loom__malloc(a, n * sizeof(*ups));
-    const loom__rupdate **ptrs = loom__malloc(a, n * sizeof(*ptrs));
+    rupdate_ref *ptrs = loom__malloc(a, n * sizeof(rupdate_ref));
     size_t parsed = 0;
     int rc = LOOM_OK;
     if (!ups || !ptrs) {
@@ -66,7 +73,8 @@ int loom_update_merge(const loom_allocator *a, const uint8_t *const *updates, co
         goto done;
     }
     for (; parsed < n; parsed++) {
-        rc = loom__update_parse(a, updates[parsed], lens[parsed], parsed, &ups[parsed], err);
+        rc = loom__update_parse(a, updates[parsed], lens[parsed], parsed,
+                                &ups[parsed], err);
         if (rc) {
             goto done;
         }
@@ -85,18 +93,20 @@ done:
         loom__rupdate_free(&ups[i]);
     }
     loom__free(a, ups, n * sizeof(*ups));
-    loom__free(a, ptrs, n * sizeof(*ptrs));
+    loom__free(a, ptrs, n * sizeof(rupdate_ref));
     return finish(&local, rc, out);
 }
 
 /* Reads a whole state vector; trailing bytes are an error. */
-static int parse_sv(const uint8_t *p, size_t len, size_t input, loom__sv *sv, loom_error *err)
+static int parse_sv(
+    const uint8_t *p, size_t len, size_t input, loom__sv *sv, loom_error *err)
 {
     loom__reader r;
     loom__reader_init(&r, p, len);
     int rc = loom__sv_read(&r, sv);
     if (!rc && loom__reader_left(&r) != 0) {
-        rc = loom__reader_fail(&r, LOOM_EMALFORMED, r.pos, "trailing bytes after the state vector");
+        rc = loom__reader_fail(&r, LOOM_EMALFORMED, r.pos,
+                               "trailing bytes after the state vector");
     }
     if (rc) {
         if (r.err) {
@@ -108,8 +118,13 @@ static int parse_sv(const uint8_t *p, size_t len, size_t input, loom__sv *sv, lo
     return rc;
 }
 
-int loom_update_diff(const loom_allocator *a, const uint8_t *update, size_t update_len,
-                     const uint8_t *sv, size_t sv_len, loom_buf *out, loom_error *err)
+int loom_update_diff(const loom_allocator *a,
+                     const uint8_t *update,
+                     size_t update_len,
+                     const uint8_t *sv,
+                     size_t sv_len,
+                     loom_buf *out,
+                     loom_error *err)
 {
     if (!out || (!update && update_len > 0) || (!sv && sv_len > 0)) {
         return bad_arg(err, "missing argument");
@@ -190,8 +205,11 @@ static int state_vector_of(const loom__rupdate *u, loom_buf *out)
     return rc;
 }
 
-int loom_update_state_vector(const loom_allocator *a, const uint8_t *update, size_t len,
-                             loom_buf *out, loom_error *err)
+int loom_update_state_vector(const loom_allocator *a,
+                             const uint8_t *update,
+                             size_t len,
+                             loom_buf *out,
+                             loom_error *err)
 {
     if (!out || (!update && len > 0)) {
         return bad_arg(err, "missing argument");

@@ -42,7 +42,8 @@ static int write_json(loom_buf *b, const char *text, size_t len)
 
 /* The tail of a string from `units` UTF-16 units on; a cut inside a pair
  * leaves a lone low surrogate, which TextEncoder writes as U+FFFD. */
-static int write_string_tail(loom_buf *b, const char *s, size_t len, uint64_t units)
+static int
+write_string_tail(loom_buf *b, const char *s, size_t len, uint64_t units)
 {
     bool mid = false;
     size_t at = loom__utf8_offset16(s, len, (size_t)units, &mid);
@@ -65,11 +66,13 @@ static int write_string_tail(loom_buf *b, const char *s, size_t len, uint64_t un
 static int write_doc(loom_buf *b, const loom__rstruct *s)
 {
     loom__doc_opts o;
+    memset(&o, 0, sizeof(o));
     int rc = loom__doc_opts_read(b->alloc, s->content, s->content_len, &o);
     if (rc) {
         return rc;
     }
-    uint64_t n = (uint64_t)!o.gc + (uint64_t)o.auto_load + (uint64_t)(o.meta != NULL);
+    uint64_t n =
+        (uint64_t)!o.gc + (uint64_t)o.auto_load + (uint64_t)(o.meta != NULL);
     rc = loom__write_varstring(b, o.guid, o.guid_len);
     if (!rc) {
         rc = loom__write_u8(b, 118); /* Any object */
@@ -216,7 +219,8 @@ static int write_struct(loom_buf *b, const loom__rstruct *s, uint64_t offset)
         if (s->parent_kind == LOOM__PARENT_ROOT) {
             rc = loom__write_varuint(b, 1);
             if (!rc) {
-                rc = loom__write_varstring(b, s->parent_name, s->parent_name_len);
+                rc = loom__write_varstring(b, s->parent_name,
+                                           s->parent_name_len);
             }
         } else if (s->parent_kind == LOOM__PARENT_ID) {
             rc = loom__write_varuint(b, 0);

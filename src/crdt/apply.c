@@ -166,13 +166,28 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         return LOOM_OK;
     }
     case LOOM__REF_ANY: {
+        /* yjs decodes the values and writes them again, which normalises
+         * what other writers may encode differently (number widths, key
+         * order, repeated keys); do the same so re-encoding is identical. */
         uint64_t n;
         if ((rc = loom__read_varuint(&r, &n))) return rc;
-        size_t bytes = loom__reader_left(&r);
-        it->c.any.p = loom__memdup(a, r.p + r.pos, bytes ? bytes : 1);
-        if (!it->c.any.p) return LOOM_ENOMEM;
-        it->c.any.bytes = bytes;
-        it->c.any.cap = bytes ? bytes : 1;
+        loom_buf b = {0};
+        loom__buf_init(&b, a);
+        for (uint64_t i = 0; i < n && !rc; i++) {
+            loom_any *v;
+            if (!(rc = loom__any_read(&r, a, 0, &v))) {
+                rc = loom__any_write(&b, v);
+                loom_any_free(v);
+            }
+        }
+        if (!rc && !b.data) rc = loom__buf_reserve(&b, 1);
+        if (rc) {
+            loom_buf_free(&b);
+            return rc;
+        }
+        it->c.any.p = b.data;
+        it->c.any.bytes = b.len;
+        it->c.any.cap = b.cap;
         return LOOM_OK;
     }
     case LOOM__REF_JSON: {
