@@ -60,6 +60,7 @@ struct loom__item {
             char *key;
             size_t klen;
             loom_any *val;
+            uint64_t ident; /* JS object identity shared with other Format values; 0: its own */
         } fmt;
         loom_type *type;
         struct {
@@ -153,6 +154,8 @@ struct loom_txn {
     loom__id *merge; /* split parts to merge back at cleanup */
     size_t nmerge, mcap;
     bool format_cleanup; /* a remote txn touched formatted text */
+    uint64_t *ds_order; /* clients of ds in the order of their first delete (Yjs Map order) */
+    size_t nds_order, ds_order_cap;
 };
 
 /* Transactions waiting for cleanup, in order (Yjs _transactionCleanups). */
@@ -188,6 +191,7 @@ struct loom_doc {
     uint32_t next_sub;
     /* a sticky error for OOM in void paths (observers, cleanup) */
     int oom;
+    uint64_t fmt_ident_seq; /* last Format value identity handed out (text.c) */
 };
 
 /* ---- store.c ---------------------------------------------------------- */
@@ -273,6 +277,8 @@ int loom__txn_touch(loom_txn *t, loom__client *c);
 int loom__txn_add_merge(loom_txn *t, loom__id id);
 bool loom__txn_added(const loom_txn *t, const loom__item *it);
 bool loom__txn_deleted(const loom_txn *t, const loom__item *it);
+/* Adds a deleted range to t->ds, remembering the order clients first appear. */
+int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len);
 
 /* ---- apply.c / encode.c ---------------------------------------------- */
 

@@ -235,7 +235,7 @@ static int content_integrate(loom_txn *t, loom__item *it)
     switch (it->ref) {
     case LOOM__REF_DELETED:
         it->flags |= LOOM__F_DELETED;
-        return loom__ds_add(&t->ds, it->id.client, it->id.clock, it->len);
+        return loom__txn_ds_add(t, it->id.client, it->id.clock, it->len);
     case LOOM__REF_FORMAT:
         it->parent->has_formatting = true;
         return LOOM_OK;
@@ -357,7 +357,7 @@ static int mark_deleted(loom_txn *t, loom__item *it)
     if (loom__item_countable(it) && !it->parent_sub) parent->length -= it->len;
     it->flags |= LOOM__F_DELETED;
     loom__type_marker_reset(parent);
-    int rc = loom__ds_add(&t->ds, it->id.client, it->id.clock, it->len);
+    int rc = loom__txn_ds_add(t, it->id.client, it->id.clock, it->len);
     if (rc) return rc;
     return loom__txn_add_changed(t, parent, it->parent_sub, it->parent_sub_len);
 }

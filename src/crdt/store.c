@@ -144,6 +144,10 @@ int loom__item_split(loom_txn *t, loom__item *it, uint64_t diff, loom__item **ri
 {
     loom__client *c = loom__client_get(t->doc, it->id.client);
     size_t i = loom__find_index(c, it->id.clock);
+    /* Reserve first: once the item is cut, nothing may fail. */
+    if (loom__vec_reserve(t->doc->a, (void **)&c->s, &c->cap, c->n + 1, sizeof(*c->s)) ||
+        loom__vec_reserve(t->doc->a, (void **)&t->merge, &t->mcap, t->nmerge + 1, sizeof(*t->merge)))
+        return LOOM_ENOMEM;
     loom__item *r;
     int rc = split_item(t, it, diff, &r);
     if (rc) return rc;

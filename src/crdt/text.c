@@ -10,14 +10,15 @@
  *
  * Attribute identity. Yjs compares attribute values with `===` and with the
  * shallow equalAttrs, so for object values it matters which values are the
- * same JS object. Attribute maps here therefore hold pointers: to the values
- * stored in Format items (inherited and current attributes are those very
- * objects in JS) or to the caller's values. When a Format item is created
- * from a caller's value it stores a clone, and the working map is pointed at
- * that clone, since in JS the item stores the caller's object itself.
- * One JS identity is not modelled: a negating Format item inserted after
- * new text stores the same object as the Format item it negates, while
- * here it stores a copy. Only object-valued attributes can tell.
+ * same JS object. Attribute maps therefore remember, for each value, the
+ * Format item it is the value of (inherited and current attributes are those
+ * very objects in JS), or that it is a caller's value. A Format item made
+ * from a caller's value stores a clone and the working map then refers to
+ * the item, since in JS the item stores the caller's object itself. A
+ * negating Format item stores the object of the item it negates; it gets a
+ * clone too, and fmt_share_identity() is where the two are to be recorded as
+ * one object (not yet possible: see there). Until then object-valued
+ * attributes can differ from Yjs after a negation; primitive values cannot.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,26 +35,93 @@ static const loom_any js_null = {LOOM_ANY_NULL, NULL, {0}};
 /* Nesting limit for XmlText strings that contain XML types. */
 #define MAX_XML_DEPTH 512
 
-static bool is_null(const loom_any *v) { return v->kind == LOOM_ANY_NULL; }
+static bool is_null(const loom_any *v)
+{
+    return v->kind == LOOM_ANY_NULL;
+}
 
-static bool deleted(const loom__item *it) { return loom__item_deleted(it); }
+static bool deleted(const loom__item *it)
+{
+    return loom__item_deleted(it);
+}
 
-static bool is_format(const loom__item *it) { return it->ref == LOOM__REF_FORMAT; }
+static bool is_format(const loom__item *it)
+{
+    return it->ref == LOOM__REF_FORMAT;
+}
 
-/* ---- attribute maps ------------------------------------------------------ */
+/* ---- attribute values and identity ------------------------------------- */
 
 /*
- * An ordered string -> value map with JS Map semantics: setting an existing
- * key keeps its place, deleting removes it. Keys and values are borrowed
- * (Format items, the caller's objects); values are never NULL (JS null is
- * &js_null). Attribute sets are small, so lookups are linear.
+ * An attribute value as JS sees it: the value, and the Format item whose
+ * value it is (NULL for a caller's value and for null), which carries its
+ * JS object identity.
  */
 typedef struct attr {
     const char *key;
     size_t klen;
-    const loom_any *val;
+    const loom_any *val; /* never NULL; JS null is &js_null */
+    loom__item *src;     /* the Format item holding val, or NULL */
 } attr;
 
+static attr item_attr(loom__item *f)
+{
+    attr e = {f->c.fmt.key, f->c.fmt.klen, f->c.fmt.val, f};
+    return e;
+}
+
+/*
+ * The JS object identity of a Format item's value beyond the item itself: 0
+ * means the value is a distinct object. The item struct has no field for it
+ * yet, so only values that are the same item compare as one object; see
+ * fmt_share_identity().
+ */
+static uint64_t fmt_identity(const loom__item *f)
+{
+    return f->c.fmt.ident;
+}
+
+/* Records that new Format item `nf` stores the same JS object as `src` (a
+ * negation restores the very object it negates). */
+static void fmt_share_identity(loom_doc *d, loom__item *nf, loom__item *src)
+{
+    if (!src->c.fmt.ident)
+        src->c.fmt.ident = ++d->fmt_ident_seq;
+    nf->c.fmt.ident = src->c.fmt.ident;
+}
+
+static bool object_like(const loom_any *v)
+{
+    return v->kind == LOOM_ANY_OBJECT || v->kind == LOOM_ANY_ARRAY ||
+           v->kind == LOOM_ANY_BINARY;
+}
+
+/* JS `a === b`. */
+static bool same_value(const attr *a, const attr *b)
+{
+    if (!object_like(a->val) || !object_like(b->val))
+        return loom__any_strict_eq(a->val, b->val);
+    if (a->val == b->val)
+        return true;
+    uint64_t ia = a->src ? fmt_identity(a->src) : 0,
+             ib = b->src ? fmt_identity(b->src) : 0;
+    return ia && ia == ib;
+}
+
+/* equalAttrs: ===, or shallow equality of two objects / arrays. */
+static bool equal_attrs(const attr *a, const attr *b)
+{
+    return same_value(a, b) || loom__any_equal_attrs(a->val, b->val);
+}
+
+/* ---- attribute maps ------------------------------------------------------ */
+
+/*
+ * An ordered string -> attr map with JS Map semantics: setting an existing
+ * key keeps its place, deleting removes it. Keys and values are borrowed
+ * (Format items, the caller's objects). Attribute sets are small, so lookups
+ * are linear.
+ */
 typedef struct attr_map {
     attr *v;
     size_t n, cap;
@@ -73,57 +141,69 @@ static void am_free(attr_map *m)
     m->n = m->cap = 0;
 }
 
-static size_t am_find(const attr_map *m, const char *key, size_t klen)
+/* The entry of key, or NULL (JS undefined) when absent. */
+static attr *am_slot(const attr_map *m, const char *key, size_t klen)
 {
     for (size_t i = 0; i < m->n; i++) {
-        if (m->v[i].klen == klen && memcmp(m->v[i].key, key, klen) == 0) return i;
+        if (m->v[i].klen == klen && memcmp(m->v[i].key, key, klen) == 0)
+            return &m->v[i];
     }
-    return SIZE_MAX;
+    return NULL;
 }
 
-/* The value of key, or NULL (JS undefined) when absent. */
-static const loom_any *am_get(const attr_map *m, const char *key, size_t klen)
+static const attr *am_get(const attr_map *m, const char *key, size_t klen)
 {
-    size_t i = am_find(m, key, klen);
-    return i == SIZE_MAX ? NULL : m->v[i].val;
+    return am_slot(m, key, klen);
+}
+
+static bool am_has(const attr_map *m, const char *key, size_t klen)
+{
+    return am_slot(m, key, klen) != NULL;
 }
 
 /* `m.get(key) ?? null` */
-static const loom_any *am_get_or_null(const attr_map *m, const char *key, size_t klen)
+static attr am_get_or_null(const attr_map *m, const char *key, size_t klen)
 {
-    const loom_any *v = am_get(m, key, klen);
-    return v ? v : &js_null;
+    const attr *e = am_get(m, key, klen);
+    if (e)
+        return *e;
+    attr n = {key, klen, &js_null, NULL};
+    return n;
 }
 
-static int am_set(attr_map *m, const char *key, size_t klen, const loom_any *val)
+/* Sets e->key to e's value. */
+static int am_set(attr_map *m, const attr *e)
 {
-    size_t i = am_find(m, key, klen);
-    if (i != SIZE_MAX) {
-        m->v[i].val = val;
+    attr *slot = am_slot(m, e->key, e->klen);
+    if (slot) {
+        slot->val = e->val;
+        slot->src = e->src;
         return LOOM_OK;
     }
-    if (loom__vec_reserve(m->a, (void **)&m->v, &m->cap, m->n + 1, sizeof(*m->v)))
+    if (loom__vec_reserve(m->a, (void **)&m->v, &m->cap, m->n + 1,
+                          sizeof(attr)))
         return LOOM_ENOMEM;
-    m->v[m->n].key = key;
-    m->v[m->n].klen = klen;
-    m->v[m->n].val = val;
-    m->n++;
+    m->v[m->n++] = *e;
     return LOOM_OK;
 }
 
 static void am_del(attr_map *m, const char *key, size_t klen)
 {
-    size_t i = am_find(m, key, klen);
-    if (i == SIZE_MAX) return;
-    memmove(m->v + i, m->v + i + 1, (m->n - i - 1) * sizeof(*m->v));
+    attr *slot = am_slot(m, key, klen);
+    if (!slot)
+        return;
+    size_t i = (size_t)(slot - m->v);
+    memmove(slot, slot + 1, (m->n - i - 1) * sizeof(attr));
     m->n--;
 }
 
 static int am_copy(attr_map *dst, const attr_map *src)
 {
     am_init(dst, src->a);
-    if (!src->n) return LOOM_OK;
-    if (loom__vec_reserve(dst->a, (void **)&dst->v, &dst->cap, src->n, sizeof(*dst->v)))
+    if (!src->n)
+        return LOOM_OK;
+    if (loom__vec_reserve(dst->a, (void **)&dst->v, &dst->cap, src->n,
+                          sizeof(*dst->v)))
         return LOOM_ENOMEM;
     memcpy(dst->v, src->v, src->n * sizeof(*src->v));
     dst->n = src->n;
@@ -131,13 +211,14 @@ static int am_copy(attr_map *dst, const attr_map *src)
 }
 
 /* updateCurrentAttributes: a null value removes the key. */
-static int am_apply_format(attr_map *m, const loom__item *f)
+static int am_apply_format(attr_map *m, loom__item *f)
 {
     if (is_null(f->c.fmt.val)) {
         am_del(m, f->c.fmt.key, f->c.fmt.klen);
         return LOOM_OK;
     }
-    return am_set(m, f->c.fmt.key, f->c.fmt.klen, f->c.fmt.val);
+    attr e = item_attr(f);
+    return am_set(m, &e);
 }
 
 typedef struct idx_attr {
@@ -159,10 +240,13 @@ static int cmp_idx_attr(const void *pa, const void *pb)
 static int am_js_order(attr_map *m)
 {
     size_t nint = 0;
-    for (size_t i = 0; i < m->n; i++) nint += loom__js_index_key(m->v[i].key, m->v[i].klen, NULL);
-    if (!nint) return LOOM_OK;
+    for (size_t i = 0; i < m->n; i++)
+        nint += loom__js_index_key(m->v[i].key, m->v[i].klen, NULL);
+    if (!nint)
+        return LOOM_OK;
     idx_attr *ix = loom__malloc(m->a, nint * sizeof(*ix));
-    if (!ix) return LOOM_ENOMEM;
+    if (!ix)
+        return LOOM_ENOMEM;
     size_t k = 0, w = 0;
     for (size_t i = 0; i < m->n; i++) {
         uint32_t v;
@@ -175,7 +259,8 @@ static int am_js_order(attr_map *m)
     }
     qsort(ix, nint, sizeof(*ix), cmp_idx_attr);
     memmove(m->v + nint, m->v, w * sizeof(*m->v));
-    for (size_t i = 0; i < nint; i++) m->v[i] = ix[i].at;
+    for (size_t i = 0; i < nint; i++)
+        m->v[i] = ix[i].at;
     loom__free(m->a, ix, nint * sizeof(*ix));
     return LOOM_OK;
 }
@@ -188,26 +273,37 @@ static int am_from_object(attr_map *m, const loom_any *obj)
     int rc = loom__any_js_order(obj, &order);
     for (size_t k = 0; k < n && !rc; k++) {
         size_t i = order ? order[k] : k;
-        rc = am_set(m, obj->u.obj.keys[i], obj->u.obj.klens[i], obj->u.obj.v[i]);
+        attr e = {obj->u.obj.keys[i], obj->u.obj.klens[i], obj->u.obj.v[i],
+                  NULL};
+        rc = am_set(m, &e);
     }
-    if (order) loom__free(obj->a, order, n * sizeof(*order));
+    if (order)
+        loom__free(obj->a, order, n * sizeof(*order));
     return rc;
 }
 
 /* A new object value from the map in JS key order (values cloned); null
  * values are left out when skip_null. */
-static int am_to_object(const attr_map *m, bool skip_null, const loom_allocator *a, loom_any **out)
+static int am_to_object(const attr_map *m,
+                        bool skip_null,
+                        const loom_allocator *a,
+                        loom_any **out)
 {
     attr_map tmp;
     int rc = am_copy(&tmp, m);
-    if (!rc) rc = am_js_order(&tmp);
+    if (!rc)
+        rc = am_js_order(&tmp);
     loom_any *obj = NULL;
-    if (!rc) rc = loom_any_new_object(a, &obj);
+    if (!rc)
+        rc = loom_any_new_object(a, &obj);
     for (size_t i = 0; i < tmp.n && !rc; i++) {
-        if (skip_null && is_null(tmp.v[i].val)) continue;
+        if (skip_null && is_null(tmp.v[i].val))
+            continue;
         loom_any *v;
-        if ((rc = loom_any_clone(tmp.v[i].val, a, &v))) break;
-        if ((rc = loom__any_object_append(obj, tmp.v[i].key, tmp.v[i].klen, v))) loom_any_free(v);
+        if ((rc = loom_any_clone(tmp.v[i].val, a, &v)))
+            break;
+        if ((rc = loom__any_object_append(obj, tmp.v[i].key, tmp.v[i].klen, v)))
+            loom_any_free(v);
     }
     am_free(&tmp);
     if (rc) {
@@ -222,9 +318,11 @@ static int am_to_object(const attr_map *m, bool skip_null, const loom_allocator 
 
 /* Can the value be written as JSON (Format values and embeds are JSON in
  * v1)? BigInt makes JSON.stringify throw; subdocs and types are not data. */
+// NOLINTNEXTLINE(misc-no-recursion): as deep as the value, capped
 static int json_ok(const loom_any *v, int depth)
 {
-    if (depth > LOOM__MAX_DEPTH) return LOOM_ELIMIT;
+    if (depth > LOOM__MAX_DEPTH)
+        return LOOM_ELIMIT;
     int rc = LOOM_OK;
     switch (v->kind) {
     case LOOM_ANY_BIGINT:
@@ -232,10 +330,12 @@ static int json_ok(const loom_any *v, int depth)
     case LOOM_ANY_TYPE:
         return LOOM_EINVAL;
     case LOOM_ANY_ARRAY:
-        for (size_t i = 0; i < v->u.arr.n && !rc; i++) rc = json_ok(v->u.arr.v[i], depth + 1);
+        for (size_t i = 0; i < v->u.arr.n && !rc; i++)
+            rc = json_ok(v->u.arr.v[i], depth + 1);
         return rc;
     case LOOM_ANY_OBJECT:
-        for (size_t i = 0; i < v->u.obj.n && !rc; i++) rc = json_ok(v->u.obj.v[i], depth + 1);
+        for (size_t i = 0; i < v->u.obj.n && !rc; i++)
+            rc = json_ok(v->u.obj.v[i], depth + 1);
         return rc;
     default:
         return LOOM_OK;
@@ -246,13 +346,17 @@ static int json_ok(const loom_any *v, int depth)
  * undefined value would make Yjs write a Format item it cannot encode). */
 static int check_attrs(const loom_any *attrs)
 {
-    if (!attrs) return LOOM_OK;
-    if (attrs->kind != LOOM_ANY_OBJECT) return LOOM_EINVAL;
+    if (!attrs)
+        return LOOM_OK;
+    if (attrs->kind != LOOM_ANY_OBJECT)
+        return LOOM_EINVAL;
     for (size_t i = 0; i < attrs->u.obj.n; i++) {
         const loom_any *v = attrs->u.obj.v[i];
-        if (v->kind == LOOM_ANY_UNDEFINED) return LOOM_EINVAL;
+        if (v->kind == LOOM_ANY_UNDEFINED)
+            return LOOM_EINVAL;
         int rc = json_ok(v, 0);
-        if (rc) return rc;
+        if (rc)
+            return rc;
     }
     return LOOM_OK;
 }
@@ -260,14 +364,17 @@ static int check_attrs(const loom_any *attrs)
 /* An embed: JS throws on null and undefined (`embed.constructor`). */
 static int check_embed(const loom_any *e)
 {
-    if (!e || e->kind == LOOM_ANY_NULL || e->kind == LOOM_ANY_UNDEFINED) return LOOM_EINVAL;
+    if (!e || e->kind == LOOM_ANY_NULL || e->kind == LOOM_ANY_UNDEFINED)
+        return LOOM_EINVAL;
     return json_ok(e, 0);
 }
 
 static int check_text(const loom_type *t)
 {
-    if (!t) return LOOM_EINVAL;
-    if (t->kind != LOOM_TYPE_TEXT && t->kind != LOOM_TYPE_XML_TEXT && t->kind != LOOM_TYPE_UNDEFINED)
+    if (!t)
+        return LOOM_EINVAL;
+    if (t->kind != LOOM_TYPE_TEXT && t->kind != LOOM_TYPE_XML_TEXT &&
+        t->kind != LOOM_TYPE_UNDEFINED)
         return LOOM_ETYPE;
     return LOOM_OK;
 }
@@ -275,17 +382,21 @@ static int check_text(const loom_type *t)
 static int check_writable(const loom_type *t)
 {
     int rc = check_text(t);
-    if (rc) return rc;
-    if (t->item && (loom__item_deleted(t->item) || !t->item->parent)) return LOOM_ESTATE;
+    if (rc)
+        return rc;
+    if (t->item && (loom__item_deleted(t->item) || !t->item->parent))
+        return LOOM_ESTATE;
     return LOOM_OK;
 }
 
 /* ---- new items ----------------------------------------------------------- */
 
-static int new_string(loom_doc *d, const char *s, size_t bytes, loom__item **out)
+static int
+new_string(loom_doc *d, const char *s, size_t bytes, loom__item **out)
 {
     loom__item *it = loom__item_alloc(d);
-    if (!it) return LOOM_ENOMEM;
+    if (!it)
+        return LOOM_ENOMEM;
     it->ref = LOOM__REF_STRING;
     it->c.str.p = loom__strndup(d->a, s, bytes);
     if (!it->c.str.p) {
@@ -302,7 +413,8 @@ static int new_string(loom_doc *d, const char *s, size_t bytes, loom__item **out
 static int new_newlines(loom_doc *d, uint64_t n, loom__item **out)
 {
     loom__item *it = loom__item_alloc(d);
-    if (!it) return LOOM_ENOMEM;
+    if (!it)
+        return LOOM_ENOMEM;
     it->ref = LOOM__REF_STRING;
     it->c.str.p = loom__malloc(d->a, (size_t)n + 1);
     if (!it->c.str.p) {
@@ -322,9 +434,11 @@ static int new_newlines(loom_doc *d, uint64_t n, loom__item **out)
  * comes in as an embed, as in JS), anything else an Embed. */
 static int new_embed(loom_doc *d, const loom_any *e, loom__item **out)
 {
-    if (e->kind == LOOM_ANY_STRING) return new_string(d, e->u.str.p, e->u.str.len, out);
+    if (e->kind == LOOM_ANY_STRING)
+        return new_string(d, e->u.str.p, e->u.str.len, out);
     loom__item *it = loom__item_alloc(d);
-    if (!it) return LOOM_ENOMEM;
+    if (!it)
+        return LOOM_ENOMEM;
     it->ref = LOOM__REF_EMBED;
     it->len = 1;
     int rc = loom_any_clone(e, d->a, &it->c.embed);
@@ -336,16 +450,21 @@ static int new_embed(loom_doc *d, const loom_any *e, loom__item **out)
     return LOOM_OK;
 }
 
-static int new_format(loom_doc *d, const char *key, size_t klen, const loom_any *val,
+static int new_format(loom_doc *d,
+                      const char *key,
+                      size_t klen,
+                      const loom_any *val,
                       loom__item **out)
 {
     loom__item *it = loom__item_alloc(d);
-    if (!it) return LOOM_ENOMEM;
+    if (!it)
+        return LOOM_ENOMEM;
     it->ref = LOOM__REF_FORMAT;
     it->len = 1;
     it->c.fmt.key = loom__strndup(d->a, key, klen);
     it->c.fmt.klen = klen;
-    int rc = it->c.fmt.key ? loom_any_clone(val, d->a, &it->c.fmt.val) : LOOM_ENOMEM;
+    int rc =
+        it->c.fmt.key ? loom_any_clone(val, d->a, &it->c.fmt.val) : LOOM_ENOMEM;
     if (rc) {
         loom__item_free(d, it);
         return rc;
@@ -378,7 +497,8 @@ static int pos_forward(tpos *p)
     loom__item *r = p->right;
     int rc = LOOM_OK;
     if (is_format(r)) {
-        if (!deleted(r)) rc = am_apply_format(&p->cur, r);
+        if (!deleted(r))
+            rc = am_apply_format(&p->cur, r);
     } else if (!deleted(r)) {
         p->index += r->len;
     }
@@ -398,11 +518,13 @@ static int pos_advance(loom_txn *t, tpos *p, uint64_t count)
     while (p->right && count > 0 && !rc) {
         loom__item *r = p->right;
         if (is_format(r)) {
-            if (!deleted(r)) rc = am_apply_format(&p->cur, r);
+            if (!deleted(r))
+                rc = am_apply_format(&p->cur, r);
         } else if (!deleted(r)) {
             if (count < r->len) {
                 loom__item *tail;
-                if ((rc = loom__item_split(t, r, count, &tail))) break;
+                if ((rc = loom__item_split(t, r, count, &tail)))
+                    break;
             }
             p->index += r->len;
             count -= r->len;
@@ -417,19 +539,30 @@ static int pos_advance(loom_txn *t, tpos *p, uint64_t count)
 static int pos_insert(loom_txn *t, loom_type *type, tpos *p, loom__item *it)
 {
     int rc = loom__local_item(t, type, p->left, p->right, NULL, 0, it);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     p->right = it;
     return pos_forward(p);
 }
 
-static int insert_format(loom_txn *t, loom_type *type, tpos *p, const char *key, size_t klen,
-                         const loom_any *val, loom__item **out)
+/*
+ * Inserts Format(e->key, e->val) at the position and steps over it. The new
+ * item stores e's object: a clone of a caller's value, after which `e`
+ * refers to the item as JS would, or the object of the item e comes from.
+ */
+static int insert_format(loom_txn *t, loom_type *type, tpos *p, attr *e)
 {
     loom__item *it;
-    int rc = new_format(t->doc, key, klen, val, &it);
-    if (rc) return rc;
-    if ((rc = pos_insert(t, type, p, it))) return rc;
-    if (out) *out = it;
+    int rc = new_format(t->doc, e->key, e->klen, e->val, &it);
+    if (rc)
+        return rc;
+    if ((rc = pos_insert(t, type, p, it)))
+        return rc;
+    if (e->src) {
+        fmt_share_identity(t->doc, it, e->src);
+    } else if (!is_null(e->val)) {
+        *e = item_attr(it);
+    }
     return LOOM_OK;
 }
 
@@ -442,10 +575,14 @@ static int minimize_changes(tpos *p, const attr_map *attrs)
     int rc = LOOM_OK;
     while (p->right && !rc) {
         loom__item *r = p->right;
-        if (!deleted(r) &&
-            !(is_format(r) && loom__any_equal_attrs(am_get_or_null(attrs, r->c.fmt.key, r->c.fmt.klen),
-                                                    r->c.fmt.val)))
-            break;
+        if (!deleted(r)) {
+            if (!is_format(r))
+                break;
+            attr want = am_get_or_null(attrs, r->c.fmt.key, r->c.fmt.klen);
+            attr have = item_attr(r);
+            if (!equal_attrs(&want, &have))
+                break;
+        }
         rc = pos_forward(p);
     }
     return rc;
@@ -454,21 +591,19 @@ static int minimize_changes(tpos *p, const attr_map *attrs)
 /*
  * insertAttributes: a Format item for every attribute that differs from the
  * current formatting, in the map's order; `neg` receives what each changed
- * key was before (null when unset). The working map is pointed at the
- * stored values (see the file comment).
+ * key was before (null when unset).
  */
-static int insert_attributes(loom_txn *t, loom_type *type, tpos *p, attr_map *attrs, attr_map *neg)
+static int insert_attributes(
+    loom_txn *t, loom_type *type, tpos *p, attr_map *attrs, attr_map *neg)
 {
     int rc = LOOM_OK;
     for (size_t i = 0; i < attrs->n && !rc; i++) {
         attr *e = &attrs->v[i];
-        const loom_any *cur = am_get_or_null(&p->cur, e->key, e->klen);
-        if (loom__any_equal_attrs(cur, e->val)) continue;
-        if ((rc = am_set(neg, e->key, e->klen, cur))) break;
-        loom__item *f;
-        if ((rc = insert_format(t, type, p, e->key, e->klen, e->val, &f))) break;
-        e->key = f->c.fmt.key;
-        e->val = f->c.fmt.val;
+        attr cur = am_get_or_null(&p->cur, e->key, e->klen);
+        if (equal_attrs(&cur, e))
+            continue;
+        if (!(rc = am_set(neg, &cur)))
+            rc = insert_format(t, type, p, e);
     }
     return rc;
 }
@@ -481,15 +616,18 @@ static int insert_negated(loom_txn *t, loom_type *type, tpos *p, attr_map *neg)
     while (p->right && !rc) {
         loom__item *r = p->right;
         if (!deleted(r)) {
-            if (!is_format(r)) break;
-            const loom_any *nv = am_get(neg, r->c.fmt.key, r->c.fmt.klen);
-            if (!nv || !loom__any_equal_attrs(nv, r->c.fmt.val)) break;
+            if (!is_format(r))
+                break;
+            const attr *nv = am_get(neg, r->c.fmt.key, r->c.fmt.klen);
+            attr have = item_attr(r);
+            if (!nv || !equal_attrs(nv, &have))
+                break;
             am_del(neg, r->c.fmt.key, r->c.fmt.klen);
         }
         rc = pos_forward(p);
     }
-    for (size_t i = 0; i < neg->n && !rc; i++)
-        rc = insert_format(t, type, p, neg->v[i].key, neg->v[i].klen, neg->v[i].val, NULL);
+    for (attr *e = neg->v; e && e < neg->v + neg->n && !rc; e++)
+        rc = insert_format(t, type, p, e);
     return rc;
 }
 
@@ -499,23 +637,30 @@ static int insert_negated(loom_txn *t, loom_type *type, tpos *p, attr_map *neg)
  * position but missing from attrs are added as null, which is how `{}`
  * clears formatting).
  */
-static int insert_text(loom_txn *t, loom_type *type, tpos *p, loom__item *it, attr_map *attrs)
+static int insert_text(
+    loom_txn *t, loom_type *type, tpos *p, loom__item *it, attr_map *attrs)
 {
     attr_map neg;
     am_init(&neg, t->doc->a);
     int rc = LOOM_OK;
     for (size_t i = 0; i < p->cur.n && !rc; i++) {
-        if (am_find(attrs, p->cur.v[i].key, p->cur.v[i].klen) == SIZE_MAX)
-            rc = am_set(attrs, p->cur.v[i].key, p->cur.v[i].klen, &js_null);
+        if (!am_has(attrs, p->cur.v[i].key, p->cur.v[i].klen)) {
+            attr n = {p->cur.v[i].key, p->cur.v[i].klen, &js_null, NULL};
+            rc = am_set(attrs, &n);
+        }
     }
-    if (!rc) rc = am_js_order(attrs);
-    if (!rc) rc = minimize_changes(p, attrs);
-    if (!rc) rc = insert_attributes(t, type, p, attrs, &neg);
+    if (!rc)
+        rc = am_js_order(attrs);
+    if (!rc)
+        rc = minimize_changes(p, attrs);
+    if (!rc)
+        rc = insert_attributes(t, type, p, attrs, &neg);
     if (rc) {
         loom__item_free(t->doc, it);
     } else {
         rc = pos_insert(t, type, p, it);
-        if (!rc) rc = insert_negated(t, type, p, &neg);
+        if (!rc)
+            rc = insert_negated(t, type, p, &neg);
     }
     am_free(&neg);
     return rc;
@@ -527,35 +672,41 @@ static int insert_text(loom_txn *t, loom_type *type, tpos *p, loom__item *it, at
  * values become what has to be restored at the end). Past the end of the
  * text it appends newlines, as Yjs does for Quill.
  */
-static int format_text(loom_txn *t, loom_type *type, tpos *p, uint64_t length, attr_map *attrs)
+static int format_text(
+    loom_txn *t, loom_type *type, tpos *p, uint64_t length, attr_map *attrs)
 {
     attr_map neg;
     am_init(&neg, t->doc->a);
     int rc = minimize_changes(p, attrs);
-    if (!rc) rc = insert_attributes(t, type, p, attrs, &neg);
+    if (!rc)
+        rc = insert_attributes(t, type, p, attrs, &neg);
     while (!rc && p->right &&
-           (length > 0 || (neg.n > 0 && (deleted(p->right) || is_format(p->right))))) {
+           (length > 0 ||
+            (neg.n > 0 && (deleted(p->right) || is_format(p->right))))) {
         loom__item *r = p->right;
         if (!deleted(r)) {
             if (is_format(r)) {
-                const char *key = r->c.fmt.key;
-                size_t klen = r->c.fmt.klen;
-                const loom_any *want = am_get(attrs, key, klen);
+                attr have = item_attr(r);
+                const attr *want = am_get(attrs, have.key, have.klen);
                 if (want) {
-                    if (loom__any_equal_attrs(want, r->c.fmt.val)) {
-                        am_del(&neg, key, klen);
+                    if (equal_attrs(want, &have)) {
+                        am_del(&neg, have.key, have.klen);
                     } else {
-                        if (length == 0) break; /* no need to extend neg further */
-                        if ((rc = am_set(&neg, key, klen, r->c.fmt.val))) break;
+                        if (length == 0)
+                            break; /* no need to extend neg further */
+                        if ((rc = am_set(&neg, &have)))
+                            break;
                     }
-                    if ((rc = loom__item_delete(t, r))) break;
-                } else if ((rc = am_set(&p->cur, key, klen, r->c.fmt.val))) {
+                    if ((rc = loom__item_delete(t, r)))
+                        break;
+                } else if ((rc = am_set(&p->cur, &have))) {
                     break;
                 }
             } else {
                 if (length < r->len) {
                     loom__item *tail;
-                    if ((rc = loom__item_split(t, r, length, &tail))) break;
+                    if ((rc = loom__item_split(t, r, length, &tail)))
+                        break;
                 }
                 length -= r->len;
             }
@@ -564,9 +715,11 @@ static int format_text(loom_txn *t, loom_type *type, tpos *p, uint64_t length, a
     }
     if (!rc && length > 0) {
         loom__item *nl;
-        if (!(rc = new_newlines(t->doc, length, &nl))) rc = pos_insert(t, type, p, nl);
+        if (!(rc = new_newlines(t->doc, length, &nl)))
+            rc = pos_insert(t, type, p, nl);
     }
-    if (!rc) rc = insert_negated(t, type, p, &neg);
+    if (!rc)
+        rc = insert_negated(t, type, p, &neg);
     am_free(&neg);
     return rc;
 }
@@ -577,35 +730,45 @@ static int format_text(loom_txn *t, loom_type *type, tpos *p, uint64_t length, a
  * or repeat what was already in effect (`===`, not equalAttrs). Adjusts
  * currAttrs for the removed items before `curr`.
  */
-static int cleanup_gap(loom_txn *t, loom__item *start, const loom__item *curr,
-                       const attr_map *start_attrs, attr_map *curr_attrs)
+static int cleanup_gap(loom_txn *t,
+                       loom__item *start,
+                       const loom__item *curr,
+                       const attr_map *start_attrs,
+                       attr_map *curr_attrs)
 {
-    attr_map end_formats; /* key -> value pointer of the last Format (identifies it) */
+    attr_map end_formats; /* key -> the last live Format item of the gap */
     am_init(&end_formats, t->doc->a);
     int rc = LOOM_OK;
     loom__item *end = start;
     while (end && (!loom__item_countable(end) || deleted(end)) && !rc) {
-        if (!deleted(end) && is_format(end))
-            rc = am_set(&end_formats, end->c.fmt.key, end->c.fmt.klen, end->c.fmt.val);
+        if (!deleted(end) && is_format(end)) {
+            attr e = item_attr(end);
+            rc = am_set(&end_formats, &e);
+        }
         end = end->right;
     }
     bool reached_curr = false;
     for (loom__item *s = start; s != end && !rc; s = s->right) {
-        if (s == curr) reached_curr = true;
-        if (deleted(s) || !is_format(s)) continue;
-        const char *key = s->c.fmt.key;
-        size_t klen = s->c.fmt.klen;
-        const loom_any *v = s->c.fmt.val;
-        const loom_any *sv = am_get_or_null(start_attrs, key, klen);
-        if (am_get(&end_formats, key, klen) != v || loom__any_strict_eq(sv, v)) {
-            if ((rc = loom__item_delete(t, s))) break;
-            if (!reached_curr && loom__any_strict_eq(am_get_or_null(curr_attrs, key, klen), v) &&
-                !loom__any_strict_eq(sv, v)) {
-                if (is_null(sv)) am_del(curr_attrs, key, klen);
-                else rc = am_set(curr_attrs, key, klen, sv);
+        if (s == curr)
+            reached_curr = true;
+        if (deleted(s) || !is_format(s))
+            continue;
+        attr v = item_attr(s);
+        attr sv = am_get_or_null(start_attrs, v.key, v.klen);
+        const attr *last = am_get(&end_formats, v.key, v.klen);
+        if (!last || last->src != s || same_value(&sv, &v)) {
+            if ((rc = loom__item_delete(t, s)))
+                break;
+            attr cv = am_get_or_null(curr_attrs, v.key, v.klen);
+            if (!reached_curr && same_value(&cv, &v) && !same_value(&sv, &v)) {
+                if (is_null(sv.val))
+                    am_del(curr_attrs, v.key, v.klen);
+                else
+                    rc = am_set(curr_attrs, &sv);
             }
         }
-        if (!rc && !reached_curr && !deleted(s)) rc = am_apply_format(curr_attrs, s);
+        if (!rc && !reached_curr && !deleted(s))
+            rc = am_apply_format(curr_attrs, s);
     }
     am_free(&end_formats);
     return rc;
@@ -617,22 +780,27 @@ static int delete_text(loom_txn *t, tpos *p, uint64_t length)
 {
     attr_map start_attrs;
     int rc = am_copy(&start_attrs, &p->cur);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     loom__item *start = p->right;
     while (length > 0 && p->right && !rc) {
         loom__item *r = p->right;
         if (!deleted(r) &&
-            (r->ref == LOOM__REF_STRING || r->ref == LOOM__REF_EMBED || r->ref == LOOM__REF_TYPE)) {
+            (r->ref == LOOM__REF_STRING || r->ref == LOOM__REF_EMBED ||
+             r->ref == LOOM__REF_TYPE)) {
             if (length < r->len) {
                 loom__item *tail;
-                if ((rc = loom__item_split(t, r, length, &tail))) break;
+                if ((rc = loom__item_split(t, r, length, &tail)))
+                    break;
             }
             length -= r->len;
-            if ((rc = loom__item_delete(t, r))) break;
+            if ((rc = loom__item_delete(t, r)))
+                break;
         }
         rc = pos_forward(p);
     }
-    if (!rc && start) rc = cleanup_gap(t, start, p->right, &start_attrs, &p->cur);
+    if (!rc && start)
+        rc = cleanup_gap(t, start, p->right, &start_attrs, &p->cur);
     am_free(&start_attrs);
     return rc;
 }
@@ -641,14 +809,22 @@ static int delete_text(loom_txn *t, tpos *p, uint64_t length)
  * right-most Format item per key of the gap it lies in. */
 static int cleanup_contextless(loom_txn *t, loom__item *it)
 {
-    while (it->right && (deleted(it->right) || !loom__item_countable(it->right))) it = it->right;
+    while (it->right &&
+           (deleted(it->right) || !loom__item_countable(it->right)))
+        it = it->right;
     attr_map seen;
     am_init(&seen, t->doc->a);
     int rc = LOOM_OK;
-    for (; it && (deleted(it) || !loom__item_countable(it)) && !rc; it = it->left) {
-        if (deleted(it) || !is_format(it)) continue;
-        if (am_find(&seen, it->c.fmt.key, it->c.fmt.klen) != SIZE_MAX) rc = loom__item_delete(t, it);
-        else rc = am_set(&seen, it->c.fmt.key, it->c.fmt.klen, &js_null);
+    for (; it && (deleted(it) || !loom__item_countable(it)) && !rc;
+         it = it->left) {
+        if (deleted(it) || !is_format(it))
+            continue;
+        if (am_has(&seen, it->c.fmt.key, it->c.fmt.klen)) {
+            rc = loom__item_delete(t, it);
+        } else {
+            attr e = item_attr(it);
+            rc = am_set(&seen, &e);
+        }
     }
     am_free(&seen);
     return rc;
@@ -668,12 +844,14 @@ static int cleanup_full(loom_txn *t, loom_type *type)
     loom__item *start = type->start;
     int rc = LOOM_OK;
     for (loom__item *end = type->start; end && !rc; end = end->right) {
-        if (deleted(end)) continue;
+        if (deleted(end))
+            continue;
         if (is_format(end)) {
             rc = am_apply_format(&cur, end);
             continue;
         }
-        if ((rc = cleanup_gap(t, start, end, &start_attrs, &cur))) break;
+        if ((rc = cleanup_gap(t, start, end, &start_attrs, &cur)))
+            break;
         am_free(&start_attrs);
         rc = am_copy(&start_attrs, &cur);
         start = end;
@@ -694,7 +872,10 @@ static int close_txn(loom_doc *d, int rc)
 /* Shared by insert, insertEmbed and insert_type: `it` is taken; `inherit`
  * means "attributes absent", which only Y.Text.insert treats as "keep the
  * formatting at index" (insertEmbed treats it as {}). */
-static int insert_item(loom_type *text, size_t index, loom__item *it, const loom_any *attributes,
+static int insert_item(loom_type *text,
+                       size_t index,
+                       loom__item *it,
+                       const loom_any *attributes,
                        bool inherit)
 {
     loom_doc *d = text->doc;
@@ -710,56 +891,87 @@ static int insert_item(loom_type *text, size_t index, loom__item *it, const loom
     am_init(&attrs, d->a);
     rc = pos_advance(t, &p, index);
     if (!rc) {
-        if (attributes) rc = am_from_object(&attrs, attributes);
-        else if (inherit) rc = am_copy(&attrs, &p.cur) ? LOOM_ENOMEM : am_js_order(&attrs);
+        if (attributes)
+            rc = am_from_object(&attrs, attributes);
+        else if (inherit)
+            rc = am_copy(&attrs, &p.cur) ? LOOM_ENOMEM : am_js_order(&attrs);
     }
-    if (rc) loom__item_free(d, it);
-    else rc = insert_text(t, text, &p, it, &attrs);
+    if (rc)
+        loom__item_free(d, it);
+    else
+        rc = insert_text(t, text, &p, it, &attrs);
     am_free(&attrs);
     am_free(&p.cur);
     return close_txn(d, rc);
 }
 
-int loom_text_insert(loom_type *text, size_t index, const char *s, size_t len,
+int loom_text_insert(loom_type *text,
+                     size_t index,
+                     const char *s,
+                     size_t len,
                      const loom_any *attributes)
 {
     int rc = check_writable(text);
-    if (rc) return rc;
-    if ((!s && len) || !loom__utf8_valid(s ? s : "", len)) return LOOM_EINVAL;
-    if ((rc = check_attrs(attributes))) return rc;
-    if (index > text->length) return LOOM_ERANGE;
-    if (!len) return LOOM_OK;
+    if (rc)
+        return rc;
+    if ((!s && len) || !loom__utf8_valid(s ? s : "", len))
+        return LOOM_EINVAL;
+    if ((rc = check_attrs(attributes)))
+        return rc;
+    if (index > text->length)
+        return LOOM_ERANGE;
+    if (!len)
+        return LOOM_OK;
     loom__item *it;
-    if ((rc = new_string(text->doc, s, len, &it))) return rc;
+    if ((rc = new_string(text->doc, s, len, &it)))
+        return rc;
     return insert_item(text, index, it, attributes, true);
 }
 
-int loom_text_insert_embed(loom_type *text, size_t index, const loom_any *embed,
+int loom_text_insert_embed(loom_type *text,
+                           size_t index,
+                           const loom_any *embed,
                            const loom_any *attributes)
 {
     int rc = check_writable(text);
-    if (rc) return rc;
-    if ((rc = check_embed(embed)) || (rc = check_attrs(attributes))) return rc;
-    if (index > text->length) return LOOM_ERANGE;
+    if (rc)
+        return rc;
+    if ((rc = check_embed(embed)) || (rc = check_attrs(attributes)))
+        return rc;
+    if (index > text->length)
+        return LOOM_ERANGE;
     /* JS would make a zero-length String item of an empty string embed */
-    if (embed->kind == LOOM_ANY_STRING && embed->u.str.len == 0) return LOOM_OK;
+    if (embed->kind == LOOM_ANY_STRING && embed->u.str.len == 0)
+        return LOOM_OK;
     loom__item *it;
-    if ((rc = new_embed(text->doc, embed, &it))) return rc;
+    if ((rc = new_embed(text->doc, embed, &it)))
+        return rc;
     return insert_item(text, index, it, attributes, false);
 }
 
-int loom_text_insert_type(loom_type *text, size_t index, loom_type_kind kind, const char *name,
-                          size_t nlen, const loom_any *attributes, loom_type **out)
+int loom_text_insert_type(loom_type *text,
+                          size_t index,
+                          loom_type_kind kind,
+                          const char *name,
+                          size_t nlen,
+                          const loom_any *attributes,
+                          loom_type **out)
 {
     int rc = check_writable(text);
-    if (rc) return rc;
-    if (kind < LOOM_TYPE_ARRAY || kind > LOOM_TYPE_XML_TEXT) return LOOM_EINVAL;
-    if (name && !loom__utf8_valid(name, nlen)) return LOOM_EINVAL;
-    if ((rc = check_attrs(attributes))) return rc;
-    if (index > text->length) return LOOM_ERANGE;
+    if (rc)
+        return rc;
+    if (kind < LOOM_TYPE_ARRAY || kind > LOOM_TYPE_XML_TEXT)
+        return LOOM_EINVAL;
+    if (name && !loom__utf8_valid(name, nlen))
+        return LOOM_EINVAL;
+    if ((rc = check_attrs(attributes)))
+        return rc;
+    if (index > text->length)
+        return LOOM_ERANGE;
     loom_doc *d = text->doc;
     loom__item *it = loom__item_alloc(d);
-    if (!it) return LOOM_ENOMEM;
+    if (!it)
+        return LOOM_ENOMEM;
     it->ref = LOOM__REF_TYPE;
     it->len = 1;
     if ((rc = loom__type_new(d, kind, name, name ? nlen : 0, &it->c.type))) {
@@ -768,23 +980,34 @@ int loom_text_insert_type(loom_type *text, size_t index, loom_type_kind kind, co
     }
     loom_type *nt = it->c.type;
     rc = insert_item(text, index, it, attributes, false);
-    if (!rc && out) *out = nt;
+    if (!rc && out)
+        *out = nt;
     return rc;
 }
 
-int loom_text_format(loom_type *text, size_t index, size_t len, const loom_any *attributes)
+int loom_text_format(loom_type *text,
+                     size_t index,
+                     size_t len,
+                     const loom_any *attributes)
 {
     int rc = check_writable(text);
-    if (rc) return rc;
-    if (!attributes) return LOOM_EINVAL;
-    if ((rc = check_attrs(attributes))) return rc;
-    if (index > text->length) return LOOM_ERANGE;
+    if (rc)
+        return rc;
+    if (!attributes)
+        return LOOM_EINVAL;
+    if ((rc = check_attrs(attributes)))
+        return rc;
+    if (index > text->length)
+        return LOOM_ERANGE;
     uint64_t avail = text->length - index;
-    if (len > avail && len - avail > MAX_NEWLINES) return LOOM_ELIMIT;
-    if (!len) return LOOM_OK;
+    if (len > avail && len - avail > MAX_NEWLINES)
+        return LOOM_ELIMIT;
+    if (!len)
+        return LOOM_OK;
     loom_doc *d = text->doc;
     loom_txn *t;
-    if ((rc = loom__txn_begin(d, NULL, true, &t))) return rc;
+    if ((rc = loom__txn_begin(d, NULL, true, &t)))
+        return rc;
     tpos p;
     pos_init(&p, text);
     attr_map attrs;
@@ -792,7 +1015,8 @@ int loom_text_format(loom_type *text, size_t index, size_t len, const loom_any *
     rc = pos_advance(t, &p, index);
     if (!rc && p.right) {
         rc = am_from_object(&attrs, attributes);
-        if (!rc) rc = format_text(t, text, &p, len, &attrs);
+        if (!rc)
+            rc = format_text(t, text, &p, len, &attrs);
     }
     am_free(&attrs);
     am_free(&p.cur);
@@ -802,16 +1026,21 @@ int loom_text_format(loom_type *text, size_t index, size_t len, const loom_any *
 int loom_text_delete(loom_type *text, size_t index, size_t len)
 {
     int rc = check_writable(text);
-    if (rc) return rc;
-    if (index > text->length || len > text->length - index) return LOOM_ERANGE;
-    if (!len) return LOOM_OK;
+    if (rc)
+        return rc;
+    if (index > text->length || len > text->length - index)
+        return LOOM_ERANGE;
+    if (!len)
+        return LOOM_OK;
     loom_doc *d = text->doc;
     loom_txn *t;
-    if ((rc = loom__txn_begin(d, NULL, true, &t))) return rc;
+    if ((rc = loom__txn_begin(d, NULL, true, &t)))
+        return rc;
     tpos p;
     pos_init(&p, text);
     rc = pos_advance(t, &p, index);
-    if (!rc) rc = delete_text(t, &p, len);
+    if (!rc)
+        rc = delete_text(t, &p, len);
     am_free(&p.cur);
     return close_txn(d, rc);
 }
@@ -821,9 +1050,12 @@ int loom_text_delete(loom_type *text, size_t index, size_t len)
 /* A delta count (retain/delete): a non-negative integer JS number. */
 static bool delta_count(const loom_any *v, uint64_t *out)
 {
-    if (!v || v->kind != LOOM_ANY_NUMBER) return false;
+    if (!v || v->kind != LOOM_ANY_NUMBER)
+        return false;
     double x = v->u.num;
-    if (!(x >= 0 && x <= (double)LOOM__MAX_SAFE_INT) || x != (double)(uint64_t)x) return false;
+    if (!(x >= 0 && x <= (double)LOOM__MAX_SAFE_INT) ||
+        x != (double)(uint64_t)x)
+        return false;
     *out = (uint64_t)x;
     return true;
 }
@@ -832,7 +1064,9 @@ static bool delta_count(const loom_any *v, uint64_t *out)
 static const loom_any *delta_attrs(const loom_any *op)
 {
     const loom_any *a = loom_any_object_get(op, "attributes", 10);
-    return a && a->kind != LOOM_ANY_NULL && a->kind != LOOM_ANY_UNDEFINED ? a : NULL;
+    return a && a->kind != LOOM_ANY_NULL && a->kind != LOOM_ANY_UNDEFINED
+               ? a
+               : NULL;
 }
 
 /*
@@ -842,33 +1076,44 @@ static const loom_any *delta_attrs(const loom_any *op)
  */
 static int check_delta(const loom_type *text, const loom_any *delta)
 {
-    if (!delta || delta->kind != LOOM_ANY_ARRAY) return LOOM_EINVAL;
+    if (!delta || delta->kind != LOOM_ANY_ARRAY)
+        return LOOM_EINVAL;
     uint64_t len = text->length, pos = 0;
     for (size_t i = 0; i < delta->u.arr.n; i++) {
         const loom_any *op = delta->u.arr.v[i];
-        if (op->kind != LOOM_ANY_OBJECT) return LOOM_EINVAL;
+        if (op->kind != LOOM_ANY_OBJECT)
+            return LOOM_EINVAL;
         const loom_any *a = loom_any_object_get(op, "attributes", 10);
         if (a && a->kind != LOOM_ANY_NULL && a->kind != LOOM_ANY_UNDEFINED) {
             int rc = check_attrs(a);
-            if (rc) return rc;
+            if (rc)
+                return rc;
         }
         const loom_any *ins = loom_any_object_get(op, "insert", 6);
         uint64_t n;
         if (ins && ins->kind != LOOM_ANY_UNDEFINED) {
             int rc = check_embed(ins);
-            if (rc) return rc;
-            n = ins->kind == LOOM_ANY_STRING ? loom__utf16_len(ins->u.str.p, ins->u.str.len) : 1;
+            if (rc)
+                return rc;
+            n = ins->kind == LOOM_ANY_STRING
+                    ? loom__utf16_len(ins->u.str.p, ins->u.str.len)
+                    : 1;
             len += n;
             pos += n;
-        } else if ((ins = loom_any_object_get(op, "retain", 6)) && ins->kind != LOOM_ANY_UNDEFINED) {
-            if (!delta_count(ins, &n)) return LOOM_EINVAL;
+        } else if ((ins = loom_any_object_get(op, "retain", 6)) &&
+                   ins->kind != LOOM_ANY_UNDEFINED) {
+            if (!delta_count(ins, &n))
+                return LOOM_EINVAL;
             if (n > len - pos) {
-                if (n - (len - pos) > MAX_NEWLINES) return LOOM_ELIMIT;
+                if (n - (len - pos) > MAX_NEWLINES)
+                    return LOOM_ELIMIT;
                 len = pos + n;
             }
             pos += n;
-        } else if ((ins = loom_any_object_get(op, "delete", 6)) && ins->kind != LOOM_ANY_UNDEFINED) {
-            if (!delta_count(ins, &n)) return LOOM_EINVAL;
+        } else if ((ins = loom_any_object_get(op, "delete", 6)) &&
+                   ins->kind != LOOM_ANY_UNDEFINED) {
+            if (!delta_count(ins, &n))
+                return LOOM_EINVAL;
             len -= n < len - pos ? n : len - pos;
         }
     }
@@ -878,11 +1123,14 @@ static int check_delta(const loom_type *text, const loom_any *delta)
 int loom_text_apply_delta(loom_type *text, const loom_any *delta)
 {
     int rc = check_writable(text);
-    if (rc) return rc;
-    if ((rc = check_delta(text, delta))) return rc;
+    if (rc)
+        return rc;
+    if ((rc = check_delta(text, delta)))
+        return rc;
     loom_doc *d = text->doc;
     loom_txn *t;
-    if ((rc = loom__txn_begin(d, NULL, true, &t))) return rc;
+    if ((rc = loom__txn_begin(d, NULL, true, &t)))
+        return rc;
     /* applyDelta walks from the start with its own position (no lookup). */
     tpos p;
     pos_init(&p, text);
@@ -892,19 +1140,24 @@ int loom_text_apply_delta(loom_type *text, const loom_any *delta)
         attr_map attrs;
         am_init(&attrs, d->a);
         const loom_any *oa = delta_attrs(op);
-        if (oa) rc = am_from_object(&attrs, oa);
+        if (oa)
+            rc = am_from_object(&attrs, oa);
         uint64_t n = 0;
         if (rc) {
             /* nothing */
-        } else if ((v = loom_any_object_get(op, "insert", 6)) && v->kind != LOOM_ANY_UNDEFINED) {
+        } else if ((v = loom_any_object_get(op, "insert", 6)) &&
+                   v->kind != LOOM_ANY_UNDEFINED) {
             if (v->kind != LOOM_ANY_STRING || v->u.str.len > 0) {
                 loom__item *it;
-                if (!(rc = new_embed(d, v, &it))) rc = insert_text(t, text, &p, it, &attrs);
+                if (!(rc = new_embed(d, v, &it)))
+                    rc = insert_text(t, text, &p, it, &attrs);
             }
-        } else if ((v = loom_any_object_get(op, "retain", 6)) && v->kind != LOOM_ANY_UNDEFINED) {
+        } else if ((v = loom_any_object_get(op, "retain", 6)) &&
+                   v->kind != LOOM_ANY_UNDEFINED) {
             delta_count(v, &n);
             rc = format_text(t, text, &p, n, &attrs);
-        } else if ((v = loom_any_object_get(op, "delete", 6)) && v->kind != LOOM_ANY_UNDEFINED) {
+        } else if ((v = loom_any_object_get(op, "delete", 6)) &&
+                   v->kind != LOOM_ANY_UNDEFINED) {
             delta_count(v, &n);
             rc = delete_text(t, &p, n);
         }
@@ -930,9 +1183,13 @@ static bool ts_has(const type_set *s, const loom_type *ty)
 
 static int ts_add(type_set *s, const loom_allocator *a, loom_type *ty)
 {
-    if (ts_has(s, ty)) return LOOM_OK;
-    if (loom__vec_reserve(a, (void **)&s->v, &s->cap, s->n + 1, sizeof(*s->v))) return LOOM_ENOMEM;
-    if (loom__u64map_put(&s->idx, (uint64_t)(uintptr_t)ty, ty)) return LOOM_ENOMEM;
+    if (ts_has(s, ty))
+        return LOOM_OK;
+    if (loom__vec_reserve(a, (void **)&s->v, &s->cap, s->n + 1,
+                          sizeof(loom_type *)))
+        return LOOM_ENOMEM;
+    if (loom__u64map_put(&s->idx, (uint64_t)(uintptr_t)ty, ty))
+        return LOOM_ENOMEM;
     s->v[s->n++] = ty;
     return LOOM_OK;
 }
@@ -941,9 +1198,11 @@ static int ts_add(type_set *s, const loom_allocator *a, loom_type *ty)
 static int cleanup_deleted(loom_txn *t2, type_set *need, loom__item *it)
 {
     loom_type *parent = it->parent;
-    if (loom__item_is_gc(it) || !parent || !parent->has_formatting || ts_has(need, parent))
+    if (loom__item_is_gc(it) || !parent || !parent->has_formatting ||
+        ts_has(need, parent))
         return LOOM_OK;
-    if (is_format(it)) return ts_add(need, t2->doc->a, parent);
+    if (is_format(it))
+        return ts_add(need, t2->doc->a, parent);
     return cleanup_contextless(t2, it);
 }
 
@@ -952,8 +1211,12 @@ static int cleanup_deleted(loom_txn *t2, type_set *need, loom__item *it)
  * ends (in the transaction being cleaned up, whose merge pass joins the
  * parts again) and visits each struct.
  */
-static int cleanup_range(loom_txn *t, loom_txn *t2, type_set *need, loom__client *c,
-                         uint64_t clock, uint64_t len)
+static int cleanup_range(loom_txn *t,
+                         loom_txn *t2,
+                         type_set *need,
+                         loom__client *c,
+                         uint64_t clock,
+                         uint64_t len)
 {
     uint64_t end = clock + len;
     size_t i = loom__find_index(c, clock);
@@ -961,16 +1224,19 @@ static int cleanup_range(loom_txn *t, loom_txn *t2, type_set *need, loom__client
     loom__item *s = c->s[i];
     if (s->id.clock < clock && !loom__item_is_gc(s)) {
         loom__item *r;
-        if ((rc = loom__item_split(t, s, clock - s->id.clock, &r))) return rc;
+        if ((rc = loom__item_split(t, s, clock - s->id.clock, &r)))
+            return rc;
         i++;
     }
     do {
         s = c->s[i++];
         if (end < s->id.clock + s->len && !loom__item_is_gc(s)) {
             loom__item *r;
-            if ((rc = loom__item_split(t, s, end - s->id.clock, &r))) return rc;
+            if ((rc = loom__item_split(t, s, end - s->id.clock, &r)))
+                return rc;
         }
-        if ((rc = cleanup_deleted(t2, need, s))) return rc;
+        if ((rc = cleanup_deleted(t2, need, s)))
+            return rc;
     } while (i < c->n && c->s[i]->id.clock < end);
     return LOOM_OK;
 }
@@ -989,33 +1255,39 @@ int loom__text_cleanup_after(loom_doc *d, loom_txn *t)
     /* Texts that received a live Format item need the full cleanup. */
     for (size_t i = 0; i < t->ntouched && !rc; i++) {
         loom__client *c = t->touched[i];
-        if (c->txn_seq != t->seq || !c->n) continue;
-        uint64_t state = loom__state(d, c->client);
-        if (c->before >= state) continue;
-        for (size_t si = loom__find_index(c, c->before); si < c->n && !rc; si++) {
+        uint64_t before = t->tbefore[i];
+        if (!c->n || before >= loom__state(d, c->client))
+            continue;
+        for (size_t si = loom__find_index(c, before); si < c->n && !rc; si++) {
             loom__item *s = c->s[si];
-            if (!loom__item_is_gc(s) && !deleted(s) && is_format(s) && s->parent)
+            if (!loom__item_is_gc(s) && !deleted(s) && is_format(s) &&
+                s->parent)
                 rc = ts_add(&need, d->a, s->parent);
         }
     }
     loom_txn *t2 = NULL;
-    if (!rc) rc = loom__txn_begin(d, NULL, true, &t2);
+    if (!rc)
+        rc = loom__txn_begin(d, NULL, true, &t2);
     if (rc) {
         loom__u64map_free(&need.idx);
-        loom__free(d->a, need.v, need.cap * sizeof(*need.v));
+        loom__free(d->a, need.v, need.cap * sizeof(loom_type *));
         return rc;
     }
-    for (size_t ci = 0; ci < t->ds.n && !rc; ci++) {
-        const loom__ds_client *dc = &t->ds.c[ci];
+    for (size_t ci = 0; ci < t->nds_order && !rc; ci++) {
+        const loom__ds_client *dc = loom__ds_find(&t->ds, t->ds_order[ci]);
+        if (!dc)
+            continue;
         loom__client *c = loom__client_get(d, dc->client);
-        if (!c || !c->n) continue;
+        if (!c || !c->n)
+            continue;
         uint64_t state = loom__state(d, dc->client);
         for (size_t ri = 0; ri < dc->n && dc->r[ri].clock < state && !rc; ri++)
             rc = cleanup_range(t, t2, &need, c, dc->r[ri].clock, dc->r[ri].len);
     }
-    for (size_t i = 0; i < need.n && !rc; i++) rc = cleanup_full(t2, need.v[i]);
+    for (size_t i = 0; i < need.n && !rc; i++)
+        rc = cleanup_full(t2, need.v[i]);
     loom__u64map_free(&need.idx);
-    loom__free(d->a, need.v, need.cap * sizeof(*need.v));
+    loom__free(d->a, need.v, need.cap * sizeof(loom_type *));
     return close_txn(d, rc);
 }
 
@@ -1027,21 +1299,26 @@ typedef struct ev_state {
     const loom_allocator *a;
     loom_any *delta;
     int action;
-    loom_buf ins;                /* pending String insert */
-    const loom__item *ins_item;  /* pending Embed/Type insert */
+    loom_buf ins;               /* pending String insert */
+    const loom__item *ins_item; /* pending Embed/Type insert */
     uint64_t retain, del;
-    attr_map cur;                /* currentAttributes */
-    attr_map attrs;              /* pending attribute changes for retains */
+    attr_map cur;   /* currentAttributes */
+    attr_map attrs; /* pending attribute changes for retains */
 } ev_state;
 
 /* An op object {key: number} or {insert: value}, with attributes. */
-static int ev_push(ev_state *e, const char *key, size_t klen, loom_any *val, loom_any *attrs)
+static int ev_push(
+    ev_state *e, const char *key, size_t klen, loom_any *val, loom_any *attrs)
 {
     loom_any *op = NULL;
     int rc = loom_any_new_object(e->a, &op);
-    if (!rc && !(rc = loom__any_object_append(op, key, klen, val))) val = NULL;
-    if (!rc && attrs && !(rc = loom__any_object_append(op, "attributes", 10, attrs))) attrs = NULL;
-    if (!rc && !(rc = loom_any_array_push(e->delta, op))) op = NULL;
+    if (!rc && !(rc = loom__any_object_append(op, key, klen, val)))
+        val = NULL;
+    if (!rc && attrs &&
+        !(rc = loom__any_object_append(op, "attributes", 10, attrs)))
+        attrs = NULL;
+    if (!rc && !(rc = loom_any_array_push(e->delta, op)))
+        op = NULL;
     loom_any_free(val);
     loom_any_free(attrs);
     loom_any_free(op);
@@ -1052,7 +1329,8 @@ static int ev_push(ev_state *e, const char *key, size_t klen, loom_any *val, loo
  * insert.length > 0`: embeds that are numbers or booleans vanish. */
 static bool ev_insert_shows(const loom__item *it)
 {
-    if (it->ref == LOOM__REF_TYPE) return true;
+    if (it->ref == LOOM__REF_TYPE)
+        return true;
     switch (it->c.embed->kind) {
     case LOOM_ANY_OBJECT:
     case LOOM_ANY_ARRAY:
@@ -1084,20 +1362,27 @@ static int ev_flush(ev_state *e)
             else if (e->ins_item)
                 rc = loom_any_clone(e->ins_item->c.embed, e->a, &v);
             else
-                rc = loom_any_new_string(e->a, (const char *)e->ins.data, e->ins.len, &v);
-            if (!rc && e->cur.n > 0 && (rc = am_to_object(&e->cur, true, e->a, &at))) {
+                rc = loom_any_new_string(e->a, (const char *)e->ins.data,
+                                         e->ins.len, &v);
+            if (!rc && e->cur.n > 0 &&
+                (rc = am_to_object(&e->cur, true, e->a, &at))) {
                 loom_any_free(v);
                 v = NULL;
             }
-            if (!rc) rc = ev_push(e, "insert", 6, v, at);
+            if (!rc)
+                rc = ev_push(e, "insert", 6, v, at);
         }
         e->ins_item = NULL;
         e->ins.len = 0;
         break;
     case ACT_RETAIN:
-        if (e->retain > 0 && !(rc = loom_any_new_number(e->a, (double)e->retain, &v))) {
-            if (e->attrs.n > 0 && (rc = am_to_object(&e->attrs, false, e->a, &at))) loom_any_free(v);
-            else rc = ev_push(e, "retain", 6, v, at);
+        if (e->retain > 0 &&
+            !(rc = loom_any_new_number(e->a, (double)e->retain, &v))) {
+            if (e->attrs.n > 0 &&
+                (rc = am_to_object(&e->attrs, false, e->a, &at)))
+                loom_any_free(v);
+            else
+                rc = ev_push(e, "retain", 6, v, at);
         }
         e->retain = 0;
         break;
@@ -1110,7 +1395,8 @@ static int ev_flush(ev_state *e)
 
 static int ev_switch(ev_state *e, int action)
 {
-    if (e->action == action) return LOOM_OK;
+    if (e->action == action)
+        return LOOM_OK;
     int rc = ev_flush(e);
     e->action = action;
     return rc;
@@ -1120,52 +1406,64 @@ static int ev_switch(ev_state *e, int action)
  * redundant here; loom does not (the canonical bytes are those of an
  * unobserved run), but the rest of the walk sees them as Yjs does, as if
  * deleted, so the delta is the one Yjs reports. */
-static int ev_format(ev_state *e, loom_txn *t, attr_map *old, const loom__item *it)
+static int ev_format(ev_state *e, loom_txn *t, attr_map *old, loom__item *it)
 {
-    const char *key = it->c.fmt.key;
-    size_t klen = it->c.fmt.klen;
-    const loom_any *v = it->c.fmt.val;
+    attr v = item_attr(it);
     bool gone = deleted(it);
     int rc = LOOM_OK;
     if (loom__txn_added(t, it)) {
         if (!loom__txn_deleted(t, it)) {
-            const loom_any *cur = am_get_or_null(&e->cur, key, klen);
-            if (!loom__any_equal_attrs(cur, v)) {
-                if (e->action == ACT_RETAIN) rc = ev_flush(e);
-                if (loom__any_equal_attrs(v, am_get_or_null(old, key, klen))) am_del(&e->attrs, key, klen);
-                else if (!rc) rc = am_set(&e->attrs, key, klen, v);
-            } else if (!is_null(v)) {
+            attr cur = am_get_or_null(&e->cur, v.key, v.klen);
+            if (!equal_attrs(&cur, &v)) {
+                if (e->action == ACT_RETAIN)
+                    rc = ev_flush(e);
+                attr was = am_get_or_null(old, v.key, v.klen);
+                if (equal_attrs(&v, &was))
+                    am_del(&e->attrs, v.key, v.klen);
+                else if (!rc)
+                    rc = am_set(&e->attrs, &v);
+            } else if (!is_null(v.val)) {
                 gone = true;
             }
         }
     } else if (loom__txn_deleted(t, it)) {
-        rc = am_set(old, key, klen, v);
-        const loom_any *cur = am_get_or_null(&e->cur, key, klen);
-        if (!rc && !loom__any_equal_attrs(cur, v)) {
-            if (e->action == ACT_RETAIN) rc = ev_flush(e);
-            if (!rc) rc = am_set(&e->attrs, key, klen, cur);
+        rc = am_set(old, &v);
+        attr cur = am_get_or_null(&e->cur, v.key, v.klen);
+        if (!rc && !equal_attrs(&cur, &v)) {
+            if (e->action == ACT_RETAIN)
+                rc = ev_flush(e);
+            if (!rc)
+                rc = am_set(&e->attrs, &cur);
         }
     } else if (!gone) {
-        rc = am_set(old, key, klen, v);
-        const loom_any *at = am_get(&e->attrs, key, klen);
+        rc = am_set(old, &v);
+        const attr *at = am_get(&e->attrs, v.key, v.klen);
         if (!rc && at) {
-            if (!loom__any_equal_attrs(at, v)) {
-                if (e->action == ACT_RETAIN) rc = ev_flush(e);
-                if (is_null(v)) am_del(&e->attrs, key, klen);
-                else if (!rc) rc = am_set(&e->attrs, key, klen, v);
-            } else if (!is_null(at)) {
+            if (!equal_attrs(at, &v)) {
+                if (e->action == ACT_RETAIN)
+                    rc = ev_flush(e);
+                if (is_null(v.val))
+                    am_del(&e->attrs, v.key, v.klen);
+                else if (!rc)
+                    rc = am_set(&e->attrs, &v);
+            } else if (!is_null(at->val)) {
                 gone = true;
             }
         }
     }
     if (!rc && !gone) {
-        if (e->action == ACT_INSERT) rc = ev_flush(e);
-        if (!rc) rc = am_apply_format(&e->cur, it);
+        if (e->action == ACT_INSERT)
+            rc = ev_flush(e);
+        if (!rc)
+            rc = am_apply_format(&e->cur, it);
     }
     return rc;
 }
 
-int loom__text_event_delta(loom_txn *t, loom_type *type, const loom_allocator *a, loom_any **out)
+int loom__text_event_delta(loom_txn *t,
+                           loom_type *type,
+                           const loom_allocator *a,
+                           loom_any **out)
 {
     ev_state e;
     memset(&e, 0, sizeof(e));
@@ -1176,7 +1474,7 @@ int loom__text_event_delta(loom_txn *t, loom_type *type, const loom_allocator *a
     attr_map old;
     am_init(&old, a);
     int rc = loom_any_new_array(a, &e.delta);
-    for (const loom__item *it = type->start; it && !rc; it = it->right) {
+    for (loom__item *it = type->start; it && !rc; it = it->right) {
         bool added = loom__txn_added(t, it);
         switch (it->ref) {
         case LOOM__REF_TYPE:
@@ -1188,19 +1486,24 @@ int loom__text_event_delta(loom_txn *t, loom_type *type, const loom_allocator *a
                     rc = ev_flush(&e);
                 }
             } else if (loom__txn_deleted(t, it)) {
-                if (!(rc = ev_switch(&e, ACT_DELETE))) e.del += 1;
+                if (!(rc = ev_switch(&e, ACT_DELETE)))
+                    e.del += 1;
             } else if (!deleted(it)) {
-                if (!(rc = ev_switch(&e, ACT_RETAIN))) e.retain += 1;
+                if (!(rc = ev_switch(&e, ACT_RETAIN)))
+                    e.retain += 1;
             }
             break;
         case LOOM__REF_STRING:
             if (added) {
-                if (!loom__txn_deleted(t, it) && !(rc = ev_switch(&e, ACT_INSERT)))
+                if (!loom__txn_deleted(t, it) &&
+                    !(rc = ev_switch(&e, ACT_INSERT)))
                     rc = loom__buf_append(&e.ins, it->c.str.p, it->c.str.bytes);
             } else if (loom__txn_deleted(t, it)) {
-                if (!(rc = ev_switch(&e, ACT_DELETE))) e.del += it->len;
+                if (!(rc = ev_switch(&e, ACT_DELETE)))
+                    e.del += it->len;
             } else if (!deleted(it)) {
-                if (!(rc = ev_switch(&e, ACT_RETAIN))) e.retain += it->len;
+                if (!(rc = ev_switch(&e, ACT_RETAIN)))
+                    e.retain += it->len;
             }
             break;
         case LOOM__REF_FORMAT:
@@ -1210,11 +1513,13 @@ int loom__text_event_delta(loom_txn *t, loom_type *type, const loom_allocator *a
             break; /* other content is not part of a text delta */
         }
     }
-    if (!rc) rc = ev_flush(&e);
+    if (!rc)
+        rc = ev_flush(&e);
     /* a trailing retain that sets no attributes says nothing */
     while (!rc && e.delta->u.arr.n > 0) {
         loom_any *last = e.delta->u.arr.v[e.delta->u.arr.n - 1];
-        if (!loom_any_object_get(last, "retain", 6) || loom_any_object_get(last, "attributes", 10))
+        if (!loom_any_object_get(last, "retain", 6) ||
+            loom_any_object_get(last, "attributes", 10))
             break;
         loom_any_free(last);
         e.delta->u.arr.n--;
@@ -1236,14 +1541,19 @@ int loom__text_event_delta(loom_txn *t, loom_type *type, const loom_allocator *a
 int loom_text_to_string(const loom_type *text, loom_buf *out)
 {
     int rc = check_text(text);
-    if (rc) return rc;
-    if (!out) return LOOM_EINVAL;
-    if (!out->alloc) out->alloc = text->doc->a;
+    if (rc)
+        return rc;
+    if (!out)
+        return LOOM_EINVAL;
+    if (!out->alloc)
+        out->alloc = text->doc->a;
     size_t mark = out->len;
     for (const loom__item *n = text->start; n && !rc; n = n->right) {
-        if (!deleted(n) && n->ref == LOOM__REF_STRING) rc = loom__buf_append(out, n->c.str.p, n->c.str.bytes);
+        if (!deleted(n) && n->ref == LOOM__REF_STRING)
+            rc = loom__buf_append(out, n->c.str.p, n->c.str.bytes);
     }
-    if (rc) out->len = mark;
+    if (rc)
+        out->len = mark;
     return rc;
 }
 
@@ -1253,7 +1563,10 @@ int loom_text_to_string(const loom_type *text, loom_buf *out)
  * Without snapshots, a String item still drops a current "ychange"
  * attribute (and ends the run), as Yjs does.
  */
-typedef int (*delta_op_fn)(void *ctx, const char *s, size_t n, const loom__item *it,
+typedef int (*delta_op_fn)(void *ctx,
+                           const char *s,
+                           size_t n,
+                           const loom__item *it,
                            const attr_map *cur);
 
 static int delta_walk(const loom_type *text, delta_op_fn op, void *ctx)
@@ -1265,50 +1578,70 @@ static int delta_walk(const loom_type *text, delta_op_fn op, void *ctx)
     memset(&str, 0, sizeof(str));
     loom__buf_init(&str, a);
     int rc = LOOM_OK;
-    for (const loom__item *n = text->start; n && !rc; n = n->right) {
-        if (deleted(n)) continue;
+    for (loom__item *n = text->start; n && !rc; n = n->right) {
+        if (deleted(n))
+            continue;
         switch (n->ref) {
         case LOOM__REF_STRING:
-            if (am_find(&cur, "ychange", 7) != SIZE_MAX) {
-                if (str.len) rc = op(ctx, (const char *)str.data, str.len, NULL, &cur);
+            if (am_has(&cur, "ychange", 7)) {
+                if (str.len)
+                    rc = op(ctx, (const char *)str.data, str.len, NULL, &cur);
                 str.len = 0;
                 am_del(&cur, "ychange", 7);
             }
-            if (!rc) rc = loom__buf_append(&str, n->c.str.p, n->c.str.bytes);
+            if (!rc)
+                rc = loom__buf_append(&str, n->c.str.p, n->c.str.bytes);
             break;
         case LOOM__REF_TYPE:
         case LOOM__REF_EMBED:
         case LOOM__REF_FORMAT:
-            if (str.len) rc = op(ctx, (const char *)str.data, str.len, NULL, &cur);
+            if (str.len)
+                rc = op(ctx, (const char *)str.data, str.len, NULL, &cur);
             str.len = 0;
-            if (rc) break;
-            if (is_format(n)) rc = am_apply_format(&cur, n);
-            else rc = op(ctx, NULL, 0, n, &cur);
+            if (rc)
+                break;
+            if (is_format(n))
+                rc = am_apply_format(&cur, n);
+            else
+                rc = op(ctx, NULL, 0, n, &cur);
             break;
         default:
             break;
         }
     }
-    if (!rc && str.len) rc = op(ctx, (const char *)str.data, str.len, NULL, &cur);
+    if (!rc && str.len)
+        rc = op(ctx, (const char *)str.data, str.len, NULL, &cur);
     loom_buf_free(&str);
     am_free(&cur);
     return rc;
 }
 
-static int to_delta_op(void *ctx, const char *s, size_t n, const loom__item *it, const attr_map *cur)
+static int to_delta_op(void *ctx,
+                       const char *s,
+                       size_t n,
+                       const loom__item *it,
+                       const attr_map *cur)
 {
     loom_any *arr = ctx;
     const loom_allocator *a = arr->a;
     loom_any *op = NULL, *v = NULL, *at = NULL;
     int rc;
-    if (!it) rc = loom_any_new_string(a, s, n, &v);
-    else if (it->ref == LOOM__REF_TYPE) rc = loom_any_new_type_ref(a, it->c.type, &v);
-    else rc = loom_any_clone(it->c.embed, a, &v);
-    if (!rc && cur->n) rc = am_to_object(cur, false, a, &at);
-    if (!rc) rc = loom_any_new_object(a, &op);
-    if (!rc && !(rc = loom__any_object_append(op, "insert", 6, v))) v = NULL;
-    if (!rc && at && !(rc = loom__any_object_append(op, "attributes", 10, at))) at = NULL;
-    if (!rc && !(rc = loom_any_array_push(arr, op))) op = NULL;
+    if (!it)
+        rc = loom_any_new_string(a, s, n, &v);
+    else if (it->ref == LOOM__REF_TYPE)
+        rc = loom_any_new_type_ref(a, it->c.type, &v);
+    else
+        rc = loom_any_clone(it->c.embed, a, &v);
+    if (!rc && cur->n)
+        rc = am_to_object(cur, false, a, &at);
+    if (!rc)
+        rc = loom_any_new_object(a, &op);
+    if (!rc && !(rc = loom__any_object_append(op, "insert", 6, v)))
+        v = NULL;
+    if (!rc && at && !(rc = loom__any_object_append(op, "attributes", 10, at)))
+        at = NULL;
+    if (!rc && !(rc = loom_any_array_push(arr, op)))
+        op = NULL;
     loom_any_free(v);
     loom_any_free(at);
     loom_any_free(op);
@@ -1318,10 +1651,13 @@ static int to_delta_op(void *ctx, const char *s, size_t n, const loom__item *it,
 int loom_text_to_delta(const loom_type *text, loom_any **out)
 {
     int rc = check_text(text);
-    if (rc) return rc;
-    if (!out) return LOOM_EINVAL;
+    if (rc)
+        return rc;
+    if (!out)
+        return LOOM_EINVAL;
     loom_any *arr;
-    if ((rc = loom_any_new_array(text->doc->a, &arr))) return rc;
+    if ((rc = loom_any_new_array(text->doc->a, &arr)))
+        return rc;
     if ((rc = delta_walk(text, to_delta_op, arr))) {
         loom_any_free(arr);
         return rc;
@@ -1334,14 +1670,16 @@ int loom_text_to_delta(const loom_type *text, loom_any **out)
 
 /* Next UTF-16 unit of valid UTF-8 text; *pend holds a pending low
  * surrogate between calls. Returns false at the end. */
-static bool next_unit(const char *s, size_t len, size_t *pos, uint32_t *pend, uint32_t *unit)
+static bool next_unit(
+    const char *s, size_t len, size_t *pos, uint32_t *pend, uint32_t *unit)
 {
     if (*pend) {
         *unit = *pend;
         *pend = 0;
         return true;
     }
-    if (*pos >= len) return false;
+    if (*pos >= len)
+        return false;
     const uint8_t *p = (const uint8_t *)s + *pos;
     uint32_t cp;
     size_t n;
@@ -1352,7 +1690,8 @@ static bool next_unit(const char *s, size_t len, size_t *pos, uint32_t *pend, ui
         cp = (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
         n = 2;
     } else if (p[0] < 0xf0) {
-        cp = (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
+        cp = (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 |
+             (p[2] & 0x3f);
         n = 3;
     } else {
         cp = (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
@@ -1379,8 +1718,10 @@ static int cmp_utf16(const char *a, size_t alen, const char *b, size_t blen)
         uint32_t ua, ub;
         bool ha = next_unit(a, alen, &pa, &qa, &ua);
         bool hb = next_unit(b, blen, &pb, &qb, &ub);
-        if (!ha || !hb) return ha ? 1 : hb ? -1 : 0;
-        if (ua != ub) return ua < ub ? -1 : 1;
+        if (!ha || !hb)
+            return ha ? 1 : hb ? -1 : 0;
+        if (ua != ub)
+            return ua < ub ? -1 : 1;
     }
 }
 
@@ -1398,35 +1739,52 @@ static int put_u64(loom_buf *b, uint64_t v)
 static int type_string(const loom_type *ty, loom_buf *b);
 
 /* String(v) (template literals); arrays join their elements. */
+// NOLINTNEXTLINE(misc-no-recursion): arrays nest as deep as the value, capped
 static int js_string(loom_buf *b, const loom_any *v, int depth)
 {
     char num[32];
     int rc = LOOM_OK;
-    if (depth > LOOM__MAX_DEPTH) return LOOM_ELIMIT;
+    if (depth > LOOM__MAX_DEPTH)
+        return LOOM_ELIMIT;
     switch (v->kind) {
-    case LOOM_ANY_UNDEFINED: return loom__buf_append(b, "undefined", 9);
-    case LOOM_ANY_NULL: return loom__buf_append(b, "null", 4);
-    case LOOM_ANY_BOOL: return v->u.b ? loom__buf_append(b, "true", 4) : loom__buf_append(b, "false", 5);
-    case LOOM_ANY_NUMBER: return loom__buf_append(b, num, loom__js_number_str(v->u.num, num));
+    case LOOM_ANY_UNDEFINED:
+        return loom__buf_append(b, "undefined", 9);
+    case LOOM_ANY_NULL:
+        return loom__buf_append(b, "null", 4);
+    case LOOM_ANY_BOOL:
+        return v->u.b ? loom__buf_append(b, "true", 4)
+                      : loom__buf_append(b, "false", 5);
+    case LOOM_ANY_NUMBER:
+        return loom__buf_append(b, num, loom__js_number_str(v->u.num, num));
     case LOOM_ANY_BIGINT:
-        if (v->u.big < 0 && (rc = loom__buf_push(b, '-'))) return rc;
-        return put_u64(b, v->u.big < 0 ? 0 - (uint64_t)v->u.big : (uint64_t)v->u.big);
-    case LOOM_ANY_STRING: return loom__buf_append(b, v->u.str.p, v->u.str.len);
+        if (v->u.big < 0 && (rc = loom__buf_push(b, '-')))
+            return rc;
+        return put_u64(b, v->u.big < 0 ? 0 - (uint64_t)v->u.big
+                                       : (uint64_t)v->u.big);
+    case LOOM_ANY_STRING:
+        return loom__buf_append(b, v->u.str.p, v->u.str.len);
     case LOOM_ANY_BINARY:
         for (size_t i = 0; i < v->u.bin.len && !rc; i++) {
-            if (i) rc = loom__buf_push(b, ',');
-            if (!rc) rc = put_u64(b, v->u.bin.p[i]);
+            if (i)
+                rc = loom__buf_push(b, ',');
+            if (!rc)
+                rc = put_u64(b, v->u.bin.p[i]);
         }
         return rc;
     case LOOM_ANY_ARRAY:
         for (size_t i = 0; i < v->u.arr.n && !rc; i++) {
             const loom_any *x = v->u.arr.v[i];
-            if (i) rc = loom__buf_push(b, ',');
-            if (!rc && x->kind != LOOM_ANY_NULL && x->kind != LOOM_ANY_UNDEFINED) rc = js_string(b, x, depth + 1);
+            if (i)
+                rc = loom__buf_push(b, ',');
+            if (!rc && x->kind != LOOM_ANY_NULL &&
+                x->kind != LOOM_ANY_UNDEFINED)
+                rc = js_string(b, x, depth + 1);
         }
         return rc;
-    case LOOM_ANY_TYPE: return type_string(v->u.type, b);
-    default: return loom__buf_append(b, "[object Object]", 15);
+    case LOOM_ANY_TYPE:
+        return type_string(v->u.type, b);
+    default:
+        return loom__buf_append(b, "[object Object]", 15);
     }
 }
 
@@ -1443,7 +1801,8 @@ typedef struct tag_attr {
 static int cmp_tag_attr(const void *pa, const void *pb)
 {
     const tag_attr *x = pa, *y = pb;
-    if (x->k && y->k) return cmp_utf16(x->k, x->klen, y->k, y->klen);
+    if (x->k && y->k)
+        return cmp_utf16(x->k, x->klen, y->k, y->klen);
     /* index keys compare as their decimal strings */
     char bx[24], by[24];
     size_t px = sizeof(bx), py = sizeof(by);
@@ -1462,21 +1821,35 @@ static int cmp_tag_attr(const void *pa, const void *pb)
 }
 
 /* The members `for (key in v)` visits, for the tag of one attribute. */
-static int tag_attrs(const loom_allocator *a, const loom_any *v, tag_attr **out, size_t *nout)
+static int tag_attrs(const loom_allocator *a,
+                     const loom_any *v,
+                     tag_attr **out,
+                     size_t *nout)
 {
     size_t n = 0;
     switch (v->kind) {
-    case LOOM_ANY_OBJECT: n = v->u.obj.n; break;
-    case LOOM_ANY_ARRAY: n = v->u.arr.n; break;
-    case LOOM_ANY_BINARY: n = v->u.bin.len; break;
-    case LOOM_ANY_STRING: n = loom__utf16_len(v->u.str.p, v->u.str.len); break;
-    default: break;
+    case LOOM_ANY_OBJECT:
+        n = v->u.obj.n;
+        break;
+    case LOOM_ANY_ARRAY:
+        n = v->u.arr.n;
+        break;
+    case LOOM_ANY_BINARY:
+        n = v->u.bin.len;
+        break;
+    case LOOM_ANY_STRING:
+        n = loom__utf16_len(v->u.str.p, v->u.str.len);
+        break;
+    default:
+        break;
     }
     *out = NULL;
     *nout = 0;
-    if (!n) return LOOM_OK;
+    if (!n)
+        return LOOM_OK;
     tag_attr *ta = loom__calloc(a, n * sizeof(*ta));
-    if (!ta) return LOOM_ENOMEM;
+    if (!ta)
+        return LOOM_ENOMEM;
     size_t pos = 0;
     uint32_t pend = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1487,9 +1860,15 @@ static int tag_attrs(const loom_allocator *a, const loom_any *v, tag_attr **out,
             ta[i].klen = v->u.obj.klens[i];
             ta[i].v = v->u.obj.v[i];
             break;
-        case LOOM_ANY_ARRAY: ta[i].v = v->u.arr.v[i]; break;
-        case LOOM_ANY_BINARY: ta[i].byte = v->u.bin.p[i]; break;
-        default: next_unit(v->u.str.p, v->u.str.len, &pos, &pend, &ta[i].unit); break;
+        case LOOM_ANY_ARRAY:
+            ta[i].v = v->u.arr.v[i];
+            break;
+        case LOOM_ANY_BINARY:
+            ta[i].byte = v->u.bin.p[i];
+            break;
+        default:
+            next_unit(v->u.str.p, v->u.str.len, &pos, &pend, &ta[i].unit);
+            break;
         }
     }
     qsort(ta, n, sizeof(*ta), cmp_tag_attr);
@@ -1501,8 +1880,10 @@ static int tag_attrs(const loom_allocator *a, const loom_any *v, tag_attr **out,
 static int put_unit(loom_buf *b, uint32_t u)
 {
     uint8_t tmp[3];
-    if (u >= 0xd800 && u <= 0xdfff) u = 0xfffd; /* a lone surrogate encodes as U+FFFD */
-    if (u < 0x80) return loom__buf_push(b, (uint8_t)u);
+    if (u >= 0xd800 && u <= 0xdfff)
+        u = 0xfffd; /* a lone surrogate encodes as U+FFFD */
+    if (u < 0x80)
+        return loom__buf_push(b, (uint8_t)u);
     if (u < 0x800) {
         tmp[0] = (uint8_t)(0xc0 | u >> 6);
         tmp[1] = (uint8_t)(0x80 | (u & 0x3f));
@@ -1520,27 +1901,40 @@ static int open_tag(loom_buf *b, const loom_allocator *a, const attr *at)
     tag_attr *ta;
     size_t n;
     int rc = tag_attrs(a, at->val, &ta, &n);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     rc = loom__buf_push(b, '<');
-    if (!rc) rc = loom__buf_append(b, at->key, at->klen);
+    if (!rc)
+        rc = loom__buf_append(b, at->key, at->klen);
     for (size_t i = 0; i < n && !rc; i++) {
-        if ((rc = loom__buf_push(b, ' '))) break;
-        if (ta[i].k) rc = loom__buf_append(b, ta[i].k, ta[i].klen);
-        else rc = put_u64(b, ta[i].idx);
-        if (!rc) rc = loom__buf_append(b, "=\"", 2);
-        if (rc) break;
+        if ((rc = loom__buf_push(b, ' ')))
+            break;
+        if (ta[i].k)
+            rc = loom__buf_append(b, ta[i].k, ta[i].klen);
+        else
+            rc = put_u64(b, ta[i].idx);
+        if (!rc)
+            rc = loom__buf_append(b, "=\"", 2);
+        if (rc)
+            break;
         switch (at->val->kind) {
         case LOOM_ANY_OBJECT:
         case LOOM_ANY_ARRAY:
             /* `${value}` of a member: null and undefined are written out */
             rc = js_string(b, ta[i].v, 0);
             break;
-        case LOOM_ANY_BINARY: rc = put_u64(b, ta[i].byte); break;
-        default: rc = put_unit(b, ta[i].unit); break;
+        case LOOM_ANY_BINARY:
+            rc = put_u64(b, ta[i].byte);
+            break;
+        default:
+            rc = put_unit(b, ta[i].unit);
+            break;
         }
-        if (!rc) rc = loom__buf_push(b, '"');
+        if (!rc)
+            rc = loom__buf_push(b, '"');
     }
-    if (!rc) rc = loom__buf_push(b, '>');
+    if (!rc)
+        rc = loom__buf_push(b, '>');
     loom__free(a, ta, n * sizeof(*ta));
     return rc;
 }
@@ -1558,18 +1952,28 @@ typedef struct xml_ctx {
 
 /* One delta op as XmlText.toString writes it: the attributes as nested tags
  * sorted by name, each tag's own attributes sorted by key. */
-static int xml_op(void *ctx, const char *s, size_t n, const loom__item *it, const attr_map *cur)
+static int xml_op(void *ctx,
+                  const char *s,
+                  size_t n,
+                  const loom__item *it,
+                  const attr_map *cur)
 {
     xml_ctx *x = ctx;
     attr_map tags;
     int rc = am_copy(&tags, cur);
-    if (rc) return rc;
-    if (tags.n > 1) qsort(tags.v, tags.n, sizeof(*tags.v), cmp_attr_key);
-    for (size_t i = 0; i < tags.n && !rc; i++) rc = open_tag(x->b, x->a, &tags.v[i]);
+    if (rc)
+        return rc;
+    if (tags.n > 1)
+        qsort(tags.v, tags.n, sizeof(*tags.v), cmp_attr_key);
+    for (size_t i = 0; i < tags.n && !rc; i++)
+        rc = open_tag(x->b, x->a, &tags.v[i]);
     if (!rc) {
-        if (!it) rc = loom__buf_append(x->b, s, n);
-        else if (it->ref == LOOM__REF_TYPE) rc = type_string(it->c.type, x->b);
-        else rc = js_string(x->b, it->c.embed, 0);
+        if (!it)
+            rc = loom__buf_append(x->b, s, n);
+        else if (it->ref == LOOM__REF_TYPE)
+            rc = type_string(it->c.type, x->b);
+        else
+            rc = js_string(x->b, it->c.embed, 0);
     }
     for (size_t i = tags.n; i-- > 0 && !rc;) {
         if (!(rc = loom__buf_append(x->b, "</", 2)) &&
@@ -1592,8 +1996,10 @@ static int type_string(const loom_type *ty, loom_buf *b)
         /* Each XmlText restarts the XML writer's depth count, so bound the
          * absolute nesting here. */
         int depth = 0;
-        for (const loom_type *p = ty; p->item && p->item->parent; p = p->item->parent) {
-            if (++depth > MAX_XML_DEPTH) return LOOM_ELIMIT;
+        for (const loom_type *p = ty; p->item && p->item->parent;
+             p = p->item->parent) {
+            if (++depth > MAX_XML_DEPTH)
+                return LOOM_ELIMIT;
         }
         return loom_xml_to_string(ty, b);
     }
@@ -1604,10 +2010,12 @@ static int type_string(const loom_type *ty, loom_buf *b)
 
 int loom__xml_text_string(const loom_type *t, loom_buf *b)
 {
-    if (!b->alloc) b->alloc = t->doc->a;
+    if (!b->alloc)
+        b->alloc = t->doc->a;
     size_t mark = b->len;
     xml_ctx x = {b, t->doc->a};
     int rc = delta_walk(t, xml_op, &x);
-    if (rc) b->len = mark;
+    if (rc)
+        b->len = mark;
     return rc;
 }

@@ -53,6 +53,17 @@ bool loom__txn_deleted(const loom_txn *t, const loom__item *it)
     return loom__ds_contains(&t->ds, it->id.client, it->id.clock);
 }
 
+int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
+{
+    if (len && !loom__ds_find(&t->ds, client)) {
+        if (loom__vec_reserve(t->doc->a, (void **)&t->ds_order, &t->ds_order_cap, t->nds_order + 1,
+                              sizeof(*t->ds_order)))
+            return LOOM_ENOMEM;
+        t->ds_order[t->nds_order++] = client;
+    }
+    return loom__ds_add(&t->ds, client, clock, len);
+}
+
 int loom__txn_add_merge(loom_txn *t, loom__id id)
 {
     if (loom__vec_reserve(t->doc->a, (void **)&t->merge, &t->mcap, t->nmerge + 1, sizeof(*t->merge)))
@@ -122,6 +133,7 @@ static void txn_free(loom_doc *d, loom_txn *t)
     loom__free(a, t->touched, t->tcap * sizeof(*t->touched));
     loom__free(a, t->tbefore, t->tbcap * sizeof(*t->tbefore));
     loom__ds_free(&t->ds);
+    loom__free(a, t->ds_order, t->ds_order_cap * sizeof(*t->ds_order));
     loom__free(a, t, sizeof(*t));
 }
 

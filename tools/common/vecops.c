@@ -250,6 +250,9 @@ static int run_one(vec_env *e, loom_doc *d, const json_t *op, char *err, size_t 
     } else if (!strcmp(kind, "text.format")) {
         if (!(rc = tjson_to_any(json_object_get(op, "attributes"), NULL, &attrs)))
             rc = loom_text_format(t, index, length, attrs);
+    } else if (!strcmp(kind, "text.applyDelta")) {
+        if (!(rc = tjson_to_any(json_object_get(op, "delta"), NULL, &v)))
+            rc = loom_text_apply_delta(t, v);
     } else {
         errf(err, errlen, "unknown op %s", kind);
         return -100;
