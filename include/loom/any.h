@@ -48,18 +48,32 @@ int loom_any_new_null(const loom_allocator *a, loom_any **out);
 int loom_any_new_bool(const loom_allocator *a, int value, loom_any **out);
 int loom_any_new_number(const loom_allocator *a, double value, loom_any **out);
 int loom_any_new_bigint(const loom_allocator *a, int64_t value, loom_any **out);
-int loom_any_new_string(const loom_allocator *a, const char *s, size_t len, loom_any **out);
-int loom_any_new_binary(const loom_allocator *a, const uint8_t *p, size_t len, loom_any **out);
+int loom_any_new_string(const loom_allocator *a,
+                        const char *s,
+                        size_t len,
+                        loom_any **out);
+int loom_any_new_binary(const loom_allocator *a,
+                        const uint8_t *p,
+                        size_t len,
+                        loom_any **out);
 int loom_any_new_array(const loom_allocator *a, loom_any **out);
 int loom_any_new_object(const loom_allocator *a, loom_any **out);
-int loom_any_new_subdoc(const loom_allocator *a, const char *guid, size_t len, loom_any **out);
-int loom_any_new_type_ref(const loom_allocator *a, loom_type *type, loom_any **out);
+int loom_any_new_subdoc(const loom_allocator *a,
+                        const char *guid,
+                        size_t len,
+                        loom_any **out);
+int loom_any_new_type_ref(const loom_allocator *a,
+                          loom_type *type,
+                          loom_any **out);
 
 /* Appends `child` to an array; on success the array owns it. */
 int loom_any_array_push(loom_any *array, loom_any *child);
 /* Sets key -> child on an object (replacing an existing key in place, keeping
  * its position); on success the object owns `child`. */
-int loom_any_object_set(loom_any *object, const char *key, size_t key_len, loom_any *child);
+int loom_any_object_set(loom_any *object,
+                        const char *key,
+                        size_t key_len,
+                        loom_any *child);
 
 /* Deep copy, with allocator `a` (NULL: the source's allocator). */
 int loom_any_clone(const loom_any *v, const loom_allocator *a, loom_any **out);
@@ -71,14 +85,17 @@ loom_any_kind loom_any_kind_of(const loom_any *v);
 int loom_any_bool(const loom_any *v);
 double loom_any_number(const loom_any *v);
 int64_t loom_any_bigint(const loom_any *v);
-const char *loom_any_string(const loom_any *v, size_t *len); /* STRING and SUBDOC (guid) */
+const char *loom_any_string(const loom_any *v,
+                            size_t *len); /* STRING and SUBDOC (guid) */
 const uint8_t *loom_any_binary(const loom_any *v, size_t *len);
 size_t loom_any_count(const loom_any *v); /* array elements or object entries */
 const loom_any *loom_any_array_get(const loom_any *v, size_t i);
 const char *loom_any_object_key(const loom_any *v, size_t i, size_t *len);
 const loom_any *loom_any_object_value(const loom_any *v, size_t i);
-const loom_any *loom_any_object_get(const loom_any *v, const char *key, size_t len);
-loom_type *loom_any_type(const loom_any *v); /* LOOM_ANY_TYPE: the type; else NULL */
+const loom_any *
+loom_any_object_get(const loom_any *v, const char *key, size_t len);
+loom_type *
+loom_any_type(const loom_any *v); /* LOOM_ANY_TYPE: the type; else NULL */
 
 /* Deep equality by value (numbers compare as doubles, NaN equals NaN, -0 and
  * 0 differ; object key order does not matter). Returns 1 or 0. */
@@ -88,7 +105,10 @@ int loom_any_equal(const loom_any *a, const loom_any *b);
  * empty or hold bytes; its allocator is used, or `v`'s when it has none). */
 int loom_any_encode(const loom_any *v, loom_buf *out);
 /* Decodes exactly one Any value from bytes; trailing bytes are an error. */
-int loom_any_decode(const loom_allocator *a, const uint8_t *p, size_t len, loom_any **out,
+int loom_any_decode(const loom_allocator *a,
+                    const uint8_t *p,
+                    size_t len,
+                    loom_any **out,
                     loom_error *err);
 
 /* JSON text as JavaScript's JSON.stringify writes it (undefined members
@@ -96,7 +116,10 @@ int loom_any_decode(const loom_allocator *a, const uint8_t *p, size_t len, loom_
  * indices, bigints are an error as in JS). Appended to `out`. */
 int loom_any_to_json(const loom_any *v, loom_buf *out);
 /* JSON text as JSON.parse reads it. */
-int loom_any_from_json(const loom_allocator *a, const char *text, size_t len, loom_any **out,
+int loom_any_from_json(const loom_allocator *a,
+                       const char *text,
+                       size_t len,
+                       loom_any **out,
                        loom_error *err);
 
 #ifdef __cplusplus

@@ -19,21 +19,21 @@
 extern "C" {
 #endif
 
-#define LOOM_VERSION_MAJOR 0
-#define LOOM_VERSION_MINOR 1
-#define LOOM_VERSION_PATCH 0
+#define LOOM_VERSION_MAJOR  0
+#define LOOM_VERSION_MINOR  1
+#define LOOM_VERSION_PATCH  0
 #define LOOM_VERSION_STRING "0.1.0"
 
 /* Error codes. Append only; never renumber. */
-#define LOOM_OK 0
-#define LOOM_ENOMEM (-1)      /* an allocation failed */
-#define LOOM_EINVAL (-2)      /* a bad argument from the caller */
-#define LOOM_EMALFORMED (-3)  /* malformed input bytes (see loom_error.offset) */
-#define LOOM_ERANGE (-4)      /* an index or length out of range */
-#define LOOM_ETYPE (-5)       /* a shared type or value of the wrong kind */
-#define LOOM_ELIMIT (-6)      /* a size or depth limit was exceeded */
-#define LOOM_ESTATE (-7)      /* not allowed in the object's current state */
-#define LOOM_ENOTFOUND (-8)   /* no such key, root, client or item */
+#define LOOM_OK           0
+#define LOOM_ENOMEM       (-1) /* an allocation failed */
+#define LOOM_EINVAL       (-2) /* a bad argument from the caller */
+#define LOOM_EMALFORMED   (-3) /* malformed input bytes (see loom_error.offset) */
+#define LOOM_ERANGE       (-4) /* an index or length out of range */
+#define LOOM_ETYPE        (-5) /* a shared type or value of the wrong kind */
+#define LOOM_ELIMIT       (-6) /* a size or depth limit was exceeded */
+#define LOOM_ESTATE       (-7) /* not allowed in the object's current state */
+#define LOOM_ENOTFOUND    (-8) /* no such key, root, client or item */
 #define LOOM_EUNSUPPORTED (-9) /* valid input that this version cannot handle */
 
 /* A static English description of an error code; never NULL. */

@@ -5,9 +5,9 @@
 #ifndef LOOM_LOOM_H
 #define LOOM_LOOM_H
 
-#include "common.h"
 #include "any.h"
-#include "update.h"
+#include "common.h"
 #include "doc.h"
+#include "update.h"
 
 #endif

@@ -19,17 +19,29 @@ extern "C" {
 
 /* mergeUpdates: one update holding everything the inputs hold. With one
  * input, a copy of it unchanged; with none, the empty update 00 00. */
-int loom_update_merge(const loom_allocator *a, const uint8_t *const *updates, const size_t *lens,
-                      size_t n, loom_buf *out, loom_error *err);
+int loom_update_merge(const loom_allocator *a,
+                      const uint8_t *const *updates,
+                      const size_t *lens,
+                      size_t n,
+                      loom_buf *out,
+                      loom_error *err);
 
 /* diffUpdate: the part of `update` that a peer with state vector `sv` lacks
  * (the delete set is always kept whole). */
-int loom_update_diff(const loom_allocator *a, const uint8_t *update, size_t update_len,
-                     const uint8_t *sv, size_t sv_len, loom_buf *out, loom_error *err);
+int loom_update_diff(const loom_allocator *a,
+                     const uint8_t *update,
+                     size_t update_len,
+                     const uint8_t *sv,
+                     size_t sv_len,
+                     loom_buf *out,
+                     loom_error *err);
 
 /* encodeStateVectorFromUpdate. */
-int loom_update_state_vector(const loom_allocator *a, const uint8_t *update, size_t len,
-                             loom_buf *out, loom_error *err);
+int loom_update_state_vector(const loom_allocator *a,
+                             const uint8_t *update,
+                             size_t len,
+                             loom_buf *out,
+                             loom_error *err);
 
 /* Checks that `update` is a well-formed v1 update (all structs, contents,
  * UTF-8 and the delete set) without applying it. */

@@ -41,7 +41,10 @@ struct loom_any {
 };
 
 /* Reads one Any value (depth counts nesting; start with 0). Errors go to r. */
-int loom__any_read(loom__reader *r, const loom_allocator *a, int depth, loom_any **out);
+int loom__any_read(loom__reader *r,
+                   const loom_allocator *a,
+                   int depth,
+                   loom_any **out);
 /* Validates and skips one Any value without allocating. */
 int loom__any_skip(loom__reader *r, int depth);
 /* Writes the lib0 Any encoding of v. Objects are written in JS Object.keys
@@ -57,10 +60,17 @@ int loom__any_write_number(loom_buf *b, double v);
 int loom__json_write(loom_buf *b, const loom_any *v);
 /* JSON.parse. On error, *err_off is the offset in text. The literal text
  * "undefined" is accepted only when allow_undefined (ContentJSON). */
-int loom__json_read(const loom_allocator *a, const char *text, size_t len, bool allow_undefined,
-                    loom_any **out, size_t *err_off);
+int loom__json_read(const loom_allocator *a,
+                    const char *text,
+                    size_t len,
+                    bool allow_undefined,
+                    loom_any **out,
+                    size_t *err_off);
 /* Validates JSON text without building a value. */
-int loom__json_check(const char *text, size_t len, bool allow_undefined, size_t *err_off);
+int loom__json_check(const char *text,
+                     size_t len,
+                     bool allow_undefined,
+                     size_t *err_off);
 
 /* JS Number.prototype.toString() of v into buf (at least 32 bytes); returns
  * the length. */
@@ -80,11 +90,17 @@ bool loom__any_equal_attrs(const loom_any *a, const loom_any *b);
 /* ---- building blocks shared by the codecs (any.c) ---------------------- */
 
 /* A STRING or SUBDOC node copying `s`, which must already be valid UTF-8. */
-int loom__any_new_string_valid(const loom_allocator *a, loom_any_kind kind, const char *s,
-                               size_t len, loom_any **out);
+int loom__any_new_string_valid(const loom_allocator *a,
+                               loom_any_kind kind,
+                               const char *s,
+                               size_t len,
+                               loom_any **out);
 /* A STRING node taking ownership of `s` (len + 1 bytes from `a`, NUL
  * terminated, valid UTF-8) on success; on failure `s` stays the caller's. */
-int loom__any_new_string_take(const loom_allocator *a, char *s, size_t len, loom_any **out);
+int loom__any_new_string_take(const loom_allocator *a,
+                              char *s,
+                              size_t len,
+                              loom_any **out);
 /* Capacity for `need` elements / entries (doubling; nothing changes on
  * failure). */
 int loom__any_array_reserve(loom_any *arr, size_t need);
@@ -93,8 +109,14 @@ int loom__any_object_reserve(loom_any *obj, size_t need);
  * loom__any_object_dedupe afterwards if keys may repeat). _append copies the
  * key (valid UTF-8); _append_take owns `key` (klen + 1 bytes from obj->a) on
  * success. On success the object owns `child`. */
-int loom__any_object_append(loom_any *obj, const char *key, size_t klen, loom_any *child);
-int loom__any_object_append_take(loom_any *obj, char *key, size_t klen, loom_any *child);
+int loom__any_object_append(loom_any *obj,
+                            const char *key,
+                            size_t klen,
+                            loom_any *child);
+int loom__any_object_append_take(loom_any *obj,
+                                 char *key,
+                                 size_t klen,
+                                 loom_any *child);
 /* Merges repeated keys as JS assignment does: the first position, the last
  * value. O(n) for large objects. On LOOM_ENOMEM the object is still valid
  * (possibly with repeated keys). */
@@ -104,8 +126,12 @@ int loom__any_object_dedupe(loom_any *obj);
  * with loom__free(obj->a, *order, n * sizeof(size_t)). */
 int loom__any_js_order(const loom_any *obj, size_t **order);
 /* loom__json_read that also returns a static message on error. */
-int loom__json_read_msg(const loom_allocator *a, const char *text, size_t len,
-                        bool allow_undefined, loom_any **out, size_t *err_off,
+int loom__json_read_msg(const loom_allocator *a,
+                        const char *text,
+                        size_t len,
+                        bool allow_undefined,
+                        loom_any **out,
+                        size_t *err_off,
                         const char **err_msg);
 
 #endif

@@ -24,7 +24,8 @@
 /* `a` NULL means libc. All return NULL on failure (never abort). */
 void *loom__malloc(const loom_allocator *a, size_t n);
 void *loom__calloc(const loom_allocator *a, size_t n); /* zeroed */
-void *loom__realloc(const loom_allocator *a, void *p, size_t old_n, size_t new_n);
+void *
+loom__realloc(const loom_allocator *a, void *p, size_t old_n, size_t new_n);
 void loom__free(const loom_allocator *a, void *p, size_t n);
 /* Copies n bytes and a NUL; free with loom__free(a, p, n + 1). */
 char *loom__strndup(const loom_allocator *a, const char *s, size_t n);
@@ -32,7 +33,8 @@ void *loom__memdup(const loom_allocator *a, const void *p, size_t n);
 
 /* Grows a typed vector: ensures room for `need` elements of `elem` bytes in
  * *pv with capacity *pcap (doubling). Returns LOOM_OK or LOOM_ENOMEM. */
-int loom__vec_reserve(const loom_allocator *a, void **pv, size_t *pcap, size_t need, size_t elem);
+int loom__vec_reserve(
+    const loom_allocator *a, void **pv, size_t *pcap, size_t need, size_t elem);
 
 /* ---- byte buffers (loom_buf) ----------------------------------------- */
 
@@ -68,7 +70,7 @@ typedef struct loom__reader {
     const uint8_t *p;
     size_t len;
     size_t pos;
-    int err;           /* 0 or the first error */
+    int err; /* 0 or the first error */
     size_t err_pos;
     const char *err_msg;
 } loom__reader;
@@ -76,7 +78,10 @@ typedef struct loom__reader {
 void loom__reader_init(loom__reader *r, const uint8_t *p, size_t len);
 /* Records an error at `pos` (if none yet) and returns `code`. */
 int loom__reader_fail(loom__reader *r, int code, size_t pos, const char *msg);
-static inline size_t loom__reader_left(const loom__reader *r) { return r->len - r->pos; }
+static inline size_t loom__reader_left(const loom__reader *r)
+{
+    return r->len - r->pos;
+}
 
 int loom__read_u8(loom__reader *r, uint8_t *out);
 /* Fails past 2^53-1 ("integer out of range") or at the end of input. */
@@ -91,7 +96,8 @@ int loom__read_f64(loom__reader *r, double *out);
 int loom__read_i64(loom__reader *r, int64_t *out);
 /* Fills a public loom_error from the reader's error (err may be NULL). */
 void loom__reader_error(const loom__reader *r, loom_error *err, size_t input);
-void loom__error_set(loom_error *err, int code, size_t offset, size_t input, const char *msg);
+void loom__error_set(
+    loom_error *err, int code, size_t offset, size_t input, const char *msg);
 
 /* ---- UTF-8 / UTF-16 ---------------------------------------------------- */
 
@@ -105,7 +111,8 @@ size_t loom__utf16_len(const char *s, size_t len);
  * inside a surrogate pair (a 4-byte sequence), returns the offset of that
  * sequence's start and sets *mid_pair (else clears it). units past the end
  * give len. */
-size_t loom__utf8_offset16(const char *s, size_t len, size_t units, bool *mid_pair);
+size_t
+loom__utf8_offset16(const char *s, size_t len, size_t units, bool *mid_pair);
 /* Number of code points (used by tools reading traces). */
 size_t loom__utf8_codepoints(const char *s, size_t len);
 
@@ -116,7 +123,7 @@ typedef struct loom__u64map {
     uint64_t *keys;
     void **vals;
     uint8_t *used;
-    size_t cap;   /* power of two or 0 */
+    size_t cap; /* power of two or 0 */
     size_t count;
     const loom_allocator *a;
 } loom__u64map;
@@ -148,11 +155,15 @@ typedef struct loom__strmap {
 void loom__strmap_init(loom__strmap *m, const loom_allocator *a);
 void loom__strmap_free(loom__strmap *m);
 /* The entry for key, or NULL. */
-loom__strmap_entry *loom__strmap_find(const loom__strmap *m, const char *key, size_t klen);
+loom__strmap_entry *
+loom__strmap_find(const loom__strmap *m, const char *key, size_t klen);
 /* The entry for key, created with val NULL if missing. Entry pointers stay
  * valid only until the next upsert (entries live in a growable vector); keep
  * indices (entry - m->e) across insertions. */
-int loom__strmap_upsert(loom__strmap *m, const char *key, size_t klen, loom__strmap_entry **out);
+int loom__strmap_upsert(loom__strmap *m,
+                        const char *key,
+                        size_t klen,
+                        loom__strmap_entry **out);
 uint64_t loom__hash_bytes(const void *p, size_t n);
 
 /* ---- misc -------------------------------------------------------------- */

@@ -47,18 +47,20 @@ enum {
  * UTF-8, Any values well formed, JSON text parses, type refs are 0..6.
  */
 typedef struct loom__rstruct {
-    uint8_t info;  /* the info byte as read */
-    uint8_t ref;   /* info & 0x1f, with GC = 0 and Skip = 10 */
+    uint8_t info; /* the info byte as read */
+    uint8_t ref;  /* info & 0x1f, with GC = 0 and Skip = 10 */
     uint64_t client, clock;
-    uint64_t length; /* clock units: UTF-16 units for strings, elements for Any/JSON */
+    uint64_t
+        length; /* clock units: UTF-16 units for strings, elements for Any/JSON */
     bool has_origin, has_right_origin;
     loom__id origin, right_origin;
-    uint8_t parent_kind; /* LOOM__PARENT_* */
+    uint8_t parent_kind;     /* LOOM__PARENT_* */
     const char *parent_name; /* ROOT */
     size_t parent_name_len;
-    loom__id parent_id; /* ID */
-    bool has_parent_sub;    /* info bit 5 */
-    const char *parent_sub; /* the key when encoded (parent_kind != NONE), else NULL */
+    loom__id parent_id;  /* ID */
+    bool has_parent_sub; /* info bit 5 */
+    const char
+        *parent_sub; /* the key when encoded (parent_kind != NONE), else NULL */
     size_t parent_sub_len;
     const uint8_t *content; /* raw content payload */
     size_t content_len;
@@ -128,8 +130,12 @@ typedef struct loom__rupdate {
 /* Parses and validates a whole v1 update (trailing bytes after the delete set
  * are an error). On failure nothing is left allocated and err (optional) is
  * filled with the offset; `input` is copied into err->input. */
-int loom__update_parse(const loom_allocator *a, const uint8_t *p, size_t len, size_t input,
-                       loom__rupdate *out, loom_error *err);
+int loom__update_parse(const loom_allocator *a,
+                       const uint8_t *p,
+                       size_t len,
+                       size_t input,
+                       loom__rupdate *out,
+                       loom_error *err);
 void loom__rupdate_free(loom__rupdate *u);
 
 /*
@@ -142,7 +148,7 @@ void loom__rupdate_free(loom__rupdate *u);
  * throws) and a non-string "guid" member.
  */
 typedef struct loom__doc_opts {
-    const char *guid;     /* borrowed: from the content bytes or from `opts` */
+    const char *guid; /* borrowed: from the content bytes or from `opts` */
     size_t guid_len;
     bool gc, auto_load, should_load;
     const loom_any *meta; /* borrowed from `opts`; NULL when absent */
@@ -151,7 +157,9 @@ typedef struct loom__doc_opts {
 
 /* Reads a validated ContentDoc payload (rstruct content of ref 9). Free with
  * loom__doc_opts_free. */
-int loom__doc_opts_read(const loom_allocator *a, const uint8_t *content, size_t len,
+int loom__doc_opts_read(const loom_allocator *a,
+                        const uint8_t *content,
+                        size_t len,
                         loom__doc_opts *out);
 void loom__doc_opts_free(loom__doc_opts *o);
 
@@ -201,8 +209,12 @@ int loom__sv_write(loom_buf *b, const loom__sv *sv);
  * re-encodes, even a single input (the "one input is returned unchanged"
  * rule of mergeUpdates is in loom_update_merge). loom__diff_parsed writes
  * u->ds as it was read. */
-int loom__merge_parsed(const loom__rupdate *const *ups, size_t n, loom_buf *out);
-int loom__diff_parsed(const loom__rupdate *u, const loom__sv *sv, loom_buf *out);
+int loom__merge_parsed(const loom__rupdate *const *ups,
+                       size_t n,
+                       loom_buf *out);
+int loom__diff_parsed(const loom__rupdate *u,
+                      const loom__sv *sv,
+                      loom_buf *out);
 
 /* Writes the empty update (00 00). */
 int loom__write_empty_update(loom_buf *b);

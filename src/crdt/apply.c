@@ -32,7 +32,7 @@ typedef struct integ {
     refs *r; /* one per client of the update */
     size_t nr;
     loom__u64map by_client; /* client -> refs* */
-    uint64_t *ids;          /* clients still to process, ascending (popped at the end) */
+    uint64_t *ids; /* clients still to process, ascending (popped at the end) */
     size_t nids;
     const loom__rstruct **stack;
     size_t nstack, scap;
@@ -56,7 +56,8 @@ static refs *next_target(integ *g)
 {
     while (g->nids) {
         refs *r = refs_of(g, g->ids[g->nids - 1]);
-        if (r && r->i < r->n) return r;
+        if (r && r->i < r->n)
+            return r;
         g->nids--;
     }
     return NULL;
@@ -66,11 +67,13 @@ static void update_missing(integ *g, uint64_t client, uint64_t clock, int *rc)
 {
     for (size_t i = 0; i < g->missing.n; i++) {
         if (g->missing.e[i].client == client) {
-            if (g->missing.e[i].clock > clock) g->missing.e[i].clock = clock;
+            if (g->missing.e[i].clock > clock)
+                g->missing.e[i].clock = clock;
             return;
         }
     }
-    if (loom__sv_set(&g->missing, client, clock)) *rc = LOOM_ENOMEM;
+    if (loom__sv_set(&g->missing, client, clock))
+        *rc = LOOM_ENOMEM;
 }
 
 static rest_client *rest_get(integ *g, uint64_t client, int *rc)
@@ -81,7 +84,8 @@ static rest_client *rest_get(integ *g, uint64_t client, int *rc)
             return &g->rest[i];
         }
     }
-    if (loom__vec_reserve(g->d->a, (void **)&g->rest, &g->rcap, g->nrest + 1, sizeof(*g->rest))) {
+    if (loom__vec_reserve(g->d->a, (void **)&g->rest, &g->rcap, g->nrest + 1,
+                          sizeof(*g->rest))) {
         *rc = LOOM_ENOMEM;
         return NULL;
     }
@@ -93,7 +97,8 @@ static rest_client *rest_get(integ *g, uint64_t client, int *rc)
 
 static int rest_push(integ *g, rest_client *rc, const loom__rstruct *s)
 {
-    if (loom__vec_reserve(g->d->a, (void **)&rc->s, &rc->cap, rc->n + 1, sizeof(*rc->s)))
+    if (loom__vec_reserve(g->d->a, (void **)&rc->s, &rc->cap, rc->n + 1,
+                          sizeof(*rc->s)))
         return LOOM_ENOMEM;
     rc->s[rc->n++] = s;
     return LOOM_OK;
@@ -109,19 +114,23 @@ static int stack_to_rest(integ *g)
         uint64_t client = s->client;
         refs *r = refs_of(g, client);
         rest_client *rcl = rest_get(g, client, &rc);
-        if (!rcl) break;
+        if (!rcl)
+            break;
         if (r && r->n) {
             r->i--;
-            for (size_t j = r->i; j < r->n && !rc; j++) rc = rest_push(g, rcl, &r->s[j]);
+            for (size_t j = r->i; j < r->n && !rc; j++)
+                rc = rest_push(g, rcl, &r->s[j]);
             r->i = 0;
             r->n = 0;
-            loom__u64map_put(&g->by_client, client, NULL); /* cannot fail: key exists */
+            loom__u64map_put(&g->by_client, client,
+                             NULL); /* cannot fail: key exists */
         } else {
             rc = rest_push(g, rcl, s);
         }
         size_t w = 0;
         for (size_t j = 0; j < g->nids; j++) {
-            if (g->ids[j] != client) g->ids[w++] = g->ids[j];
+            if (g->ids[j] != client)
+                g->ids[w++] = g->ids[j];
         }
         g->nids = w;
     }
@@ -158,9 +167,11 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
     case LOOM__REF_STRING: {
         const char *p;
         size_t n;
-        if ((rc = loom__read_varstring(&r, &p, &n))) return rc;
+        if ((rc = loom__read_varstring(&r, &p, &n)))
+            return rc;
         it->c.str.p = loom__strndup(a, p, n);
-        if (!it->c.str.p) return LOOM_ENOMEM;
+        if (!it->c.str.p)
+            return LOOM_ENOMEM;
         it->c.str.bytes = n;
         it->c.str.cap = n + 1;
         return LOOM_OK;
@@ -170,7 +181,8 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
          * what other writers may encode differently (number widths, key
          * order, repeated keys); do the same so re-encoding is identical. */
         uint64_t n;
-        if ((rc = loom__read_varuint(&r, &n))) return rc;
+        if ((rc = loom__read_varuint(&r, &n)))
+            return rc;
         loom_buf b = {0};
         loom__buf_init(&b, a);
         for (uint64_t i = 0; i < n && !rc; i++) {
@@ -180,7 +192,8 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
                 loom_any_free(v);
             }
         }
-        if (!rc && !b.data) rc = loom__buf_reserve(&b, 1);
+        if (!rc && !b.data)
+            rc = loom__buf_reserve(&b, 1);
         if (rc) {
             loom_buf_free(&b);
             return rc;
@@ -192,9 +205,11 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
     }
     case LOOM__REF_JSON: {
         uint64_t n;
-        if ((rc = loom__read_varuint(&r, &n))) return rc;
+        if ((rc = loom__read_varuint(&r, &n)))
+            return rc;
         it->c.json.v = loom__calloc(a, (size_t)n * sizeof(loom_any *));
-        if (!it->c.json.v) return LOOM_ENOMEM;
+        if (!it->c.json.v)
+            return LOOM_ENOMEM;
         it->c.json.cap = (size_t)n;
         for (uint64_t i = 0; i < n && !rc; i++) {
             const char *p;
@@ -207,25 +222,30 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
     case LOOM__REF_BINARY: {
         const uint8_t *p;
         size_t n;
-        if ((rc = loom__read_varbytes(&r, &p, &n))) return rc;
+        if ((rc = loom__read_varbytes(&r, &p, &n)))
+            return rc;
         it->c.bin.p = loom__memdup(a, p, n ? n : 1);
-        if (!it->c.bin.p) return LOOM_ENOMEM;
+        if (!it->c.bin.p)
+            return LOOM_ENOMEM;
         it->c.bin.n = n;
         return LOOM_OK;
     }
     case LOOM__REF_EMBED: {
         const char *p;
         size_t n, off;
-        if ((rc = loom__read_varstring(&r, &p, &n))) return rc;
+        if ((rc = loom__read_varstring(&r, &p, &n)))
+            return rc;
         return loom__json_read(a, p, n, false, &it->c.embed, &off);
     }
     case LOOM__REF_FORMAT: {
         const char *k, *p;
         size_t kn, n, off;
-        if ((rc = loom__read_varstring(&r, &k, &kn)) || (rc = loom__read_varstring(&r, &p, &n)))
+        if ((rc = loom__read_varstring(&r, &k, &kn)) ||
+            (rc = loom__read_varstring(&r, &p, &n)))
             return rc;
         it->c.fmt.key = loom__strndup(a, k, kn);
-        if (!it->c.fmt.key) return LOOM_ENOMEM;
+        if (!it->c.fmt.key)
+            return LOOM_ENOMEM;
         it->c.fmt.klen = kn;
         return loom__json_read(a, p, n, false, &it->c.fmt.val, &off);
     }
@@ -233,7 +253,8 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         uint64_t tr;
         const char *name = NULL;
         size_t nlen = 0;
-        if ((rc = loom__read_varuint(&r, &tr))) return rc;
+        if ((rc = loom__read_varuint(&r, &tr)))
+            return rc;
         if ((tr == LOOM_TYPE_XML_ELEMENT || tr == LOOM_TYPE_XML_HOOK) &&
             (rc = loom__read_varstring(&r, &name, &nlen)))
             return rc;
@@ -242,9 +263,11 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
     case LOOM__REF_DOC: {
         const char *g;
         size_t gn;
-        if ((rc = loom__read_varstring(&r, &g, &gn))) return rc;
+        if ((rc = loom__read_varstring(&r, &g, &gn)))
+            return rc;
         it->c.doc.guid = loom__strndup(a, g, gn);
-        if (!it->c.doc.guid) return LOOM_ENOMEM;
+        if (!it->c.doc.guid)
+            return LOOM_ENOMEM;
         it->c.doc.glen = gn;
         return loom__any_read(&r, a, 0, &it->c.doc.opts);
     }
@@ -254,41 +277,50 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
 }
 
 /* Integrates a GC struct (or an item that lost its parent) as GC. */
-static int integrate_gc(loom_doc *d, uint64_t client, uint64_t clock, uint64_t len)
+static int
+integrate_gc(loom_doc *d, uint64_t client, uint64_t clock, uint64_t len)
 {
     loom__item *it = loom__item_alloc(d);
-    if (!it) return LOOM_ENOMEM;
+    if (!it)
+        return LOOM_ENOMEM;
     it->id.client = client;
     it->id.clock = clock;
     it->len = len;
     it->ref = LOOM__REF_GC;
     it->flags = LOOM__F_DELETED;
     int rc = loom__store_push(d, it);
-    if (rc) loom__free(d->a, it, sizeof(*it));
+    if (rc)
+        loom__free(d->a, it, sizeof(*it));
     return rc;
 }
 
 /* Resolves neighbours and parent, then integrates from `offset`. */
-static int integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset)
+static int
+integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset)
 {
     loom_doc *d = t->doc;
     int rc;
-    if (s->ref == LOOM__REF_GC) return integrate_gc(d, s->client, s->clock + offset, s->length - offset);
+    if (s->ref == LOOM__REF_GC)
+        return integrate_gc(d, s->client, s->clock + offset,
+                            s->length - offset);
     loom__item *left = NULL, *right = NULL;
     loom__id origin = s->origin, right_origin = s->right_origin;
     if (s->has_origin) {
-        if ((rc = loom__get_clean_end(t, s->origin, &left))) return rc;
+        if ((rc = loom__get_clean_end(t, s->origin, &left)))
+            return rc;
         origin = loom__item_last_id(left);
     }
     if (s->has_right_origin) {
-        if ((rc = loom__get_clean_start(t, s->right_origin, &right))) return rc;
+        if ((rc = loom__get_clean_start(t, s->right_origin, &right)))
+            return rc;
         right_origin = right->id;
     }
     loom_type *parent = NULL;
     const char *psub = s->parent_sub;
     size_t psub_len = s->parent_sub_len;
     bool parent_gone = false;
-    if ((left && loom__item_is_gc(left)) || (right && loom__item_is_gc(right))) {
+    if ((left && loom__item_is_gc(left)) ||
+        (right && loom__item_is_gc(right))) {
         parent_gone = true;
     } else if (s->parent_kind == LOOM__PARENT_NONE) {
         loom__item *from = left ? left : right;
@@ -299,8 +331,10 @@ static int integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset
         }
     } else if (s->parent_kind == LOOM__PARENT_ID) {
         loom__item *p = loom__find(d, s->parent_id);
-        if (!p || loom__item_is_gc(p) || p->ref != LOOM__REF_TYPE) parent_gone = true;
-        else parent = p->c.type;
+        if (!p || loom__item_is_gc(p) || p->ref != LOOM__REF_TYPE)
+            parent_gone = true;
+        else
+            parent = p->c.type;
     } else {
         parent = loom__type_root(d, s->parent_name, s->parent_name_len);
     }
@@ -309,17 +343,21 @@ static int integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset
         clock += offset;
         len -= offset;
         loom__id l = {s->client, clock - 1};
-        if ((rc = loom__get_clean_end(t, l, &left))) return rc;
+        if ((rc = loom__get_clean_end(t, l, &left)))
+            return rc;
         origin = loom__item_last_id(left);
     }
-    if (parent_gone || !parent) return integrate_gc(d, s->client, clock, len);
+    if (parent_gone || !parent)
+        return integrate_gc(d, s->client, clock, len);
 
     loom__item *it = loom__item_alloc(d);
-    if (!it) return LOOM_ENOMEM;
+    if (!it)
+        return LOOM_ENOMEM;
     it->id.client = s->client;
     it->id.clock = s->clock;
     it->len = s->length;
-    if ((rc = read_content(d, s, it))) goto fail;
+    if ((rc = read_content(d, s, it)))
+        goto fail;
     if (offset > 0) {
         /* Keep only the tail, as content.splice(offset) does. */
         loom__item *tail = loom__item_alloc(d);
@@ -366,31 +404,37 @@ static int integrate_structs(integ *g)
 {
     loom_doc *d = g->d;
     int rc = LOOM_OK;
-    if (g->nids) qsort(g->ids, g->nids, sizeof(*g->ids), cmp_u64);
+    if (g->nids)
+        qsort(g->ids, g->nids, sizeof(*g->ids), cmp_u64);
     refs *cur = next_target(g);
-    if (!cur) return LOOM_OK;
+    if (!cur)
+        return LOOM_OK;
     const loom__rstruct *head = &cur->s[cur->i++];
     for (;;) {
         if (head->ref != LOOM__REF_SKIP) {
             uint64_t local = loom__state(d, head->client);
             if (local < head->clock) {
-                if (loom__vec_reserve(d->a, (void **)&g->stack, &g->scap, g->nstack + 1,
-                                      sizeof(*g->stack)))
+                if (loom__vec_reserve(d->a, (void **)&g->stack, &g->scap,
+                                      g->nstack + 1, sizeof(*g->stack)))
                     return LOOM_ENOMEM;
                 g->stack[g->nstack++] = head;
                 update_missing(g, head->client, head->clock - 1, &rc);
-                if (rc || (rc = stack_to_rest(g))) return rc;
+                if (rc || (rc = stack_to_rest(g)))
+                    return rc;
             } else {
-                int64_t m = head->ref == LOOM__REF_GC ? -1 : get_missing(d, head);
+                int64_t m =
+                    head->ref == LOOM__REF_GC ? -1 : get_missing(d, head);
                 if (m >= 0) {
-                    if (loom__vec_reserve(d->a, (void **)&g->stack, &g->scap, g->nstack + 1,
-                                          sizeof(*g->stack)))
+                    if (loom__vec_reserve(d->a, (void **)&g->stack, &g->scap,
+                                          g->nstack + 1, sizeof(*g->stack)))
                         return LOOM_ENOMEM;
                     g->stack[g->nstack++] = head;
                     refs *mr = refs_of(g, (uint64_t)m);
                     if (!mr || mr->i == mr->n) {
-                        update_missing(g, (uint64_t)m, loom__state(d, (uint64_t)m), &rc);
-                        if (rc || (rc = stack_to_rest(g))) return rc;
+                        update_missing(g, (uint64_t)m,
+                                       loom__state(d, (uint64_t)m), &rc);
+                        if (rc || (rc = stack_to_rest(g)))
+                            return rc;
                     } else {
                         head = &mr->s[mr->i++];
                         continue;
@@ -398,7 +442,8 @@ static int integrate_structs(integ *g)
                 } else {
                     uint64_t offset = local - head->clock;
                     if (offset == 0 || offset < head->length) {
-                        if ((rc = integrate_struct(g->t, head, offset))) return rc;
+                        if ((rc = integrate_struct(g->t, head, offset)))
+                            return rc;
                     }
                 }
             }
@@ -409,7 +454,8 @@ static int integrate_structs(integ *g)
             head = &cur->s[cur->i++];
         } else {
             cur = next_target(g);
-            if (!cur) break;
+            if (!cur)
+                break;
             head = &cur->s[cur->i++];
         }
     }
@@ -418,7 +464,8 @@ static int integrate_structs(integ *g)
 
 static int cmp_rest_desc(const void *a, const void *b)
 {
-    uint64_t x = ((const rest_client *)a)->client, y = ((const rest_client *)b)->client;
+    uint64_t x = ((const rest_client *)a)->client,
+             y = ((const rest_client *)b)->client;
     return x > y ? -1 : x < y;
 }
 
@@ -427,17 +474,23 @@ static int write_rest(integ *g, loom_buf *out)
 {
     int rc;
     size_t nonempty = 0;
-    for (size_t i = 0; i < g->nrest; i++) nonempty += g->rest[i].n > 0;
-    if (g->nrest) qsort(g->rest, g->nrest, sizeof(*g->rest), cmp_rest_desc);
-    if ((rc = loom__write_varuint(out, nonempty))) return rc;
+    for (size_t i = 0; i < g->nrest; i++)
+        nonempty += g->rest[i].n > 0;
+    if (g->nrest)
+        qsort(g->rest, g->nrest, sizeof(*g->rest), cmp_rest_desc);
+    if ((rc = loom__write_varuint(out, nonempty)))
+        return rc;
     for (size_t i = 0; i < g->nrest; i++) {
         rest_client *r = &g->rest[i];
-        if (!r->n) continue;
-        if ((rc = loom__write_varuint(out, r->n)) || (rc = loom__write_varuint(out, r->client)) ||
+        if (!r->n)
+            continue;
+        if ((rc = loom__write_varuint(out, r->n)) ||
+            (rc = loom__write_varuint(out, r->client)) ||
             (rc = loom__write_varuint(out, r->s[0]->clock)))
             return rc;
         for (size_t k = 0; k < r->n; k++) {
-            if ((rc = loom__rstruct_write(out, r->s[k], 0))) return rc;
+            if ((rc = loom__rstruct_write(out, r->s[k], 0)))
+                return rc;
         }
     }
     return loom__write_varuint(out, 0);
@@ -455,27 +508,35 @@ static int apply_ds(loom_txn *t, const loom__ds *ds, loom__ds *left)
             uint64_t clock = dc->r[k].clock, end = clock + dc->r[k].len;
             uint64_t state = loom__state(d, client);
             if (clock >= state) {
-                if ((rc = loom__ds_add(left, client, clock, end - clock))) return rc;
+                if ((rc = loom__ds_add(left, client, clock, end - clock)))
+                    return rc;
                 continue;
             }
-            if (state < end && (rc = loom__ds_add(left, client, state, end - state))) return rc;
+            if (state < end &&
+                (rc = loom__ds_add(left, client, state, end - state)))
+                return rc;
             loom__client *c = loom__client_get(d, client);
             size_t idx = loom__find_index(c, clock);
             loom__item *s = c->s[idx];
             if (!loom__item_deleted(s) && s->id.clock < clock) {
                 loom__item *r;
-                if ((rc = loom__item_split(t, s, clock - s->id.clock, &r))) return rc;
+                if ((rc = loom__item_split(t, s, clock - s->id.clock, &r)))
+                    return rc;
                 idx++;
             }
             while (idx < c->n) {
                 s = c->s[idx++];
-                if (s->id.clock >= end) break;
+                if (s->id.clock >= end)
+                    break;
                 if (!loom__item_deleted(s)) {
                     if (end < s->id.clock + s->len) {
                         loom__item *r;
-                        if ((rc = loom__item_split(t, s, end - s->id.clock, &r))) return rc;
+                        if ((rc =
+                                 loom__item_split(t, s, end - s->id.clock, &r)))
+                            return rc;
                     }
-                    if ((rc = loom__item_delete(t, s))) return rc;
+                    if ((rc = loom__item_delete(t, s)))
+                        return rc;
                 }
             }
         }
@@ -491,14 +552,18 @@ static int check_refs(const loom__rupdate *u, loom_error *err)
         const loom__rblock *bl = &u->blocks[b];
         for (size_t i = 0; i < bl->n; i++) {
             const loom__rstruct *s = &bl->s[i];
-            if (s->ref == LOOM__REF_GC || s->ref == LOOM__REF_SKIP) continue;
-            if ((s->has_origin && s->origin.client == s->client && s->origin.clock >= s->clock) ||
+            if (s->ref == LOOM__REF_GC || s->ref == LOOM__REF_SKIP)
+                continue;
+            if ((s->has_origin && s->origin.client == s->client &&
+                 s->origin.clock >= s->clock) ||
                 (s->has_right_origin && s->right_origin.client == s->client &&
                  s->right_origin.clock >= s->clock) ||
-                (s->parent_kind == LOOM__PARENT_ID && s->parent_id.client == s->client &&
+                (s->parent_kind == LOOM__PARENT_ID &&
+                 s->parent_id.client == s->client &&
                  s->parent_id.clock >= s->clock)) {
                 loom__error_set(err, LOOM_EMALFORMED, s->offset, 0,
-                                "struct refers to a clock of its own client that is not before it");
+                                "struct refers to a clock of its own client "
+                                "that is not before it");
                 return LOOM_EMALFORMED;
             }
         }
@@ -513,7 +578,8 @@ static void integ_free(integ *g)
     loom__u64map_free(&g->by_client);
     loom__free(a, g->ids, g->nr * sizeof(*g->ids));
     loom__free(a, g->stack, g->scap * sizeof(*g->stack));
-    for (size_t i = 0; i < g->nrest; i++) loom__free(a, g->rest[i].s, g->rest[i].cap * sizeof(*g->rest[i].s));
+    for (size_t i = 0; i < g->nrest; i++)
+        loom__free(a, g->rest[i].s, g->rest[i].cap * sizeof(*g->rest[i].s));
     loom__free(a, g->rest, g->rcap * sizeof(*g->rest));
     loom__sv_free(&g->missing);
 }
@@ -536,14 +602,16 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
             const loom__rstruct *s = &u->blocks[b].s[i];
             loom_type *root;
             if (s->parent_kind == LOOM__PARENT_ROOT)
-                rc = loom__type_root_get_or_add(d, s->parent_name, s->parent_name_len, &root);
+                rc = loom__type_root_get_or_add(d, s->parent_name,
+                                                s->parent_name_len, &root);
         }
     }
     if (!rc && u->nblocks) {
         g.r = loom__calloc(d->a, u->nblocks * sizeof(*g.r));
         g.ids = loom__malloc(d->a, u->nblocks * sizeof(*g.ids));
         g.nr = u->nblocks;
-        if (!g.r || !g.ids) rc = LOOM_ENOMEM;
+        if (!g.r || !g.ids)
+            rc = LOOM_ENOMEM;
     }
     for (size_t b = 0; b < u->nblocks && !rc; b++) {
         const loom__rblock *bl = &u->blocks[b];
@@ -559,16 +627,20 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
         r->i = 0;
         rc = loom__u64map_put(&g.by_client, bl->client, r);
     }
-    if (!rc) rc = integrate_structs(&g);
+    if (!rc)
+        rc = integrate_structs(&g);
 
     loom_buf rest = {0};
     loom__buf_init(&rest, d->a);
     bool have_rest = false;
-    for (size_t i = 0; i < g.nrest; i++) have_rest |= g.rest[i].n > 0;
-    if (!rc && have_rest) rc = write_rest(&g, &rest);
+    for (size_t i = 0; i < g.nrest; i++)
+        have_rest |= g.rest[i].n > 0;
+    if (!rc && have_rest)
+        rc = write_rest(&g, &rest);
     if (!rc && d->pending.len) {
         for (size_t i = 0; i < d->pending_missing.n; i++) {
-            if (d->pending_missing.e[i].clock < loom__state(d, d->pending_missing.e[i].client)) {
+            if (d->pending_missing.e[i].clock <
+                loom__state(d, d->pending_missing.e[i].client)) {
                 *retry = true;
                 break;
             }
@@ -580,15 +652,19 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
                 for (size_t j = 0; j < d->pending_missing.n; j++) {
                     if (d->pending_missing.e[j].client == c) {
                         found = true;
-                        if (d->pending_missing.e[j].clock > k) d->pending_missing.e[j].clock = k;
+                        if (d->pending_missing.e[j].clock > k)
+                            d->pending_missing.e[j].clock = k;
                     }
                 }
-                if (!found) rc = loom__sv_set(&d->pending_missing, c, k);
+                if (!found)
+                    rc = loom__sv_set(&d->pending_missing, c, k);
             }
             loom__rupdate a, b;
             loom_buf merged = {0};
             loom__buf_init(&merged, d->a);
-            if (!rc) rc = loom__update_parse(d->a, d->pending.data, d->pending.len, 0, &a, NULL);
+            if (!rc)
+                rc = loom__update_parse(d->a, d->pending.data, d->pending.len,
+                                        0, &a, NULL);
             if (!rc) {
                 rc = loom__update_parse(d->a, rest.data, rest.len, 1, &b, NULL);
                 if (!rc) {
@@ -613,7 +689,8 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
         loom__sv_free(&d->pending_missing);
         loom__sv_init(&d->pending_missing, d->a);
         for (size_t i = 0; i < g.missing.n && !rc; i++)
-            rc = loom__sv_set(&d->pending_missing, g.missing.e[i].client, g.missing.e[i].clock);
+            rc = loom__sv_set(&d->pending_missing, g.missing.e[i].client,
+                              g.missing.e[i].clock);
     }
     loom_buf_free(&rest);
 
@@ -621,14 +698,16 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
     loom__ds left1, left2;
     loom__ds_init(&left1, d->a);
     loom__ds_init(&left2, d->a);
-    if (!rc) rc = apply_ds(t, &u->ds, &left1);
+    if (!rc)
+        rc = apply_ds(t, &u->ds, &left1);
     if (!rc && !loom__ds_empty(&d->pending_ds)) {
         loom__ds old = d->pending_ds;
         loom__ds_init(&d->pending_ds, d->a);
         rc = apply_ds(t, &old, &left2);
         loom__ds_free(&old);
     }
-    if (!rc) rc = loom__ds_merge_into(&left1, &left2);
+    if (!rc)
+        rc = loom__ds_merge_into(&left1, &left2);
     if (!rc) {
         loom__ds_normalize(&left1);
         loom__ds_free(&d->pending_ds);
@@ -641,12 +720,16 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
     return rc;
 }
 
-int loom__apply_update(loom_txn *t, const uint8_t *p, size_t len, loom_error *err)
+int loom__apply_update(loom_txn *t,
+                       const uint8_t *p,
+                       size_t len,
+                       loom_error *err)
 {
     loom_doc *d = t->doc;
     loom__rupdate u;
     int rc = loom__update_parse(d->a, p, len, 0, &u, err);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     rc = check_refs(&u, err);
     if (rc) {
         loom__rupdate_free(&u);

@@ -24,8 +24,8 @@ typedef struct loom__item loom__item;
 
 /* Item flags. */
 #define LOOM__F_DELETED 0x01u
-#define LOOM__F_KEEP 0x02u
-#define LOOM__F_MARKER 0x04u
+#define LOOM__F_KEEP    0x02u
+#define LOOM__F_MARKER  0x04u
 
 struct loom__item {
     loom__id id;
@@ -60,7 +60,8 @@ struct loom__item {
             char *key;
             size_t klen;
             loom_any *val;
-            uint64_t ident; /* JS object identity shared with other Format values; 0: its own */
+            uint64_t
+                ident; /* JS object identity shared with other Format values; 0: its own */
         } fmt;
         loom_type *type;
         struct {
@@ -71,13 +72,23 @@ struct loom__item {
     } c;
 };
 
-static inline bool loom__item_deleted(const loom__item *it) { return it->flags & LOOM__F_DELETED; }
-static inline bool loom__item_is_gc(const loom__item *it) { return it->ref == LOOM__REF_GC; }
+static inline bool loom__item_deleted(const loom__item *it)
+{
+    return it->flags & LOOM__F_DELETED;
+}
+static inline bool loom__item_is_gc(const loom__item *it)
+{
+    return it->ref == LOOM__REF_GC;
+}
 static inline bool loom__ref_countable(uint8_t ref)
 {
-    return ref != LOOM__REF_DELETED && ref != LOOM__REF_FORMAT && ref != LOOM__REF_GC;
+    return ref != LOOM__REF_DELETED && ref != LOOM__REF_FORMAT &&
+           ref != LOOM__REF_GC;
 }
-static inline bool loom__item_countable(const loom__item *it) { return loom__ref_countable(it->ref); }
+static inline bool loom__item_countable(const loom__item *it)
+{
+    return loom__ref_countable(it->ref);
+}
 static inline loom__id loom__item_last_id(const loom__item *it)
 {
     loom__id id = {it->id.client, it->id.clock + it->len - 1};
@@ -100,15 +111,16 @@ typedef struct loom__client {
 /* Per-type bookkeeping for the current transaction. */
 typedef struct loom__changed {
     loom_type *type;
-    bool seq;          /* the sequence changed (key null) */
-    char **keys;       /* changed map keys (borrowed from the items' parent_sub copies? no: owned) */
+    bool seq; /* the sequence changed (key null) */
+    char **
+        keys; /* changed map keys (borrowed from the items' parent_sub copies? no: owned) */
     size_t *klens;
     size_t nkeys, kcap;
 } loom__changed;
 
 struct loom_type {
     loom_doc *doc;
-    int kind; /* loom_type_kind */
+    int kind;         /* loom_type_kind */
     loom__item *item; /* the item holding this type; NULL for roots */
     char *root_name;  /* roots */
     size_t root_name_len;
@@ -136,7 +148,12 @@ typedef struct loom__sub {
     void *ud;
 } loom__sub;
 
-enum { LOOM__SUB_UPDATE = 1, LOOM__SUB_AFTER_TXN, LOOM__SUB_OBSERVE, LOOM__SUB_OBSERVE_DEEP };
+enum {
+    LOOM__SUB_UPDATE = 1,
+    LOOM__SUB_AFTER_TXN,
+    LOOM__SUB_OBSERVE,
+    LOOM__SUB_OBSERVE_DEEP
+};
 
 struct loom_txn {
     loom_doc *doc;
@@ -144,9 +161,9 @@ struct loom_txn {
     bool local;
     uint64_t seq;
     loom__client **touched; /* clients whose structs changed */
-    uint64_t *tbefore;      /* touched[i]'s state at its first change in this txn */
+    uint64_t *tbefore; /* touched[i]'s state at its first change in this txn */
     size_t ntouched, tcap, tbcap;
-    loom__ds ds; /* deleted in this transaction */
+    loom__ds ds;            /* deleted in this transaction */
     loom__changed *changed; /* types changed, in order of first change */
     size_t nchanged, chcap;
     loom_type **deep; /* changedParentTypes: types with changed descendants */
@@ -154,7 +171,8 @@ struct loom_txn {
     loom__id *merge; /* split parts to merge back at cleanup */
     size_t nmerge, mcap;
     bool format_cleanup; /* a remote txn touched formatted text */
-    uint64_t *ds_order; /* clients of ds in the order of their first delete (Yjs Map order) */
+    uint64_t *
+        ds_order; /* clients of ds in the order of their first delete (Yjs Map order) */
     size_t nds_order, ds_order_cap;
 };
 
@@ -207,7 +225,10 @@ loom__item *loom__find(const loom_doc *d, loom__id id);
 int loom__store_push(loom_doc *d, loom__item *it);
 /* Splits `it` at diff (0 < diff < len): returns the new right part, inserted
  * after `it` in the store and the list. */
-int loom__item_split(loom_txn *t, loom__item *it, uint64_t diff, loom__item **right);
+int loom__item_split(loom_txn *t,
+                     loom__item *it,
+                     uint64_t diff,
+                     loom__item **right);
 /* getItemCleanStart: the item starting exactly at id (splitting). */
 int loom__get_clean_start(loom_txn *t, loom__id id, loom__item **out);
 /* getItemCleanEnd: the item ending exactly at id (splitting). */
@@ -220,7 +241,10 @@ loom__item *loom__item_alloc(loom_doc *d);
 void loom__item_free(loom_doc *d, loom__item *it);
 void loom__content_free(loom_doc *d, loom__item *it);
 /* Splits the content: `it` keeps [0, diff), `right` gets the rest. */
-int loom__content_split(loom_doc *d, loom__item *it, uint64_t diff, loom__item *right);
+int loom__content_split(loom_doc *d,
+                        loom__item *it,
+                        uint64_t diff,
+                        loom__item *right);
 /* Item.integrate (YATA), with the offset already applied. On failure before
  * the item is linked (out of memory) the item is freed; afterwards it belongs
  * to the document either way. Callers never free it after this call. */
@@ -235,33 +259,58 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right);
 /* Writes one in-memory struct (item or GC) from offset, as encoders do. */
 int loom__item_write(loom_buf *b, const loom__item *it, uint64_t offset);
 /* The last value of a map item's content: exactly one of value or type. */
-int loom__item_value(const loom__item *it, const loom_allocator *a, loom_any **value,
+int loom__item_value(const loom__item *it,
+                     const loom_allocator *a,
+                     loom_any **value,
                      loom_type **type);
 /* Appends the item's countable content values to an array value (types as
  * JSON when `types_as_json`, else as LOOM_ANY_TYPE refs). */
-int loom__item_values(const loom__item *it, loom_any *array, bool types_as_json);
+int loom__item_values(const loom__item *it,
+                      loom_any *array,
+                      bool types_as_json);
 
 /* ---- types.c ---------------------------------------------------------- */
 
-int loom__type_new(loom_doc *d, int kind, const char *name, size_t nlen, loom_type **out);
+int loom__type_new(
+    loom_doc *d, int kind, const char *name, size_t nlen, loom_type **out);
 loom_type *loom__type_root(const loom_doc *d, const char *name, size_t len);
-int loom__type_root_get_or_add(loom_doc *d, const char *name, size_t len, loom_type **out);
+int loom__type_root_get_or_add(loom_doc *d,
+                               const char *name,
+                               size_t len,
+                               loom_type **out);
 /* Marks a type changed for the current transaction (key NULL: sequence). */
-int loom__txn_add_changed(loom_txn *t, loom_type *type, const char *key, size_t klen);
+int loom__txn_add_changed(loom_txn *t,
+                          loom_type *type,
+                          const char *key,
+                          size_t klen);
 /* The current map item of key, or NULL. */
-loom__item *loom__type_map_item(const loom_type *type, const char *key, size_t klen);
-int loom__type_to_any(const loom_type *type, const loom_allocator *a, loom_any **out);
+loom__item *
+loom__type_map_item(const loom_type *type, const char *key, size_t klen);
+int loom__type_to_any(const loom_type *type,
+                      const loom_allocator *a,
+                      loom_any **out);
 /* Inserts content items after `left` (NULL: at the start) with `right` as
  * right neighbour (used by arrays, text and XML). */
-int loom__insert_after(loom_txn *t, loom_type *parent, loom__item *left, loom__item *right,
+int loom__insert_after(loom_txn *t,
+                       loom_type *parent,
+                       loom__item *left,
+                       loom__item *right,
                        loom__item *it);
 /* Creates a local item with the doc's next clock, content already set. */
-int loom__local_item(loom_txn *t, loom_type *parent, loom__item *left, loom__item *right,
-                     const char *key, size_t klen, loom__item *it);
+int loom__local_item(loom_txn *t,
+                     loom_type *parent,
+                     loom__item *left,
+                     loom__item *right,
+                     const char *key,
+                     size_t klen,
+                     loom__item *it);
 /* Position lookup: the item containing sequence index (counting countable,
  * non-deleted units), splitting so that `index` is at an item boundary.
  * Returns the left neighbour (NULL at 0) via *left and right via *right. */
-int loom__seq_find(loom_txn *t, loom_type *type, uint64_t index, loom__item **left,
+int loom__seq_find(loom_txn *t,
+                   loom_type *type,
+                   uint64_t index,
+                   loom__item **left,
                    loom__item **right);
 void loom__type_marker_reset(loom_type *type);
 
@@ -278,18 +327,28 @@ int loom__txn_add_merge(loom_txn *t, loom__id id);
 bool loom__txn_added(const loom_txn *t, const loom__item *it);
 bool loom__txn_deleted(const loom_txn *t, const loom__item *it);
 /* Adds a deleted range to t->ds, remembering the order clients first appear. */
-int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len);
+int loom__txn_ds_add(loom_txn *t,
+                     uint64_t client,
+                     uint64_t clock,
+                     uint64_t len);
 
 /* ---- apply.c / encode.c ---------------------------------------------- */
 
-int loom__apply_update(loom_txn *t, const uint8_t *p, size_t len, loom_error *err);
+int loom__apply_update(loom_txn *t,
+                       const uint8_t *p,
+                       size_t len,
+                       loom_error *err);
 /* The delete set of the store (every deleted item and GC). */
 int loom__store_ds(const loom_doc *d, loom__ds *out);
 /* encodeStateAsUpdate without pending data. */
-int loom__encode_state(const loom_doc *d, const loom__sv *target, loom_buf *out);
+int loom__encode_state(const loom_doc *d,
+                       const loom__sv *target,
+                       loom_buf *out);
 /* Writes the structs of every client from the given clocks (descending
  * client order), as the update event and encodeStateAsUpdate do. */
-int loom__write_structs_from(const loom_doc *d, const loom__sv *from, bool only_listed,
+int loom__write_structs_from(const loom_doc *d,
+                             const loom__sv *from,
+                             bool only_listed,
                              loom_buf *out);
 int loom__doc_sv(const loom_doc *d, loom__sv *out);
 
@@ -302,7 +361,10 @@ int loom__text_cleanup_after(loom_doc *d, loom_txn *t);
 int loom__xml_text_string(const loom_type *t, loom_buf *b);
 /* YTextEvent.delta of a text (or XmlText) changed in transaction t, as a
  * loom_any array (spec 7.4). Embeds as values, types as LOOM_ANY_TYPE. */
-int loom__text_event_delta(loom_txn *t, loom_type *type, const loom_allocator *a, loom_any **out);
+int loom__text_event_delta(loom_txn *t,
+                           loom_type *type,
+                           const loom_allocator *a,
+                           loom_any **out);
 
 /* ---- event.c ---------------------------------------------------------- */
 

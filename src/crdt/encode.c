@@ -13,9 +13,11 @@ int loom__doc_sv(const loom_doc *d, loom__sv *out)
 {
     for (size_t i = 0; i < d->nclients; i++) {
         const loom__client *c = d->clist[i];
-        if (!c->n) continue;
+        if (!c->n)
+            continue;
         int rc = loom__sv_set(out, c->client, loom__state(d, c->client));
-        if (rc) return rc;
+        if (rc)
+            return rc;
     }
     return LOOM_OK;
 }
@@ -25,11 +27,14 @@ int loom__store_ds(const loom_doc *d, loom__ds *out)
     for (size_t ci = 0; ci < d->nclients; ci++) {
         const loom__client *c = d->clist[ci];
         for (size_t i = 0; i < c->n; i++) {
-            if (!loom__item_deleted(c->s[i])) continue;
+            if (!loom__item_deleted(c->s[i]))
+                continue;
             uint64_t clock = c->s[i]->id.clock, len = c->s[i]->len;
-            while (i + 1 < c->n && loom__item_deleted(c->s[i + 1])) len += c->s[++i]->len;
+            while (i + 1 < c->n && loom__item_deleted(c->s[i + 1]))
+                len += c->s[++i]->len;
             int rc = loom__ds_add(out, c->client, clock, len);
-            if (rc) return rc;
+            if (rc)
+                return rc;
         }
     }
     return LOOM_OK;
@@ -37,16 +42,21 @@ int loom__store_ds(const loom_doc *d, loom__ds *out)
 
 static int cmp_sv_desc(const void *a, const void *b)
 {
-    uint64_t x = ((const loom__sv_entry *)a)->client, y = ((const loom__sv_entry *)b)->client;
+    uint64_t x = ((const loom__sv_entry *)a)->client,
+             y = ((const loom__sv_entry *)b)->client;
     return x > y ? -1 : x < y;
 }
 
-int loom__write_structs_from(const loom_doc *d, const loom__sv *from, bool only_listed,
+int loom__write_structs_from(const loom_doc *d,
+                             const loom__sv *from,
+                             bool only_listed,
                              loom_buf *out)
 {
     (void)only_listed;
-    loom__sv_entry *e = loom__malloc(d->a, (from->n ? from->n : 1) * sizeof(*e));
-    if (!e) return LOOM_ENOMEM;
+    loom__sv_entry *e =
+        loom__malloc(d->a, (from->n ? from->n : 1) * sizeof(*e));
+    if (!e)
+        return LOOM_ENOMEM;
     if (from->n) {
         memcpy(e, from->e, from->n * sizeof(*e));
         qsort(e, from->n, sizeof(*e), cmp_sv_desc);
@@ -55,13 +65,16 @@ int loom__write_structs_from(const loom_doc *d, const loom__sv *from, bool only_
     for (size_t k = 0; k < from->n && !rc; k++) {
         const loom__client *c = loom__client_get(d, e[k].client);
         uint64_t clock = e[k].clock;
-        if (clock < c->s[0]->id.clock) clock = c->s[0]->id.clock;
+        if (clock < c->s[0]->id.clock)
+            clock = c->s[0]->id.clock;
         size_t idx = loom__find_index(c, clock);
-        if ((rc = loom__write_varuint(out, c->n - idx)) || (rc = loom__write_varuint(out, c->client)) ||
+        if ((rc = loom__write_varuint(out, c->n - idx)) ||
+            (rc = loom__write_varuint(out, c->client)) ||
             (rc = loom__write_varuint(out, clock)))
             break;
         rc = loom__item_write(out, c->s[idx], clock - c->s[idx]->id.clock);
-        for (size_t i = idx + 1; i < c->n && !rc; i++) rc = loom__item_write(out, c->s[i], 0);
+        for (size_t i = idx + 1; i < c->n && !rc; i++)
+            rc = loom__item_write(out, c->s[i], 0);
     }
     loom__free(d->a, e, (from->n ? from->n : 1) * sizeof(*e));
     return rc;
@@ -74,7 +87,8 @@ int loom__encode_state(const loom_doc *d, const loom__sv *target, loom_buf *out)
     int rc = LOOM_OK;
     for (size_t i = 0; i < d->nclients && !rc; i++) {
         const loom__client *c = d->clist[i];
-        if (!c->n) continue;
+        if (!c->n)
+            continue;
         uint64_t state = loom__state(d, c->client);
         bool has = false;
         uint64_t tclock = 0;
@@ -84,29 +98,36 @@ int loom__encode_state(const loom_doc *d, const loom__sv *target, loom_buf *out)
                 tclock = target->e[k].clock;
             }
         }
-        if (!has) rc = loom__sv_set(&sm, c->client, 0);
-        else if (state > tclock) rc = loom__sv_set(&sm, c->client, tclock);
+        if (!has)
+            rc = loom__sv_set(&sm, c->client, 0);
+        else if (state > tclock)
+            rc = loom__sv_set(&sm, c->client, tclock);
     }
-    if (!rc) rc = loom__write_structs_from(d, &sm, true, out);
+    if (!rc)
+        rc = loom__write_structs_from(d, &sm, true, out);
     loom__sv_free(&sm);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     loom__ds ds;
     loom__ds_init(&ds, d->a);
     rc = loom__store_ds(d, &ds);
-    if (!rc) rc = loom__ds_write(out, &ds);
+    if (!rc)
+        rc = loom__ds_write(out, &ds);
     loom__ds_free(&ds);
     return rc;
 }
 
 int loom_doc_encode_state_vector(const loom_doc *d, loom_buf *out)
 {
-    if (!d || !out) return LOOM_EINVAL;
+    if (!d || !out)
+        return LOOM_EINVAL;
     loom__sv sv;
     loom__sv_init(&sv, d->a);
     loom_buf b = {0};
     loom__buf_init(&b, d->a);
     int rc = loom__doc_sv(d, &sv);
-    if (!rc) rc = loom__sv_write(&b, &sv);
+    if (!rc)
+        rc = loom__sv_write(&b, &sv);
     loom__sv_free(&sv);
     if (rc) {
         loom_buf_free(&b);
@@ -116,10 +137,14 @@ int loom_doc_encode_state_vector(const loom_doc *d, loom_buf *out)
     return LOOM_OK;
 }
 
-int loom_doc_encode_state_as_update(const loom_doc *d, const uint8_t *sv, size_t sv_len,
-                                    loom_buf *out, loom_error *err)
+int loom_doc_encode_state_as_update(const loom_doc *d,
+                                    const uint8_t *sv,
+                                    size_t sv_len,
+                                    loom_buf *out,
+                                    loom_error *err)
 {
-    if (!d || !out || (!sv && sv_len)) return LOOM_EINVAL;
+    if (!d || !out || (!sv && sv_len))
+        return LOOM_EINVAL;
     static const uint8_t empty_sv[1] = {0};
     if (!sv) {
         sv = empty_sv;
@@ -131,7 +156,8 @@ int loom_doc_encode_state_as_update(const loom_doc *d, const uint8_t *sv, size_t
     loom__reader_init(&r, sv, sv_len);
     int rc = loom__sv_read(&r, &target);
     if (!rc && loom__reader_left(&r))
-        rc = loom__reader_fail(&r, LOOM_EMALFORMED, r.pos, "trailing bytes after the state vector");
+        rc = loom__reader_fail(&r, LOOM_EMALFORMED, r.pos,
+                               "trailing bytes after the state vector");
     if (rc) {
         loom__reader_error(&r, err, 0);
         loom__sv_free(&target);
@@ -150,26 +176,36 @@ int loom_doc_encode_state_as_update(const loom_doc *d, const uint8_t *sv, size_t
         const loom__rupdate *pu[3];
         size_t n = 0;
         rc = loom__update_parse(d->a, b.data, b.len, 0, &ups[n], NULL);
-        if (!rc) pu[n] = &ups[n], n++;
+        if (!rc)
+            pu[n] = &ups[n], n++;
         if (!rc && pds) {
-            if (!(rc = loom__write_varuint(&pd, 0)) && !(rc = loom__ds_write(&pd, &d->pending_ds)))
-                rc = loom__update_parse(d->a, pd.data, pd.len, 1, &ups[n], NULL);
-            if (!rc) pu[n] = &ups[n], n++;
+            if (!(rc = loom__write_varuint(&pd, 0)) &&
+                !(rc = loom__ds_write(&pd, &d->pending_ds)))
+                rc =
+                    loom__update_parse(d->a, pd.data, pd.len, 1, &ups[n], NULL);
+            if (!rc)
+                pu[n] = &ups[n], n++;
         }
         if (!rc && d->pending.len) {
             loom__rupdate pend;
-            rc = loom__update_parse(d->a, d->pending.data, d->pending.len, 2, &pend, NULL);
+            rc = loom__update_parse(d->a, d->pending.data, d->pending.len, 2,
+                                    &pend, NULL);
             if (!rc) {
                 rc = loom__diff_parsed(&pend, &target, &diff);
                 loom__rupdate_free(&pend);
             }
-            if (!rc) rc = loom__update_parse(d->a, diff.data, diff.len, 2, &ups[n], NULL);
-            if (!rc) pu[n] = &ups[n], n++;
+            if (!rc)
+                rc = loom__update_parse(d->a, diff.data, diff.len, 2, &ups[n],
+                                        NULL);
+            if (!rc)
+                pu[n] = &ups[n], n++;
         }
         loom_buf merged = {0};
         loom__buf_init(&merged, d->a);
-        if (!rc) rc = loom__merge_parsed(pu, n, &merged);
-        for (size_t i = 0; i < n; i++) loom__rupdate_free(&ups[i]);
+        if (!rc)
+            rc = loom__merge_parsed(pu, n, &merged);
+        for (size_t i = 0; i < n; i++)
+            loom__rupdate_free(&ups[i]);
         loom_buf_free(&pd);
         loom_buf_free(&diff);
         loom_buf_free(&b);

@@ -9,7 +9,10 @@
 
 #include "crdt/crdt.h"
 
-loom__item *loom__item_alloc(loom_doc *d) { return loom__calloc(d->a, sizeof(loom__item)); }
+loom__item *loom__item_alloc(loom_doc *d)
+{
+    return loom__calloc(d->a, sizeof(loom__item));
+}
 
 void loom__content_free(loom_doc *d, loom__item *it)
 {
@@ -22,7 +25,8 @@ void loom__content_free(loom_doc *d, loom__item *it)
         loom__free(a, it->c.any.p, it->c.any.cap);
         break;
     case LOOM__REF_JSON:
-        for (uint64_t i = 0; i < it->len; i++) loom_any_free(it->c.json.v[i]);
+        for (uint64_t i = 0; i < it->len; i++)
+            loom_any_free(it->c.json.v[i]);
         loom__free(a, it->c.json.v, it->c.json.cap * sizeof(loom_any *));
         break;
     case LOOM__REF_BINARY:
@@ -47,10 +51,13 @@ void loom__content_free(loom_doc *d, loom__item *it)
 
 void loom__item_free(loom_doc *d, loom__item *it)
 {
-    if (!it) return;
+    if (!it)
+        return;
     loom__content_free(d, it);
-    if (it->parent_sub) loom__free(d->a, it->parent_sub, it->parent_sub_len + 1);
-    if (it->parent && it->parent->mk_item == it) loom__type_marker_reset(it->parent);
+    if (it->parent_sub)
+        loom__free(d->a, it->parent_sub, it->parent_sub_len + 1);
+    if (it->parent && it->parent->mk_item == it)
+        loom__type_marker_reset(it->parent);
     loom__free(d->a, it, sizeof(*it));
 }
 
@@ -60,12 +67,16 @@ static size_t any_offset(const uint8_t *p, size_t bytes, uint64_t n)
     loom__reader r;
     loom__reader_init(&r, p, bytes);
     for (uint64_t i = 0; i < n; i++) {
-        if (loom__any_skip(&r, 0)) break;
+        if (loom__any_skip(&r, 0))
+            break;
     }
     return r.pos;
 }
 
-int loom__content_split(loom_doc *d, loom__item *it, uint64_t diff, loom__item *right)
+int loom__content_split(loom_doc *d,
+                        loom__item *it,
+                        uint64_t diff,
+                        loom__item *right)
 {
     const loom_allocator *a = d->a;
     switch (it->ref) {
@@ -79,7 +90,8 @@ int loom__content_split(loom_doc *d, loom__item *it, uint64_t diff, loom__item *
         size_t rstart = mid ? off + 4 : off;
         size_t rlen = bytes - rstart + (mid ? 3 : 0);
         char *rp = loom__malloc(a, rlen + 1);
-        if (!rp) return LOOM_ENOMEM;
+        if (!rp)
+            return LOOM_ENOMEM;
         size_t k = 0;
         if (mid) {
             memcpy(rp, repl, 3);
@@ -104,7 +116,8 @@ int loom__content_split(loom_doc *d, loom__item *it, uint64_t diff, loom__item *
         size_t off = any_offset(it->c.any.p, it->c.any.bytes, diff);
         size_t rb = it->c.any.bytes - off;
         uint8_t *rp = loom__malloc(a, rb ? rb : 1);
-        if (!rp) return LOOM_ENOMEM;
+        if (!rp)
+            return LOOM_ENOMEM;
         memcpy(rp, it->c.any.p + off, rb);
         right->c.any.p = rp;
         right->c.any.bytes = rb;
@@ -115,7 +128,8 @@ int loom__content_split(loom_doc *d, loom__item *it, uint64_t diff, loom__item *
     case LOOM__REF_JSON: {
         uint64_t rn = it->len - diff;
         loom_any **rv = loom__malloc(a, rn * sizeof(*rv));
-        if (!rv) return LOOM_ENOMEM;
+        if (!rv)
+            return LOOM_ENOMEM;
         memcpy(rv, it->c.json.v + diff, rn * sizeof(*rv));
         right->c.json.v = rv;
         right->c.json.cap = rn;
@@ -162,9 +176,11 @@ static int ptrset_add(ptrset *s, const void *p)
         }
         size_t cnt = 0;
         for (size_t i = 0; i < s->cap; i++) {
-            if (s->gen[i] != s->g) continue;
+            if (s->gen[i] != s->g)
+                continue;
             size_t j = ptr_hash(s->k[i]) & (ncap - 1);
-            while (ng[j]) j = (j + 1) & (ncap - 1);
+            while (ng[j])
+                j = (j + 1) & (ncap - 1);
             nk[j] = s->k[i];
             ng[j] = 1;
             cnt++;
@@ -179,7 +195,8 @@ static int ptrset_add(ptrset *s, const void *p)
     }
     size_t j = ptr_hash(p) & (s->cap - 1);
     while (s->gen[j] == s->g) {
-        if (s->k[j] == p) return LOOM_OK;
+        if (s->k[j] == p)
+            return LOOM_OK;
         j = (j + 1) & (s->cap - 1);
     }
     s->k[j] = p;
@@ -190,10 +207,12 @@ static int ptrset_add(ptrset *s, const void *p)
 
 static bool ptrset_has(const ptrset *s, const void *p)
 {
-    if (!s->cap || !p) return false;
+    if (!s->cap || !p)
+        return false;
     size_t j = ptr_hash(p) & (s->cap - 1);
     while (s->gen[j] == s->g) {
-        if (s->k[j] == p) return true;
+        if (s->k[j] == p)
+            return true;
         j = (j + 1) & (s->cap - 1);
     }
     return false;
@@ -218,15 +237,18 @@ static void ptrset_free(ptrset *s)
 
 static bool opt_id_eq(bool ha, loom__id a, bool hb, loom__id b)
 {
-    if (ha != hb) return false;
+    if (ha != hb)
+        return false;
     return !ha || loom__id_eq(a, b);
 }
 
 /* First item of a key's chain. */
-static loom__item *key_chain_first(loom_type *parent, const char *key, size_t klen)
+static loom__item *
+key_chain_first(loom_type *parent, const char *key, size_t klen)
 {
     loom__item *o = loom__type_map_item(parent, key, klen);
-    while (o && o->left) o = o->left;
+    while (o && o->left)
+        o = o->left;
     return o;
 }
 
@@ -265,35 +287,45 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
      * after linking, the item belongs to the document. */
     loom__client *own;
     if ((rc = loom__client_get_or_add(d, it->id.client, &own)) ||
-        (rc = loom__vec_reserve(d->a, (void **)&own->s, &own->cap, own->n + 1, sizeof(*own->s))) ||
+        (rc = loom__vec_reserve(d->a, (void **)&own->s, &own->cap, own->n + 1,
+                                sizeof(*own->s))) ||
         (rc = loom__txn_touch(t, own)))
         return drop_unlinked(d, it, rc);
     if (it->parent_sub) {
         loom__strmap_entry *e;
-        if ((rc = loom__strmap_upsert(&parent->map, it->parent_sub, it->parent_sub_len, &e)))
+        if ((rc = loom__strmap_upsert(&parent->map, it->parent_sub,
+                                      it->parent_sub_len, &e)))
             return drop_unlinked(d, it, rc);
     }
-    if ((!it->left && (!it->right || it->right->left)) || (it->left && it->left->right != it->right)) {
+    if ((!it->left && (!it->right || it->right->left)) ||
+        (it->left && it->left->right != it->right)) {
         loom__item *left = it->left;
         loom__item *o;
-        if (left) o = left->right;
-        else if (it->parent_sub) o = key_chain_first(parent, it->parent_sub, it->parent_sub_len);
-        else o = parent->start;
+        if (left)
+            o = left->right;
+        else if (it->parent_sub)
+            o = key_chain_first(parent, it->parent_sub, it->parent_sub_len);
+        else
+            o = parent->start;
         ptrset conflicting = {0}, before = {0};
         conflicting.a = before.a = d->a;
         conflicting.g = before.g = 1;
         rc = LOOM_OK;
         while (o && o != it->right) {
-            if ((rc = ptrset_add(&before, o)) || (rc = ptrset_add(&conflicting, o))) break;
-            if (opt_id_eq(it->has_origin, it->origin, o->has_origin, o->origin)) {
+            if ((rc = ptrset_add(&before, o)) ||
+                (rc = ptrset_add(&conflicting, o)))
+                break;
+            if (opt_id_eq(it->has_origin, it->origin, o->has_origin,
+                          o->origin)) {
                 if (o->id.client < it->id.client) {
                     left = o;
                     ptrset_clear(&conflicting);
-                } else if (opt_id_eq(it->has_right_origin, it->right_origin, o->has_right_origin,
-                                     o->right_origin)) {
+                } else if (opt_id_eq(it->has_right_origin, it->right_origin,
+                                     o->has_right_origin, o->right_origin)) {
                     break;
                 }
-            } else if (o->has_origin && ptrset_has(&before, loom__find(d, o->origin))) {
+            } else if (o->has_origin &&
+                       ptrset_has(&before, loom__find(d, o->origin))) {
                 if (!ptrset_has(&conflicting, loom__find(d, o->origin))) {
                     left = o;
                     ptrset_clear(&conflicting);
@@ -305,7 +337,8 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
         }
         ptrset_free(&conflicting);
         ptrset_free(&before);
-        if (rc) return drop_unlinked(d, it, rc);
+        if (rc)
+            return drop_unlinked(d, it, rc);
         it->left = left;
     }
     if (it->left) {
@@ -324,11 +357,13 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     if (it->right) {
         it->right->left = it;
     } else if (it->parent_sub) {
-        loom__strmap_entry *e = loom__strmap_find(&parent->map, it->parent_sub, it->parent_sub_len);
+        loom__strmap_entry *e =
+            loom__strmap_find(&parent->map, it->parent_sub, it->parent_sub_len);
         e->val = it;
         if (it->left) {
             rc = loom__item_delete(t, it->left);
-            if (rc) return rc;
+            if (rc)
+                return rc;
         }
     }
     if (!it->parent_sub && loom__item_countable(it) && !loom__item_deleted(it))
@@ -338,12 +373,16 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     if (parent->mk_item && (it->parent_sub || it->left != parent->mk_item))
         loom__type_marker_reset(parent);
     rc = loom__store_push(d, it);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     rc = content_integrate(t, it);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     rc = loom__txn_add_changed(t, parent, it->parent_sub, it->parent_sub_len);
-    if (rc) return rc;
-    if ((parent->item && loom__item_deleted(parent->item)) || (it->parent_sub && it->right))
+    if (rc)
+        return rc;
+    if ((parent->item && loom__item_deleted(parent->item)) ||
+        (it->parent_sub && it->right))
         return loom__item_delete(t, it);
     return LOOM_OK;
 }
@@ -354,11 +393,13 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
 static int mark_deleted(loom_txn *t, loom__item *it)
 {
     loom_type *parent = it->parent;
-    if (loom__item_countable(it) && !it->parent_sub) parent->length -= it->len;
+    if (loom__item_countable(it) && !it->parent_sub)
+        parent->length -= it->len;
     it->flags |= LOOM__F_DELETED;
     loom__type_marker_reset(parent);
     int rc = loom__txn_ds_add(t, it->id.client, it->id.clock, it->len);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     return loom__txn_add_changed(t, parent, it->parent_sub, it->parent_sub_len);
 }
 
@@ -371,9 +412,11 @@ static int child_delete(loom_txn *t, loom__item *c, type_stack *st)
 {
     int rc;
     if (!loom__item_deleted(c)) {
-        if ((rc = mark_deleted(t, c))) return rc;
+        if ((rc = mark_deleted(t, c)))
+            return rc;
         if (c->ref == LOOM__REF_TYPE) {
-            if (loom__vec_reserve(t->doc->a, (void **)&st->v, &st->cap, st->n + 1, sizeof(*st->v)))
+            if (loom__vec_reserve(t->doc->a, (void **)&st->v, &st->cap,
+                                  st->n + 1, sizeof(*st->v)))
                 return LOOM_ENOMEM;
             st->v[st->n++] = c->c.type;
         }
@@ -385,10 +428,12 @@ static int child_delete(loom_txn *t, loom__item *c, type_stack *st)
 
 static void txn_unchange(loom_txn *t, loom_type *type)
 {
-    if (type->txn_seq != t->seq) return;
+    if (type->txn_seq != t->seq)
+        return;
     loom__changed *ch = &t->changed[type->changed_idx];
     ch->seq = false;
-    for (size_t i = 0; i < ch->nkeys; i++) loom__free(t->doc->a, ch->keys[i], ch->klens[i] + 1);
+    for (size_t i = 0; i < ch->nkeys; i++)
+        loom__free(t->doc->a, ch->keys[i], ch->klens[i] + 1);
     ch->nkeys = 0;
     ch->type = NULL; /* an entry without a type is skipped by event dispatch */
     type->txn_seq = 0;
@@ -396,19 +441,24 @@ static void txn_unchange(loom_txn *t, loom_type *type)
 
 int loom__item_delete(loom_txn *t, loom__item *it)
 {
-    if (loom__item_deleted(it)) return LOOM_OK;
+    if (loom__item_deleted(it))
+        return LOOM_OK;
     int rc = mark_deleted(t, it);
-    if (rc || it->ref != LOOM__REF_TYPE) return rc;
+    if (rc || it->ref != LOOM__REF_TYPE)
+        return rc;
     type_stack st = {0};
     const loom_allocator *a = t->doc->a;
-    if (loom__vec_reserve(a, (void **)&st.v, &st.cap, 1, sizeof(*st.v))) return LOOM_ENOMEM;
+    if (loom__vec_reserve(a, (void **)&st.v, &st.cap, 1, sizeof(*st.v)))
+        return LOOM_ENOMEM;
     st.v[st.n++] = it->c.type;
     while (st.n && !rc) {
         loom_type *type = st.v[--st.n];
-        for (loom__item *c = type->start; c && !rc; c = c->right) rc = child_delete(t, c, &st);
+        for (loom__item *c = type->start; c && !rc; c = c->right)
+            rc = child_delete(t, c, &st);
         for (size_t i = 0; i < type->map.n && !rc; i++) {
             loom__item *c = type->map.e[i].val;
-            if (c) rc = child_delete(t, c, &st);
+            if (c)
+                rc = child_delete(t, c, &st);
         }
         txn_unchange(t, type);
     }
@@ -422,8 +472,10 @@ int loom__item_delete(loom_txn *t, loom__item *it)
 static void item_to_gc(loom_doc *d, loom__item *it)
 {
     loom__content_free(d, it);
-    if (it->parent_sub) loom__free(d->a, it->parent_sub, it->parent_sub_len + 1);
-    if (it->parent && it->parent->mk_item == it) loom__type_marker_reset(it->parent);
+    if (it->parent_sub)
+        loom__free(d->a, it->parent_sub, it->parent_sub_len + 1);
+    if (it->parent && it->parent->mk_item == it)
+        loom__type_marker_reset(it->parent);
     it->parent_sub = NULL;
     it->parent_sub_len = 0;
     it->ref = LOOM__REF_GC;
@@ -438,7 +490,8 @@ static void type_gc(loom_doc *d, loom_type *root)
 {
     type_stack st = {0};
     if (loom__vec_reserve(d->a, (void **)&st.v, &st.cap, 1, sizeof(*st.v))) {
-        d->oom = LOOM_ENOMEM; /* leaving content in place is safe, only wasteful */
+        d->oom =
+            LOOM_ENOMEM; /* leaving content in place is safe, only wasteful */
         return;
     }
     st.v[st.n++] = root;
@@ -448,7 +501,8 @@ static void type_gc(loom_doc *d, loom_type *root)
         while (c) {
             loom__item *next = c->right;
             if (c->ref == LOOM__REF_TYPE &&
-                !loom__vec_reserve(d->a, (void **)&st.v, &st.cap, st.n + 1, sizeof(*st.v)))
+                !loom__vec_reserve(d->a, (void **)&st.v, &st.cap, st.n + 1,
+                                   sizeof(*st.v)))
                 st.v[st.n++] = c->c.type;
             item_to_gc(d, c);
             c = next;
@@ -459,7 +513,8 @@ static void type_gc(loom_doc *d, loom_type *root)
             while (k) {
                 loom__item *prev = k->left;
                 if (k->ref == LOOM__REF_TYPE &&
-                    !loom__vec_reserve(d->a, (void **)&st.v, &st.cap, st.n + 1, sizeof(*st.v)))
+                    !loom__vec_reserve(d->a, (void **)&st.v, &st.cap, st.n + 1,
+                                       sizeof(*st.v)))
                     st.v[st.n++] = k->c.type;
                 item_to_gc(d, k);
                 k = prev;
@@ -476,7 +531,8 @@ static void type_gc(loom_doc *d, loom_type *root)
 
 void loom__item_gc(loom_doc *d, loom__item *it, bool parent_gcd)
 {
-    if (it->ref == LOOM__REF_TYPE) type_gc(d, it->c.type);
+    if (it->ref == LOOM__REF_TYPE)
+        type_gc(d, it->c.type);
     if (parent_gcd) {
         item_to_gc(d, it);
     } else {
@@ -493,7 +549,8 @@ static int str_append(loom_doc *d, loom__item *l, const loom__item *r)
     if (need > l->c.str.cap) {
         size_t ncap = l->c.str.cap * 2 > need ? l->c.str.cap * 2 : need;
         char *np = loom__realloc(d->a, l->c.str.p, l->c.str.cap, ncap);
-        if (!np) return LOOM_ENOMEM;
+        if (!np)
+            return LOOM_ENOMEM;
         l->c.str.p = np;
         l->c.str.cap = ncap;
     }
@@ -509,7 +566,8 @@ static int any_append(loom_doc *d, loom__item *l, const loom__item *r)
     if (need > l->c.any.cap) {
         size_t ncap = l->c.any.cap * 2 > need ? l->c.any.cap * 2 : need;
         uint8_t *np = loom__realloc(d->a, l->c.any.p, l->c.any.cap, ncap);
-        if (!np) return LOOM_ENOMEM;
+        if (!np)
+            return LOOM_ENOMEM;
         l->c.any.p = np;
         l->c.any.cap = ncap;
     }
@@ -523,13 +581,15 @@ static int json_append(loom_doc *d, loom__item *l, loom__item *r)
     size_t need = (size_t)(l->len + r->len);
     if (need > l->c.json.cap) {
         size_t ncap = l->c.json.cap * 2 > need ? l->c.json.cap * 2 : need;
-        loom_any **nv = loom__realloc(d->a, l->c.json.v, l->c.json.cap * sizeof(*nv),
-                                      ncap * sizeof(*nv));
-        if (!nv) return LOOM_ENOMEM;
+        loom_any **nv = loom__realloc(
+            d->a, l->c.json.v, l->c.json.cap * sizeof(*nv), ncap * sizeof(*nv));
+        if (!nv)
+            return LOOM_ENOMEM;
         l->c.json.v = nv;
         l->c.json.cap = ncap;
     }
-    memcpy(l->c.json.v + l->len, r->c.json.v, (size_t)r->len * sizeof(loom_any *));
+    memcpy(l->c.json.v + l->len, r->c.json.v,
+           (size_t)r->len * sizeof(loom_any *));
     /* the values moved to the left item; the right one must not free them */
     loom__free(d->a, r->c.json.v, r->c.json.cap * sizeof(loom_any *));
     r->c.json.v = NULL;
@@ -540,34 +600,48 @@ static int json_append(loom_doc *d, loom__item *l, loom__item *r)
 
 bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
 {
-    if (loom__item_deleted(left) != loom__item_deleted(right)) return false;
+    if (loom__item_deleted(left) != loom__item_deleted(right))
+        return false;
     bool lgc = loom__item_is_gc(left), rgc = loom__item_is_gc(right);
     if (lgc || rgc) {
-        if (!(lgc && rgc)) return false;
+        if (!(lgc && rgc))
+            return false;
         left->len += right->len;
         loom__free(d->a, right, sizeof(*right));
         return true;
     }
-    if (!right->has_origin || !loom__id_eq(right->origin, loom__item_last_id(left))) return false;
-    if (left->right != right) return false;
-    if (!opt_id_eq(left->has_right_origin, left->right_origin, right->has_right_origin,
-                   right->right_origin))
+    if (!right->has_origin ||
+        !loom__id_eq(right->origin, loom__item_last_id(left)))
         return false;
-    if (left->id.client != right->id.client || left->id.clock + left->len != right->id.clock)
+    if (left->right != right)
         return false;
-    if (left->ref != right->ref) return false;
+    if (!opt_id_eq(left->has_right_origin, left->right_origin,
+                   right->has_right_origin, right->right_origin))
+        return false;
+    if (left->id.client != right->id.client ||
+        left->id.clock + left->len != right->id.clock)
+        return false;
+    if (left->ref != right->ref)
+        return false;
     int rc;
     switch (left->ref) {
-    case LOOM__REF_STRING: rc = str_append(d, left, right); break;
-    case LOOM__REF_ANY: rc = any_append(d, left, right); break;
+    case LOOM__REF_STRING:
+        rc = str_append(d, left, right);
+        break;
+    case LOOM__REF_ANY:
+        rc = any_append(d, left, right);
+        break;
     case LOOM__REF_JSON: {
         uint64_t rl = right->len;
         rc = json_append(d, left, right);
         right->len = rl;
         break;
     }
-    case LOOM__REF_DELETED: rc = LOOM_OK; break;
-    default: return false;
+    case LOOM__REF_DELETED:
+        rc = LOOM_OK;
+        break;
+    default:
+        return false;
     }
     if (rc) {
         d->oom = rc;
@@ -576,18 +650,25 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
     loom_type *p = left->parent;
     if (p && p->mk_item == right) {
         p->mk_item = left;
-        if (!loom__item_deleted(left) && loom__item_countable(left)) p->mk_index -= left->len;
+        if (!loom__item_deleted(left) && loom__item_countable(left))
+            p->mk_index -= left->len;
     }
-    if (right->flags & LOOM__F_KEEP) left->flags |= LOOM__F_KEEP;
+    if (right->flags & LOOM__F_KEEP)
+        left->flags |= LOOM__F_KEEP;
     left->right = right->right;
-    if (left->right) left->right->left = left;
+    if (left->right)
+        left->right->left = left;
     left->len += right->len;
     if (right->parent_sub && p) {
-        loom__strmap_entry *e = loom__strmap_find(&p->map, right->parent_sub, right->parent_sub_len);
-        if (e && e->val == right) e->val = left;
+        loom__strmap_entry *e = loom__strmap_find(&p->map, right->parent_sub,
+                                                  right->parent_sub_len);
+        if (e && e->val == right)
+            e->val = left;
     }
-    if (left->ref == LOOM__REF_JSON) right->len = 0;
-    if (p && p->mk_item == right) loom__type_marker_reset(p);
+    if (left->ref == LOOM__REF_JSON)
+        right->len = 0;
+    if (p && p->mk_item == right)
+        loom__type_marker_reset(p);
     right->parent = NULL;
     loom__item_free(d, right);
     return true;
@@ -602,28 +683,38 @@ static int write_content(loom_buf *b, const loom__item *it, uint64_t offset)
     case LOOM__REF_DELETED:
         return loom__write_varuint(b, it->len - offset);
     case LOOM__REF_STRING: {
-        if (!offset) return loom__write_varstring(b, it->c.str.p, it->c.str.bytes);
+        if (!offset)
+            return loom__write_varstring(b, it->c.str.p, it->c.str.bytes);
         bool mid;
-        size_t off = loom__utf8_offset16(it->c.str.p, it->c.str.bytes, offset, &mid);
-        if (!mid) return loom__write_varstring(b, it->c.str.p + off, it->c.str.bytes - off);
+        size_t off =
+            loom__utf8_offset16(it->c.str.p, it->c.str.bytes, offset, &mid);
+        if (!mid)
+            return loom__write_varstring(b, it->c.str.p + off,
+                                         it->c.str.bytes - off);
         /* the tail starts with a lone low surrogate: TextEncoder writes U+FFFD */
         size_t rest = it->c.str.bytes - off - 4;
-        if ((rc = loom__write_varuint(b, rest + 3))) return rc;
-        if ((rc = loom__buf_append(b, "\xef\xbf\xbd", 3))) return rc;
+        if ((rc = loom__write_varuint(b, rest + 3)))
+            return rc;
+        if ((rc = loom__buf_append(b, "\xef\xbf\xbd", 3)))
+            return rc;
         return loom__buf_append(b, it->c.str.p + off + 4, rest);
     }
     case LOOM__REF_ANY: {
-        size_t off = offset ? any_offset(it->c.any.p, it->c.any.bytes, offset) : 0;
-        if ((rc = loom__write_varuint(b, it->len - offset))) return rc;
+        size_t off =
+            offset ? any_offset(it->c.any.p, it->c.any.bytes, offset) : 0;
+        if ((rc = loom__write_varuint(b, it->len - offset)))
+            return rc;
         return loom__buf_append(b, it->c.any.p + off, it->c.any.bytes - off);
     }
     case LOOM__REF_JSON: {
-        if ((rc = loom__write_varuint(b, it->len - offset))) return rc;
+        if ((rc = loom__write_varuint(b, it->len - offset)))
+            return rc;
         for (uint64_t i = offset; i < it->len && !rc; i++) {
             loom_buf tmp = {0};
             loom__buf_init(&tmp, b->alloc);
             rc = loom__json_write(&tmp, it->c.json.v[i]);
-            if (!rc) rc = loom__write_varstring(b, (const char *)tmp.data, tmp.len);
+            if (!rc)
+                rc = loom__write_varstring(b, (const char *)tmp.data, tmp.len);
             loom_buf_free(&tmp);
         }
         return rc;
@@ -637,20 +728,24 @@ static int write_content(loom_buf *b, const loom__item *it, uint64_t offset)
             return rc;
         loom_buf tmp = {0};
         loom__buf_init(&tmp, b->alloc);
-        rc = loom__json_write(&tmp, it->ref == LOOM__REF_EMBED ? it->c.embed : it->c.fmt.val);
-        if (!rc) rc = loom__write_varstring(b, (const char *)tmp.data, tmp.len);
+        rc = loom__json_write(&tmp, it->ref == LOOM__REF_EMBED ? it->c.embed
+                                                               : it->c.fmt.val);
+        if (!rc)
+            rc = loom__write_varstring(b, (const char *)tmp.data, tmp.len);
         loom_buf_free(&tmp);
         return rc;
     }
     case LOOM__REF_TYPE: {
         const loom_type *ty = it->c.type;
-        if ((rc = loom__write_varuint(b, (uint64_t)ty->kind))) return rc;
+        if ((rc = loom__write_varuint(b, (uint64_t)ty->kind)))
+            return rc;
         if (ty->kind == LOOM_TYPE_XML_ELEMENT || ty->kind == LOOM_TYPE_XML_HOOK)
             rc = loom__write_varstring(b, ty->name, ty->name_len);
         return rc;
     }
     case LOOM__REF_DOC:
-        if ((rc = loom__write_varstring(b, it->c.doc.guid, it->c.doc.glen))) return rc;
+        if ((rc = loom__write_varstring(b, it->c.doc.guid, it->c.doc.glen)))
+            return rc;
         return loom__any_write(b, it->c.doc.opts);
     default:
         return LOOM_EINVAL;
@@ -661,7 +756,8 @@ int loom__item_write(loom_buf *b, const loom__item *it, uint64_t offset)
 {
     int rc;
     if (loom__item_is_gc(it)) {
-        if ((rc = loom__write_u8(b, 0))) return rc;
+        if ((rc = loom__write_u8(b, 0)))
+            return rc;
         return loom__write_varuint(b, it->len - offset);
     }
     bool has_origin = offset > 0 || it->has_origin;
@@ -671,10 +767,13 @@ int loom__item_write(loom_buf *b, const loom__item *it, uint64_t offset)
         origin.clock = it->id.clock + offset - 1;
     }
     uint8_t info = (uint8_t)((it->ref & 0x1f) | (has_origin ? 0x80 : 0) |
-                             (it->has_right_origin ? 0x40 : 0) | (it->parent_sub ? 0x20 : 0));
-    if ((rc = loom__write_u8(b, info))) return rc;
+                             (it->has_right_origin ? 0x40 : 0) |
+                             (it->parent_sub ? 0x20 : 0));
+    if ((rc = loom__write_u8(b, info)))
+        return rc;
     if (has_origin) {
-        if ((rc = loom__write_varuint(b, origin.client)) || (rc = loom__write_varuint(b, origin.clock)))
+        if ((rc = loom__write_varuint(b, origin.client)) ||
+            (rc = loom__write_varuint(b, origin.clock)))
             return rc;
     }
     if (it->has_right_origin) {
@@ -703,12 +802,15 @@ int loom__item_write(loom_buf *b, const loom__item *it, uint64_t offset)
 
 /* ---- reading values ------------------------------------------------------ */
 
-static int subdoc_any(const loom__item *it, const loom_allocator *a, loom_any **out)
+static int
+subdoc_any(const loom__item *it, const loom_allocator *a, loom_any **out)
 {
     return loom_any_new_subdoc(a, it->c.doc.guid, it->c.doc.glen, out);
 }
 
-int loom__item_value(const loom__item *it, const loom_allocator *a, loom_any **value,
+int loom__item_value(const loom__item *it,
+                     const loom_allocator *a,
+                     loom_any **value,
                      loom_type **type)
 {
     switch (it->ref) {
@@ -749,14 +851,16 @@ int loom__item_values(const loom__item *it, loom_any *array, bool types_as_json)
         loom__reader_init(&r, it->c.any.p, it->c.any.bytes);
         for (uint64_t i = 0; i < it->len && !rc; i++) {
             rc = loom__any_read(&r, a, 0, &v);
-            if (!rc && (rc = loom_any_array_push(array, v))) loom_any_free(v);
+            if (!rc && (rc = loom_any_array_push(array, v)))
+                loom_any_free(v);
         }
         return rc;
     }
     case LOOM__REF_JSON:
         for (uint64_t i = 0; i < it->len && !rc; i++) {
             rc = loom_any_clone(it->c.json.v[i], a, &v);
-            if (!rc && (rc = loom_any_array_push(array, v))) loom_any_free(v);
+            if (!rc && (rc = loom_any_array_push(array, v)))
+                loom_any_free(v);
         }
         return rc;
     case LOOM__REF_STRING:
@@ -778,6 +882,7 @@ int loom__item_values(const loom__item *it, loom_any *array, bool types_as_json)
     default:
         return LOOM_OK;
     }
-    if (!rc && (rc = loom_any_array_push(array, v))) loom_any_free(v);
+    if (!rc && (rc = loom_any_array_push(array, v)))
+        loom_any_free(v);
     return rc;
 }

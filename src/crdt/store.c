@@ -20,10 +20,12 @@ int loom__client_get_or_add(loom_doc *d, uint64_t client, loom__client **out)
         *out = c;
         return LOOM_OK;
     }
-    if (loom__vec_reserve(d->a, (void **)&d->clist, &d->ccap, d->nclients + 1, sizeof(*d->clist)))
+    if (loom__vec_reserve(d->a, (void **)&d->clist, &d->ccap, d->nclients + 1,
+                          sizeof(*d->clist)))
         return LOOM_ENOMEM;
     c = loom__calloc(d->a, sizeof(*c));
-    if (!c) return LOOM_ENOMEM;
+    if (!c)
+        return LOOM_ENOMEM;
     c->client = client;
     if (loom__u64map_put(&d->clients, client, c)) {
         loom__free(d->a, c, sizeof(*c));
@@ -37,7 +39,8 @@ int loom__client_get_or_add(loom_doc *d, uint64_t client, loom__client **out)
 uint64_t loom__state(const loom_doc *d, uint64_t client)
 {
     const loom__client *c = loom__client_get(d, client);
-    if (!c || c->n == 0) return 0;
+    if (!c || c->n == 0)
+        return 0;
     const loom__item *last = c->s[c->n - 1];
     return last->id.clock + last->len;
 }
@@ -47,7 +50,8 @@ size_t loom__find_index(const loom__client *c, uint64_t clock)
     size_t lo = 0, hi = c->n - 1;
     /* Interpolated first guess: typing and appends hit the end. */
     const loom__item *last = c->s[hi];
-    if (clock >= last->id.clock) return hi;
+    if (clock >= last->id.clock)
+        return hi;
     while (lo <= hi) {
         size_t mid = lo + (hi - lo) / 2;
         const loom__item *s = c->s[mid];
@@ -65,9 +69,11 @@ size_t loom__find_index(const loom__client *c, uint64_t clock)
 loom__item *loom__find(const loom_doc *d, loom__id id)
 {
     const loom__client *c = loom__client_get(d, id.client);
-    if (!c || c->n == 0) return NULL;
+    if (!c || c->n == 0)
+        return NULL;
     const loom__item *last = c->s[c->n - 1];
-    if (id.clock >= last->id.clock + last->len) return NULL;
+    if (id.clock >= last->id.clock + last->len)
+        return NULL;
     return c->s[loom__find_index(c, id.clock)];
 }
 
@@ -75,18 +81,23 @@ int loom__store_push(loom_doc *d, loom__item *it)
 {
     loom__client *c;
     int rc = loom__client_get_or_add(d, it->id.client, &c);
-    if (rc) return rc;
-    if (d->txn && (rc = loom__txn_touch(d->txn, c))) return rc;
-    if (loom__vec_reserve(d->a, (void **)&c->s, &c->cap, c->n + 1, sizeof(*c->s)))
+    if (rc)
+        return rc;
+    if (d->txn && (rc = loom__txn_touch(d->txn, c)))
+        return rc;
+    if (loom__vec_reserve(d->a, (void **)&c->s, &c->cap, c->n + 1,
+                          sizeof(*c->s)))
         return LOOM_ENOMEM;
     c->s[c->n++] = it;
     return LOOM_OK;
 }
 
 /* Inserts `it` at index i of the client's array. */
-static int store_insert_at(loom_doc *d, loom__client *c, size_t i, loom__item *it)
+static int
+store_insert_at(loom_doc *d, loom__client *c, size_t i, loom__item *it)
 {
-    if (loom__vec_reserve(d->a, (void **)&c->s, &c->cap, c->n + 1, sizeof(*c->s)))
+    if (loom__vec_reserve(d->a, (void **)&c->s, &c->cap, c->n + 1,
+                          sizeof(*c->s)))
         return LOOM_ENOMEM;
     memmove(c->s + i + 1, c->s + i, (c->n - i) * sizeof(*c->s));
     c->s[i] = it;
@@ -95,11 +106,13 @@ static int store_insert_at(loom_doc *d, loom__client *c, size_t i, loom__item *i
 }
 
 /* splitItem without the store insertion. */
-static int split_item(loom_txn *t, loom__item *left, uint64_t diff, loom__item **out)
+static int
+split_item(loom_txn *t, loom__item *left, uint64_t diff, loom__item **out)
 {
     loom_doc *d = t->doc;
     loom__item *r = loom__item_alloc(d);
-    if (!r) return LOOM_ENOMEM;
+    if (!r)
+        return LOOM_ENOMEM;
     r->id.client = left->id.client;
     r->id.clock = left->id.clock + diff;
     r->len = left->len - diff;
@@ -112,7 +125,8 @@ static int split_item(loom_txn *t, loom__item *left, uint64_t diff, loom__item *
     r->ref = left->ref;
     r->flags = left->flags & (LOOM__F_DELETED | LOOM__F_KEEP);
     if (left->parent_sub) {
-        r->parent_sub = loom__strndup(d->a, left->parent_sub, left->parent_sub_len);
+        r->parent_sub =
+            loom__strndup(d->a, left->parent_sub, left->parent_sub_len);
         if (!r->parent_sub) {
             loom__free(d->a, r, sizeof(*r));
             return LOOM_ENOMEM;
@@ -121,38 +135,50 @@ static int split_item(loom_txn *t, loom__item *left, uint64_t diff, loom__item *
     }
     int rc = loom__content_split(d, left, diff, r);
     if (rc) {
-        if (r->parent_sub) loom__free(d->a, r->parent_sub, r->parent_sub_len + 1);
+        if (r->parent_sub)
+            loom__free(d->a, r->parent_sub, r->parent_sub_len + 1);
         loom__free(d->a, r, sizeof(*r));
         return rc;
     }
     rc = loom__txn_add_merge(t, r->id);
-    if (rc) return rc; /* the split content is consistent; only merging back is lost */
+    if (rc)
+        return rc; /* the split content is consistent; only merging back is lost */
     left->len = diff;
     r->left = left;
     r->right = left->right;
     left->right = r;
-    if (r->right) r->right->left = r;
+    if (r->right)
+        r->right->left = r;
     if (r->parent_sub && !r->right && r->parent) {
-        loom__strmap_entry *e = loom__strmap_find(&r->parent->map, r->parent_sub, r->parent_sub_len);
-        if (e) e->val = r;
+        loom__strmap_entry *e = loom__strmap_find(
+            &r->parent->map, r->parent_sub, r->parent_sub_len);
+        if (e)
+            e->val = r;
     }
     *out = r;
     return LOOM_OK;
 }
 
-int loom__item_split(loom_txn *t, loom__item *it, uint64_t diff, loom__item **right)
+int loom__item_split(loom_txn *t,
+                     loom__item *it,
+                     uint64_t diff,
+                     loom__item **right)
 {
     loom__client *c = loom__client_get(t->doc, it->id.client);
     size_t i = loom__find_index(c, it->id.clock);
     /* Reserve first: once the item is cut, nothing may fail. */
-    if (loom__vec_reserve(t->doc->a, (void **)&c->s, &c->cap, c->n + 1, sizeof(*c->s)) ||
-        loom__vec_reserve(t->doc->a, (void **)&t->merge, &t->mcap, t->nmerge + 1, sizeof(*t->merge)))
+    if (loom__vec_reserve(t->doc->a, (void **)&c->s, &c->cap, c->n + 1,
+                          sizeof(*c->s)) ||
+        loom__vec_reserve(t->doc->a, (void **)&t->merge, &t->mcap,
+                          t->nmerge + 1, sizeof(*t->merge)))
         return LOOM_ENOMEM;
     loom__item *r;
     int rc = split_item(t, it, diff, &r);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     rc = store_insert_at(t->doc, c, i + 1, r);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     *right = r;
     return LOOM_OK;
 }
@@ -165,7 +191,8 @@ int loom__get_clean_start(loom_txn *t, loom__id id, loom__item **out)
     if (s->id.clock < id.clock && !loom__item_is_gc(s)) {
         loom__item *r;
         int rc = loom__item_split(t, s, id.clock - s->id.clock, &r);
-        if (rc) return rc;
+        if (rc)
+            return rc;
         s = r;
     }
     *out = s;
@@ -180,7 +207,8 @@ int loom__get_clean_end(loom_txn *t, loom__id id, loom__item **out)
     if (id.clock != s->id.clock + s->len - 1 && !loom__item_is_gc(s)) {
         loom__item *r;
         int rc = loom__item_split(t, s, id.clock - s->id.clock + 1, &r);
-        if (rc) return rc;
+        if (rc)
+            return rc;
     }
     *out = s;
     return LOOM_OK;

@@ -14,14 +14,16 @@
 
 int loom__txn_touch(loom_txn *t, loom__client *c)
 {
-    if (c->txn_seq == t->seq) return LOOM_OK;
+    if (c->txn_seq == t->seq)
+        return LOOM_OK;
     for (size_t i = 0; i < t->ntouched; i++) {
-        if (t->touched[i] == c) return LOOM_OK; /* recorded, then overwritten by a queued txn */
+        if (t->touched[i] == c)
+            return LOOM_OK; /* recorded, then overwritten by a queued txn */
     }
-    if (loom__vec_reserve(t->doc->a, (void **)&t->touched, &t->tcap, t->ntouched + 1,
-                          sizeof(*t->touched)) ||
-        loom__vec_reserve(t->doc->a, (void **)&t->tbefore, &t->tbcap, t->ntouched + 1,
-                          sizeof(*t->tbefore)))
+    if (loom__vec_reserve(t->doc->a, (void **)&t->touched, &t->tcap,
+                          t->ntouched + 1, sizeof(*t->touched)) ||
+        loom__vec_reserve(t->doc->a, (void **)&t->tbefore, &t->tbcap,
+                          t->ntouched + 1, sizeof(*t->tbefore)))
         return LOOM_ENOMEM;
     c->txn_seq = t->seq;
     c->before = c->n ? c->s[c->n - 1]->id.clock + c->s[c->n - 1]->len : 0;
@@ -35,10 +37,13 @@ int loom__txn_touch(loom_txn *t, loom__client *c)
 uint64_t loom__txn_before(const loom_txn *t, uint64_t client)
 {
     const loom__client *c = loom__client_get(t->doc, client);
-    if (!c) return 0;
-    if (c->txn_seq == t->seq) return c->before;
+    if (!c)
+        return 0;
+    if (c->txn_seq == t->seq)
+        return c->before;
     for (size_t i = 0; i < t->ntouched; i++) {
-        if (t->touched[i] == c) return t->tbefore[i];
+        if (t->touched[i] == c)
+            return t->tbefore[i];
     }
     return loom__state(t->doc, client);
 }
@@ -56,7 +61,8 @@ bool loom__txn_deleted(const loom_txn *t, const loom__item *it)
 int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
 {
     if (len && !loom__ds_find(&t->ds, client)) {
-        if (loom__vec_reserve(t->doc->a, (void **)&t->ds_order, &t->ds_order_cap, t->nds_order + 1,
+        if (loom__vec_reserve(t->doc->a, (void **)&t->ds_order,
+                              &t->ds_order_cap, t->nds_order + 1,
                               sizeof(*t->ds_order)))
             return LOOM_ENOMEM;
         t->ds_order[t->nds_order++] = client;
@@ -66,23 +72,29 @@ int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
 
 int loom__txn_add_merge(loom_txn *t, loom__id id)
 {
-    if (loom__vec_reserve(t->doc->a, (void **)&t->merge, &t->mcap, t->nmerge + 1, sizeof(*t->merge)))
+    if (loom__vec_reserve(t->doc->a, (void **)&t->merge, &t->mcap,
+                          t->nmerge + 1, sizeof(*t->merge)))
         return LOOM_ENOMEM;
     t->merge[t->nmerge++] = id;
     return LOOM_OK;
 }
 
-int loom__txn_add_changed(loom_txn *t, loom_type *type, const char *key, size_t klen)
+int loom__txn_add_changed(loom_txn *t,
+                          loom_type *type,
+                          const char *key,
+                          size_t klen)
 {
     const loom__item *item = type->item;
-    if (item && !(item->id.clock < loom__txn_before(t, item->id.client) && !loom__item_deleted(item)))
+    if (item && !(item->id.clock < loom__txn_before(t, item->id.client) &&
+                  !loom__item_deleted(item)))
         return LOOM_OK;
     const loom_allocator *a = t->doc->a;
     loom__changed *ch;
     if (type->txn_seq == t->seq) {
         ch = &t->changed[type->changed_idx];
     } else {
-        if (loom__vec_reserve(a, (void **)&t->changed, &t->chcap, t->nchanged + 1, sizeof(*t->changed)))
+        if (loom__vec_reserve(a, (void **)&t->changed, &t->chcap,
+                              t->nchanged + 1, sizeof(*t->changed)))
             return LOOM_ENOMEM;
         ch = &t->changed[t->nchanged];
         memset(ch, 0, sizeof(*ch));
@@ -95,20 +107,26 @@ int loom__txn_add_changed(loom_txn *t, loom_type *type, const char *key, size_t 
         return LOOM_OK;
     }
     for (size_t i = 0; i < ch->nkeys; i++) {
-        if (ch->klens[i] == klen && memcmp(ch->keys[i], key, klen) == 0) return LOOM_OK;
+        if (ch->klens[i] == klen && memcmp(ch->keys[i], key, klen) == 0)
+            return LOOM_OK;
     }
     if (ch->nkeys == ch->kcap) {
         size_t ncap = ch->kcap ? ch->kcap * 2 : 4;
-        char **nk = loom__realloc(a, ch->keys, ch->kcap * sizeof(*nk), ncap * sizeof(*nk));
-        if (!nk) return LOOM_ENOMEM;
+        char **nk = loom__realloc(a, ch->keys, ch->kcap * sizeof(*nk),
+                                  ncap * sizeof(*nk));
+        if (!nk)
+            return LOOM_ENOMEM;
         ch->keys = nk;
-        size_t *nl = loom__realloc(a, ch->klens, ch->kcap * sizeof(*nl), ncap * sizeof(*nl));
-        if (!nl) return LOOM_ENOMEM;
+        size_t *nl = loom__realloc(a, ch->klens, ch->kcap * sizeof(*nl),
+                                   ncap * sizeof(*nl));
+        if (!nl)
+            return LOOM_ENOMEM;
         ch->klens = nl;
         ch->kcap = ncap;
     }
     char *k = loom__strndup(a, key, klen);
-    if (!k) return LOOM_ENOMEM;
+    if (!k)
+        return LOOM_ENOMEM;
     ch->keys[ch->nkeys] = k;
     ch->klens[ch->nkeys++] = klen;
     return LOOM_OK;
@@ -119,16 +137,19 @@ static void txn_free(loom_doc *d, loom_txn *t)
     const loom_allocator *a = d->a;
     for (size_t i = 0; i < t->nchanged; i++) {
         loom__changed *ch = &t->changed[i];
-        for (size_t k = 0; k < ch->nkeys; k++) loom__free(a, ch->keys[k], ch->klens[k] + 1);
+        for (size_t k = 0; k < ch->nkeys; k++)
+            loom__free(a, ch->keys[k], ch->klens[k] + 1);
         loom__free(a, ch->keys, ch->kcap * sizeof(*ch->keys));
         loom__free(a, ch->klens, ch->kcap * sizeof(*ch->klens));
-        if (ch->type && ch->type->txn_seq == t->seq) ch->type->txn_seq = 0;
+        if (ch->type && ch->type->txn_seq == t->seq)
+            ch->type->txn_seq = 0;
     }
     loom__free(a, t->changed, t->chcap * sizeof(*t->changed));
     loom__free(a, t->deep, t->dcap * sizeof(*t->deep));
     loom__free(a, t->merge, t->mcap * sizeof(*t->merge));
     for (size_t i = 0; i < t->ntouched; i++) {
-        if (t->touched[i]->txn_seq == t->seq) t->touched[i]->txn_seq = 0;
+        if (t->touched[i]->txn_seq == t->seq)
+            t->touched[i]->txn_seq = 0;
     }
     loom__free(a, t->touched, t->tcap * sizeof(*t->touched));
     loom__free(a, t->tbefore, t->tbcap * sizeof(*t->tbefore));
@@ -145,9 +166,11 @@ int loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out)
         return LOOM_OK;
     }
     loom_txn *t = loom__calloc(d->a, sizeof(*t));
-    if (!t) return LOOM_ENOMEM;
+    if (!t)
+        return LOOM_ENOMEM;
     loom__txn_queue *q = &d->queue;
-    if (loom__vec_reserve(d->a, (void **)&q->v, &q->cap, q->n + 1, sizeof(*q->v))) {
+    if (loom__vec_reserve(d->a, (void **)&q->v, &q->cap, q->n + 1,
+                          sizeof(*q->v))) {
         loom__free(d->a, t, sizeof(*t));
         return LOOM_ENOMEM;
     }
@@ -170,7 +193,8 @@ static size_t merge_with_lefts(loom_doc *d, loom__client *c, size_t pos)
     size_t i = pos;
     for (; i > 0; i--) {
         loom__item *left = c->s[i - 1], *right = c->s[i];
-        if (!loom__item_try_merge(d, left, right)) break;
+        if (!loom__item_try_merge(d, left, right))
+            break;
         c->s[i] = NULL;
     }
     size_t merged = pos - i;
@@ -186,13 +210,15 @@ static void gc_delete_set(loom_doc *d, const loom__ds *ds)
     for (size_t ci = 0; ci < ds->n; ci++) {
         const loom__ds_client *dc = &ds->c[ci];
         loom__client *c = loom__client_get(d, dc->client);
-        if (!c || !c->n) continue;
+        if (!c || !c->n)
+            continue;
         for (size_t di = dc->n; di-- > 0;) {
             uint64_t end = dc->r[di].clock + dc->r[di].len;
             for (size_t si = loom__find_index(c, dc->r[di].clock);
                  si < c->n && c->s[si]->id.clock < end; si++) {
                 loom__item *s = c->s[si];
-                if (!loom__item_is_gc(s) && loom__item_deleted(s) && !(s->flags & LOOM__F_KEEP))
+                if (!loom__item_is_gc(s) && loom__item_deleted(s) &&
+                    !(s->flags & LOOM__F_KEEP))
                     loom__item_gc(d, s, false);
             }
         }
@@ -204,14 +230,17 @@ static void merge_delete_set(loom_doc *d, const loom__ds *ds)
     for (size_t ci = 0; ci < ds->n; ci++) {
         const loom__ds_client *dc = &ds->c[ci];
         loom__client *c = loom__client_get(d, dc->client);
-        if (!c || !c->n) continue;
+        if (!c || !c->n)
+            continue;
         for (size_t di = dc->n; di-- > 0;) {
             const loom__ds_range *r = &dc->r[di];
             size_t si = loom__find_index(c, r->clock + r->len - 1) + 1;
-            if (si > c->n - 1) si = c->n - 1;
+            if (si > c->n - 1)
+                si = c->n - 1;
             while (si > 0 && c->s[si]->id.clock >= r->clock) {
                 size_t m = merge_with_lefts(d, c, si);
-                if (1 + m > si) break;
+                if (1 + m > si)
+                    break;
                 si -= 1 + m;
             }
         }
@@ -222,12 +251,16 @@ static void emit_update(loom_doc *d, loom_txn *t)
 {
     bool any = !loom__ds_empty(&t->ds);
     for (size_t i = 0; i < t->ntouched && !any; i++) {
-        if (loom__state(d, t->touched[i]->client) != t->tbefore[i]) any = true;
+        if (loom__state(d, t->touched[i]->client) != t->tbefore[i])
+            any = true;
     }
-    if (!any) return;
+    if (!any)
+        return;
     bool listeners = false;
-    for (size_t i = 0; i < d->nsubs; i++) listeners |= d->subs[i].kind == LOOM__SUB_UPDATE;
-    if (!listeners) return;
+    for (size_t i = 0; i < d->nsubs; i++)
+        listeners |= d->subs[i].kind == LOOM__SUB_UPDATE;
+    if (!listeners)
+        return;
     loom__sv from;
     loom__sv_init(&from, d->a);
     int rc = LOOM_OK;
@@ -238,8 +271,10 @@ static void emit_update(loom_doc *d, loom_txn *t)
     }
     loom_buf out = {0};
     loom__buf_init(&out, d->a);
-    if (!rc) rc = loom__write_structs_from(d, &from, true, &out);
-    if (!rc) rc = loom__ds_write(&out, &t->ds);
+    if (!rc)
+        rc = loom__write_structs_from(d, &from, true, &out);
+    if (!rc)
+        rc = loom__ds_write(&out, &t->ds);
     loom__sv_free(&from);
     if (rc) {
         d->oom = rc;
@@ -248,7 +283,8 @@ static void emit_update(loom_doc *d, loom_txn *t)
     }
     for (size_t i = 0; i < d->nsubs; i++) {
         loom__sub s = d->subs[i];
-        if (s.kind == LOOM__SUB_UPDATE) ((loom_update_fn)s.fn)(s.ud, d, out.data, out.len, t);
+        if (s.kind == LOOM__SUB_UPDATE)
+            ((loom_update_fn)s.fn)(s.ud, d, out.data, out.len, t);
     }
     loom_buf_free(&out);
 }
@@ -258,41 +294,53 @@ static void cleanup(loom_doc *d, loom_txn *t)
     loom__ds_normalize(&t->ds);
     /* Observers and deep observers, afterTransaction, the formatting cleanup. */
     int rc = loom__dispatch_events(d, t);
-    if (rc) d->oom = rc;
+    if (rc)
+        d->oom = rc;
     for (size_t i = 0; i < d->nsubs; i++) {
         loom__sub s = d->subs[i];
-        if (s.kind == LOOM__SUB_AFTER_TXN) ((loom_txn_fn)s.fn)(s.ud, d, t);
+        if (s.kind == LOOM__SUB_AFTER_TXN)
+            ((loom_txn_fn)s.fn)(s.ud, d, t);
     }
     if (t->format_cleanup) {
         rc = loom__text_cleanup_after(d, t);
-        if (rc) d->oom = rc;
+        if (rc)
+            d->oom = rc;
     }
-    if (d->gc) gc_delete_set(d, &t->ds);
+    if (d->gc)
+        gc_delete_set(d, &t->ds);
     merge_delete_set(d, &t->ds);
     for (size_t i = 0; i < t->ntouched; i++) {
         loom__client *c = t->touched[i];
-        if (!c->n) continue;
+        if (!c->n)
+            continue;
         uint64_t before = t->tbefore[i];
-        if (loom__state(d, c->client) == before) continue;
+        if (loom__state(d, c->client) == before)
+            continue;
         size_t first = before ? loom__find_index(c, before) : 0;
-        if (first < 1) first = 1;
+        if (first < 1)
+            first = 1;
         size_t si = c->n - 1;
         while (si >= first) {
             size_t m = merge_with_lefts(d, c, si);
-            if (1 + m > si) break;
+            if (1 + m > si)
+                break;
             si -= 1 + m;
         }
     }
     for (size_t i = t->nmerge; i-- > 0;) {
         loom__client *c = loom__client_get(d, t->merge[i].client);
-        if (!c || !c->n) continue;
+        if (!c || !c->n)
+            continue;
         size_t pos = loom__find_index(c, t->merge[i].clock);
-        if (pos + 1 < c->n && merge_with_lefts(d, c, pos + 1) > 1) continue;
-        if (pos > 0) merge_with_lefts(d, c, pos);
+        if (pos + 1 < c->n && merge_with_lefts(d, c, pos + 1) > 1)
+            continue;
+        if (pos > 0)
+            merge_with_lefts(d, c, pos);
     }
     if (!t->local) {
         loom__client *own = loom__client_get(d, d->client_id);
-        if (own && loom__txn_before(t, d->client_id) != loom__state(d, d->client_id))
+        if (own &&
+            loom__txn_before(t, d->client_id) != loom__state(d, d->client_id))
             d->client_id = loom__random_u32();
     }
     emit_update(d, t);
@@ -300,10 +348,13 @@ static void cleanup(loom_doc *d, loom_txn *t)
 
 int loom__txn_end(loom_doc *d)
 {
-    if (!d->txn) return LOOM_ESTATE;
-    if (--d->txn_depth > 0) return LOOM_OK;
+    if (!d->txn)
+        return LOOM_ESTATE;
+    if (--d->txn_depth > 0)
+        return LOOM_OK;
     d->txn = NULL;
-    if (d->in_cleanup) return LOOM_OK; /* the running cleanup loop takes it */
+    if (d->in_cleanup)
+        return LOOM_OK; /* the running cleanup loop takes it */
     d->in_cleanup = true;
     loom__txn_queue *q = &d->queue;
     while (q->head < q->n) {

@@ -12,11 +12,14 @@
 /* Nesting limit for recursive readers of the type tree (toJSON, XML). */
 #define LOOM__MAX_TYPE_DEPTH 512
 
-int loom__type_new(loom_doc *d, int kind, const char *name, size_t nlen, loom_type **out)
+int loom__type_new(
+    loom_doc *d, int kind, const char *name, size_t nlen, loom_type **out)
 {
-    if (kind < LOOM_TYPE_UNDEFINED || kind > LOOM_TYPE_XML_TEXT) return LOOM_EINVAL;
+    if (kind < LOOM_TYPE_UNDEFINED || kind > LOOM_TYPE_XML_TEXT)
+        return LOOM_EINVAL;
     loom_type *t = loom__calloc(d->a, sizeof(*t));
-    if (!t) return LOOM_ENOMEM;
+    if (!t)
+        return LOOM_ENOMEM;
     t->doc = d;
     t->kind = kind;
     loom__strmap_init(&t->map, d->a);
@@ -40,16 +43,22 @@ loom_type *loom__type_root(const loom_doc *d, const char *name, size_t len)
     return e ? e->val : NULL;
 }
 
-int loom__type_root_get_or_add(loom_doc *d, const char *name, size_t len, loom_type **out)
+int loom__type_root_get_or_add(loom_doc *d,
+                               const char *name,
+                               size_t len,
+                               loom_type **out)
 {
     loom__strmap_entry *e;
     int rc = loom__strmap_upsert(&d->roots, name, len, &e);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     if (!e->val) {
         loom_type *t;
-        if ((rc = loom__type_new(d, LOOM_TYPE_UNDEFINED, NULL, 0, &t))) return rc;
+        if ((rc = loom__type_new(d, LOOM_TYPE_UNDEFINED, NULL, 0, &t)))
+            return rc;
         t->root_name = loom__strndup(d->a, name, len);
-        if (!t->root_name) return LOOM_ENOMEM;
+        if (!t->root_name)
+            return LOOM_ENOMEM;
         t->root_name_len = len;
         e->val = t;
     }
@@ -57,7 +66,8 @@ int loom__type_root_get_or_add(loom_doc *d, const char *name, size_t len, loom_t
     return LOOM_OK;
 }
 
-loom__item *loom__type_map_item(const loom_type *type, const char *key, size_t klen)
+loom__item *
+loom__type_map_item(const loom_type *type, const char *key, size_t klen)
 {
     loom__strmap_entry *e = loom__strmap_find(&type->map, key, klen);
     return e ? e->val : NULL;
@@ -75,29 +85,45 @@ loom_type_kind loom_type_kind_of(const loom_type *t)
 {
     return t ? (loom_type_kind)t->kind : LOOM_TYPE_UNDEFINED;
 }
-loom_doc *loom_type_doc(const loom_type *t) { return t ? t->doc : NULL; }
-size_t loom_type_length(const loom_type *t) { return t ? (size_t)t->length : 0; }
+loom_doc *loom_type_doc(const loom_type *t)
+{
+    return t ? t->doc : NULL;
+}
+size_t loom_type_length(const loom_type *t)
+{
+    return t ? (size_t)t->length : 0;
+}
 
 const char *loom_type_name(const loom_type *t, size_t *len)
 {
-    if (!t || !t->name) return NULL;
-    if (len) *len = t->name_len;
+    if (!t || !t->name)
+        return NULL;
+    if (len)
+        *len = t->name_len;
     return t->name;
 }
 
 int loom_type_deleted(const loom_type *t)
 {
     for (; t; t = t->item ? t->item->parent : NULL) {
-        if (t->item && (loom__item_deleted(t->item) || loom__item_is_gc(t->item))) return 1;
-        if (t->item && !t->item->parent) return 1;
+        if (t->item &&
+            (loom__item_deleted(t->item) || loom__item_is_gc(t->item)))
+            return 1;
+        if (t->item && !t->item->parent)
+            return 1;
     }
     return 0;
 }
 
 /* ---- local items --------------------------------------------------------- */
 
-int loom__local_item(loom_txn *t, loom_type *parent, loom__item *left, loom__item *right,
-                     const char *key, size_t klen, loom__item *it)
+int loom__local_item(loom_txn *t,
+                     loom_type *parent,
+                     loom__item *left,
+                     loom__item *right,
+                     const char *key,
+                     size_t klen,
+                     loom__item *it)
 {
     loom_doc *d = t->doc;
     it->id.client = d->client_id;
@@ -125,7 +151,10 @@ int loom__local_item(loom_txn *t, loom_type *parent, loom__item *left, loom__ite
     return loom__item_integrate(t, it);
 }
 
-int loom__insert_after(loom_txn *t, loom_type *parent, loom__item *left, loom__item *right,
+int loom__insert_after(loom_txn *t,
+                       loom_type *parent,
+                       loom__item *left,
+                       loom__item *right,
                        loom__item *it)
 {
     return loom__local_item(t, parent, left, right, NULL, 0, it);
@@ -134,14 +163,19 @@ int loom__insert_after(loom_txn *t, loom_type *parent, loom__item *left, loom__i
 /* Can a type be written to? */
 static int writable(const loom_type *t)
 {
-    if (!t) return LOOM_EINVAL;
-    if (t->item && (loom__item_deleted(t->item) || !t->item->parent)) return LOOM_ESTATE;
+    if (!t)
+        return LOOM_EINVAL;
+    if (t->item && (loom__item_deleted(t->item) || !t->item->parent))
+        return LOOM_ESTATE;
     return LOOM_OK;
 }
 
 /* ---- sequence positions ------------------------------------------------ */
 
-int loom__seq_find(loom_txn *t, loom_type *type, uint64_t index, loom__item **left,
+int loom__seq_find(loom_txn *t,
+                   loom_type *type,
+                   uint64_t index,
+                   loom__item **left,
                    loom__item **right)
 {
     if (index == 0) {
@@ -162,7 +196,8 @@ int loom__seq_find(loom_txn *t, loom_type *type, uint64_t index, loom__item **le
                 if (index < n->len) {
                     loom__item *r;
                     int rc = loom__item_split(t, n, index, &r);
-                    if (rc) return rc;
+                    if (rc)
+                        return rc;
                 }
                 break;
             }
@@ -191,7 +226,8 @@ static bool json_kind(loom_any_kind k)
 static loom__item *new_item(loom_doc *d, uint8_t ref)
 {
     loom__item *it = loom__item_alloc(d);
-    if (it) it->ref = ref;
+    if (it)
+        it->ref = ref;
     return it;
 }
 
@@ -199,8 +235,10 @@ static int item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
 {
     loom__item *it;
     if (v->kind == LOOM_ANY_BINARY) {
-        if (!(it = new_item(d, LOOM__REF_BINARY))) return LOOM_ENOMEM;
-        it->c.bin.p = loom__memdup(d->a, v->u.bin.p, v->u.bin.len ? v->u.bin.len : 1);
+        if (!(it = new_item(d, LOOM__REF_BINARY)))
+            return LOOM_ENOMEM;
+        it->c.bin.p =
+            loom__memdup(d->a, v->u.bin.p, v->u.bin.len ? v->u.bin.len : 1);
         if (!it->c.bin.p) {
             loom__free(d->a, it, sizeof(*it));
             return LOOM_ENOMEM;
@@ -210,7 +248,8 @@ static int item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
         *out = it;
         return LOOM_OK;
     }
-    if (!(it = new_item(d, LOOM__REF_ANY))) return LOOM_ENOMEM;
+    if (!(it = new_item(d, LOOM__REF_ANY)))
+        return LOOM_ENOMEM;
     loom_buf b = {0};
     loom__buf_init(&b, d->a);
     int rc = loom__any_write(&b, v);
@@ -230,11 +269,15 @@ static int item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
 /* Builds the items for an array insert: runs of JSON values in one Any item,
  * binary values in their own. Nothing is integrated, so a bad value changes
  * nothing. */
-static int items_from_values(loom_doc *d, const loom_any *const *values, size_t n,
-                             loom__item ***out, size_t *nout)
+static int items_from_values(loom_doc *d,
+                             const loom_any *const *values,
+                             size_t n,
+                             loom__item ***out,
+                             size_t *nout)
 {
     loom__item **v = loom__calloc(d->a, (n ? n : 1) * sizeof(*v));
-    if (!v) return LOOM_ENOMEM;
+    if (!v)
+        return LOOM_ENOMEM;
     size_t k = 0;
     int rc = LOOM_OK;
     loom__item *run = NULL;
@@ -264,7 +307,8 @@ static int items_from_values(loom_doc *d, const loom_any *const *values, size_t 
         } else if (x->kind == LOOM_ANY_BINARY) {
             run = NULL;
             rc = item_from_value(d, x, &v[k]);
-            if (!rc) k++;
+            if (!rc)
+                k++;
         } else {
             rc = LOOM_EINVAL; /* undefined, bigint, subdoc refs, type refs */
         }
@@ -285,7 +329,8 @@ static int items_from_values(loom_doc *d, const loom_any *const *values, size_t 
 static int open_txn(loom_type *type, loom_txn **t)
 {
     int rc = writable(type);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     return loom__txn_begin(type->doc, NULL, true, t);
 }
 
@@ -296,8 +341,12 @@ static int close_txn(loom_doc *d, int rc)
 }
 
 /* Inserts prepared items after left, each after the previous. */
-static int insert_items(loom_txn *t, loom_type *type, loom__item *left, loom__item *right,
-                        loom__item **items, size_t n)
+static int insert_items(loom_txn *t,
+                        loom_type *type,
+                        loom__item *left,
+                        loom__item *right,
+                        loom__item **items,
+                        size_t n)
 {
     int rc = LOOM_OK;
     size_t i = 0;
@@ -316,12 +365,13 @@ static int insert_items(loom_txn *t, loom_type *type, loom__item *left, loom__it
 
 static bool has_map(const loom_type *t)
 {
-    return t->kind == LOOM_TYPE_MAP || t->kind == LOOM_TYPE_XML_HOOK || t->kind == LOOM_TYPE_TEXT ||
-           t->kind == LOOM_TYPE_XML_TEXT || t->kind == LOOM_TYPE_XML_ELEMENT ||
-           t->kind == LOOM_TYPE_UNDEFINED;
+    return t->kind == LOOM_TYPE_MAP || t->kind == LOOM_TYPE_XML_HOOK ||
+           t->kind == LOOM_TYPE_TEXT || t->kind == LOOM_TYPE_XML_TEXT ||
+           t->kind == LOOM_TYPE_XML_ELEMENT || t->kind == LOOM_TYPE_UNDEFINED;
 }
 
-static int map_set_item(loom_type *map, const char *key, size_t klen, loom__item *it)
+static int
+map_set_item(loom_type *map, const char *key, size_t klen, loom__item *it)
 {
     loom_txn *t;
     int rc = open_txn(map, &t);
@@ -336,55 +386,84 @@ static int map_set_item(loom_type *map, const char *key, size_t klen, loom__item
 
 static int check_key(const loom_type *map, const char *key, size_t klen)
 {
-    if (!map || (!key && klen)) return LOOM_EINVAL;
-    if (!has_map(map)) return LOOM_ETYPE;
-    if (!loom__utf8_valid(key, klen)) return LOOM_EINVAL;
+    if (!map || (!key && klen))
+        return LOOM_EINVAL;
+    if (!has_map(map))
+        return LOOM_ETYPE;
+    if (!loom__utf8_valid(key, klen))
+        return LOOM_EINVAL;
     return LOOM_OK;
 }
 
-int loom_map_set(loom_type *map, const char *key, size_t klen, const loom_any *value)
+int loom_map_set(loom_type *map,
+                 const char *key,
+                 size_t klen,
+                 const loom_any *value)
 {
     int rc = check_key(map, key, klen);
-    if (rc) return rc;
-    if (!value || value->kind == LOOM_ANY_SUBDOC || value->kind == LOOM_ANY_TYPE) return LOOM_EINVAL;
+    if (rc)
+        return rc;
+    if (!value || value->kind == LOOM_ANY_SUBDOC ||
+        value->kind == LOOM_ANY_TYPE)
+        return LOOM_EINVAL;
     loom__item *it;
-    if ((rc = item_from_value(map->doc, value, &it))) return rc;
+    if ((rc = item_from_value(map->doc, value, &it)))
+        return rc;
     return map_set_item(map, key ? key : "", klen, it);
 }
 
-int loom_map_set_type(loom_type *map, const char *key, size_t klen, loom_type_kind kind,
-                      const char *name, size_t nlen, loom_type **out)
+int loom_map_set_type(loom_type *map,
+                      const char *key,
+                      size_t klen,
+                      loom_type_kind kind,
+                      const char *name,
+                      size_t nlen,
+                      loom_type **out)
 {
     int rc = check_key(map, key, klen);
-    if (rc) return rc;
-    if (kind < LOOM_TYPE_ARRAY || kind > LOOM_TYPE_XML_TEXT) return LOOM_EINVAL;
+    if (rc)
+        return rc;
+    if (kind < LOOM_TYPE_ARRAY || kind > LOOM_TYPE_XML_TEXT)
+        return LOOM_EINVAL;
     loom__item *it = new_item(map->doc, LOOM__REF_TYPE);
-    if (!it) return LOOM_ENOMEM;
+    if (!it)
+        return LOOM_ENOMEM;
     it->len = 1;
-    if ((rc = loom__type_new(map->doc, kind, name, name ? nlen : 0, &it->c.type))) {
+    if ((rc = loom__type_new(map->doc, kind, name, name ? nlen : 0,
+                             &it->c.type))) {
         loom__free(map->doc->a, it, sizeof(*it));
         return rc;
     }
     loom_type *nt = it->c.type;
     rc = map_set_item(map, key ? key : "", klen, it);
-    if (!rc && out) *out = nt;
+    if (!rc && out)
+        *out = nt;
     return rc;
 }
 
-int loom_map_set_subdoc(loom_type *map, const char *key, size_t klen, const char *guid,
-                        size_t glen, const loom_any *opts)
+int loom_map_set_subdoc(loom_type *map,
+                        const char *key,
+                        size_t klen,
+                        const char *guid,
+                        size_t glen,
+                        const loom_any *opts)
 {
     int rc = check_key(map, key, klen);
-    if (rc) return rc;
-    if (!guid || !loom__utf8_valid(guid, glen)) return LOOM_EINVAL;
+    if (rc)
+        return rc;
+    if (!guid || !loom__utf8_valid(guid, glen))
+        return LOOM_EINVAL;
     loom_doc *d = map->doc;
     loom__item *it = new_item(d, LOOM__REF_DOC);
-    if (!it) return LOOM_ENOMEM;
+    if (!it)
+        return LOOM_ENOMEM;
     it->len = 1;
     it->c.doc.guid = loom__strndup(d->a, guid, glen);
     it->c.doc.glen = glen;
-    if (opts) rc = loom_any_clone(opts, d->a, &it->c.doc.opts);
-    else rc = loom_any_new_object(d->a, &it->c.doc.opts);
+    if (opts)
+        rc = loom_any_clone(opts, d->a, &it->c.doc.opts);
+    else
+        rc = loom_any_new_object(d->a, &it->c.doc.opts);
     if (rc || !it->c.doc.guid) {
         loom__item_free(d, it);
         return rc ? rc : LOOM_ENOMEM;
@@ -395,46 +474,60 @@ int loom_map_set_subdoc(loom_type *map, const char *key, size_t klen, const char
 int loom_map_delete(loom_type *map, const char *key, size_t klen)
 {
     int rc = check_key(map, key, klen);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     loom__item *it = loom__type_map_item(map, key ? key : "", klen);
-    if (!it || loom__item_deleted(it)) return LOOM_OK;
+    if (!it || loom__item_deleted(it))
+        return LOOM_OK;
     loom_txn *t;
-    if ((rc = open_txn(map, &t))) return rc;
+    if ((rc = open_txn(map, &t)))
+        return rc;
     rc = loom__item_delete(t, it);
     return close_txn(map->doc, rc);
 }
 
-int loom_map_get(const loom_type *map, const char *key, size_t klen, loom_any **value,
+int loom_map_get(const loom_type *map,
+                 const char *key,
+                 size_t klen,
+                 loom_any **value,
                  loom_type **type)
 {
     int rc = check_key(map, key, klen);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     const loom__item *it = loom__type_map_item(map, key ? key : "", klen);
-    if (!it || loom__item_deleted(it)) return LOOM_ENOTFOUND;
+    if (!it || loom__item_deleted(it))
+        return LOOM_ENOTFOUND;
     loom_any *v = NULL;
     loom_type *ty = NULL;
     rc = loom__item_value(it, map->doc->a, &v, &ty);
-    if (rc) return rc;
-    if (ty && !type) return LOOM_EINVAL;
+    if (rc)
+        return rc;
+    if (ty && !type)
+        return LOOM_EINVAL;
     if (v && !value) {
         loom_any_free(v);
         return LOOM_EINVAL;
     }
-    if (ty) *type = ty;
-    else *value = v;
+    if (ty)
+        *type = ty;
+    else
+        *value = v;
     return LOOM_OK;
 }
 
 int loom_map_has(const loom_type *map, const char *key, size_t klen)
 {
-    if (check_key(map, key, klen)) return 0;
+    if (check_key(map, key, klen))
+        return 0;
     const loom__item *it = loom__type_map_item(map, key ? key : "", klen);
     return it && !loom__item_deleted(it);
 }
 
 size_t loom_map_size(const loom_type *map)
 {
-    if (!map) return 0;
+    if (!map)
+        return 0;
     size_t n = 0;
     for (size_t i = 0; i < map->map.n; i++) {
         const loom__item *it = map->map.e[i].val;
@@ -443,15 +536,21 @@ size_t loom_map_size(const loom_type *map)
     return n;
 }
 
-int loom_map_next(const loom_type *map, size_t *cursor, const char **key, size_t *klen)
+int loom_map_next(const loom_type *map,
+                  size_t *cursor,
+                  const char **key,
+                  size_t *klen)
 {
-    if (!map || !cursor) return 0;
+    if (!map || !cursor)
+        return 0;
     while (*cursor < map->map.n) {
         const loom__strmap_entry *e = &map->map.e[(*cursor)++];
         const loom__item *it = e->val;
         if (it && !loom__item_deleted(it)) {
-            if (key) *key = e->key;
-            if (klen) *klen = e->klen;
+            if (key)
+                *key = e->key;
+            if (klen)
+                *klen = e->klen;
             return 1;
         }
     }
@@ -466,21 +565,24 @@ static bool has_seq(const loom_type *t)
            t->kind == LOOM_TYPE_XML_ELEMENT || t->kind == LOOM_TYPE_UNDEFINED;
 }
 
-static int array_insert_items(loom_type *arr, size_t index, bool push, loom__item **items,
-                              size_t n)
+static int array_insert_items(
+    loom_type *arr, size_t index, bool push, loom__item **items, size_t n)
 {
     loom_txn *t;
     int rc = open_txn(arr, &t);
     if (rc) {
-        for (size_t i = 0; i < n; i++) loom__item_free(arr->doc, items[i]);
+        for (size_t i = 0; i < n; i++)
+            loom__item_free(arr->doc, items[i]);
         return rc;
     }
     loom__item *left = NULL, *right = NULL;
     if (push) {
         left = arr->start;
-        if (arr->mk_item) left = arr->mk_item;
+        if (arr->mk_item)
+            left = arr->mk_item;
         if (left)
-            while (left->right) left = left->right;
+            while (left->right)
+                left = left->right;
     } else {
         rc = loom__seq_find(t, arr, index, &left, &right);
     }
@@ -488,29 +590,42 @@ static int array_insert_items(loom_type *arr, size_t index, bool push, loom__ite
         right = left ? left->right : arr->start;
         rc = insert_items(t, arr, left, right, items, n);
     } else {
-        for (size_t i = 0; i < n; i++) loom__item_free(arr->doc, items[i]);
+        for (size_t i = 0; i < n; i++)
+            loom__item_free(arr->doc, items[i]);
     }
     return close_txn(arr->doc, rc);
 }
 
-static int array_insert_values(loom_type *arr, size_t index, bool push,
-                               const loom_any *const *values, size_t n)
+static int array_insert_values(loom_type *arr,
+                               size_t index,
+                               bool push,
+                               const loom_any *const *values,
+                               size_t n)
 {
-    if (!arr || (!values && n)) return LOOM_EINVAL;
-    if (!has_seq(arr)) return LOOM_ETYPE;
+    if (!arr || (!values && n))
+        return LOOM_EINVAL;
+    if (!has_seq(arr))
+        return LOOM_ETYPE;
     int rc = writable(arr);
-    if (rc) return rc;
-    if (!push && index > arr->length) return LOOM_ERANGE;
-    if (!n) return LOOM_OK;
+    if (rc)
+        return rc;
+    if (!push && index > arr->length)
+        return LOOM_ERANGE;
+    if (!n)
+        return LOOM_OK;
     loom__item **items;
     size_t k;
-    if ((rc = items_from_values(arr->doc, values, n, &items, &k))) return rc;
+    if ((rc = items_from_values(arr->doc, values, n, &items, &k)))
+        return rc;
     rc = array_insert_items(arr, index, push, items, k);
     loom__free(arr->doc->a, items, n * sizeof(*items));
     return rc;
 }
 
-int loom_array_insert(loom_type *arr, size_t index, const loom_any *const *values, size_t n)
+int loom_array_insert(loom_type *arr,
+                      size_t index,
+                      const loom_any *const *values,
+                      size_t n)
 {
     return array_insert_values(arr, index, false, values, n);
 }
@@ -525,46 +640,68 @@ int loom_array_unshift(loom_type *arr, const loom_any *const *values, size_t n)
     return array_insert_values(arr, 0, false, values, n);
 }
 
-int loom_array_insert_type(loom_type *arr, size_t index, loom_type_kind kind, const char *name,
-                           size_t nlen, loom_type **out)
+int loom_array_insert_type(loom_type *arr,
+                           size_t index,
+                           loom_type_kind kind,
+                           const char *name,
+                           size_t nlen,
+                           loom_type **out)
 {
-    if (!arr) return LOOM_EINVAL;
-    if (!has_seq(arr)) return LOOM_ETYPE;
-    if (kind < LOOM_TYPE_ARRAY || kind > LOOM_TYPE_XML_TEXT) return LOOM_EINVAL;
+    if (!arr)
+        return LOOM_EINVAL;
+    if (!has_seq(arr))
+        return LOOM_ETYPE;
+    if (kind < LOOM_TYPE_ARRAY || kind > LOOM_TYPE_XML_TEXT)
+        return LOOM_EINVAL;
     int rc = writable(arr);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     bool push = index == SIZE_MAX;
-    if (!push && index > arr->length) return LOOM_ERANGE;
+    if (!push && index > arr->length)
+        return LOOM_ERANGE;
     loom__item *it = new_item(arr->doc, LOOM__REF_TYPE);
-    if (!it) return LOOM_ENOMEM;
+    if (!it)
+        return LOOM_ENOMEM;
     it->len = 1;
-    if ((rc = loom__type_new(arr->doc, kind, name, name ? nlen : 0, &it->c.type))) {
+    if ((rc = loom__type_new(arr->doc, kind, name, name ? nlen : 0,
+                             &it->c.type))) {
         loom__free(arr->doc->a, it, sizeof(*it));
         return rc;
     }
     loom_type *nt = it->c.type;
     rc = array_insert_items(arr, push ? 0 : index, push, &it, 1);
-    if (!rc && out) *out = nt;
+    if (!rc && out)
+        *out = nt;
     return rc;
 }
 
-int loom_array_insert_subdoc(loom_type *arr, size_t index, const char *guid, size_t glen,
+int loom_array_insert_subdoc(loom_type *arr,
+                             size_t index,
+                             const char *guid,
+                             size_t glen,
                              const loom_any *opts)
 {
-    if (!arr || !guid || !loom__utf8_valid(guid, glen)) return LOOM_EINVAL;
-    if (!has_seq(arr)) return LOOM_ETYPE;
+    if (!arr || !guid || !loom__utf8_valid(guid, glen))
+        return LOOM_EINVAL;
+    if (!has_seq(arr))
+        return LOOM_ETYPE;
     int rc = writable(arr);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     bool push = index == SIZE_MAX;
-    if (!push && index > arr->length) return LOOM_ERANGE;
+    if (!push && index > arr->length)
+        return LOOM_ERANGE;
     loom_doc *d = arr->doc;
     loom__item *it = new_item(d, LOOM__REF_DOC);
-    if (!it) return LOOM_ENOMEM;
+    if (!it)
+        return LOOM_ENOMEM;
     it->len = 1;
     it->c.doc.guid = loom__strndup(d->a, guid, glen);
     it->c.doc.glen = glen;
-    if (opts) rc = loom_any_clone(opts, d->a, &it->c.doc.opts);
-    else rc = loom_any_new_object(d->a, &it->c.doc.opts);
+    if (opts)
+        rc = loom_any_clone(opts, d->a, &it->c.doc.opts);
+    else
+        rc = loom_any_new_object(d->a, &it->c.doc.opts);
     if (rc || !it->c.doc.guid) {
         loom__item_free(d, it);
         return rc ? rc : LOOM_ENOMEM;
@@ -573,7 +710,8 @@ int loom_array_insert_subdoc(loom_type *arr, size_t index, const char *guid, siz
 }
 
 /* typeListDelete (also used by XML children). */
-static int seq_delete(loom_txn *t, loom_type *type, uint64_t index, uint64_t len)
+static int
+seq_delete(loom_txn *t, loom_type *type, uint64_t index, uint64_t len)
 {
     loom__item *n = type->start;
     int rc;
@@ -581,7 +719,8 @@ static int seq_delete(loom_txn *t, loom_type *type, uint64_t index, uint64_t len
         if (!loom__item_deleted(n) && loom__item_countable(n)) {
             if (index < n->len) {
                 loom__item *r;
-                if ((rc = loom__item_split(t, n, index, &r))) return rc;
+                if ((rc = loom__item_split(t, n, index, &r)))
+                    return rc;
             }
             index -= index < n->len ? index : n->len;
         }
@@ -590,9 +729,11 @@ static int seq_delete(loom_txn *t, loom_type *type, uint64_t index, uint64_t len
         if (!loom__item_deleted(n)) {
             if (len < n->len) {
                 loom__item *r;
-                if ((rc = loom__item_split(t, n, len, &r))) return rc;
+                if ((rc = loom__item_split(t, n, len, &r)))
+                    return rc;
             }
-            if ((rc = loom__item_delete(t, n))) return rc;
+            if ((rc = loom__item_delete(t, n)))
+                return rc;
             len -= len < n->len ? len : n->len;
         }
         n = n->right;
@@ -602,23 +743,31 @@ static int seq_delete(loom_txn *t, loom_type *type, uint64_t index, uint64_t len
 
 int loom_array_delete(loom_type *arr, size_t index, size_t len)
 {
-    if (!arr) return LOOM_EINVAL;
-    if (!has_seq(arr)) return LOOM_ETYPE;
+    if (!arr)
+        return LOOM_EINVAL;
+    if (!has_seq(arr))
+        return LOOM_ETYPE;
     int rc = writable(arr);
-    if (rc) return rc;
-    if (index > arr->length || len > arr->length - index) return LOOM_ERANGE;
-    if (!len) return LOOM_OK;
+    if (rc)
+        return rc;
+    if (index > arr->length || len > arr->length - index)
+        return LOOM_ERANGE;
+    if (!len)
+        return LOOM_OK;
     loom_txn *t;
-    if ((rc = loom__txn_begin(arr->doc, NULL, true, &t))) return rc;
+    if ((rc = loom__txn_begin(arr->doc, NULL, true, &t)))
+        return rc;
     rc = seq_delete(t, arr, index, len);
     return close_txn(arr->doc, rc);
 }
 
 /* The item holding visible index, and the offset inside it. */
-static const loom__item *seq_at(const loom_type *type, uint64_t index, uint64_t *off)
+static const loom__item *
+seq_at(const loom_type *type, uint64_t index, uint64_t *off)
 {
     for (const loom__item *n = type->start; n; n = n->right) {
-        if (loom__item_deleted(n) || !loom__item_countable(n)) continue;
+        if (loom__item_deleted(n) || !loom__item_countable(n))
+            continue;
         if (index < n->len) {
             *off = index;
             return n;
@@ -628,20 +777,27 @@ static const loom__item *seq_at(const loom_type *type, uint64_t index, uint64_t 
     return NULL;
 }
 
-int loom_array_get(const loom_type *arr, size_t index, loom_any **value, loom_type **type)
+int loom_array_get(const loom_type *arr,
+                   size_t index,
+                   loom_any **value,
+                   loom_type **type)
 {
-    if (!arr || !value || !type) return LOOM_EINVAL;
-    if (!has_seq(arr)) return LOOM_ETYPE;
+    if (!arr || !value || !type)
+        return LOOM_EINVAL;
+    if (!has_seq(arr))
+        return LOOM_ETYPE;
     uint64_t off;
     const loom__item *it = seq_at(arr, index, &off);
-    if (!it) return LOOM_ERANGE;
+    if (!it)
+        return LOOM_ERANGE;
     if (it->ref == LOOM__REF_TYPE) {
         *type = it->c.type;
         return LOOM_OK;
     }
     loom_any *all;
     int rc = loom_any_new_array(arr->doc->a, &all);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     if ((rc = loom__item_values(it, all, true))) {
         loom_any_free(all);
         return rc;
@@ -660,27 +816,40 @@ int loom_array_get(const loom_type *arr, size_t index, loom_any **value, loom_ty
     return LOOM_OK;
 }
 
-static int seq_values(const loom_type *type, const loom_allocator *a, int depth, loom_any *arr);
+static int seq_values(const loom_type *type,
+                      const loom_allocator *a,
+                      int depth,
+                      loom_any *arr);
 
-int loom_array_slice(const loom_type *arr, size_t start, size_t end, loom_any **out)
+int loom_array_slice(const loom_type *arr,
+                     size_t start,
+                     size_t end,
+                     loom_any **out)
 {
-    if (!arr || !out || start > end) return LOOM_EINVAL;
-    if (!has_seq(arr)) return LOOM_ETYPE;
-    if (end > arr->length) end = (size_t)arr->length;
+    if (!arr || !out || start > end)
+        return LOOM_EINVAL;
+    if (!has_seq(arr))
+        return LOOM_ETYPE;
+    if (end > arr->length)
+        end = (size_t)arr->length;
     loom_any *all, *res;
     int rc = loom_any_new_array(arr->doc->a, &all);
-    if (rc) return rc;
-    if ((rc = seq_values(arr, arr->doc->a, 0, all)) || (rc = loom_any_new_array(arr->doc->a, &res))) {
+    if (rc)
+        return rc;
+    if ((rc = seq_values(arr, arr->doc->a, 0, all)) ||
+        (rc = loom_any_new_array(arr->doc->a, &res))) {
         loom_any_free(all);
         return rc;
     }
     for (size_t i = start; i < end && i < all->u.arr.n && !rc; i++) {
         rc = loom_any_array_push(res, all->u.arr.v[i]);
-        if (!rc) all->u.arr.v[i] = NULL;
+        if (!rc)
+            all->u.arr.v[i] = NULL;
     }
     /* moved elements were set to NULL; fill the holes before freeing */
     for (size_t i = 0; i < all->u.arr.n; i++) {
-        if (!all->u.arr.v[i] && loom_any_new_null(arr->doc->a, &all->u.arr.v[i])) {
+        if (!all->u.arr.v[i] &&
+            loom_any_new_null(arr->doc->a, &all->u.arr.v[i])) {
             all->u.arr.n = i; /* the rest leak-free: stop at the hole */
             break;
         }
@@ -696,16 +865,24 @@ int loom_array_slice(const loom_type *arr, size_t start, size_t end, loom_any **
 
 /* ---- toJSON ------------------------------------------------------------ */
 
-static int to_any(const loom_type *type, const loom_allocator *a, int depth, loom_any **out);
+static int to_any(const loom_type *type,
+                  const loom_allocator *a,
+                  int depth,
+                  loom_any **out);
 
-static int seq_values(const loom_type *type, const loom_allocator *a, int depth, loom_any *arr)
+static int seq_values(const loom_type *type,
+                      const loom_allocator *a,
+                      int depth,
+                      loom_any *arr)
 {
     int rc = LOOM_OK;
     for (const loom__item *n = type->start; n && !rc; n = n->right) {
-        if (loom__item_deleted(n) || !loom__item_countable(n)) continue;
+        if (loom__item_deleted(n) || !loom__item_countable(n))
+            continue;
         if (n->ref == LOOM__REF_TYPE) {
             loom_any *v;
-            if (!(rc = to_any(n->c.type, a, depth + 1, &v)) && (rc = loom_any_array_push(arr, v)))
+            if (!(rc = to_any(n->c.type, a, depth + 1, &v)) &&
+                (rc = loom_any_array_push(arr, v)))
                 loom_any_free(v);
         } else {
             rc = loom__item_values(n, arr, true);
@@ -714,19 +891,25 @@ static int seq_values(const loom_type *type, const loom_allocator *a, int depth,
     return rc;
 }
 
-static int map_object(const loom_type *type, const loom_allocator *a, int depth, loom_any **out)
+static int map_object(const loom_type *type,
+                      const loom_allocator *a,
+                      int depth,
+                      loom_any **out)
 {
     loom_any *obj;
     int rc = loom_any_new_object(a, &obj);
     for (size_t i = 0; i < type->map.n && !rc; i++) {
         const loom__strmap_entry *e = &type->map.e[i];
         const loom__item *it = e->val;
-        if (!it || loom__item_deleted(it)) continue;
+        if (!it || loom__item_deleted(it))
+            continue;
         loom_any *v = NULL;
         loom_type *ty = NULL;
         rc = loom__item_value(it, a, &v, &ty);
-        if (!rc && ty) rc = to_any(ty, a, depth + 1, &v);
-        if (!rc && (rc = loom_any_object_set(obj, e->key, e->klen, v))) loom_any_free(v);
+        if (!rc && ty)
+            rc = to_any(ty, a, depth + 1, &v);
+        if (!rc && (rc = loom_any_object_set(obj, e->key, e->klen, v)))
+            loom_any_free(v);
     }
     if (rc) {
         loom_any_free(obj);
@@ -748,9 +931,13 @@ static int text_string(const loom_type *type, loom_buf *b)
 
 static int xml_string(const loom_type *t, int depth, loom_buf *b);
 
-static int to_any(const loom_type *type, const loom_allocator *a, int depth, loom_any **out)
+static int to_any(const loom_type *type,
+                  const loom_allocator *a,
+                  int depth,
+                  loom_any **out)
 {
-    if (depth > LOOM__MAX_TYPE_DEPTH) return LOOM_ELIMIT;
+    if (depth > LOOM__MAX_TYPE_DEPTH)
+        return LOOM_ELIMIT;
     int rc;
     switch (type->kind) {
     case LOOM_TYPE_MAP:
@@ -758,7 +945,8 @@ static int to_any(const loom_type *type, const loom_allocator *a, int depth, loo
         return map_object(type, a, depth, out);
     case LOOM_TYPE_ARRAY: {
         loom_any *arr;
-        if ((rc = loom_any_new_array(a, &arr))) return rc;
+        if ((rc = loom_any_new_array(a, &arr)))
+            return rc;
         if ((rc = seq_values(type, a, depth, arr))) {
             loom_any_free(arr);
             return rc;
@@ -772,8 +960,11 @@ static int to_any(const loom_type *type, const loom_allocator *a, int depth, loo
     case LOOM_TYPE_XML_FRAGMENT: {
         loom_buf b = {0};
         loom__buf_init(&b, a);
-        rc = type->kind == LOOM_TYPE_TEXT ? text_string(type, &b) : xml_string(type, depth, &b);
-        if (!rc) rc = loom_any_new_string(a, b.data ? (const char *)b.data : "", b.len, out);
+        rc = type->kind == LOOM_TYPE_TEXT ? text_string(type, &b)
+                                          : xml_string(type, depth, &b);
+        if (!rc)
+            rc = loom_any_new_string(a, b.data ? (const char *)b.data : "",
+                                     b.len, out);
         loom_buf_free(&b);
         return rc;
     }
@@ -782,26 +973,31 @@ static int to_any(const loom_type *type, const loom_allocator *a, int depth, loo
     }
 }
 
-int loom__type_to_any(const loom_type *type, const loom_allocator *a, loom_any **out)
+int loom__type_to_any(const loom_type *type,
+                      const loom_allocator *a,
+                      loom_any **out)
 {
     return to_any(type, a, 0, out);
 }
 
 int loom_type_to_any(const loom_type *t, loom_any **out)
 {
-    if (!t || !out) return LOOM_EINVAL;
+    if (!t || !out)
+        return LOOM_EINVAL;
     return to_any(t, t->doc->a, 0, out);
 }
 
 int loom_doc_to_any(const loom_doc *d, loom_any **out)
 {
-    if (!d || !out) return LOOM_EINVAL;
+    if (!d || !out)
+        return LOOM_EINVAL;
     loom_any *obj;
     int rc = loom_any_new_object(d->a, &obj);
     for (size_t i = 0; i < d->roots.n && !rc; i++) {
         loom_any *v;
         if (!(rc = to_any(d->roots.e[i].val, d->a, 0, &v)) &&
-            (rc = loom_any_object_set(obj, d->roots.e[i].key, d->roots.e[i].klen, v)))
+            (rc = loom_any_object_set(obj, d->roots.e[i].key,
+                                      d->roots.e[i].klen, v)))
             loom_any_free(v);
     }
     if (rc) {
@@ -819,21 +1015,31 @@ static int js_string(loom_buf *b, const loom_any *v)
 {
     char num[32];
     switch (v->kind) {
-    case LOOM_ANY_UNDEFINED: return loom__buf_append(b, "undefined", 9);
-    case LOOM_ANY_NULL: return loom__buf_append(b, "null", 4);
-    case LOOM_ANY_BOOL: return v->u.b ? loom__buf_append(b, "true", 4) : loom__buf_append(b, "false", 5);
-    case LOOM_ANY_NUMBER: return loom__buf_append(b, num, loom__js_number_str(v->u.num, num));
-    case LOOM_ANY_STRING: return loom__buf_append(b, v->u.str.p, v->u.str.len);
+    case LOOM_ANY_UNDEFINED:
+        return loom__buf_append(b, "undefined", 9);
+    case LOOM_ANY_NULL:
+        return loom__buf_append(b, "null", 4);
+    case LOOM_ANY_BOOL:
+        return v->u.b ? loom__buf_append(b, "true", 4)
+                      : loom__buf_append(b, "false", 5);
+    case LOOM_ANY_NUMBER:
+        return loom__buf_append(b, num, loom__js_number_str(v->u.num, num));
+    case LOOM_ANY_STRING:
+        return loom__buf_append(b, v->u.str.p, v->u.str.len);
     case LOOM_ANY_ARRAY: {
         int rc = LOOM_OK;
         for (size_t i = 0; i < v->u.arr.n && !rc; i++) {
-            if (i) rc = loom__buf_push(b, ',');
+            if (i)
+                rc = loom__buf_push(b, ',');
             const loom_any *e = v->u.arr.v[i];
-            if (!rc && e->kind != LOOM_ANY_NULL && e->kind != LOOM_ANY_UNDEFINED) rc = js_string(b, e);
+            if (!rc && e->kind != LOOM_ANY_NULL &&
+                e->kind != LOOM_ANY_UNDEFINED)
+                rc = js_string(b, e);
         }
         return rc;
     }
-    default: return loom__buf_append(b, "[object Object]", 15);
+    default:
+        return loom__buf_append(b, "[object Object]", 15);
     }
 }
 
@@ -848,7 +1054,8 @@ static int cmp_kv(const void *a, const void *b)
     const kv *x = a, *y = b;
     size_t n = x->klen < y->klen ? x->klen : y->klen;
     int c = memcmp(x->k, y->k, n);
-    if (c) return c;
+    if (c)
+        return c;
     return x->klen < y->klen ? -1 : x->klen > y->klen;
 }
 
@@ -857,7 +1064,8 @@ static int element_string(const loom_type *t, int depth, loom_buf *b)
     const loom_allocator *a = t->doc->a;
     loom_any *attrs;
     int rc = map_object(t, a, depth, &attrs);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     size_t n = attrs->u.obj.n;
     kv *v = loom__malloc(a, (n ? n : 1) * sizeof(*v));
     if (!v) {
@@ -873,24 +1081,30 @@ static int element_string(const loom_type *t, int depth, loom_buf *b)
     /* nodeName.toLocaleLowerCase(): ASCII folding covers the XML names used */
     rc = loom__buf_push(b, '<');
     size_t mark = b->len;
-    if (!rc) rc = loom__buf_append(b, t->name ? t->name : "", t->name_len);
+    if (!rc)
+        rc = loom__buf_append(b, t->name ? t->name : "", t->name_len);
     for (size_t i = mark; !rc && i < b->len; i++) {
-        if (b->data[i] >= 'A' && b->data[i] <= 'Z') b->data[i] = (uint8_t)(b->data[i] + 32);
+        if (b->data[i] >= 'A' && b->data[i] <= 'Z')
+            b->data[i] = (uint8_t)(b->data[i] + 32);
     }
     size_t name_end = b->len;
     for (size_t i = 0; i < n && !rc; i++) {
-        if (!(rc = loom__buf_push(b, ' ')) && !(rc = loom__buf_append(b, v[i].k, v[i].klen)) &&
-            !(rc = loom__buf_append(b, "=\"", 2)) && !(rc = js_string(b, v[i].v)))
+        if (!(rc = loom__buf_push(b, ' ')) &&
+            !(rc = loom__buf_append(b, v[i].k, v[i].klen)) &&
+            !(rc = loom__buf_append(b, "=\"", 2)) &&
+            !(rc = js_string(b, v[i].v)))
             rc = loom__buf_push(b, '"');
     }
-    if (!rc) rc = loom__buf_push(b, '>');
+    if (!rc)
+        rc = loom__buf_push(b, '>');
     if (!rc) {
         for (const loom__item *c = t->start; c && !rc; c = c->right) {
             if (!loom__item_deleted(c) && c->ref == LOOM__REF_TYPE)
                 rc = xml_string(c->c.type, depth + 1, b);
         }
     }
-    if (!rc) rc = loom__buf_append(b, "</", 2);
+    if (!rc)
+        rc = loom__buf_append(b, "</", 2);
     if (!rc) {
         size_t nl = name_end - mark;
         if (!(rc = loom__buf_reserve(b, nl + 1))) {
@@ -906,7 +1120,8 @@ static int element_string(const loom_type *t, int depth, loom_buf *b)
 
 static int xml_string(const loom_type *t, int depth, loom_buf *b)
 {
-    if (depth > LOOM__MAX_TYPE_DEPTH) return LOOM_ELIMIT;
+    if (depth > LOOM__MAX_TYPE_DEPTH)
+        return LOOM_ELIMIT;
     int rc = LOOM_OK;
     switch (t->kind) {
     case LOOM_TYPE_XML_FRAGMENT:
@@ -929,34 +1144,44 @@ static int xml_string(const loom_type *t, int depth, loom_buf *b)
 
 int loom_xml_to_string(const loom_type *t, loom_buf *out)
 {
-    if (!t || !out) return LOOM_EINVAL;
-    if (!out->alloc) out->alloc = t->doc->a;
+    if (!t || !out)
+        return LOOM_EINVAL;
+    if (!out->alloc)
+        out->alloc = t->doc->a;
     return xml_string(t, 0, out);
 }
 
 loom_type_kind loom_type_guess_kind(const loom_type *t)
 {
-    if (!t) return LOOM_TYPE_MAP;
-    if (t->kind != LOOM_TYPE_UNDEFINED) return (loom_type_kind)t->kind;
+    if (!t)
+        return LOOM_TYPE_MAP;
+    if (t->kind != LOOM_TYPE_UNDEFINED)
+        return (loom_type_kind)t->kind;
     bool any_seq = false, only_text = true, only_xml = true;
     for (const loom__item *n = t->start; n; n = n->right) {
-        if (loom__item_is_gc(n)) continue;
+        if (loom__item_is_gc(n))
+            continue;
         any_seq = true;
         if (n->ref == LOOM__REF_TYPE) {
             int k = n->c.type->kind;
-            if (k != LOOM_TYPE_XML_ELEMENT && k != LOOM_TYPE_XML_TEXT && k != LOOM_TYPE_XML_HOOK)
+            if (k != LOOM_TYPE_XML_ELEMENT && k != LOOM_TYPE_XML_TEXT &&
+                k != LOOM_TYPE_XML_HOOK)
                 only_xml = false;
             only_text = false;
         } else if (n->ref == LOOM__REF_DELETED) {
             continue;
         } else {
             only_xml = false;
-            if (n->ref != LOOM__REF_STRING && n->ref != LOOM__REF_FORMAT && n->ref != LOOM__REF_EMBED)
+            if (n->ref != LOOM__REF_STRING && n->ref != LOOM__REF_FORMAT &&
+                n->ref != LOOM__REF_EMBED)
                 only_text = false;
         }
     }
-    if (!any_seq) return LOOM_TYPE_MAP;
-    if (only_text) return LOOM_TYPE_TEXT;
-    if (only_xml) return LOOM_TYPE_XML_FRAGMENT;
+    if (!any_seq)
+        return LOOM_TYPE_MAP;
+    if (only_text)
+        return LOOM_TYPE_TEXT;
+    if (only_xml)
+        return LOOM_TYPE_XML_FRAGMENT;
     return LOOM_TYPE_ARRAY;
 }

@@ -43,14 +43,22 @@ typedef struct root_obs {
 static const char *kind_name(loom_type_kind k)
 {
     switch (k) {
-    case LOOM_TYPE_MAP: return "map";
-    case LOOM_TYPE_ARRAY: return "array";
-    case LOOM_TYPE_TEXT: return "text";
-    case LOOM_TYPE_XML_FRAGMENT: return "xmlfragment";
-    case LOOM_TYPE_XML_ELEMENT: return "xmlelement";
-    case LOOM_TYPE_XML_TEXT: return "xmltext";
-    case LOOM_TYPE_XML_HOOK: return "xmlhook";
-    default: return "untyped";
+    case LOOM_TYPE_MAP:
+        return "map";
+    case LOOM_TYPE_ARRAY:
+        return "array";
+    case LOOM_TYPE_TEXT:
+        return "text";
+    case LOOM_TYPE_XML_FRAGMENT:
+        return "xmlfragment";
+    case LOOM_TYPE_XML_ELEMENT:
+        return "xmlelement";
+    case LOOM_TYPE_XML_TEXT:
+        return "xmltext";
+    case LOOM_TYPE_XML_HOOK:
+        return "xmlhook";
+    default:
+        return "untyped";
     }
 }
 
@@ -67,19 +75,24 @@ static json_t *event_json(const root_obs *o, const loom_event *ev)
     json_array_append_new(path, json_string(o->root));
     if (loom_event_path(ev, &v) == LOOM_OK) {
         for (size_t i = 0; i < loom_any_count(v); i++)
-            json_array_append_new(path, tjson_from_any(loom_any_array_get(v, i)));
+            json_array_append_new(path,
+                                  tjson_from_any(loom_any_array_get(v, i)));
     } else {
         o->rec->errors++;
     }
     json_object_set_new(j, "path", path);
     json_object_set_new(j, "target", json_string(kind_name(k)));
-    if (k == LOOM_TYPE_TEXT || k == LOOM_TYPE_XML_TEXT || k == LOOM_TYPE_ARRAY ||
-        k == LOOM_TYPE_XML_FRAGMENT || k == LOOM_TYPE_XML_ELEMENT) {
-        if (loom_event_delta(ev, &v) == LOOM_OK) json_object_set_new(j, "delta", tjson_from_any(v));
-        else o->rec->errors++;
+    if (k == LOOM_TYPE_TEXT || k == LOOM_TYPE_XML_TEXT ||
+        k == LOOM_TYPE_ARRAY || k == LOOM_TYPE_XML_FRAGMENT ||
+        k == LOOM_TYPE_XML_ELEMENT) {
+        if (loom_event_delta(ev, &v) == LOOM_OK)
+            json_object_set_new(j, "delta", tjson_from_any(v));
+        else
+            o->rec->errors++;
     }
     if (loom_event_keys(ev, &v) == LOOM_OK) {
-        if (loom_any_count(v) > 0 || k == LOOM_TYPE_MAP || k == LOOM_TYPE_XML_HOOK)
+        if (loom_any_count(v) > 0 || k == LOOM_TYPE_MAP ||
+            k == LOOM_TYPE_XML_HOOK)
             json_object_set_new(j, "keys", tjson_from_any(v));
     } else {
         o->rec->errors++;
@@ -87,21 +100,28 @@ static json_t *event_json(const root_obs *o, const loom_event *ev)
     return j;
 }
 
-static void on_deep(void *ud, const loom_event *const *events, size_t n, const loom_txn *txn)
+static void on_deep(void *ud,
+                    const loom_event *const *events,
+                    size_t n,
+                    const loom_txn *txn)
 {
     (void)txn;
     root_obs *o = ud;
-    if (!o->rec->events) return; /* not inside an op */
-    for (size_t i = 0; i < n; i++) json_array_append_new(o->rec->events, event_json(o, events[i]));
+    if (!o->rec->events)
+        return; /* not inside an op */
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(o->rec->events, event_json(o, events[i]));
 }
 
-static void on_update(void *ud, loom_doc *d, const uint8_t *u, size_t len, const loom_txn *txn)
+static void on_update(
+    void *ud, loom_doc *d, const uint8_t *u, size_t len, const loom_txn *txn)
 {
     (void)d;
     (void)txn;
     recorder *rec = ud;
     char *h = hex_encode(u, len);
-    if (rec->emitted) json_array_append_new(rec->emitted, json_string(h ? h : "?"));
+    if (rec->emitted)
+        json_array_append_new(rec->emitted, json_string(h ? h : "?"));
     free(h);
 }
 
@@ -110,10 +130,13 @@ static void on_update(void *ud, loom_doc *d, const uint8_t *u, size_t len, const
  * since loom's text delta has no side effect. */
 static bool same_updates(const json_t *got, const json_t *want)
 {
-    if (json_array_size(got) != json_array_size(want)) return false;
+    if (json_array_size(got) != json_array_size(want))
+        return false;
     for (size_t i = 0; i < json_array_size(got); i++) {
-        const char *w = json_string_value(json_object_get(json_array_get(want, i), "update"));
-        if (!w || strcmp(w, json_string_value(json_array_get(got, i)))) return false;
+        const char *w = json_string_value(
+            json_object_get(json_array_get(want, i), "update"));
+        if (!w || strcmp(w, json_string_value(json_array_get(got, i))))
+            return false;
     }
     return true;
 }
@@ -143,12 +166,17 @@ static json_t *wanted_events(const char *file, size_t ti, const json_t *want)
     return w;
 }
 
-static void print_mismatch(const char *file, size_t ti, const json_t *op, const json_t *got,
+static void print_mismatch(const char *file,
+                           size_t ti,
+                           const json_t *op,
+                           const json_t *got,
                            const json_t *want)
 {
     char *g = tjson_dumps_sorted(got), *w = tjson_dumps_sorted(want);
-    fprintf(stderr, "FAIL %s: trace[%zu] (%s) events:\n   got  %s\n   want %s\n", file, ti,
-            json_string_value(json_object_get(op, "op")), g ? g : "?", w ? w : "?");
+    fprintf(stderr,
+            "FAIL %s: trace[%zu] (%s) events:\n   got  %s\n   want %s\n", file,
+            ti, json_string_value(json_object_get(op, "op")), g ? g : "?",
+            w ? w : "?");
     free(g);
     free(w);
 }
@@ -175,7 +203,8 @@ static case_result run_case(const char *file, const json_t *c)
         {
             loom_type *t;
             assert_int_equal(loom_doc_get(env.docs[i], name, strlen(name),
-                                          vec_kind(json_string_value(kind)), &t),
+                                          vec_kind(json_string_value(kind)),
+                                          &t),
                              0);
             root_obs *o = &obs[nobs++];
             o->rec = &rec;
@@ -183,7 +212,8 @@ static case_result run_case(const char *file, const json_t *c)
             o->root = name;
             assert_int_equal(loom_type_observe_deep(t, on_deep, o, NULL), 0);
         }
-        assert_int_equal(loom_doc_on_update(env.docs[i], on_update, &rec, NULL), 0);
+        assert_int_equal(loom_doc_on_update(env.docs[i], on_update, &rec, NULL),
+                         0);
     }
     int reports = 0;
     size_t ti;
@@ -199,7 +229,10 @@ static case_result run_case(const char *file, const json_t *c)
         json_t *got = rec.events, *updates = rec.emitted;
         rec.events = rec.emitted = NULL;
         if (!rc && !same_updates(updates, json_object_get(r, "emitted"))) {
-            fprintf(stderr, "FAIL %s: trace[%zu]: observing changed the emitted updates\n", file, ti);
+            fprintf(
+                stderr,
+                "FAIL %s: trace[%zu]: observing changed the emitted updates\n",
+                file, ti);
             res = CASE_FAIL;
         }
         json_decref(updates);
@@ -207,18 +240,21 @@ static case_result run_case(const char *file, const json_t *c)
             res = rc == LOOM_EUNSUPPORTED ? CASE_UNSUPPORTED : CASE_FAIL;
             fprintf(stderr, "%s %s: trace[%zu] (%s): %s %s\n",
                     res == CASE_UNSUPPORTED ? "SKIP" : "FAIL", file, ti,
-                    json_string_value(json_object_get(op, "op")), loom_strerror(rc), err);
+                    json_string_value(json_object_get(op, "op")),
+                    loom_strerror(rc), err);
             json_decref(got);
             break;
         }
         json_t *want = json_object_get(r, "events");
         want = want ? wanted_events(file, ti, want) : NULL;
         if (rec.errors) {
-            fprintf(stderr, "FAIL %s: trace[%zu]: %d event accessor(s) failed\n", file, ti,
-                    rec.errors);
+            fprintf(stderr,
+                    "FAIL %s: trace[%zu]: %d event accessor(s) failed\n", file,
+                    ti, rec.errors);
             res = CASE_FAIL;
         } else if (want && !tjson_equal(got, want)) {
-            if (reports++ < MAX_REPORTS) print_mismatch(file, ti, op, got, want);
+            if (reports++ < MAX_REPORTS)
+                print_mismatch(file, ti, op, got, want);
             res = CASE_FAIL;
         }
         json_decref(want);
@@ -241,8 +277,10 @@ static void test_case_events(void **state)
     struct dirent *de;
     while ((de = readdir(dp))) {
         size_t len = strlen(de->d_name);
-        if (len < 6 || strcmp(de->d_name + len - 5, ".json")) continue;
-        if (only && !strstr(de->d_name, only)) continue;
+        if (len < 6 || strcmp(de->d_name + len - 5, ".json"))
+            continue;
+        if (only && !strstr(de->d_name, only))
+            continue;
         char path[2048];
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
         json_error_t je;
@@ -255,13 +293,17 @@ static void test_case_events(void **state)
         case_result res = run_case(de->d_name, c);
         json_decref(c);
         n++;
-        if (res == CASE_OK) ok++;
-        if (res == CASE_UNSUPPORTED) unsupported++;
-        if (getenv("LOOM_VECTORS_VERBOSE") && res == CASE_OK) fprintf(stderr, "ok   %s\n", de->d_name);
+        if (res == CASE_OK)
+            ok++;
+        if (res == CASE_UNSUPPORTED)
+            unsupported++;
+        if (getenv("LOOM_VECTORS_VERBOSE") && res == CASE_OK)
+            fprintf(stderr, "ok   %s\n", de->d_name);
     }
     closedir(dp);
-    fprintf(stderr, "events: %d of %d cases match (%d stopped at an unsupported op)\n", ok, n,
-            unsupported);
+    fprintf(stderr,
+            "events: %d of %d cases match (%d stopped at an unsupported op)\n",
+            ok, n, unsupported);
     assert_int_equal(ok, n);
 }
 
@@ -275,47 +317,116 @@ static void test_case_events(void **state)
 static const char *const scenario_expected =
     "["
     "[\"step\",1],"
-    "[1,\"observe m\",{\"path\":[],\"delta\":[],\"keys\":{\"x\":{\"action\":\"add\"},\"y\":{\"action\":\"add\"}}}],"
-    "[1,\"deep m\",[{\"path\":[],\"delta\":[],\"keys\":{\"x\":{\"action\":\"add\"},\"y\":{\"action\":\"add\"}}}]],"
-    "[1,\"deep a\",[{\"path\":[],\"delta\":[{\"insert\":[{\"$ytype\":\"map\"},{\"$ytype\":\"array\"}]}],\"keys\":{}}]],"
-    "[2,\"observe m\",{\"path\":[],\"delta\":[],\"keys\":{\"x\":{\"action\":\"add\"},\"y\":{\"action\":\"add\"}}}],"
-    "[2,\"deep m\",[{\"path\":[],\"delta\":[],\"keys\":{\"x\":{\"action\":\"add\"},\"y\":{\"action\":\"add\"}}}]],"
-    "[2,\"deep a\",[{\"path\":[],\"delta\":[{\"insert\":[{\"$ytype\":\"map\"},{\"$ytype\":\"array\"}]}],\"keys\":{}}]],"
+    "[1,\"observe "
+    "m\",{\"path\":[],\"delta\":[],\"keys\":{\"x\":{\"action\":\"add\"},\"y\":{"
+    "\"action\":\"add\"}}}],"
+    "[1,\"deep "
+    "m\",[{\"path\":[],\"delta\":[],\"keys\":{\"x\":{\"action\":\"add\"},\"y\":"
+    "{\"action\":\"add\"}}}]],"
+    "[1,\"deep "
+    "a\",[{\"path\":[],\"delta\":[{\"insert\":[{\"$ytype\":\"map\"},{\"$"
+    "ytype\":\"array\"}]}],\"keys\":{}}]],"
+    "[2,\"observe "
+    "m\",{\"path\":[],\"delta\":[],\"keys\":{\"x\":{\"action\":\"add\"},\"y\":{"
+    "\"action\":\"add\"}}}],"
+    "[2,\"deep "
+    "m\",[{\"path\":[],\"delta\":[],\"keys\":{\"x\":{\"action\":\"add\"},\"y\":"
+    "{\"action\":\"add\"}}}]],"
+    "[2,\"deep "
+    "a\",[{\"path\":[],\"delta\":[{\"insert\":[{\"$ytype\":\"map\"},{\"$"
+    "ytype\":\"array\"}]}],\"keys\":{}}]],"
     "[\"step\",2],"
-    "[1,\"observe y\",{\"path\":[],\"delta\":[],\"keys\":{\"k\":{\"action\":\"add\"}}}],"
-    "[1,\"deep x\",[{\"path\":[],\"delta\":[{\"insert\":[1,2,3]}],\"keys\":{}}]],"
-    "[1,\"deep m\",[{\"path\":[\"x\"],\"delta\":[{\"insert\":[1,2,3]}],\"keys\":{}},{\"path\":[\"y\"],\"delta\":[],\"keys\":{\"k\":{\"action\":\"add\"}}}]],"
-    "[1,\"deep a\",[{\"path\":[1],\"delta\":[{\"insert\":[\"in\"]}],\"keys\":{}},{\"path\":[0],\"delta\":[],\"keys\":{\"q\":{\"action\":\"add\"}}}]],"
-    "[2,\"deep m\",[{\"path\":[\"x\"],\"delta\":[{\"insert\":[1,2,3]}],\"keys\":{}},{\"path\":[\"y\"],\"delta\":[],\"keys\":{\"k\":{\"action\":\"add\"}}}]],"
-    "[2,\"deep a\",[{\"path\":[1],\"delta\":[{\"insert\":[\"in\"]}],\"keys\":{}},{\"path\":[0],\"delta\":[],\"keys\":{\"q\":{\"action\":\"add\"}}}]],"
+    "[1,\"observe "
+    "y\",{\"path\":[],\"delta\":[],\"keys\":{\"k\":{\"action\":\"add\"}}}],"
+    "[1,\"deep "
+    "x\",[{\"path\":[],\"delta\":[{\"insert\":[1,2,3]}],\"keys\":{}}]],"
+    "[1,\"deep "
+    "m\",[{\"path\":[\"x\"],\"delta\":[{\"insert\":[1,2,3]}],\"keys\":{}},{"
+    "\"path\":[\"y\"],\"delta\":[],\"keys\":{\"k\":{\"action\":\"add\"}}}]],"
+    "[1,\"deep "
+    "a\",[{\"path\":[1],\"delta\":[{\"insert\":[\"in\"]}],\"keys\":{}},{"
+    "\"path\":[0],\"delta\":[],\"keys\":{\"q\":{\"action\":\"add\"}}}]],"
+    "[2,\"deep "
+    "m\",[{\"path\":[\"x\"],\"delta\":[{\"insert\":[1,2,3]}],\"keys\":{}},{"
+    "\"path\":[\"y\"],\"delta\":[],\"keys\":{\"k\":{\"action\":\"add\"}}}]],"
+    "[2,\"deep "
+    "a\",[{\"path\":[1],\"delta\":[{\"insert\":[\"in\"]}],\"keys\":{}},{"
+    "\"path\":[0],\"delta\":[],\"keys\":{\"q\":{\"action\":\"add\"}}}]],"
     "[\"step\",3],"
-    "[1,\"observe y\",{\"path\":[],\"delta\":[],\"keys\":{\"k\":{\"action\":\"update\",\"oldValue\":1}}}],"
-    "[1,\"observe m\",{\"path\":[],\"delta\":[],\"keys\":{\"z\":{\"action\":\"add\"},\"x\":{\"action\":\"delete\",\"oldValue\":{\"$ytype\":\"array\"}}}}],"
-    "[1,\"deep a\",[{\"path\":[],\"delta\":[{\"insert\":[\"pre\"]}],\"keys\":{}},{\"path\":[2],\"delta\":[{\"delete\":1},{\"insert\":[{\"$ytype\":\"map\"}]}],\"keys\":{}},{\"path\":[1],\"delta\":[],\"keys\":{\"q\":{\"action\":\"update\",\"oldValue\":true}}}]],"
-    "[1,\"deep m\",[{\"path\":[],\"delta\":[],\"keys\":{\"z\":{\"action\":\"add\"},\"x\":{\"action\":\"delete\",\"oldValue\":{\"$ytype\":\"array\"}}}},{\"path\":[\"y\"],\"delta\":[],\"keys\":{\"k\":{\"action\":\"update\",\"oldValue\":1}}}]],"
-    "[2,\"observe m\",{\"path\":[],\"delta\":[],\"keys\":{\"z\":{\"action\":\"add\"},\"x\":{\"action\":\"delete\",\"oldValue\":{\"$ytype\":\"array\"}}}}],"
-    "[2,\"deep a\",[{\"path\":[],\"delta\":[{\"insert\":[\"pre\"]}],\"keys\":{}},{\"path\":[2],\"delta\":[{\"delete\":1},{\"insert\":[{\"$ytype\":\"map\"}]}],\"keys\":{}},{\"path\":[1],\"delta\":[],\"keys\":{\"q\":{\"action\":\"update\",\"oldValue\":true}}}]],"
-    "[2,\"deep m\",[{\"path\":[],\"delta\":[],\"keys\":{\"z\":{\"action\":\"add\"},\"x\":{\"action\":\"delete\",\"oldValue\":{\"$ytype\":\"array\"}}}},{\"path\":[\"y\"],\"delta\":[],\"keys\":{\"k\":{\"action\":\"update\",\"oldValue\":1}}}]],"
+    "[1,\"observe "
+    "y\",{\"path\":[],\"delta\":[],\"keys\":{\"k\":{\"action\":\"update\","
+    "\"oldValue\":1}}}],"
+    "[1,\"observe "
+    "m\",{\"path\":[],\"delta\":[],\"keys\":{\"z\":{\"action\":\"add\"},\"x\":{"
+    "\"action\":\"delete\",\"oldValue\":{\"$ytype\":\"array\"}}}}],"
+    "[1,\"deep "
+    "a\",[{\"path\":[],\"delta\":[{\"insert\":[\"pre\"]}],\"keys\":{}},{"
+    "\"path\":[2],\"delta\":[{\"delete\":1},{\"insert\":[{\"$ytype\":\"map\"}]}"
+    "],\"keys\":{}},{\"path\":[1],\"delta\":[],\"keys\":{\"q\":{\"action\":"
+    "\"update\",\"oldValue\":true}}}]],"
+    "[1,\"deep "
+    "m\",[{\"path\":[],\"delta\":[],\"keys\":{\"z\":{\"action\":\"add\"},\"x\":"
+    "{\"action\":\"delete\",\"oldValue\":{\"$ytype\":\"array\"}}}},{\"path\":["
+    "\"y\"],\"delta\":[],\"keys\":{\"k\":{\"action\":\"update\",\"oldValue\":1}"
+    "}}]],"
+    "[2,\"observe "
+    "m\",{\"path\":[],\"delta\":[],\"keys\":{\"z\":{\"action\":\"add\"},\"x\":{"
+    "\"action\":\"delete\",\"oldValue\":{\"$ytype\":\"array\"}}}}],"
+    "[2,\"deep "
+    "a\",[{\"path\":[],\"delta\":[{\"insert\":[\"pre\"]}],\"keys\":{}},{"
+    "\"path\":[2],\"delta\":[{\"delete\":1},{\"insert\":[{\"$ytype\":\"map\"}]}"
+    "],\"keys\":{}},{\"path\":[1],\"delta\":[],\"keys\":{\"q\":{\"action\":"
+    "\"update\",\"oldValue\":true}}}]],"
+    "[2,\"deep "
+    "m\",[{\"path\":[],\"delta\":[],\"keys\":{\"z\":{\"action\":\"add\"},\"x\":"
+    "{\"action\":\"delete\",\"oldValue\":{\"$ytype\":\"array\"}}}},{\"path\":["
+    "\"y\"],\"delta\":[],\"keys\":{\"k\":{\"action\":\"update\",\"oldValue\":1}"
+    "}}]],"
     "[\"step\",4],"
-    "[1,\"observe m\",{\"path\":[],\"delta\":[],\"keys\":{\"y\":{\"action\":\"update\",\"oldValue\":{\"$ytype\":\"map\"}}}}],"
-    "[1,\"deep a\",[{\"path\":[],\"delta\":[{\"delete\":1}],\"keys\":{}},{\"path\":[1,0],\"delta\":[],\"keys\":{\"deep\":{\"action\":\"add\"}}}]],"
-    "[1,\"deep m\",[{\"path\":[],\"delta\":[],\"keys\":{\"y\":{\"action\":\"update\",\"oldValue\":{\"$ytype\":\"map\"}}}}]],"
-    "[2,\"observe m\",{\"path\":[],\"delta\":[],\"keys\":{\"y\":{\"action\":\"update\",\"oldValue\":{\"$ytype\":\"map\"}}}}],"
-    "[2,\"deep a\",[{\"path\":[],\"delta\":[{\"delete\":1}],\"keys\":{}},{\"path\":[1,0],\"delta\":[],\"keys\":{\"deep\":{\"action\":\"add\"}}}]],"
-    "[2,\"deep m\",[{\"path\":[],\"delta\":[],\"keys\":{\"y\":{\"action\":\"update\",\"oldValue\":{\"$ytype\":\"map\"}}}}]]"
+    "[1,\"observe "
+    "m\",{\"path\":[],\"delta\":[],\"keys\":{\"y\":{\"action\":\"update\","
+    "\"oldValue\":{\"$ytype\":\"map\"}}}}],"
+    "[1,\"deep "
+    "a\",[{\"path\":[],\"delta\":[{\"delete\":1}],\"keys\":{}},{\"path\":[1,0],"
+    "\"delta\":[],\"keys\":{\"deep\":{\"action\":\"add\"}}}]],"
+    "[1,\"deep "
+    "m\",[{\"path\":[],\"delta\":[],\"keys\":{\"y\":{\"action\":\"update\","
+    "\"oldValue\":{\"$ytype\":\"map\"}}}}]],"
+    "[2,\"observe "
+    "m\",{\"path\":[],\"delta\":[],\"keys\":{\"y\":{\"action\":\"update\","
+    "\"oldValue\":{\"$ytype\":\"map\"}}}}],"
+    "[2,\"deep "
+    "a\",[{\"path\":[],\"delta\":[{\"delete\":1}],\"keys\":{}},{\"path\":[1,0],"
+    "\"delta\":[],\"keys\":{\"deep\":{\"action\":\"add\"}}}]],"
+    "[2,\"deep "
+    "m\",[{\"path\":[],\"delta\":[],\"keys\":{\"y\":{\"action\":\"update\","
+    "\"oldValue\":{\"$ytype\":\"map\"}}}}]]"
     "]";
 
 static const char *const edits_expected =
     "["
-    "[1,\"observe m\",{\"path\":[],\"delta\":[],\"keys\":{\"trigger\":{\"action\":\"add\"}}}],"
-    "[1,\"deep m\",[{\"path\":[],\"delta\":[],\"keys\":{\"trigger\":{\"action\":\"add\"}}}]],"
+    "[1,\"observe "
+    "m\",{\"path\":[],\"delta\":[],\"keys\":{\"trigger\":{\"action\":\"add\"}}}"
+    "],"
+    "[1,\"deep "
+    "m\",[{\"path\":[],\"delta\":[],\"keys\":{\"trigger\":{\"action\":\"add\"}}"
+    "}]],"
     "[1,\"deep a\",[{\"path\":[],\"delta\":[{\"insert\":[7]}],\"keys\":{}}]],"
-    "[1,\"deep a once\",[{\"path\":[],\"delta\":[{\"insert\":[7]}],\"keys\":{}}]],"
-    "[1,\"observe m\",{\"path\":[],\"delta\":[],\"keys\":{\"reaction\":{\"action\":\"add\"}}}],"
-    "[1,\"deep m\",[{\"path\":[],\"delta\":[],\"keys\":{\"reaction\":{\"action\":\"add\"}}}]],"
+    "[1,\"deep a "
+    "once\",[{\"path\":[],\"delta\":[{\"insert\":[7]}],\"keys\":{}}]],"
+    "[1,\"observe "
+    "m\",{\"path\":[],\"delta\":[],\"keys\":{\"reaction\":{\"action\":\"add\"}}"
+    "}],"
+    "[1,\"deep "
+    "m\",[{\"path\":[],\"delta\":[],\"keys\":{\"reaction\":{\"action\":\"add\"}"
+    "}}]],"
     "[1,\"deep a\",[{\"path\":[],\"delta\":[{\"insert\":[8]}],\"keys\":{}}]],"
-    "[2,\"observe m\",{\"path\":[],\"delta\":[],\"keys\":{\"trigger\":{\"action\":\"add\"},\"reaction\":{\"action\":\"add\"}}}],"
-    "[2,\"deep m\",[{\"path\":[],\"delta\":[],\"keys\":{\"trigger\":{\"action\":\"add\"},\"reaction\":{\"action\":\"add\"}}}]],"
+    "[2,\"observe "
+    "m\",{\"path\":[],\"delta\":[],\"keys\":{\"trigger\":{\"action\":\"add\"},"
+    "\"reaction\":{\"action\":\"add\"}}}],"
+    "[2,\"deep "
+    "m\",[{\"path\":[],\"delta\":[],\"keys\":{\"trigger\":{\"action\":\"add\"},"
+    "\"reaction\":{\"action\":\"add\"}}}]],"
     "[2,\"deep a\",[{\"path\":[],\"delta\":[{\"insert\":[8,7]}],\"keys\":{}}]]"
     "]";
 
@@ -369,14 +480,19 @@ static void sc_observe(void *ud, const loom_event *ev, const loom_txn *txn)
     json_array_append_new(o->log, sc_entry(o, sc_desc(ev)));
 }
 
-static void sc_deep(void *ud, const loom_event *const *events, size_t n, const loom_txn *txn)
+static void sc_deep(void *ud,
+                    const loom_event *const *events,
+                    size_t n,
+                    const loom_txn *txn)
 {
     (void)txn;
     sc_obs *o = ud;
     json_t *list = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(list, sc_desc(events[i]));
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, sc_desc(events[i]));
     json_array_append_new(o->log, sc_entry(o, list));
-    if (o->once) assert_int_equal(loom_doc_unsubscribe(o->doc, o->id), 0);
+    if (o->once)
+        assert_int_equal(loom_doc_unsubscribe(o->doc, o->id), 0);
 }
 
 static loom_any *num(double v)
@@ -439,7 +555,8 @@ static void sync12(loom_doc *from, loom_doc *to)
 {
     loom_buf sv = {0}, u = {0};
     assert_int_equal(loom_doc_encode_state_vector(to, &sv), 0);
-    assert_int_equal(loom_doc_encode_state_as_update(from, sv.data, sv.len, &u, NULL), 0);
+    assert_int_equal(
+        loom_doc_encode_state_as_update(from, sv.data, sv.len, &u, NULL), 0);
     assert_int_equal(loom_doc_apply_update(to, u.data, u.len, NULL, NULL), 0);
     loom_buf_free(&sv);
     loom_buf_free(&u);
@@ -472,13 +589,21 @@ static void sc_env_init(sc_env *e)
         loom_doc_options_init(&o);
         o.client_id = (uint64_t)i + 1;
         assert_int_equal(loom_doc_new(&o, &e->d[i]), 0);
-        assert_int_equal(loom_doc_get(e->d[i], "m", 1, LOOM_TYPE_MAP, &e->m[i]), 0);
-        assert_int_equal(loom_doc_get(e->d[i], "a", 1, LOOM_TYPE_ARRAY, &e->a[i]), 0);
+        assert_int_equal(loom_doc_get(e->d[i], "m", 1, LOOM_TYPE_MAP, &e->m[i]),
+                         0);
+        assert_int_equal(
+            loom_doc_get(e->d[i], "a", 1, LOOM_TYPE_ARRAY, &e->a[i]), 0);
         for (int k = 0; k < 3; k++)
-            e->obs[i][k] = (sc_obs){.log = e->log, .tag = i + 1, .label = labels[k], .doc = e->d[i]};
-        assert_int_equal(loom_type_observe(e->m[i], sc_observe, &e->obs[i][0], NULL), 0);
-        assert_int_equal(loom_type_observe_deep(e->m[i], sc_deep, &e->obs[i][1], NULL), 0);
-        assert_int_equal(loom_type_observe_deep(e->a[i], sc_deep, &e->obs[i][2], NULL), 0);
+            e->obs[i][k] = (sc_obs){.log = e->log,
+                                    .tag = i + 1,
+                                    .label = labels[k],
+                                    .doc = e->d[i]};
+        assert_int_equal(
+            loom_type_observe(e->m[i], sc_observe, &e->obs[i][0], NULL), 0);
+        assert_int_equal(
+            loom_type_observe_deep(e->m[i], sc_deep, &e->obs[i][1], NULL), 0);
+        assert_int_equal(
+            loom_type_observe_deep(e->a[i], sc_deep, &e->obs[i][2], NULL), 0);
     }
 }
 
@@ -492,10 +617,14 @@ static void sc_env_finish(sc_env *e, const char *expected)
     size_t ng = json_array_size(e->log), nw = json_array_size(want);
     int bad = 0;
     for (size_t i = 0; i < (ng > nw ? ng : nw); i++) {
-        const json_t *g = json_array_get(e->log, i), *w = json_array_get(want, i);
-        if (g && w && tjson_equal(g, w)) continue;
-        char *gs = g ? tjson_dumps_sorted(g) : NULL, *ws = w ? tjson_dumps_sorted(w) : NULL;
-        fprintf(stderr, "log entry %zu:\n   got  %s\n   want %s\n", i, gs ? gs : "-", ws ? ws : "-");
+        const json_t *g = json_array_get(e->log, i),
+                     *w = json_array_get(want, i);
+        if (g && w && tjson_equal(g, w))
+            continue;
+        char *gs = g ? tjson_dumps_sorted(g) : NULL,
+             *ws = w ? tjson_dumps_sorted(w) : NULL;
+        fprintf(stderr, "log entry %zu:\n   got  %s\n   want %s\n", i,
+                gs ? gs : "-", ws ? ws : "-");
         free(gs);
         free(ws);
         bad++;
@@ -527,10 +656,14 @@ static void test_nested(void **state)
 
     step(e.log, 1);
     assert_int_equal(loom_doc_transact_begin(e.d[0], NULL), 0);
-    assert_int_equal(loom_map_set_type(m, "x", 1, LOOM_TYPE_ARRAY, NULL, 0, &t), 0);
-    assert_int_equal(loom_map_set_type(m, "y", 1, LOOM_TYPE_MAP, NULL, 0, &t), 0);
-    assert_int_equal(loom_array_insert_type(a, 0, LOOM_TYPE_MAP, NULL, 0, &t), 0);
-    assert_int_equal(loom_array_insert_type(a, 1, LOOM_TYPE_ARRAY, NULL, 0, &t), 0);
+    assert_int_equal(loom_map_set_type(m, "x", 1, LOOM_TYPE_ARRAY, NULL, 0, &t),
+                     0);
+    assert_int_equal(loom_map_set_type(m, "y", 1, LOOM_TYPE_MAP, NULL, 0, &t),
+                     0);
+    assert_int_equal(loom_array_insert_type(a, 0, LOOM_TYPE_MAP, NULL, 0, &t),
+                     0);
+    assert_int_equal(loom_array_insert_type(a, 1, LOOM_TYPE_ARRAY, NULL, 0, &t),
+                     0);
     assert_int_equal(loom_doc_transact_end(e.d[0]), 0);
     sync12(e.d[0], e.d[1]);
 
@@ -543,7 +676,8 @@ static void test_nested(void **state)
     assert_int_equal(loom_doc_transact_begin(e.d[0], NULL), 0);
     loom_any *v[3] = {num(1), num(2), num(3)};
     assert_int_equal(loom_array_insert(x, 0, (const loom_any *const *)v, 3), 0);
-    for (int i = 0; i < 3; i++) loom_any_free(v[i]);
+    for (int i = 0; i < 3; i++)
+        loom_any_free(v[i]);
     map_set(y, "k", num(1));
     arr_insert(child(a, 1), 0, str("in"));
     map_set(child(a, 0), "q", boolean(1));
@@ -552,7 +686,9 @@ static void test_nested(void **state)
 
     step(e.log, 3);
     assert_int_equal(loom_doc_transact_begin(e.d[0], NULL), 0);
-    assert_int_equal(loom_array_insert_type(child(a, 1), SIZE_MAX, LOOM_TYPE_MAP, NULL, 0, &t), 0);
+    assert_int_equal(loom_array_insert_type(child(a, 1), SIZE_MAX,
+                                            LOOM_TYPE_MAP, NULL, 0, &t),
+                     0);
     map_set(y, "k", num(2));
     assert_int_equal(loom_array_delete(x, 0, 1), 0);
     map_set(m, "z", num(3));
@@ -589,7 +725,8 @@ static void test_observer_edits(void **state)
     /* doc 1's update events in yjs: the first transaction's update holds
      * everything from its before state to the end, the reaction included */
     static const char *const updates[] = {
-        "010301002801016d0774726967676572017d0108010161017d072801016d087265616374696f6e017d0100",
+        "010301002801016d0774726967676572017d0108010161017d072801016d0872656163"
+        "74696f6e017d0100",
         "010101022801016d087265616374696f6e017d0100",
         "01010103480101017d0800",
     };
@@ -597,9 +734,14 @@ static void test_observer_edits(void **state)
     sc_env_init(&e);
     recorder rec = {.emitted = json_array()};
     assert_int_equal(loom_doc_on_update(e.d[0], on_update, &rec, NULL), 0);
-    sc_obs once = {.log = e.log, .tag = 1, .label = "deep a once", .doc = e.d[0], .once = true};
+    sc_obs once = {.log = e.log,
+                   .tag = 1,
+                   .label = "deep a once",
+                   .doc = e.d[0],
+                   .once = true};
     sc_obs react = {.react = e.m[0]};
-    assert_int_equal(loom_type_observe_deep(e.a[0], sc_deep, &once, &once.id), 0);
+    assert_int_equal(loom_type_observe_deep(e.a[0], sc_deep, &once, &once.id),
+                     0);
     assert_int_equal(loom_type_observe(e.m[0], sc_observe, &react, NULL), 0);
     assert_int_equal(loom_doc_transact_begin(e.d[0], NULL), 0);
     map_set(e.m[0], "trigger", num(1));
@@ -610,11 +752,13 @@ static void test_observer_edits(void **state)
     json_t *got = rec.emitted;
     rec.emitted = NULL;
     bool same = json_array_size(got) == 3;
-    for (size_t i = 0; same && i < 3; i++) same = !strcmp(json_string_value(json_array_get(got, i)), updates[i]);
+    for (size_t i = 0; same && i < 3; i++)
+        same = !strcmp(json_string_value(json_array_get(got, i)), updates[i]);
     if (!same) {
         char *g = tjson_dumps_sorted(got);
-        fprintf(stderr, "doc 1 updates:\n   got  %s\n   want [\"%s\",\"%s\",\"%s\"]\n", g ? g : "?",
-                updates[0], updates[1], updates[2]);
+        fprintf(stderr,
+                "doc 1 updates:\n   got  %s\n   want [\"%s\",\"%s\",\"%s\"]\n",
+                g ? g : "?", updates[0], updates[1], updates[2]);
         free(g);
     }
     json_decref(got);

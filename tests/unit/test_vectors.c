@@ -39,44 +39,60 @@ static uint8_t *hex(const json_t *j, size_t *len)
 {
     uint8_t *p = NULL;
     *len = 0;
-    if (!json_is_string(j) || hex_decode(json_string_value(j), &p, len)) return NULL;
+    if (!json_is_string(j) || hex_decode(json_string_value(j), &p, len))
+        return NULL;
     return p;
 }
 
 static loom_type_kind kind_of(const char *k)
 {
-    if (!strcmp(k, "map")) return LOOM_TYPE_MAP;
-    if (!strcmp(k, "array")) return LOOM_TYPE_ARRAY;
-    if (!strcmp(k, "text")) return LOOM_TYPE_TEXT;
-    if (!strcmp(k, "xmlfragment")) return LOOM_TYPE_XML_FRAGMENT;
+    if (!strcmp(k, "map"))
+        return LOOM_TYPE_MAP;
+    if (!strcmp(k, "array"))
+        return LOOM_TYPE_ARRAY;
+    if (!strcmp(k, "text"))
+        return LOOM_TYPE_TEXT;
+    if (!strcmp(k, "xmlfragment"))
+        return LOOM_TYPE_XML_FRAGMENT;
     return LOOM_TYPE_UNDEFINED;
 }
 
-static int apply_hex(loom_doc *d, const json_t *h, const char *file, const char *what)
+static int
+apply_hex(loom_doc *d, const json_t *h, const char *file, const char *what)
 {
     size_t n;
     uint8_t *p = hex(h, &n);
-    if (!p && n) return -1;
+    if (!p && n)
+        return -1;
     loom_error err;
     int rc = loom_doc_apply_update(d, p, n, NULL, &err);
-    if (rc) vfail(file, "%s: apply failed: %s at %zu (%s)", what, loom_strerror(rc), err.offset, err.message);
+    if (rc)
+        vfail(file, "%s: apply failed: %s at %zu (%s)", what, loom_strerror(rc),
+              err.offset, err.message);
     free(p);
     return rc;
 }
 
-static void expect_bytes(const char *file, const char *what, const loom_buf *got, const json_t *want)
+static void expect_bytes(const char *file,
+                         const char *what,
+                         const loom_buf *got,
+                         const json_t *want)
 {
     size_t n;
     uint8_t *p = hex(want, &n);
     if (got->len != n || (n && memcmp(got->data, p, n))) {
         char *g = hex_encode(got->data, got->len);
-        vfail(file, "%s:\n   got  %s\n   want %s", what, g, json_string_value(want));
+        vfail(file, "%s:\n   got  %s\n   want %s", what, g,
+              json_string_value(want));
         free(g);
     }
     free(p);
 }
 
-static void compare_json(const char *file, const char *what, loom_doc *d, const json_t *roots,
+static void compare_json(const char *file,
+                         const char *what,
+                         loom_doc *d,
+                         const json_t *roots,
                          const json_t *want)
 {
     const char *name;
@@ -84,12 +100,15 @@ static void compare_json(const char *file, const char *what, loom_doc *d, const 
     json_object_foreach((json_t *)roots, name, kind)
     {
         loom_type *t;
-        if (loom_doc_get(d, name, strlen(name), kind_of(json_string_value(kind)), &t)) {
+        if (loom_doc_get(d, name, strlen(name),
+                         kind_of(json_string_value(kind)), &t)) {
             vfail(file, "%s: root %s", what, name);
             continue;
         }
         const json_t *w = json_object_get(want, name);
-        if (json_is_string(w) && !strcmp(json_string_value(w), "[object Object]")) continue;
+        if (json_is_string(w) &&
+            !strcmp(json_string_value(w), "[object Object]"))
+            continue;
         loom_any *v;
         if (loom_type_to_any(t, &v)) {
             vfail(file, "%s: toJSON of %s failed", what, name);
@@ -98,8 +117,10 @@ static void compare_json(const char *file, const char *what, loom_doc *d, const 
         json_t *g = tjson_from_any(v);
         loom_any_free(v);
         if (!w || !tjson_equal(g, w)) {
-            char *gs = tjson_dumps_sorted(g), *ws = w ? tjson_dumps_sorted(w) : NULL;
-            vfail(file, "%s: json of %s:\n   got  %s\n   want %s", what, name, gs, ws ? ws : "(none)");
+            char *gs = tjson_dumps_sorted(g),
+                 *ws = w ? tjson_dumps_sorted(w) : NULL;
+            vfail(file, "%s: json of %s:\n   got  %s\n   want %s", what, name,
+                  gs, ws ? ws : "(none)");
             free(gs);
             free(ws);
         }
@@ -107,20 +128,29 @@ static void compare_json(const char *file, const char *what, loom_doc *d, const 
     }
 }
 
-static void check_final(const char *file, const char *what, loom_doc *d, const json_t *c,
+static void check_final(const char *file,
+                        const char *what,
+                        loom_doc *d,
+                        const json_t *c,
                         const json_t *fin)
 {
     loom_buf b = {0};
-    if (loom_doc_encode_state_as_update(d, NULL, 0, &b, NULL)) vfail(file, "%s: encode failed", what);
-    else expect_bytes(file, what, &b, json_object_get(fin, "update"));
+    if (loom_doc_encode_state_as_update(d, NULL, 0, &b, NULL))
+        vfail(file, "%s: encode failed", what);
+    else
+        expect_bytes(file, what, &b, json_object_get(fin, "update"));
     loom_buf_free(&b);
-    if (loom_doc_encode_state_vector(d, &b)) vfail(file, "%s: sv failed", what);
-    else expect_bytes(file, "state vector", &b, json_object_get(fin, "stateVector"));
+    if (loom_doc_encode_state_vector(d, &b))
+        vfail(file, "%s: sv failed", what);
+    else
+        expect_bytes(file, "state vector", &b,
+                     json_object_get(fin, "stateVector"));
     loom_buf_free(&b);
     int pend = loom_doc_pending(d);
     if ((pend != 0) != json_is_true(json_object_get(fin, "hasPending")))
         vfail(file, "%s: pending flag %d", what, pend);
-    compare_json(file, what, d, json_object_get(c, "roots"), json_object_get(fin, "json"));
+    compare_json(file, what, d, json_object_get(c, "roots"),
+                 json_object_get(fin, "json"));
 }
 
 static void bytes_mode(const char *file, const json_t *c)
@@ -146,7 +176,8 @@ static void bytes_mode(const char *file, const json_t *c)
             const char *kind = json_string_value(json_object_get(op, "op"));
             if (!strcmp(kind, "sync")) {
                 if (json_integer_value(json_object_get(op, "to")) == x)
-                    apply_hex(d, json_object_get(rec, "transfer"), file, "transfer");
+                    apply_hex(d, json_object_get(rec, "transfer"), file,
+                              "transfer");
             } else if (!strcmp(kind, "apply")) {
                 if (json_integer_value(json_object_get(op, "doc")) == x)
                     apply_hex(d, json_object_get(op, "update"), file, "apply");
@@ -156,7 +187,8 @@ static void bytes_mode(const char *file, const json_t *c)
                 json_array_foreach(json_object_get(rec, "emitted"), ei, em)
                 {
                     if (json_integer_value(json_object_get(em, "doc")) == x)
-                        apply_hex(d, json_object_get(em, "update"), file, "emitted");
+                        apply_hex(d, json_object_get(em, "update"), file,
+                                  "emitted");
                 }
             }
         }
@@ -173,18 +205,21 @@ typedef struct emitted {
     const vec_env *env;
 } emitted;
 
-static void on_update(void *ud, loom_doc *d, const uint8_t *u, size_t len, const loom_txn *t)
+static void on_update(
+    void *ud, loom_doc *d, const uint8_t *u, size_t len, const loom_txn *t)
 {
     (void)t;
     emitted *em = ud;
-    if (em->n == 64) return;
+    if (em->n == 64)
+        return;
     em->doc[em->n] = vec_doc_id(em->env, d);
     em->hex[em->n++] = hex_encode(u, len);
 }
 
 static void emitted_clear(emitted *em)
 {
-    for (size_t i = 0; i < em->n; i++) free(em->hex[i]);
+    for (size_t i = 0; i < em->n; i++)
+        free(em->hex[i]);
     em->n = 0;
 }
 
@@ -199,7 +234,8 @@ static void op_mode(const char *file, const json_t *c)
         vec_env_free(&env);
         return;
     }
-    for (size_t i = 0; i < env.n; i++) loom_doc_on_update(env.docs[i], on_update, &em, NULL);
+    for (size_t i = 0; i < env.n; i++)
+        loom_doc_on_update(env.docs[i], on_update, &em, NULL);
     size_t ti;
     json_t *rec;
     json_array_foreach(json_object_get(c, "trace"), ti, rec)
@@ -227,16 +263,21 @@ static void op_mode(const char *file, const json_t *c)
         for (size_t k = 0; ok && k < wn; k++) {
             const json_t *w = json_array_get(want, k);
             ok = json_integer_value(json_object_get(w, "doc")) == em.doc[k] &&
-                 !strcmp(json_string_value(json_object_get(w, "update")), em.hex[k]);
+                 !strcmp(json_string_value(json_object_get(w, "update")),
+                         em.hex[k]);
         }
         if (!ok) {
-            vfail(file, "op mode: trace[%zu] (%s) emitted %zu updates, want %zu", ti,
+            vfail(file,
+                  "op mode: trace[%zu] (%s) emitted %zu updates, want %zu", ti,
                   json_string_value(json_object_get(op, "op")), em.n, wn);
-            for (size_t k = 0; k < em.n; k++) fprintf(stderr, "   got  doc %lld %s\n", em.doc[k], em.hex[k]);
+            for (size_t k = 0; k < em.n; k++)
+                fprintf(stderr, "   got  doc %lld %s\n", em.doc[k], em.hex[k]);
             for (size_t k = 0; k < wn; k++)
                 fprintf(stderr, "   want doc %lld %s\n",
-                        (long long)json_integer_value(json_object_get(json_array_get(want, k), "doc")),
-                        json_string_value(json_object_get(json_array_get(want, k), "update")));
+                        (long long)json_integer_value(
+                            json_object_get(json_array_get(want, k), "doc")),
+                        json_string_value(json_object_get(
+                            json_array_get(want, k), "update")));
         }
         emitted_clear(&em);
     }
@@ -244,10 +285,13 @@ static void op_mode(const char *file, const json_t *c)
     json_t *fin;
     json_array_foreach(json_object_get(c, "final"), fi, fin)
     {
-        loom_doc *d = vec_doc(&env, json_integer_value(json_object_get(fin, "doc")));
+        loom_doc *d =
+            vec_doc(&env, json_integer_value(json_object_get(fin, "doc")));
         char what[64];
-        snprintf(what, sizeof what, "op mode doc %d", (int)json_integer_value(json_object_get(fin, "doc")));
-        if (d) check_final(file, what, d, c, fin);
+        snprintf(what, sizeof what, "op mode doc %d",
+                 (int)json_integer_value(json_object_get(fin, "doc")));
+        if (d)
+            check_final(file, what, d, c, fin);
     }
     vec_env_free(&env);
 }
@@ -264,7 +308,8 @@ static void run_file(const char *dir, const char *name)
     }
     int before = failures;
     bytes_mode(name, c);
-    if (!getenv("LOOM_VECTORS_BYTES_ONLY")) op_mode(name, c);
+    if (!getenv("LOOM_VECTORS_BYTES_ONLY"))
+        op_mode(name, c);
     if (getenv("LOOM_VECTORS_VERBOSE") || failures != before)
         fprintf(stderr, "%s %s\n", failures == before ? "ok  " : "FAIL", name);
     json_decref(c);
@@ -280,8 +325,10 @@ static void run_dir(const char *sub)
     const char *only = getenv("LOOM_VECTOR");
     while ((de = readdir(dp))) {
         size_t n = strlen(de->d_name);
-        if (n < 6 || strcmp(de->d_name + n - 5, ".json")) continue;
-        if (only && !strstr(de->d_name, only)) continue;
+        if (n < 6 || strcmp(de->d_name + n - 5, ".json"))
+            continue;
+        if (only && !strstr(de->d_name, only))
+            continue;
         run_file(dir, de->d_name);
     }
     closedir(dp);

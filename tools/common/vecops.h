@@ -30,7 +30,8 @@ loom_type_kind vec_kind(const char *kind);
 /* Runs one op record (`op` of a trace record). For a sync op, *transfer (if
  * not NULL) receives the bytes sent. On failure returns a LOOM_E* code (or
  * -100 for an op the runner does not know) and writes a message to err. */
-int vec_run_op(vec_env *e, const json_t *op, loom_buf *transfer, char *err, size_t errlen);
+int vec_run_op(
+    vec_env *e, const json_t *op, loom_buf *transfer, char *err, size_t errlen);
 
 /* Resolves a path ([root, key|index, ...]) on a doc. */
 int vec_resolve(vec_env *e, loom_doc *d, const json_t *path, loom_type **out);
