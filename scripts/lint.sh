@@ -4,7 +4,7 @@
 # scripts/lint.sh: the style gates of CI (STYLE.md 2.7, 2.8).
 #
 #   scripts/lint.sh               clang-format check, tools/check-src.sh,
-#                                 shellcheck, cppcheck (make lint)
+#                                 the shell linter, cppcheck (make lint)
 #   scripts/lint.sh --fix-format  rewrite the C files with clang-format
 #                                 (make format)
 #   scripts/lint.sh --tidy        clang-tidy over src/ and tools/ (make tidy)

@@ -725,8 +725,8 @@ static void test_observer_edits(void **state)
     /* doc 1's update events in yjs: the first transaction's update holds
      * everything from its before state to the end, the reaction included */
     static const char *const updates[] = {
-        "010301002801016d0774726967676572017d0108010161017d072801016d0872656163"
-        "74696f6e017d0100",
+        ("010301002801016d0774726967676572017d0108010161017d072801016d"
+         "087265616374696f6e017d0100"),
         "010101022801016d087265616374696f6e017d0100",
         "01010103480101017d0800",
     };
