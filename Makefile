@@ -99,6 +99,17 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target loom_fuzzers
 	@ls $(FUZZ_BUILD)/fuzz/ 2>/dev/null || echo "make fuzz: no fuzz targets yet (tests/fuzz/fuzz_*.c)"
 
+# ---- benchmarks (bench/README.md) ------------------------------------------
+
+# loom against the real yjs: editing traces, map and B1.1 workloads, and a
+# 10x trace; prints a markdown table of medians (RUNS=n runs each, default 3;
+# takes several minutes). The bench/ folder exists, hence .PHONY here.
+.PHONY: bench
+bench: deps
+	cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=gcc $(CMAKE_COMMON)
+	cmake --build $(BUILD) -j $(JOBS) --target loom
+	bench/compare.sh $(BUILD)/loom
+
 # ---- style -----------------------------------------------------------------
 
 format:

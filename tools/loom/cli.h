@@ -32,6 +32,10 @@ typedef struct cli_command {
 int cli_update_main(int argc, char **argv);
 void cli_update_help(void);
 
+/* The `loom bench` workloads (cmd_bench.c). */
+int cli_bench_main(int argc, char **argv);
+void cli_bench_help(void);
+
 /* A whole input file in memory. */
 typedef struct cli_input {
     const char *path; /* as given on the command line ("-" is stdin) */

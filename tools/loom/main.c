@@ -4,7 +4,8 @@
  * through a table of subcommands, and holds the helpers they share (reading
  * inputs, writing output, error messages; see cli.h).
  *
- * Today: `loom update ...` (encoded Yjs v1 updates and state vectors).
+ * Today: `loom update ...` (encoded Yjs v1 updates and state vectors) and
+ * `loom bench ...` (performance workloads, cmd_bench.c).
  * `loom serve`, `loom store ...` and `loom db ...` join the table as their
  * layers land (DESIGN.md).
  */
@@ -24,6 +25,8 @@ static void help_help(void);
 static const cli_command commands[] = {
     {"update", cli_update_main, cli_update_help,
      "decode, merge and diff Yjs v1 updates and state vectors"},
+    {"bench", cli_bench_main, cli_bench_help,
+     "measure libloom on editing traces and synthetic workloads"},
     {"help", cmd_help, help_help, "show help for loom or one of its commands"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
