@@ -535,6 +535,33 @@ static int pos_advance(loom_txn *t, tpos *p, uint64_t count)
     return rc;
 }
 
+/*
+ * findPosition: pos_init + pos_advance, starting from the type's cached
+ * position when that gives the same answer. Yjs uses search markers only
+ * while a text has never held a Format item (with formats, attributes must
+ * be collected from the start), and so do we. Afterwards the cache holds the
+ * visible item that ends at `index`, so the next keystroke starts there.
+ */
+static int pos_seek(loom_txn *t, loom_type *type, tpos *p, uint64_t index)
+{
+    pos_init(p, type);
+    loom__item *m = type->mk_item;
+    if (!type->has_formatting && m && type->mk_index < index && !deleted(m) &&
+        m->parent == type) {
+        p->left = m->left;
+        p->right = m;
+        p->index = type->mk_index;
+        index -= type->mk_index;
+    }
+    int rc = pos_advance(t, p, index);
+    if (!rc && !type->has_formatting && p->left && !deleted(p->left) &&
+        loom__item_countable(p->left) && p->index >= p->left->len) {
+        type->mk_item = p->left;
+        type->mk_index = p->index - p->left->len;
+    }
+    return rc;
+}
+
 /* Links a new item at the position and steps over it. Takes `it`. */
 static int pos_insert(loom_txn *t, loom_type *type, tpos *p, loom__item *it)
 {
@@ -886,10 +913,9 @@ static int insert_item(loom_type *text,
         return rc;
     }
     tpos p;
-    pos_init(&p, text);
     attr_map attrs;
     am_init(&attrs, d->a);
-    rc = pos_advance(t, &p, index);
+    rc = pos_seek(t, text, &p, index);
     if (!rc) {
         if (attributes)
             rc = am_from_object(&attrs, attributes);
@@ -1037,10 +1063,18 @@ int loom_text_delete(loom_type *text, size_t index, size_t len)
     if ((rc = loom__txn_begin(d, NULL, true, &t)))
         return rc;
     tpos p;
-    pos_init(&p, text);
-    rc = pos_advance(t, &p, index);
+    rc = pos_seek(t, text, &p, index);
+    /* The cached item ends at index, before everything deleted: deleting
+     * resets the cache, but its index stays right, so restore it. */
+    loom__item *mk = text->mk_item;
+    uint64_t mk_index = text->mk_index;
     if (!rc)
         rc = delete_text(t, &p, len);
+    if (!rc && mk && !deleted(mk) && !text->has_formatting &&
+        mk_index + mk->len <= index) {
+        text->mk_item = mk;
+        text->mk_index = mk_index;
+    }
     am_free(&p.cur);
     return close_txn(d, rc);
 }

@@ -98,6 +98,7 @@ int loom__txn_add_changed(loom_txn *t,
             return LOOM_ENOMEM;
         ch = &t->changed[t->nchanged];
         memset(ch, 0, sizeof(*ch));
+        loom__strmap_init(&ch->set, a);
         ch->type = type;
         type->txn_seq = t->seq;
         type->changed_idx = t->nchanged++;
@@ -106,10 +107,11 @@ int loom__txn_add_changed(loom_txn *t,
         ch->seq = true;
         return LOOM_OK;
     }
-    for (size_t i = 0; i < ch->nkeys; i++) {
-        if (ch->klens[i] == klen && memcmp(ch->keys[i], key, klen) == 0)
-            return LOOM_OK;
-    }
+    if (loom__strmap_find(&ch->set, key, klen))
+        return LOOM_OK;
+    loom__strmap_entry *e;
+    if (loom__strmap_upsert(&ch->set, key, klen, &e))
+        return LOOM_ENOMEM;
     if (ch->nkeys == ch->kcap) {
         size_t ncap = ch->kcap ? ch->kcap * 2 : 4;
         char **nk = loom__realloc(a, ch->keys, ch->kcap * sizeof(*nk),
@@ -141,6 +143,7 @@ static void txn_free(loom_doc *d, loom_txn *t)
             loom__free(a, ch->keys[k], ch->klens[k] + 1);
         loom__free(a, ch->keys, ch->kcap * sizeof(*ch->keys));
         loom__free(a, ch->klens, ch->kcap * sizeof(*ch->klens));
+        loom__strmap_free(&ch->set);
         if (ch->type && ch->type->txn_seq == t->seq)
             ch->type->txn_seq = 0;
     }
