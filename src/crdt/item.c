@@ -408,24 +408,6 @@ typedef struct type_stack {
     size_t n, cap;
 } type_stack;
 
-static int child_delete(loom_txn *t, loom__item *c, type_stack *st)
-{
-    int rc;
-    if (!loom__item_deleted(c)) {
-        if ((rc = mark_deleted(t, c)))
-            return rc;
-        if (c->ref == LOOM__REF_TYPE) {
-            if (loom__vec_reserve(t->doc->a, (void **)&st->v, &st->cap,
-                                  st->n + 1, sizeof(*st->v)))
-                return LOOM_ENOMEM;
-            st->v[st->n++] = c->c.type;
-        }
-    } else if (c->id.clock < loom__txn_before(t, c->id.client)) {
-        return loom__txn_add_merge(t, c->id);
-    }
-    return LOOM_OK;
-}
-
 static void txn_unchange(loom_txn *t, loom_type *type)
 {
     if (type->txn_seq != t->seq)
@@ -441,6 +423,22 @@ static void txn_unchange(loom_txn *t, loom_type *type)
     type->txn_seq = 0;
 }
 
+/* One level of the (emulated) recursion of ContentType.delete: a type and
+ * where its walk over children stands. */
+typedef struct del_frame {
+    loom_type *type;
+    loom__item *next; /* next sequence child, while in the sequence */
+    size_t map_i;     /* next map entry, once the sequence is done */
+    bool in_map;
+} del_frame;
+
+/*
+ * Item.delete. Deleting a type deletes its children, depth first and in
+ * order, exactly as the recursion in Yjs does: the order decides which
+ * split items are queued for merging (and so the bytes after cleanup) and
+ * the order of events. The recursion is kept on an explicit stack so that
+ * nesting depth cannot exhaust the C stack.
+ */
 int loom__item_delete(loom_txn *t, loom__item *it)
 {
     if (loom__item_deleted(it))
@@ -448,23 +446,49 @@ int loom__item_delete(loom_txn *t, loom__item *it)
     int rc = mark_deleted(t, it);
     if (rc || it->ref != LOOM__REF_TYPE)
         return rc;
-    type_stack st = {0};
     const loom_allocator *a = t->doc->a;
-    if (loom__vec_reserve(a, (void **)&st.v, &st.cap, 1, sizeof(*st.v)))
+    del_frame *st = NULL;
+    size_t n = 0, cap = 0;
+    if (loom__vec_reserve(a, (void **)&st, &cap, 1, sizeof(*st)))
         return LOOM_ENOMEM;
-    st.v[st.n++] = it->c.type;
-    while (st.n && !rc) {
-        loom_type *type = st.v[--st.n];
-        for (loom__item *c = type->start; c && !rc; c = c->right)
-            rc = child_delete(t, c, &st);
-        for (size_t i = 0; i < type->map.n && !rc; i++) {
-            loom__item *c = type->map.e[i].val;
-            if (c)
-                rc = child_delete(t, c, &st);
+    st[n++] = (del_frame){it->c.type, it->c.type->start, 0, false};
+    while (n && !rc) {
+        del_frame *f = &st[n - 1];
+        loom__item *c = NULL;
+        if (!f->in_map) {
+            if (f->next) {
+                c = f->next;
+                f->next = c->right;
+            } else {
+                f->in_map = true;
+            }
         }
-        txn_unchange(t, type);
+        if (!c && f->in_map) {
+            while (f->map_i < f->type->map.n && !c)
+                c = f->type->map.e[f->map_i++].val;
+            if (!c) {
+                /* the type's own earlier changes no longer matter */
+                txn_unchange(t, f->type);
+                n--;
+                continue;
+            }
+        }
+        if (!loom__item_deleted(c)) {
+            if ((rc = mark_deleted(t, c)))
+                break;
+            if (c->ref == LOOM__REF_TYPE) {
+                if (loom__vec_reserve(a, (void **)&st, &cap, n + 1, sizeof(*st))) {
+                    rc = LOOM_ENOMEM;
+                    break;
+                }
+                loom_type *ct = c->c.type;
+                st[n++] = (del_frame){ct, ct->start, 0, false};
+            }
+        } else if (c->id.clock < loom__txn_before(t, c->id.client)) {
+            rc = loom__txn_add_merge(t, c->id);
+        }
     }
-    loom__free(a, st.v, st.cap * sizeof(*st.v));
+    loom__free(a, st, cap * sizeof(*st));
     return rc;
 }
 
@@ -473,6 +497,15 @@ int loom__item_delete(loom_txn *t, loom__item *it)
 /* Turns an item into a GC struct in place (same id and length). */
 static void item_to_gc(loom_doc *d, loom__item *it)
 {
+    /* A hostile update can leave a map's current entry in another type's
+     * list; that map must not keep pointing at what becomes a GC struct
+     * (GC structs merge, and merged structs are freed). */
+    if (it->parent && it->parent_sub) {
+        loom__strmap_entry *e = loom__strmap_find(
+            &it->parent->map, it->parent_sub, it->parent_sub_len);
+        if (e && e->val == it)
+            e->val = NULL;
+    }
     loom__content_free(d, it);
     if (it->parent_sub)
         loom__free(d->a, it->parent_sub, it->parent_sub_len + 1);
@@ -661,8 +694,12 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
     if (left->right)
         left->right->left = left;
     left->len += right->len;
-    if (right->parent_sub && p) {
-        loom__strmap_entry *e = loom__strmap_find(&p->map, right->parent_sub,
+    /* right's own parent, as Yjs does: hostile updates can link items of
+     * different parents next to each other (an item integrated at an offset
+     * keeps the parent its origin gave it). */
+    loom_type *rp = right->parent;
+    if (right->parent_sub && rp) {
+        loom__strmap_entry *e = loom__strmap_find(&rp->map, right->parent_sub,
                                                   right->parent_sub_len);
         if (e && e->val == right)
             e->val = left;
@@ -671,6 +708,8 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
         right->len = 0;
     if (p && p->mk_item == right)
         loom__type_marker_reset(p);
+    if (rp && rp->mk_item == right)
+        loom__type_marker_reset(rp);
     right->parent = NULL;
     loom__item_free(d, right);
     return true;

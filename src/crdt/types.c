@@ -1138,7 +1138,10 @@ static int xml_string(const loom_type *t, int depth, loom_buf *b)
     case LOOM_TYPE_TEXT:
         return text_string(t, b);
     default:
-        return LOOM_OK; /* hooks and others have no XML string form */
+        /* An XmlHook (or a map or array) has no toString in yjs, so JS
+         * prints Object.prototype.toString's text; write the same, so XML
+         * strings compare equal across engines. */
+        return loom__buf_append(b, "[object Object]", 15);
     }
 }
 
