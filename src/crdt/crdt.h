@@ -111,8 +111,8 @@ typedef struct loom__client {
 /* Per-type bookkeeping for the current transaction. */
 typedef struct loom__changed {
     loom_type *type;
-    bool seq;     /* the sequence changed (key null) */
-    char **keys;  /* changed map keys, owned copies, in order of change */
+    bool seq;    /* the sequence changed (key null) */
+    char **keys; /* changed map keys, owned copies, in order of change */
     size_t *klens;
     size_t nkeys, kcap;
     loom__strmap set; /* the same keys, for O(1) duplicate checks */

@@ -477,7 +477,8 @@ int loom__item_delete(loom_txn *t, loom__item *it)
             if ((rc = mark_deleted(t, c)))
                 break;
             if (c->ref == LOOM__REF_TYPE) {
-                if (loom__vec_reserve(a, (void **)&st, &cap, n + 1, sizeof(*st))) {
+                if (loom__vec_reserve(a, (void **)&st, &cap, n + 1,
+                                      sizeof(*st))) {
                     rc = LOOM_ENOMEM;
                     break;
                 }
