@@ -114,8 +114,8 @@ typedef struct loom__changed {
     bool seq;    /* the sequence changed (key null) */
     char **keys; /* changed map keys, owned copies, in order of change */
     size_t *klens;
-    size_t nkeys, kcap;
-    loom__strmap set; /* the same keys, for O(1) duplicate checks */
+    size_t nkeys, kcap, lcap; /* lcap: capacity of klens */
+    loom__strmap set;         /* the same keys, for O(1) duplicate checks */
 } loom__changed;
 
 struct loom_type {

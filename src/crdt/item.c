@@ -354,6 +354,11 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
         }
         it->right = r;
     }
+    /* Into the store at once: from here on the document owns the item
+     * (capacity was reserved above, so this cannot fail). */
+    rc = loom__store_push(d, it);
+    if (rc)
+        return rc;
     if (it->right) {
         it->right->left = it;
     } else if (it->parent_sub) {
@@ -372,9 +377,6 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
      * that keeps sequential typing O(1). Anything else invalidates it. */
     if (parent->mk_item && (it->parent_sub || it->left != parent->mk_item))
         loom__type_marker_reset(parent);
-    rc = loom__store_push(d, it);
-    if (rc)
-        return rc;
     rc = content_integrate(t, it);
     if (rc)
         return rc;

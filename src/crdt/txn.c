@@ -112,20 +112,11 @@ int loom__txn_add_changed(loom_txn *t,
     loom__strmap_entry *e;
     if (loom__strmap_upsert(&ch->set, key, klen, &e))
         return LOOM_ENOMEM;
-    if (ch->nkeys == ch->kcap) {
-        size_t ncap = ch->kcap ? ch->kcap * 2 : 4;
-        char **nk = loom__realloc(a, ch->keys, ch->kcap * sizeof(*nk),
-                                  ncap * sizeof(*nk));
-        if (!nk)
-            return LOOM_ENOMEM;
-        ch->keys = nk;
-        size_t *nl = loom__realloc(a, ch->klens, ch->kcap * sizeof(*nl),
-                                   ncap * sizeof(*nl));
-        if (!nl)
-            return LOOM_ENOMEM;
-        ch->klens = nl;
-        ch->kcap = ncap;
-    }
+    if (loom__vec_reserve(a, (void **)&ch->keys, &ch->kcap, ch->nkeys + 1,
+                          sizeof(*ch->keys)) ||
+        loom__vec_reserve(a, (void **)&ch->klens, &ch->lcap, ch->nkeys + 1,
+                          sizeof(*ch->klens)))
+        return LOOM_ENOMEM;
     char *k = loom__strndup(a, key, klen);
     if (!k)
         return LOOM_ENOMEM;
@@ -142,7 +133,7 @@ static void txn_free(loom_doc *d, loom_txn *t)
         for (size_t k = 0; k < ch->nkeys; k++)
             loom__free(a, ch->keys[k], ch->klens[k] + 1);
         loom__free(a, ch->keys, ch->kcap * sizeof(*ch->keys));
-        loom__free(a, ch->klens, ch->kcap * sizeof(*ch->klens));
+        loom__free(a, ch->klens, ch->lcap * sizeof(*ch->klens));
         loom__strmap_free(&ch->set);
         if (ch->type && ch->type->txn_seq == t->seq)
             ch->type->txn_seq = 0;
