@@ -350,11 +350,154 @@ static void test_fuzz(void **state)
     assert_int_equal(failures, 0);
 }
 
+/* A y-protocols sync message: messageSync(0), type, varUint8Array(p). */
+static char *sync_message(int type, const loom_buf *payload)
+{
+    uint8_t *m = malloc(payload->len + 16);
+    size_t n = 0;
+    m[n++] = 0;
+    m[n++] = (uint8_t)type;
+    size_t len = payload->len;
+    do {
+        m[n++] = (uint8_t)((len & 0x7f) | (len > 0x7f ? 0x80 : 0));
+        len >>= 7;
+    } while (len);
+    if (payload->len)
+        memcpy(m + n, payload->data, payload->len);
+    char *h = hex_encode(m, n + payload->len);
+    free(m);
+    return h;
+}
+
+static loom_doc *doc_from(const char *const *hexes, size_t n)
+{
+    loom_doc_options o;
+    loom_doc_options_init(&o);
+    o.client_id = 0x7ffffff7;
+    loom_doc *d;
+    assert_int_equal(loom_doc_new(&o, &d), 0);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *p;
+        size_t len;
+        assert_int_equal(hex_decode(hexes[i], &p, &len), 0);
+        assert_int_equal(loom_doc_apply_update(d, p, len, NULL, NULL), 0);
+        free(p);
+    }
+    return d;
+}
+
+static const char *
+proto_field(const json_t *pv, const char *name, const char *field)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(pv, "vectors"), i, v)
+    {
+        if (!strcmp(json_string_value(json_object_get(v, "name")), name))
+            return json_string_value(json_object_get(v, field));
+    }
+    return NULL;
+}
+
+/* protocol.json where it touches the core: the state vectors and updates
+ * carried by sync step 1 / step 2 messages, and the documents of the
+ * y-websocket handshake transcript. */
+static void test_protocol(void **state)
+{
+    (void)state;
+    char path[2048];
+    snprintf(path, sizeof path, "%s/protocol.json", LOOM_VECTORS_DIR);
+    json_error_t je;
+    json_t *pv = tjson_load_file(path, 0, &je);
+    assert_non_null(pv);
+
+    const char *server_update = proto_field(pv, "sync-step1", "docUpdate");
+    loom_doc *server = doc_from(&server_update, 1);
+    loom_buf sv = {0}, u = {0};
+    assert_int_equal(loom_doc_encode_state_vector(server, &sv), 0);
+    char *m = sync_message(0, &sv);
+    assert_string_equal(m, proto_field(pv, "sync-step1", "message"));
+    free(m);
+    loom_buf_free(&sv);
+
+    uint8_t *csv;
+    size_t csv_len;
+    assert_int_equal(
+        hex_decode(proto_field(pv, "sync-step2", "clientStateVector"), &csv,
+                   &csv_len),
+        0);
+    assert_int_equal(
+        loom_doc_encode_state_as_update(server, csv, csv_len, &u, NULL), 0);
+    m = sync_message(1, &u);
+    assert_string_equal(m, proto_field(pv, "sync-step2", "message"));
+    free(m);
+    free(csv);
+    loom_buf_free(&u);
+    loom_doc_free(server);
+
+    /* the handshake: each side's step 1 and step 2 from its own doc */
+    const char *s0 =
+        proto_field(pv, "websocket-handshake", "serverDocInitialUpdate");
+    const char *c0 =
+        proto_field(pv, "websocket-handshake", "clientDocInitialUpdate");
+    loom_doc *sd = doc_from(&s0, 1), *cd = doc_from(&c0, 1);
+    size_t i;
+    json_t *v, *hs = NULL;
+    json_array_foreach(json_object_get(pv, "vectors"), i, v)
+    {
+        if (!strcmp(json_string_value(json_object_get(v, "name")),
+                    "websocket-handshake"))
+            hs = v;
+    }
+    const json_t *tr = json_object_get(hs, "transcript");
+    loom_buf csv_b = {0}, ssv_b = {0};
+    assert_int_equal(loom_doc_encode_state_vector(cd, &csv_b), 0);
+    assert_int_equal(loom_doc_encode_state_vector(sd, &ssv_b), 0);
+    m = sync_message(0, &csv_b);
+    assert_string_equal(m, json_string_value(json_object_get(
+                               json_array_get(tr, 0), "message")));
+    free(m);
+    m = sync_message(0, &ssv_b);
+    assert_string_equal(m, json_string_value(json_object_get(
+                               json_array_get(tr, 2), "message")));
+    free(m);
+    assert_int_equal(
+        loom_doc_encode_state_as_update(sd, csv_b.data, csv_b.len, &u, NULL),
+        0);
+    m = sync_message(1, &u);
+    assert_string_equal(m, json_string_value(json_object_get(
+                               json_array_get(tr, 3), "message")));
+    free(m);
+    assert_int_equal(loom_doc_apply_update(cd, u.data, u.len, NULL, NULL), 0);
+    loom_buf_free(&u);
+    assert_int_equal(
+        loom_doc_encode_state_as_update(cd, ssv_b.data, ssv_b.len, &u, NULL),
+        0);
+    m = sync_message(1, &u);
+    assert_string_equal(m, json_string_value(json_object_get(
+                               json_array_get(tr, 5), "message")));
+    free(m);
+    assert_int_equal(loom_doc_apply_update(sd, u.data, u.len, NULL, NULL), 0);
+    loom_buf_free(&u);
+    assert_int_equal(loom_doc_encode_state_as_update(sd, NULL, 0, &u, NULL), 0);
+    char *fh = hex_encode(u.data, u.len);
+    assert_string_equal(fh,
+                        json_string_value(json_object_get(hs, "finalUpdate")));
+    free(fh);
+    loom_buf_free(&u);
+    loom_buf_free(&csv_b);
+    loom_buf_free(&ssv_b);
+    loom_doc_free(sd);
+    loom_doc_free(cd);
+    json_decref(pv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_protocol),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
