@@ -661,6 +661,17 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
         return false;
     if (left->ref != right->ref)
         return false;
+    /* Neighbours of a consistent document share parent and key. A hostile
+     * update can link items of different parents (an item integrated at an
+     * offset keeps the parent its origin gave it); Yjs would merge them and
+     * keep map entries pointing at items of another type. We do not merge
+     * those, so no map entry can outlive the item it names. */
+    if (left->parent != right->parent ||
+        (left->parent_sub == NULL) != (right->parent_sub == NULL) ||
+        (left->parent_sub && (left->parent_sub_len != right->parent_sub_len ||
+                              memcmp(left->parent_sub, right->parent_sub,
+                                     left->parent_sub_len) != 0)))
+        return false;
     int rc;
     switch (left->ref) {
     case LOOM__REF_STRING:
