@@ -118,6 +118,16 @@ typedef struct loom__changed {
     loom__strmap set;         /* the same keys, for O(1) duplicate checks */
 } loom__changed;
 
+/* Search markers: cached (item, visible index) pairs of a sequence, so
+ * position lookups start near where the last ones ended (Yjs keeps up to 80
+ * per type). They never change a result, only where a walk starts. */
+#define LOOM__NMARK 32
+typedef struct loom__marker {
+    loom__item *item; /* a visible, countable item of the sequence */
+    uint64_t index;   /* the visible index where it starts */
+    uint64_t used;    /* for evicting the least recently used */
+} loom__marker;
+
 struct loom_type {
     loom_doc *doc;
     int kind;         /* loom_type_kind */
@@ -136,8 +146,9 @@ struct loom_type {
     uint64_t txn_seq;
     size_t changed_idx; /* index into txn->changed when txn_seq matches */
     /* position cache for sequential access (a search marker) */
-    loom__item *mk_item;
-    uint64_t mk_index;
+    loom__marker mk[LOOM__NMARK];
+    uint8_t nmk;
+    uint64_t mk_clock;
 };
 
 typedef struct loom__sub {
@@ -171,6 +182,9 @@ struct loom_txn {
     loom__id *merge; /* split parts to merge back at cleanup */
     size_t nmerge, mcap;
     bool format_cleanup; /* a remote txn touched formatted text */
+    /* The type whose local operation is running: its markers are kept up
+     * to date by that operation; every other change clears a type's. */
+    loom_type *mk_type;
     uint64_t *
         ds_order; /* clients of ds in the order of their first delete (Yjs Map order) */
     size_t nds_order, ds_order_cap;
@@ -312,7 +326,31 @@ int loom__seq_find(loom_txn *t,
                    uint64_t index,
                    loom__item **left,
                    loom__item **right);
-void loom__type_marker_reset(loom_type *type);
+/* ---- marker.c --------------------------------------------------------- */
+
+void loom__markers_clear(loom_type *t);
+/* Drops the markers on an item (deleted, freed or collected). */
+void loom__markers_forget(loom_type *t, const loom__item *it);
+/* right was merged into left. */
+void loom__markers_merged(loom_type *t,
+                          const loom__item *right,
+                          loom__item *left);
+/* Markers at visible index >= from move by delta (a local insert or
+ * delete at a known index). */
+void loom__markers_shift(loom_type *t, uint64_t from, int64_t delta);
+/* A visible countable item starting at *start < target to walk from, or
+ * false (walk from the beginning). */
+bool loom__markers_find(loom_type *t,
+                        uint64_t target,
+                        loom__item **item,
+                        uint64_t *start);
+/* Remembers that `it` (visible, countable) starts at visible index. */
+void loom__markers_note(loom_type *t, loom__item *it, uint64_t index);
+/* Keeps or clears t's markers for an item integrated or deleted in txn. */
+void loom__markers_changed(loom_txn *txn,
+                           loom_type *t,
+                           const loom__item *it,
+                           bool deleting);
 
 /* ---- txn.c ------------------------------------------------------------ */
 

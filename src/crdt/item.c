@@ -56,8 +56,8 @@ void loom__item_free(loom_doc *d, loom__item *it)
     loom__content_free(d, it);
     if (it->parent_sub)
         loom__free(d->a, it->parent_sub, it->parent_sub_len + 1);
-    if (it->parent && it->parent->mk_item == it)
-        loom__type_marker_reset(it->parent);
+    if (it->parent)
+        loom__markers_forget(it->parent, it);
     loom__free(d->a, it, sizeof(*it));
 }
 
@@ -373,10 +373,8 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     }
     if (!it->parent_sub && loom__item_countable(it) && !loom__item_deleted(it))
         parent->length += it->len;
-    /* An item right after the cached position leaves its index unchanged:
-     * that keeps sequential typing O(1). Anything else invalidates it. */
-    if (parent->mk_item && (it->parent_sub || it->left != parent->mk_item))
-        loom__type_marker_reset(parent);
+    if (!it->parent_sub)
+        loom__markers_changed(t, parent, it, false);
     rc = content_integrate(t, it);
     if (rc)
         return rc;
@@ -398,7 +396,8 @@ static int mark_deleted(loom_txn *t, loom__item *it)
     if (loom__item_countable(it) && !it->parent_sub)
         parent->length -= it->len;
     it->flags |= LOOM__F_DELETED;
-    loom__type_marker_reset(parent);
+    if (!it->parent_sub)
+        loom__markers_changed(t, parent, it, true);
     int rc = loom__txn_ds_add(t, it->id.client, it->id.clock, it->len);
     if (rc)
         return rc;
@@ -512,8 +511,8 @@ static void item_to_gc(loom_doc *d, loom__item *it)
     loom__content_free(d, it);
     if (it->parent_sub)
         loom__free(d->a, it->parent_sub, it->parent_sub_len + 1);
-    if (it->parent && it->parent->mk_item == it)
-        loom__type_marker_reset(it->parent);
+    if (it->parent)
+        loom__markers_forget(it->parent, it);
     it->parent_sub = NULL;
     it->parent_sub_len = 0;
     it->ref = LOOM__REF_GC;
@@ -562,7 +561,7 @@ static void type_gc(loom_doc *d, loom_type *root)
         loom__strmap_init(&type->map, d->a);
         type->freed_content = true;
         type->length = 0;
-        loom__type_marker_reset(type);
+        loom__markers_clear(type);
     }
     loom__free(d->a, st.v, st.cap * sizeof(*st.v));
 }
@@ -697,11 +696,8 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
         return false;
     }
     loom_type *p = left->parent;
-    if (p && p->mk_item == right) {
-        p->mk_item = left;
-        if (!loom__item_deleted(left) && loom__item_countable(left))
-            p->mk_index -= left->len;
-    }
+    if (p)
+        loom__markers_merged(p, right, left);
     if (right->flags & LOOM__F_KEEP)
         left->flags |= LOOM__F_KEEP;
     left->right = right->right;
@@ -720,10 +716,8 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
     }
     if (left->ref == LOOM__REF_JSON)
         right->len = 0;
-    if (p && p->mk_item == right)
-        loom__type_marker_reset(p);
-    if (rp && rp->mk_item == right)
-        loom__type_marker_reset(rp);
+    if (rp && rp != p)
+        loom__markers_forget(rp, right);
     right->parent = NULL;
     loom__item_free(d, right);
     return true;

@@ -545,20 +545,19 @@ static int pos_advance(loom_txn *t, tpos *p, uint64_t count)
 static int pos_seek(loom_txn *t, loom_type *type, tpos *p, uint64_t index)
 {
     pos_init(p, type);
-    loom__item *m = type->mk_item;
-    if (!type->has_formatting && m && type->mk_index < index && !deleted(m) &&
-        m->parent == type) {
+    t->mk_type = type; /* this operation keeps type's markers current */
+    loom__item *m;
+    uint64_t start;
+    if (!type->has_formatting && loom__markers_find(type, index, &m, &start)) {
         p->left = m->left;
         p->right = m;
-        p->index = type->mk_index;
-        index -= type->mk_index;
+        p->index = start;
+        index -= start;
     }
     int rc = pos_advance(t, p, index);
     if (!rc && !type->has_formatting && p->left && !deleted(p->left) &&
-        loom__item_countable(p->left) && p->index >= p->left->len) {
-        type->mk_item = p->left;
-        type->mk_index = p->index - p->left->len;
-    }
+        loom__item_countable(p->left) && p->index >= p->left->len)
+        loom__markers_note(type, p->left, p->index - p->left->len);
     return rc;
 }
 
@@ -568,6 +567,8 @@ static int pos_insert(loom_txn *t, loom_type *type, tpos *p, loom__item *it)
     int rc = loom__local_item(t, type, p->left, p->right, NULL, 0, it);
     if (rc)
         return rc;
+    if (loom__item_countable(it) && !deleted(it))
+        loom__markers_shift(type, p->index, (int64_t)it->len);
     p->right = it;
     return pos_forward(p);
 }
@@ -823,6 +824,7 @@ static int delete_text(loom_txn *t, tpos *p, uint64_t length)
             length -= r->len;
             if ((rc = loom__item_delete(t, r)))
                 break;
+            loom__markers_shift(r->parent, p->index + r->len, -(int64_t)r->len);
         }
         rc = pos_forward(p);
     }
@@ -892,6 +894,8 @@ static int cleanup_full(loom_txn *t, loom_type *type)
 
 static int close_txn(loom_doc *d, int rc)
 {
+    if (d->txn)
+        d->txn->mk_type = NULL;
     int rc2 = loom__txn_end(d);
     return rc ? rc : rc2;
 }
@@ -1064,17 +1068,8 @@ int loom_text_delete(loom_type *text, size_t index, size_t len)
         return rc;
     tpos p;
     rc = pos_seek(t, text, &p, index);
-    /* The cached item ends at index, before everything deleted: deleting
-     * resets the cache, but its index stays right, so restore it. */
-    loom__item *mk = text->mk_item;
-    uint64_t mk_index = text->mk_index;
     if (!rc)
         rc = delete_text(t, &p, len);
-    if (!rc && mk && !deleted(mk) && !text->has_formatting &&
-        mk_index + mk->len <= index) {
-        text->mk_item = mk;
-        text->mk_index = mk_index;
-    }
     am_free(&p.cur);
     return close_txn(d, rc);
 }

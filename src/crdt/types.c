@@ -73,12 +73,6 @@ loom__type_map_item(const loom_type *type, const char *key, size_t klen)
     return e ? e->val : NULL;
 }
 
-void loom__type_marker_reset(loom_type *type)
-{
-    type->mk_item = NULL;
-    type->mk_index = 0;
-}
-
 /* ---- generic accessors ------------------------------------------------- */
 
 loom_type_kind loom_type_kind_of(const loom_type *t)
@@ -185,11 +179,9 @@ int loom__seq_find(loom_txn *t,
     }
     loom__item *n = type->start;
     uint64_t base = 0;
-    if (type->mk_item && type->mk_index < index) {
-        n = type->mk_item;
-        base = type->mk_index;
-    }
-    index -= base;
+    t->mk_type = type; /* this operation keeps type's markers current */
+    if (loom__markers_find(type, index, &n, &base))
+        index -= base;
     for (; n; n = n->right) {
         if (!loom__item_deleted(n) && loom__item_countable(n)) {
             if (index <= n->len) {
@@ -207,10 +199,8 @@ int loom__seq_find(loom_txn *t,
     }
     *left = n;
     *right = n ? n->right : NULL;
-    if (n) {
-        type->mk_item = n;
-        type->mk_index = base;
-    }
+    if (n)
+        loom__markers_note(type, n, base);
     return LOOM_OK;
 }
 
@@ -336,6 +326,8 @@ static int open_txn(loom_type *type, loom_txn **t)
 
 static int close_txn(loom_doc *d, int rc)
 {
+    if (d->txn)
+        d->txn->mk_type = NULL;
     int rc2 = loom__txn_end(d);
     return rc ? rc : rc2;
 }
@@ -576,19 +568,30 @@ static int array_insert_items(
         return rc;
     }
     loom__item *left = NULL, *right = NULL;
+    uint64_t at = push ? arr->length : index, total = 0;
     if (push) {
-        left = arr->start;
-        if (arr->mk_item)
-            left = arr->mk_item;
+        /* push goes after the last item, deleted or not */
+        uint64_t base;
+        t->mk_type = arr;
+        if (!loom__markers_find(arr, arr->length, &left, &base))
+            left = arr->start;
         if (left)
             while (left->right)
                 left = left->right;
     } else {
         rc = loom__seq_find(t, arr, index, &left, &right);
     }
+    for (size_t i = 0; i < n; i++)
+        total += items[i]->len;
     if (!rc) {
         right = left ? left->right : arr->start;
+        loom__item *last = n ? items[n - 1] : NULL;
         rc = insert_items(t, arr, left, right, items, n);
+        if (!rc) {
+            loom__markers_shift(arr, at, (int64_t)total);
+            if (last)
+                loom__markers_note(arr, last, at + total - last->len);
+        }
     } else {
         for (size_t i = 0; i < n; i++)
             loom__item_free(arr->doc, items[i]);
@@ -713,18 +716,11 @@ int loom_array_insert_subdoc(loom_type *arr,
 static int
 seq_delete(loom_txn *t, loom_type *type, uint64_t index, uint64_t len)
 {
-    loom__item *n = type->start;
-    int rc;
-    for (; n && index > 0; n = n->right) {
-        if (!loom__item_deleted(n) && loom__item_countable(n)) {
-            if (index < n->len) {
-                loom__item *r;
-                if ((rc = loom__item_split(t, n, index, &r)))
-                    return rc;
-            }
-            index -= index < n->len ? index : n->len;
-        }
-    }
+    /* the first item to delete is the one right after position `index` */
+    loom__item *left, *n;
+    int rc = loom__seq_find(t, type, index, &left, &n);
+    if (rc)
+        return rc;
     while (len > 0 && n) {
         if (!loom__item_deleted(n)) {
             if (len < n->len) {
@@ -734,6 +730,8 @@ seq_delete(loom_txn *t, loom_type *type, uint64_t index, uint64_t len)
             }
             if ((rc = loom__item_delete(t, n)))
                 return rc;
+            if (loom__item_countable(n))
+                loom__markers_shift(type, index + n->len, -(int64_t)n->len);
             len -= len < n->len ? len : n->len;
         }
         n = n->right;
