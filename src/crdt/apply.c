@@ -290,7 +290,7 @@ integrate_gc(loom_doc *d, uint64_t client, uint64_t clock, uint64_t len)
     it->flags = LOOM__F_DELETED;
     int rc = loom__store_push(d, it);
     if (rc)
-        loom__free(d->a, it, sizeof(*it));
+        loom__item_release(d, it);
     return rc;
 }
 
@@ -368,13 +368,13 @@ integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset)
         tail->ref = it->ref;
         tail->len = len;
         if ((rc = loom__content_split(d, it, offset, tail))) {
-            loom__free(d->a, tail, sizeof(*tail));
+            loom__item_release(d, tail);
             goto fail;
         }
         it->len = offset;
         loom__content_free(d, it);
         it->c = tail->c;
-        loom__free(d->a, tail, sizeof(*tail));
+        loom__item_release(d, tail);
         it->id.clock = clock;
         it->len = len;
     }

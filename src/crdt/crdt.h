@@ -21,6 +21,7 @@
 #include "loom/doc.h"
 
 typedef struct loom__item loom__item;
+typedef struct loom__slab loom__slab;
 
 /* Item flags. */
 #define LOOM__F_DELETED 0x01u
@@ -221,6 +222,9 @@ struct loom_doc {
     loom__sub *subs;
     size_t nsubs, scap;
     uint32_t next_sub;
+    /* item memory: slabs and the free list through `right` */
+    loom__slab *slabs;
+    loom__item *item_free;
     /* a sticky error for OOM in void paths (observers, cleanup) */
     int oom;
     uint64_t fmt_ident_seq; /* last Format value identity handed out (text.c) */
@@ -251,6 +255,9 @@ int loom__get_clean_end(loom_txn *t, loom__id id, loom__item **out);
 /* ---- item.c ----------------------------------------------------------- */
 
 loom__item *loom__item_alloc(loom_doc *d);
+/* Returns an item's memory to the document's pool (content not touched). */
+void loom__item_release(loom_doc *d, loom__item *it);
+void loom__slabs_free(loom_doc *d);
 /* Frees an item's content and the item (not types: those live in types_all). */
 void loom__item_free(loom_doc *d, loom__item *it);
 void loom__content_free(loom_doc *d, loom__item *it);

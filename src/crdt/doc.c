@@ -108,6 +108,7 @@ void loom_doc_free(loom_doc *d)
         loom__free(d->a, c, sizeof(*c));
     }
     loom__free(d->a, d->clist, d->ccap * sizeof(*d->clist));
+    loom__slabs_free(d);
     loom__u64map_free(&d->clients);
     loom_type *t = d->types_all;
     while (t) {

@@ -9,9 +9,67 @@
 
 #include "crdt/crdt.h"
 
+/* Items come from slabs owned by the document and go back to its free
+ * list: a keystroke allocates an item and a merge frees one, and malloc per
+ * item was the largest cost of typing. */
+#define LOOM__SLAB_ITEMS 128
+struct loom__slab {
+    struct loom__slab *next;
+    loom__item items[LOOM__SLAB_ITEMS];
+};
+
+/* Under AddressSanitizer every item is its own allocation, so that a use
+ * after free of an item is still caught (a pool would hide it). */
+#if defined(__SANITIZE_ADDRESS__)
+#    define LOOM__ITEM_POOL 0
+#elif defined(__has_feature)
+#    if __has_feature(address_sanitizer)
+#        define LOOM__ITEM_POOL 0
+#    endif
+#endif
+#ifndef LOOM__ITEM_POOL
+#    define LOOM__ITEM_POOL 1
+#endif
+
 loom__item *loom__item_alloc(loom_doc *d)
 {
-    return loom__calloc(d->a, sizeof(loom__item));
+    if (!LOOM__ITEM_POOL)
+        return loom__calloc(d->a, sizeof(loom__item));
+    if (!d->item_free) {
+        loom__slab *s = loom__malloc(d->a, sizeof(*s));
+        if (!s)
+            return NULL;
+        s->next = d->slabs;
+        d->slabs = s;
+        for (size_t i = LOOM__SLAB_ITEMS; i-- > 0;) {
+            s->items[i].right = d->item_free;
+            d->item_free = &s->items[i];
+        }
+    }
+    loom__item *it = d->item_free;
+    d->item_free = it->right;
+    memset(it, 0, sizeof(*it));
+    return it;
+}
+
+void loom__item_release(loom_doc *d, loom__item *it)
+{
+    if (!LOOM__ITEM_POOL) {
+        loom__free(d->a, it, sizeof(*it));
+        return;
+    }
+    it->right = d->item_free;
+    d->item_free = it;
+}
+
+void loom__slabs_free(loom_doc *d)
+{
+    while (d->slabs) {
+        loom__slab *next = d->slabs->next;
+        loom__free(d->a, d->slabs, sizeof(*d->slabs));
+        d->slabs = next;
+    }
+    d->item_free = NULL;
 }
 
 void loom__content_free(loom_doc *d, loom__item *it)
@@ -58,7 +116,7 @@ void loom__item_free(loom_doc *d, loom__item *it)
         loom__free(d->a, it->parent_sub, it->parent_sub_len + 1);
     if (it->parent)
         loom__markers_forget(it->parent, it);
-    loom__free(d->a, it, sizeof(*it));
+    loom__item_release(d, it);
 }
 
 /* Byte offset after `n` Any values in a valid encoding. */
@@ -644,7 +702,7 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
         if (!(lgc && rgc))
             return false;
         left->len += right->len;
-        loom__free(d->a, right, sizeof(*right));
+        loom__item_release(d, right);
         return true;
     }
     if (!right->has_origin ||

@@ -128,7 +128,7 @@ split_item(loom_txn *t, loom__item *left, uint64_t diff, loom__item **out)
         r->parent_sub =
             loom__strndup(d->a, left->parent_sub, left->parent_sub_len);
         if (!r->parent_sub) {
-            loom__free(d->a, r, sizeof(*r));
+            loom__item_release(d, r);
             return LOOM_ENOMEM;
         }
         r->parent_sub_len = left->parent_sub_len;
@@ -137,7 +137,7 @@ split_item(loom_txn *t, loom__item *left, uint64_t diff, loom__item **out)
     if (rc) {
         if (r->parent_sub)
             loom__free(d->a, r->parent_sub, r->parent_sub_len + 1);
-        loom__free(d->a, r, sizeof(*r));
+        loom__item_release(d, r);
         return rc;
     }
     rc = loom__txn_add_merge(t, r->id);

@@ -443,7 +443,7 @@ static int new_embed(loom_doc *d, const loom_any *e, loom__item **out)
     it->len = 1;
     int rc = loom_any_clone(e, d->a, &it->c.embed);
     if (rc) {
-        loom__free(d->a, it, sizeof(*it));
+        loom__item_release(d, it);
         return rc;
     }
     *out = it;
@@ -1005,7 +1005,7 @@ int loom_text_insert_type(loom_type *text,
     it->ref = LOOM__REF_TYPE;
     it->len = 1;
     if ((rc = loom__type_new(d, kind, name, name ? nlen : 0, &it->c.type))) {
-        loom__free(d->a, it, sizeof(*it));
+        loom__item_release(d, it);
         return rc;
     }
     loom_type *nt = it->c.type;

@@ -230,7 +230,7 @@ static int item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
         it->c.bin.p =
             loom__memdup(d->a, v->u.bin.p, v->u.bin.len ? v->u.bin.len : 1);
         if (!it->c.bin.p) {
-            loom__free(d->a, it, sizeof(*it));
+            loom__item_release(d, it);
             return LOOM_ENOMEM;
         }
         it->c.bin.n = v->u.bin.len;
@@ -245,7 +245,7 @@ static int item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
     int rc = loom__any_write(&b, v);
     if (rc) {
         loom_buf_free(&b);
-        loom__free(d->a, it, sizeof(*it));
+        loom__item_release(d, it);
         return rc;
     }
     it->c.any.p = b.data;
@@ -423,7 +423,7 @@ int loom_map_set_type(loom_type *map,
     it->len = 1;
     if ((rc = loom__type_new(map->doc, kind, name, name ? nlen : 0,
                              &it->c.type))) {
-        loom__free(map->doc->a, it, sizeof(*it));
+        loom__item_release(map->doc, it);
         return rc;
     }
     loom_type *nt = it->c.type;
@@ -668,7 +668,7 @@ int loom_array_insert_type(loom_type *arr,
     it->len = 1;
     if ((rc = loom__type_new(arr->doc, kind, name, name ? nlen : 0,
                              &it->c.type))) {
-        loom__free(arr->doc->a, it, sizeof(*it));
+        loom__item_release(arr->doc, it);
         return rc;
     }
     loom_type *nt = it->c.type;
