@@ -216,6 +216,7 @@ struct loom_doc {
     loom_txn *txn;
     int txn_depth;
     loom__txn_queue queue;
+    loom_txn *spare_txn; /* a finished transaction kept for reuse */
     uint64_t txn_seq;
     bool in_cleanup;
     /* subscriptions */
@@ -364,6 +365,7 @@ void loom__markers_changed(loom_txn *txn,
 /* Opens (or joins) a transaction; loom__txn_end closes the outermost. */
 int loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out);
 int loom__txn_end(loom_doc *d);
+void loom__txn_spare_free(loom_doc *d);
 /* State of client at the start of the transaction. */
 uint64_t loom__txn_before(const loom_txn *t, uint64_t client);
 /* Records that a client's structs are about to change. */

@@ -125,7 +125,8 @@ int loom__txn_add_changed(loom_txn *t,
     return LOOM_OK;
 }
 
-static void txn_free(loom_doc *d, loom_txn *t)
+/* Releases what a finished transaction recorded; its vectors are kept. */
+static void txn_reset(loom_doc *d, loom_txn *t)
 {
     const loom_allocator *a = d->a;
     for (size_t i = 0; i < t->nchanged; i++) {
@@ -138,18 +139,49 @@ static void txn_free(loom_doc *d, loom_txn *t)
         if (ch->type && ch->type->txn_seq == t->seq)
             ch->type->txn_seq = 0;
     }
-    loom__free(a, t->changed, t->chcap * sizeof(*t->changed));
-    loom__free(a, t->deep, t->dcap * sizeof(*t->deep));
-    loom__free(a, t->merge, t->mcap * sizeof(*t->merge));
     for (size_t i = 0; i < t->ntouched; i++) {
         if (t->touched[i]->txn_seq == t->seq)
             t->touched[i]->txn_seq = 0;
     }
+    loom__ds_free(&t->ds);
+    loom__ds_init(&t->ds, a);
+    t->nchanged = t->ndeep = t->nmerge = t->ntouched = t->nds_order = 0;
+    t->origin = NULL;
+    t->local = false;
+    t->format_cleanup = false;
+    t->mk_type = NULL;
+}
+
+static void txn_destroy(loom_doc *d, loom_txn *t)
+{
+    const loom_allocator *a = d->a;
+    loom__free(a, t->changed, t->chcap * sizeof(*t->changed));
+    loom__free(a, t->deep, t->dcap * sizeof(*t->deep));
+    loom__free(a, t->merge, t->mcap * sizeof(*t->merge));
     loom__free(a, t->touched, t->tcap * sizeof(*t->touched));
     loom__free(a, t->tbefore, t->tbcap * sizeof(*t->tbefore));
     loom__ds_free(&t->ds);
     loom__free(a, t->ds_order, t->ds_order_cap * sizeof(*t->ds_order));
     loom__free(a, t, sizeof(*t));
+}
+
+/* A finished transaction is kept as the document's spare: typing opens one
+ * per keystroke, and reusing its vectors saves their allocations. */
+static void txn_free(loom_doc *d, loom_txn *t)
+{
+    txn_reset(d, t);
+    if (d->spare_txn) {
+        txn_destroy(d, t);
+        return;
+    }
+    d->spare_txn = t;
+}
+
+void loom__txn_spare_free(loom_doc *d)
+{
+    if (d->spare_txn)
+        txn_destroy(d, d->spare_txn);
+    d->spare_txn = NULL;
 }
 
 int loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out)
@@ -159,13 +191,19 @@ int loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out)
         *out = d->txn;
         return LOOM_OK;
     }
-    loom_txn *t = loom__calloc(d->a, sizeof(*t));
-    if (!t)
-        return LOOM_ENOMEM;
+    loom_txn *t = d->spare_txn;
+    if (t) {
+        d->spare_txn = NULL;
+    } else {
+        t = loom__calloc(d->a, sizeof(*t));
+        if (!t)
+            return LOOM_ENOMEM;
+        loom__ds_init(&t->ds, d->a);
+    }
     loom__txn_queue *q = &d->queue;
     if (loom__vec_reserve(d->a, (void **)&q->v, &q->cap, q->n + 1,
                           sizeof(*q->v))) {
-        loom__free(d->a, t, sizeof(*t));
+        txn_free(d, t);
         return LOOM_ENOMEM;
     }
     q->v[q->n++] = t;
