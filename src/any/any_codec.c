@@ -418,3 +418,122 @@ int loom__any_skip(loom__reader *r, int depth)
         return bad_tag(r, start);
     }
 }
+
+/* ---- canonical re-encoding ---------------------------------------------- */
+
+/* Can an object's members be copied in wire order? Yes unless a key is
+ * integer-like (JS lists those first), repeated (the last value wins at the
+ * first position) or "__proto__" (lib0 drops it): then the object goes
+ * through a tree. Large objects take the tree too, to keep this linear. */
+static bool object_streamable(loom__reader probe, uint64_t n, int depth)
+{
+    const char *keys[16];
+    size_t lens[16];
+    if (n > 16)
+        return false;
+    for (uint64_t i = 0; i < n; i++) {
+        const char *k;
+        size_t kl;
+        uint32_t idx;
+        if (loom__read_varstring(&probe, &k, &kl) ||
+            loom__any_skip(&probe, depth + 1))
+            return false;
+        if (loom__js_index_key(k, kl, &idx) ||
+            (kl == 9 && memcmp(k, "__proto__", 9) == 0))
+            return false;
+        for (uint64_t j = 0; j < i; j++) {
+            if (lens[j] == kl && memcmp(keys[j], k, kl) == 0)
+                return false;
+        }
+        keys[i] = k;
+        lens[i] = kl;
+    }
+    return true;
+}
+
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
+int loom__any_canon(loom__reader *r,
+                    const loom_allocator *a,
+                    int depth,
+                    loom_buf *out)
+{
+    if (r->err)
+        return r->err;
+    size_t start = r->pos;
+    uint8_t tag;
+    int rc = loom__read_u8(r, &tag);
+    if (rc)
+        return rc;
+    switch (tag) {
+    case TAG_UNDEFINED:
+    case TAG_NULL:
+    case TAG_TRUE:
+    case TAG_FALSE:
+        return loom__buf_push(out, tag);
+    case TAG_INT:
+    case TAG_F32:
+    case TAG_F64: {
+        double v;
+        if ((rc = read_number(r, tag, &v)))
+            return rc;
+        return loom__any_write_number(out, v);
+    }
+    case TAG_BIGINT: {
+        int64_t big;
+        if ((rc = loom__read_i64(r, &big)))
+            return rc;
+        return loom__buf_append(out, r->p + start, r->pos - start);
+    }
+    case TAG_STRING: {
+        /* rewritten, not copied: the length prefix becomes minimal */
+        const char *str;
+        size_t len;
+        if ((rc = loom__read_varstring(r, &str, &len)) ||
+            (rc = loom__buf_push(out, tag)))
+            return rc;
+        return loom__write_varstring(out, str, len);
+    }
+    case TAG_BINARY: {
+        const uint8_t *bin;
+        size_t len;
+        if ((rc = loom__read_varbytes(r, &bin, &len)) ||
+            (rc = loom__buf_push(out, tag)))
+            return rc;
+        return loom__write_varbytes(out, bin, len);
+    }
+    case TAG_ARRAY:
+    case TAG_OBJECT: {
+        if (depth >= LOOM__MAX_DEPTH)
+            return too_deep(r, start);
+        uint64_t n;
+        if ((rc = loom__read_varuint(r, &n)))
+            return rc;
+        if (tag == TAG_OBJECT && !object_streamable(*r, n, depth)) {
+            loom_any *v;
+            r->pos = start;
+            if ((rc = loom__any_read(r, a, depth, &v)))
+                return rc;
+            rc = loom__any_write(out, v);
+            loom_any_free(v);
+            return rc;
+        }
+        if ((rc = loom__buf_push(out, tag)) ||
+            (rc = loom__write_varuint(out, n)))
+            return rc;
+        for (uint64_t i = 0; i < n; i++) {
+            if (tag == TAG_OBJECT) {
+                const char *k;
+                size_t kl;
+                if ((rc = loom__read_varstring(r, &k, &kl)) ||
+                    (rc = loom__write_varstring(out, k, kl)))
+                    return rc;
+            }
+            if ((rc = loom__any_canon(r, a, depth + 1, out)))
+                return rc;
+        }
+        return LOOM_OK;
+    }
+    default:
+        return bad_tag(r, start);
+    }
+}

@@ -45,6 +45,14 @@ int loom__any_read(loom__reader *r,
                    const loom_allocator *a,
                    int depth,
                    loom_any **out);
+/* Reads one Any value and appends its canonical encoding, what lib0 writes
+ * after reading it (number widths by the JS rule, minimal lengths, objects
+ * in JS key order without repeated or __proto__ keys): the bytes yjs writes
+ * back. Allocates only for objects that must be reordered. */
+int loom__any_canon(loom__reader *r,
+                    const loom_allocator *a,
+                    int depth,
+                    loom_buf *out);
 /* Validates and skips one Any value without allocating. */
 int loom__any_skip(loom__reader *r, int depth);
 /* Writes the lib0 Any encoding of v. Objects are written in JS Object.keys

@@ -185,13 +185,8 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
             return rc;
         loom_buf b = {0};
         loom__buf_init(&b, a);
-        for (uint64_t i = 0; i < n && !rc; i++) {
-            loom_any *v;
-            if (!(rc = loom__any_read(&r, a, 0, &v))) {
-                rc = loom__any_write(&b, v);
-                loom_any_free(v);
-            }
-        }
+        for (uint64_t i = 0; i < n && !rc; i++)
+            rc = loom__any_canon(&r, a, 0, &b);
         if (!rc && !b.data)
             rc = loom__buf_reserve(&b, 1);
         if (rc) {

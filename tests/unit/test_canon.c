@@ -1,0 +1,189 @@
+/*
+ * test_canon.c: loom__any_canon (the streaming re-encoder used when an
+ * update is applied) must give exactly the bytes of decoding to a tree and
+ * writing it back, which is what yjs does. Checked on every Any of
+ * primitives.json, on hand-made non-canonical inputs, and on seeded random
+ * values with integer-like, repeated and "__proto__" keys.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "any/any_internal.h"
+#include "tjson.h"
+
+/* Both paths on one input: equal bytes, or both fail. */
+static void same(const uint8_t *p, size_t n)
+{
+    loom__reader r1, r2;
+    loom__reader_init(&r1, p, n);
+    loom__reader_init(&r2, p, n);
+    loom_buf a = {0}, b = {0};
+    loom_any *v = NULL;
+    int rc1 = loom__any_read(&r1, NULL, 0, &v);
+    if (!rc1)
+        rc1 = loom__any_write(&a, v);
+    loom_any_free(v);
+    int rc2 = loom__any_canon(&r2, NULL, 0, &b);
+    assert_int_equal(rc1 != 0, rc2 != 0);
+    if (!rc1) {
+        assert_int_equal(r1.pos, r2.pos);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.data, b.data, a.len);
+    }
+    loom_buf_free(&a);
+    loom_buf_free(&b);
+}
+
+static void test_primitives(void **state)
+{
+    (void)state;
+    char path[2048];
+    snprintf(path, sizeof path, "%s/primitives.json", LOOM_VECTORS_DIR);
+    json_error_t je;
+    json_t *pv = tjson_load_file(path, 0, &je);
+    assert_non_null(pv);
+    size_t i, count = 0;
+    json_t *v;
+    json_array_foreach(json_object_get(pv, "any"), i, v)
+    {
+        uint8_t *p;
+        size_t n;
+        const char *h = json_string_value(json_object_get(v, "hex"));
+        if (!h || hex_decode(h, &p, &n))
+            continue;
+        same(p, n);
+        free(p);
+        count++;
+    }
+    assert_true(count > 10);
+    json_decref(pv);
+}
+
+static void test_non_canonical(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *hex;
+    } cases[] = {
+        {"7b3ff8000000000000"},           /* 1.5 as float64 -> float32 */
+        {"7b4000000000000000"},           /* 2.0 as float64 -> varInt */
+        {"7c40000000"},                   /* 2.0 as float32 -> varInt */
+        {"7d8000"},                       /* non-minimal varInt 0 */
+        {"778100"},                       /* string with non-minimal length */
+        {"7402ff00"},                     /* binary */
+        {"7602016278016178"},             /* {b:true, a:true}: order kept */
+        {"7602016278013178"},             /* {b, "1"}: "1" first */
+        {"7602016178016179"},             /* {a, a}: repeated key */
+        {"7601095f5f70726f746f5f5f7d01"}, /* {__proto__: 1}: dropped */
+        {"750276010131780174"},           /* nested */
+        {"7a0000000000000001"},           /* bigint */
+        {"76"},                           /* truncated */
+        {"7601"},                         /* truncated member */
+        {"10"},                           /* bad tag */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t *p;
+        size_t n;
+        assert_int_equal(hex_decode(cases[i].hex, &p, &n), 0);
+        same(p, n);
+        free(p);
+    }
+}
+
+static uint32_t rng(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+/* A random encoded Any, deliberately non-canonical in places. */
+static void gen(loom_buf *b, uint32_t *s, int depth)
+{
+    static const char *const keys[] = {
+        "a",  "b",         "0", "1",          "10",
+        "01", "__proto__", "k", "4294967294", "4294967295"};
+    uint32_t t = rng(s) % (depth > 3 ? 8 : 10);
+    switch (t) {
+    case 0:
+        loom__buf_push(b, 127);
+        break;
+    case 1:
+        loom__buf_push(b, 126);
+        break;
+    case 2:
+        loom__buf_push(b, (uint8_t)(120 + rng(s) % 2));
+        break;
+    case 3:
+        loom__buf_push(b, 125);
+        loom__write_varint(b, rng(s) & 1, rng(s) % 100000);
+        break;
+    case 4:
+        loom__buf_push(b, 123);
+        loom__write_f64(b, (double)(int32_t)rng(s) / 4.0);
+        break;
+    case 5:
+        loom__buf_push(b, 124);
+        loom__write_f32(b, (float)(int32_t)rng(s) / 8.0f);
+        break;
+    case 6:
+        loom__buf_push(b, 119);
+        loom__write_varstring(b, "hello", rng(s) % 6);
+        break;
+    case 7:
+        loom__buf_push(b, 116);
+        loom__write_varbytes(b, (const uint8_t *)"\x01\x02\x03", rng(s) % 4);
+        break;
+    case 8: {
+        uint32_t n = rng(s) % 5;
+        loom__buf_push(b, 117);
+        loom__write_varuint(b, n);
+        for (uint32_t i = 0; i < n; i++)
+            gen(b, s, depth + 1);
+        break;
+    }
+    default: {
+        uint32_t n = rng(s) % 6;
+        loom__buf_push(b, 118);
+        loom__write_varuint(b, n);
+        for (uint32_t i = 0; i < n; i++) {
+            const char *k = keys[rng(s) % 10];
+            loom__write_varstring(b, k, strlen(k));
+            gen(b, s, depth + 1);
+        }
+        break;
+    }
+    }
+}
+
+static void test_random(void **state)
+{
+    (void)state;
+    uint32_t s = 12345;
+    for (int i = 0; i < 20000; i++) {
+        loom_buf b = {0};
+        gen(&b, &s, 0);
+        same(b.data, b.len);
+        /* and every truncation of it */
+        for (size_t k = 0; k < b.len && i < 2000; k++)
+            same(b.data, k);
+        loom_buf_free(&b);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_primitives),
+        cmocka_unit_test(test_non_canonical),
+        cmocka_unit_test(test_random),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
