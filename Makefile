@@ -10,6 +10,7 @@
 #   make asan       clang ASan+UBSan build + ctest only
 #   make valgrind   ctest under valgrind memcheck (build-valgrind/)
 #   make fuzz       libFuzzer targets with clang (build-fuzz/fuzz/)
+#   make bench      loom beside the real yjs on the same workloads (bench/)
 #   make format     reformat the C sources with clang-format
 #   make lint       clang-format check, tools/check-src.sh, shellcheck, cppcheck
 #   make tidy       clang-tidy over src/ and tools/ (slower; not in lint)
@@ -43,7 +44,7 @@ VALGRIND := valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definit
 all: build
 
 help:
-	@sed -n '3,20p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,21p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	@scripts/deps.sh
