@@ -433,6 +433,30 @@ int loom_map_set_type(loom_type *map,
     return rc;
 }
 
+/* A ContentDoc item: a sub-document reference with its options (an empty
+ * object when none are given). */
+static int subdoc_item(loom_doc *d,
+                       const char *guid,
+                       size_t glen,
+                       const loom_any *opts,
+                       loom__item **out)
+{
+    loom__item *it = new_item(d, LOOM__REF_DOC);
+    if (!it)
+        return LOOM_ENOMEM;
+    it->len = 1;
+    it->c.doc.guid = loom__strndup(d->a, guid, glen);
+    it->c.doc.glen = glen;
+    int rc = opts ? loom_any_clone(opts, d->a, &it->c.doc.opts)
+                  : loom_any_new_object(d->a, &it->c.doc.opts);
+    if (rc || !it->c.doc.guid) {
+        loom__item_free(d, it);
+        return rc ? rc : LOOM_ENOMEM;
+    }
+    *out = it;
+    return LOOM_OK;
+}
+
 int loom_map_set_subdoc(loom_type *map,
                         const char *key,
                         size_t klen,
@@ -446,20 +470,9 @@ int loom_map_set_subdoc(loom_type *map,
     if (!guid || !loom__utf8_valid(guid, glen))
         return LOOM_EINVAL;
     loom_doc *d = map->doc;
-    loom__item *it = new_item(d, LOOM__REF_DOC);
-    if (!it)
-        return LOOM_ENOMEM;
-    it->len = 1;
-    it->c.doc.guid = loom__strndup(d->a, guid, glen);
-    it->c.doc.glen = glen;
-    if (opts)
-        rc = loom_any_clone(opts, d->a, &it->c.doc.opts);
-    else
-        rc = loom_any_new_object(d->a, &it->c.doc.opts);
-    if (rc || !it->c.doc.guid) {
-        loom__item_free(d, it);
-        return rc ? rc : LOOM_ENOMEM;
-    }
+    loom__item *it;
+    if ((rc = subdoc_item(d, guid, glen, opts, &it)))
+        return rc;
     return map_set_item(map, key, klen, it);
 }
 
@@ -695,20 +708,9 @@ int loom_array_insert_subdoc(loom_type *arr,
     if (!push && index > arr->length)
         return LOOM_ERANGE;
     loom_doc *d = arr->doc;
-    loom__item *it = new_item(d, LOOM__REF_DOC);
-    if (!it)
-        return LOOM_ENOMEM;
-    it->len = 1;
-    it->c.doc.guid = loom__strndup(d->a, guid, glen);
-    it->c.doc.glen = glen;
-    if (opts)
-        rc = loom_any_clone(opts, d->a, &it->c.doc.opts);
-    else
-        rc = loom_any_new_object(d->a, &it->c.doc.opts);
-    if (rc || !it->c.doc.guid) {
-        loom__item_free(d, it);
-        return rc ? rc : LOOM_ENOMEM;
-    }
+    loom__item *it;
+    if ((rc = subdoc_item(d, guid, glen, opts, &it)))
+        return rc;
     return array_insert_items(arr, push ? 0 : index, push, &it, 1);
 }
 
