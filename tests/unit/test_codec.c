@@ -33,68 +33,20 @@
 
 #include "codec/codec.h"
 #include "loom/update.h"
+#include "testalloc.h"
 #include "tjson.h"
 
 #ifndef LOOM_VECTORS_DIR
 #    error "LOOM_VECTORS_DIR must be defined"
 #endif
 
-/* ---- counting allocator --------------------------------------------------- */
+/* ---- counting allocator (tools/common/testalloc.h) ----------------------- */
 
-typedef struct counter {
-    size_t live;    /* blocks not yet freed */
-    size_t bytes;   /* bytes not yet freed, by the sizes the library reports */
-    size_t calls;   /* malloc + realloc calls so far */
-    size_t fail_at; /* fail this call (1-based); 0 = never */
-} counter;
-
-static void *c_malloc(void *ud, size_t n)
-{
-    counter *c = ud;
-    if (++c->calls == c->fail_at) {
-        return NULL;
-    }
-    void *p = malloc(n);
-    if (p) {
-        c->live++;
-        c->bytes += n;
-    }
-    return p;
-}
-
-static void *c_realloc(void *ud, void *p, size_t old_n, size_t new_n)
-{
-    counter *c = ud;
-    if (++c->calls == c->fail_at) {
-        return NULL;
-    }
-    void *q = realloc(p, new_n);
-    if (q) {
-        c->bytes += new_n;
-        c->bytes -= old_n;
-    }
-    return q;
-}
-
-static void c_free(void *ud, void *p, size_t n)
-{
-    counter *c = ud;
-    c->live--;
-    c->bytes -= n;
-    free(p);
-}
-
-static loom_allocator counting(counter *c)
-{
-    memset(c, 0, sizeof(*c));
-    loom_allocator a = {c_malloc, c_realloc, c_free, c};
-    return a;
-}
-
-#define ASSERT_NO_LEAK(c)               \
-    do {                                \
-        assert_int_equal((c).live, 0);  \
-        assert_int_equal((c).bytes, 0); \
+#define ASSERT_NO_LEAK(c)                         \
+    do {                                          \
+        assert_int_equal((c).live_blocks, 0);     \
+        assert_int_equal((c).live_bytes, 0);      \
+        assert_int_equal((c).size_mismatches, 0); \
     } while (0)
 
 /* ---- helpers ------------------------------------------------------------------- */
@@ -261,8 +213,8 @@ static void check_merge(const char *const *inputs,
                         const char *sv_expect,
                         const char *what)
 {
-    counter c;
-    loom_allocator a = counting(&c);
+    test_alloc c;
+    loom_allocator a = test_alloc_init(&c);
     loom_buf out = {0};
     loom_error err;
     memset(&err, 0, sizeof(err));
@@ -289,8 +241,8 @@ static void check_diff(const char *update,
                        const char *expect,
                        const char *what)
 {
-    counter c;
-    loom_allocator a = counting(&c);
+    test_alloc c;
+    loom_allocator a = test_alloc_init(&c);
     bytes u = unhex(update), s = unhex(sv);
     loom_buf out = {0};
     loom_error err;
@@ -309,8 +261,8 @@ static void check_diff(const char *update,
 
 static void check_sv(const char *update, const char *expect, const char *what)
 {
-    counter c;
-    loom_allocator a = counting(&c);
+    test_alloc c;
+    loom_allocator a = test_alloc_init(&c);
     bytes u = unhex(update);
     loom_buf out = {0};
     assert_int_equal(loom_update_state_vector(&a, u.p, u.len, &out, NULL), 0);
@@ -1165,8 +1117,8 @@ static void test_roundtrip_finals(void **state)
     (void)state;
     corpus cs = load_finals();
     for (size_t i = 0; i < cs.n; i++) {
-        counter c;
-        loom_allocator a = counting(&c);
+        test_alloc c;
+        loom_allocator a = test_alloc_init(&c);
         loom__rupdate u;
         loom_error err;
         int rc = loom__update_parse(&a, cs.u[i].p, cs.u[i].len, 0, &u, &err);
@@ -1209,8 +1161,8 @@ static void test_truncations(void **state)
 {
     (void)state;
     corpus cs = load_finals();
-    counter c;
-    loom_allocator a = counting(&c);
+    test_alloc c;
+    loom_allocator a = test_alloc_init(&c);
     for (size_t i = 0; i < cs.n; i++) {
         for (size_t len = 0; len < cs.u[i].len; len++) {
             uint8_t *p = malloc(len ? len : 1);
@@ -1249,7 +1201,7 @@ static uint64_t rng_next(uint64_t *s)
 /* Runs every entry point on (possibly broken) bytes; only checks that
  * nothing crashes or leaks and that errors are sane. */
 static void exercise(const loom_allocator *a,
-                     counter *c,
+                     test_alloc *c,
                      const uint8_t *p,
                      size_t len,
                      const uint8_t *other,
@@ -1292,8 +1244,8 @@ static void test_byte_flips(void **state)
 {
     (void)state;
     corpus cs = load_finals();
-    counter c;
-    loom_allocator a = counting(&c);
+    test_alloc c;
+    loom_allocator a = test_alloc_init(&c);
     uint64_t seed = 0x10adc0de5eedULL;
     const char *env = getenv("LOOM_SEED");
     if (env) {
@@ -1384,8 +1336,8 @@ static void test_malformed(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         bytes b = unhex(cases[i].hex);
-        counter c;
-        loom_allocator a = counting(&c);
+        test_alloc c;
+        loom_allocator a = test_alloc_init(&c);
         loom_error err;
         memset(&err, 0, sizeof(err));
         loom__rupdate u;
@@ -1413,8 +1365,8 @@ static void test_malformed(void **state)
 static void test_accepted_oddities(void **state)
 {
     (void)state;
-    counter c;
-    loom_allocator a = counting(&c);
+    test_alloc c;
+    loom_allocator a = test_alloc_init(&c);
     static const char *const good[] = {
         "0000",
         "00010500",                 /* a delete-set client with no ranges */
@@ -1445,8 +1397,8 @@ static void test_accepted_oddities(void **state)
 static void test_state_vectors(void **state)
 {
     (void)state;
-    counter c;
-    loom_allocator a = counting(&c);
+    test_alloc c;
+    loom_allocator a = test_alloc_init(&c);
     /* Duplicates: the last wins; clock 0 is kept on read, dropped on write;
      * output is in descending client order. */
     bytes b = unhex("040105020703000104");
@@ -1491,8 +1443,8 @@ static void test_state_vectors(void **state)
 static void test_delete_sets(void **state)
 {
     (void)state;
-    counter c;
-    loom_allocator a = counting(&c);
+    test_alloc c;
+    loom_allocator a = test_alloc_init(&c);
     loom__ds ds, other;
     loom__ds_init(&ds, &a);
     loom__ds_init(&other, &a);
@@ -1601,8 +1553,8 @@ static void fail_each_allocation(int (*op)(const loom_allocator *,
                                            const op_ctx *),
                                  const op_ctx *ctx)
 {
-    counter c;
-    loom_allocator a = counting(&c);
+    test_alloc c;
+    loom_allocator a = test_alloc_init(&c);
     loom_buf ref = {0};
     assert_int_equal(op(&a, &ref, ctx), 0);
     size_t total = c.calls;
@@ -1610,8 +1562,8 @@ static void fail_each_allocation(int (*op)(const loom_allocator *,
     ASSERT_NO_LEAK(c);
     assert_true(total > 0);
     for (size_t k = 1; k <= total; k++) {
-        counter f;
-        loom_allocator fa = counting(&f);
+        test_alloc f;
+        loom_allocator fa = test_alloc_init(&f);
         f.fail_at = k;
         loom_buf out = {(uint8_t *)&f, 77, 88, NULL}; /* must stay as it is */
         int rc = op(&fa, &out, ctx);

@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "loom/loom.h"
+#include "testalloc.h"
 #include "tjson.h"
 
 #ifndef LOOM_VECTORS_DIR
@@ -34,57 +35,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-typedef struct counting {
-    long live_blocks;
-    long long live_bytes;
-    long calls;
-    long fail_at; /* 1-based; 0: never */
-} counting;
-
-static void *c_malloc(void *ud, size_t n)
-{
-    counting *c = ud;
-    c->calls++;
-    if (c->fail_at && c->calls == c->fail_at)
-        return NULL;
-    void *p = malloc(n ? n : 1);
-    if (p) {
-        c->live_blocks++;
-        c->live_bytes += (long long)n;
-    }
-    return p;
-}
-
-static void *c_realloc(void *ud, void *p, size_t old_n, size_t new_n)
-{
-    counting *c = ud;
-    if (!p)
-        return c_malloc(ud, new_n);
-    c->calls++;
-    if (c->fail_at && c->calls == c->fail_at)
-        return NULL;
-    void *q = realloc(p, new_n ? new_n : 1);
-    if (q)
-        c->live_bytes += (long long)new_n - (long long)old_n;
-    return q;
-}
-
-static void c_free(void *ud, void *p, size_t n)
-{
-    counting *c = ud;
-    if (!p)
-        return;
-    c->live_blocks--;
-    c->live_bytes -= (long long)n;
-    free(p);
-}
-
-static loom_allocator counting_alloc(counting *c)
-{
-    memset(c, 0, sizeof(*c));
-    loom_allocator a = {c_malloc, c_realloc, c_free, c};
-    return a;
-}
 
 static uint8_t *unhex(const char *h, size_t *len)
 {
@@ -495,8 +445,8 @@ static void test_bad_args(void **state)
 
 static int decode_checked(const uint8_t *p, size_t n)
 {
-    counting c;
-    loom_allocator a = counting_alloc(&c);
+    test_alloc c;
+    loom_allocator a = test_alloc_init(&c);
     loom_relpos *rp = (loom_relpos *)&c;
     loom_relpos *const sentinel = rp;
     loom_error err;
@@ -528,6 +478,7 @@ static int decode_checked(const uint8_t *p, size_t n)
     }
     assert_int_equal(c.live_blocks, 0);
     assert_int_equal(c.live_bytes, 0);
+    assert_int_equal(c.size_mismatches, 0);
     return rc;
 }
 
@@ -620,8 +571,8 @@ static void test_oom(void **state)
         size_t n;
         uint8_t *p = unhex(inputs[i], &n);
         for (long k = 1;; k++) {
-            counting c;
-            loom_allocator a = counting_alloc(&c);
+            test_alloc c;
+            loom_allocator a = test_alloc_init(&c);
             c.fail_at = k;
             loom_relpos *rp = NULL;
             loom_buf b = {0};
@@ -642,6 +593,7 @@ static void test_oom(void **state)
             loom_relpos_free(rp);
             assert_int_equal(c.live_blocks, 0);
             assert_int_equal(c.live_bytes, 0);
+            assert_int_equal(c.size_mismatches, 0);
             if (done)
                 break;
         }
@@ -649,8 +601,8 @@ static void test_oom(void **state)
     }
     /* from_index with the doc's allocator failing */
     for (long k = 1;; k++) {
-        counting c;
-        loom_allocator a = counting_alloc(&c);
+        test_alloc c;
+        loom_allocator a = test_alloc_init(&c);
         loom_doc_options o;
         loom_doc_options_init(&o);
         o.alloc = &a;

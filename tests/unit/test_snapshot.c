@@ -14,7 +14,7 @@
  *    equalSnapshots, with expected bytes recorded from yjs;
  *  - hostile input for loom_snapshot_decode (every truncation, random bytes,
  *    huge counts): an error with an offset inside the input, no crash, no
- *    leak (a counting allocator checks every byte comes back), and the
+ *    leak (a test_alloc allocator checks every byte comes back), and the
  *    out-param untouched on failure; allocation failures everywhere.
  */
 #include <dirent.h>
@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "loom/loom.h"
+#include "testalloc.h"
 #include "tjson.h"
 
 #ifndef LOOM_VECTORS_DIR
@@ -37,59 +38,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* A counting allocator that can fail the Nth allocation (fail_at, 1-based;
- * 0 never fails). Every byte handed out must come back. */
-typedef struct counting {
-    long live_blocks;
-    long long live_bytes;
-    long calls;
-    long fail_at;
-} counting;
-
-static void *c_malloc(void *ud, size_t n)
-{
-    counting *c = ud;
-    c->calls++;
-    if (c->fail_at && c->calls == c->fail_at)
-        return NULL;
-    void *p = malloc(n ? n : 1);
-    if (p) {
-        c->live_blocks++;
-        c->live_bytes += (long long)n;
-    }
-    return p;
-}
-
-static void *c_realloc(void *ud, void *p, size_t old_n, size_t new_n)
-{
-    counting *c = ud;
-    if (!p)
-        return c_malloc(ud, new_n);
-    c->calls++;
-    if (c->fail_at && c->calls == c->fail_at)
-        return NULL;
-    void *q = realloc(p, new_n ? new_n : 1);
-    if (q)
-        c->live_bytes += (long long)new_n - (long long)old_n;
-    return q;
-}
-
-static void c_free(void *ud, void *p, size_t n)
-{
-    counting *c = ud;
-    if (!p)
-        return;
-    c->live_blocks--;
-    c->live_bytes -= (long long)n;
-    free(p);
-}
-
-static loom_allocator counting_alloc(counting *c)
-{
-    memset(c, 0, sizeof(*c));
-    loom_allocator a = {c_malloc, c_realloc, c_free, c};
-    return a;
-}
 
 static uint8_t *unhex(const char *h, size_t *len)
 {
@@ -494,8 +442,8 @@ static void restore_oom_run(bool fail_restored_doc)
 {
     const restore_fact *f = &restore_facts[4];
     for (long k = 1;; k++) {
-        counting ca, cb;
-        loom_allocator a = counting_alloc(&ca), b = counting_alloc(&cb);
+        test_alloc ca, cb;
+        loom_allocator a = test_alloc_init(&ca), b = test_alloc_init(&cb);
         loom_doc_options o;
         loom_doc_options_init(&o);
         o.gc = 0;
@@ -507,7 +455,7 @@ static void restore_oom_run(bool fail_restored_doc)
         uint8_t *p = unhex(f->origin, &n);
         assert_int_equal(loom_doc_apply_update(origin, p, n, NULL, NULL), 0);
         free(p);
-        counting *c = fail_restored_doc ? &cb : &ca;
+        test_alloc *c = fail_restored_doc ? &cb : &ca;
         c->fail_at = c->calls + k;
         o.alloc = &b;
         loom_snapshot *s = NULL, *s2 = NULL;
@@ -541,8 +489,10 @@ static void restore_oom_run(bool fail_restored_doc)
         loom_doc_free(origin);
         assert_int_equal(ca.live_blocks, 0);
         assert_int_equal(ca.live_bytes, 0);
+        assert_int_equal(ca.size_mismatches, 0);
         assert_int_equal(cb.live_blocks, 0);
         assert_int_equal(cb.live_bytes, 0);
+        assert_int_equal(cb.size_mismatches, 0);
         if (done)
             break;
     }
@@ -649,11 +599,11 @@ static void test_equal(void **state)
 
 /* ---- hostile input --------------------------------------------------------- */
 
-/* Decodes with a counting allocator; checks the error contract. Returns rc. */
+/* Decodes with a test_alloc allocator; checks the error contract. Returns rc. */
 static int decode_checked(const uint8_t *p, size_t n)
 {
-    counting c;
-    loom_allocator a = counting_alloc(&c);
+    test_alloc c;
+    loom_allocator a = test_alloc_init(&c);
     loom_snapshot *s = (loom_snapshot *)&c; /* sentinel */
     loom_snapshot *const sentinel = s;
     loom_error err;
@@ -677,6 +627,7 @@ static int decode_checked(const uint8_t *p, size_t n)
     }
     assert_int_equal(c.live_blocks, 0);
     assert_int_equal(c.live_bytes, 0);
+    assert_int_equal(c.size_mismatches, 0);
     return rc;
 }
 
@@ -772,8 +723,8 @@ static void test_decode_limits(void **state)
     size_t n;
     uint8_t *p = unhex("020201000201010001010105", &n);
     for (long k = 1; k < 100; k++) {
-        counting c;
-        loom_allocator a = counting_alloc(&c);
+        test_alloc c;
+        loom_allocator a = test_alloc_init(&c);
         c.fail_at = k;
         loom_error err;
         int rc = loom_snapshot_decode(&a, p, n, &s, &err);
