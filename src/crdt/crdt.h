@@ -395,7 +395,6 @@ int loom__encode_state(const loom_doc *d,
  * client order), as the update event and encodeStateAsUpdate do. */
 int loom__write_structs_from(const loom_doc *d,
                              const loom__sv *from,
-                             bool only_listed,
                              loom_buf *out);
 int loom__doc_sv(const loom_doc *d, loom__sv *out);
 

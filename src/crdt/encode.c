@@ -49,10 +49,8 @@ static int cmp_sv_desc(const void *a, const void *b)
 
 int loom__write_structs_from(const loom_doc *d,
                              const loom__sv *from,
-                             bool only_listed,
                              loom_buf *out)
 {
-    (void)only_listed;
     loom__sv_entry *e =
         loom__malloc(d->a, (from->n ? from->n : 1) * sizeof(*e));
     if (!e)
@@ -104,7 +102,7 @@ int loom__encode_state(const loom_doc *d, const loom__sv *target, loom_buf *out)
             rc = loom__sv_set(&sm, c->client, tclock);
     }
     if (!rc)
-        rc = loom__write_structs_from(d, &sm, true, out);
+        rc = loom__write_structs_from(d, &sm, out);
     loom__sv_free(&sm);
     if (rc)
         return rc;

@@ -304,7 +304,7 @@ static void emit_update(loom_doc *d, loom_txn *t)
     loom_buf out = {0};
     loom__buf_init(&out, d->a);
     if (!rc)
-        rc = loom__write_structs_from(d, &from, true, &out);
+        rc = loom__write_structs_from(d, &from, &out);
     if (!rc)
         rc = loom__ds_write(&out, &t->ds);
     loom__sv_free(&from);

@@ -802,17 +802,10 @@ int loom_array_get(const loom_type *arr,
         loom_any_free(all);
         return rc;
     }
-    loom_any *v = all->u.arr.v[off];
+    /* take the element out; freeing skips the hole */
+    *value = all->u.arr.v[off];
     all->u.arr.v[off] = NULL;
-    loom_any *nul = NULL;
-    rc = loom_any_new_null(arr->doc->a, &nul);
-    all->u.arr.v[off] = nul; /* keep the array well formed for freeing */
     loom_any_free(all);
-    if (rc) {
-        loom_any_free(v);
-        return rc;
-    }
-    *value = v;
     return LOOM_OK;
 }
 
@@ -841,18 +834,11 @@ int loom_array_slice(const loom_type *arr,
         loom_any_free(all);
         return rc;
     }
+    /* move the elements over; freeing `all` skips the holes they leave */
     for (size_t i = start; i < end && i < all->u.arr.n && !rc; i++) {
         rc = loom_any_array_push(res, all->u.arr.v[i]);
         if (!rc)
             all->u.arr.v[i] = NULL;
-    }
-    /* moved elements were set to NULL; fill the holes before freeing */
-    for (size_t i = 0; i < all->u.arr.n; i++) {
-        if (!all->u.arr.v[i] &&
-            loom_any_new_null(arr->doc->a, &all->u.arr.v[i])) {
-            all->u.arr.n = i; /* the rest leak-free: stop at the hole */
-            break;
-        }
     }
     loom_any_free(all);
     if (rc) {
