@@ -41,7 +41,8 @@ done
 packages=(
     build-essential cmake pkg-config
     clang libclang-rt-14-dev
-    libcmocka-dev libjansson-dev zlib1g-dev libsqlite3-dev
+    libcmocka-dev libjansson-dev zlib1g-dev libsqlite3-dev libsodium-dev
+    libwebsockets-dev
     valgrind xxd
     nodejs npm
     clang-format clang-tidy cppcheck shellcheck

@@ -35,6 +35,10 @@ extern "C" {
 #define LOOM_ESTATE       (-7) /* not allowed in the object's current state */
 #define LOOM_ENOTFOUND    (-8) /* no such key, root, client or item */
 #define LOOM_EUNSUPPORTED (-9) /* valid input that this version cannot handle */
+#define LOOM_EIO          (-10) /* the file system, the network or SQLite failed */
+#define LOOM_ECORRUPT     (-11) /* stored data is damaged or not loom's */
+#define LOOM_EAUTH        (-12) /* wrong key or passphrase, or forged data */
+#define LOOM_EBUSY        (-13) /* a lock was held past the timeout */
 
 /* A static English description of an error code; never NULL. */
 const char *loom_strerror(int code);

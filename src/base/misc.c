@@ -36,6 +36,14 @@ const char *loom_strerror(int code)
         return "not found";
     case LOOM_EUNSUPPORTED:
         return "unsupported";
+    case LOOM_EIO:
+        return "I/O error";
+    case LOOM_ECORRUPT:
+        return "stored data is corrupt";
+    case LOOM_EAUTH:
+        return "authentication failed";
+    case LOOM_EBUSY:
+        return "busy";
     default:
         return "unknown error";
     }

@@ -1,0 +1,171 @@
+/*
+ * loom/store.h: the durable document store. Many documents, by name, in one
+ * SQLite database file: each document is a log of Yjs v1 updates, appended
+ * durably (an append that returned is on disk), merged into one update by
+ * compaction, with small per-document metadata and optional encryption at
+ * rest. What y-indexeddb and y-leveldb are to Yjs.
+ *
+ * A store is used by one thread at a time; several processes may open the
+ * same file at once (SQLite WAL mode; writers wait up to the busy timeout).
+ * Updates are untrusted bytes: they are validated whole before anything is
+ * written, and a bad one fails with LOOM_EMALFORMED and nothing stored.
+ *
+ * Errors beyond the common ones: LOOM_EIO (the file system or SQLite failed),
+ * LOOM_ECORRUPT (the database file is damaged or not a loom store),
+ * LOOM_EAUTH (wrong or missing passphrase, or a sealed record failed its
+ * authentication), LOOM_EBUSY (another process held the lock past the busy
+ * timeout), LOOM_EUNSUPPORTED (a file written by a newer schema). `err`
+ * (optional) receives the code and a message naming the cause.
+ */
+#ifndef LOOM_STORE_H
+#define LOOM_STORE_H
+
+#include "common.h"
+#include "doc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct loom_store loom_store;
+
+/* Options of loom_store_open(). Start from loom_store_options_init(). */
+typedef struct loom_store_options {
+    const loom_allocator *alloc; /* NULL: libc */
+    /* Create the file when it does not exist (default 1). */
+    int create;
+    /* Encryption at rest. When the file is new and `passphrase` is not
+     * NULL, the store is created encrypted; an encrypted store must be
+     * opened with the same passphrase (LOOM_EAUTH otherwise), and a plain
+     * store refuses a passphrase (LOOM_EINVAL). Bytes, not a C string. */
+    const uint8_t *passphrase;
+    size_t passphrase_len;
+    /* Argon2id cost for a new encrypted store (recorded in the file; an
+     * existing store uses its own). 0: libsodium's "moderate" limits. */
+    unsigned long long kdf_opslimit;
+    size_t kdf_memlimit;
+    /* Milliseconds to wait for another process's lock (default 5000). */
+    int busy_timeout_ms;
+    /* Automatic compaction after an append, when a document's log holds
+     * more than this many updates or bytes (defaults 1000 and 4 MiB; 0
+     * disables that bound). */
+    uint64_t compact_max_updates;
+    uint64_t compact_max_bytes;
+} loom_store_options;
+
+void loom_store_options_init(loom_store_options *o);
+
+/* Opens (or creates) the store in file `path`. Free with loom_store_close. */
+int loom_store_open(const char *path,
+                    const loom_store_options *opts,
+                    loom_store **out,
+                    loom_error *err);
+/* Closes the store; NULL is a no-op. */
+void loom_store_close(loom_store *s);
+
+/* Whether the store is encrypted at rest. */
+int loom_store_is_encrypted(const loom_store *s);
+
+/* Calls `fn` once per document name, in byte order, until it returns
+ * non-zero (that value is returned). Names are valid during the call. */
+int loom_store_list(loom_store *s,
+                    int (*fn)(void *ud, const char *name, size_t len),
+                    void *ud,
+                    loom_error *err);
+
+/* Whether document `name` exists: 1 yes, 0 no, or a negative error. */
+int loom_store_exists(loom_store *s, const char *name, loom_error *err);
+
+/* Appends one update to document `name` (created on its first append),
+ * durably. The update is validated first. May compact (see options). */
+int loom_store_append(loom_store *s,
+                      const char *name,
+                      const uint8_t *update,
+                      size_t len,
+                      loom_error *err);
+
+/* Appends n updates in one durable transaction: all or none. */
+int loom_store_append_many(loom_store *s,
+                           const char *name,
+                           const uint8_t *const *updates,
+                           const size_t *lens,
+                           size_t n,
+                           loom_error *err);
+
+/* The whole document as one v1 update (the merge of its log), allocated
+ * with the store's allocator. LOOM_ENOTFOUND when there is no such
+ * document. */
+int loom_store_encode(loom_store *s,
+                      const char *name,
+                      loom_buf *out,
+                      loom_error *err);
+
+/* Applies the whole document to `doc` (usually a new, empty one). */
+int loom_store_load(loom_store *s,
+                    const char *name,
+                    loom_doc *doc,
+                    loom_error *err);
+
+/* The document's state vector, kept beside the log so that no update is
+ * read or merged for it. */
+int loom_store_state_vector(loom_store *s,
+                            const char *name,
+                            loom_buf *out,
+                            loom_error *err);
+
+/* What a peer with state vector `sv` lacks (diffUpdate of the document). */
+int loom_store_diff(loom_store *s,
+                    const char *name,
+                    const uint8_t *sv,
+                    size_t sv_len,
+                    loom_buf *out,
+                    loom_error *err);
+
+/* Statistics of one document's log. */
+typedef struct loom_store_doc_info {
+    uint64_t updates; /* rows in the log */
+    uint64_t bytes;   /* update bytes in the log (before sealing) */
+} loom_store_doc_info;
+
+int loom_store_info(loom_store *s,
+                    const char *name,
+                    loom_store_doc_info *out,
+                    loom_error *err);
+
+/* Merges the document's log into one update, in one SQLite transaction:
+ * a crash leaves the old log or the new one. The merge runs outside the
+ * write lock, so appends wait only for the final swap. */
+int loom_store_compact(loom_store *s, const char *name, loom_error *err);
+
+/* Deletes the document, its log and its metadata. */
+int loom_store_delete(loom_store *s, const char *name, loom_error *err);
+
+/* Per-document metadata: small values by key. Setting a key on a missing
+ * document is LOOM_ENOTFOUND. `value` NULL with len 0 in meta_set deletes
+ * the key. */
+int loom_store_meta_get(loom_store *s,
+                        const char *name,
+                        const char *key,
+                        loom_buf *out,
+                        loom_error *err);
+int loom_store_meta_set(loom_store *s,
+                        const char *name,
+                        const char *key,
+                        const uint8_t *value,
+                        size_t len,
+                        loom_error *err);
+/* Calls `fn` per key of the document, in byte order, until it returns
+ * non-zero (that value is returned). */
+int loom_store_meta_list(loom_store *s,
+                         const char *name,
+                         int (*fn)(void *ud,
+                                   const char *key,
+                                   const uint8_t *value,
+                                   size_t len),
+                         void *ud,
+                         loom_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
