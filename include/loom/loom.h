@@ -8,6 +8,7 @@
 #include "any.h"
 #include "common.h"
 #include "doc.h"
+#include "proto.h"
 #include "store.h"
 #include "update.h"
 
