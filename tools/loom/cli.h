@@ -36,6 +36,12 @@ void cli_update_help(void);
 int cli_bench_main(int argc, char **argv);
 void cli_bench_help(void);
 
+/* `loom serve` (cmd_serve.c) and `loom token` (cmd_token.c). */
+int cli_serve_main(int argc, char **argv);
+void cli_serve_help(void);
+int cli_token_main(int argc, char **argv);
+void cli_token_help(void);
+
 /* A whole input file in memory. */
 typedef struct cli_input {
     const char *path; /* as given on the command line ("-" is stdin) */

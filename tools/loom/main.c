@@ -4,9 +4,10 @@
  * through a table of subcommands, and holds the helpers they share (reading
  * inputs, writing output, error messages; see cli.h).
  *
- * Today: `loom update ...` (encoded Yjs v1 updates and state vectors) and
- * `loom bench ...` (performance workloads, cmd_bench.c).
- * `loom serve`, `loom store ...` and `loom db ...` join the table as their
+ * Today: `loom update ...` (encoded Yjs v1 updates and state vectors),
+ * `loom bench ...` (performance workloads, cmd_bench.c), `loom serve` (the
+ * sync server, cmd_serve.c) and `loom token` (its access tokens,
+ * cmd_token.c). `loom store ...` and `loom db ...` join the table as their
  * layers land (DESIGN.md).
  */
 #include "cli.h"
@@ -27,6 +28,10 @@ static const cli_command commands[] = {
      "decode, merge and diff Yjs v1 updates and state vectors"},
     {"bench", cli_bench_main, cli_bench_help,
      "measure libloom on editing traces and synthetic workloads"},
+    {"serve", cli_serve_main, cli_serve_help,
+     "run the y-websocket-compatible sync server"},
+    {"token", cli_token_main, cli_token_help,
+     "issue an access token for `loom serve --auth-secret`"},
     {"help", cmd_help, help_help, "show help for loom or one of its commands"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

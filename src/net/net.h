@@ -1,0 +1,169 @@
+/*
+ * net.h: what the files of the server (src/net) share: the server, room and
+ * connection records, the reference-counted send buffers that one broadcast
+ * shares between every queue, and the functions of each file. Internal:
+ * the API is loom/server.h.
+ *
+ * Ownership: the server owns rooms and connections; a room lists its
+ * connections; a connection points to its room (NULL before it joins).
+ * libwebsockets owns the wsi and a small per-session record (net_pss) that
+ * points to our connection.
+ */
+#ifndef LOOM_NET_H
+#define LOOM_NET_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+#include <libwebsockets.h>
+
+#include "base/base.h"
+#include "loom/proto.h"
+#include "loom/server.h"
+#include "loom/store.h"
+
+#define NET_ROOM_BUCKETS 1024
+#define NET_URI_MAX      2048
+
+/* Bytes to send, shared by every queue holding them; LWS_PRE bytes of
+ * headroom precede the payload, as lws_write needs. */
+typedef struct net_sbuf {
+    size_t refs;
+    size_t len; /* payload bytes */
+    uint8_t data[];
+} net_sbuf;
+
+typedef struct net_qnode {
+    struct net_qnode *next;
+    net_sbuf *b;
+} net_qnode;
+
+typedef struct net_room net_room;
+typedef struct net_conn net_conn;
+
+struct net_conn {
+    loom_server *srv;
+    struct lws *wsi;
+    net_room *room;
+    net_conn *prev, *next;         /* in the room */
+    net_conn *all_prev, *all_next; /* in the server */
+    bool readonly;
+    bool dead;    /* being closed: nothing more is queued or read */
+    bool closing; /* shutdown: close once the queue is sent */
+    uint8_t *rx;  /* the message being assembled from fragments */
+    size_t rx_len, rx_cap;
+    net_qnode *qh, *qt;
+    size_t q_bytes;
+    uint64_t *ids; /* awareness clients this connection announced */
+    size_t n_ids, cap_ids;
+    char peer[64];
+};
+
+struct net_room {
+    loom_server *srv;
+    char *name; /* NUL-terminated */
+    size_t name_len;
+    loom_doc *doc;
+    loom_awareness *aw;
+    net_conn *conns;
+    size_t n_conns;
+    uint64_t empty_since_ms;
+    net_room *hnext;      /* bucket chain */
+    net_room *prev, *next; /* every room */
+    net_conn *sender; /* whose message is being applied */
+    bool echo_sender; /* the update may hold what the sender lacks */
+};
+
+/* HTTP responses built in memory (healthz, metrics, errors). */
+typedef struct net_pss {
+    net_conn *c;
+    uint8_t *body; /* LWS_PRE + body_len bytes */
+    size_t body_len;
+} net_pss;
+
+#define NET_HIST_BUCKETS 10
+
+struct loom_server {
+    const loom_allocator *a;
+    char *host, *data_dir, *web_dir;
+    uint8_t *secret;
+    size_t secret_len;
+    size_t max_message, max_queue;
+    unsigned max_conns, ping_secs, hangup_secs, unload_secs;
+    unsigned awareness_timeout_ms;
+    loom_log_fn log;
+    void *log_ud;
+    loom_log_level log_level;
+
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    struct lws_protocols protocols[2];
+    lws_retry_bo_t retry;
+    lws_sorted_usec_list_t sul;
+    int port;
+
+    loom_store *store;
+    net_room *buckets[NET_ROOM_BUCKETS];
+    net_room *rooms;
+    size_t n_rooms;
+    net_conn *conns;
+    size_t n_conns;
+
+    volatile sig_atomic_t stop_requested;
+    bool stopping;
+    bool done;
+    bool destroying; /* the context is going: send nothing */
+    uint64_t stop_deadline_ms;
+    uint64_t last_expire_ms;
+
+    /* metrics */
+    uint64_t m_conns_total, m_conns_rejected, m_conns_dropped;
+    uint64_t m_msgs_in, m_msgs_out, m_bytes_in, m_bytes_out;
+    uint64_t m_updates_applied, m_updates_refused, m_awareness_applied;
+    uint64_t m_rooms_loaded, m_rooms_unloaded;
+    uint64_t m_store_appends, m_store_errors;
+    double m_store_seconds;
+    uint64_t m_store_hist[NET_HIST_BUCKETS]; /* cumulative at render */
+};
+
+/* server.c */
+uint64_t loom__net_now_ms(void);
+void loom__net_log(loom_server *s, loom_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* room.c: rooms and the protocol on top of connections */
+int loom__net_room_join(loom_server *s, net_conn *c, const char *name);
+void loom__net_room_leave(net_conn *c);
+/* Handles one whole message; returns 0, or a close status with `why` set
+ * (a static string) when the connection must be closed. */
+int loom__net_room_message(net_conn *c,
+                           const uint8_t *p,
+                           size_t n,
+                           const char **why);
+void loom__net_rooms_tick(loom_server *s, uint64_t now_ms);
+void loom__net_rooms_free(loom_server *s);
+/* Queues a copy of bytes / a shared buffer on a connection; false when the
+ * connection went over its queue bound (it is then being dropped). */
+bool loom__net_send(net_conn *c, net_sbuf *b);
+net_sbuf *loom__net_sbuf(loom_server *s, const uint8_t *p, size_t n);
+void loom__net_sbuf_unref(loom_server *s, net_sbuf *b);
+/* Marks a connection dead, frees its queue and has lws close it soon. */
+void loom__net_drop(net_conn *c, enum lws_close_status status, const char *why);
+
+/* http.c */
+int loom__net_http(loom_server *s, struct lws *wsi, net_pss *pss, const char *uri);
+int loom__net_http_writeable(loom_server *s, struct lws *wsi, net_pss *pss);
+void loom__net_http_done(loom_server *s, net_pss *pss);
+/* Builds a response with a body in pss and asks for a writable callback. */
+int loom__net_http_reply(loom_server *s,
+                         struct lws *wsi,
+                         net_pss *pss,
+                         unsigned status,
+                         const char *type,
+                         const uint8_t *body,
+                         size_t len);
+
+#endif

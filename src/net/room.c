@@ -1,0 +1,639 @@
+/*
+ * room.c: rooms of the server and the y-websocket protocol spoken in them.
+ * A room is one document and one awareness, named by the URL path; it is
+ * loaded from the store when its first connection arrives and unloaded
+ * when it has been empty for a while (only with a store: without one the
+ * memory is the only copy). This file decides what every message does:
+ *
+ *  - sync step 1: reply with step 2;
+ *  - sync step 2 / update: validate, append to the store (durable), apply,
+ *    then relay what changed. An update is relayed to every other
+ *    connection of the room, not echoed to its sender, except when the
+ *    document held pending structs before: then the change may carry
+ *    structs the sender does not have, so it gets it too;
+ *  - awareness: apply, remember which clients the connection speaks for,
+ *    relay the accepted entries to everyone (the sender too, as the
+ *    reference server does; a lone client's only traffic is that echo);
+ *  - query awareness: answer with every known state;
+ *  - auth: ignored (only servers send it).
+ * A malformed message closes its connection and changes nothing.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "loom/update.h"
+#include "net.h"
+
+/* ---- send buffers and queues ------------------------------------------ */
+
+net_sbuf *loom__net_sbuf(loom_server *s, const uint8_t *p, size_t n)
+{
+    net_sbuf *b = loom__malloc(s->a, sizeof(*b) + LWS_PRE + n);
+    if (!b) {
+        return NULL;
+    }
+    b->refs = 1;
+    b->len = n;
+    memcpy(b->data + LWS_PRE, p, n);
+    return b;
+}
+
+void loom__net_sbuf_unref(loom_server *s, net_sbuf *b)
+{
+    if (b && --b->refs == 0) {
+        loom__free(s->a, b, sizeof(*b) + LWS_PRE + b->len);
+    }
+}
+
+static void free_queue(net_conn *c)
+{
+    net_qnode *q = c->qh;
+    while (q) {
+        net_qnode *next = q->next;
+        loom__net_sbuf_unref(c->srv, q->b);
+        loom__free(c->srv->a, q, sizeof(*q));
+        q = next;
+    }
+    c->qh = c->qt = NULL;
+    c->q_bytes = 0;
+}
+
+void loom__net_drop(net_conn *c, enum lws_close_status status, const char *why)
+{
+    if (c->dead) {
+        return;
+    }
+    c->dead = true;
+    free_queue(c);
+    c->srv->m_conns_dropped++;
+    lws_close_reason(c->wsi, status, (unsigned char *)why, strlen(why));
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+bool loom__net_send(net_conn *c, net_sbuf *b)
+{
+    loom_server *s = c->srv;
+    if (c->dead || s->destroying) {
+        return false;
+    }
+    /* An empty queue takes any message (a large first sync step 2 must get
+     * through); otherwise the bound holds. */
+    if (c->q_bytes && c->q_bytes + b->len > s->max_queue) {
+        loom__net_log(s, LOOM_LOG_WARN,
+                      "room %s: %s: send queue over %zu bytes (a client that "
+                      "does not read): closing",
+                      c->room ? c->room->name : "-", c->peer, s->max_queue);
+        loom__net_drop(c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                       "send queue full");
+        return false;
+    }
+    net_qnode *q = loom__malloc(s->a, sizeof(*q));
+    if (!q) {
+        loom__net_drop(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                       "out of memory");
+        return false;
+    }
+    q->next = NULL;
+    q->b = b;
+    b->refs++;
+    if (c->qt) {
+        c->qt->next = q;
+    } else {
+        c->qh = q;
+    }
+    c->qt = q;
+    c->q_bytes += b->len;
+    lws_callback_on_writable(c->wsi);
+    return true;
+}
+
+static void send_bytes(net_conn *c, const uint8_t *p, size_t n)
+{
+    net_sbuf *b = loom__net_sbuf(c->srv, p, n);
+    if (!b) {
+        loom__net_drop(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                       "out of memory");
+        return;
+    }
+    (void)loom__net_send(c, b);
+    loom__net_sbuf_unref(c->srv, b);
+}
+
+/* Sends to every live connection of the room but `skip`. */
+static void broadcast(net_room *r, const loom_buf *msg, net_conn *skip)
+{
+    net_sbuf *b = loom__net_sbuf(r->srv, msg->data, msg->len);
+    if (!b) {
+        loom__net_log(r->srv, LOOM_LOG_ERROR, "room %s: out of memory",
+                      r->name);
+        return;
+    }
+    for (net_conn *c = r->conns; c; c = c->next) {
+        if (c != skip) {
+            (void)loom__net_send(c, b);
+        }
+    }
+    loom__net_sbuf_unref(r->srv, b);
+}
+
+/* ---- rooms ---------------------------------------------------------------- */
+
+static size_t bucket_of(const char *name, size_t len)
+{
+    return (size_t)(loom__hash_bytes(name, len) % NET_ROOM_BUCKETS);
+}
+
+static void on_doc_update(void *ud,
+                          loom_doc *doc,
+                          const uint8_t *update,
+                          size_t len,
+                          const loom_txn *txn)
+{
+    (void)doc;
+    (void)txn;
+    net_room *r = ud;
+    loom_buf msg = {0};
+    loom__buf_init(&msg, r->srv->a);
+    if (loom_msg_write_sync(&msg, LOOM_SYNC_UPDATE, update, len)) {
+        loom__net_log(r->srv, LOOM_LOG_ERROR, "room %s: out of memory",
+                      r->name);
+        return;
+    }
+    broadcast(r, &msg, r->echo_sender ? NULL : r->sender);
+    loom_buf_free(&msg);
+}
+
+static void room_free(loom_server *s, net_room *r)
+{
+    loom_awareness_free(r->aw);
+    loom_doc_free(r->doc);
+    loom__free(s->a, r->name, r->name_len + 1);
+    loom__free(s->a, r, sizeof(*r));
+}
+
+static int room_load(loom_server *s, const char *name, net_room **out)
+{
+    net_room *r = loom__calloc(s->a, sizeof(*r));
+    if (!r) {
+        return LOOM_ENOMEM;
+    }
+    r->srv = s;
+    r->name_len = strlen(name);
+    r->name = loom__strndup(s->a, name, r->name_len);
+    loom_doc_options o;
+    loom_doc_options_init(&o);
+    o.alloc = s->a;
+    int rc = r->name ? loom_doc_new(&o, &r->doc) : LOOM_ENOMEM;
+    uint64_t now = loom__net_now_ms();
+    if (!rc) {
+        rc = loom_awareness_new(s->a, loom_doc_client_id(r->doc), now, &r->aw);
+    }
+    if (!rc) {
+        /* as the reference server: its own awareness state is null */
+        rc = loom_awareness_set_local(r->aw, NULL, 0, now);
+    }
+    if (!rc && s->store) {
+        loom_error err;
+        memset(&err, 0, sizeof(err));
+        rc = loom_store_load(s->store, r->name, r->doc, &err);
+        if (rc == LOOM_ENOTFOUND) {
+            rc = LOOM_OK;
+        } else if (rc) {
+            loom__net_log(s, LOOM_LOG_ERROR, "room %s: loading failed: %s",
+                          r->name, err.message);
+        }
+    }
+    uint32_t sub;
+    if (!rc) {
+        rc = loom_doc_on_update(r->doc, on_doc_update, r, &sub);
+    }
+    if (rc) {
+        if (r->name) {
+            room_free(s, r);
+        } else {
+            loom__free(s->a, r, sizeof(*r));
+        }
+        return rc;
+    }
+    size_t bk = bucket_of(r->name, r->name_len);
+    r->hnext = s->buckets[bk];
+    s->buckets[bk] = r;
+    r->next = s->rooms;
+    if (s->rooms) {
+        s->rooms->prev = r;
+    }
+    s->rooms = r;
+    s->n_rooms++;
+    s->m_rooms_loaded++;
+    *out = r;
+    return LOOM_OK;
+}
+
+static net_room *room_find(loom_server *s, const char *name)
+{
+    size_t len = strlen(name);
+    for (net_room *r = s->buckets[bucket_of(name, len)]; r; r = r->hnext) {
+        if (r->name_len == len && memcmp(r->name, name, len) == 0) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static void room_unload(loom_server *s, net_room *r)
+{
+    net_room **pp = &s->buckets[bucket_of(r->name, r->name_len)];
+    while (*pp != r) {
+        pp = &(*pp)->hnext;
+    }
+    *pp = r->hnext;
+    if (r->prev) {
+        r->prev->next = r->next;
+    } else {
+        s->rooms = r->next;
+    }
+    if (r->next) {
+        r->next->prev = r->prev;
+    }
+    s->n_rooms--;
+    s->m_rooms_unloaded++;
+    room_free(s, r);
+}
+
+int loom__net_room_join(loom_server *s, net_conn *c, const char *name)
+{
+    net_room *r = room_find(s, name);
+    if (!r) {
+        int rc = room_load(s, name, &r);
+        if (rc) {
+            return rc;
+        }
+        loom__net_log(s, LOOM_LOG_DEBUG, "room %s: loaded", r->name);
+    }
+    c->room = r;
+    c->next = r->conns;
+    c->prev = NULL;
+    if (r->conns) {
+        r->conns->prev = c;
+    }
+    r->conns = c;
+    r->n_conns++;
+    /* on connect: our sync step 1, then every known awareness state */
+    loom_buf msg = {0}, aw = {0};
+    loom__buf_init(&msg, s->a);
+    loom__buf_init(&aw, s->a);
+    int rc = loom_msg_write_sync_step1(&msg, r->doc);
+    if (!rc) {
+        send_bytes(c, msg.data, msg.len);
+        msg.len = 0;
+        rc = loom_awareness_encode_all(r->aw, &aw);
+        if (rc == LOOM_ENOTFOUND) {
+            rc = LOOM_OK;
+        } else if (!rc) {
+            rc = loom_msg_write_awareness(&msg, aw.data, aw.len);
+            if (!rc) {
+                send_bytes(c, msg.data, msg.len);
+            }
+        }
+    }
+    loom_buf_free(&msg);
+    loom_buf_free(&aw);
+    return rc;
+}
+
+/* Collects the clients an awareness change touched, and keeps the list of
+ * clients a connection speaks for. */
+typedef struct aw_ctx {
+    loom_server *srv;
+    net_conn *conn; /* NULL: not from a connection */
+    uint64_t *ids;
+    size_t n, cap;
+    bool oom;
+} aw_ctx;
+
+static void conn_ids_remove(net_conn *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->n_ids; i++) {
+        if (c->ids[i] == id) {
+            c->ids[i] = c->ids[--c->n_ids];
+            return;
+        }
+    }
+}
+
+static void conn_ids_add(net_conn *c, uint64_t id, bool *oom)
+{
+    for (size_t i = 0; i < c->n_ids; i++) {
+        if (c->ids[i] == id) {
+            return;
+        }
+    }
+    if (loom__vec_reserve(c->srv->a, (void **)&c->ids, &c->cap_ids,
+                          c->n_ids + 1, sizeof(*c->ids))) {
+        *oom = true;
+        return;
+    }
+    c->ids[c->n_ids++] = id;
+}
+
+static void on_aw_change(void *ud, uint64_t client, loom_awareness_change what)
+{
+    aw_ctx *x = ud;
+    if (loom__vec_reserve(x->srv->a, (void **)&x->ids, &x->cap, x->n + 1,
+                          sizeof(*x->ids))) {
+        x->oom = true;
+    } else {
+        x->ids[x->n++] = client;
+    }
+    if (x->conn) {
+        if (what == LOOM_AWARENESS_REMOVED) {
+            conn_ids_remove(x->conn, client);
+        } else {
+            conn_ids_add(x->conn, client, &x->oom);
+        }
+    }
+}
+
+/* Relays the entries of `x` to the room (everyone). */
+static void relay_awareness(net_room *r, aw_ctx *x)
+{
+    if (x->oom) {
+        loom__net_log(r->srv, LOOM_LOG_ERROR,
+                      "room %s: out of memory relaying awareness", r->name);
+    }
+    if (x->n == 0) {
+        return;
+    }
+    loom_buf u = {0}, msg = {0};
+    loom__buf_init(&u, r->srv->a);
+    loom__buf_init(&msg, r->srv->a);
+    if (!loom_awareness_encode(r->aw, x->ids, x->n, &u) &&
+        !loom_msg_write_awareness(&msg, u.data, u.len)) {
+        broadcast(r, &msg, NULL);
+    }
+    loom_buf_free(&u);
+    loom_buf_free(&msg);
+}
+
+static void aw_ctx_free(aw_ctx *x)
+{
+    loom__free(x->srv->a, x->ids, x->cap * sizeof(*x->ids));
+}
+
+void loom__net_room_leave(net_conn *c)
+{
+    net_room *r = c->room;
+    if (!r) {
+        return;
+    }
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        r->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    c->room = NULL;
+    r->n_conns--;
+    /* the states this connection announced go, and everyone hears it as
+     * (client, same clock, null) */
+    aw_ctx x = {c->srv, NULL, NULL, 0, 0, false};
+    uint64_t now = loom__net_now_ms();
+    (void)loom_awareness_remove(r->aw, c->ids, c->n_ids, now, on_aw_change,
+                                &x);
+    relay_awareness(r, &x);
+    aw_ctx_free(&x);
+    loom__free(c->srv->a, c->ids, c->cap_ids * sizeof(*c->ids));
+    c->ids = NULL;
+    c->n_ids = c->cap_ids = 0;
+    if (r->n_conns == 0) {
+        r->empty_since_ms = now;
+    }
+}
+
+/* An update with no structs and an empty delete set: what a client that
+ * has nothing new sends as its sync step 2. */
+static bool empty_update(const uint8_t *p, size_t n)
+{
+    return n == 2 && p[0] == 0 && p[1] == 0;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    (void)clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) +
+           (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static const double hist_bounds[NET_HIST_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
+
+static int apply_update(net_conn *c,
+                        const uint8_t *p,
+                        size_t n,
+                        const char **why)
+{
+    loom_server *s = c->srv;
+    net_room *r = c->room;
+    loom_error err;
+    memset(&err, 0, sizeof(err));
+    if (loom_update_validate(p, n, &err)) {
+        loom__net_log(s, LOOM_LOG_WARN,
+                      "room %s: %s: malformed update (byte %zu: %s): closing",
+                      r->name, c->peer, err.offset, err.message);
+        *why = "malformed update";
+        return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+    }
+    if (empty_update(p, n)) {
+        return 0;
+    }
+    /* durable before anyone else can see it */
+    if (s->store) {
+        struct timespec t0;
+        (void)clock_gettime(CLOCK_MONOTONIC, &t0);
+        int rc = loom_store_append(s->store, r->name, p, n, &err);
+        double dt = seconds_since(&t0);
+        s->m_store_appends++;
+        s->m_store_seconds += dt;
+        for (size_t i = 0; i < NET_HIST_BUCKETS; i++) {
+            if (dt <= hist_bounds[i]) {
+                s->m_store_hist[i]++;
+                break;
+            }
+        }
+        if (rc) {
+            s->m_store_errors++;
+            loom__net_log(s, LOOM_LOG_ERROR,
+                          "room %s: %s: store append failed (%s): update "
+                          "refused, closing",
+                          r->name, c->peer, err.message);
+            *why = "storage failure";
+            return LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
+        }
+    }
+    r->sender = c;
+    r->echo_sender = loom_doc_pending(r->doc) != 0;
+    int rc = loom_doc_apply_update(r->doc, p, n, c, &err);
+    r->sender = NULL;
+    r->echo_sender = false;
+    if (rc) {
+        loom__net_log(s, LOOM_LOG_WARN,
+                      "room %s: %s: update not applied (%s): closing", r->name,
+                      c->peer, err.message);
+        *why = "update not applied";
+        return rc == LOOM_EMALFORMED ? LWS_CLOSE_STATUS_INVALID_PAYLOAD
+                                     : LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
+    }
+    s->m_updates_applied++;
+    return 0;
+}
+
+static void refuse_readonly(net_conn *c)
+{
+    static const char reason[] = "read-only token: updates are not accepted";
+    loom_buf msg = {0};
+    loom__buf_init(&msg, c->srv->a);
+    c->srv->m_updates_refused++;
+    loom__net_log(c->srv, LOOM_LOG_INFO,
+                  "room %s: %s: update from a read-only connection refused",
+                  c->room->name, c->peer);
+    if (!loom_msg_write_auth_denied(&msg, reason, sizeof(reason) - 1)) {
+        send_bytes(c, msg.data, msg.len);
+    }
+    loom_buf_free(&msg);
+}
+
+static int on_sync(net_conn *c, const loom_msg *m, const char **why)
+{
+    net_room *r = c->room;
+    if (m->sync_type == LOOM_SYNC_STEP1) {
+        loom_buf reply = {0};
+        loom__buf_init(&reply, c->srv->a);
+        loom_error err;
+        memset(&err, 0, sizeof(err));
+        int rc = loom_sync_handle(r->doc, m, c, &reply, &err);
+        if (rc) {
+            loom__net_log(c->srv, LOOM_LOG_WARN,
+                          "room %s: %s: bad state vector in sync step 1 "
+                          "(byte %zu: %s): closing",
+                          r->name, c->peer, err.offset, err.message);
+            loom_buf_free(&reply);
+            *why = "malformed state vector";
+            return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+        }
+        send_bytes(c, reply.data, reply.len);
+        loom_buf_free(&reply);
+        return 0;
+    }
+    if (c->readonly) {
+        if (!empty_update(m->payload, m->payload_len)) {
+            refuse_readonly(c);
+        }
+        return 0;
+    }
+    return apply_update(c, m->payload, m->payload_len, why);
+}
+
+static int on_awareness(net_conn *c, const loom_msg *m, const char **why)
+{
+    net_room *r = c->room;
+    aw_ctx x = {c->srv, c, NULL, 0, 0, false};
+    loom_error err;
+    memset(&err, 0, sizeof(err));
+    int rc = loom_awareness_apply(r->aw, m->payload, m->payload_len,
+                                  loom__net_now_ms(), on_aw_change, &x, &err);
+    if (rc) {
+        aw_ctx_free(&x);
+        loom__net_log(c->srv, LOOM_LOG_WARN,
+                      "room %s: %s: malformed awareness update (byte %zu: "
+                      "%s): closing",
+                      r->name, c->peer, err.offset, err.message);
+        *why = "malformed awareness update";
+        return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+    }
+    c->srv->m_awareness_applied++;
+    relay_awareness(r, &x);
+    aw_ctx_free(&x);
+    return 0;
+}
+
+int loom__net_room_message(net_conn *c,
+                           const uint8_t *p,
+                           size_t n,
+                           const char **why)
+{
+    loom_msg m;
+    loom_error err;
+    memset(&err, 0, sizeof(err));
+    int rc = loom_msg_parse(p, n, &m, &err);
+    if (rc) {
+        loom__net_log(c->srv, LOOM_LOG_WARN,
+                      "room %s: %s: %s message (byte %zu: %s): closing",
+                      c->room->name, c->peer,
+                      rc == LOOM_EUNSUPPORTED ? "unsupported" : "malformed",
+                      err.offset, err.message);
+        *why = rc == LOOM_EUNSUPPORTED ? "unknown message type"
+                                       : "malformed message";
+        return rc == LOOM_EUNSUPPORTED ? LWS_CLOSE_STATUS_POLICY_VIOLATION
+                                       : LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+    }
+    switch (m.type) {
+    case LOOM_MSG_SYNC:
+        return on_sync(c, &m, why);
+    case LOOM_MSG_AWARENESS:
+        return on_awareness(c, &m, why);
+    case LOOM_MSG_QUERY_AWARENESS: {
+        loom_buf u = {0}, msg = {0};
+        loom__buf_init(&u, c->srv->a);
+        loom__buf_init(&msg, c->srv->a);
+        if (!loom_awareness_encode_all(c->room->aw, &u) &&
+            !loom_msg_write_awareness(&msg, u.data, u.len)) {
+            send_bytes(c, msg.data, msg.len);
+        }
+        loom_buf_free(&u);
+        loom_buf_free(&msg);
+        return 0;
+    }
+    case LOOM_MSG_AUTH:
+    default:
+        return 0; /* only servers send auth messages; ignored */
+    }
+}
+
+void loom__net_rooms_tick(loom_server *s, uint64_t now_ms)
+{
+    /* y-protocols checks awareness every outdatedTimeout / 10 */
+    bool expire = now_ms - s->last_expire_ms >= s->awareness_timeout_ms / 10;
+    if (expire) {
+        s->last_expire_ms = now_ms;
+    }
+    net_room *r = s->rooms;
+    while (r) {
+        net_room *next = r->next;
+        if (expire && r->n_conns) {
+            aw_ctx x = {s, NULL, NULL, 0, 0, false};
+            (void)loom_awareness_expire(r->aw, now_ms, s->awareness_timeout_ms,
+                                        on_aw_change, &x);
+            relay_awareness(r, &x);
+            aw_ctx_free(&x);
+        }
+        /* every accepted update is already in the store: unloading only
+         * frees memory. Without a store the room must stay. */
+        if (s->store && r->n_conns == 0 &&
+            now_ms - r->empty_since_ms >= (uint64_t)s->unload_secs * 1000) {
+            loom__net_log(s, LOOM_LOG_DEBUG, "room %s: unloaded (idle)",
+                          r->name);
+            room_unload(s, r);
+        }
+        r = next;
+    }
+}
+
+void loom__net_rooms_free(loom_server *s)
+{
+    while (s->rooms) {
+        room_unload(s, s->rooms);
+    }
+}

@@ -1,0 +1,81 @@
+// tests/net/sync.mjs: real y-websocket clients against `loom serve`
+// (in memory): clients in two rooms make random edits and converge, rooms
+// stay apart, a late joiner gets everything, awareness reaches the others
+// and is removed when its connection closes, query-awareness is answered,
+// /healthz and /metrics answer. Usage: node sync.mjs path/to/loom
+import { startServer, stopServer, client, json, check, done, until, sleep, raw } from './lib.mjs'
+
+process.setMaxListeners(100)
+const loom = process.argv[2]
+const srv = await startServer(loom)
+
+// ---- edits in two rooms -------------------------------------------------
+const rooms = ['alpha', 'beta/with/slashes']
+const clients = []
+for (const room of rooms) {
+  for (let i = 0; i < 4; i++) clients.push({ room, ...client(srv.url, room) })
+}
+await Promise.all(clients.map((c) => c.synced))
+check(true, 'every client synced')
+
+let seed = 12345
+const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+for (let round = 0; round < 40; round++) {
+  for (const c of clients) {
+    const t = c.doc.getText('text')
+    const op = rnd(3)
+    if (op === 0 || t.length === 0) t.insert(rnd(t.length + 1), `${c.room[0]}${round}`)
+    else if (op === 1) t.delete(rnd(t.length), Math.min(2, t.length))
+    else c.doc.getMap('map').set(`k${rnd(5)}`, { by: c.doc.clientID, round })
+  }
+  if (round % 10 === 0) await sleep(5)
+}
+for (const room of rooms) {
+  const cs = clients.filter((c) => c.room === room)
+  const ok = await until(() => cs.every((c) => json(c.doc) === json(cs[0].doc)), 15000)
+  check(ok, `room ${room}: ${cs.length} clients converge`)
+}
+const a0 = clients.find((c) => c.room === 'alpha')
+const b0 = clients.find((c) => c.room !== 'alpha')
+check(!a0.doc.getText('text').toString().includes('b') && !b0.doc.getText('text').toString().includes('a'),
+  'rooms do not leak into each other')
+
+// a late joiner gets the whole state
+const late = client(srv.url, 'alpha')
+await late.synced
+check(await until(() => json(late.doc) === json(a0.doc)), 'a late joiner gets the full state')
+
+// ---- awareness ------------------------------------------------------------
+const p1 = client(srv.url, 'presence')
+const p2 = client(srv.url, 'presence')
+await Promise.all([p1.synced, p2.synced])
+p1.awareness.setLocalStateField('user', { name: 'Ada' })
+check(await until(() => p2.awareness.getStates().get(p1.doc.clientID)?.user?.name === 'Ada'),
+  'awareness reaches the other client')
+// query-awareness from a raw socket is answered with all states
+const q = await raw(srv.url, 'presence')
+await until(() => q.messages.length >= 2)
+const before = q.messages.length
+q.ws.send(Buffer.from([3]))
+check(await until(() => q.messages.length > before && q.messages[q.messages.length - 1][0] === 1),
+  'query-awareness is answered with an awareness message')
+const last = q.messages[q.messages.length - 1]
+check(last.includes(Buffer.from('"Ada"')), 'the answer holds the known state')
+q.ws.close()
+// closing p1's connection removes its state at p2
+const p1id = p1.doc.clientID
+p1.provider.ws.close()  // simulate a dropped connection (no goodbye message)
+p1.provider.shouldConnect = false
+check(await until(() => !p2.awareness.getStates().has(p1id)), 'the state is removed when its connection closes')
+
+// ---- http ---------------------------------------------------------------------
+const h = await fetch(`${srv.http}/healthz`)
+check(h.status === 200 && (await h.text()).trim() === 'ok', '/healthz says ok')
+const m = await (await fetch(`${srv.http}/metrics`)).text()
+check(/^loom_connections \d+$/m.test(m) && /^loom_updates_applied_total [1-9]\d*$/m.test(m), '/metrics has connections and applied updates')
+
+for (const c of [...clients, late, p1, p2]) c.provider.destroy()
+const st = await stopServer(srv)
+check(st.code === 0, `SIGTERM: exit 0 (got ${st.code} ${st.sig})`)
+check(/stopping/.test(srv.log()) && /stopped/.test(srv.log()), 'the log says it stopped')
+done()
