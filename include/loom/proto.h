@@ -92,9 +92,7 @@ int loom_msg_write_sync_step2(loom_buf *out,
                               const uint8_t *sv,
                               size_t sv_len,
                               loom_error *err);
-int loom_msg_write_awareness(loom_buf *out,
-                             const uint8_t *update,
-                             size_t len);
+int loom_msg_write_awareness(loom_buf *out, const uint8_t *update, size_t len);
 /* [2, 0, reason]; `reason` must be UTF-8 (LOOM_EINVAL otherwise). */
 int loom_msg_write_auth_denied(loom_buf *out, const char *reason, size_t len);
 int loom_msg_write_query_awareness(loom_buf *out);

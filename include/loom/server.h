@@ -47,16 +47,16 @@ typedef struct loom_server_options {
     /* HS256 key; NULL: no authentication. Copied. */
     const uint8_t *auth_secret;
     size_t auth_secret_len;
-    size_t max_message;     /* bytes (default 16 MiB) */
-    unsigned max_conns;     /* WebSocket connections (default 10000) */
-    size_t max_queue;       /* queued bytes per connection (default 8 MiB) */
-    unsigned ping_secs;     /* idle before a ping (default 30) */
-    unsigned hangup_secs;   /* idle before hanging up (default 60) */
-    unsigned unload_secs;   /* an empty room unloads after (default 30) */
+    size_t max_message;   /* bytes (default 16 MiB) */
+    unsigned max_conns;   /* WebSocket connections (default 10000) */
+    size_t max_queue;     /* queued bytes per connection (default 8 MiB) */
+    unsigned ping_secs;   /* idle before a ping (default 30) */
+    unsigned hangup_secs; /* idle before hanging up (default 60) */
+    unsigned unload_secs; /* an empty room unloads after (default 30) */
     unsigned awareness_timeout_ms; /* default 30000, as y-protocols */
     loom_log_fn log;               /* NULL: no logging */
     void *log_ud;
-    loom_log_level log_level; /* lines above this level are dropped
+    loom_log_level log_level;    /* lines above this level are dropped
                                  (default LOOM_LOG_INFO) */
     const loom_allocator *alloc; /* NULL: libc */
 } loom_server_options;

@@ -142,8 +142,8 @@ static int metrics(loom_server *s, struct lws *wsi, net_pss *pss)
     loom_buf b = {0};
     loom__buf_init(&b, s->a);
     bool oom = false;
-    metric(&b, &oom, "loom_connections", "gauge",
-           "Open WebSocket connections.", s->n_conns);
+    metric(&b, &oom, "loom_connections", "gauge", "Open WebSocket connections.",
+           s->n_conns);
     metric(&b, &oom, "loom_rooms", "gauge", "Rooms loaded in memory.",
            s->n_rooms);
     metric(&b, &oom, "loom_connections_total", "counter",
@@ -164,8 +164,7 @@ static int metrics(loom_server *s, struct lws *wsi, net_pss *pss)
     metric(&b, &oom, "loom_updates_applied_total", "counter",
            "Document updates accepted and applied.", s->m_updates_applied);
     metric(&b, &oom, "loom_updates_refused_total", "counter",
-           "Updates refused from read-only connections.",
-           s->m_updates_refused);
+           "Updates refused from read-only connections.", s->m_updates_refused);
     metric(&b, &oom, "loom_awareness_updates_total", "counter",
            "Awareness updates applied.", s->m_awareness_applied);
     metric(&b, &oom, "loom_rooms_loaded_total", "counter",
@@ -193,10 +192,10 @@ static int metrics(loom_server *s, struct lws *wsi, net_pss *pss)
             "loom_store_append_seconds_count %llu\n",
             (unsigned long long)s->m_store_appends, s->m_store_seconds,
             (unsigned long long)s->m_store_appends);
-    int rc = oom ? -1
-                 : loom__net_http_reply(s, wsi, pss, HTTP_STATUS_OK,
-                                        "text/plain; version=0.0.4", b.data,
-                                        b.len);
+    int rc =
+        oom ? -1
+            : loom__net_http_reply(s, wsi, pss, HTTP_STATUS_OK,
+                                   "text/plain; version=0.0.4", b.data, b.len);
     loom_buf_free(&b);
     return rc;
 }
@@ -213,10 +212,8 @@ static bool has_dotdot(const char *p)
     return false;
 }
 
-static int static_file(loom_server *s,
-                       struct lws *wsi,
-                       net_pss *pss,
-                       const char *uri)
+static int
+static_file(loom_server *s, struct lws *wsi, net_pss *pss, const char *uri)
 {
     char path[4096];
     size_t ul = strlen(uri);
@@ -237,7 +234,10 @@ static int static_file(loom_server *s,
     return 0;
 }
 
-int loom__net_http(loom_server *s, struct lws *wsi, net_pss *pss, const char *uri)
+int loom__net_http(loom_server *s,
+                   struct lws *wsi,
+                   net_pss *pss,
+                   const char *uri)
 {
     if (!pss) {
         return -1;

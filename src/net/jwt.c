@@ -58,8 +58,8 @@ int loom_token_issue(const uint8_t *key,
                      loom_buf *out)
 {
     if (!key || !room_glob || !out ||
-        (mode != LOOM_TOKEN_READ && mode != LOOM_TOKEN_READ_WRITE) ||
-        exp < 0 || (uint64_t)exp > LOOM__MAX_SAFE_INT) {
+        (mode != LOOM_TOKEN_READ && mode != LOOM_TOKEN_READ_WRITE) || exp < 0 ||
+        (uint64_t)exp > LOOM__MAX_SAFE_INT) {
         return LOOM_EINVAL;
     }
     if (sodium_init() < 0) {
@@ -166,9 +166,9 @@ static int parse_json(const uint8_t *p, size_t n, loom_any **out)
 static int str_is(const loom_any *v, const char *s)
 {
     size_t n;
-    const char *t =
-        v && loom_any_kind_of(v) == LOOM_ANY_STRING ? loom_any_string(v, &n)
-                                                    : NULL;
+    const char *t = v && loom_any_kind_of(v) == LOOM_ANY_STRING
+                        ? loom_any_string(v, &n)
+                        : NULL;
     return t && n == strlen(s) && memcmp(t, s, n) == 0;
 }
 
@@ -236,16 +236,16 @@ int loom_token_verify(const uint8_t *key,
              : NULL;
     if (!dot2 ||
         memchr(dot2 + 1, '.', token_len - (size_t)(dot2 + 1 - token))) {
-        return fail(err, LOOM_EMALFORMED, "token is not three dot-separated "
-                                          "parts");
+        return fail(err, LOOM_EMALFORMED,
+                    "token is not three dot-separated "
+                    "parts");
     }
     uint8_t hdr[LOOM_TOKEN_MAX], body[LOOM_TOKEN_MAX], sig[64];
     size_t hlen, blen, slen;
     const char *sig_txt = dot2 + 1;
     size_t sig_txt_len = token_len - (size_t)(sig_txt - token);
     if (unb64(token, (size_t)(dot1 - token), hdr, sizeof(hdr), &hlen) ||
-        unb64(dot1 + 1, (size_t)(dot2 - dot1 - 1), body, sizeof(body),
-              &blen) ||
+        unb64(dot1 + 1, (size_t)(dot2 - dot1 - 1), body, sizeof(body), &blen) ||
         unb64(sig_txt, sig_txt_len, sig, sizeof(sig), &slen)) {
         return fail(err, LOOM_EMALFORMED, "token part is not base64url");
     }

@@ -68,10 +68,10 @@ struct net_room {
     net_conn *conns;
     size_t n_conns;
     uint64_t empty_since_ms;
-    net_room *hnext;      /* bucket chain */
+    net_room *hnext;       /* bucket chain */
     net_room *prev, *next; /* every room */
-    net_conn *sender; /* whose message is being applied */
-    bool echo_sender; /* the update may hold what the sender lacks */
+    net_conn *sender;      /* whose message is being applied */
+    bool echo_sender;      /* the update may hold what the sender lacks */
 };
 
 /* HTTP responses built in memory (healthz, metrics, errors). */
@@ -154,7 +154,10 @@ void loom__net_sbuf_unref(loom_server *s, net_sbuf *b);
 void loom__net_drop(net_conn *c, enum lws_close_status status, const char *why);
 
 /* http.c */
-int loom__net_http(loom_server *s, struct lws *wsi, net_pss *pss, const char *uri);
+int loom__net_http(loom_server *s,
+                   struct lws *wsi,
+                   net_pss *pss,
+                   const char *uri);
 int loom__net_http_writeable(loom_server *s, struct lws *wsi, net_pss *pss);
 void loom__net_http_done(loom_server *s, net_pss *pss);
 /* Builds a response with a body in pss and asks for a writable callback. */

@@ -83,8 +83,7 @@ bool loom__net_send(net_conn *c, net_sbuf *b)
                       "room %s: %s: send queue over %zu bytes (a client that "
                       "does not read): closing",
                       c->room ? c->room->name : "-", c->peer, s->max_queue);
-        loom__net_drop(c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                       "send queue full");
+        loom__net_drop(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
         return false;
     }
     net_qnode *q = loom__malloc(s->a, sizeof(*q));
@@ -400,8 +399,7 @@ void loom__net_room_leave(net_conn *c)
      * (client, same clock, null) */
     aw_ctx x = {c->srv, NULL, NULL, 0, 0, false};
     uint64_t now = loom__net_now_ms();
-    (void)loom_awareness_remove(r->aw, c->ids, c->n_ids, now, on_aw_change,
-                                &x);
+    (void)loom_awareness_remove(r->aw, c->ids, c->n_ids, now, on_aw_change, &x);
     relay_awareness(r, &x);
     aw_ctx_free(&x);
     loom__free(c->srv->a, c->ids, c->cap_ids * sizeof(*c->ids));
@@ -430,10 +428,8 @@ static double seconds_since(const struct timespec *t0)
 static const double hist_bounds[NET_HIST_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
 
-static int apply_update(net_conn *c,
-                        const uint8_t *p,
-                        size_t n,
-                        const char **why)
+static int
+apply_update(net_conn *c, const uint8_t *p, size_t n, const char **why)
 {
     loom_server *s = c->srv;
     net_room *r = c->room;

@@ -58,15 +58,40 @@ void loom_server_options_init(loom_server_options *o)
 
 /* ---- upgrade: room, token, limits --------------------------------------- */
 
-/* The room of a request: the path without its leading '/'. libwebsockets
- * has already cut the query string off. */
+/*
+ * The room of a request: the path without its leading '/', as the reference
+ * server takes it from the raw URL, not percent-decoded. libwebsockets hands
+ * us the path already decoded (and with "//" and "/../" collapsed), so the
+ * raw form is rebuilt by encoding what a WHATWG URL serializer (browsers,
+ * Node's ws) encodes in a path: controls, space, " # < > ? ` { }, '%'
+ * itself and every non-ASCII byte, as %XX with upper-case hex. A client
+ * that escapes other characters by hand, or uses lower-case hex, gets
+ * another room name than with the reference server (docs/server.md).
+ */
 static int request_room(struct lws *wsi, char *buf, size_t cap)
 {
-    int n = lws_hdr_copy(wsi, buf, (int)cap, WSI_TOKEN_GET_URI);
-    if (n <= 0 || buf[0] != '/') {
+    char path[NET_URI_MAX];
+    int n = lws_hdr_copy(wsi, path, (int)sizeof(path), WSI_TOKEN_GET_URI);
+    if (n <= 0 || path[0] != '/') {
         return -1;
     }
-    memmove(buf, buf + 1, (size_t)n); /* with the NUL */
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (int i = 1; i < n; i++) {
+        unsigned char ch = (unsigned char)path[i];
+        bool enc = ch <= 0x20 || ch >= 0x7f || strchr("\"#<>?`{}%", ch);
+        if (o + (enc ? 3 : 1) >= cap) {
+            return -1;
+        }
+        if (enc) {
+            buf[o++] = '%';
+            buf[o++] = hex[ch >> 4];
+            buf[o++] = hex[ch & 15];
+        } else {
+            buf[o++] = (char)ch;
+        }
+    }
+    buf[o] = '\0';
     return 0;
 }
 
@@ -101,7 +126,7 @@ static unsigned check_access(loom_server *s,
 
 static int confirm_upgrade(loom_server *s, struct lws *wsi, const char *proto)
 {
-    char room[NET_URI_MAX], peer[64] = "?";
+    char room[3 * NET_URI_MAX], peer[64] = "?";
     (void)lws_get_peer_simple(wsi, peer, sizeof(peer));
     if (!proto || strcmp(proto, "websocket") != 0) {
         return -1;
@@ -165,7 +190,7 @@ static void conn_free(loom_server *s, net_conn *c)
 
 static int on_established(loom_server *s, struct lws *wsi, net_pss *pss)
 {
-    char room[NET_URI_MAX];
+    char room[3 * NET_URI_MAX];
     net_conn *c = loom__calloc(s->a, sizeof(*c));
     if (!c) {
         return -1;
@@ -209,11 +234,8 @@ static int close_with(struct lws *wsi, int status, const char *why)
     return -1;
 }
 
-static int on_receive(loom_server *s,
-                      struct lws *wsi,
-                      net_conn *c,
-                      const uint8_t *in,
-                      size_t len)
+static int on_receive(
+    loom_server *s, struct lws *wsi, net_conn *c, const uint8_t *in, size_t len)
 {
     if (!c || c->dead || !c->room) {
         return -1;
@@ -234,8 +256,8 @@ static int on_receive(loom_server *s,
         return close_with(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                           "message too large");
     }
-    bool whole = lws_is_final_fragment(wsi) &&
-                 lws_remaining_packet_payload(wsi) == 0;
+    bool whole =
+        lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
     const uint8_t *msg = in;
     size_t n = len;
     if (c->rx_len || !whole) {
@@ -331,6 +353,8 @@ static void begin_stop(loom_server *s)
     }
 }
 
+static void tick(lws_sorted_usec_list_t *sul);
+
 static int callback(struct lws *wsi,
                     enum lws_callback_reasons reason,
                     void *user,
@@ -374,8 +398,10 @@ static int callback(struct lws *wsi,
         }
         break;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        if (s->stop_requested) {
+        if (s->stop_requested && !s->stopping) {
             begin_stop(s);
+            /* check progress soon rather than at the next 1 s tick */
+            lws_sul_schedule(s->ctx, 0, &s->sul, tick, 10 * LWS_US_PER_MS);
         }
         break;
     default:
@@ -394,6 +420,9 @@ static void tick(lws_sorted_usec_list_t *sul)
     if (s->stopping) {
         if (s->n_conns == 0 || now >= s->stop_deadline_ms) {
             s->done = true;
+            /* timers run before the poll of the same service call: wake
+             * that poll, or it waits for an event that never comes */
+            lws_cancel_service(s->ctx);
             return;
         }
         lws_sul_schedule(s->ctx, 0, &s->sul, tick, 50 * LWS_US_PER_MS);
@@ -420,7 +449,8 @@ static void free_opt(const loom_allocator *a, char *s)
 static int open_store(loom_server *s, loom_error *err)
 {
     if (mkdir(s->data_dir, 0777) != 0 && errno != EEXIST) {
-        loom__error_set(err, LOOM_EIO, 0, 0, "cannot create the data directory");
+        loom__error_set(err, LOOM_EIO, 0, 0,
+                        "cannot create the data directory");
         return LOOM_EIO;
     }
     char path[4096];
@@ -536,8 +566,8 @@ int loom_server_run(loom_server *s)
     if (!s || !s->ctx) {
         return LOOM_EINVAL;
     }
-    loom__net_log(s, LOOM_LOG_INFO, "listening on %s:%d%s%s", s->host,
-                  s->port, s->store ? ", data in " : " (in memory)",
+    loom__net_log(s, LOOM_LOG_INFO, "listening on %s:%d%s%s", s->host, s->port,
+                  s->store ? ", data in " : " (in memory)",
                   s->store ? s->data_dir : "");
     s->last_expire_ms = loom__net_now_ms();
     lws_sul_schedule(s->ctx, 0, &s->sul, tick, 1 * LWS_US_PER_SEC);

@@ -47,10 +47,8 @@ __attribute__((weak)) int loom_store_append(loom_store *s,
     return LOOM_EUNSUPPORTED;
 }
 
-__attribute__((weak)) int loom_store_load(loom_store *s,
-                                          const char *name,
-                                          loom_doc *doc,
-                                          loom_error *err)
+__attribute__((weak)) int
+loom_store_load(loom_store *s, const char *name, loom_doc *doc, loom_error *err)
 {
     (void)s;
     (void)name;

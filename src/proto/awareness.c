@@ -287,15 +287,13 @@ typedef struct aw_event {
 } aw_event;
 
 /* Applies one decoded entry; never fails (everything is allocated). */
-static bool apply_one(loom_awareness *aw,
-                      aw_in *in,
-                      uint64_t now_ms,
-                      aw_event *ev)
+static bool
+apply_one(loom_awareness *aw, aw_in *in, uint64_t now_ms, aw_event *ev)
 {
     aw_entry *e = in->e;
     uint64_t cur = e->known ? e->clock : 0;
-    bool accept = cur < in->clock ||
-                  (cur == in->clock && in->null_state && e->state);
+    bool accept =
+        cur < in->clock || (cur == in->clock && in->null_state && e->state);
     if (!accept) {
         return false;
     }

@@ -73,8 +73,7 @@ int loom_msg_parse(const uint8_t *data,
     case LOOM_MSG_QUERY_AWARENESS:
         break;
     default:
-        return parse_fail(err, LOOM_EUNSUPPORTED, 0,
-                          "unknown message type");
+        return parse_fail(err, LOOM_EUNSUPPORTED, 0, "unknown message type");
     }
     if (r.err) {
         loom__reader_error(&r, err, 0);
@@ -162,9 +161,7 @@ int loom_msg_write_sync_step2(loom_buf *out,
     return rc;
 }
 
-int loom_msg_write_awareness(loom_buf *out,
-                             const uint8_t *update,
-                             size_t len)
+int loom_msg_write_awareness(loom_buf *out, const uint8_t *update, size_t len)
 {
     if (!out || (!update && len)) {
         return LOOM_EINVAL;

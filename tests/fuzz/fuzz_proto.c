@@ -15,7 +15,8 @@ static int same_awareness(const loom_awareness *a, const loom_buf *before)
 {
     loom_buf now = {0};
     int rc = loom_awareness_encode_all(a, &now);
-    int eq = rc == LOOM_ENOTFOUND ? before->len == 0 : fuzz_buf_eq(&now, before);
+    int eq =
+        rc == LOOM_ENOTFOUND ? before->len == 0 : fuzz_buf_eq(&now, before);
     loom_buf_free(&now);
     return eq;
 }
@@ -27,7 +28,7 @@ static void awareness_case(const uint8_t *p, size_t n)
         return;
     }
     static const uint8_t seed[] = {0x02, 0x05, 0x01, 0x02, '{', '}',
-                                   0x06, 0x03, 0x02, '[', ']'};
+                                   0x06, 0x03, 0x02, '[',  ']'};
     FUZZ_CHECK(loom_awareness_apply(aw, seed, sizeof seed, 0, NULL, NULL,
                                     NULL) == LOOM_OK);
     loom_buf before = {0};
@@ -123,8 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* varints are minimal in what we write; the input may use longer
          * forms, so compare only when the lengths agree */
         FUZZ_CHECK(back.len > size ||
-                   (back.len == size ? memcmp(back.data, data, size) == 0
-                                     : 1));
+                   (back.len == size ? memcmp(back.data, data, size) == 0 : 1));
     }
     loom_buf_free(&back);
     if (m.type == LOOM_MSG_SYNC) {

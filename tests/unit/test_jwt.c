@@ -36,8 +36,8 @@ static int verify(const char *tok, const char *room, loom_token_mode *m)
     loom_error err;
     memset(&err, 0, sizeof(err));
     loom_token_mode before = *m;
-    int rc = loom_token_verify(key, KEYLEN, tok, strlen(tok), room, NOW, m,
-                               &err);
+    int rc =
+        loom_token_verify(key, KEYLEN, tok, strlen(tok), room, NOW, m, &err);
     if (rc) {
         assert_int_equal(err.code, rc);
         assert_true(err.message[0] != '\0');
@@ -105,15 +105,15 @@ static void test_rfc7515(void **state)
     assert_int_equal(kn, 64);
     loom_error err;
     loom_token_mode m = 0;
-    assert_int_equal(loom_token_verify(k, kn, tok, strlen(tok), "x", 0, &m,
-                                       &err),
-                     LOOM_EMALFORMED);
+    assert_int_equal(
+        loom_token_verify(k, kn, tok, strlen(tok), "x", 0, &m, &err),
+        LOOM_EMALFORMED);
     assert_non_null(strstr(err.message, "claims"));
     char *bad = strdup(tok);
     bad[strlen(bad) - 2] = bad[strlen(bad) - 2] == 'X' ? 'Y' : 'X';
-    assert_int_equal(loom_token_verify(k, kn, bad, strlen(bad), "x", 0, &m,
-                                       &err),
-                     LOOM_EAUTH);
+    assert_int_equal(
+        loom_token_verify(k, kn, bad, strlen(bad), "x", 0, &m, &err),
+        LOOM_EAUTH);
     free(bad);
 }
 
@@ -158,8 +158,8 @@ static void test_forged(void **state)
                "doc", &m),
         LOOM_EAUTH);
     /* shapes that are not tokens */
-    static const char *const junk[] = {"", "a", "a.b", "a.b.c.d", "...",
-                                       "!!.??.##", "eyJ9.eyJ9.AAAA"};
+    static const char *const junk[] = {
+        "", "a", "a.b", "a.b.c.d", "...", "!!.??.##", "eyJ9.eyJ9.AAAA"};
     for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
         m = 0;
         int rc = verify(junk[i], "doc", &m);

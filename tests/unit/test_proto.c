@@ -218,9 +218,8 @@ static void test_awareness_vectors(void **state)
     /* the server side: its own state {} at clock 0, then Alice's entry */
     loom_awareness *srv;
     assert_int_equal(loom_awareness_new(NULL, server_id, 1, &srv), 0);
-    assert_int_equal(loom_awareness_apply(srv, b.data, b.len, 3, NULL, NULL,
-                                          NULL),
-                     0);
+    assert_int_equal(
+        loom_awareness_apply(srv, b.data, b.len, 3, NULL, NULL, NULL), 0);
     loom_buf_free(&b);
     assert_int_equal(loom_awareness_encode_all(srv, &b), 0);
     assert_vhex(&b, "awareness-multi-client", "awarenessUpdate");
@@ -233,9 +232,8 @@ static void test_awareness_vectors(void **state)
     assert_int_equal(loom_awareness_set_local(aw, st2, strlen(st2), 4), 0);
     assert_int_equal(loom_awareness_encode(aw, &alice, 1, &b), 0);
     assert_vhex(&b, "awareness-update-field", "awarenessUpdate");
-    assert_int_equal(loom_awareness_apply(srv, b.data, b.len, 5, NULL, NULL,
-                                          NULL),
-                     0);
+    assert_int_equal(
+        loom_awareness_apply(srv, b.data, b.len, 5, NULL, NULL, NULL), 0);
     loom_buf_free(&b);
 
     /* setLocalState(null): the removal the receiver applies */
@@ -245,17 +243,17 @@ static void test_awareness_vectors(void **state)
     assert_int_equal(loom_msg_write_awareness(&msg, b.data, b.len), 0);
     assert_vhex(&msg, "awareness-removal", "message");
     loom_buf_free(&msg);
-    assert_int_equal(loom_awareness_apply(srv, b.data, b.len, 7, NULL, NULL,
-                                          NULL),
-                     0);
+    assert_int_equal(
+        loom_awareness_apply(srv, b.data, b.len, 7, NULL, NULL, NULL), 0);
     loom_buf_free(&b);
     const json_t *after = vec("awareness-after-removal");
     const json_t *rem = json_object_get(after, "remainingClients");
     assert_int_equal(loom_awareness_count(srv), json_array_size(rem));
-    assert_int_equal(loom_awareness_get(srv, (uint64_t)json_integer_value(
-                                                 json_array_get(rem, 0)),
-                                        NULL, NULL, NULL),
-                     0);
+    assert_int_equal(
+        loom_awareness_get(srv,
+                           (uint64_t)json_integer_value(json_array_get(rem, 0)),
+                           NULL, NULL, NULL),
+        0);
     assert_int_equal(loom_awareness_get(srv, alice, NULL, NULL, NULL),
                      LOOM_ENOTFOUND);
     /* the removed client's clock survives: encoding it gives clock 3 */
@@ -279,11 +277,8 @@ typedef struct hs_server {
     size_t n_changed;
 } hs_server;
 
-static void hs_on_update(void *ud,
-                         loom_doc *d,
-                         const uint8_t *u,
-                         size_t n,
-                         const loom_txn *t)
+static void hs_on_update(
+    void *ud, loom_doc *d, const uint8_t *u, size_t n, const loom_txn *t)
 {
     (void)d;
     (void)t;
@@ -321,9 +316,8 @@ static void hs_receive(hs_server *s, const char *hex)
         loom_buf u = {0};
         assert_int_equal(
             loom_awareness_encode(s->aw, s->changed, s->n_changed, &u), 0);
-        assert_int_equal(loom_msg_write_awareness(&s->out[s->n_out++], u.data,
-                                                  u.len),
-                         0);
+        assert_int_equal(
+            loom_msg_write_awareness(&s->out[s->n_out++], u.data, u.len), 0);
         loom_buf_free(&u);
     }
     free(p);
@@ -369,9 +363,8 @@ static void test_handshake(void **state)
         loom_buf_free(&s.out[sent]);
     }
     loom_buf fin = {0};
-    assert_int_equal(loom_doc_encode_state_as_update(s.doc, NULL, 0, &fin,
-                                                     NULL),
-                     0);
+    assert_int_equal(
+        loom_doc_encode_state_as_update(s.doc, NULL, 0, &fin, NULL), 0);
     assert_hex(&fin, json_string_value(json_object_get(hs, "finalUpdate")));
     loom_buf_free(&fin);
     loom_awareness_free(s.aw);
@@ -425,7 +418,8 @@ static void test_truncations(void **state)
     }
     assert_true(checked > 40);
     /* the handshake's messages too */
-    const json_t *tr = json_object_get(vec("websocket-handshake"), "transcript");
+    const json_t *tr =
+        json_object_get(vec("websocket-handshake"), "transcript");
     json_array_foreach(tr, i, v)
     {
         uint8_t *p;
@@ -489,8 +483,7 @@ static void test_sync_handle_bad(void **state)
     uint8_t *u = vhex("sync-step1", "docUpdate", &ulen);
     loom_doc *d = doc_with(9, u, ulen);
     loom_buf before = {0}, after = {0}, reply = {0};
-    assert_int_equal(loom_doc_encode_state_as_update(d, NULL, 0, &before,
-                                                     NULL),
+    assert_int_equal(loom_doc_encode_state_as_update(d, NULL, 0, &before, NULL),
                      0);
     /* an update cut short, and one with a byte flipped near its end */
     for (size_t cut = 1; cut < ulen; cut++) {
@@ -575,10 +568,8 @@ static void record(void *ud, uint64_t client, loom_awareness_change what)
     e->what[e->n++] = what;
 }
 
-static size_t apply_bytes(loom_awareness *aw,
-                          const uint8_t *p,
-                          size_t n,
-                          events *ev)
+static size_t
+apply_bytes(loom_awareness *aw, const uint8_t *p, size_t n, events *ev)
 {
     ev->n = 0;
     assert_int_equal(loom_awareness_apply(aw, p, n, 100, record, ev, NULL), 0);
@@ -699,7 +690,7 @@ static void test_awareness_bad(void **state)
     assert_int_equal(loom_awareness_new(NULL, 1, 0, &aw), 0);
     /* two entries, the second not JSON: nothing applied */
     static const uint8_t two[] = {0x02, 0x05, 0x01, 0x02, '{', '}',
-                                  0x06, 0x01, 0x02, '{', ','};
+                                  0x06, 0x01, 0x02, '{',  ','};
     loom_error err;
     events ev = {0};
     assert_int_equal(
@@ -711,12 +702,11 @@ static void test_awareness_bad(void **state)
     assert_int_equal(loom_awareness_get(aw, 5, NULL, NULL, NULL),
                      LOOM_ENOTFOUND);
     /* every truncation of a valid update fails and changes nothing */
-    static const uint8_t ok[] = {0x02, 0x05, 0x01, 0x02, '{', '}',
-                                 0x06, 0x01, 0x04, 'n',  'u', 'l', 'l'};
+    static const uint8_t ok[] = {0x02, 0x05, 0x01, 0x02, '{', '}', 0x06,
+                                 0x01, 0x04, 'n',  'u',  'l', 'l'};
     for (size_t k = 0; k < sizeof ok; k++) {
-        assert_int_equal(
-            loom_awareness_apply(aw, ok, k, 1, record, &ev, &err),
-            LOOM_EMALFORMED);
+        assert_int_equal(loom_awareness_apply(aw, ok, k, 1, record, &ev, &err),
+                         LOOM_EMALFORMED);
         assert_true(err.offset <= k);
     }
     assert_int_equal(ev.n, 0);
@@ -729,9 +719,8 @@ static void test_awareness_bad(void **state)
                      LOOM_EMALFORMED);
     /* bad local states */
     assert_int_equal(loom_awareness_set_local(aw, "{", 1, 1), LOOM_EMALFORMED);
-    assert_int_equal(loom_awareness_apply(aw, ok, sizeof ok, 1, record, &ev,
-                                          NULL),
-                     0);
+    assert_int_equal(
+        loom_awareness_apply(aw, ok, sizeof ok, 1, record, &ev, NULL), 0);
     assert_int_equal(ev.n, 1);
     loom_awareness_free(aw);
 }
@@ -741,7 +730,7 @@ static void test_awareness_bad(void **state)
 static void test_awareness_oom(void **state)
 {
     (void)state;
-    static const uint8_t ok[] = {0x02, 0x05, 0x01, 0x07, '{', '"', 'a', '"',
+    static const uint8_t ok[] = {0x02, 0x05, 0x01, 0x07, '{',  '"',  'a', '"',
                                  ':',  '1',  '}',  0x06, 0x01, 0x02, '[', ']'};
     int successes = 0;
     for (long fail = 1; fail < 200 && successes < 3; fail++) {

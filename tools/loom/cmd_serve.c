@@ -77,7 +77,9 @@ static void log_line(void *ud, loom_log_level level, const char *line)
 }
 
 /* A number option; prints a usage error and returns -1 when it is not. */
-static int parse_size(const char *opt, const char *v, unsigned long long max,
+static int parse_size(const char *opt,
+                      const char *v,
+                      unsigned long long max,
                       unsigned long long *out)
 {
     char *end = NULL;
@@ -178,8 +180,7 @@ int cli_serve_main(int argc, char **argv)
             o.ping_secs = (unsigned)n;
             o.hangup_secs = (unsigned)(2 * n);
         } else if (strcmp(a, "--log") == 0) {
-            static const char *const lv[] = {"error", "warn", "info",
-                                             "debug"};
+            static const char *const lv[] = {"error", "warn", "info", "debug"};
             size_t k = 0;
             while (k < 4 && strcmp(lv[k], v) != 0) {
                 k++;
