@@ -20,7 +20,7 @@ let clients = []
 for (const room of rooms) for (let i = 0; i < 3; i++) clients.push({ room, ...client(srv.url, room) })
 await Promise.all(clients.map((c) => c.synced))
 let seed = 99
-const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return Math.floor(seed / 2147483648 * n) }
 for (let round = 0; round < 30; round++) {
   for (const c of clients) {
     const t = c.doc.getText('text')

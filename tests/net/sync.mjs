@@ -19,7 +19,7 @@ await Promise.all(clients.map((c) => c.synced))
 check(true, 'every client synced')
 
 let seed = 12345
-const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return Math.floor(seed / 2147483648 * n) }
 for (let round = 0; round < 40; round++) {
   for (const c of clients) {
     const t = c.doc.getText('text')

@@ -13,7 +13,11 @@
  *  - awareness acceptance: newer clocks, the equal-clock-null rule, stale
  *    replays after a removal, our own state defended, all-or-nothing on a
  *    bad entry, removal and timeout encodings, allocation failures;
- *  - sync handling: a malformed update leaves the document unchanged.
+ *  - sync handling: a malformed update leaves the document unchanged;
+ *  - 300 random awareness steps recorded from the real y-protocols
+ *    (tests/vectors/awareness-random.json, made by
+ *    tests/net/awareness-vectors.mjs): the same events, and the same bytes
+ *    when the receiver is encoded.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -769,6 +773,107 @@ static void test_awareness_oom(void **state)
     assert_true(successes >= 1);
 }
 
+/* tests/vectors/awareness-random.json (real y-protocols): every step's
+ * events and the receiver's encodings, byte for byte. */
+typedef struct yp_events {
+    json_t *added, *updated, *removed, *changed;
+} yp_events;
+
+static void yp_record(void *ud, uint64_t client, loom_awareness_change what)
+{
+    yp_events *e = ud;
+    json_t *id = json_integer((json_int_t)client);
+    switch (what) {
+    case LOOM_AWARENESS_ADDED:
+        json_array_append(e->added, id);
+        break;
+    case LOOM_AWARENESS_CHANGED:
+        json_array_append(e->changed, id);
+        json_array_append(e->updated, id);
+        break;
+    case LOOM_AWARENESS_UPDATED:
+        json_array_append(e->updated, id);
+        break;
+    default:
+        json_array_append(e->removed, id);
+        break;
+    }
+    json_decref(id);
+}
+
+static void test_awareness_yprotocols(void **state)
+{
+    (void)state;
+    char path[2048];
+    snprintf(path, sizeof path, "%s/awareness-random.json", LOOM_VECTORS_DIR);
+    json_error_t je;
+    json_t *v = tjson_load_file(path, 0, &je);
+    assert_non_null(v);
+    loom_awareness *aw;
+    assert_int_equal(
+        loom_awareness_new(NULL,
+                           (uint64_t)json_integer_value(
+                               json_object_get(v, "receiverClient")),
+                           0, &aw),
+        0);
+    size_t i;
+    json_t *step;
+    size_t steps = 0;
+    json_array_foreach(json_object_get(v, "steps"), i, step)
+    {
+        uint8_t *u;
+        size_t n;
+        assert_int_equal(
+            hex_decode(json_string_value(json_object_get(step, "update")), &u,
+                       &n),
+            0);
+        yp_events e = {json_array(), json_array(), json_array(), json_array()};
+        assert_int_equal(
+            loom_awareness_apply(aw, u, n, i, yp_record, &e, NULL), 0);
+        free(u);
+        const json_t *ue = json_object_get(json_object_get(step, "events"),
+                                           "update");
+        const json_t *ce = json_object_get(json_object_get(step, "events"),
+                                           "change");
+        if (!json_equal(e.added, json_object_get(ue, "added")) ||
+            !json_equal(e.updated, json_object_get(ue, "updated")) ||
+            !json_equal(e.removed, json_object_get(ue, "removed")) ||
+            !json_equal(e.changed, json_object_get(ce, "updated"))) {
+            fail_msg("step %zu: events differ from y-protocols", i);
+        }
+        json_decref(e.added);
+        json_decref(e.updated);
+        json_decref(e.removed);
+        json_decref(e.changed);
+        /* every client with a record, in y-protocols' meta order */
+        const json_t *mc = json_object_get(step, "metaClients");
+        uint64_t ids[64];
+        assert_true(json_array_size(mc) <= 64);
+        for (size_t k = 0; k < json_array_size(mc); k++) {
+            ids[k] = (uint64_t)json_integer_value(json_array_get(mc, k));
+        }
+        loom_buf b = {0};
+        assert_int_equal(
+            loom_awareness_encode(aw, ids, json_array_size(mc), &b), 0);
+        assert_hex(&b, json_string_value(json_object_get(step, "known")));
+        loom_buf_free(&b);
+        /* every state, in the order y-protocols' Map holds them */
+        const char *st = json_string_value(json_object_get(step, "states"));
+        int rc = loom_awareness_encode_all(aw, &b);
+        if (st[0]) {
+            assert_int_equal(rc, 0);
+            assert_hex(&b, st);
+        } else {
+            assert_int_equal(rc, LOOM_ENOTFOUND);
+        }
+        loom_buf_free(&b);
+        steps++;
+    }
+    assert_true(steps >= 300);
+    loom_awareness_free(aw);
+    json_decref(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -782,6 +887,7 @@ int main(void)
         cmocka_unit_test(test_awareness_rules),
         cmocka_unit_test(test_awareness_bad),
         cmocka_unit_test(test_awareness_oom),
+        cmocka_unit_test(test_awareness_yprotocols),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
