@@ -100,7 +100,8 @@ static unsigned check_access(loom_server *s,
                              struct lws *wsi,
                              const char *room,
                              bool *readonly,
-                             const char **why)
+                             const char **why,
+                             loom_error *err)
 {
     *readonly = false;
     if (!s->secret) {
@@ -113,11 +114,10 @@ static unsigned check_access(loom_server *s,
         return HTTP_STATUS_UNAUTHORIZED;
     }
     loom_token_mode mode;
-    static loom_error err; /* one thread: the message outlives the call */
-    memset(&err, 0, sizeof(err));
+    memset(err, 0, sizeof(*err));
     if (loom_token_verify(s->secret, s->secret_len, tok, strlen(tok), room,
-                          (int64_t)time(NULL), &mode, &err)) {
-        *why = err.message;
+                          (int64_t)time(NULL), &mode, err)) {
+        *why = err->message;
         return HTTP_STATUS_UNAUTHORIZED;
     }
     *readonly = mode == LOOM_TOKEN_READ;
@@ -134,6 +134,7 @@ static int confirm_upgrade(loom_server *s, struct lws *wsi, const char *proto)
     unsigned status = 0;
     const char *why = "";
     bool ro;
+    loom_error err;
     if (s->stopping) {
         status = HTTP_STATUS_SERVICE_UNAVAILABLE;
         why = "shutting down";
@@ -144,7 +145,7 @@ static int confirm_upgrade(loom_server *s, struct lws *wsi, const char *proto)
         status = HTTP_STATUS_BAD_REQUEST;
         why = "no path";
     } else {
-        status = check_access(s, wsi, room, &ro, &why);
+        status = check_access(s, wsi, room, &ro, &why, &err);
     }
     if (!status) {
         return 0;
@@ -191,12 +192,21 @@ static void conn_free(loom_server *s, net_conn *c)
 static int on_established(loom_server *s, struct lws *wsi, net_pss *pss)
 {
     char room[3 * NET_URI_MAX];
+    const char *why = "";
+    bool ro = false;
+    loom_error err;
+    /* checked at the upgrade already; the headers are the same */
+    if (request_room(wsi, room, sizeof(room)) ||
+        check_access(s, wsi, room, &ro, &why, &err)) {
+        return -1;
+    }
     net_conn *c = loom__calloc(s->a, sizeof(*c));
     if (!c) {
         return -1;
     }
     c->srv = s;
     c->wsi = wsi;
+    c->readonly = ro;
     (void)lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
     c->all_next = s->conns;
     if (s->conns) {
@@ -204,24 +214,18 @@ static int on_established(loom_server *s, struct lws *wsi, net_pss *pss)
     }
     s->conns = c;
     s->n_conns++;
-    s->m_conns_total++;
-    pss->c = c;
-    const char *why = "";
-    bool ro = false;
-    if (request_room(wsi, room, sizeof(room)) ||
-        check_access(s, wsi, room, &ro, &why)) {
-        /* checked at the upgrade already; the headers are the same */
-        return -1;
-    }
-    c->readonly = ro;
     int rc = loom__net_room_join(s, c, room);
     if (rc) {
         loom__net_log(s, LOOM_LOG_ERROR, "room %s: %s: cannot open room: %s",
                       room, c->peer, loom_strerror(rc));
+        /* whether or not lws reports this wsi closed, it is freed here */
+        conn_free(s, c);
         lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
                          (unsigned char *)"cannot open room", 16);
         return -1;
     }
+    pss->c = c;
+    s->m_conns_total++;
     loom__net_log(s, LOOM_LOG_INFO, "room %s: %s: connected%s", room, c->peer,
                   ro ? " (read-only)" : "");
     return 0;

@@ -68,6 +68,18 @@ p1.provider.ws.close()  // simulate a dropped connection (no goodbye message)
 p1.provider.shouldConnect = false
 check(await until(() => !p2.awareness.getStates().has(p1id)), 'the state is removed when its connection closes')
 
+// ---- room names: the raw path, not percent-decoded (as the reference) ----
+const named = client(srv.url, 'caf\u00e9 au lait')
+await named.synced
+const rawNamed = await raw(srv.url, 'caf%C3%A9%20au%20lait')
+await until(() => rawNamed.messages.length >= 1)
+named.doc.getText('text').insert(0, 'hello')
+check(await until(() => rawNamed.messages.some((m) => m[0] === 0 && m[1] === 2)),
+  'a room named with non-ASCII and spaces is the same room as its percent-encoded path')
+check(srv.log().includes('room caf%C3%A9%20au%20lait: '), 'the room name is the raw, percent-encoded path')
+rawNamed.ws.close()
+named.provider.destroy()
+
 // ---- http ---------------------------------------------------------------------
 const h = await fetch(`${srv.http}/healthz`)
 check(h.status === 200 && (await h.text()).trim() === 'ok', '/healthz says ok')
@@ -75,7 +87,11 @@ const m = await (await fetch(`${srv.http}/metrics`)).text()
 check(/^loom_connections \d+$/m.test(m) && /^loom_updates_applied_total [1-9]\d*$/m.test(m), '/metrics has connections and applied updates')
 
 for (const c of [...clients, late, p1, p2]) c.provider.destroy()
+// a connection open at shutdown gets a close frame: 1001 going away
+const open = await raw(srv.url, 'alpha')
+await until(() => open.messages.length >= 1)
 const st = await stopServer(srv)
+check(open.closed && open.closed.code === 1001, `SIGTERM closes open connections with 1001 (got ${open.closed && open.closed.code})`)
 check(st.code === 0, `SIGTERM: exit 0 (got ${st.code} ${st.sig})`)
 check(/stopping/.test(srv.log()) && /stopped/.test(srv.log()), 'the log says it stopped')
 done()

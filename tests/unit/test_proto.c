@@ -811,10 +811,10 @@ static void test_awareness_yprotocols(void **state)
     assert_non_null(v);
     loom_awareness *aw;
     assert_int_equal(
-        loom_awareness_new(NULL,
-                           (uint64_t)json_integer_value(
-                               json_object_get(v, "receiverClient")),
-                           0, &aw),
+        loom_awareness_new(
+            NULL,
+            (uint64_t)json_integer_value(json_object_get(v, "receiverClient")),
+            0, &aw),
         0);
     size_t i;
     json_t *step;
@@ -828,13 +828,13 @@ static void test_awareness_yprotocols(void **state)
                        &n),
             0);
         yp_events e = {json_array(), json_array(), json_array(), json_array()};
-        assert_int_equal(
-            loom_awareness_apply(aw, u, n, i, yp_record, &e, NULL), 0);
+        assert_int_equal(loom_awareness_apply(aw, u, n, i, yp_record, &e, NULL),
+                         0);
         free(u);
-        const json_t *ue = json_object_get(json_object_get(step, "events"),
-                                           "update");
-        const json_t *ce = json_object_get(json_object_get(step, "events"),
-                                           "change");
+        const json_t *ue =
+            json_object_get(json_object_get(step, "events"), "update");
+        const json_t *ce =
+            json_object_get(json_object_get(step, "events"), "change");
         if (!json_equal(e.added, json_object_get(ue, "added")) ||
             !json_equal(e.updated, json_object_get(ue, "updated")) ||
             !json_equal(e.removed, json_object_get(ue, "removed")) ||
