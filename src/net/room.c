@@ -21,7 +21,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "loom/update.h"
 #include "net.h"
 
 /* ---- send buffers and queues ------------------------------------------ */
@@ -428,6 +427,15 @@ static double seconds_since(const struct timespec *t0)
 static const double hist_bounds[NET_HIST_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
 
+static int malformed(net_conn *c, const loom_error *err, const char **why)
+{
+    loom__net_log(c->srv, LOOM_LOG_WARN,
+                  "room %s: %s: malformed update (byte %zu: %s): closing",
+                  c->room->name, c->peer, err->offset, err->message);
+    *why = "malformed update";
+    return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+}
+
 static int
 apply_update(net_conn *c, const uint8_t *p, size_t n, const char **why)
 {
@@ -435,13 +443,9 @@ apply_update(net_conn *c, const uint8_t *p, size_t n, const char **why)
     net_room *r = c->room;
     loom_error err;
     memset(&err, 0, sizeof(err));
-    if (loom_update_validate(p, n, &err)) {
-        loom__net_log(s, LOOM_LOG_WARN,
-                      "room %s: %s: malformed update (byte %zu: %s): closing",
-                      r->name, c->peer, err.offset, err.message);
-        *why = "malformed update";
-        return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
-    }
+    /* No separate validation pass: the store validates the whole update
+     * before it writes, and loom_doc_apply_update before it changes the
+     * document; both refuse a malformed one with LOOM_EMALFORMED. */
     if (empty_update(p, n)) {
         return 0;
     }
@@ -459,6 +463,9 @@ apply_update(net_conn *c, const uint8_t *p, size_t n, const char **why)
                 break;
             }
         }
+        if (rc == LOOM_EMALFORMED) {
+            return malformed(c, &err, why);
+        }
         if (rc) {
             s->m_store_errors++;
             loom__net_log(s, LOOM_LOG_ERROR,
@@ -474,13 +481,15 @@ apply_update(net_conn *c, const uint8_t *p, size_t n, const char **why)
     int rc = loom_doc_apply_update(r->doc, p, n, c, &err);
     r->sender = NULL;
     r->echo_sender = false;
+    if (rc == LOOM_EMALFORMED) {
+        return malformed(c, &err, why);
+    }
     if (rc) {
-        loom__net_log(s, LOOM_LOG_WARN,
+        loom__net_log(s, LOOM_LOG_ERROR,
                       "room %s: %s: update not applied (%s): closing", r->name,
-                      c->peer, err.message);
+                      c->peer, loom_strerror(rc));
         *why = "update not applied";
-        return rc == LOOM_EMALFORMED ? LWS_CLOSE_STATUS_INVALID_PAYLOAD
-                                     : LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
+        return LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
     }
     s->m_updates_applied++;
     return 0;

@@ -307,13 +307,16 @@ static int on_receive(
     return c->dead ? -1 : 0;
 }
 
+/* Sends queued messages while the socket takes them (a few per callback,
+ * so one slow poll cycle does not cost one message), then asks for another
+ * callback if some are left. */
 static int on_writeable(loom_server *s, struct lws *wsi, net_conn *c)
 {
     if (!c || c->dead) {
         return -1;
     }
-    net_qnode *q = c->qh;
-    if (q) {
+    for (int burst = 0; c->qh && burst < 32; burst++) {
+        net_qnode *q = c->qh;
         c->qh = q->next;
         if (!c->qh) {
             c->qt = NULL;
@@ -321,18 +324,21 @@ static int on_writeable(loom_server *s, struct lws *wsi, net_conn *c)
         net_sbuf *b = q->b;
         c->q_bytes -= b->len;
         loom__free(s->a, q, sizeof(*q));
-        int n = lws_write(wsi, b->data + LWS_PRE, b->len, LWS_WRITE_BINARY);
         size_t len = b->len;
+        int n = lws_write(wsi, b->data + LWS_PRE, len, LWS_WRITE_BINARY);
         loom__net_sbuf_unref(s, b);
         if (n < 0 || (size_t)n < len) {
             return -1;
         }
         s->m_msgs_out++;
         s->m_bytes_out += len;
-        if (c->qh) {
-            lws_callback_on_writable(wsi);
-            return 0;
+        if (lws_send_pipe_choked(wsi)) {
+            break;
         }
+    }
+    if (c->qh) {
+        lws_callback_on_writable(wsi);
+        return 0;
     }
     if (c->closing) {
         return close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY,
