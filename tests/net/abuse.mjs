@@ -6,8 +6,9 @@
 // appended), an unknown message type, an unknown sync type, a malformed
 // awareness update, a malformed state vector. Then a client that never
 // reads is disconnected once its send queue is full, and the server's
-// memory stays bounded. Usage: node abuse.mjs path/to/loom
-import { startServer, stopServer, client, check, done, until, raw, rssKiB, syncUpdateMsg, varuint, Y } from './lib.mjs'
+// memory stays bounded. A connection that answers no ping is hung up, one
+// that does stays, and upgrades over --max-conns get 503. Usage: node abuse.mjs path/to/loom
+import { startServer, stopServer, client, check, done, until, raw, rssKiB, syncUpdateMsg, varuint, upgradeStatus, Y } from './lib.mjs'
 
 process.setMaxListeners(100)
 const loom = process.argv[2]
@@ -89,4 +90,17 @@ check(/^loom_connections_dropped_total [1-9]/m.test(m), 'metrics count the dropp
 
 for (const c of [writer, watcher, lateJoiner, other]) c.provider.destroy()
 check((await stopServer(srv)).code === 0, 'exit 0 on SIGTERM')
+
+// ---- idle timeouts and the connection limit ---------------------------------
+const srv2 = await startServer(loom, ['--ping', '1', '--max-conns', '2'])
+const healthy = await raw(srv2.url, 'idle')      // ws answers pings by itself
+const mute = await raw(srv2.url, 'idle')
+mute.ws._socket.pause()                          // reads nothing, answers nothing
+check(await upgradeStatus(`${srv2.url}/idle`) === 503, 'over --max-conns: HTTP 503')
+check(await until(() => mute.closed !== null || /idle: \S+: disconnected/.test(srv2.log()), 8000),
+  'a connection that answers no ping is hung up')
+await new Promise((resolve) => setTimeout(resolve, 1500))
+check(healthy.closed === null, 'an idle connection that answers pings stays')
+healthy.ws.close()
+check((await stopServer(srv2)).code === 0, 'exit 0 on SIGTERM')
 done()
