@@ -3,11 +3,27 @@
 // stay apart, a late joiner gets everything, awareness reaches the others
 // and is removed when its connection closes, query-awareness is answered,
 // /healthz and /metrics answer. Usage: node sync.mjs path/to/loom
+import { mkdtempSync, mkdirSync, writeFileSync, symlinkSync, rmSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { startServer, stopServer, client, json, check, done, until, sleep, raw } from './lib.mjs'
 
 process.setMaxListeners(100)
 const loom = process.argv[2]
-const srv = await startServer(loom)
+// a web directory: a page, a module, a stylesheet, and a symbolic link to
+// a folder outside it (as a page links node_modules)
+const web = mkdtempSync(join(tmpdir(), 'loom-web-'))
+const outside = mkdtempSync(join(tmpdir(), 'loom-outside-'))
+mkdirSync(join(web, 'sub'))
+writeFileSync(join(web, 'index.html'), '<!doctype html><title>loom</title>')
+writeFileSync(join(web, 'sub', 'index.html'), 'sub page')
+writeFileSync(join(web, 'app.mjs'), 'export const x = 1')
+writeFileSync(join(web, 'style.css'), 'body{}')
+writeFileSync(join(outside, 'lib.js'), 'export default 2')
+writeFileSync(join(tmpdir(), 'loom-secret.txt'), 'secret')
+symlinkSync(outside, join(web, 'node_modules'))
+const srv = await startServer(loom, ['--web', web])
 
 // ---- edits in two rooms -------------------------------------------------
 const rooms = ['alpha', 'beta/with/slashes']
@@ -84,6 +100,34 @@ named.provider.destroy()
 const h = await fetch(`${srv.http}/healthz`)
 check(h.status === 200 && (await h.text()).trim() === 'ok', '/healthz says ok')
 const m = await (await fetch(`${srv.http}/metrics`)).text()
+const get = async (path) => {
+  const r = await fetch(`${srv.http}${path}`)
+  return { status: r.status, type: r.headers.get('content-type'), body: await r.text() }
+}
+let g = await get('/')
+check(g.status === 200 && g.type.startsWith('text/html') && g.body.includes('<title>loom'), '--web: / serves index.html')
+g = await get('/sub/')
+check(g.status === 200 && g.body === 'sub page', '--web: a folder path serves its index.html')
+g = await get('/app.mjs')
+check(g.status === 200 && g.type.startsWith('text/javascript'), '--web: .mjs is JavaScript')
+g = await get('/style.css')
+check(g.status === 200 && g.type.startsWith('text/css'), '--web: .css is CSS')
+g = await get('/node_modules/lib.js')
+check(g.status === 200 && g.body === 'export default 2', '--web: a symbolic link inside the folder is followed')
+g = await get('/missing.js')
+check(g.status === 404, '--web: a missing file is 404')
+// fetch() would resolve dot segments itself: send the request line raw
+const rawGet = (path) => new Promise((resolve) => {
+  const sock = net.connect(srv.port, '127.0.0.1', () => sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`))
+  let data = ''
+  sock.on('data', (d) => { data += d })
+  sock.on('close', () => resolve(data))
+  sock.on('error', () => resolve(data))
+})
+for (const path of ['/../loom-secret.txt', '/sub/../../loom-secret.txt', '/%2e%2e/loom-secret.txt', '/sub/%2E%2E/%2e%2e/loom-secret.txt', '/..%2floom-secret.txt']) {
+  const r = await rawGet(path)
+  check(!/^HTTP\/1\.1 200/.test(r) && !r.includes('secret'), `--web: ${path} does not leave the folder (${r.split('\r\n')[0] || 'closed'})`)
+}
 check(/^loom_connections \d+$/m.test(m) && /^loom_updates_applied_total [1-9]\d*$/m.test(m), '/metrics has connections and applied updates')
 
 for (const c of [...clients, late, p1, p2]) c.provider.destroy()
@@ -94,4 +138,7 @@ const st = await stopServer(srv)
 check(open.closed && open.closed.code === 1001, `SIGTERM closes open connections with 1001 (got ${open.closed && open.closed.code})`)
 check(st.code === 0, `SIGTERM: exit 0 (got ${st.code} ${st.sig})`)
 check(/stopping/.test(srv.log()) && /stopped/.test(srv.log()), 'the log says it stopped')
+rmSync(web, { recursive: true, force: true })
+rmSync(outside, { recursive: true, force: true })
+rmSync(join(tmpdir(), 'loom-secret.txt'), { force: true })
 done()
