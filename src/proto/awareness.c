@@ -291,6 +291,9 @@ static bool
 apply_one(loom_awareness *aw, aw_in *in, uint64_t now_ms, aw_event *ev)
 {
     aw_entry *e = in->e;
+    if (!e) {
+        return false;
+    }
     uint64_t cur = e->known ? e->clock : 0;
     bool accept =
         cur < in->clock || (cur == in->clock && in->null_state && e->state);
@@ -359,6 +362,12 @@ int loom_awareness_apply(loom_awareness *aw,
     /* records (unknown until accepted) and exact-size state blocks first,
      * so that applying cannot fail half way */
     for (size_t i = 0; i < n && !rc; i++) {
+        /* an unknown client at clock 0 is never accepted (0 is not newer
+         * than "none"): no record for it, so such entries cannot grow the
+         * awareness */
+        if (ins[i].clock == 0 && !loom__u64map_get(&aw->idx, ins[i].client)) {
+            continue;
+        }
         rc = entry_for(aw, ins[i].client, &ins[i].e);
         if (!rc && ins[i].json.cap != ins[i].json.len + 1) {
             char *t = loom__realloc(aw->a, ins[i].json.data, ins[i].json.cap,
