@@ -72,7 +72,7 @@ static int entry_for(loom_awareness *aw, uint64_t client, aw_entry **out)
         return LOOM_OK;
     }
     if (loom__vec_reserve(aw->a, (void **)&aw->v, &aw->cap, aw->n + 1,
-                          sizeof(*aw->v))) {
+                          sizeof(aw_entry *))) {
         return LOOM_ENOMEM;
     }
     e = loom__calloc(aw->a, sizeof(*e));
@@ -162,7 +162,7 @@ void loom_awareness_free(loom_awareness *aw)
         }
         loom__free(aw->a, e, sizeof(*e));
     }
-    loom__free(aw->a, aw->v, aw->cap * sizeof(*aw->v));
+    loom__free(aw->a, aw->v, aw->cap * sizeof(aw_entry *));
     loom__u64map_free(&aw->idx);
     loom__free(aw->a, aw, sizeof(*aw));
 }
