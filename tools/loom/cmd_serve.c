@@ -110,6 +110,70 @@ static int read_secret(const char *path, cli_input *in)
     return 0;
 }
 
+/* One option and its value; CLI_OK, or CLI_USAGE after a message. */
+static int serve_option(loom_server_options *o,
+                        const char **secret_path,
+                        const char *a,
+                        const char *v)
+{
+    unsigned long long n;
+    if (strcmp(a, "--host") == 0) {
+        o->host = v;
+    } else if (strcmp(a, "--port") == 0) {
+        if (parse_size(a, v, 65535, &n)) {
+            return CLI_USAGE;
+        }
+        o->port = (int)n;
+    } else if (strcmp(a, "--data") == 0) {
+        o->data_dir = v;
+    } else if (strcmp(a, "--web") == 0) {
+        o->web_dir = v;
+    } else if (strcmp(a, "--auth-secret") == 0) {
+        *secret_path = v;
+    } else if (strcmp(a, "--max-message") == 0) {
+        if (parse_size(a, v, 1ull << 31, &n) || n == 0) {
+            return CLI_USAGE;
+        }
+        o->max_message = (size_t)n;
+    } else if (strcmp(a, "--max-conns") == 0) {
+        if (parse_size(a, v, 1000000, &n) || n == 0) {
+            return CLI_USAGE;
+        }
+        o->max_conns = (unsigned)n;
+    } else if (strcmp(a, "--max-queue") == 0) {
+        if (parse_size(a, v, 1ull << 34, &n) || n == 0) {
+            return CLI_USAGE;
+        }
+        o->max_queue = (size_t)n;
+    } else if (strcmp(a, "--unload-after") == 0) {
+        if (parse_size(a, v, 86400, &n)) {
+            return CLI_USAGE;
+        }
+        o->unload_secs = (unsigned)n;
+    } else if (strcmp(a, "--ping") == 0) {
+        if (parse_size(a, v, 3600, &n) || n == 0) {
+            return CLI_USAGE;
+        }
+        o->ping_secs = (unsigned)n;
+        o->hangup_secs = (unsigned)(2 * n);
+    } else if (strcmp(a, "--log") == 0) {
+        static const char *const lv[] = {"error", "warn", "info", "debug"};
+        size_t k = 0;
+        while (k < 4 && strcmp(lv[k], v) != 0) {
+            k++;
+        }
+        if (k == 4) {
+            cli_error("--log: error, warn, info or debug, not '%s'", v);
+            return CLI_USAGE;
+        }
+        o->log_level = (loom_log_level)k;
+    } else {
+        cli_error("serve: unknown option '%s' (see `loom help serve`)", a);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
 int cli_serve_main(int argc, char **argv)
 {
     loom_server_options o;
@@ -139,60 +203,9 @@ int cli_serve_main(int argc, char **argv)
                       a);
             return CLI_USAGE;
         }
-        const char *v = argv[++i];
-        if (strcmp(a, "--host") == 0) {
-            o.host = v;
-        } else if (strcmp(a, "--port") == 0) {
-            if (parse_size(a, v, 65535, &n)) {
-                return CLI_USAGE;
-            }
-            o.port = (int)n;
-        } else if (strcmp(a, "--data") == 0) {
-            o.data_dir = v;
-        } else if (strcmp(a, "--web") == 0) {
-            o.web_dir = v;
-        } else if (strcmp(a, "--auth-secret") == 0) {
-            secret_path = v;
-        } else if (strcmp(a, "--max-message") == 0) {
-            if (parse_size(a, v, 1ull << 31, &n) || n == 0) {
-                return CLI_USAGE;
-            }
-            o.max_message = (size_t)n;
-        } else if (strcmp(a, "--max-conns") == 0) {
-            if (parse_size(a, v, 1000000, &n) || n == 0) {
-                return CLI_USAGE;
-            }
-            o.max_conns = (unsigned)n;
-        } else if (strcmp(a, "--max-queue") == 0) {
-            if (parse_size(a, v, 1ull << 34, &n) || n == 0) {
-                return CLI_USAGE;
-            }
-            o.max_queue = (size_t)n;
-        } else if (strcmp(a, "--unload-after") == 0) {
-            if (parse_size(a, v, 86400, &n)) {
-                return CLI_USAGE;
-            }
-            o.unload_secs = (unsigned)n;
-        } else if (strcmp(a, "--ping") == 0) {
-            if (parse_size(a, v, 3600, &n) || n == 0) {
-                return CLI_USAGE;
-            }
-            o.ping_secs = (unsigned)n;
-            o.hangup_secs = (unsigned)(2 * n);
-        } else if (strcmp(a, "--log") == 0) {
-            static const char *const lv[] = {"error", "warn", "info", "debug"};
-            size_t k = 0;
-            while (k < 4 && strcmp(lv[k], v) != 0) {
-                k++;
-            }
-            if (k == 4) {
-                cli_error("--log: error, warn, info or debug, not '%s'", v);
-                return CLI_USAGE;
-            }
-            o.log_level = (loom_log_level)k;
-        } else {
-            cli_error("serve: unknown option '%s' (see `loom help serve`)", a);
-            return CLI_USAGE;
+        int rc = serve_option(&o, &secret_path, a, argv[++i]);
+        if (rc != CLI_OK) {
+            return rc;
         }
     }
     cli_input secret = {0};
