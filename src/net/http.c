@@ -173,14 +173,17 @@ static int metrics(loom_server *s, struct lws *wsi, net_pss *pss)
            "Rooms loaded (from the store or new).", s->m_rooms_loaded);
     metric(&b, &oom, "loom_rooms_unloaded_total", "counter",
            "Idle rooms unloaded from memory.", s->m_rooms_unloaded);
+    metric(&b, &oom, "loom_store_updates_total", "counter",
+           "Updates appended to the store.", s->m_store_updates);
     metric(&b, &oom, "loom_store_errors_total", "counter",
-           "Store appends that failed.", s->m_store_errors);
+           "Store appends (group commits) that failed.", s->m_store_errors);
     static const char *const le[NET_HIST_BUCKETS] = {
         "0.0005", "0.001", "0.0025", "0.005", "0.01",
         "0.025",  "0.05",  "0.1",    "0.25",  "1"};
     appendf(&b, &oom,
-            "# HELP loom_store_append_seconds Time to append an update to "
-            "the store durably.\n# TYPE loom_store_append_seconds "
+            "# HELP loom_store_append_seconds Time of one durable append (a "
+            "group commit of one room's waiting updates).\n# TYPE "
+            "loom_store_append_seconds "
             "histogram\n");
     unsigned long long cum = 0;
     for (size_t i = 0; i < NET_HIST_BUCKETS; i++) {

@@ -41,6 +41,14 @@ typedef struct net_qnode {
 typedef struct net_room net_room;
 typedef struct net_conn net_conn;
 
+/* An accepted update waiting for the next group commit (room.c). */
+typedef struct net_pending {
+    struct net_pending *next;
+    net_conn *sender; /* NULL once that connection closed */
+    size_t len;
+    uint8_t data[];
+} net_pending;
+
 struct net_conn {
     loom_server *srv;
     struct lws *wsi;
@@ -72,6 +80,8 @@ struct net_room {
     net_room *prev, *next; /* every room */
     net_conn *sender;      /* whose message is being applied */
     bool echo_sender;      /* the update may hold what the sender lacks */
+    net_pending *pend_head, *pend_tail; /* waiting for the store */
+    net_room *next_dirty; /* in the server's list of rooms with pending */
 };
 
 /* HTTP responses built in memory (healthz, metrics, errors). */
@@ -103,6 +113,9 @@ struct loom_server {
     int port;
 
     loom_store *store;
+    net_room *dirty; /* rooms with updates waiting for the store */
+    size_t pend_bytes;
+    lws_sorted_usec_list_t flush_sul;
     net_room *buckets[NET_ROOM_BUCKETS];
     net_room *rooms;
     size_t n_rooms;
@@ -121,7 +134,7 @@ struct loom_server {
     uint64_t m_msgs_in, m_msgs_out, m_bytes_in, m_bytes_out;
     uint64_t m_updates_applied, m_updates_refused, m_awareness_applied;
     uint64_t m_rooms_loaded, m_rooms_unloaded;
-    uint64_t m_store_appends, m_store_errors;
+    uint64_t m_store_appends, m_store_updates, m_store_errors;
     double m_store_seconds;
     uint64_t m_store_hist[NET_HIST_BUCKETS]; /* cumulative at render */
 };
@@ -144,6 +157,12 @@ int loom__net_room_message(net_conn *c,
                            size_t n,
                            const char **why);
 void loom__net_rooms_tick(loom_server *s, uint64_t now_ms);
+/* Group commit: appends every waiting update to the store (one durable
+ * transaction per room), then applies and relays them. */
+void loom__net_flush(loom_server *s);
+/* Frees waiting updates without storing them (the server is being freed
+ * without having run, or after it ran and flushed). */
+void loom__net_pending_free(loom_server *s);
 void loom__net_rooms_free(loom_server *s);
 /* Queues a copy of bytes / a shared buffer on a connection; false when the
  * connection went over its queue bound (it is then being dropped). */

@@ -7,7 +7,11 @@
  *
  *  - sync step 1: reply with step 2;
  *  - sync step 2 / update: validate, append to the store (durable), apply,
- *    then relay what changed. An update is relayed to every other
+ *    then relay what changed. With a store, updates wait for a group
+ *    commit: every update accepted during one turn of the event loop is
+ *    appended in one durable transaction per room at the start of the
+ *    next turn, and only then applied and relayed, so one fsync serves
+ *    many updates and still nobody sees an update before it is on disk. An update is relayed to every other
  *    connection of the room, not echoed to its sender, except when the
  *    document held pending structs before: then the change may carry
  *    structs the sender does not have, so it gets it too;
@@ -21,7 +25,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "loom/update.h"
 #include "net.h"
+
+/* Bytes of updates waiting for a group commit before one is forced. */
+#define NET_PENDING_MAX (64u << 20)
+
+static void forget_sender(net_conn *c);
 
 /* ---- send buffers and queues ------------------------------------------ */
 
@@ -384,6 +394,7 @@ void loom__net_room_leave(net_conn *c)
     if (!r) {
         return;
     }
+    forget_sender(c);
     if (c->prev) {
         c->prev->next = c->next;
     } else {
@@ -427,6 +438,163 @@ static double seconds_since(const struct timespec *t0)
 static const double hist_bounds[NET_HIST_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
 
+/* Applies an update that is durable (or needs no store) and relays it. */
+static int apply_now(
+    net_room *r, net_conn *sender, const uint8_t *p, size_t n, loom_error *err)
+{
+    r->sender = sender;
+    r->echo_sender = loom_doc_pending(r->doc) != 0;
+    int rc = loom_doc_apply_update(r->doc, p, n, sender, err);
+    r->sender = NULL;
+    r->echo_sender = false;
+    if (!rc) {
+        r->srv->m_updates_applied++;
+    }
+    return rc;
+}
+
+static void flush_cb(lws_sorted_usec_list_t *sul)
+{
+    loom__net_flush(lws_container_of(sul, loom_server, flush_sul));
+}
+
+/* Keeps an update for the next group commit. */
+static int enqueue(net_conn *c, const uint8_t *p, size_t n)
+{
+    loom_server *s = c->srv;
+    net_room *r = c->room;
+    net_pending *e = loom__malloc(s->a, sizeof(*e) + n);
+    if (!e) {
+        return LOOM_ENOMEM;
+    }
+    e->next = NULL;
+    e->sender = c;
+    e->len = n;
+    memcpy(e->data, p, n);
+    if (!r->pend_head) {
+        r->pend_head = e;
+        r->next_dirty = s->dirty;
+        s->dirty = r;
+    } else {
+        r->pend_tail->next = e;
+    }
+    r->pend_tail = e;
+    s->pend_bytes += n;
+    /* at the start of the next turn, after every socket of this one */
+    lws_sul_schedule(s->ctx, 0, &s->flush_sul, flush_cb, 1);
+    return LOOM_OK;
+}
+
+static void free_pending(loom_server *s, net_room *r)
+{
+    net_pending *e = r->pend_head;
+    while (e) {
+        net_pending *next = e->next;
+        s->pend_bytes -= e->len;
+        loom__free(s->a, e, sizeof(*e) + e->len);
+        e = next;
+    }
+    r->pend_head = r->pend_tail = NULL;
+}
+
+static void flush_room(loom_server *s, net_room *r)
+{
+    size_t n = 0;
+    for (net_pending *e = r->pend_head; e; e = e->next) {
+        n++;
+    }
+    const uint8_t **ptrs = loom__malloc(s->a, n * sizeof(*ptrs));
+    size_t *lens = loom__malloc(s->a, n * sizeof(*lens));
+    loom_error err;
+    memset(&err, 0, sizeof(err));
+    int rc = LOOM_ENOMEM;
+    if (ptrs && lens) {
+        size_t i = 0;
+        for (net_pending *e = r->pend_head; e; e = e->next, i++) {
+            ptrs[i] = e->data;
+            lens[i] = e->len;
+        }
+        struct timespec t0;
+        (void)clock_gettime(CLOCK_MONOTONIC, &t0);
+        rc = loom_store_append_many(s->store, r->name, ptrs, lens, n, &err);
+        double dt = seconds_since(&t0);
+        s->m_store_appends++;
+        s->m_store_seconds += dt;
+        for (size_t k = 0; k < NET_HIST_BUCKETS; k++) {
+            if (dt <= hist_bounds[k]) {
+                s->m_store_hist[k]++;
+                break;
+            }
+        }
+    }
+    loom__free(s->a, ptrs, n * sizeof(*ptrs));
+    loom__free(s->a, lens, n * sizeof(*lens));
+    if (rc) {
+        /* nothing of the batch is stored: nothing is applied, and every
+         * sender still connected learns it by being closed */
+        s->m_store_errors++;
+        loom__net_log(s, LOOM_LOG_ERROR,
+                      "room %s: store append of %zu update(s) failed (%s): "
+                      "refused",
+                      r->name, n, err.message[0] ? err.message : "");
+        for (net_pending *e = r->pend_head; e; e = e->next) {
+            if (e->sender) {
+                loom__net_drop(e->sender, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                               "storage failure");
+            }
+        }
+        free_pending(s, r);
+        return;
+    }
+    s->m_store_updates += n;
+    for (net_pending *e = r->pend_head; e; e = e->next) {
+        memset(&err, 0, sizeof(err));
+        rc = apply_now(r, e->sender, e->data, e->len, &err);
+        if (rc) {
+            /* validated before; only memory can fail here. The update is
+             * stored, so the next load has it. */
+            loom__net_log(s, LOOM_LOG_ERROR,
+                          "room %s: stored update not applied (%s)", r->name,
+                          loom_strerror(rc));
+            if (e->sender) {
+                loom__net_drop(e->sender, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                               "update not applied");
+            }
+        }
+    }
+    free_pending(s, r);
+}
+
+void loom__net_flush(loom_server *s)
+{
+    while (s->dirty) {
+        net_room *r = s->dirty;
+        s->dirty = r->next_dirty;
+        r->next_dirty = NULL;
+        flush_room(s, r);
+    }
+}
+
+void loom__net_pending_free(loom_server *s)
+{
+    while (s->dirty) {
+        net_room *r = s->dirty;
+        s->dirty = r->next_dirty;
+        r->next_dirty = NULL;
+        free_pending(s, r);
+    }
+}
+
+/* Waiting updates must not keep a pointer to a closed connection. */
+static void forget_sender(net_conn *c)
+{
+    for (net_pending *e = c->room->pend_head; e; e = e->next) {
+        if (e->sender == c) {
+            e->sender = NULL;
+        }
+    }
+}
+
 static int malformed(net_conn *c, const loom_error *err, const char **why)
 {
     loom__net_log(c->srv, LOOM_LOG_WARN,
@@ -440,58 +608,40 @@ static int
 apply_update(net_conn *c, const uint8_t *p, size_t n, const char **why)
 {
     loom_server *s = c->srv;
-    net_room *r = c->room;
     loom_error err;
     memset(&err, 0, sizeof(err));
-    /* No separate validation pass: the store validates the whole update
-     * before it writes, and loom_doc_apply_update before it changes the
-     * document; both refuse a malformed one with LOOM_EMALFORMED. */
     if (empty_update(p, n)) {
         return 0;
     }
-    /* durable before anyone else can see it */
     if (s->store) {
-        struct timespec t0;
-        (void)clock_gettime(CLOCK_MONOTONIC, &t0);
-        int rc = loom_store_append(s->store, r->name, p, n, &err);
-        double dt = seconds_since(&t0);
-        s->m_store_appends++;
-        s->m_store_seconds += dt;
-        for (size_t i = 0; i < NET_HIST_BUCKETS; i++) {
-            if (dt <= hist_bounds[i]) {
-                s->m_store_hist[i]++;
-                break;
-            }
-        }
-        if (rc == LOOM_EMALFORMED) {
+        /* validated now, so that a bad update closes its own connection
+         * and never spoils the batch it would have joined */
+        if (loom_update_validate(p, n, &err)) {
             return malformed(c, &err, why);
         }
-        if (rc) {
-            s->m_store_errors++;
-            loom__net_log(s, LOOM_LOG_ERROR,
-                          "room %s: %s: store append failed (%s): update "
-                          "refused, closing",
-                          r->name, c->peer, err.message);
-            *why = "storage failure";
+        /* a burst larger than this is committed at once */
+        if (s->pend_bytes + n > NET_PENDING_MAX) {
+            loom__net_flush(s);
+        }
+        if (enqueue(c, p, n)) {
+            *why = "out of memory";
             return LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
         }
+        return 0;
     }
-    r->sender = c;
-    r->echo_sender = loom_doc_pending(r->doc) != 0;
-    int rc = loom_doc_apply_update(r->doc, p, n, c, &err);
-    r->sender = NULL;
-    r->echo_sender = false;
+    /* in memory: loom_doc_apply_update validates the whole update before
+     * it changes the document */
+    int rc = apply_now(c->room, c, p, n, &err);
     if (rc == LOOM_EMALFORMED) {
         return malformed(c, &err, why);
     }
     if (rc) {
         loom__net_log(s, LOOM_LOG_ERROR,
-                      "room %s: %s: update not applied (%s): closing", r->name,
-                      c->peer, loom_strerror(rc));
+                      "room %s: %s: update not applied (%s): closing",
+                      c->room->name, c->peer, loom_strerror(rc));
         *why = "update not applied";
         return LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
     }
-    s->m_updates_applied++;
     return 0;
 }
 
@@ -626,7 +776,7 @@ void loom__net_rooms_tick(loom_server *s, uint64_t now_ms)
         }
         /* every accepted update is already in the store: unloading only
          * frees memory. Without a store the room must stay. */
-        if (s->store && r->n_conns == 0 &&
+        if (s->store && r->n_conns == 0 && !r->pend_head &&
             now_ms - r->empty_since_ms >= (uint64_t)s->unload_secs * 1000) {
             loom__net_log(s, LOOM_LOG_DEBUG, "room %s: unloaded (idle)",
                           r->name);

@@ -589,6 +589,9 @@ int loom_server_run(loom_server *s)
         }
     }
     lws_sul_cancel(&s->sul);
+    lws_sul_cancel(&s->flush_sul);
+    /* updates accepted in the last turn: durable before we go */
+    loom__net_flush(s);
     s->destroying = true;
     /* the connections left (none, unless the deadline passed) and the
      * context go together; closing them calls back into conn_free */
@@ -621,6 +624,7 @@ void loom_server_free(loom_server *s)
     while (s->conns) {
         conn_free(s, s->conns);
     }
+    loom__net_pending_free(s);
     loom__net_rooms_free(s);
     loom_store_close(s->store);
     free_opt(s->a, s->host);

@@ -56,3 +56,19 @@ loom_store_load(loom_store *s, const char *name, loom_doc *doc, loom_error *err)
     loom__error_set(err, LOOM_EUNSUPPORTED, 0, 0, "no store");
     return LOOM_EUNSUPPORTED;
 }
+
+__attribute__((weak)) int loom_store_append_many(loom_store *s,
+                                                 const char *name,
+                                                 const uint8_t *const *updates,
+                                                 const size_t *lens,
+                                                 size_t n,
+                                                 loom_error *err)
+{
+    (void)s;
+    (void)name;
+    (void)updates;
+    (void)lens;
+    (void)n;
+    loom__error_set(err, LOOM_EUNSUPPORTED, 0, 0, "no store");
+    return LOOM_EUNSUPPORTED;
+}
