@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { startServer, stopServer, client, json, check, done, until, sleep } from './lib.mjs'
+import { startServer, stopServer, client, json, check, done, until, sleep, raw, syncUpdateMsg, Y } from './lib.mjs'
 
 process.setMaxListeners(100)
 const loom = process.argv[2]
@@ -52,6 +52,29 @@ for (const room of rooms) {
   check(await until(() => json(fresh.doc) === expected[room], 5000), `after SIGKILL and restart: room ${room} has everything`)
   fresh.provider.destroy()
 }
+// a malformed update is neither stored nor relayed, with a store too; a
+// good one from the same kind of raw client is
+const evil = new Y.Doc()
+evil.getText('text').insert(0, 'EVIL')
+const evilUpdate = Buffer.from(Y.encodeStateAsUpdate(evil))
+const watcher = client(srv.url, 'two')
+await watcher.synced
+const bad = await raw(srv.url, 'two')
+await until(() => bad.messages.length >= 1)
+bad.ws.send(syncUpdateMsg(Buffer.concat([evilUpdate, Buffer.from([9, 9])])))
+const closed = await bad.closedP
+check(closed.code === 1007, `a malformed update closes its connection (${closed.code})`)
+const good = await raw(srv.url, 'two')
+await until(() => good.messages.length >= 1)
+const ok = new Y.Doc()
+ok.getText('text').insert(0, 'GOOD ')
+good.ws.send(syncUpdateMsg(Buffer.from(Y.encodeStateAsUpdate(ok))))
+check(await until(() => watcher.doc.getText('text').toString().includes('GOOD ')), 'a valid update from a raw client is relayed')
+check(!watcher.doc.getText('text').toString().includes('EVIL'), 'the malformed one is not')
+expected.two = json(watcher.doc)
+good.ws.close()
+watcher.provider.destroy()
+
 // idle rooms unload, and load again intact
 check(await until(async () => /^loom_rooms 0$/m.test(await (await fetch(`${srv.http}/metrics`)).text()), 5000),
   'rooms unload once idle')
@@ -68,6 +91,10 @@ srv = await startServer(loom, ['--data', data])
 const last = client(srv.url, 'one')
 await last.synced
 check(await until(() => last.doc.getText('text').toString().startsWith('after-unload ')), 'an edit after a reload survives a restart')
+const two = client(srv.url, 'two')
+await two.synced
+check(await until(() => json(two.doc) === expected.two), 'the stored room has the good update and not the malformed one')
+two.provider.destroy()
 last.provider.destroy()
 await stopServer(srv)
 rmSync(dir, { recursive: true, force: true })
