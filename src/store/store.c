@@ -1757,12 +1757,9 @@ static int sum_rows(loom_store *s,
     return rc;
 }
 
-/* One compaction attempt. *again is set when the log changed under it
- * (another process compacted meanwhile), so nothing was written. */
-static int
-compact_once(loom_store *s, const char *name, bool *again, loom_error *err)
+/* Compacts the log of `name` up to its last row at the time of reading. */
+static int compact_doc(loom_store *s, const char *name, loom_error *err)
 {
-    *again = false;
     doc_row d;
     doc_row d2;
     memset(&d, 0, sizeof(d));
@@ -1836,17 +1833,25 @@ compact_once(loom_store *s, const char *name, bool *again, loom_error *err)
     if (rc) {
         goto out;
     }
+    if (d2.id != d.id) {
+        goto out; /* deleted and created again meanwhile */
+    }
+    /* Another process may have compacted part of these rows meanwhile.
+     * That is harmless: the rows <= upto can only have lost content to
+     * rows at larger seqs since our read (appends land above next_seq, a
+     * compaction moves rows into one at its own upto), so our merge holds
+     * all they hold. Only the counters must use the rows as they are now. */
     uint64_t rows = 0;
     uint64_t bytes = 0;
-    if (d2.id == d.id) {
-        rc = sum_rows(s, d.id, info.upto, &rows, &bytes, err);
-        if (rc) {
-            goto out;
-        }
+    rc = sum_rows(s, d.id, info.upto, &rows, &bytes, err);
+    if (rc || rows < 2) {
+        goto out;
     }
-    if (d2.id != d.id || rows != info.rows || bytes != info.disk ||
-        d2.n_updates < info.rows || d2.n_bytes < info.plain) {
-        *again = true;
+    uint64_t plain = s->encrypted ? bytes - rows * (NONCE_LEN + TAG_LEN)
+                                  : bytes;
+    if (d2.n_updates < rows || d2.n_bytes < plain ||
+        (s->encrypted && bytes < rows * (NONCE_LEN + TAG_LEN))) {
+        rc = fail(err, LOOM_ECORRUPT, "document counters out of step");
         goto out;
     }
     sqlite3_stmt *st = NULL;
@@ -1863,8 +1868,8 @@ compact_once(loom_store *s, const char *name, bool *again, loom_error *err)
     if (rc) {
         goto out;
     }
-    d2.n_updates = d2.n_updates - info.rows + 1;
-    d2.n_bytes = d2.n_bytes - info.plain + m.len;
+    d2.n_updates = d2.n_updates - rows + 1;
+    d2.n_bytes = d2.n_bytes - plain + m.len;
     d2.base_bytes = m.len;
     if (d.sv_dirty != 0 && d2.next_seq == d.next_seq) {
         /* Nothing appended since the read: the merge is the whole log. */
@@ -1887,18 +1892,6 @@ out:
     loom_buf_free(&sealed);
     loom_buf_free(&sv);
     return rc;
-}
-
-static int compact_doc(loom_store *s, const char *name, loom_error *err)
-{
-    for (int attempt = 0; attempt < 3; attempt++) {
-        bool again = false;
-        int rc = compact_once(s, name, &again, err);
-        if (rc || !again) {
-            return rc;
-        }
-    }
-    return fail(err, LOOM_EBUSY, "the log kept changing during compaction");
 }
 
 int loom_store_compact(loom_store *s, const char *name, loom_error *err)
