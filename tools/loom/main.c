@@ -4,10 +4,11 @@
  * through a table of subcommands, and holds the helpers they share (reading
  * inputs, writing output, error messages; see cli.h).
  *
- * Today: `loom update ...` (encoded Yjs v1 updates and state vectors) and
+ * Today: `loom update ...` (encoded Yjs v1 updates and state vectors),
+ * `loom store ...` (the durable document store, cmd_store.c) and
  * `loom bench ...` (performance workloads, cmd_bench.c).
- * `loom serve`, `loom store ...` and `loom db ...` join the table as their
- * layers land (DESIGN.md).
+ * `loom serve` and `loom db ...` join the table as their layers land
+ * (DESIGN.md).
  */
 #include "cli.h"
 
@@ -25,6 +26,8 @@ static void help_help(void);
 static const cli_command commands[] = {
     {"update", cli_update_main, cli_update_help,
      "decode, merge and diff Yjs v1 updates and state vectors"},
+    {"store", cli_store_main, cli_store_help,
+     "keep documents durably in a SQLite store (DIR/loom.db)"},
     {"bench", cli_bench_main, cli_bench_help,
      "measure libloom on editing traces and synthetic workloads"},
     {"help", cmd_help, help_help, "show help for loom or one of its commands"},
