@@ -8,7 +8,7 @@
  *  - many documents: D documents of one update each, then the store is
  *    reopened and listed (D names, in order) and a sample of documents is
  *    loaded.
- * Defaults: N = 100000, D = 10000 (a fifth of that under AddressSanitizer);
+ * Defaults: N = 50000, D = 10000 (a fifth of that under AddressSanitizer);
  * LOOM_STORE_SCALE=full runs N = 1000000 and D = 10000, and
  * LOOM_STORE_N / LOOM_STORE_DOCS set them directly. Timings are printed.
  */
@@ -238,7 +238,7 @@ int main(void)
 {
     const char *scale = getenv("LOOM_STORE_SCALE");
     int full = scale != NULL && strcmp(scale, "full") == 0;
-    long n = full ? 1000000 : (SANITIZED ? 20000 : 100000);
+    long n = full ? 1000000 : (SANITIZED ? 20000 : 50000);
     long ndocs = full ? 10000 : (SANITIZED ? 2000 : 10000);
     n = sg_env_long("LOOM_STORE_N", n);
     ndocs = sg_env_long("LOOM_STORE_DOCS", ndocs);
