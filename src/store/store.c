@@ -181,9 +181,8 @@ static int db_fail(loom_store *s, int rc, loom_error *err)
 static int stmt(loom_store *s, int id, sqlite3_stmt **out, loom_error *err)
 {
     if (s->st[id] == NULL) {
-        int rc = sqlite3_prepare_v3(s->db, st_sql[id], -1,
-                                    SQLITE_PREPARE_PERSISTENT, &s->st[id],
-                                    NULL);
+        int rc = sqlite3_prepare_v3(
+            s->db, st_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->st[id], NULL);
         if (rc != SQLITE_OK) {
             return db_fail(s, rc, err);
         }
@@ -323,10 +322,7 @@ doc_get(loom_store *s, const char *name, doc_row *out, loom_error *err)
  * update, 'm' metadata, 'v' verifier), the document name and, for
  * metadata, a NUL and the key. A row copied to another document, or a value
  * to another key, fails authentication. */
-static int make_ad(loom_buf *ad,
-                   char domain,
-                   const char *name,
-                   const char *key)
+static int make_ad(loom_buf *ad, char domain, const char *name, const char *key)
 {
     int rc = loom__buf_push(ad, (uint8_t)domain);
     if (!rc && name) {
@@ -364,9 +360,9 @@ static int seal(loom_store *s,
     if (!rc) {
         randombytes_buf(c.data, NONCE_LEN);
         unsigned long long clen = 0;
-        crypto_aead_xchacha20poly1305_ietf_encrypt(
-            c.data + NONCE_LEN, &clen, p, n, ad.data, ad.len, NULL, c.data,
-            s->key);
+        crypto_aead_xchacha20poly1305_ietf_encrypt(c.data + NONCE_LEN, &clen, p,
+                                                   n, ad.data, ad.len, NULL,
+                                                   c.data, s->key);
         c.len = NONCE_LEN + (size_t)clen;
         *out = c;
     } else {
@@ -555,22 +551,21 @@ static int derive_key(loom_store *s,
 
 /* Makes a new store encrypted: salt, limits, key, verifier. Runs inside
  * the creating transaction. */
-static int encrypt_new(loom_store *s,
-                       const loom_store_options *o,
-                       loom_error *err)
+static int
+encrypt_new(loom_store *s, const loom_store_options *o, loom_error *err)
 {
-    uint64_t ops = o->kdf_opslimit ? o->kdf_opslimit
-                                   : crypto_pwhash_OPSLIMIT_MODERATE;
-    uint64_t mem = o->kdf_memlimit ? o->kdf_memlimit
-                                   : crypto_pwhash_MEMLIMIT_MODERATE;
+    uint64_t ops =
+        o->kdf_opslimit ? o->kdf_opslimit : crypto_pwhash_OPSLIMIT_MODERATE;
+    uint64_t mem =
+        o->kdf_memlimit ? o->kdf_memlimit : crypto_pwhash_MEMLIMIT_MODERATE;
     if (ops < crypto_pwhash_OPSLIMIT_MIN || ops > crypto_pwhash_OPSLIMIT_MAX ||
         mem < crypto_pwhash_MEMLIMIT_MIN || mem > KDF_MEMLIMIT_CAP) {
         return fail(err, LOOM_EINVAL, "key derivation limits out of range");
     }
     uint8_t salt[SALT_LEN];
     randombytes_buf(salt, sizeof(salt));
-    int rc = derive_key(s, o->passphrase, o->passphrase_len, salt, ops, mem,
-                        err);
+    int rc =
+        derive_key(s, o->passphrase, o->passphrase_len, salt, ops, mem, err);
     uint8_t ops_b[8];
     uint8_t mem_b[8];
     put_u64(ops_b, ops);
@@ -607,13 +602,11 @@ static int encrypt_new(loom_store *s,
 }
 
 /* Opens an existing store's key from the passphrase, or explains why not. */
-static int
-unlock(loom_store *s, const loom_store_options *o, loom_error *err)
+static int unlock(loom_store *s, const loom_store_options *o, loom_error *err)
 {
     char cipher[32];
     size_t cipher_len = 0;
-    int rc = setting_get(s, "cipher", cipher, sizeof(cipher), &cipher_len,
-                         err);
+    int rc = setting_get(s, "cipher", cipher, sizeof(cipher), &cipher_len, err);
     if (rc == LOOM_ENOTFOUND) {
         if (o->passphrase != NULL) {
             return fail(err, LOOM_EINVAL,
@@ -648,9 +641,9 @@ unlock(loom_store *s, const loom_store_options *o, loom_error *err)
     if (!rc) {
         rc = setting_get(s, "kdf_memlimit", mem_b, 8, &n3, err);
     }
-    if (rc == LOOM_ENOTFOUND || (!rc && (n1 != SALT_LEN || n2 != 8 ||
-                                         n3 != 8 || n4 != 10 ||
-                                         memcmp(kdf, "argon2id13", 10) != 0))) {
+    if (rc == LOOM_ENOTFOUND ||
+        (!rc && (n1 != SALT_LEN || n2 != 8 || n3 != 8 || n4 != 10 ||
+                 memcmp(kdf, "argon2id13", 10) != 0))) {
         return fail(err, LOOM_ECORRUPT, "key derivation settings damaged");
     }
     if (rc) {
@@ -758,8 +751,7 @@ prepare_schema(loom_store *s, const loom_store_options *o, loom_error *err)
         rc = pragma_int(s, "PRAGMA user_version", &ver, err);
     }
     if (!rc) {
-        rc = pragma_int(s, "SELECT count(*) FROM sqlite_master", &ntables,
-                        err);
+        rc = pragma_int(s, "SELECT count(*) FROM sqlite_master", &ntables, err);
     }
     if (!rc && app == 0 && ver == 0 && ntables == 0) {
         rc = exec(s, schema_v1, err);
@@ -879,8 +871,8 @@ int loom_store_open(const char *path,
         goto out;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, o->busy_timeout_ms > 0 ? o->busy_timeout_ms
-                                                       : 0);
+    sqlite3_busy_timeout(s->db,
+                         o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 0);
     /* Checked before anything writes: WAL mode must not be forced on a
      * foreign file. Reading the header also catches a non-database. */
     int app = 0;
@@ -890,8 +882,7 @@ int loom_store_open(const char *path,
     }
     if (!lrc) {
         int tables = 0;
-        lrc = pragma_int(s, "SELECT count(*) FROM sqlite_master", &tables,
-                         err);
+        lrc = pragma_int(s, "SELECT count(*) FROM sqlite_master", &tables, err);
         if (!lrc && app == 0 && tables > 0) {
             lrc = fail(err, LOOM_ECORRUPT, "not a loom store (foreign tables)");
         }
@@ -968,8 +959,8 @@ static int fold_update(const loom__rupdate *u, loom__sv *sv, bool *ok)
 static int log_has_gaps(loom_store *s, const loom_buf *merged, bool *gaps)
 {
     loom__rupdate u;
-    int rc = loom__update_parse(s->alloc, merged->data, merged->len, 0, &u,
-                                NULL);
+    int rc =
+        loom__update_parse(s->alloc, merged->data, merged->len, 0, &u, NULL);
     if (rc) {
         return rc;
     }
@@ -1044,10 +1035,10 @@ static int merge_chunk(loom_store *s,
 
 /* What a log scan found besides the merged update. */
 typedef struct scan_info {
-    uint64_t rows;       /* rows read */
-    uint64_t plain;      /* their update bytes */
-    uint64_t disk;       /* their stored bytes (sealed or not) */
-    sqlite3_int64 upto;  /* the largest seq read */
+    uint64_t rows;      /* rows read */
+    uint64_t plain;     /* their update bytes */
+    uint64_t disk;      /* their stored bytes (sealed or not) */
+    sqlite3_int64 upto; /* the largest seq read */
 } scan_info;
 
 /*
@@ -1319,10 +1310,8 @@ static int doc_update(loom_store *s,
 }
 
 /* The row of `name`, created empty when missing. In a write transaction. */
-static int doc_get_or_create(loom_store *s,
-                             const char *name,
-                             doc_row *d,
-                             loom_error *err)
+static int
+doc_get_or_create(loom_store *s, const char *name, doc_row *d, loom_error *err)
 {
     int rc = doc_get(s, name, d, err);
     if (rc != LOOM_ENOTFOUND) {
@@ -1568,10 +1557,8 @@ static int encode_doc(loom_store *s,
     return rc;
 }
 
-static int check_args(loom_store *s,
-                      const char *name,
-                      const void *out,
-                      loom_error *err)
+static int
+check_args(loom_store *s, const char *name, const void *out, loom_error *err)
 {
     if (s == NULL || out == NULL) {
         return fail(err, LOOM_EINVAL, "missing argument");
@@ -1847,8 +1834,8 @@ static int compact_doc(loom_store *s, const char *name, loom_error *err)
     if (rc || rows < 2) {
         goto out;
     }
-    uint64_t plain = s->encrypted ? bytes - rows * (NONCE_LEN + TAG_LEN)
-                                  : bytes;
+    uint64_t plain =
+        s->encrypted ? bytes - rows * (NONCE_LEN + TAG_LEN) : bytes;
     if (d2.n_updates < rows || d2.n_bytes < plain ||
         (s->encrypted && bytes < rows * (NONCE_LEN + TAG_LEN))) {
         rc = fail(err, LOOM_ECORRUPT, "document counters out of step");
@@ -1905,10 +1892,8 @@ int loom_store_compact(loom_store *s, const char *name, loom_error *err)
 
 /* ---- deleting ----------------------------------------------------------- */
 
-static int exec_id(loom_store *s,
-                   const char *sql,
-                   sqlite3_int64 id,
-                   loom_error *err)
+static int
+exec_id(loom_store *s, const char *sql, sqlite3_int64 id, loom_error *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
@@ -2083,14 +2068,12 @@ int loom_store_meta_set(loom_store *s,
     return rc;
 }
 
-int loom_store_meta_list(loom_store *s,
-                         const char *name,
-                         int (*fn)(void *ud,
-                                   const char *key,
-                                   const uint8_t *value,
-                                   size_t len),
-                         void *ud,
-                         loom_error *err)
+int loom_store_meta_list(
+    loom_store *s,
+    const char *name,
+    int (*fn)(void *ud, const char *key, const uint8_t *value, size_t len),
+    void *ud,
+    loom_error *err)
 {
     int rc = check_args(s, name, fn, err);
     if (rc) {

@@ -40,8 +40,8 @@
 
 static int die(const char *what, int rc, const loom_error *e)
 {
-    (void)fprintf(stderr, "store_procs: %s: %s (%s)\n", what,
-                  loom_strerror(rc), e && e->message[0] ? e->message : "-");
+    (void)fprintf(stderr, "store_procs: %s: %s (%s)\n", what, loom_strerror(rc),
+                  e && e->message[0] ? e->message : "-");
     return 1;
 }
 
@@ -406,8 +406,8 @@ static int concurrent(const char *dir, long n)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || (strcmp(argv[1], "crash") != 0 &&
-                     strcmp(argv[1], "concurrent") != 0)) {
+    if (argc < 2 ||
+        (strcmp(argv[1], "crash") != 0 && strcmp(argv[1], "concurrent") != 0)) {
         (void)fprintf(stderr, "usage: store_procs crash|concurrent [N]\n");
         return 2;
     }

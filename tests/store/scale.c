@@ -35,8 +35,8 @@
 
 static int die(const char *what, int rc, const loom_error *e)
 {
-    (void)fprintf(stderr, "store_scale: %s: %s (%s)\n", what,
-                  loom_strerror(rc), e && e->message[0] ? e->message : "-");
+    (void)fprintf(stderr, "store_scale: %s: %s (%s)\n", what, loom_strerror(rc),
+                  e && e->message[0] ? e->message : "-");
     return 1;
 }
 
@@ -73,8 +73,8 @@ static int large_doc(const char *dir, long n)
     t0 = sg_now();
     for (size_t i = 0; i < u.n; i += 1000) {
         size_t k = u.n - i < 1000 ? u.n - i : 1000;
-        rc = loom_store_append_many(s, "big", (const uint8_t *const *)u.data + i,
-                                    u.lens + i, k, &e);
+        rc = loom_store_append_many(
+            s, "big", (const uint8_t *const *)u.data + i, u.lens + i, k, &e);
         if (rc) {
             return die("append", rc, &e);
         }
@@ -127,8 +127,8 @@ static int large_doc(const char *dir, long n)
     printf("large document: %ld updates (%zu bytes): generate %.2f s, "
            "append (1000/txn) %.2f s, compact %.2f s to %llu bytes, "
            "open+load %.3f s\n",
-           n, bytes, t_gen, t_append, t_compact,
-           (unsigned long long)info.bytes, t_load);
+           n, bytes, t_gen, t_append, t_compact, (unsigned long long)info.bytes,
+           t_load);
     loom_doc_free(back);
     loom_store_close(s);
     loom_doc_free(d);

@@ -87,10 +87,8 @@ static loom_store *open_plain(void)
     return s;
 }
 
-static void append_ok(loom_store *s,
-                      const char *name,
-                      const uint8_t *u,
-                      size_t n)
+static void
+append_ok(loom_store *s, const char *name, const uint8_t *u, size_t n)
 {
     loom_error e;
     memset(&e, 0, sizeof(e));
@@ -232,13 +230,11 @@ static void test_basic(void **state)
     loom_buf d = {0};
     assert_int_equal(loom_store_diff(s, "a", sv.data, sv.len, &d, NULL), 0);
     loom_doc *peer = sg_doc_new(9, NULL);
-    assert_int_equal(loom_doc_apply_update(peer, d.data, d.len, NULL, NULL),
-                     0);
+    assert_int_equal(loom_doc_apply_update(peer, d.data, d.len, NULL, NULL), 0);
     loom_buf_free(&d);
     static const uint8_t empty_sv[1] = {0};
     assert_int_equal(loom_store_diff(s, "a", empty_sv, 1, &d, NULL), 0);
-    assert_int_equal(loom_doc_apply_update(peer, d.data, d.len, NULL, NULL),
-                     0);
+    assert_int_equal(loom_doc_apply_update(peer, d.data, d.len, NULL, NULL), 0);
     assert_true(sg_docs_equal(peer, src));
     loom_buf_free(&d);
     static const uint8_t bad_sv[2] = {5, 1};
@@ -261,9 +257,8 @@ static void test_basic(void **state)
     loom_buf_free(&after);
 
     /* delete */
-    assert_int_equal(loom_store_meta_set(s, "a", "k", (const uint8_t *)"v", 1,
-                                         NULL),
-                     0);
+    assert_int_equal(
+        loom_store_meta_set(s, "a", "k", (const uint8_t *)"v", 1, NULL), 0);
     assert_int_equal(loom_store_delete(s, "a", NULL), 0);
     assert_int_equal(loom_store_exists(s, "a", NULL), 0);
     assert_int_equal(loom_store_delete(s, "a", NULL), LOOM_ENOTFOUND);
@@ -324,10 +319,8 @@ static void test_list_order(void **state)
 
 /* ---- metadata ----------------------------------------------------------- */
 
-static int collect_meta(void *ud,
-                        const char *key,
-                        const uint8_t *value,
-                        size_t len)
+static int
+collect_meta(void *ud, const char *key, const uint8_t *value, size_t len)
 {
     char *out = ud;
     size_t n = strlen(out);
@@ -347,9 +340,9 @@ static void check_meta(loom_store *s)
     append_ok(s, "d", u.data[0], u.lens[0]);
     assert_int_equal(loom_store_meta_get(s, "d", "title", &v, NULL),
                      LOOM_ENOTFOUND);
-    assert_int_equal(loom_store_meta_set(s, "d", "title",
-                                         (const uint8_t *)"Hello", 5, NULL),
-                     0);
+    assert_int_equal(
+        loom_store_meta_set(s, "d", "title", (const uint8_t *)"Hello", 5, NULL),
+        0);
     assert_int_equal(
         loom_store_meta_set(s, "d", "b", (const uint8_t *)"\x00\xff", 2, NULL),
         0);
@@ -359,9 +352,9 @@ static void check_meta(loom_store *s)
     assert_int_equal(v.len, 5);
     assert_memory_equal(v.data, "Hello", 5);
     loom_buf_free(&v);
-    assert_int_equal(loom_store_meta_set(s, "d", "title",
-                                         (const uint8_t *)"Bye", 3, NULL),
-                     0);
+    assert_int_equal(
+        loom_store_meta_set(s, "d", "title", (const uint8_t *)"Bye", 3, NULL),
+        0);
     assert_int_equal(loom_store_meta_get(s, "d", "title", &v, NULL), 0);
     assert_int_equal(v.len, 3);
     assert_memory_equal(v.data, "Bye", 3);
@@ -443,11 +436,10 @@ static void test_sv_property(void **state)
             for (size_t k = before; k < u.n; k++) {
                 for (int o = 0; o < NC; o++) {
                     if (o != c && sg_rand(&rng) % 2) {
-                        assert_int_equal(loom_doc_apply_update(docs[o],
-                                                               u.data[k],
-                                                               u.lens[k], NULL,
-                                                               NULL),
-                                         0);
+                        assert_int_equal(
+                            loom_doc_apply_update(docs[o], u.data[k], u.lens[k],
+                                                  NULL, NULL),
+                            0);
                     }
                 }
             }
@@ -670,8 +662,9 @@ static void test_corrupt_row(void **state)
     }
     append_ok(s, "other", u.data[0], u.lens[0]);
     loom_store_close(s);
-    raw_sql(db, "UPDATE updates SET data = X'0105FFFFFF01' WHERE seq = 2 AND "
-                "doc_id = (SELECT id FROM docs WHERE name = CAST('d' AS BLOB))");
+    raw_sql(db,
+            "UPDATE updates SET data = X'0105FFFFFF01' WHERE seq = 2 AND "
+            "doc_id = (SELECT id FROM docs WHERE name = CAST('d' AS BLOB))");
     s = open_plain();
     loom_buf b = {0};
     loom_error e;
@@ -717,8 +710,9 @@ static uint8_t *read_file(const char *path, size_t *n)
         len += got;
         if (len == cap) {
             cap *= 2;
-            p = realloc(p, cap);
-            assert_non_null(p);
+            uint8_t *q = realloc(p, cap);
+            assert_non_null(q);
+            p = q;
         }
     }
     (void)fclose(f);
@@ -867,8 +861,8 @@ static bool store_files_contain(const char *needle)
 }
 
 /* SQL for `data` with its 31st byte changed. */
-#define FLIP31                                                                 \
-    "substr(data, 1, 30) || CASE WHEN substr(data, 31, 1) = X'00' THEN "       \
+#define FLIP31                                                           \
+    "substr(data, 1, 30) || CASE WHEN substr(data, 31, 1) = X'00' THEN " \
     "X'01' ELSE X'00' END || substr(data, 32)"
 
 static void test_encryption(void **state)
@@ -949,9 +943,12 @@ static void test_encryption(void **state)
     assert_int_equal(loom_store_encode(s, "doc", &b, &e), LOOM_EAUTH);
     assert_null(b.data);
     loom_store_close(s);
-    raw_sql(db, "UPDATE updates SET data = (SELECT data FROM updates WHERE "
-                "doc_id = (SELECT id FROM docs WHERE name = CAST('other' AS BLOB))) "
-                "WHERE doc_id = (SELECT id FROM docs WHERE name = CAST('doc' AS BLOB))");
+    raw_sql(
+        db,
+        "UPDATE updates SET data = (SELECT data FROM updates WHERE "
+        "doc_id = (SELECT id FROM docs WHERE name = CAST('other' AS BLOB))) "
+        "WHERE doc_id = (SELECT id FROM docs WHERE name = CAST('doc' AS "
+        "BLOB))");
     raw_sql(db, "UPDATE updates SET data = " FLIP31 " WHERE doc_id = "
                 "(SELECT id FROM docs WHERE name = CAST('other' AS BLOB))");
     assert_int_equal(loom_store_open(db, &o, &s, NULL), 0);
@@ -963,8 +960,7 @@ static void test_encryption(void **state)
     raw_sql(db, "INSERT INTO meta(doc_id, key, value) SELECT doc_id, "
                 "CAST('copy' AS BLOB), value FROM meta WHERE key = "
                 "CAST('title' AS BLOB)");
-    assert_int_equal(loom_store_meta_get(s, "doc", "copy", &v, &e),
-                     LOOM_EAUTH);
+    assert_int_equal(loom_store_meta_get(s, "doc", "copy", &v, &e), LOOM_EAUTH);
     assert_null(v.data);
     loom_store_close(s);
     loom_doc_free(src);

@@ -100,10 +100,8 @@ static double now_ms(void)
 
 /* A document (client 1, gc on) recording its updates into `u`; the text
  * it ends with is written to *units (UTF-16 length). */
-static int make_updates(const char *trace_path,
-                        size_t n,
-                        upd_list *u,
-                        size_t *units)
+static int
+make_updates(const char *trace_path, size_t n, upd_list *u, size_t *units)
 {
     loom_doc_options o;
     loom_doc_options_init(&o);
@@ -187,9 +185,8 @@ static int raw_exec(sqlite3 *db, const char *sql)
 
 /* Inserts updates [0, k) into a plain table, `batch` per transaction, with
  * the store's pragmas; *ms is the time of the inserts. */
-static int
-raw_inserts(const char *path, const upd_list *u, size_t k, size_t batch,
-            double *ms)
+static int raw_inserts(
+    const char *path, const upd_list *u, size_t k, size_t batch, double *ms)
 {
     remove_db(path);
     sqlite3 *db = NULL;
@@ -245,11 +242,8 @@ static int fail_store(const char *what, int rc, const loom_error *e)
 }
 
 /* Appends updates [0, k) to one document, `batch` per call. */
-static int store_appends(const char *path,
-                         const upd_list *u,
-                         size_t k,
-                         size_t batch,
-                         double *ms)
+static int store_appends(
+    const char *path, const upd_list *u, size_t k, size_t batch, double *ms)
 {
     remove_db(path);
     loom_store_options o;
@@ -297,9 +291,8 @@ static int large_doc(const char *path,
     int rc = loom_store_open(path, &o, &s, &e);
     for (size_t i = 0; i < u->n && rc == LOOM_OK; i += 1000) {
         size_t m = i + 1000 < u->n ? 1000 : u->n - i;
-        rc = loom_store_append_many(s, "doc",
-                                    (const uint8_t *const *)u->data + i,
-                                    u->lens + i, m, &e);
+        rc = loom_store_append_many(
+            s, "doc", (const uint8_t *const *)u->data + i, u->lens + i, m, &e);
     }
     double t0 = now_ms();
     if (rc == LOOM_OK) {
@@ -365,8 +358,8 @@ static int parse_size(const char *what, const char *s, size_t *out)
     char *end = NULL;
     unsigned long long v = strtoull(s, &end, 10);
     if (end == s || *end != '\0' || v == 0 || v > 100000000ULL) {
-        cli_error("bench store: %s: expected a positive count, got '%s'",
-                  what, s);
+        cli_error("bench store: %s: expected a positive count, got '%s'", what,
+                  s);
         return CLI_USAGE;
     }
     *out = (size_t)v;
@@ -486,8 +479,8 @@ int cli_bench_store(int argc, char **argv)
             "\"ratio_batched\":%.3f,"
             "\"compact_ms\":%.1f,\"compacted_bytes\":%zu,"
             "\"open_load_ms\":%.1f}\n",
-            trace_path ? "trace" : "typing", u.n, u.bytes, k, batch, runs, s1, r1,
-            s1 / r1, sb, rb, sb / rb, compact_ms, compacted, load_ms);
+            trace_path ? "trace" : "typing", u.n, u.bytes, k, batch, runs, s1,
+            r1, s1 / r1, sb, rb, sb / rb, compact_ms, compacted, load_ms);
         rc = cli_write_stdout(NULL, 0);
     }
     upd_free(&u);

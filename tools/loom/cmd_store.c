@@ -48,8 +48,8 @@ static void error_init(loom_error *err)
 
 /* Reports a failed store call about document `doc` (or the store when
  * NULL). Returns CLI_FAIL. */
-static int report(const store_ctx *c, const char *doc, int rc,
-                  const loom_error *err)
+static int
+report(const store_ctx *c, const char *doc, int rc, const loom_error *err)
 {
     const char *why = err->message[0] ? err->message : loom_strerror(rc);
     if (rc == LOOM_ENOTFOUND && doc != NULL &&
@@ -73,8 +73,7 @@ static int want_args(const store_ctx *c, int lo, int hi, const char *verb)
 {
     if (c->argc < lo || c->argc > hi) {
         char msg[128];
-        (void)snprintf(msg, sizeof(msg), "%s: wrong number of arguments",
-                       verb);
+        (void)snprintf(msg, sizeof(msg), "%s: wrong number of arguments", verb);
         return usage_error(msg);
     }
     return CLI_OK;
@@ -324,9 +323,8 @@ static const struct {
     const char *name;
     int (*run)(store_ctx *c);
 } verbs[] = {
-    {"list", verb_list},     {"append", verb_append},
-    {"dump", verb_dump},     {"encode", verb_encode},
-    {"sv", verb_sv},         {"compact", verb_compact},
+    {"list", verb_list},     {"append", verb_append}, {"dump", verb_dump},
+    {"encode", verb_encode}, {"sv", verb_sv},         {"compact", verb_compact},
     {"delete", verb_delete}, {"meta", verb_meta},
 };
 #define N_VERBS (sizeof(verbs) / sizeof(verbs[0]))
@@ -354,7 +352,8 @@ void cli_store_help(void)
         "  meta DOC KEY VALUE   set KEY to the bytes of VALUE\n"
         "\n"
         "Encryption at rest: --passphrase-file FILE (its bytes, one trailing\n"
-        "newline removed) or the environment variable LOOM_PASSPHRASE. A store\n"
+        "newline removed) or the environment variable LOOM_PASSPHRASE. A "
+        "store\n"
         "created with a passphrase is encrypted and opens only with it.\n"
         "\n"
         "Exit status: 0 success, 1 failure (a missing document, an empty or\n"
@@ -436,8 +435,8 @@ static int read_passphrase(const char *file, cli_input *in, int *have)
 
 /* Takes the value of option `name` at argv[*i] ("--name V" or
  * "--name=V"); NULL when argv[*i] is not that option. */
-static const char *option_value(int argc, char **argv, int *i,
-                                const char *name, int *missing)
+static const char *
+option_value(int argc, char **argv, int *i, const char *name, int *missing)
 {
     size_t n = strlen(name);
     const char *a = argv[*i];
