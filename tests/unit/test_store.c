@@ -19,9 +19,10 @@
  *    byte as it was; a damaged stored row is LOOM_ECORRUPT;
  *  - files: a non-loom SQLite file (left untouched), garbage, a truncated
  *    store, a store from a newer schema;
- *  - allocation failures at every library allocation of a scenario: a clean
- *    LOOM_ENOMEM, nothing leaked, and the stored document is either as
- *    before the failing call or as after it.
+ *  - allocation failures at every library allocation of a scenario, on a
+ *    plain and on an encrypted store: a clean LOOM_ENOMEM, nothing leaked,
+ *    and the stored document is either as before the failing call or as
+ *    after it.
  * LOOM_STORE_ROUNDS raises the number of random rounds (default 6);
  * LOOM_SEED replays a seed.
  */
@@ -971,10 +972,15 @@ static void test_encryption(void **state)
 
 /* One scenario with every library allocation counted: open, append, append
  * many, encode, state vector, meta set/get, compact, load, close. */
-static int scenario(const loom_allocator *a, const sg_updates *u, int *step)
+static int
+scenario(const loom_allocator *a, const sg_updates *u, int *step, bool enc)
 {
     loom_store_options o;
-    loom_store_options_init(&o);
+    if (enc) {
+        opts_enc(&o, "pass");
+    } else {
+        loom_store_options_init(&o);
+    }
     o.alloc = a;
     o.compact_max_updates = 4;
     loom_store *s = NULL;
@@ -1018,16 +1024,16 @@ static int scenario(const loom_allocator *a, const sg_updates *u, int *step)
     return rc;
 }
 
-static void test_oom(void **state)
+static void check_oom(bool enc)
 {
-    (void)state;
     sg_updates u = {0};
     loom_doc *src = NULL;
     make_updates(8, 6, &u, &src);
     test_alloc c;
     loom_allocator a = test_alloc_init(&c);
     int step = 0;
-    assert_int_equal(scenario(&a, &u, &step), 0);
+    unlink(db);
+    assert_int_equal(scenario(&a, &u, &step, enc), 0);
     long total = c.calls;
     assert_true(total > 10);
     assert_int_equal(c.live_blocks, 0);
@@ -1035,7 +1041,7 @@ static void test_oom(void **state)
         unlink(db);
         a = test_alloc_init(&c);
         c.fail_at = k;
-        int rc = scenario(&a, &u, &step);
+        int rc = scenario(&a, &u, &step, enc);
         if (rc != 0 && rc != LOOM_ENOMEM) {
             fail_msg("fail_at %ld: rc %d step %d", k, rc, step);
         }
@@ -1043,7 +1049,11 @@ static void test_oom(void **state)
         assert_int_equal(c.size_mismatches, 0);
         /* What was stored is whole: nothing, the first update, or all. */
         if (step >= 1) {
-            loom_store *s = open_plain();
+            loom_store_options o;
+            opts_enc(&o, "pass");
+            loom_store *s = NULL;
+            assert_int_equal(loom_store_open(db, enc ? &o : NULL, &s, NULL),
+                             0);
             loom_store_doc_info info = {0};
             int irc = loom_store_info(s, "d", &info, NULL);
             if (step == 1) {
@@ -1070,6 +1080,13 @@ static void test_oom(void **state)
     }
     loom_doc_free(src);
     sg_updates_free(&u);
+}
+
+static void test_oom(void **state)
+{
+    (void)state;
+    check_oom(false);
+    check_oom(true);
 }
 
 int main(void)
