@@ -733,13 +733,20 @@ static int pragma_int(loom_store *s, const char *sql, int *out, loom_error *err)
     return lrc;
 }
 
-/* Creates the schema in an empty file, or checks and upgrades an existing
- * one, in one write transaction (two processes creating the same file
- * serialise here and the second sees the first's schema). */
-static int
-prepare_schema(loom_store *s, const loom_store_options *o, loom_error *err)
+/* Checks the schema of an existing file in a read transaction; creates
+ * it in an empty file, or upgrades an older one, in a write transaction
+ * (`write`). Without `write`, a file that needs either sets *need_write
+ * and changes nothing: the caller comes back with `write`, and two
+ * processes creating the same file serialise there, the second seeing
+ * the first's schema. Opening a current store so writes nothing. */
+static int prepare_schema(loom_store *s,
+                          const loom_store_options *o,
+                          bool write,
+                          bool *need_write,
+                          loom_error *err)
 {
-    int rc = exec(s, "BEGIN IMMEDIATE", err);
+    *need_write = false;
+    int rc = exec(s, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
     if (rc) {
         return rc;
     }
@@ -753,7 +760,14 @@ prepare_schema(loom_store *s, const loom_store_options *o, loom_error *err)
     if (!rc) {
         rc = pragma_int(s, "SELECT count(*) FROM sqlite_master", &ntables, err);
     }
-    if (!rc && app == 0 && ver == 0 && ntables == 0) {
+    bool fresh = app == 0 && ver == 0 && ntables == 0;
+    if (!rc && !write &&
+        (fresh || (app == STORE_APP_ID && ver >= 1 && ver < STORE_SCHEMA))) {
+        *need_write = true;
+        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return LOOM_OK;
+    }
+    if (!rc && fresh) {
         rc = exec(s, schema_v1, err);
         if (!rc) {
             char sql[96];
@@ -789,7 +803,7 @@ prepare_schema(loom_store *s, const loom_store_options *o, loom_error *err)
         if (!rc && ver != STORE_SCHEMA) {
             rc = fail(err, LOOM_EUNSUPPORTED, "no upgrade path for schema");
         }
-        if (!rc) {
+        if (!rc && write) {
             char sql[64];
             (void)snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
                            STORE_SCHEMA);
@@ -898,7 +912,11 @@ int loom_store_open(const char *path,
                    err);
     }
     if (!lrc) {
-        lrc = prepare_schema(s, o, err);
+        bool need_write = false;
+        lrc = prepare_schema(s, o, false, &need_write, err);
+        if (!lrc && need_write) {
+            lrc = prepare_schema(s, o, true, &need_write, err);
+        }
     }
 out:
     if (lrc) {

@@ -19,6 +19,8 @@
  *    byte as it was; a damaged stored row is LOOM_ECORRUPT;
  *  - files: a non-loom SQLite file (left untouched), garbage, a truncated
  *    store, a store from a newer schema;
+ *  - another connection holding the write lock: open and reads work,
+ *    writes fail with LOOM_EBUSY after the busy timeout;
  *  - allocation failures at every library allocation of a scenario, on a
  *    plain and on an encrypted store: a clean LOOM_ENOMEM, nothing leaked,
  *    and the stored document is either as before the failing call or as
@@ -838,6 +840,44 @@ static void test_bad_files(void **state)
     sg_updates_free(&u);
 }
 
+/* Another connection holds the write lock: opening still works (it only
+ * reads), a write waits for the busy timeout and fails with LOOM_EBUSY, and
+ * reads go on (WAL). */
+static void test_busy(void **state)
+{
+    (void)state;
+    sg_updates u = {0};
+    make_updates(4, 2, &u, NULL);
+    loom_store *s = open_plain();
+    append_ok(s, "d", u.data[0], u.lens[0]);
+    loom_store_close(s);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                     SQLITE_OK);
+    loom_store_options o;
+    loom_store_options_init(&o);
+    o.busy_timeout_ms = 50;
+    loom_error e;
+    memset(&e, 0, sizeof(e));
+    s = NULL;
+    assert_int_equal(loom_store_open(db, &o, &s, &e), 0);
+    memset(&e, 0, sizeof(e));
+    assert_int_equal(loom_store_append(s, "d", u.data[1], u.lens[1], &e),
+                     LOOM_EBUSY);
+    assert_non_null(strstr(e.message, "sqlite"));
+    loom_buf b = encode_ok(s, "d");
+    loom_buf_free(&b);
+    assert_int_equal(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    append_ok(s, "d", u.data[1], u.lens[1]);
+    loom_store_doc_info info = {0};
+    assert_int_equal(loom_store_info(s, "d", &info, NULL), 0);
+    assert_int_equal(info.updates, 2);
+    loom_store_close(s);
+    sg_updates_free(&u);
+}
+
 /* ---- encryption --------------------------------------------------------- */
 
 static bool file_contains(const char *path, const char *needle)
@@ -1100,6 +1140,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_updates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encryption, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oom, setup, teardown),
     };
