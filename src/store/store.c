@@ -949,11 +949,14 @@ static int fold_update(const loom__rupdate *u, loom__sv *sv, bool *ok)
     *ok = true;
     for (size_t i = 0; i < u->nblocks && *ok && !rc; i++) {
         const loom__rblock *b = &u->blocks[i];
-        if (loom__sv_get(&seen, b->client) != 0) {
-            *ok = false;
-            break;
+        /* A client in two blocks: only possible with several blocks. */
+        if (u->nblocks > 1) {
+            if (loom__sv_get(&seen, b->client) != 0) {
+                *ok = false;
+                break;
+            }
+            rc = loom__sv_set(&seen, b->client, 1);
         }
-        rc = loom__sv_set(&seen, b->client, 1);
         uint64_t end = b->first_clock;
         for (size_t k = 0; k < b->n; k++) {
             if (b->s[k].ref == LOOM__REF_SKIP) {
@@ -1433,13 +1436,19 @@ static int append_rows(loom_store *s,
             goto out;
         }
     }
-    for (; ndisk < n; ndisk++) {
-        rc = to_disk(s, 'u', name, NULL, updates[ndisk], lens[ndisk],
-                     &disk[ndisk]);
+    /* Sealed copies in an encrypted store; a plain store binds the
+     * caller's bytes as they are (disk[] then owns nothing). */
+    for (; s->encrypted && ndisk < n; ndisk++) {
+        rc =
+            seal(s, 'u', name, NULL, updates[ndisk], lens[ndisk], &disk[ndisk]);
         if (rc) {
             rc = fail(err, rc, NULL);
             goto out;
         }
+    }
+    for (size_t i = 0; !s->encrypted && i < n; i++) {
+        disk[i].data = (uint8_t *)(uintptr_t)updates[i];
+        disk[i].len = lens[i];
     }
     rc = begin_write(s, err);
     if (rc) {

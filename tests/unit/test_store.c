@@ -1092,8 +1092,7 @@ static void check_oom(bool enc)
             loom_store_options o;
             opts_enc(&o, "pass");
             loom_store *s = NULL;
-            assert_int_equal(loom_store_open(db, enc ? &o : NULL, &s, NULL),
-                             0);
+            assert_int_equal(loom_store_open(db, enc ? &o : NULL, &s, NULL), 0);
             loom_store_doc_info info = {0};
             int irc = loom_store_info(s, "d", &info, NULL);
             if (step == 1) {
