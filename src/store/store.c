@@ -472,8 +472,9 @@ static int setting_put(loom_store *s,
     return lrc;
 }
 
-/* Reads a setting into `out` (at most `cap` bytes; longer is corrupt).
- * *len 0 and LOOM_OK when absent? No: absent is LOOM_ENOTFOUND. */
+/* Reads a setting into `out` (at most `cap` bytes: a longer value is
+ * LOOM_ECORRUPT) and its length into *len. An absent setting is
+ * LOOM_ENOTFOUND, without a message: callers decide what absence means. */
 static int setting_get(loom_store *s,
                        const char *key,
                        void *out,
@@ -938,8 +939,9 @@ int loom_store_is_encrypted(const loom_store *s)
  * Folds update `u` into state vector `sv` when it can be done exactly: each
  * client of u appears in one block, without Skip structs, starting at or
  * below the clock sv has for it (so the document's run from 0 extends to
- * the block's end). Returns false when it cannot, leaving sv partly
- * updated (the caller then marks the state vector stale).
+ * the block's end). Sets *ok to false when it cannot, leaving sv partly
+ * updated (the caller then marks the state vector stale and drops sv).
+ * Returns LOOM_OK or LOOM_ENOMEM.
  */
 static int fold_update(const loom__rupdate *u, loom__sv *sv, bool *ok)
 {
