@@ -11,8 +11,9 @@
  *     delay, reads what was reported, reopens the store and checks that
  *     every reported update is in the loaded document (each one sets its
  *     own map key), that the document decodes and that the kept state
- *     vector is the merged log's. Rounds accumulate in one store, so every
- *     earlier round is checked again. The child also reports when it
+ *     vector is the merged log's. Rounds alternate between a plain and an
+ *     encrypted store and accumulate, so every earlier round of a store is
+ *     checked again. The child also reports when it
  *     enters and leaves a compaction, so the parent counts the kills that
  *     landed inside one.
  *
@@ -64,10 +65,22 @@ static void put_line(int fd, const char *s)
 /* ---- crash ---------------------------------------------------------------- */
 
 /* The child of round `round`: appends until killed. Never returns. */
+/* Odd rounds use a second, encrypted store (tiny Argon2id cost). */
+static void store_opts(loom_store_options *o, long round)
+{
+    loom_store_options_init(o);
+    if (round % 2 == 1) {
+        o->passphrase = (const uint8_t *)"crash test";
+        o->passphrase_len = 10;
+        o->kdf_opslimit = 1;
+        o->kdf_memlimit = 8192;
+    }
+}
+
 static void crash_child(const char *db, long round, uint64_t seed, int fd)
 {
     loom_store_options o;
-    loom_store_options_init(&o);
+    store_opts(&o, round);
     o.compact_max_updates = 4 + (uint64_t)(round % 12);
     o.compact_max_bytes = 2048;
     loom_store *s = NULL;
@@ -157,12 +170,15 @@ static char *read_all(int fd)
 
 /* Opens the store and checks it: the document loads and its kept state
  * vector is the merged log's. *out gets the loaded document. */
-static int check_store(const char *db, const char *name, loom_doc **out)
+static int check_store(const char *db,
+                       const loom_store_options *o,
+                       const char *name,
+                       loom_doc **out)
 {
     loom_store *s = NULL;
     loom_error e;
     memset(&e, 0, sizeof(e));
-    int rc = loom_store_open(db, NULL, &s, &e);
+    int rc = loom_store_open(db, o, &s, &e);
     if (rc) {
         return die("reopen", rc, &e);
     }
@@ -201,11 +217,12 @@ static int check_store(const char *db, const char *name, loom_doc **out)
 
 static int crash(const char *dir, long rounds, uint64_t seed)
 {
-    char *db = sg_path(dir, "loom.db");
+    char *dbs[2] = {sg_path(dir, "loom.db"), sg_path(dir, "sealed.db")};
     long *reported = calloc((size_t)rounds, sizeof(*reported));
-    if (db == NULL || reported == NULL) {
+    if (dbs[0] == NULL || dbs[1] == NULL || reported == NULL) {
         return 1;
     }
+    long totals[2] = {0, 0};
     uint64_t rng = seed;
     long in_compaction = 0;
     long total = 0;
@@ -223,7 +240,7 @@ static int crash(const char *dir, long rounds, uint64_t seed)
         }
         if (pid == 0) {
             close(fds[0]);
-            crash_child(db, round, seed, fds[1]);
+            crash_child(dbs[round % 2], round, seed, fds[1]);
         }
         close(fds[1]);
         /* From 0 to 60 ms: sometimes before the store is even open. */
@@ -264,17 +281,20 @@ static int crash(const char *dir, long rounds, uint64_t seed)
         in_compaction += last == 'c';
         reported[round] = n;
         total += n;
+        totals[round % 2] += n;
         free(text);
 
         loom_doc *d = NULL;
-        if (total == 0) {
+        if (totals[round % 2] == 0) {
             continue; /* nothing reported yet, maybe no document */
         }
-        if (check_store(db, DOC, &d)) {
+        loom_store_options o;
+        store_opts(&o, round);
+        if (check_store(dbs[round % 2], &o, DOC, &d)) {
             bad = 1;
             break;
         }
-        for (long r = 0; r <= round && !bad; r++) {
+        for (long r = round % 2; r <= round && !bad; r += 2) {
             for (long i = 0; i < reported[r]; i++) {
                 char key[48];
                 (void)snprintf(key, sizeof(key), "r%ld-%ld", r, i);
@@ -294,7 +314,8 @@ static int crash(const char *dir, long rounds, uint64_t seed)
            "inside a compaction%s\n",
            rounds, total, in_compaction, bad ? ": FAILED" : "");
     free(reported);
-    free(db);
+    free(dbs[0]);
+    free(dbs[1]);
     return bad;
 }
 
@@ -377,7 +398,7 @@ static int concurrent(const char *dir, long n)
     const char *names[] = {"shared", "a", "b"};
     for (int k = 0; k < 3 && !bad; k++) {
         loom_doc *d = NULL;
-        if (check_store(db, names[k], &d)) {
+        if (check_store(db, NULL, names[k], &d)) {
             bad = 1;
             break;
         }
