@@ -21,6 +21,8 @@
  *    store, a store from a newer schema;
  *  - another connection holding the write lock: open and reads work,
  *    writes fail with LOOM_EBUSY after the busy timeout;
+ *  - the store files of earlier versions in tests/compat open, read and
+ *    write (plain and encrypted);
  *  - allocation failures at every library allocation of a scenario, on a
  *    plain and on an encrypted store: a clean LOOM_ENOMEM, nothing leaked,
  *    and the stored document is either as before the failing call or as
@@ -44,6 +46,10 @@
 #include "loom/loom.h"
 #include "storegen.h"
 #include "testalloc.h"
+
+#ifndef LOOM_COMPAT_DIR
+#    error "LOOM_COMPAT_DIR must be defined by the build"
+#endif
 
 /* ---- fixture ------------------------------------------------------------ */
 
@@ -1019,6 +1025,88 @@ static void test_encryption(void **state)
     sg_updates_free(&u);
 }
 
+/* ---- files of earlier versions (tests/compat) ---------------------------- */
+
+static void copy_file(const char *from, const char *to)
+{
+    size_t n = 0;
+    uint8_t *p = read_file(from, &n);
+    assert_non_null(p);
+    write_file(to, p, n);
+    free(p);
+}
+
+static void check_compat(const char *file, const char *pass)
+{
+    char *src = sg_path(LOOM_COMPAT_DIR, file);
+    /* A copy: opening creates -wal and -shm files beside the database. */
+    copy_file(src, db);
+    free(src);
+    loom_store_options o;
+    loom_store_options_init(&o);
+    if (pass != NULL) {
+        o.passphrase = (const uint8_t *)pass;
+        o.passphrase_len = strlen(pass);
+    }
+    loom_store *s = NULL;
+    loom_error e;
+    memset(&e, 0, sizeof(e));
+    int rc = loom_store_open(db, &o, &s, &e);
+    if (rc != 0) {
+        fail_msg("%s: %d %s", file, rc, e.message);
+    }
+    assert_int_equal(loom_store_is_encrypted(s), pass != NULL);
+    char names[64] = "";
+    assert_int_equal(loom_store_list(s, collect_names, names, NULL), 0);
+    assert_string_equal(names, "notes,other,");
+    loom_doc *d = sg_doc_new(1, NULL);
+    assert_int_equal(loom_store_load(s, "notes", d, NULL), 0);
+    loom_type *m = NULL;
+    loom_any *v = NULL;
+    assert_int_equal(loom_doc_get(d, "m", 1, LOOM_TYPE_MAP, &m), 0);
+    assert_int_equal(loom_map_get(m, "k", 1, &v, NULL), 0);
+    size_t len = 0;
+    const char *str = loom_any_string(v, &len);
+    assert_non_null(str);
+    assert_int_equal(len, 7);
+    assert_memory_equal(str, "from-20", 7);
+    loom_any_free(v);
+    loom_doc_free(d);
+    loom_buf b = {0};
+    assert_int_equal(loom_store_meta_get(s, "notes", "title", &b, NULL), 0);
+    assert_int_equal(b.len, 2);
+    assert_memory_equal(b.data, "v1", 2);
+    loom_buf_free(&b);
+    assert_sv_consistent(s, "notes");
+    /* Still writable: an append and a compaction. */
+    sg_updates u = {0};
+    make_updates(30, 2, &u, NULL);
+    append_ok(s, "notes", u.data[0], u.lens[0]);
+    assert_int_equal(loom_store_compact(s, "notes", NULL), 0);
+    assert_sv_consistent(s, "notes");
+    loom_store_close(s);
+    sg_updates_free(&u);
+}
+
+static void test_compat_files(void **state)
+{
+    (void)state;
+    check_compat("store-v1-plain.db", NULL);
+    unlink(db);
+    check_compat("store-v1-sealed.db", "compat");
+    /* ... which opens with that passphrase only. */
+    char *src = sg_path(LOOM_COMPAT_DIR, "store-v1-sealed.db");
+    copy_file(src, db);
+    free(src);
+    loom_store_options o;
+    loom_store_options_init(&o);
+    o.passphrase = (const uint8_t *)"compaT";
+    o.passphrase_len = 6;
+    loom_store *s = NULL;
+    assert_int_equal(loom_store_open(db, &o, &s, NULL), LOOM_EAUTH);
+    assert_null(s);
+}
+
 /* ---- allocation failures ------------------------------------------------ */
 
 /* One scenario with every library allocation counted: open, append, append
@@ -1152,6 +1240,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encryption, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compat_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oom, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
