@@ -1773,6 +1773,42 @@ static int sum_rows(loom_store *s,
     return rc;
 }
 
+/*
+ * Rewrites a merged log as a document would encode it. mergeUpdates keeps
+ * one struct per original edit (it never joins items), so a log of typed
+ * characters merges into one struct per keystroke; a document joins them
+ * into runs, which makes the row several times smaller and loads it
+ * without integrating every keystroke again. The document keeps deleted
+ * content (gc off) and encodes pending structs and deletes, so nothing the
+ * log held is dropped. `m` is replaced only when the rewrite is smaller;
+ * any failure leaves it as it is (the merge alone is a correct result).
+ */
+static void densify(loom_store *s, loom_buf *m)
+{
+    loom_doc_options o;
+    loom_doc_options_init(&o);
+    o.client_id = 0; /* never used: no local edits */
+    o.gc = 0;
+    o.guid = "";
+    o.alloc = s->alloc;
+    loom_doc *doc = NULL;
+    if (loom_doc_new(&o, &doc) != LOOM_OK) {
+        return;
+    }
+    loom_buf out;
+    memset(&out, 0, sizeof(out));
+    if (loom_doc_apply_update(doc, m->data, m->len, NULL, NULL) == LOOM_OK &&
+        loom_doc_encode_state_as_update(doc, NULL, 0, &out, NULL) ==
+            LOOM_OK &&
+        out.len < m->len) {
+        loom_buf_free(m);
+        *m = out;
+        memset(&out, 0, sizeof(out));
+    }
+    loom_buf_free(&out);
+    loom_doc_free(doc);
+}
+
 /* Compacts the log of `name` up to its last row at the time of reading. */
 static int compact_doc(loom_store *s, const char *name, loom_error *err)
 {
@@ -1814,6 +1850,7 @@ static int compact_doc(loom_store *s, const char *name, loom_error *err)
     if (info.rows < 2) {
         goto out;
     }
+    densify(s, &m);
     if (d.sv_dirty != 0) {
         loom_error e;
         memset(&e, 0, sizeof(e));

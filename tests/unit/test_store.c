@@ -565,6 +565,31 @@ static void test_compact(void **state)
     loom_buf_free(&before);
     loom_buf_free(&after);
 
+    /* A log of keystrokes compacts into runs, as a document encodes it:
+     * much smaller than their merge, and the same document. */
+    sg_updates keys = {0};
+    loom_doc *typist = sg_doc_new(12, &keys);
+    assert_non_null(typist);
+    for (size_t i = 0; i < 500; i++) {
+        assert_int_equal(sg_text_insert(typist, i, i % 7 ? "x" : "\xc3\xa9"),
+                         0);
+    }
+    assert_int_equal(loom_store_open(db, &o, &s, NULL), 0);
+    for (size_t i = 0; i < keys.n; i++) {
+        append_ok(s, "typed", keys.data[i], keys.lens[i]);
+    }
+    loom_buf merged = encode_ok(s, "typed");
+    assert_int_equal(loom_store_compact(s, "typed", NULL), 0);
+    assert_int_equal(loom_store_info(s, "typed", &info, NULL), 0);
+    assert_int_equal(info.updates, 1);
+    assert_true(info.bytes * 4 < merged.len);
+    assert_loads_as(s, "typed", typist);
+    assert_sv_consistent(s, "typed");
+    loom_store_close(s);
+    loom_buf_free(&merged);
+    loom_doc_free(typist);
+    sg_updates_free(&keys);
+
     /* Automatic compaction past the count bound, then the byte bound. */
     loom_store_options_init(&o);
     o.compact_max_updates = 10;
