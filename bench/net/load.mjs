@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: MIT
+//
+// bench/net/load.mjs: a load generator for y-websocket servers, run against
+// `loom serve` or the reference server (tests/interop/servers.mjs starts
+// either). It measures, in two phases:
+//
+//   1. idle connections: N connections (--idle, default 10000) over
+//      --idle-rooms rooms, each doing the y-websocket handshake (sync step 1
+//      and 2) and then nothing. The server's VmRSS before and after gives
+//      the memory per connection. After --hold seconds every connection must
+//      still be open and receive one update sent in its room: "held" counts
+//      the connections that did.
+//   2. load: R rooms (--rooms) of K clients (--clients) for --secs seconds.
+//      Every client pushes small edits to its own root array, each carrying
+//      its send time (performance.now() of this process, which is also the
+//      receivers' clock). A client keeps at most --window edits that the next
+//      client of its room has not yet received (closed loop: as fast as the
+//      server delivers), or sends --rate edits per second within that window.
+//      Every other client of the room must receive every edit; the figures
+//      are edits delivered to other clients per second, delivery latency
+//      p50/p99 (send to receipt), the share of deliveries that arrived
+//      (must be 1), and the server's CPU time and peak RSS.
+//
+// The clients are light: a `ws` socket speaking the y-websocket framing
+// (spec §13) with one Y.Doc per client for its own edits only, so the
+// generator spends its CPU on sockets rather than on merging every update
+// into 100 replicas. Received updates are not applied; the send time is
+// found by scanning the update bytes for the edit's marker string (a v1
+// update carries strings verbatim), which also works when a server merges
+// several updates into one message. The first second of the load phase is
+// warm-up and not counted.
+//
+// Prints progress on stderr and one JSON line on stdout.
+//
+// Usage: node bench/net/load.mjs [--server loom|reference] [--loom PATH]
+//   [--rooms R] [--clients K] [--secs S] [--window W] [--rate N]
+//   [--idle N] [--idle-rooms M] [--hold S] [--persist]
+//   --persist: give the reference server a LevelDB (YPERSISTENCE) as well;
+//   loom always runs with --data (its durability is part of its cost).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import WebSocket from 'ws';
+import * as Y from 'yjs';
+import * as encoding from 'lib0/encoding';
+import * as decoding from 'lib0/decoding';
+import { Server, requireServer, serverArgs, sleep } from '../../tests/interop/servers.mjs';
+
+const opts = serverArgs(process.argv.slice(2));
+const cfg = { rooms: 10, clients: 10, secs: 10, window: 4, rate: 0, idle: 10000, idleRooms: 100, hold: 5,
+  persist: false, warmup: 1 };
+for (let i = 0; i < opts.rest.length; i++) {
+  const a = opts.rest[i];
+  const num = () => {
+    const v = Number(opts.rest[++i]);
+    if (!Number.isFinite(v) || v < 0) {
+      console.error(`load: ${a} needs a number`);
+      process.exit(2);
+    }
+    return v;
+  };
+  if (a === '--rooms') cfg.rooms = num();
+  else if (a === '--clients') cfg.clients = num();
+  else if (a === '--secs') cfg.secs = num();
+  else if (a === '--window') cfg.window = num();
+  else if (a === '--rate') cfg.rate = num();
+  else if (a === '--idle') cfg.idle = num();
+  else if (a === '--idle-rooms') cfg.idleRooms = num();
+  else if (a === '--hold') cfg.hold = num();
+  else if (a === '--persist') cfg.persist = true;
+  else {
+    console.error(`load: unknown argument ${a} (see the head of bench/net/load.mjs)`);
+    process.exit(2);
+  }
+}
+if (cfg.clients < 2 || cfg.rooms < 1 || cfg.window < 1 || cfg.secs <= cfg.warmup) {
+  console.error('load: need --clients >= 2, --rooms >= 1, --window >= 1, --secs > 1');
+  process.exit(2);
+}
+requireServer(opts, 'load');
+const log = (msg) => process.stderr.write(`load[${opts.kind}]: ${msg}\n`);
+
+// ---- a light y-websocket client ----------------------------------------------
+
+const MARK = Buffer.from('LOOMTS:');
+const SEP = ';'.charCodeAt(0);
+const CLK_TCK = 100; // Linux USER_HZ, the unit of /proc/<pid>/stat times
+
+function frame(outer, sync, payload) {
+  const e = encoding.createEncoder();
+  encoding.writeVarUint(e, outer);
+  encoding.writeVarUint(e, sync);
+  encoding.writeVarUint8Array(e, payload);
+  return encoding.toUint8Array(e);
+}
+
+// One connection. onEdit(sender, seq, sentAt) is called for every edit
+// marker in every update received after the handshake.
+class Client {
+  constructor(url, room, id, onEdit) {
+    this.id = id;
+    this.room = room;
+    this.url = `${url}/${room}`;
+    this.onEdit = onEdit;
+    this.doc = null;
+    this.seq = 0;
+    this.ws = null;
+    this.synced = false;
+    this.closed = false;
+  }
+
+  connect(timeoutMs = 30000) {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(this.url, { perMessageDeflate: false });
+      this.ws = ws;
+      const t = setTimeout(() => {
+        reject(new Error(`${this.url}: no sync within ${timeoutMs} ms`));
+        ws.terminate();
+      }, timeoutMs);
+      ws.binaryType = 'nodebuffer';
+      ws.on('open', () => {
+        // Sync step 1 with an empty state vector: the client has nothing.
+        ws.send(frame(0, 0, Uint8Array.of(0)));
+      });
+      ws.on('message', (data) => {
+        const d = decoding.createDecoder(data);
+        if (decoding.readVarUint(d) !== 0) return; // awareness and others
+        const type = decoding.readVarUint(d);
+        if (type === 0) {
+          // The server's step 1: we have no content to offer.
+          ws.send(frame(0, 1, Y.encodeStateAsUpdate(new Y.Doc())));
+        } else if (type === 1) {
+          if (!this.synced) {
+            this.synced = true;
+            clearTimeout(t);
+            resolve(this);
+          }
+        } else if (type === 2 && this.synced) {
+          this.scan(data);
+        }
+      });
+      ws.on('close', () => {
+        this.closed = true;
+        clearTimeout(t);
+        if (!this.synced) reject(new Error(`${this.url}: closed before sync`));
+      });
+      ws.on('error', () => {});
+    });
+  }
+
+  scan(buf) {
+    for (let at = buf.indexOf(MARK); at >= 0; at = buf.indexOf(MARK, at + 1)) {
+      const end = buf.indexOf(SEP, at);
+      if (end < 0) break;
+      const [sender, seq, sentAt] = buf.toString('latin1', at + MARK.length, end).split(':');
+      this.onEdit(Number(sender), Number(seq), Number(sentAt));
+    }
+  }
+
+  // edit(): one push of a marker with the send time to this client's root
+  // array, sent as a y-websocket update.
+  edit() {
+    if (this.doc === null) {
+      this.doc = new Y.Doc();
+      this.doc.on('update', (u) => this.ws.send(frame(0, 2, u)));
+    }
+    const seq = ++this.seq;
+    this.doc.getArray(`c${this.id}`).push([`LOOMTS:${this.id}:${seq}:${performance.now().toFixed(3)};`]);
+    return seq;
+  }
+
+  close() {
+    if (this.ws) this.ws.terminate();
+  }
+}
+
+// ---- measurements -------------------------------------------------------------
+
+function serverCpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime
+}
+
+function openFilesLimit() {
+  const m = /^Max open files\s+(\d+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+  return m ? Number(m[1]) : 1024;
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function connectAll(clients, batch = 500) {
+  for (let i = 0; i < clients.length; i += batch) {
+    await Promise.all(clients.slice(i, i + batch).map((c) => c.connect()));
+  }
+}
+
+// ---- phase 1: idle connections --------------------------------------------------
+
+async function idlePhase(server, result) {
+  let n = cfg.idle;
+  const limit = openFilesLimit();
+  if (n + 200 > limit) {
+    const was = n;
+    n = Math.max(0, limit - 200);
+    log(`open files limit is ${limit}: ${n} idle connections instead of ${was} (raise it with ulimit -n)`);
+  }
+  result.idle_wanted = cfg.idle;
+  result.idle_conns = n;
+  if (n === 0) return;
+  const rooms = Math.max(1, Math.min(cfg.idleRooms, Math.floor(n / 2)));
+  const got = new Map();
+  const clients = [];
+  for (let i = 0; i < n; i++) {
+    const c = new Client(server.url, `idle-${i % rooms}`, i, (sender) => {
+      if (sender !== c.id) got.set(c.id, true);
+    });
+    clients.push(c);
+  }
+  const rss0 = server.rssBytes();
+  const t0 = performance.now();
+  try {
+    await connectAll(clients);
+  } catch (e) {
+    result.idle_error = String(e.message || e);
+    log(`idle: ${result.idle_error}`);
+  }
+  result.idle_connect_s = (performance.now() - t0) / 1000;
+  const synced = clients.filter((c) => c.synced).length;
+  await sleep(500);
+  const rss1 = server.rssBytes();
+  result.rss_base_bytes = rss0;
+  result.rss_idle_bytes = rss1;
+  result.rss_per_conn_bytes = synced > 0 ? Math.round((rss1 - rss0) / synced) : null;
+  log(`idle: ${synced}/${n} connections synced in ${result.idle_connect_s.toFixed(1)} s over ${rooms} rooms; ` +
+    `server RSS ${(rss0 / 2 ** 20).toFixed(1)} -> ${(rss1 / 2 ** 20).toFixed(1)} MiB`);
+  await sleep(cfg.hold * 1000);
+  // Held: still open, and a message sent in each room reaches them.
+  for (let r = 0; r < rooms; r++) {
+    const first = clients[r];
+    if (first.synced && !first.closed) first.edit();
+  }
+  const want = clients.filter((c) => c.id >= rooms);
+  const deadline = performance.now() + 15000;
+  while (performance.now() < deadline && want.some((c) => !got.has(c.id))) await sleep(50);
+  const held = want.filter((c) => !c.closed && got.has(c.id)).length + clients.slice(0, rooms).filter((c) => !c.closed && c.synced).length;
+  result.idle_held = held;
+  log(`idle: after ${cfg.hold} s, ${held}/${n} connections still open and receiving`);
+  for (const c of clients) c.close();
+  await sleep(1000);
+}
+
+// ---- phase 2: load ------------------------------------------------------------------
+
+async function loadPhase(server, result) {
+  const rooms = [];
+  let lat = [];
+  let delivered = 0;
+  let sentCounted = 0;
+  let measuring = false;
+  let windowStart = 0;
+  let windowEnd = Infinity;
+  const bySender = new Map();
+  let nextId = 0;
+  for (let r = 0; r < cfg.rooms; r++) {
+    const members = [];
+    for (let k = 0; k < cfg.clients; k++) {
+      const c = new Client(server.url, `load-${r}`, nextId++, null);
+      c.acked = 0;
+      c.onEdit = (sender, seq, sentAt) => {
+        if (sender === c.id) return; // the reference echoes to the sender
+        const s = bySender.get(sender);
+        if (s && s.ackBy === c) {
+          if (seq > s.acked) s.acked = seq;
+          s.pump();
+        }
+        if (sentAt >= windowStart && sentAt < windowEnd && measuring) {
+          delivered++;
+          lat.push(performance.now() - sentAt);
+        }
+      };
+      members.push(c);
+    }
+    members.forEach((c, k) => {
+      c.ackBy = members[(k + 1) % members.length];
+      bySender.set(c.id, c);
+    });
+    rooms.push(members);
+  }
+  const all = rooms.flat();
+  await connectAll(all);
+  log(`load: ${all.length} clients in ${cfg.rooms} rooms synced; sending for ${cfg.secs} s ` +
+    `(window ${cfg.window}${cfg.rate ? `, ${cfg.rate}/s per client` : ', as fast as delivered'})`);
+
+  let sending = true;
+  const t0 = performance.now();
+  windowStart = t0 + cfg.warmup * 1000;
+  windowEnd = t0 + cfg.secs * 1000;
+  measuring = true;
+  for (const c of all) {
+    c.pump = () => {
+      if (!sending || cfg.rate) return;
+      while (c.seq - c.acked < cfg.window) {
+        const now = performance.now();
+        if (now >= windowEnd) return;
+        c.edit();
+        if (now >= windowStart) sentCounted++;
+      }
+    };
+  }
+  const timers = [];
+  if (cfg.rate) {
+    for (const c of all) {
+      timers.push(setInterval(() => {
+        const now = performance.now();
+        if (!sending || now >= windowEnd || c.seq - c.acked >= cfg.window) return;
+        c.edit();
+        if (now >= windowStart) sentCounted++;
+      }, 1000 / cfg.rate));
+    }
+  } else {
+    for (const c of all) c.pump();
+  }
+  let rssPeak = server.rssBytes();
+  let cpu0 = null;
+  let cpuGen0 = null;
+  while (performance.now() < windowEnd) {
+    await sleep(100);
+    if (cpu0 === null && performance.now() >= windowStart) {
+      cpu0 = serverCpuSeconds(server.pid);
+      cpuGen0 = process.cpuUsage();
+    }
+    rssPeak = Math.max(rssPeak, server.rssBytes());
+  }
+  sending = false;
+  for (const t of timers) clearInterval(t);
+  const cpu1 = serverCpuSeconds(server.pid);
+  const cpuGen = process.cpuUsage(cpuGen0);
+  // Drain: everything sent in the window has time to arrive.
+  const expected = sentCounted * (cfg.clients - 1);
+  const drainEnd = performance.now() + 10000;
+  while (delivered < expected && performance.now() < drainEnd) await sleep(50);
+  measuring = false;
+  const span = (windowEnd - windowStart) / 1000;
+  lat = Float64Array.from(lat).sort();
+  Object.assign(result, {
+    clients_total: all.length,
+    edits_sent: sentCounted,
+    edits_per_s: sentCounted / span,
+    delivered,
+    delivered_per_s: delivered / span,
+    delivery_ratio: expected ? delivered / expected : null,
+    p50_ms: percentile(lat, 50),
+    p99_ms: percentile(lat, 99),
+    max_ms: lat.length ? lat[lat.length - 1] : NaN,
+    server_cpu_pct: (100 * (cpu1 - cpu0)) / span,
+    loadgen_cpu_pct: (100 * (cpuGen.user + cpuGen.system)) / 1e6 / span,
+    rss_load_peak_bytes: rssPeak,
+  });
+  log(`load: ${sentCounted} edits sent, ${delivered}/${expected} deliveries ` +
+    `(${result.delivered_per_s.toFixed(0)}/s), latency p50 ${result.p50_ms.toFixed(2)} ms, ` +
+    `p99 ${result.p99_ms.toFixed(2)} ms; server CPU ${result.server_cpu_pct.toFixed(0)}%, ` +
+    `generator CPU ${result.loadgen_cpu_pct.toFixed(0)}%`);
+  for (const c of all) c.close();
+}
+
+// ---- main --------------------------------------------------------------------------
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-load-'));
+const dataDir = opts.kind === 'loom' || cfg.persist ? path.join(tmp, 'data') : undefined;
+const server = new Server(opts.kind, { loomCmd: opts.loomCmd, dataDir });
+const result = { server: opts.kind, persist: Boolean(dataDir), rooms: cfg.rooms, clients: cfg.clients,
+  secs: cfg.secs, window: cfg.window, rate: cfg.rate, hold_s: cfg.hold };
+let code = 0;
+try {
+  await server.start();
+  await idlePhase(server, result);
+  await loadPhase(server, result);
+  process.stdout.write(JSON.stringify(result) + '\n');
+} catch (e) {
+  console.error(`load: FAIL (${opts.kind}): ${e.stack || e}\n${server.log}`);
+  code = 1;
+} finally {
+  await server.kill('SIGKILL');
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+process.exit(code);
