@@ -481,11 +481,11 @@ async function tokens(opts, tmp) {
 
   // Restart with both clients still there: on reconnecting, the reader
   // offers its edits again in sync step 2; they must be refused again.
+  const deniedBefore = reader.denied.length;
   const term = await server.stop();
   check(term && term.code === 0, `SIGTERM: loom serve exited with ${JSON.stringify(term)}, want status 0`);
   await server.start();
   await waitFor(() => synced(writer) && synced(reader), 10000, 'read-only: the clients did not reconnect after the restart');
-  const deniedBefore = reader.denied.length;
   await waitFor(() => reader.denied.length > deniedBefore, 3000,
     'read-only: no permission-denied message for the step 2 the reader sent after the restart');
   await sleep(500);

@@ -20,38 +20,41 @@ const TYPES = {
   '.json': 'application/json',
 };
 
+// serveFile(root, req, res): answers a GET for a file of the folder root.
+export function serveFile(root, req, res) {
+  const base = path.resolve(root);
+  let rel;
+  try {
+    rel = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+  } catch {
+    res.writeHead(400).end();
+    return;
+  }
+  if (rel.endsWith('/')) rel += 'index.html';
+  // Normalised before the symlinks are followed: a path may not climb out
+  // of the folder, a symlink inside it may point anywhere.
+  const file = path.join(base, path.normalize(rel));
+  if (file !== base && !file.startsWith(base + path.sep)) {
+    res.writeHead(403).end();
+    return;
+  }
+  fs.stat(file, (err, st) => {
+    if (err || !st.isFile()) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
+      return;
+    }
+    res.writeHead(200, {
+      'Content-Type': TYPES[path.extname(file)] || 'application/octet-stream',
+      'Content-Length': st.size,
+      'Cache-Control': 'no-store',
+    });
+    fs.createReadStream(file).pipe(res);
+  });
+}
+
 // startStatic({ root, backendPort }): resolves to { server, port, close() }.
 export function startStatic({ root, backendPort }) {
-  const base = path.resolve(root);
-  const server = http.createServer((req, res) => {
-    let rel;
-    try {
-      rel = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    } catch {
-      res.writeHead(400).end();
-      return;
-    }
-    if (rel.endsWith('/')) rel += 'index.html';
-    // Normalised before the symlinks are followed: a path may not climb out
-    // of the folder, a symlink inside it may point anywhere.
-    const file = path.join(base, path.normalize(rel));
-    if (file !== base && !file.startsWith(base + path.sep)) {
-      res.writeHead(403).end();
-      return;
-    }
-    fs.stat(file, (err, st) => {
-      if (err || !st.isFile()) {
-        res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
-        return;
-      }
-      res.writeHead(200, {
-        'Content-Type': TYPES[path.extname(file)] || 'application/octet-stream',
-        'Content-Length': st.size,
-        'Cache-Control': 'no-store',
-      });
-      fs.createReadStream(file).pipe(res);
-    });
-  });
+  const server = http.createServer((req, res) => serveFile(root, req, res));
   // Upgrades go to the backend byte for byte: the request line and headers
   // as received, then both sockets piped together.
   const tunnels = new Set();
