@@ -34,13 +34,17 @@
 //
 // Usage: node bench/net/load.mjs [--server loom|reference] [--loom PATH]
 //   [--rooms R] [--clients K] [--secs S] [--window W] [--rate N]
-//   [--idle N] [--idle-rooms M] [--hold S] [--persist]
+//   [--idle N] [--idle-rooms M] [--hold S] [--threads T] [--persist]
+//   --threads: split the load phase's rooms over T worker threads (default
+//   1), for a server fast enough to leave the generator short of CPU; the
+//   generator's CPU share is reported either way.
 //   --persist: give the reference server a LevelDB (YPERSISTENCE) as well;
 //   loom always runs with --data (its durability is part of its cost).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
 import * as encoding from 'lib0/encoding';
@@ -49,7 +53,7 @@ import { Server, requireServer, serverArgs, sleep } from '../../tests/interop/se
 
 const opts = serverArgs(process.argv.slice(2));
 const cfg = { rooms: 10, clients: 10, secs: 10, window: 4, rate: 0, idle: 10000, idleRooms: 100, hold: 5,
-  persist: false, warmup: 1 };
+  persist: false, warmup: 1, threads: 1 };
 for (let i = 0; i < opts.rest.length; i++) {
   const a = opts.rest[i];
   const num = () => {
@@ -68,6 +72,7 @@ for (let i = 0; i < opts.rest.length; i++) {
   else if (a === '--idle') cfg.idle = num();
   else if (a === '--idle-rooms') cfg.idleRooms = num();
   else if (a === '--hold') cfg.hold = num();
+  else if (a === '--threads') cfg.threads = num();
   else if (a === '--persist') cfg.persist = true;
   else {
     console.error(`load: unknown argument ${a} (see the head of bench/net/load.mjs)`);
@@ -78,7 +83,7 @@ if (cfg.clients < 2 || cfg.rooms < 1 || cfg.window < 1 || cfg.secs <= cfg.warmup
   console.error('load: need --clients >= 2, --rooms >= 1, --window >= 1, --secs > 1');
   process.exit(2);
 }
-requireServer(opts, 'load');
+if (isMainThread) requireServer(opts, 'load');
 const log = (msg) => process.stderr.write(`load[${opts.kind}]: ${msg}\n`);
 
 // ---- a light y-websocket client ----------------------------------------------
@@ -261,104 +266,197 @@ async function idlePhase(server, result) {
 
 // ---- phase 2: load ------------------------------------------------------------------
 
-async function loadPhase(server, result) {
-  const rooms = [];
-  let lat = [];
-  let delivered = 0;
-  let sentCounted = 0;
-  let measuring = false;
-  let windowStart = 0;
-  let windowEnd = Infinity;
-  const bySender = new Map();
-  let nextId = 0;
-  for (let r = 0; r < cfg.rooms; r++) {
-    const members = [];
-    for (let k = 0; k < cfg.clients; k++) {
-      const c = new Client(server.url, `load-${r}`, nextId++, null);
-      c.acked = 0;
-      c.onEdit = (sender, seq, sentAt) => {
-        if (sender === c.id) return; // the reference echoes to the sender
-        const s = bySender.get(sender);
-        if (s && s.ackBy === c) {
-          if (seq > s.acked) s.acked = seq;
-          s.pump();
-        }
-        if (sentAt >= windowStart && sentAt < windowEnd && measuring) {
-          delivered++;
-          lat.push(performance.now() - sentAt);
-        }
-      };
-      members.push(c);
-    }
-    members.forEach((c, k) => {
-      c.ackBy = members[(k + 1) % members.length];
-      bySender.set(c.id, c);
-    });
-    rooms.push(members);
-  }
-  const all = rooms.flat();
-  await connectAll(all);
-  log(`load: ${all.length} clients in ${cfg.rooms} rooms synced; sending for ${cfg.secs} s ` +
-    `(window ${cfg.window}${cfg.rate ? `, ${cfg.rate}/s per client` : ', as fast as delivered'})`);
-
-  let sending = true;
-  const t0 = performance.now();
-  windowStart = t0 + cfg.warmup * 1000;
-  windowEnd = t0 + cfg.secs * 1000;
-  measuring = true;
-  for (const c of all) {
-    c.pump = () => {
-      if (!sending || cfg.rate) return;
-      while (c.seq - c.acked < cfg.window) {
-        const now = performance.now();
-        if (now >= windowEnd) return;
-        c.edit();
-        if (now >= windowStart) sentCounted++;
+// A share of the load: the rooms `first`..`first+count-1`, run in this
+// thread. connect() opens and syncs every client; run(sendMs, warmupMs)
+// sends for sendMs, counts what was sent after warmupMs and delivered in
+// time, then drains up to 10 s. Everything is timed with this thread's
+// performance.now(): a room's senders and receivers are in one thread.
+class LoadShare {
+  constructor(url, first, count) {
+    this.all = [];
+    this.sent = 0;
+    this.delivered = 0;
+    this.lat = [];
+    this.windowStart = Infinity;
+    this.windowEnd = Infinity;
+    this.sending = false;
+    let nextId = first * cfg.clients;
+    for (let r = first; r < first + count; r++) {
+      const members = [];
+      for (let k = 0; k < cfg.clients; k++) {
+        const c = new Client(url, `load-${r}`, nextId++, null);
+        c.acked = 0;
+        members.push(c);
       }
-    };
-  }
-  const timers = [];
-  if (cfg.rate) {
-    for (const c of all) {
-      timers.push(setInterval(() => {
-        const now = performance.now();
-        if (!sending || now >= windowEnd || c.seq - c.acked >= cfg.window) return;
-        c.edit();
-        if (now >= windowStart) sentCounted++;
-      }, 1000 / cfg.rate));
+      members.forEach((c, k) => {
+        // Flow control: each client acknowledges the edits of the client
+        // before it in the room.
+        c.onEdit = (sender, seq, sentAt) => this.received(c, sender, seq, sentAt);
+        c.ackFor = members[(k + members.length - 1) % members.length];
+      });
+      this.all.push(...members);
     }
-  } else {
-    for (const c of all) c.pump();
   }
+
+  received(c, sender, seq, sentAt) {
+    if (sender === c.id) return; // the reference echoes to the sender
+    const s = c.ackFor;
+    if (s.id === sender && seq > s.acked) {
+      s.acked = seq;
+      this.pump(s);
+    }
+    if (sentAt >= this.windowStart && sentAt < this.windowEnd) {
+      this.delivered++;
+      this.lat.push(performance.now() - sentAt);
+    }
+  }
+
+  send(c) {
+    const now = performance.now();
+    if (!this.sending || now >= this.windowEnd || c.seq - c.acked >= cfg.window) return false;
+    c.edit();
+    if (now >= this.windowStart) this.sent++;
+    return true;
+  }
+
+  pump(c) {
+    if (cfg.rate) return;
+    while (this.send(c));
+  }
+
+  connect() {
+    return connectAll(this.all);
+  }
+
+  async run(sendMs, warmupMs) {
+    const t0 = performance.now();
+    this.windowStart = t0 + warmupMs;
+    this.windowEnd = t0 + sendMs;
+    this.sending = true;
+    const cpu0 = process.cpuUsage();
+    const timers = [];
+    if (cfg.rate) {
+      for (const c of this.all) timers.push(setInterval(() => this.send(c), 1000 / cfg.rate));
+    } else {
+      for (const c of this.all) this.pump(c);
+    }
+    while (performance.now() < this.windowEnd) await sleep(50);
+    this.sending = false;
+    for (const t of timers) clearInterval(t);
+    const cpu = process.cpuUsage(cpu0);
+    const expected = this.sent * (cfg.clients - 1);
+    const drainEnd = performance.now() + 10000;
+    while (this.delivered < expected && performance.now() < drainEnd) await sleep(50);
+    for (const c of this.all) c.close();
+    return { sent: this.sent, delivered: this.delivered, expected, lat: Float64Array.from(this.lat),
+      cpu_s: (cpu.user + cpu.system) / 1e6 };
+  }
+}
+
+// In a worker thread: one share, driven by messages from the main thread.
+if (!isMainThread) {
+  const { url, first, count } = workerData;
+  const share = new LoadShare(url, first, count);
+  parentPort.on('message', async (m) => {
+    if (m.op === 'connect') {
+      await share.connect();
+      parentPort.postMessage({ op: 'connected' });
+    } else if (m.op === 'run') {
+      const r = await share.run(m.sendMs, m.warmupMs);
+      parentPort.postMessage({ op: 'done', r }, [r.lat.buffer]);
+    }
+  });
+}
+
+// The shares of the rooms: in this thread, or in --threads worker threads.
+function makeShares(url) {
+  const n = Math.max(1, Math.min(cfg.threads, cfg.rooms));
+  const shares = [];
+  for (let i = 0, first = 0; i < n; i++) {
+    const count = Math.floor(cfg.rooms / n) + (i < cfg.rooms % n ? 1 : 0);
+    if (n === 1) {
+      const s = new LoadShare(url, first, count);
+      shares.push({ connect: () => s.connect(), run: (sendMs, warmupMs) => s.run(sendMs, warmupMs), close() {} });
+    } else {
+      const w = new Worker(new URL(import.meta.url), { workerData: { url, first, count },
+        argv: process.argv.slice(2) });
+      const next = (op) => new Promise((resolve, reject) => {
+        const on = (m) => {
+          if (m.op === op) {
+            w.off('message', on);
+            resolve(m.r);
+          }
+        };
+        w.on('message', on);
+        w.once('error', reject);
+      });
+      shares.push({
+        connect: () => {
+          w.postMessage({ op: 'connect' });
+          return next('connected');
+        },
+        run: (sendMs, warmupMs) => {
+          w.postMessage({ op: 'run', sendMs, warmupMs });
+          return next('done');
+        },
+        close: () => w.terminate(),
+      });
+    }
+    first += count;
+  }
+  return shares;
+}
+
+async function loadPhase(server, result) {
+  const shares = makeShares(server.url);
+  await Promise.all(shares.map((s) => s.connect()));
+  const total = cfg.rooms * cfg.clients;
+  log(`load: ${total} clients in ${cfg.rooms} rooms synced (${shares.length} thread(s)); sending for ` +
+    `${cfg.secs} s (window ${cfg.window}${cfg.rate ? `, ${cfg.rate}/s per client` : ', as fast as delivered'})`);
+  const sendMs = cfg.secs * 1000;
+  const warmupMs = cfg.warmup * 1000;
+  const t0 = performance.now();
+  const gen0 = process.cpuUsage();
+  const running = Promise.all(shares.map((s) => s.run(sendMs, warmupMs)));
+  // The server's CPU and RSS over the same window, seen from here.
   let rssPeak = server.rssBytes();
   let cpu0 = null;
-  let cpuGen0 = null;
-  while (performance.now() < windowEnd) {
+  let cpu1 = null;
+  let done = null;
+  running.then((r) => {
+    done = r;
+  });
+  while (done === null) {
     await sleep(100);
-    if (cpu0 === null && performance.now() >= windowStart) {
-      cpu0 = serverCpuSeconds(server.pid);
-      cpuGen0 = process.cpuUsage();
-    }
-    rssPeak = Math.max(rssPeak, server.rssBytes());
+    const now = performance.now();
+    if (cpu0 === null && now >= t0 + warmupMs) cpu0 = serverCpuSeconds(server.pid);
+    if (cpu1 === null && now >= t0 + sendMs) cpu1 = serverCpuSeconds(server.pid);
+    if (now < t0 + sendMs) rssPeak = Math.max(rssPeak, server.rssBytes());
   }
-  sending = false;
-  for (const t of timers) clearInterval(t);
-  const cpu1 = serverCpuSeconds(server.pid);
-  const cpuGen = process.cpuUsage(cpuGen0);
-  // Drain: everything sent in the window has time to arrive.
-  const expected = sentCounted * (cfg.clients - 1);
-  const drainEnd = performance.now() + 10000;
-  while (delivered < expected && performance.now() < drainEnd) await sleep(50);
-  measuring = false;
   // Per CPU second: the server's time up to the end of the drain, so the
   // work for the last deliveries counts too.
   const cpu2 = serverCpuSeconds(server.pid);
-  const span = (windowEnd - windowStart) / 1000;
-  lat = Float64Array.from(lat).sort();
+  if (cpu1 === null) cpu1 = cpu2;
+  const gen = process.cpuUsage(gen0);
+  for (const s of shares) s.close();
+  const span = (sendMs - warmupMs) / 1000;
+  const sent = done.reduce((n, r) => n + r.sent, 0);
+  const delivered = done.reduce((n, r) => n + r.delivered, 0);
+  const expected = done.reduce((n, r) => n + r.expected, 0);
+  const lat = new Float64Array(done.reduce((n, r) => n + r.lat.length, 0));
+  let at = 0;
+  for (const r of done) {
+    lat.set(r.lat, at);
+    at += r.lat.length;
+  }
+  lat.sort();
+  // With worker threads, process.cpuUsage() covers them all.
+  const genCpu = (gen.user + gen.system) / 1e6;
   Object.assign(result, {
-    clients_total: all.length,
-    edits_sent: sentCounted,
-    edits_per_s: sentCounted / span,
+    threads: shares.length,
+    clients_total: total,
+    edits_sent: sent,
+    edits_per_s: sent / span,
     delivered,
     delivered_per_s: delivered / span,
     delivery_ratio: expected ? delivered / expected : null,
@@ -367,34 +465,35 @@ async function loadPhase(server, result) {
     max_ms: lat.length ? lat[lat.length - 1] : NaN,
     server_cpu_pct: (100 * (cpu1 - cpu0)) / span,
     delivered_per_server_cpu_s: cpu2 > cpu0 ? delivered / (cpu2 - cpu0) : null,
-    loadgen_cpu_pct: (100 * (cpuGen.user + cpuGen.system)) / 1e6 / span,
+    loadgen_cpu_pct: (100 * genCpu) / (sendMs / 1000),
     rss_load_peak_bytes: rssPeak,
   });
-  log(`load: ${sentCounted} edits sent, ${delivered}/${expected} deliveries ` +
+  log(`load: ${sent} edits sent, ${delivered}/${expected} deliveries ` +
     `(${result.delivered_per_s.toFixed(0)}/s), latency p50 ${result.p50_ms.toFixed(2)} ms, ` +
     `p99 ${result.p99_ms.toFixed(2)} ms; server CPU ${result.server_cpu_pct.toFixed(0)}%, ` +
     `generator CPU ${result.loadgen_cpu_pct.toFixed(0)}%`);
-  for (const c of all) c.close();
 }
 
 // ---- main --------------------------------------------------------------------------
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-load-'));
-const dataDir = opts.kind === 'loom' || cfg.persist ? path.join(tmp, 'data') : undefined;
-const server = new Server(opts.kind, { loomCmd: opts.loomCmd, dataDir });
-const result = { server: opts.kind, persist: Boolean(dataDir), rooms: cfg.rooms, clients: cfg.clients,
-  secs: cfg.secs, window: cfg.window, rate: cfg.rate, hold_s: cfg.hold };
-let code = 0;
-try {
-  await server.start();
-  await idlePhase(server, result);
-  await loadPhase(server, result);
-  process.stdout.write(JSON.stringify(result) + '\n');
-} catch (e) {
-  console.error(`load: FAIL (${opts.kind}): ${e.stack || e}\n${server.log}`);
-  code = 1;
-} finally {
-  await server.kill('SIGKILL');
-  fs.rmSync(tmp, { recursive: true, force: true });
+if (isMainThread) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-load-'));
+  const dataDir = opts.kind === 'loom' || cfg.persist ? path.join(tmp, 'data') : undefined;
+  const server = new Server(opts.kind, { loomCmd: opts.loomCmd, dataDir });
+  const result = { server: opts.kind, persist: Boolean(dataDir), rooms: cfg.rooms, clients: cfg.clients,
+    secs: cfg.secs, window: cfg.window, rate: cfg.rate, hold_s: cfg.hold };
+  let code = 0;
+  try {
+    await server.start();
+    await idlePhase(server, result);
+    await loadPhase(server, result);
+    process.stdout.write(JSON.stringify(result) + '\n');
+  } catch (e) {
+    console.error(`load: FAIL (${opts.kind}): ${e.stack || e}\n${server.log}`);
+    code = 1;
+  } finally {
+    await server.kill('SIGKILL');
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  process.exit(code);
 }
-process.exit(code);

@@ -109,6 +109,19 @@ export function httpGet(url, timeoutMs = 1000) {
   });
 }
 
+// Every server started and not yet gone; killed when this process exits or
+// is interrupted, so no server outlives its test.
+const live = new Set();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    console.error(`interrupted (${sig}): stopping the servers`);
+    process.exit(1);
+  });
+}
+
 // A running server. `log` keeps its last output for failure messages.
 export class Server {
   constructor(kind, opts = {}) {
@@ -150,6 +163,7 @@ export class Server {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc = proc;
+    live.add(proc);
     const keep = (chunk) => {
       this.log = (this.log + chunk.toString('utf8')).slice(-8000);
       if (this.opts.verbose) process.stderr.write(`[${this.kind}] ${chunk}`);
@@ -158,6 +172,7 @@ export class Server {
     proc.stderr.on('data', keep);
     this.exited = new Promise((resolve) => {
       proc.on('exit', (code, signal) => {
+        live.delete(proc);
         this.exit = { code, signal };
         resolve(this.exit);
       });
