@@ -10,9 +10,10 @@
 #   bench/net/compare.sh [LOOM]      LOOM: the loom binary (build/loom)
 #
 # Environment: RUNS (default 3), ROOMS (10), CLIENTS (10 per room), SECS
-# (10), WINDOW (4), RATE (0: as fast as delivered), IDLE (10000 idle
-# connections), HOLD (5 s), BENCH_OUT (build/bench) keeps the JSON lines of
-# every run in net.<server>.jsonl. The open-files limit is raised to the
+# (10), WINDOW (4), RATE (0: as fast as delivered), THREADS (1: generator
+# threads for the load), IDLE (10000 idle connections), HOLD (5 s),
+# BENCH_OUT (build/bench) keeps the JSON lines of every run in
+# net.<server>.jsonl. The open-files limit is raised to the
 # hard limit first: the idle phase needs one descriptor per connection in
 # both the generator and the server.
 set -euo pipefail
@@ -25,6 +26,7 @@ node=${NODE:-node}
 load=(
     --rooms "${ROOMS:-10}" --clients "${CLIENTS:-10}" --secs "${SECS:-10}"
     --window "${WINDOW:-4}" --rate "${RATE:-0}" --idle "${IDLE:-10000}" --hold "${HOLD:-5}"
+    --threads "${THREADS:-1}"
 )
 
 if [ ! -d "$root/node_modules/@y/websocket-server" ]; then
