@@ -11,7 +11,9 @@
 #
 # Environment: RUNS (default 3), ROOMS (10), CLIENTS (10 per room), SECS
 # (10), WINDOW (4), RATE (0: as fast as delivered), THREADS (1: generator
-# threads for the load), IDLE (10000 idle connections), HOLD (5 s),
+# threads for the load), FIXED_RATE (5 edits/s per client) and FIXED_SECS
+# (6) for the fixed-rate latency phase, IDLE (10000 idle connections), HOLD
+# (5 s),
 # BENCH_OUT (build/bench) keeps the JSON lines of every run in
 # net.<server>.jsonl. The open-files limit is raised to the
 # hard limit first: the idle phase needs one descriptor per connection in
@@ -26,7 +28,7 @@ node=${NODE:-node}
 load=(
     --rooms "${ROOMS:-10}" --clients "${CLIENTS:-10}" --secs "${SECS:-10}"
     --window "${WINDOW:-4}" --rate "${RATE:-0}" --idle "${IDLE:-10000}" --hold "${HOLD:-5}"
-    --threads "${THREADS:-1}"
+    --threads "${THREADS:-1}" --fixed-rate "${FIXED_RATE:-5}" --fixed-secs "${FIXED_SECS:-6}"
 )
 
 if [ ! -d "$root/node_modules/@y/websocket-server" ]; then

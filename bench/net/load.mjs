@@ -19,7 +19,10 @@
 //      Every other client of the room must receive every edit; the figures
 //      are edits delivered to other clients per second, delivery latency
 //      p50/p99 (send to receipt), the share of deliveries that arrived
-//      (must be 1), and the server's CPU time and peak RSS.
+//      (must be 1), and the server's CPU time and peak RSS. A closed loop
+//      measures latency under saturation (queueing included), so a second
+//      phase on the same clients sends a fixed light rate (--fixed-rate)
+//      and measures latency without queueing (keys fixed_*).
 //
 // The clients are light: a `ws` socket speaking the y-websocket framing
 // (spec §13) with one Y.Doc per client for its own edits only, so the
@@ -35,6 +38,10 @@
 // Usage: node bench/net/load.mjs [--server loom|reference] [--loom PATH]
 //   [--rooms R] [--clients K] [--secs S] [--window W] [--rate N]
 //   [--idle N] [--idle-rooms M] [--hold S] [--threads T] [--persist]
+//   [--fixed-rate N] [--fixed-secs S]
+//   --fixed-rate, --fixed-secs: the second load phase, N edits per second
+//   per client (default 5: 500 edits/s, 4,500 deliveries/s for 10x10) for
+//   S seconds (default 6), 0 to skip it.
 //   --threads: split the load phase's rooms over T worker threads (default
 //   1), for a server fast enough to leave the generator short of CPU; the
 //   generator's CPU share is reported either way.
@@ -53,7 +60,7 @@ import { Server, requireServer, serverArgs, sleep } from '../../tests/interop/se
 
 const opts = serverArgs(process.argv.slice(2));
 const cfg = { rooms: 10, clients: 10, secs: 10, window: 4, rate: 0, idle: 10000, idleRooms: 100, hold: 5,
-  persist: false, warmup: 1, threads: 1 };
+  persist: false, warmup: 1, threads: 1, fixedRate: 5, fixedSecs: 6 };
 for (let i = 0; i < opts.rest.length; i++) {
   const a = opts.rest[i];
   const num = () => {
@@ -73,6 +80,8 @@ for (let i = 0; i < opts.rest.length; i++) {
   else if (a === '--idle-rooms') cfg.idleRooms = num();
   else if (a === '--hold') cfg.hold = num();
   else if (a === '--threads') cfg.threads = num();
+  else if (a === '--fixed-rate') cfg.fixedRate = num();
+  else if (a === '--fixed-secs') cfg.fixedSecs = num();
   else if (a === '--persist') cfg.persist = true;
   else {
     console.error(`load: unknown argument ${a} (see the head of bench/net/load.mjs)`);
@@ -320,7 +329,7 @@ class LoadShare {
   }
 
   pump(c) {
-    if (cfg.rate) return;
+    if (this.rate) return;
     while (this.send(c));
   }
 
@@ -328,26 +337,39 @@ class LoadShare {
     return connectAll(this.all);
   }
 
-  async run(sendMs, warmupMs) {
+  close() {
+    for (const c of this.all) c.close();
+  }
+
+  async run(sendMs, warmupMs, rate) {
+    this.rate = rate;
+    this.sent = 0;
+    this.delivered = 0;
+    this.lat = [];
     const t0 = performance.now();
     this.windowStart = t0 + warmupMs;
     this.windowEnd = t0 + sendMs;
     this.sending = true;
     const cpu0 = process.cpuUsage();
     const timers = [];
-    if (cfg.rate) {
-      for (const c of this.all) timers.push(setInterval(() => this.send(c), 1000 / cfg.rate));
+    if (rate) {
+      // Start times spread over one period, so the clients do not send in
+      // lockstep.
+      for (const c of this.all) {
+        timers.push(setTimeout(() => {
+          timers.push(setInterval(() => this.send(c), 1000 / rate));
+        }, Math.random() * (1000 / rate)));
+      }
     } else {
       for (const c of this.all) this.pump(c);
     }
     while (performance.now() < this.windowEnd) await sleep(50);
     this.sending = false;
-    for (const t of timers) clearInterval(t);
+    for (const t of timers) clearTimeout(t);
     const cpu = process.cpuUsage(cpu0);
     const expected = this.sent * (cfg.clients - 1);
     const drainEnd = performance.now() + 10000;
     while (this.delivered < expected && performance.now() < drainEnd) await sleep(50);
-    for (const c of this.all) c.close();
     return { sent: this.sent, delivered: this.delivered, expected, lat: Float64Array.from(this.lat),
       cpu_s: (cpu.user + cpu.system) / 1e6 };
   }
@@ -362,8 +384,11 @@ if (!isMainThread) {
       await share.connect();
       parentPort.postMessage({ op: 'connected' });
     } else if (m.op === 'run') {
-      const r = await share.run(m.sendMs, m.warmupMs);
+      const r = await share.run(m.sendMs, m.warmupMs, m.rate);
       parentPort.postMessage({ op: 'done', r }, [r.lat.buffer]);
+    } else if (m.op === 'close') {
+      share.close();
+      parentPort.postMessage({ op: 'closed' });
     }
   });
 }
@@ -376,7 +401,7 @@ function makeShares(url) {
     const count = Math.floor(cfg.rooms / n) + (i < cfg.rooms % n ? 1 : 0);
     if (n === 1) {
       const s = new LoadShare(url, first, count);
-      shares.push({ connect: () => s.connect(), run: (sendMs, warmupMs) => s.run(sendMs, warmupMs), close() {} });
+      shares.push({ connect: () => s.connect(), run: (...a) => s.run(...a), close: async () => s.close() });
     } else {
       const w = new Worker(new URL(import.meta.url), { workerData: { url, first, count },
         argv: process.argv.slice(2) });
@@ -395,11 +420,15 @@ function makeShares(url) {
           w.postMessage({ op: 'connect' });
           return next('connected');
         },
-        run: (sendMs, warmupMs) => {
-          w.postMessage({ op: 'run', sendMs, warmupMs });
+        run: (sendMs, warmupMs, rate) => {
+          w.postMessage({ op: 'run', sendMs, warmupMs, rate });
           return next('done');
         },
-        close: () => w.terminate(),
+        close: async () => {
+          w.postMessage({ op: 'close' });
+          await next('closed');
+          await w.terminate();
+        },
       });
     }
     first += count;
@@ -407,25 +436,21 @@ function makeShares(url) {
   return shares;
 }
 
-async function loadPhase(server, result) {
-  const shares = makeShares(server.url);
-  await Promise.all(shares.map((s) => s.connect()));
-  const total = cfg.rooms * cfg.clients;
-  log(`load: ${total} clients in ${cfg.rooms} rooms synced (${shares.length} thread(s)); sending for ` +
-    `${cfg.secs} s (window ${cfg.window}${cfg.rate ? `, ${cfg.rate}/s per client` : ', as fast as delivered'})`);
-  const sendMs = cfg.secs * 1000;
+// runPhase(server, shares, secs, rate): one measured phase over the
+// connected shares; returns its figures.
+async function runPhase(server, shares, secs, rate) {
+  const sendMs = secs * 1000;
   const warmupMs = cfg.warmup * 1000;
   const t0 = performance.now();
   const gen0 = process.cpuUsage();
-  const running = Promise.all(shares.map((s) => s.run(sendMs, warmupMs)));
+  let done = null;
+  Promise.all(shares.map((s) => s.run(sendMs, warmupMs, rate))).then((r) => {
+    done = r;
+  });
   // The server's CPU and RSS over the same window, seen from here.
   let rssPeak = server.rssBytes();
   let cpu0 = null;
   let cpu1 = null;
-  let done = null;
-  running.then((r) => {
-    done = r;
-  });
   while (done === null) {
     await sleep(100);
     const now = performance.now();
@@ -437,8 +462,8 @@ async function loadPhase(server, result) {
   // work for the last deliveries counts too.
   const cpu2 = serverCpuSeconds(server.pid);
   if (cpu1 === null) cpu1 = cpu2;
+  // With worker threads, process.cpuUsage() covers them all.
   const gen = process.cpuUsage(gen0);
-  for (const s of shares) s.close();
   const span = (sendMs - warmupMs) / 1000;
   const sent = done.reduce((n, r) => n + r.sent, 0);
   const delivered = done.reduce((n, r) => n + r.delivered, 0);
@@ -450,11 +475,7 @@ async function loadPhase(server, result) {
     at += r.lat.length;
   }
   lat.sort();
-  // With worker threads, process.cpuUsage() covers them all.
-  const genCpu = (gen.user + gen.system) / 1e6;
-  Object.assign(result, {
-    threads: shares.length,
-    clients_total: total,
+  return {
     edits_sent: sent,
     edits_per_s: sent / span,
     delivered,
@@ -465,13 +486,41 @@ async function loadPhase(server, result) {
     max_ms: lat.length ? lat[lat.length - 1] : NaN,
     server_cpu_pct: (100 * (cpu1 - cpu0)) / span,
     delivered_per_server_cpu_s: cpu2 > cpu0 ? delivered / (cpu2 - cpu0) : null,
-    loadgen_cpu_pct: (100 * genCpu) / (sendMs / 1000),
+    loadgen_cpu_pct: (100 * (gen.user + gen.system)) / 1e6 / (sendMs / 1000),
     rss_load_peak_bytes: rssPeak,
-  });
-  log(`load: ${sent} edits sent, ${delivered}/${expected} deliveries ` +
-    `(${result.delivered_per_s.toFixed(0)}/s), latency p50 ${result.p50_ms.toFixed(2)} ms, ` +
-    `p99 ${result.p99_ms.toFixed(2)} ms; server CPU ${result.server_cpu_pct.toFixed(0)}%, ` +
-    `generator CPU ${result.loadgen_cpu_pct.toFixed(0)}%`);
+  };
+}
+
+function describe(r) {
+  return `${r.edits_sent} edits sent, ${r.delivered} deliveries (${r.delivered_per_s.toFixed(0)}/s, ` +
+    `ratio ${r.delivery_ratio}), latency p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms; ` +
+    `server CPU ${r.server_cpu_pct.toFixed(0)}%, generator CPU ${r.loadgen_cpu_pct.toFixed(0)}%`;
+}
+
+// Two phases on the same clients: as fast as delivered (or --rate), for
+// throughput; then a fixed light rate (--fixed-rate per client, for
+// --fixed-secs), for latency without queueing. Keys of the second phase
+// are prefixed fixed_.
+async function loadPhase(server, result) {
+  const shares = makeShares(server.url);
+  await Promise.all(shares.map((s) => s.connect()));
+  const total = cfg.rooms * cfg.clients;
+  result.threads = shares.length;
+  result.clients_total = total;
+  log(`load: ${total} clients in ${cfg.rooms} rooms synced (${shares.length} thread(s)); sending for ` +
+    `${cfg.secs} s (window ${cfg.window}${cfg.rate ? `, ${cfg.rate}/s per client` : ', as fast as delivered'})`);
+  const r = await runPhase(server, shares, cfg.secs, cfg.rate);
+  Object.assign(result, r);
+  log(`load: ${describe(r)}`);
+  if (cfg.fixedRate > 0 && cfg.fixedSecs > cfg.warmup) {
+    await sleep(1000);
+    log(`load: ${cfg.fixedRate} edits/s per client for ${cfg.fixedSecs} s`);
+    const f = await runPhase(server, shares, cfg.fixedSecs, cfg.fixedRate);
+    result.fixed_rate = cfg.fixedRate;
+    for (const [k, v] of Object.entries(f)) result[`fixed_${k}`] = v;
+    log(`load: fixed rate: ${describe(f)}`);
+  }
+  for (const s of shares) await s.close();
 }
 
 // ---- main --------------------------------------------------------------------------

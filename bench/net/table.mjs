@@ -30,6 +30,11 @@ const rows = [
   ['delivery latency p50, ms', 'p50_ms', (v) => v.toFixed(2), 'down', ''],
   ['delivery latency p99, ms', 'p99_ms', (v) => v.toFixed(2), 'down', ''],
   ['deliveries arrived (must be 1)', 'delivery_ratio', (v) => v.toFixed(4), '', ''],
+  ['fixed rate: edits delivered, per s', 'fixed_delivered_per_s', (v) => v.toFixed(0), '', ''],
+  ['fixed rate: delivery latency p50, ms', 'fixed_p50_ms', (v) => v.toFixed(2), 'down', ''],
+  ['fixed rate: delivery latency p99, ms', 'fixed_p99_ms', (v) => v.toFixed(2), 'down', ''],
+  ['fixed rate: deliveries arrived (must be 1)', 'fixed_delivery_ratio', (v) => v.toFixed(4), '', ''],
+  ['fixed rate: server CPU, %', 'fixed_server_cpu_pct', (v) => v.toFixed(1), 'down', ''],
   ['server CPU during load, %', 'server_cpu_pct', (v) => v.toFixed(0), '', ''],
   ['generator CPU during load, %', 'loadgen_cpu_pct', (v) => v.toFixed(0), '', ''],
   ['server RSS at start, MiB', 'rss_base_bytes', (v) => (v / MiB).toFixed(1), 'down', ''],
@@ -53,5 +58,6 @@ for (const [label, key, fmt, , target] of rows) {
   console.log(`| ${cells.join(' | ')} |`);
 }
 if (!runs.loom) console.log('\nloom: not measured (no `loom serve` in this build).');
-const bad = servers.filter((s) => runs[s].some((r) => r.delivery_ratio !== 1));
+const bad = servers.filter((s) => runs[s].some((r) => r.delivery_ratio !== 1 ||
+  (r.fixed_delivery_ratio !== undefined && r.fixed_delivery_ratio !== 1)));
 if (bad.length) console.log(`\nWARNING: some deliveries never arrived (${bad.join(', ')}): see the JSON lines.`);

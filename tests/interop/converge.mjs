@@ -39,7 +39,8 @@
 //   --server        environment LOOM_SERVER, default loom
 //   --loom PATH     the loom binary (or LOOM_SERVER_CMD; default build/loom)
 //   --if-available  exit 77 (skipped) when loom has no `serve` command
-//   --seed N        seed of the random edits (default: time based; printed)
+//   --seed N        seed of the random edits (default: time based; printed;
+//                   the interleaving with the network still varies per run)
 //   --secs S        seconds of editing (default 4)
 import crypto from 'node:crypto';
 import fs from 'node:fs';
