@@ -13,11 +13,10 @@
 # (10), WINDOW (4), RATE (0: as fast as delivered), THREADS (1: generator
 # threads for the load), FIXED_RATE (5 edits/s per client) and FIXED_SECS
 # (6) for the fixed-rate latency phase, IDLE (10000 idle connections), HOLD
-# (5 s),
-# BENCH_OUT (build/bench) keeps the JSON lines of every run in
-# net.<server>.jsonl. The open-files limit is raised to the
-# hard limit first: the idle phase needs one descriptor per connection in
-# both the generator and the server.
+# (5 s); BENCH_OUT (build/bench) keeps the JSON lines of every run in
+# net.<server>.jsonl. The open-files limit is raised to the hard limit
+# first: the idle phase needs one descriptor per connection in both the
+# generator and the server.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
