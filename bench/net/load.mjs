@@ -24,10 +24,10 @@
 //      phase on the same clients sends a fixed light rate (--fixed-rate)
 //      and measures latency without queueing (keys fixed_*).
 //
-// The clients are light: a `ws` socket speaking the y-websocket framing
-// (spec §13) with one Y.Doc per client for its own edits only, so the
-// generator spends its CPU on sockets rather than on merging every update
-// into 100 replicas. Received updates are not applied; the send time is
+// The clients are light: a TCP socket with a minimal WebSocket client
+// speaking the y-websocket framing (spec §13), and one Y.Doc per client for
+// its own edits only, so the generator spends its CPU on sockets rather
+// than on merging every update into 100 replicas. Received updates are not applied; the send time is
 // found by scanning the update bytes for the edit's marker string (a v1
 // update carries strings verbatim), which also works when a server merges
 // several updates into one message. The first second of the load phase is
@@ -47,15 +47,15 @@
 //   generator's CPU share is reported either way.
 //   --persist: give the reference server a LevelDB (YPERSISTENCE) as well;
 //   loom always runs with --data (its durability is part of its cost).
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import WebSocket from 'ws';
 import * as Y from 'yjs';
 import * as encoding from 'lib0/encoding';
-import * as decoding from 'lib0/decoding';
 import { Server, requireServer, serverArgs, sleep } from '../../tests/interop/servers.mjs';
 
 const opts = serverArgs(process.argv.slice(2));
@@ -99,8 +99,14 @@ const log = (msg) => process.stderr.write(`load[${opts.kind}]: ${msg}\n`);
 
 const MARK = Buffer.from('LOOMTS:');
 const SEP = ';'.charCodeAt(0);
+const COLON = ':'.charCodeAt(0);
+const DOT = '.'.charCodeAt(0);
 const CLK_TCK = 100; // Linux USER_HZ, the unit of /proc/<pid>/stat times
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+// Sync step 2 of a client with nothing: an empty update.
+const EMPTY_UPDATE = Y.encodeStateAsUpdate(new Y.Doc());
 
+// frame(outer, sync, payload): a y-websocket sync message.
 function frame(outer, sync, payload) {
   const e = encoding.createEncoder();
   encoding.writeVarUint(e, outer);
@@ -109,71 +115,170 @@ function frame(outer, sync, payload) {
   return encoding.toUint8Array(e);
 }
 
-// One connection. onEdit(sender, seq, sentAt) is called for every edit
-// marker in every update received after the handshake.
+// wsFrame(opcode, payload): one final, masked client frame. The mask key
+// is zero, so the payload goes out as it is (servers unmask whatever the
+// key; RFC 6455 wants it unpredictable, which matters for proxies, not
+// here).
+function wsFrame(opcode, payload) {
+  const n = payload.length;
+  const hdr = n < 126 ? 6 : n < 65536 ? 8 : 14;
+  const out = Buffer.allocUnsafe(hdr + n);
+  out[0] = 0x80 | opcode;
+  if (n < 126) {
+    out[1] = 0x80 | n;
+  } else if (n < 65536) {
+    out[1] = 0x80 | 126;
+    out.writeUInt16BE(n, 2);
+  } else {
+    out[1] = 0x80 | 127;
+    out.writeBigUInt64BE(BigInt(n), 2);
+  }
+  out.writeUInt32BE(0, hdr - 4);
+  out.set(payload, hdr);
+  return out;
+}
+
+// One connection, on a plain TCP socket with just enough WebSocket (RFC
+// 6455) for this: the upgrade (Sec-WebSocket-Accept checked), unmasked
+// server frames parsed in place, pings answered. A generic WebSocket
+// library costs several times more CPU per message, and the generator
+// shares the machine with the server it measures. onEdit(sender, seq,
+// sentAt) is called for every edit marker in every update received after
+// the handshake.
 class Client {
   constructor(url, room, id, onEdit) {
+    const u = new URL(url);
+    this.host = u.hostname;
+    this.port = Number(u.port);
+    this.path = `/${room}`;
     this.id = id;
     this.room = room;
-    this.url = `${url}/${room}`;
     this.onEdit = onEdit;
     this.doc = null;
     this.seq = 0;
-    this.ws = null;
+    this.sock = null;
     this.synced = false;
     this.closed = false;
   }
 
   connect(timeoutMs = 30000) {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(this.url, { perMessageDeflate: false });
-      this.ws = ws;
-      const t = setTimeout(() => {
-        reject(new Error(`${this.url}: no sync within ${timeoutMs} ms`));
-        ws.terminate();
-      }, timeoutMs);
-      ws.binaryType = 'nodebuffer';
-      ws.on('open', () => {
-        // Sync step 1 with an empty state vector: the client has nothing.
-        ws.send(frame(0, 0, Uint8Array.of(0)));
-      });
-      ws.on('message', (data) => {
-        // The hot path: an update ([0, 2, ...]; both one-byte varUints).
-        if (data[0] === 0 && data[1] === 2) {
-          if (this.synced) this.scan(data);
-          return;
-        }
-        const d = decoding.createDecoder(data);
-        if (decoding.readVarUint(d) !== 0) return; // awareness and others
-        const type = decoding.readVarUint(d);
-        if (type === 0) {
-          // The server's step 1: we have no content to offer.
-          ws.send(frame(0, 1, Y.encodeStateAsUpdate(new Y.Doc())));
-        } else if (type === 1) {
-          if (!this.synced) {
-            this.synced = true;
-            clearTimeout(t);
-            resolve(this);
-          }
-        } else if (type === 2 && this.synced) {
-          this.scan(data);
-        }
-      });
-      ws.on('close', () => {
-        this.closed = true;
+      const what = `ws://${this.host}:${this.port}${this.path}`;
+      const sock = net.connect(this.port, this.host);
+      this.sock = sock;
+      sock.setNoDelay(true);
+      const key = crypto.randomBytes(16).toString('base64');
+      const accept = crypto.createHash('sha1').update(key + WS_GUID).digest('base64');
+      let pending = null;
+      let upgraded = false;
+      const t = setTimeout(() => fail(`no sync within ${timeoutMs} ms`), timeoutMs);
+      const fail = (why) => {
         clearTimeout(t);
-        if (!this.synced) reject(new Error(`${this.url}: closed before sync`));
+        sock.destroy();
+        reject(new Error(`${what}: ${why}`));
+      };
+      this.resolveSync = () => {
+        clearTimeout(t);
+        resolve(this);
+      };
+      this.fail = fail;
+      sock.on('connect', () => {
+        sock.write(`GET ${this.path} HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\n` +
+          'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
       });
-      ws.on('error', () => {});
+      sock.on('data', (chunk) => {
+        let buf = pending === null ? chunk : Buffer.concat([pending, chunk]);
+        pending = null;
+        let at = 0;
+        if (!upgraded) {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) {
+            pending = buf;
+            return;
+          }
+          const head = buf.toString('latin1', 0, end);
+          if (!/^HTTP\/1\.1 101 /.test(head)) return fail(`upgrade refused: ${head.split('\r\n')[0]}`);
+          if (!new RegExp(`^sec-websocket-accept: *${accept.replace(/[+/=]/g, '\\$&')} *$`, 'im').test(head)) {
+            return fail('wrong Sec-WebSocket-Accept');
+          }
+          upgraded = true;
+          at = end + 4;
+          // Sync step 1 with an empty state vector: the client has nothing.
+          this.send(frame(0, 0, Uint8Array.of(0)));
+        }
+        while (buf.length - at >= 2) {
+          const b0 = buf[at];
+          const b1 = buf[at + 1];
+          let len = b1 & 0x7f;
+          let hdr = 2;
+          if (b1 & 0x80) return fail('the server sent a masked frame');
+          if ((b0 & 0x80) === 0 || (b0 & 0x0f) === 0) return fail('fragmented frame (not handled here)');
+          if (len === 126) {
+            if (buf.length - at < 4) break;
+            len = buf.readUInt16BE(at + 2);
+            hdr = 4;
+          } else if (len === 127) {
+            if (buf.length - at < 10) break;
+            len = Number(buf.readBigUInt64BE(at + 2));
+            hdr = 10;
+          }
+          if (buf.length - at < hdr + len) break;
+          this.onFrame(b0 & 0x0f, buf, at + hdr, at + hdr + len);
+          at += hdr + len;
+        }
+        if (at < buf.length) pending = Buffer.from(buf.subarray(at));
+      });
+      sock.on('close', () => {
+        this.closed = true;
+        if (!this.synced) fail('closed before sync');
+      });
+      sock.on('error', () => {});
     });
   }
 
-  scan(buf) {
-    for (let at = buf.indexOf(MARK); at >= 0; at = buf.indexOf(MARK, at + 1)) {
-      const end = buf.indexOf(SEP, at);
-      if (end < 0) break;
-      const [sender, seq, sentAt] = buf.toString('latin1', at + MARK.length, end).split(':');
-      this.onEdit(Number(sender), Number(seq), Number(sentAt));
+  onFrame(opcode, buf, start, end) {
+    if (opcode === 2) {
+      if (buf[start] !== 0) return; // awareness, auth, query
+      const type = buf[start + 1];
+      if (type === 2) {
+        if (this.synced) this.scan(buf, start, end);
+      } else if (type === 0) {
+        this.send(frame(0, 1, EMPTY_UPDATE)); // the server's step 1
+      } else if (type === 1 && !this.synced) {
+        this.synced = true;
+        this.resolveSync();
+      }
+    } else if (opcode === 9) {
+      this.sock.write(wsFrame(10, buf.subarray(start, end)));
+    } else if (opcode === 8) {
+      this.sock.end();
+    }
+  }
+
+  send(payload) {
+    if (!this.closed) this.sock.write(wsFrame(2, payload));
+  }
+
+  // scan: every marker LOOMTS:<sender>:<seq>:<ms>; in buf[start, end).
+  scan(buf, start, end) {
+    for (let at = buf.indexOf(MARK, start); at >= 0 && at < end; at = buf.indexOf(MARK, at + 1)) {
+      let i = at + MARK.length;
+      let sender = 0;
+      for (; i < end && buf[i] !== COLON; i++) sender = sender * 10 + (buf[i] - 48);
+      let seq = 0;
+      for (i++; i < end && buf[i] !== COLON; i++) seq = seq * 10 + (buf[i] - 48);
+      let ms = 0;
+      for (i++; i < end && buf[i] !== DOT && buf[i] !== SEP; i++) ms = ms * 10 + (buf[i] - 48);
+      let scale = 1;
+      if (buf[i] === DOT) {
+        for (i++; i < end && buf[i] !== SEP; i++) {
+          scale /= 10;
+          ms += (buf[i] - 48) * scale;
+        }
+      }
+      if (i >= end) break; // cut off: not a whole marker
+      this.onEdit(sender, seq, ms);
     }
   }
 
@@ -182,7 +287,7 @@ class Client {
   edit() {
     if (this.doc === null) {
       this.doc = new Y.Doc();
-      this.doc.on('update', (u) => this.ws.send(frame(0, 2, u)));
+      this.doc.on('update', (u) => this.send(frame(0, 2, u)));
     }
     const seq = ++this.seq;
     this.doc.getArray(`c${this.id}`).push([`LOOMTS:${this.id}:${seq}:${performance.now().toFixed(3)};`]);
@@ -190,7 +295,7 @@ class Client {
   }
 
   close() {
-    if (this.ws) this.ws.terminate();
+    if (this.sock) this.sock.destroy();
   }
 }
 
