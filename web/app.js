@@ -122,9 +122,11 @@ ytext.observe((event, transaction) => {
   if (document.activeElement === textarea) textarea.setSelectionRange(sel[0], sel[1]);
 });
 
+// The first sync enables editing. Later syncs (after a reconnect) leave
+// the textarea alone unless it differs: setting the value moves the caret.
 provider.on('sync', (synced) => {
   if (!synced) return;
-  textarea.value = ytext.toString();
+  if (textarea.value !== ytext.toString()) textarea.value = ytext.toString();
   textarea.disabled = false;
 });
 
