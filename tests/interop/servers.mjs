@@ -190,7 +190,15 @@ export class Server {
       }
       try {
         const r = await httpGet(`${this.httpUrl}/healthz`, 500);
-        if (r.status === 200) return this;
+        if (r.status === 200) {
+          // loom's contract: 200 and "ok" (the reference says "okay" to
+          // every request, so only the status counts there).
+          if (this.kind === 'loom' && r.body.trim() !== 'ok') {
+            await this.kill('SIGKILL');
+            throw new Error(`GET /healthz answered ${JSON.stringify(r.body)}, want "ok"`);
+          }
+          return this;
+        }
       } catch {
         // not listening yet
       }
