@@ -188,19 +188,20 @@ export class Server {
         throw new Error(`${this.kind} server exited before it was up ` +
           `(${JSON.stringify(this.exit)}): ${argv.join(' ')}\n${this.log}`);
       }
+      let r = null;
       try {
-        const r = await httpGet(`${this.httpUrl}/healthz`, 500);
-        if (r.status === 200) {
-          // loom's contract: 200 and "ok" (the reference says "okay" to
-          // every request, so only the status counts there).
-          if (this.kind === 'loom' && r.body.trim() !== 'ok') {
-            await this.kill('SIGKILL');
-            throw new Error(`GET /healthz answered ${JSON.stringify(r.body)}, want "ok"`);
-          }
-          return this;
-        }
+        r = await httpGet(`${this.httpUrl}/healthz`, 500);
       } catch {
         // not listening yet
+      }
+      if (r && r.status === 200) {
+        // loom's contract: 200 and "ok" (the reference says "okay" to
+        // every request, so only the status counts there).
+        if (this.kind === 'loom' && r.body.trim() !== 'ok') {
+          await this.kill('SIGKILL');
+          throw new Error(`${argv.join(' ')}: GET /healthz answered ${JSON.stringify(r.body)}, want "ok"`);
+        }
+        return this;
       }
       await sleep(50);
     }
