@@ -138,7 +138,7 @@ bench: deps
 # ROOMS, CLIENTS, SECS, IDLE: see bench/net/compare.sh.
 bench-net: deps
 	cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=gcc $(CMAKE_COMMON)
-	cmake --build $(BUILD) -j $(JOBS) --target loom
+	cmake --build $(BUILD) -j $(JOBS) --target loom loom_loadgen
 	bench/net/compare.sh $(BUILD)/loom
 
 # ---- style -----------------------------------------------------------------

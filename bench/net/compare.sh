@@ -13,7 +13,8 @@
 # (10), WINDOW (4), RATE (0: as fast as delivered), THREADS (1: generator
 # threads for the load), FIXED_RATE (5 edits/s per client) and FIXED_SECS
 # (6) for the fixed-rate latency phase, IDLE (10000 idle connections), HOLD
-# (5 s); BENCH_OUT (build/bench) keeps the JSON lines of every run in
+# (5 s), GEN (c: build/loom_loadgen when built; node: the Node clients);
+# BENCH_OUT (build/bench) keeps the JSON lines of every run in
 # net.<server>.jsonl. The open-files limit is raised to the hard limit
 # first: the idle phase needs one descriptor per connection in both the
 # generator and the server.
@@ -35,6 +36,15 @@ if [ ! -d "$root/node_modules/@y/websocket-server" ]; then
     exit 1
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# The C generator when it is built (make bench-net builds it), unless
+# GEN=node asks for the Node clients.
+gen=$(dirname "$loom")/loom_loadgen
+if [ "${GEN:-c}" != node ] && [ -x "$gen" ]; then
+    load+=(--gen "$gen")
+else
+    echo "net-compare: load from Node clients (no $gen, or GEN=node)" >&2
+fi
 
 servers=(reference)
 if [ -x "$loom" ] && "$loom" help serve >/dev/null 2>&1; then

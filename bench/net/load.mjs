@@ -37,7 +37,7 @@
 //
 // Usage: node bench/net/load.mjs [--server loom|reference] [--loom PATH]
 //   [--rooms R] [--clients K] [--secs S] [--window W] [--rate N]
-//   [--idle N] [--idle-rooms M] [--hold S] [--threads T] [--persist]
+//   [--idle N] [--idle-rooms M] [--hold S] [--threads T] [--gen PATH] [--persist]
 //   [--fixed-rate N] [--fixed-secs S]
 //   --fixed-rate, --fixed-secs: the second load phase, N edits per second
 //   per client (default 5: 500 edits/s, 4,500 deliveries/s for 10x10) for
@@ -45,13 +45,18 @@
 //   --threads: split the load phase's rooms over T worker threads (default
 //   1), for a server fast enough to leave the generator short of CPU; the
 //   generator's CPU share is reported either way.
+//   --gen PATH: run the load phases with the C generator instead
+//   (bench/net/loadgen.c, built as build/loom_loadgen): the same edits and
+//   figures at a fraction of the CPU per message.
 //   --persist: give the reference server a LevelDB (YPERSISTENCE) as well;
 //   loom always runs with --data (its durability is part of its cost).
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import * as Y from 'yjs';
@@ -60,7 +65,7 @@ import { Server, requireServer, serverArgs, sleep } from '../../tests/interop/se
 
 const opts = serverArgs(process.argv.slice(2));
 const cfg = { rooms: 10, clients: 10, secs: 10, window: 4, rate: 0, idle: 10000, idleRooms: 100, hold: 5,
-  persist: false, warmup: 1, threads: 1, fixedRate: 5, fixedSecs: 6 };
+  persist: false, warmup: 1, threads: 1, fixedRate: 5, fixedSecs: 6, gen: null };
 for (let i = 0; i < opts.rest.length; i++) {
   const a = opts.rest[i];
   const num = () => {
@@ -80,6 +85,7 @@ for (let i = 0; i < opts.rest.length; i++) {
   else if (a === '--idle-rooms') cfg.idleRooms = num();
   else if (a === '--hold') cfg.hold = num();
   else if (a === '--threads') cfg.threads = num();
+  else if (a === '--gen') cfg.gen = path.resolve(opts.rest[++i]);
   else if (a === '--fixed-rate') cfg.fixedRate = num();
   else if (a === '--fixed-secs') cfg.fixedSecs = num();
   else if (a === '--persist') cfg.persist = true;
@@ -498,8 +504,40 @@ if (!isMainThread) {
   });
 }
 
-// The shares of the rooms: in this thread, or in --threads worker threads.
+// The C generator (--gen PATH) as one share of all the rooms: it prints
+// {"ready":...} once every client synced, then one JSON line per `run`.
+function cShare(url) {
+  const u = new URL(url);
+  const proc = spawn(cfg.gen, ['--host', u.hostname, '--port', u.port, '--rooms', String(cfg.rooms),
+    '--clients', String(cfg.clients), '--window', String(cfg.window)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = readline.createInterface({ input: proc.stdout });
+  const waiting = [];
+  lines.on('line', (l) => {
+    const w = waiting.shift();
+    if (w) w.resolve(JSON.parse(l));
+  });
+  proc.on('exit', (code) => {
+    for (const w of waiting.splice(0)) w.reject(new Error(`${cfg.gen} exited with ${code}`));
+  });
+  const next = () => new Promise((resolve, reject) => waiting.push({ resolve, reject }));
+  return {
+    connect: () => next(),
+    run: async (sendMs, warmupMs, rate) => {
+      proc.stdin.write(`run ${sendMs} ${warmupMs} ${rate}\n`);
+      const r = await next();
+      return { ...r, pct: true };
+    },
+    close: async () => {
+      proc.stdin.end('quit\n');
+      await new Promise((resolve) => (proc.exitCode !== null ? resolve() : proc.on('exit', resolve)));
+    },
+  };
+}
+
+// The shares of the rooms: the C generator, this thread, or --threads
+// worker threads.
 function makeShares(url) {
+  if (cfg.gen) return [cShare(url)];
   const n = Math.max(1, Math.min(cfg.threads, cfg.rooms));
   const shares = [];
   for (let i = 0, first = 0; i < n; i++) {
@@ -573,9 +611,11 @@ async function runPhase(server, shares, secs, rate) {
   const sent = done.reduce((n, r) => n + r.sent, 0);
   const delivered = done.reduce((n, r) => n + r.delivered, 0);
   const expected = done.reduce((n, r) => n + r.expected, 0);
-  const lat = new Float64Array(done.reduce((n, r) => n + r.lat.length, 0));
+  // The C generator sends its percentiles, the Node shares their samples.
+  const pct = done.length === 1 && done[0].pct ? done[0] : null;
+  const lat = new Float64Array(pct ? 0 : done.reduce((n, r) => n + r.lat.length, 0));
   let at = 0;
-  for (const r of done) {
+  for (const r of pct ? [] : done) {
     lat.set(r.lat, at);
     at += r.lat.length;
   }
@@ -586,12 +626,14 @@ async function runPhase(server, shares, secs, rate) {
     delivered,
     delivered_per_s: delivered / span,
     delivery_ratio: expected ? delivered / expected : null,
-    p50_ms: percentile(lat, 50),
-    p99_ms: percentile(lat, 99),
-    max_ms: lat.length ? lat[lat.length - 1] : NaN,
+    p50_ms: pct ? pct.p50_ms : percentile(lat, 50),
+    p99_ms: pct ? pct.p99_ms : percentile(lat, 99),
+    max_ms: pct ? pct.max_ms : lat.length ? lat[lat.length - 1] : NaN,
     server_cpu_pct: (100 * (cpu1 - cpu0)) / span,
     delivered_per_server_cpu_s: cpu2 > cpu0 ? delivered / (cpu2 - cpu0) : null,
-    loadgen_cpu_pct: (100 * (gen.user + gen.system)) / 1e6 / (sendMs / 1000),
+    // The C generator is a child process: its own figure, over its sending.
+    loadgen_cpu_pct: pct ? (100 * pct.cpu_s) / (sendMs / 1000)
+      : (100 * (gen.user + gen.system)) / 1e6 / (sendMs / 1000),
     rss_load_peak_bytes: rssPeak,
   };
 }
@@ -610,7 +652,8 @@ async function loadPhase(server, result) {
   const shares = makeShares(server.url);
   await Promise.all(shares.map((s) => s.connect()));
   const total = cfg.rooms * cfg.clients;
-  result.threads = shares.length;
+  result.generator = cfg.gen ? 'c' : 'node';
+  result.threads = cfg.gen ? 1 : shares.length;
   result.clients_total = total;
   log(`load: ${total} clients in ${cfg.rooms} rooms synced (${shares.length} thread(s)); sending for ` +
     `${cfg.secs} s (window ${cfg.window}${cfg.rate ? `, ${cfg.rate}/s per client` : ', as fast as delivered'})`);

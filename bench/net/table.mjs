@@ -44,6 +44,8 @@ const rows = [
   ['idle connections held', 'idle_held', (v) => v.toFixed(0), 'up', '10,000'],
   ['time to open them, s', 'idle_connect_s', (v) => v.toFixed(1), 'down', ''],
 ];
+const gens = [...new Set(servers.flatMap((s) => runs[s].map((r) => r.generator || 'node')))];
+console.log(`load generator: ${gens.join(', ')}\n`);
 const head = ['figure', ...servers];
 if (runs.loom) head.push('loom / reference', 'target');
 console.log(`| ${head.join(' | ')} |`);
