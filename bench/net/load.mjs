@@ -2,7 +2,7 @@
 //
 // bench/net/load.mjs: a load generator for y-websocket servers, run against
 // `loom serve` or the reference server (tests/interop/servers.mjs starts
-// either). It measures, in two phases:
+// either). It measures, in three phases:
 //
 //   1. idle connections: N connections (--idle, default 10000) over
 //      --idle-rooms rooms, each doing the y-websocket handshake (sync step 1
@@ -20,18 +20,20 @@
 //      are edits delivered to other clients per second, delivery latency
 //      p50/p99 (send to receipt), the share of deliveries that arrived
 //      (must be 1), and the server's CPU time and peak RSS. A closed loop
-//      measures latency under saturation (queueing included), so a second
-//      phase on the same clients sends a fixed light rate (--fixed-rate)
-//      and measures latency without queueing (keys fixed_*).
+//      measures latency under saturation (queueing included);
+//   3. fixed rate: the same clients then send a light fixed rate
+//      (--fixed-rate), for the latency without queueing (keys fixed_*).
 //
 // The clients are light: a TCP socket with a minimal WebSocket client
 // speaking the y-websocket framing (spec §13), and one Y.Doc per client for
 // its own edits only, so the generator spends its CPU on sockets rather
-// than on merging every update into 100 replicas. Received updates are not applied; the send time is
-// found by scanning the update bytes for the edit's marker string (a v1
-// update carries strings verbatim), which also works when a server merges
-// several updates into one message. The first second of the load phase is
-// warm-up and not counted.
+// than on merging every update into 100 replicas. Received updates are not
+// applied; the send time is found by scanning the update bytes for the
+// edit's marker string (a v1 update carries strings verbatim), which also
+// works when a server merges several updates into one message; a receiver
+// counts each edit once. The first second of each load phase is warm-up and
+// not counted. With --gen, phases 2 and 3 run in the C generator
+// (bench/net/loadgen.c), which does the same at less CPU per message.
 //
 // Prints progress on stderr and one JSON line on stdout.
 //
@@ -406,6 +408,7 @@ class LoadShare {
       for (let k = 0; k < cfg.clients; k++) {
         const c = new Client(url, `load-${r}`, nextId++, null);
         c.acked = 0;
+        c.seen = new Map();
         members.push(c);
       }
       members.forEach((c, k) => {
@@ -420,6 +423,8 @@ class LoadShare {
 
   received(c, sender, seq, sentAt) {
     if (sender === c.id) return; // the reference echoes to the sender
+    if (seq <= (c.seen.get(sender) || 0)) return; // seen before
+    c.seen.set(sender, seq);
     const s = c.ackFor;
     if (s.id === sender && seq > s.acked) {
       s.acked = seq;
