@@ -27,7 +27,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { ROOT, Server, requireServer, serverArgs } from '../interop/servers.mjs';
+import { ROOT, Server, requireServer, serverArgs, serverName } from '../interop/servers.mjs';
 import { startStatic } from '../interop/static.mjs';
 
 const opts = serverArgs(process.argv.slice(2));
@@ -182,9 +182,9 @@ const watchdog = setTimeout(() => {
 let code = 0;
 try {
   await main(cleanup);
-  console.log(`two-tabs: ${opts.kind}: passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`two-tabs: ${serverName(opts)}: passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 } catch (e) {
-  console.error(`two-tabs: FAIL (${opts.kind} server): ${e instanceof Failure ? e.message : e.stack}`);
+  console.error(`two-tabs: FAIL (${serverName(opts)} server): ${e instanceof Failure ? e.message : e.stack}`);
   code = 1;
 }
 for (const f of cleanup.reverse()) {

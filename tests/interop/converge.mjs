@@ -50,7 +50,7 @@ import WebSocket from 'ws';
 import * as Y from 'yjs';
 import { WebsocketProvider } from 'y-websocket';
 import * as authProtocol from 'y-protocols/auth';
-import { Server, loomToken, requireServer, serverArgs, sleep } from './servers.mjs';
+import { Server, loomToken, requireServer, serverArgs, serverName, sleep } from './servers.mjs';
 
 const CLIENTS_PER_ROOM = 10;
 const AWARENESS_BOUND_MS = 3000;
@@ -508,7 +508,7 @@ const servers = [];
 async function main() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-converge-'));
   try {
-    console.log(`converge: ${opts.kind} server, seed ${seed}`);
+    console.log(`converge: ${serverName(opts)} server, seed ${seed}`);
     const dataDir = path.join(tmp, 'data');
     const server = new Server(opts.kind, { loomCmd: opts.loomCmd, dataDir, verbose });
     servers.push(server);
@@ -544,12 +544,12 @@ const watchdog = setTimeout(() => {
 const started = Date.now();
 main().then(() => {
   clearTimeout(watchdog);
-  console.log(`converge: ${opts.kind}: ${report.passed} checks passed, ${report.na} not applicable, ` +
+  console.log(`converge: ${serverName(opts)}: ${report.passed} checks passed, ${report.na} not applicable, ` +
     `in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   process.exit(0);
 }, (e) => {
   clearTimeout(watchdog);
-  console.error(`converge: FAIL (${opts.kind} server, seed ${seed}): ${e instanceof Failure ? e.message : e.stack}`);
+  console.error(`converge: FAIL (${serverName(opts)} server, seed ${seed}): ${e instanceof Failure ? e.message : e.stack}`);
   for (const s of servers) if (s.log) console.error(`--- last output of the ${s.kind} server:\n${s.log}`);
   process.exit(1);
 });

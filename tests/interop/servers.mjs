@@ -53,6 +53,12 @@ export function serverArgs(argv) {
   return o;
 }
 
+// serverName(opts): what a report calls the server under test: the kind,
+// and for loom the command (the contract stand-in is not loom).
+export function serverName(opts) {
+  return opts.kind === 'loom' ? `loom (${opts.loomCmd.join(' ')})` : opts.kind;
+}
+
 // loomHasServe(loomCmd): true when this loom binary knows `serve`
 // (`loom help serve` exits 0; before the command exists it exits 2).
 export function loomHasServe(loomCmd) {
