@@ -3,7 +3,10 @@
 # loom: the front door to the CMake build. See docs/building.md.
 #
 #   make            configure and build into build/ (the CLI is build/loom)
-#   make run        install what is missing, build, run a demo of the CLI
+#   make run        install what is missing, build, lay out the web page
+#                   (build/web) and start loom serve on 127.0.0.1:1234 with
+#                   ./data: open http://127.0.0.1:1234/ in two tabs
+#   make demo       install what is missing, build, run a tour of the CLI
 #   make test       install what is missing; gcc -Werror build + ctest;
 #                   clang ASan+UBSan build (build-asan/) + ctest
 #   make check      gcc build + ctest only (no dependency install, no ASan)
@@ -11,6 +14,8 @@
 #   make valgrind   ctest under valgrind memcheck (build-valgrind/)
 #   make fuzz       libFuzzer targets with clang (build-fuzz/fuzz/)
 #   make bench      loom beside the real yjs on the same workloads (bench/)
+#   make bench-net  loom serve beside the reference y-websocket server
+#                   under the same network load (bench/net/)
 #   make format     reformat the C sources with clang-format
 #   make lint       clang-format check, tools/check-src.sh, shellcheck, cppcheck
 #   make tidy       clang-tidy over src/ and tools/ (slower; not in lint)
@@ -18,11 +23,14 @@
 #   make clean      remove the build trees
 #
 # Variables: JOBS (parallel jobs, default: all cores), BUILD_TYPE
-# (RelWithDebInfo), CMAKE_ARGS (extra cmake options for every tree).
+# (RelWithDebInfo), CMAKE_ARGS (extra cmake options for every tree),
+# RUN_HOST and RUN_PORT (where make run listens: 127.0.0.1, 1234).
 
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD_TYPE ?= RelWithDebInfo
 CMAKE_ARGS ?=
+RUN_HOST   ?= 127.0.0.1
+RUN_PORT   ?= 1234
 
 BUILD      := build
 ASAN_BUILD := build-asan
@@ -38,13 +46,13 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_a
 VALGRIND := valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \
             --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --track-origins=yes -q
 
-.PHONY: all build deps test check asan run valgrind fuzz format lint tidy \
-        clean help
+.PHONY: all build deps test check asan run demo valgrind fuzz format lint tidy \
+        clean help bench-net
 
 all: build
 
 help:
-	@sed -n '3,21p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,27p' Makefile | sed 's/^# \{0,1\}//'
 
 deps:
 	@scripts/deps.sh
@@ -75,7 +83,21 @@ test: deps
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED (see above)"; exit 1; fi; \
 	echo "make test: gcc and ASan+UBSan builds passed"
 
+# The sync server in the foreground with the demo page (web/, laid out in
+# build/web by scripts/web-build.mjs) and the documents in ./data; Ctrl-C
+# stops it.
 run: deps
+	cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=gcc $(CMAKE_COMMON)
+	cmake --build $(BUILD) -j $(JOBS) --target loom
+	node scripts/web-build.mjs --out $(BUILD)/web
+	@if ! $(BUILD)/loom help serve >/dev/null 2>&1; then \
+	    echo "make run: $(BUILD)/loom has no 'serve' command yet ('make demo' tours the CLI)" >&2; \
+	    exit 1; \
+	fi
+	@echo "make run: open http://$(RUN_HOST):$(RUN_PORT)/ (or /?room=NAME) in two tabs; Ctrl-C stops"
+	$(BUILD)/loom serve --host $(RUN_HOST) --port $(RUN_PORT) --data ./data --web $(BUILD)/web
+
+demo: deps
 	cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=gcc $(CMAKE_COMMON)
 	cmake --build $(BUILD) -j $(JOBS) --target loom
 	@scripts/demo.sh $(BUILD)/loom
@@ -84,12 +106,12 @@ run: deps
 
 # Every ctest test runs under memcheck, except the node-driven ones: the CLI
 # test (a shell script) wraps each loom run instead, and the differential
-# test (node + a driver) is left to the ASan build. ASan and valgrind are
-# never combined.
+# test (node + a driver) and the server tests (node, chromium) are left to
+# the ASan build. ASan and valgrind are never combined.
 valgrind: deps
 	cmake -S . -B $(VG_BUILD) -DCMAKE_C_COMPILER=gcc $(CMAKE_COMMON) -DLOOM_TEST_TIMEOUT=3600
 	cmake --build $(VG_BUILD) -j $(JOBS)
-	ctest --test-dir $(VG_BUILD) --output-on-failure -j $(JOBS) -LE '^(cli|diff)$$' \
+	ctest --test-dir $(VG_BUILD) --output-on-failure -j $(JOBS) -LE '^(cli|diff|interop|browser)$$' \
 	    --overwrite MemoryCheckCommand=$$(command -v valgrind) \
 	    --overwrite "MemoryCheckCommandOptions=$(wordlist 2,100,$(VALGRIND))" \
 	    -T memcheck || { cat $(VG_BUILD)/Testing/Temporary/MemoryChecker.*.log; exit 1; }
@@ -110,6 +132,14 @@ bench: deps
 	cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=gcc $(CMAKE_COMMON)
 	cmake --build $(BUILD) -j $(JOBS) --target loom
 	bench/compare.sh $(BUILD)/loom
+
+# The y-websocket servers under the same load: deliveries/s, latency,
+# memory per connection, 10,000 idle connections (bench/README.md). RUNS,
+# ROOMS, CLIENTS, SECS, IDLE: see bench/net/compare.sh.
+bench-net: deps
+	cmake -S . -B $(BUILD) -DCMAKE_C_COMPILER=gcc $(CMAKE_COMMON)
+	cmake --build $(BUILD) -j $(JOBS) --target loom loom_loadgen
+	bench/net/compare.sh $(BUILD)/loom
 
 # ---- style -----------------------------------------------------------------
 

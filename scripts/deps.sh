@@ -37,14 +37,16 @@ for arg in "$@"; do
 done
 
 # Build and test toolchain, libraries, sanitizer/fuzzer runtime, valgrind,
-# node for the interop tests, xxd for the CLI tests, and the linters.
+# node for the interop tests, xxd for the CLI tests, chromium for the
+# browser test (tests/browser, driven by the npm playwright-core), and the
+# linters.
 packages=(
     build-essential cmake pkg-config
     clang libclang-rt-14-dev
     libcmocka-dev libjansson-dev zlib1g-dev libsqlite3-dev libsodium-dev
     libwebsockets-dev
     valgrind xxd
-    nodejs npm
+    nodejs npm chromium
     clang-format clang-tidy cppcheck shellcheck
 )
 

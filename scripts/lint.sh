@@ -75,7 +75,7 @@ check)
     tools/check-src.sh src || status=1
 
     echo "lint: shellcheck"
-    if ! shellcheck scripts/*.sh tools/*.sh tests/cli/*.sh .ci/run; then
+    if ! shellcheck scripts/*.sh tools/*.sh tests/cli/*.sh bench/*.sh bench/net/*.sh .ci/run; then
         status=1
     fi
 

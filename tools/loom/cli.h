@@ -42,6 +42,20 @@ void cli_serve_help(void);
 int cli_token_main(int argc, char **argv);
 void cli_token_help(void);
 
+/* The `loom store` family (cmd_store.c). */
+int cli_store_main(int argc, char **argv);
+void cli_store_help(void);
+
+/* `loom bench store` (bench_store.c), dispatched by cmd_bench.c. */
+int cli_bench_store(int argc, char **argv);
+
+/* Prints {root name: toJSON()} of `doc` and a newline to stdout: compact,
+ * keys sorted, untyped roots given the kind their content suggests (so it
+ * may type roots of `doc`). Prints a message and returns CLI_FAIL on error
+ * (docjson.c; `loom update dump` and `loom store dump`). */
+typedef struct loom_doc loom_doc;
+int cli_print_doc_json(loom_doc *doc);
+
 /* A whole input file in memory. */
 typedef struct cli_input {
     const char *path; /* as given on the command line ("-" is stdin) */

@@ -780,6 +780,7 @@ static const struct {
     {"trace", bench_trace},
     {"map", bench_map},
     {"b1", bench_b1},
+    {"store", cli_bench_store}, /* bench_store.c */
 };
 #define N_BENCH_COMMANDS (sizeof(bench_commands) / sizeof(bench_commands[0]))
 
@@ -804,6 +805,10 @@ void cli_bench_help(void)
         "  b1 N\n"
         "      crdt-benchmarks B1.1: append N random letters, one\n"
         "      transaction each, applying every update to a second doc\n"
+        "  store [--n N] [--trace FILE] [--durable K] [--batch B] [--runs R]\n"
+        "        [--dir D]\n"
+        "      the durable store against raw SQLite (bench_store.c; its own\n"
+        "      keys, see bench/README.md)\n"
         "\n"
         "Then each encodes the doc (v1) and loads it into a new doc. Keys:\n"
         "ops, apply_ms, update_bytes (trace --updates, b1), encode_ms,\n"

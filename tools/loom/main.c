@@ -5,10 +5,11 @@
  * inputs, writing output, error messages; see cli.h).
  *
  * Today: `loom update ...` (encoded Yjs v1 updates and state vectors),
+ * `loom store ...` (the durable document store, cmd_store.c),
  * `loom bench ...` (performance workloads, cmd_bench.c), `loom serve` (the
  * sync server, cmd_serve.c) and `loom token` (its access tokens,
- * cmd_token.c). `loom store ...` and `loom db ...` join the table as their
- * layers land (DESIGN.md).
+ * cmd_token.c). `loom db ...` joins the table when its layer lands
+ * (DESIGN.md).
  */
 #include "cli.h"
 
@@ -26,6 +27,8 @@ static void help_help(void);
 static const cli_command commands[] = {
     {"update", cli_update_main, cli_update_help,
      "decode, merge and diff Yjs v1 updates and state vectors"},
+    {"store", cli_store_main, cli_store_help,
+     "keep documents durably in a SQLite store (DIR/loom.db)"},
     {"bench", cli_bench_main, cli_bench_help,
      "measure libloom on editing traces and synthetic workloads"},
     {"serve", cli_serve_main, cli_serve_help,
