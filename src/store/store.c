@@ -1798,8 +1798,7 @@ static void densify(loom_store *s, loom_buf *m)
     loom_buf out;
     memset(&out, 0, sizeof(out));
     if (loom_doc_apply_update(doc, m->data, m->len, NULL, NULL) == LOOM_OK &&
-        loom_doc_encode_state_as_update(doc, NULL, 0, &out, NULL) ==
-            LOOM_OK &&
+        loom_doc_encode_state_as_update(doc, NULL, 0, &out, NULL) == LOOM_OK &&
         out.len < m->len) {
         loom_buf_free(m);
         *m = out;
