@@ -228,6 +228,8 @@ static int on_established(loom_server *s, struct lws *wsi, net_pss *pss)
     }
     pss->c = c;
     s->m_conns_total++;
+    /* the request headers (a few KiB) are not needed any more */
+    (void)lws_http_headers_detach(wsi);
     loom__net_log(s, LOOM_LOG_INFO, "room %s: %s: connected%s", room, c->peer,
                   ro ? " (read-only)" : "");
     return 0;
@@ -269,7 +271,7 @@ static int on_receive(
     if (c->rx_len || !whole) {
         /* a message in several pieces: assemble it */
         if (c->rx_len + len > c->rx_cap) {
-            size_t cap = c->rx_cap ? c->rx_cap : 4096;
+            size_t cap = c->rx_cap ? c->rx_cap : 1024;
             while (cap < c->rx_len + len) {
                 cap *= 2;
             }
@@ -297,12 +299,10 @@ static int on_receive(
     s->m_msgs_in++;
     const char *why = "";
     int status = loom__net_room_message(c, msg, n, &why);
-    c->rx_len = 0;
-    if (c->rx_cap > 65536) { /* do not keep a large buffer around */
-        loom__free(s->a, c->rx, c->rx_cap);
-        c->rx = NULL;
-        c->rx_cap = 0;
-    }
+    /* an idle connection keeps no assembly buffer */
+    loom__free(s->a, c->rx, c->rx_cap);
+    c->rx = NULL;
+    c->rx_len = c->rx_cap = 0;
     if (status) {
         return close_with(wsi, status, why);
     }
@@ -533,7 +533,12 @@ int loom_server_new(const loom_server_options *opts,
     s->protocols[0].name = "loom";
     s->protocols[0].callback = callback;
     s->protocols[0].per_session_data_size = sizeof(net_pss);
-    s->protocols[0].rx_buffer_size = 65536;
+    /* libwebsockets keeps a receive buffer of this size for the whole life
+     * of every connection: small, so that idle connections cost little
+     * (about 1.7 KiB each, most of it libwebsockets' own). Longer messages
+     * arrive in pieces and are assembled in c->rx, which lives only until
+     * the message is handled. */
+    s->protocols[0].rx_buffer_size = 128;
     s->retry.secs_since_valid_ping = (uint16_t)s->ping_secs;
     s->retry.secs_since_valid_hangup = (uint16_t)s->hangup_secs;
 
