@@ -76,10 +76,8 @@ struct net_room {
     net_conn *conns;
     size_t n_conns;
     uint64_t empty_since_ms;
-    net_room *hnext;       /* bucket chain */
-    net_room *prev, *next; /* every room */
-    net_conn *sender;      /* whose message is being applied */
-    bool echo_sender;      /* the update may hold what the sender lacks */
+    net_room *hnext;                    /* bucket chain */
+    net_room *prev, *next;              /* every room */
     net_pending *pend_head, *pend_tail; /* waiting for the store */
     net_room *next_dirty; /* in the server's list of rooms with pending */
 };

@@ -167,7 +167,7 @@ static void on_doc_update(void *ud,
                       r->name);
         return;
     }
-    broadcast(r, &msg, r->echo_sender ? NULL : r->sender);
+    broadcast(r, &msg, NULL);
     loom_buf_free(&msg);
 }
 
@@ -438,15 +438,11 @@ static double seconds_since(const struct timespec *t0)
 static const double hist_bounds[NET_HIST_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
 
-/* Applies an update that is durable (or needs no store) and relays it. */
+/* Applies an update (inside the batch's transaction). */
 static int apply_now(
     net_room *r, net_conn *sender, const uint8_t *p, size_t n, loom_error *err)
 {
-    r->sender = sender;
-    r->echo_sender = loom_doc_pending(r->doc) != 0;
     int rc = loom_doc_apply_update(r->doc, p, n, sender, err);
-    r->sender = NULL;
-    r->echo_sender = false;
     if (!rc) {
         r->srv->m_updates_applied++;
     }
@@ -497,16 +493,12 @@ static void free_pending(loom_server *s, net_room *r)
     r->pend_head = r->pend_tail = NULL;
 }
 
-static void flush_room(loom_server *s, net_room *r)
+/* Appends a room's waiting updates to the store, durably; 0 or an error
+ * after which nothing of them is stored. */
+static int store_batch(loom_server *s, net_room *r, size_t n, loom_error *err)
 {
-    size_t n = 0;
-    for (net_pending *e = r->pend_head; e; e = e->next) {
-        n++;
-    }
     const uint8_t **ptrs = loom__malloc(s->a, n * sizeof(*ptrs));
     size_t *lens = loom__malloc(s->a, n * sizeof(*lens));
-    loom_error err;
-    memset(&err, 0, sizeof(err));
     int rc = LOOM_ENOMEM;
     if (ptrs && lens) {
         size_t i = 0;
@@ -516,7 +508,7 @@ static void flush_room(loom_server *s, net_room *r)
         }
         struct timespec t0;
         (void)clock_gettime(CLOCK_MONOTONIC, &t0);
-        rc = loom_store_append_many(s->store, r->name, ptrs, lens, n, &err);
+        rc = loom_store_append_many(s->store, r->name, ptrs, lens, n, err);
         double dt = seconds_since(&t0);
         s->m_store_appends++;
         s->m_store_seconds += dt;
@@ -529,6 +521,23 @@ static void flush_room(loom_server *s, net_room *r)
     }
     loom__free(s->a, ptrs, n * sizeof(*ptrs));
     loom__free(s->a, lens, n * sizeof(*lens));
+    if (!rc) {
+        s->m_store_updates += n;
+    }
+    return rc;
+}
+
+/* The batch of one room: stored (with a store), then applied in one
+ * transaction, whose one update event relays everything to everyone. */
+static void flush_room(loom_server *s, net_room *r)
+{
+    size_t n = 0;
+    for (net_pending *e = r->pend_head; e; e = e->next) {
+        n++;
+    }
+    loom_error err;
+    memset(&err, 0, sizeof(err));
+    int rc = s->store ? store_batch(s, r, n, &err) : LOOM_OK;
     if (rc) {
         /* nothing of the batch is stored: nothing is applied, and every
          * sender still connected learns it by being closed */
@@ -546,21 +555,24 @@ static void flush_room(loom_server *s, net_room *r)
         free_pending(s, r);
         return;
     }
-    s->m_store_updates += n;
+    bool txn = loom_doc_transact_begin(r->doc, NULL) == LOOM_OK;
     for (net_pending *e = r->pend_head; e; e = e->next) {
         memset(&err, 0, sizeof(err));
         rc = apply_now(r, e->sender, e->data, e->len, &err);
         if (rc) {
-            /* validated before; only memory can fail here. The update is
-             * stored, so the next load has it. */
+            /* validated before; only memory can fail here. With a store
+             * the update is stored, so the next load has it. */
             loom__net_log(s, LOOM_LOG_ERROR,
-                          "room %s: stored update not applied (%s)", r->name,
+                          "room %s: accepted update not applied (%s)", r->name,
                           loom_strerror(rc));
             if (e->sender) {
                 loom__net_drop(e->sender, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
                                "update not applied");
             }
         }
+    }
+    if (txn) {
+        (void)loom_doc_transact_end(r->doc);
     }
     free_pending(s, r);
 }
@@ -613,33 +625,17 @@ apply_update(net_conn *c, const uint8_t *p, size_t n, const char **why)
     if (empty_update(p, n)) {
         return 0;
     }
-    if (s->store) {
-        /* validated now, so that a bad update closes its own connection
-         * and never spoils the batch it would have joined */
-        if (loom_update_validate(p, n, &err)) {
-            return malformed(c, &err, why);
-        }
-        /* a burst larger than this is committed at once */
-        if (s->pend_bytes + n > NET_PENDING_MAX) {
-            loom__net_flush(s);
-        }
-        if (enqueue(c, p, n)) {
-            *why = "out of memory";
-            return LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
-        }
-        return 0;
-    }
-    /* in memory: loom_doc_apply_update validates the whole update before
-     * it changes the document */
-    int rc = apply_now(c->room, c, p, n, &err);
-    if (rc == LOOM_EMALFORMED) {
+    /* validated now, so that a bad update closes its own connection and
+     * never spoils the batch it would have joined */
+    if (loom_update_validate(p, n, &err)) {
         return malformed(c, &err, why);
     }
-    if (rc) {
-        loom__net_log(s, LOOM_LOG_ERROR,
-                      "room %s: %s: update not applied (%s): closing",
-                      c->room->name, c->peer, loom_strerror(rc));
-        *why = "update not applied";
+    /* a burst larger than this is handled at once */
+    if (s->pend_bytes + n > NET_PENDING_MAX) {
+        loom__net_flush(s);
+    }
+    if (enqueue(c, p, n)) {
+        *why = "out of memory";
         return LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
     }
     return 0;
