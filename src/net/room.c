@@ -6,15 +6,15 @@
  * memory is the only copy). This file decides what every message does:
  *
  *  - sync step 1: reply with step 2;
- *  - sync step 2 / update: validate, append to the store (durable), apply,
- *    then relay what changed. With a store, updates wait for a group
- *    commit: every update accepted during one turn of the event loop is
- *    appended in one durable transaction per room at the start of the
- *    next turn, and only then applied and relayed, so one fsync serves
- *    many updates and still nobody sees an update before it is on disk. An update is relayed to every other
- *    connection of the room, not echoed to its sender, except when the
- *    document held pending structs before: then the change may carry
- *    structs the sender does not have, so it gets it too;
+ *  - sync step 2 / update: validated at once (a bad one closes its
+ *    connection), then kept for the next turn of the event loop. At the
+ *    start of that turn each room handles its batch: appended to the store
+ *    in one durable transaction (one fsync for the whole burst; nobody
+ *    sees an update before it is on disk), applied in one document
+ *    transaction, and the one update that transaction emits is relayed to
+ *    every connection of the room, senders included (Yjs ignores what it
+ *    already has, and the reference server echoes too). Under load this is
+ *    one message per connection per turn instead of one per update;
  *  - awareness: apply, remember which clients the connection speaks for,
  *    relay the accepted entries to everyone (the sender too, as the
  *    reference server does; a lone client's only traffic is that echo);
