@@ -113,7 +113,6 @@ struct loom_server {
     loom_store *store;
     net_room *dirty; /* rooms with updates waiting for the store */
     size_t pend_bytes;
-    lws_sorted_usec_list_t flush_sul;
     net_room *buckets[NET_ROOM_BUCKETS];
     net_room *rooms;
     size_t n_rooms;

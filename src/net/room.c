@@ -449,11 +449,6 @@ static int apply_now(
     return rc;
 }
 
-static void flush_cb(lws_sorted_usec_list_t *sul)
-{
-    loom__net_flush(lws_container_of(sul, loom_server, flush_sul));
-}
-
 /* Keeps an update for the next group commit. */
 static int enqueue(net_conn *c, const uint8_t *p, size_t n)
 {
@@ -476,8 +471,6 @@ static int enqueue(net_conn *c, const uint8_t *p, size_t n)
     }
     r->pend_tail = e;
     s->pend_bytes += n;
-    /* at the start of the next turn, after every socket of this one */
-    lws_sul_schedule(s->ctx, 0, &s->flush_sul, flush_cb, 1);
     return LOOM_OK;
 }
 

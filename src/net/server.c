@@ -592,9 +592,11 @@ int loom_server_run(loom_server *s)
         if (lws_service(s->ctx, 0) < 0) {
             break;
         }
+        /* the updates of the turn just served, as one batch per room: on
+         * disk, applied, relayed (their writes go out in the next poll) */
+        loom__net_flush(s);
     }
     lws_sul_cancel(&s->sul);
-    lws_sul_cancel(&s->flush_sul);
     /* updates accepted in the last turn: durable before we go */
     loom__net_flush(s);
     s->destroying = true;
