@@ -7,8 +7,9 @@
  *
  *  - sync step 1: reply with step 2;
  *  - sync step 2 / update: validated at once (a bad one closes its
- *    connection), then kept for the next turn of the event loop. At the
- *    start of that turn each room handles its batch: appended to the store
+ *    connection), then kept until the current turn of the event loop has
+ *    served every socket. Right after it (loom_server_run calls
+ *    loom__net_flush) each room handles its batch: appended to the store
  *    in one durable transaction (one fsync for the whole burst; nobody
  *    sees an update before it is on disk), applied in one document
  *    transaction, and the one update that transaction emits is relayed to
