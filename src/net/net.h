@@ -64,7 +64,6 @@ struct net_conn {
     size_t q_bytes;
     uint64_t *ids; /* awareness clients this connection announced */
     size_t n_ids, cap_ids;
-    char peer[64];
 };
 
 struct net_room {
@@ -138,6 +137,11 @@ struct loom_server {
 
 /* server.c */
 uint64_t loom__net_now_ms(void);
+/* The peer's address, for log lines; computed when needed rather than kept
+ * in every connection. NET_PEER(c) gives it a buffer living as long as the
+ * enclosing block (a compound literal). */
+const char *loom__net_peer(const net_conn *c, char *buf, size_t cap);
+#define NET_PEER(c) loom__net_peer((c), (char[64]){0}, 64)
 void loom__net_log(loom_server *s, loom_log_level level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))

@@ -92,7 +92,7 @@ bool loom__net_send(net_conn *c, net_sbuf *b)
         loom__net_log(s, LOOM_LOG_WARN,
                       "room %s: %s: send queue over %zu bytes (a client that "
                       "does not read): closing",
-                      c->room ? c->room->name : "-", c->peer, s->max_queue);
+                      c->room ? c->room->name : "-", NET_PEER(c), s->max_queue);
         loom__net_drop(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
         return false;
     }
@@ -605,7 +605,7 @@ static int malformed(net_conn *c, const loom_error *err, const char **why)
 {
     loom__net_log(c->srv, LOOM_LOG_WARN,
                   "room %s: %s: malformed update (byte %zu: %s): closing",
-                  c->room->name, c->peer, err->offset, err->message);
+                  c->room->name, NET_PEER(c), err->offset, err->message);
     *why = "malformed update";
     return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
 }
@@ -643,7 +643,7 @@ static void refuse_readonly(net_conn *c)
     c->srv->m_updates_refused++;
     loom__net_log(c->srv, LOOM_LOG_INFO,
                   "room %s: %s: update from a read-only connection refused",
-                  c->room->name, c->peer);
+                  c->room->name, NET_PEER(c));
     if (!loom_msg_write_auth_denied(&msg, reason, sizeof(reason) - 1)) {
         send_bytes(c, msg.data, msg.len);
     }
@@ -663,7 +663,7 @@ static int on_sync(net_conn *c, const loom_msg *m, const char **why)
             loom__net_log(c->srv, LOOM_LOG_WARN,
                           "room %s: %s: bad state vector in sync step 1 "
                           "(byte %zu: %s): closing",
-                          r->name, c->peer, err.offset, err.message);
+                          r->name, NET_PEER(c), err.offset, err.message);
             loom_buf_free(&reply);
             *why = "malformed state vector";
             return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
@@ -694,7 +694,7 @@ static int on_awareness(net_conn *c, const loom_msg *m, const char **why)
         loom__net_log(c->srv, LOOM_LOG_WARN,
                       "room %s: %s: malformed awareness update (byte %zu: "
                       "%s): closing",
-                      r->name, c->peer, err.offset, err.message);
+                      r->name, NET_PEER(c), err.offset, err.message);
         *why = "malformed awareness update";
         return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
     }
@@ -716,7 +716,7 @@ int loom__net_room_message(net_conn *c,
     if (rc) {
         loom__net_log(c->srv, LOOM_LOG_WARN,
                       "room %s: %s: %s message (byte %zu: %s): closing",
-                      c->room->name, c->peer,
+                      c->room->name, NET_PEER(c),
                       rc == LOOM_EUNSUPPORTED ? "unsupported" : "malformed",
                       err.offset, err.message);
         *why = rc == LOOM_EUNSUPPORTED ? "unknown message type"

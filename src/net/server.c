@@ -25,6 +25,12 @@ uint64_t loom__net_now_ms(void)
     return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
 }
 
+const char *loom__net_peer(const net_conn *c, char *buf, size_t cap)
+{
+    const char *p = lws_get_peer_simple(c->wsi, buf, cap);
+    return p ? p : "?";
+}
+
 void loom__net_log(loom_server *s, loom_log_level level, const char *fmt, ...)
 {
     if (!s->log || level > s->log_level) {
@@ -209,7 +215,6 @@ static int on_established(loom_server *s, struct lws *wsi, net_pss *pss)
     c->srv = s;
     c->wsi = wsi;
     c->readonly = ro;
-    (void)lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
     c->all_next = s->conns;
     if (s->conns) {
         s->conns->all_prev = c;
@@ -219,7 +224,7 @@ static int on_established(loom_server *s, struct lws *wsi, net_pss *pss)
     int rc = loom__net_room_join(s, c, room);
     if (rc) {
         loom__net_log(s, LOOM_LOG_ERROR, "room %s: %s: cannot open room: %s",
-                      room, c->peer, loom_strerror(rc));
+                      room, NET_PEER(c), loom_strerror(rc));
         /* whether or not lws reports this wsi closed, it is freed here */
         conn_free(s, c);
         lws_close_reason(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
@@ -230,8 +235,8 @@ static int on_established(loom_server *s, struct lws *wsi, net_pss *pss)
     s->m_conns_total++;
     /* the request headers (a few KiB) are not needed any more */
     (void)lws_http_headers_detach(wsi);
-    loom__net_log(s, LOOM_LOG_INFO, "room %s: %s: connected%s", room, c->peer,
-                  ro ? " (read-only)" : "");
+    loom__net_log(s, LOOM_LOG_INFO, "room %s: %s: connected%s", room,
+                  NET_PEER(c), ro ? " (read-only)" : "");
     return 0;
 }
 
@@ -252,7 +257,7 @@ static int on_receive(
         loom__net_log(s, LOOM_LOG_WARN,
                       "room %s: %s: text frame (only binary frames carry "
                       "messages): closing",
-                      c->room->name, c->peer);
+                      c->room->name, NET_PEER(c));
         return close_with(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
                           "text frames are not accepted");
     }
@@ -260,7 +265,7 @@ static int on_receive(
     if (len > s->max_message || c->rx_len > s->max_message - len) {
         loom__net_log(s, LOOM_LOG_WARN,
                       "room %s: %s: message over %zu bytes: closing",
-                      c->room->name, c->peer, s->max_message);
+                      c->room->name, NET_PEER(c), s->max_message);
         return close_with(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                           "message too large");
     }
@@ -405,7 +410,7 @@ static int callback(struct lws *wsi,
             net_conn *c = pss->c;
             pss->c = NULL;
             loom__net_log(s, LOOM_LOG_INFO, "room %s: %s: disconnected",
-                          c->room ? c->room->name : "-", c->peer);
+                          c->room ? c->room->name : "-", NET_PEER(c));
             conn_free(s, c);
         }
         break;
@@ -535,10 +540,10 @@ int loom_server_new(const loom_server_options *opts,
     s->protocols[0].per_session_data_size = sizeof(net_pss);
     /* libwebsockets keeps a receive buffer of this size for the whole life
      * of every connection: small, so that idle connections cost little
-     * (about 1.7 KiB each, most of it libwebsockets' own). Longer messages
+     * (about 1.6 KiB each, most of it libwebsockets' own). Longer messages
      * arrive in pieces and are assembled in c->rx, which lives only until
      * the message is handled. */
-    s->protocols[0].rx_buffer_size = 128;
+    s->protocols[0].rx_buffer_size = 64;
     s->retry.secs_since_valid_ping = (uint16_t)s->ping_secs;
     s->retry.secs_since_valid_hangup = (uint16_t)s->hangup_secs;
 
