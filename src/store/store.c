@@ -25,6 +25,7 @@
  */
 #include <limits.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 #include <sqlite3.h>
@@ -846,6 +847,56 @@ void loom_store_close(loom_store *s)
     loom__free(s->alloc, s, sizeof(*s));
 }
 
+/* Milliseconds since `t0` (CLOCK_MONOTONIC). */
+static long elapsed_ms(const struct timespec *t0)
+{
+    struct timespec t;
+    (void)clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)(t.tv_sec - t0->tv_sec) * 1000 +
+           (long)(t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* What opening does after sqlite3_open_v2: recognise the file, switch to
+ * WAL, create or check the schema. Safe to run again after LOOM_EBUSY. */
+static int
+open_setup(loom_store *s, const loom_store_options *o, loom_error *err)
+{
+    int lrc = LOOM_OK;
+    s->encrypted = 0; /* set again by this attempt if it is */
+    /* Checked before anything writes: WAL mode must not be forced on a
+     * foreign file. Reading the header also catches a non-database. */
+    int app = 0;
+    lrc = pragma_int(s, "PRAGMA application_id", &app, err);
+    if (!lrc && app != 0 && app != STORE_APP_ID) {
+        lrc = fail(err, LOOM_ECORRUPT, "not a loom store (application_id)");
+    }
+    if (!lrc) {
+        int tables = 0;
+        lrc = pragma_int(s, "SELECT count(*) FROM sqlite_master", &tables, err);
+        if (!lrc && app == 0 && tables > 0) {
+            lrc = fail(err, LOOM_ECORRUPT, "not a loom store (foreign tables)");
+        }
+    }
+    /* WAL: readers never block the writer. synchronous=FULL: in WAL mode
+     * NORMAL skips the fsync of each commit, FULL makes every committed
+     * append durable before it returns. */
+    if (!lrc) {
+        lrc = exec(s, "PRAGMA journal_mode = WAL", err);
+    }
+    if (!lrc) {
+        lrc = exec(s, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF",
+                   err);
+    }
+    if (!lrc) {
+        bool need_write = false;
+        lrc = prepare_schema(s, o, false, &need_write, err);
+        if (!lrc && need_write) {
+            lrc = prepare_schema(s, o, true, &need_write, err);
+        }
+    }
+    return lrc;
+}
+
 int loom_store_open(const char *path,
                     const loom_store_options *opts,
                     loom_store **out,
@@ -888,36 +939,23 @@ int loom_store_open(const char *path,
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db,
                          o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 0);
-    /* Checked before anything writes: WAL mode must not be forced on a
-     * foreign file. Reading the header also catches a non-database. */
-    int app = 0;
-    lrc = pragma_int(s, "PRAGMA application_id", &app, err);
-    if (!lrc && app != 0 && app != STORE_APP_ID) {
-        lrc = fail(err, LOOM_ECORRUPT, "not a loom store (application_id)");
-    }
-    if (!lrc) {
-        int tables = 0;
-        lrc = pragma_int(s, "SELECT count(*) FROM sqlite_master", &tables, err);
-        if (!lrc && app == 0 && tables > 0) {
-            lrc = fail(err, LOOM_ECORRUPT, "not a loom store (foreign tables)");
+    /* The busy handler does not cover every lock of opening: a connection
+     * that meets another one running WAL recovery, or the last one
+     * closing and checkpointing, is told SQLITE_BUSY at once. Opening is
+     * read-only or one transaction, so it is simply tried again until the
+     * busy timeout has passed. */
+    struct timespec t0;
+    (void)clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        lrc = open_setup(s, o, err);
+        if (lrc && !sqlite3_get_autocommit(s->db)) {
+            (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         }
-    }
-    /* WAL: readers never block the writer. synchronous=FULL: in WAL mode
-     * NORMAL skips the fsync of each commit, FULL makes every committed
-     * append durable before it returns. */
-    if (!lrc) {
-        lrc = exec(s, "PRAGMA journal_mode = WAL", err);
-    }
-    if (!lrc) {
-        lrc = exec(s, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF",
-                   err);
-    }
-    if (!lrc) {
-        bool need_write = false;
-        lrc = prepare_schema(s, o, false, &need_write, err);
-        if (!lrc && need_write) {
-            lrc = prepare_schema(s, o, true, &need_write, err);
+        if (lrc != LOOM_EBUSY || elapsed_ms(&t0) >= o->busy_timeout_ms) {
+            break;
         }
+        struct timespec nap = {0, 2 * 1000 * 1000};
+        (void)nanosleep(&nap, NULL);
     }
 out:
     if (lrc) {
