@@ -110,6 +110,22 @@ int loom_store_append_many(loom_store *s,
                            size_t n,
                            loom_error *err);
 
+/*
+ * Batches: everything between loom_store_batch_begin() and
+ * loom_store_batch_commit(), on any number of documents, is one durable
+ * SQLite transaction: one disk sync for the lot, which is how a server
+ * keeps many busy rooms durable. Each operation inside stays all or
+ * nothing on its own (a failed append leaves the batch as it was before
+ * it); nothing of the batch is durable, or visible to other processes,
+ * before the commit returns 0. A failed commit, loom_store_batch_rollback()
+ * or loom_store_close() drops the whole batch. Automatic compaction waits
+ * for the commit. The write lock is held from begin to commit: keep
+ * batches short. A second begin is LOOM_ESTATE.
+ */
+int loom_store_batch_begin(loom_store *s, loom_error *err);
+int loom_store_batch_commit(loom_store *s, loom_error *err);
+void loom_store_batch_rollback(loom_store *s);
+
 /* The whole document as one v1 update (the merge of its log), allocated
  * with the store's allocator. LOOM_ENOTFOUND when there is no such
  * document. */

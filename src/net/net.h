@@ -79,6 +79,8 @@ struct net_room {
     net_room *prev, *next;              /* every room */
     net_pending *pend_head, *pend_tail; /* waiting for the store */
     net_room *next_dirty; /* in the server's list of rooms with pending */
+    int flush_rc;         /* this turn's store result (loom__net_flush) */
+    loom_error flush_err;
 };
 
 /* HTTP responses built in memory (healthz, metrics, errors). */

@@ -487,9 +487,10 @@ static void free_pending(loom_server *s, net_room *r)
     r->pend_head = r->pend_tail = NULL;
 }
 
-/* Appends a room's waiting updates to the store, durably; 0 or an error
- * after which nothing of them is stored. */
-static int store_batch(loom_server *s, net_room *r, size_t n, loom_error *err)
+/* Appends a room's waiting updates to the store (inside the turn's store
+ * batch when there is one); 0 or an error after which nothing of them is
+ * stored. */
+static int store_room(loom_server *s, net_room *r, size_t n, loom_error *err)
 {
     const uint8_t **ptrs = loom__malloc(s->a, n * sizeof(*ptrs));
     size_t *lens = loom__malloc(s->a, n * sizeof(*lens));
@@ -500,59 +501,50 @@ static int store_batch(loom_server *s, net_room *r, size_t n, loom_error *err)
             ptrs[i] = e->data;
             lens[i] = e->len;
         }
-        struct timespec t0;
-        (void)clock_gettime(CLOCK_MONOTONIC, &t0);
         rc = loom_store_append_many(s->store, r->name, ptrs, lens, n, err);
-        double dt = seconds_since(&t0);
-        s->m_store_appends++;
-        s->m_store_seconds += dt;
-        for (size_t k = 0; k < NET_HIST_BUCKETS; k++) {
-            if (dt <= hist_bounds[k]) {
-                s->m_store_hist[k]++;
-                break;
-            }
-        }
     }
     loom__free(s->a, ptrs, n * sizeof(*ptrs));
     loom__free(s->a, lens, n * sizeof(*lens));
-    if (!rc) {
-        s->m_store_updates += n;
-    }
     return rc;
 }
 
-/* The batch of one room: stored (with a store), then applied in one
- * transaction, whose one update event relays everything to everyone. */
-static void flush_room(loom_server *s, net_room *r)
+static size_t pending_count(const net_room *r)
 {
     size_t n = 0;
-    for (net_pending *e = r->pend_head; e; e = e->next) {
+    for (const net_pending *e = r->pend_head; e; e = e->next) {
         n++;
     }
-    loom_error err;
-    memset(&err, 0, sizeof(err));
-    int rc = s->store ? store_batch(s, r, n, &err) : LOOM_OK;
-    if (rc) {
-        /* nothing of the batch is stored: nothing is applied, and every
-         * sender still connected learns it by being closed */
-        s->m_store_errors++;
-        loom__net_log(s, LOOM_LOG_ERROR,
-                      "room %s: store append of %zu update(s) failed (%s): "
-                      "refused",
-                      r->name, n, err.message[0] ? err.message : "");
-        for (net_pending *e = r->pend_head; e; e = e->next) {
-            if (e->sender) {
-                loom__net_drop(e->sender, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
-                               "storage failure");
-            }
+    return n;
+}
+
+/* A batch that did not reach the disk: nothing of it is applied, and every
+ * sender still connected learns it by being closed. */
+static void refuse_room(loom_server *s, net_room *r, const loom_error *err)
+{
+    s->m_store_errors++;
+    loom__net_log(s, LOOM_LOG_ERROR,
+                  "room %s: store append of %zu update(s) failed (%s): "
+                  "refused",
+                  r->name, pending_count(r),
+                  err->message[0] ? err->message : loom_strerror(err->code));
+    for (net_pending *e = r->pend_head; e; e = e->next) {
+        if (e->sender) {
+            loom__net_drop(e->sender, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                           "storage failure");
         }
-        free_pending(s, r);
-        return;
     }
+    free_pending(s, r);
+}
+
+/* A batch that is stored (or needs no store): applied in one transaction,
+ * whose one update event relays everything to everyone. */
+static void apply_room(loom_server *s, net_room *r)
+{
+    loom_error err;
     bool txn = loom_doc_transact_begin(r->doc, NULL) == LOOM_OK;
     for (net_pending *e = r->pend_head; e; e = e->next) {
         memset(&err, 0, sizeof(err));
-        rc = apply_now(r, e->sender, e->data, e->len, &err);
+        int rc = apply_now(r, e->sender, e->data, e->len, &err);
         if (rc) {
             /* validated before; only memory can fail here. With a store
              * the update is stored, so the next load has it. */
@@ -571,13 +563,73 @@ static void flush_room(loom_server *s, net_room *r)
     free_pending(s, r);
 }
 
+static void observe_store_latency(loom_server *s, double dt)
+{
+    s->m_store_appends++;
+    s->m_store_seconds += dt;
+    for (size_t k = 0; k < NET_HIST_BUCKETS; k++) {
+        if (dt <= hist_bounds[k]) {
+            s->m_store_hist[k]++;
+            break;
+        }
+    }
+}
+
+/*
+ * The updates of the turn, every room at once: with a store, all rooms'
+ * batches go into one store batch, so a turn costs one disk sync however
+ * many rooms are busy (a sync per room bounded throughput by the disk).
+ * Each room's append stays all or nothing on its own; a failed commit
+ * refuses every room of the turn. Only then is anything applied and
+ * relayed: nobody sees an update before it is on disk.
+ */
 void loom__net_flush(loom_server *s)
 {
-    while (s->dirty) {
-        net_room *r = s->dirty;
-        s->dirty = r->next_dirty;
+    net_room *list = s->dirty;
+    s->dirty = NULL;
+    if (list == NULL) {
+        return;
+    }
+    loom_error err;
+    memset(&err, 0, sizeof(err));
+    struct timespec t0;
+    (void)clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool batch =
+        s->store != NULL && loom_store_batch_begin(s->store, &err) == LOOM_OK;
+    for (net_room *r = list; r; r = r->next_dirty) {
+        memset(&r->flush_err, 0, sizeof(r->flush_err));
+        r->flush_rc = LOOM_OK;
+        if (s->store) {
+            size_t n = pending_count(r);
+            r->flush_rc = store_room(s, r, n, &r->flush_err);
+            if (!r->flush_rc) {
+                s->m_store_updates += n;
+            }
+        }
+    }
+    if (batch) {
+        memset(&err, 0, sizeof(err));
+        int rc = loom_store_batch_commit(s->store, &err);
+        for (net_room *r = list; rc && r; r = r->next_dirty) {
+            if (!r->flush_rc) {
+                s->m_store_updates -= pending_count(r);
+                r->flush_rc = rc;
+                r->flush_err = err;
+            }
+        }
+    }
+    if (s->store) {
+        observe_store_latency(s, seconds_since(&t0));
+    }
+    while (list) {
+        net_room *r = list;
+        list = r->next_dirty;
         r->next_dirty = NULL;
-        flush_room(s, r);
+        if (r->flush_rc) {
+            refuse_room(s, r, &r->flush_err);
+        } else {
+            apply_room(s, r);
+        }
     }
 }
 

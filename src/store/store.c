@@ -60,6 +60,9 @@ enum {
     ST_BEGIN_WRITE,
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
     ST_DOC_GET,
     ST_DOC_INSERT,
     ST_DOC_UPDATE,
@@ -81,6 +84,9 @@ static const char *const st_sql[ST_COUNT] = {
     [ST_BEGIN_WRITE] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT loom_op",
+    [ST_RELEASE] = "RELEASE loom_op",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO loom_op",
     [ST_DOC_GET] = "SELECT id, sv, sv_dirty, n_updates, n_bytes, next_seq, "
                    "base_bytes FROM docs WHERE name = ?1",
     [ST_DOC_INSERT] = "INSERT INTO docs(name, sv, sv_dirty, n_updates, "
@@ -116,6 +122,12 @@ struct loom_store {
     uint8_t key[KEY_LEN]; /* meaningful when encrypted; wiped at close */
     uint64_t compact_max_updates;
     uint64_t compact_max_bytes;
+    /* Inside loom_store_batch_begin/commit: each operation is a savepoint
+     * of the batch's transaction, and the documents that grew past the
+     * compaction bounds are compacted after the commit. */
+    int batch;
+    char **later; /* names to compact after the batch, malloc'd */
+    size_t nlater, later_cap;
 };
 
 /* One row of `docs`, sv copied with the store's allocator. */
@@ -217,29 +229,33 @@ static int run_id(loom_store *s, int id, loom_error *err)
 
 static int begin_read(loom_store *s, loom_error *err)
 {
-    return run_id(s, ST_BEGIN_READ, err);
+    return run_id(s, s->batch ? ST_SAVEPOINT : ST_BEGIN_READ, err);
 }
 
 static int begin_write(loom_store *s, loom_error *err)
 {
-    return run_id(s, ST_BEGIN_WRITE, err);
+    return run_id(s, s->batch ? ST_SAVEPOINT : ST_BEGIN_WRITE, err);
+}
+
+/* Ends a transaction that failed; keeps the first error. Inside a batch
+ * only the operation's savepoint is undone. */
+static void rollback(loom_store *s)
+{
+    if (s->batch) {
+        (void)run_id(s, ST_ROLLBACK_TO, NULL);
+        (void)run_id(s, ST_RELEASE, NULL);
+    } else if (!sqlite3_get_autocommit(s->db)) {
+        (void)run_id(s, ST_ROLLBACK, NULL);
+    }
 }
 
 static int commit(loom_store *s, loom_error *err)
 {
-    int rc = run_id(s, ST_COMMIT, err);
-    if (rc != LOOM_OK && !sqlite3_get_autocommit(s->db)) {
-        (void)run_id(s, ST_ROLLBACK, NULL);
+    int rc = run_id(s, s->batch ? ST_RELEASE : ST_COMMIT, err);
+    if (rc != LOOM_OK) {
+        rollback(s);
     }
     return rc;
-}
-
-/* Ends a transaction that failed; keeps the first error. */
-static void rollback(loom_store *s)
-{
-    if (!sqlite3_get_autocommit(s->db)) {
-        (void)run_id(s, ST_ROLLBACK, NULL);
-    }
 }
 
 static int bind_name(sqlite3_stmt *st, int i, const char *name)
@@ -839,6 +855,7 @@ void loom_store_close(loom_store *s)
     if (s == NULL) {
         return;
     }
+    loom_store_batch_rollback(s); /* a batch left open is not committed */
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(s->st[i]);
     }
@@ -1429,6 +1446,91 @@ static bool over_bounds(const loom_store *s, const doc_row *d)
 /* The append of loom_store_append and loom_store_append_many: validate
  * every update, seal them, then one write transaction for the rows, the
  * counters and the state vector. */
+/* Notes a document to compact after the batch. Best effort: without
+ * memory it is compacted after a later append instead. */
+static void remember_for_later(loom_store *s, const char *name)
+{
+    for (size_t i = 0; i < s->nlater; i++) {
+        if (strcmp(s->later[i], name) == 0) {
+            return;
+        }
+    }
+    if (s->nlater == s->later_cap) {
+        size_t cap = s->later_cap ? s->later_cap * 2 : 8;
+        char **p = loom__realloc(s->alloc, s->later, s->later_cap * sizeof(*p),
+                                 cap * sizeof(*p));
+        if (p == NULL) {
+            return;
+        }
+        s->later = p;
+        s->later_cap = cap;
+    }
+    size_t n = strlen(name) + 1;
+    char *copy = loom__malloc(s->alloc, n);
+    if (copy != NULL) {
+        memcpy(copy, name, n);
+        s->later[s->nlater++] = copy;
+    }
+}
+
+/* Compacts (when `run`) and forgets the documents noted during a batch. */
+static void run_later(loom_store *s, bool run)
+{
+    for (size_t i = 0; i < s->nlater; i++) {
+        if (run) {
+            (void)compact_doc(s, s->later[i], NULL);
+        }
+        loom__free(s->alloc, s->later[i], strlen(s->later[i]) + 1);
+    }
+    loom__free(s->alloc, s->later, s->later_cap * sizeof(*s->later));
+    s->later = NULL;
+    s->nlater = s->later_cap = 0;
+}
+
+int loom_store_batch_begin(loom_store *s, loom_error *err)
+{
+    if (s == NULL) {
+        return fail(err, LOOM_EINVAL, "missing argument");
+    }
+    if (s->batch) {
+        return fail(err, LOOM_ESTATE, "a batch is already open");
+    }
+    int rc = run_id(s, ST_BEGIN_WRITE, err);
+    if (!rc) {
+        s->batch = 1;
+    }
+    return rc;
+}
+
+int loom_store_batch_commit(loom_store *s, loom_error *err)
+{
+    if (s == NULL) {
+        return fail(err, LOOM_EINVAL, "missing argument");
+    }
+    if (!s->batch) {
+        return fail(err, LOOM_ESTATE, "no batch is open");
+    }
+    s->batch = 0;
+    int rc = run_id(s, ST_COMMIT, err);
+    if (rc != LOOM_OK && !sqlite3_get_autocommit(s->db)) {
+        (void)run_id(s, ST_ROLLBACK, NULL);
+    }
+    run_later(s, rc == LOOM_OK);
+    return rc;
+}
+
+void loom_store_batch_rollback(loom_store *s)
+{
+    if (s == NULL || !s->batch) {
+        return;
+    }
+    s->batch = 0;
+    if (!sqlite3_get_autocommit(s->db)) {
+        (void)run_id(s, ST_ROLLBACK, NULL);
+    }
+    run_later(s, false);
+}
+
 static int append_rows(loom_store *s,
                        const char *name,
                        const uint8_t *const *updates,
@@ -1562,7 +1664,9 @@ out:
     loom__sv_free(&sv);
     loom_buf_free(&svb);
     doc_row_free(s, &d);
-    if (compact) {
+    if (compact && s->batch) {
+        remember_for_later(s, name);
+    } else if (compact) {
         /* The append is durable already; a compaction that fails (another
          * process busy, memory) is tried again after the next append. */
         (void)compact_doc(s, name, NULL);

@@ -620,6 +620,67 @@ static void test_compact(void **state)
     sg_updates_free(&u);
 }
 
+/* ---- batches ------------------------------------------------------------ */
+
+static void test_batch(void **state)
+{
+    (void)state;
+    sg_updates u = {0};
+    loom_doc *src = NULL;
+    make_updates(21, 6, &u, &src);
+    loom_store_options o;
+    loom_store_options_init(&o);
+    o.compact_max_updates = 4;
+    o.compact_max_bytes = 0;
+    loom_store *s = NULL;
+    loom_store *other = NULL;
+    assert_int_equal(loom_store_open(db, &o, &s, NULL), 0);
+    assert_int_equal(loom_store_open(db, &o, &other, NULL), 0);
+    assert_int_equal(loom_store_batch_commit(s, NULL), LOOM_ESTATE);
+
+    /* Appends to several documents, one of them malformed: the bad one
+     * alone is refused; nothing is visible elsewhere before the commit. */
+    assert_int_equal(loom_store_batch_begin(s, NULL), 0);
+    assert_int_equal(loom_store_batch_begin(s, NULL), LOOM_ESTATE);
+    for (size_t i = 0; i < u.n; i++) {
+        append_ok(s, "a", u.data[i], u.lens[i]);
+    }
+    append_ok(s, "b", u.data[0], u.lens[0]);
+    static const uint8_t bad[] = {0x01, 0x01, 0x05};
+    assert_int_equal(loom_store_append(s, "b", bad, sizeof(bad), NULL),
+                     LOOM_EMALFORMED);
+    assert_int_equal(loom_store_exists(s, "a", NULL), 1);
+    assert_int_equal(loom_store_exists(other, "a", NULL), 0);
+    loom_store_doc_info info = {0};
+    assert_int_equal(loom_store_info(s, "a", &info, NULL), 0);
+    assert_int_equal(info.updates, u.n); /* compaction waits */
+    assert_int_equal(loom_store_batch_commit(s, NULL), 0);
+    assert_int_equal(loom_store_exists(other, "a", NULL), 1);
+    assert_int_equal(loom_store_exists(other, "b", NULL), 1);
+    assert_int_equal(loom_store_info(other, "a", &info, NULL), 0);
+    assert_int_equal(info.updates, 1); /* compacted after the commit */
+    assert_loads_as(other, "a", src);
+    assert_int_equal(loom_store_info(other, "b", &info, NULL), 0);
+    assert_int_equal(info.updates, 1);
+    assert_sv_consistent(other, "a");
+
+    /* A rolled-back batch and a batch left open at close leave nothing. */
+    assert_int_equal(loom_store_batch_begin(s, NULL), 0);
+    append_ok(s, "c", u.data[0], u.lens[0]);
+    append_ok(s, "b", u.data[1], u.lens[1]);
+    loom_store_batch_rollback(s);
+    assert_int_equal(loom_store_exists(s, "c", NULL), 0);
+    assert_int_equal(loom_store_info(s, "b", &info, NULL), 0);
+    assert_int_equal(info.updates, 1);
+    assert_int_equal(loom_store_batch_begin(s, NULL), 0);
+    append_ok(s, "d", u.data[0], u.lens[0]);
+    loom_store_close(s);
+    assert_int_equal(loom_store_exists(other, "d", NULL), 0);
+    loom_store_close(other);
+    loom_doc_free(src);
+    sg_updates_free(&u);
+}
+
 /* ---- bad input ---------------------------------------------------------- */
 
 static void test_bad_updates(void **state)
@@ -1260,6 +1321,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sv_property, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_updates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
