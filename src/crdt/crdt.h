@@ -100,11 +100,17 @@ static inline bool loom__id_eq(loom__id a, loom__id b)
     return a.client == b.client && a.clock == b.clock;
 }
 
-/* The structs of one client, sorted by clock, covering [0, state). */
+/* The structs of one client, sorted by clock, covering [0, state). They
+ * are kept in a gap buffer: logical index i is v[i] below `gap` and
+ * v[i + hole] from there on, so splitting and merging structs in the middle
+ * (typing and deleting inside old text) moves only the entries between the
+ * last edit and this one instead of the whole tail. Read them with
+ * loom__cs(); change them only through the loom__cs_* functions. */
 typedef struct loom__client {
     uint64_t client;
-    loom__item **s;
+    loom__item **v; /* cap slots: [0, gap) hole [gap + hole, n + hole) */
     size_t n, cap;
+    size_t gap, hole;
     uint64_t txn_seq; /* transaction that recorded `before` */
     uint64_t before;  /* state at the start of that transaction */
 } loom__client;
@@ -232,6 +238,24 @@ struct loom_doc {
 };
 
 /* ---- store.c ---------------------------------------------------------- */
+
+/* The i-th struct of c by clock (i < c->n). */
+static inline loom__item *loom__cs(const loom__client *c, size_t i)
+{
+    return c->v[i < c->gap ? i : i + c->hole];
+}
+static inline loom__item *loom__cs_last(const loom__client *c)
+{
+    return loom__cs(c, c->n - 1);
+}
+/* Room for one more struct (push or insert) without allocating. */
+int loom__cs_reserve(const loom_allocator *a, loom__client *c);
+/* Appends (after loom__cs_reserve). */
+void loom__cs_push(loom__client *c, loom__item *it);
+/* Inserts at index i <= n (after loom__cs_reserve). */
+void loom__cs_insert(loom__client *c, size_t i, loom__item *it);
+/* Removes the k entries from index i (the items are not freed). */
+void loom__cs_remove(loom__client *c, size_t i, size_t k);
 
 loom__client *loom__client_get(const loom_doc *d, uint64_t client);
 int loom__client_get_or_add(loom_doc *d, uint64_t client, loom__client **out);

@@ -345,8 +345,7 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
      * after linking, the item belongs to the document. */
     loom__client *own;
     if ((rc = loom__client_get_or_add(d, it->id.client, &own)) ||
-        (rc = loom__vec_reserve(d->a, (void **)&own->s, &own->cap, own->n + 1,
-                                sizeof(*own->s))) ||
+        (rc = loom__cs_reserve(d->a, own)) ||
         (rc = loom__txn_touch(t, own)))
         return drop_unlinked(d, it, rc);
     if (it->parent_sub) {

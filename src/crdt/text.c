@@ -1250,7 +1250,7 @@ static int cleanup_range(loom_txn *t,
     uint64_t end = clock + len;
     size_t i = loom__find_index(c, clock);
     int rc;
-    loom__item *s = c->s[i];
+    loom__item *s = loom__cs(c, i);
     if (s->id.clock < clock && !loom__item_is_gc(s)) {
         loom__item *r;
         if ((rc = loom__item_split(t, s, clock - s->id.clock, &r)))
@@ -1258,7 +1258,7 @@ static int cleanup_range(loom_txn *t,
         i++;
     }
     do {
-        s = c->s[i++];
+        s = loom__cs(c, i++);
         if (end < s->id.clock + s->len && !loom__item_is_gc(s)) {
             loom__item *r;
             if ((rc = loom__item_split(t, s, end - s->id.clock, &r)))
@@ -1266,7 +1266,7 @@ static int cleanup_range(loom_txn *t,
         }
         if ((rc = cleanup_deleted(t2, need, s)))
             return rc;
-    } while (i < c->n && c->s[i]->id.clock < end);
+    } while (i < c->n && loom__cs(c, i)->id.clock < end);
     return LOOM_OK;
 }
 
@@ -1288,7 +1288,7 @@ int loom__text_cleanup_after(loom_doc *d, loom_txn *t)
         if (!c->n || before >= loom__state(d, c->client))
             continue;
         for (size_t si = loom__find_index(c, before); si < c->n && !rc; si++) {
-            loom__item *s = c->s[si];
+            loom__item *s = loom__cs(c, si);
             if (!loom__item_is_gc(s) && !deleted(s) && is_format(s) &&
                 s->parent)
                 rc = ts_add(&need, d->a, s->parent);

@@ -26,7 +26,8 @@ int loom__txn_touch(loom_txn *t, loom__client *c)
                           t->ntouched + 1, sizeof(*t->tbefore)))
         return LOOM_ENOMEM;
     c->txn_seq = t->seq;
-    c->before = c->n ? c->s[c->n - 1]->id.clock + c->s[c->n - 1]->len : 0;
+    const loom__item *last = c->n ? loom__cs_last(c) : NULL;
+    c->before = last ? last->id.clock + last->len : 0;
     /* kept per transaction too: a queued transaction (opened by an observer)
      * that touches the client overwrites c->before */
     t->tbefore[t->ntouched] = c->before;
@@ -223,17 +224,15 @@ int loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out)
 static size_t merge_with_lefts(loom_doc *d, loom__client *c, size_t pos)
 {
     size_t i = pos;
+    loom__item *right = loom__cs(c, i);
     for (; i > 0; i--) {
-        loom__item *left = c->s[i - 1], *right = c->s[i];
+        loom__item *left = loom__cs(c, i - 1);
         if (!loom__item_try_merge(d, left, right))
             break;
-        c->s[i] = NULL;
+        right = left;
     }
     size_t merged = pos - i;
-    if (merged) {
-        memmove(c->s + i + 1, c->s + pos + 1, (c->n - pos - 1) * sizeof(*c->s));
-        c->n -= merged;
-    }
+    loom__cs_remove(c, i + 1, merged);
     return merged;
 }
 
@@ -247,8 +246,8 @@ static void gc_delete_set(loom_doc *d, const loom__ds *ds)
         for (size_t di = dc->n; di-- > 0;) {
             uint64_t end = dc->r[di].clock + dc->r[di].len;
             for (size_t si = loom__find_index(c, dc->r[di].clock);
-                 si < c->n && c->s[si]->id.clock < end; si++) {
-                loom__item *s = c->s[si];
+                 si < c->n && loom__cs(c, si)->id.clock < end; si++) {
+                loom__item *s = loom__cs(c, si);
                 if (!loom__item_is_gc(s) && loom__item_deleted(s) &&
                     !(s->flags & LOOM__F_KEEP))
                     loom__item_gc(d, s, false);
@@ -269,7 +268,7 @@ static void merge_delete_set(loom_doc *d, const loom__ds *ds)
             size_t si = loom__find_index(c, r->clock + r->len - 1) + 1;
             if (si > c->n - 1)
                 si = c->n - 1;
-            while (si > 0 && c->s[si]->id.clock >= r->clock) {
+            while (si > 0 && loom__cs(c, si)->id.clock >= r->clock) {
                 size_t m = merge_with_lefts(d, c, si);
                 if (1 + m > si)
                     break;
