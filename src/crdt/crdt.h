@@ -155,6 +155,7 @@ struct loom_type {
     /* position cache for sequential access (a search marker) */
     loom__marker mk[LOOM__NMARK];
     uint8_t nmk;
+    uint8_t mk_hot; /* the marker last noted or used; >= nmk: none */
     uint64_t mk_clock;
 };
 
