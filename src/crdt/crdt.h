@@ -236,6 +236,8 @@ struct loom_doc {
     /* a sticky error for OOM in void paths (observers, cleanup) */
     int oom;
     uint64_t fmt_ident_seq; /* last Format value identity handed out (text.c) */
+    loom__client *last_client; /* the client last looked up (a cache) */
+    bool format_items; /* a Format item was ever integrated into this doc */
 };
 
 /* ---- store.c ---------------------------------------------------------- */

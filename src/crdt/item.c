@@ -142,7 +142,11 @@ int loom__content_split(loom_doc *d,
         bool mid;
         const char *s = it->c.str.p;
         size_t bytes = it->c.str.bytes;
-        size_t off = loom__utf8_offset16(s, bytes, diff, &mid);
+        size_t off = (size_t)diff;
+        if (bytes == it->len) /* as many bytes as UTF-16 units: ASCII */
+            mid = false;
+        else
+            off = loom__utf8_offset16(s, bytes, diff, &mid);
         /* A cut inside a surrogate pair turns both halves into U+FFFD. */
         static const char repl[3] = {(char)0xef, (char)0xbf, (char)0xbd};
         size_t rstart = mid ? off + 4 : off;
@@ -318,6 +322,7 @@ static int content_integrate(loom_txn *t, loom__item *it)
         return loom__txn_ds_add(t, it->id.client, it->id.clock, it->len);
     case LOOM__REF_FORMAT:
         it->parent->has_formatting = true;
+        t->doc->format_items = true;
         return LOOM_OK;
     case LOOM__REF_TYPE:
         it->c.type->item = it;
@@ -791,9 +796,11 @@ static int write_content(loom_buf *b, const loom__item *it, uint64_t offset)
     case LOOM__REF_STRING: {
         if (!offset)
             return loom__write_varstring(b, it->c.str.p, it->c.str.bytes);
-        bool mid;
-        size_t off =
-            loom__utf8_offset16(it->c.str.p, it->c.str.bytes, offset, &mid);
+        bool mid = false;
+        size_t off = (size_t)offset;
+        if (it->c.str.bytes != it->len) /* else ASCII: bytes are units */
+            off = loom__utf8_offset16(it->c.str.p, it->c.str.bytes, offset,
+                                      &mid);
         if (!mid)
             return loom__write_varstring(b, it->c.str.p + off,
                                          it->c.str.bytes - off);

@@ -10,6 +10,9 @@
 
 loom__client *loom__client_get(const loom_doc *d, uint64_t client)
 {
+    loom__client *c = d->last_client;
+    if (c && c->client == client)
+        return c;
     return (loom__client *)loom__u64map_get(&d->clients, client);
 }
 
@@ -17,6 +20,7 @@ int loom__client_get_or_add(loom_doc *d, uint64_t client, loom__client **out)
 {
     loom__client *c = loom__client_get(d, client);
     if (c) {
+        d->last_client = c;
         *out = c;
         return LOOM_OK;
     }
@@ -119,6 +123,21 @@ size_t loom__find_index(const loom__client *c, uint64_t clock)
     const loom__item *last = loom__cs(c, hi);
     if (clock >= last->id.clock)
         return hi;
+    /* Then around the gap, where the last split or merge happened: edits
+     * cluster. */
+    if (c->gap < hi) {
+        const loom__item *g = loom__cs(c, c->gap);
+        if (clock >= g->id.clock) {
+            if (clock < g->id.clock + g->len)
+                return c->gap;
+            lo = c->gap + 1;
+        } else if (c->gap > 0) {
+            const loom__item *p = loom__cs(c, c->gap - 1);
+            if (clock >= p->id.clock || c->gap < 2)
+                return c->gap - 1; /* structs are contiguous */
+            hi = c->gap - 2;
+        }
+    }
     while (lo <= hi) {
         size_t mid = lo + (hi - lo) / 2;
         const loom__item *s = loom__cs(c, mid);

@@ -828,7 +828,9 @@ static int delete_text(loom_txn *t, tpos *p, uint64_t length)
         }
         rc = pos_forward(p);
     }
-    if (!rc && start)
+    /* Only Format items are cleaned up: a document that never had one can
+     * skip the walk over the tombstones after the deleted range. */
+    if (!rc && start && t->doc->format_items)
         rc = cleanup_gap(t, start, p->right, &start_attrs, &p->cur);
     am_free(&start_attrs);
     return rc;
