@@ -196,6 +196,12 @@ struct loom_txn {
     uint64_t *
         ds_order; /* clients of ds in the order of their first delete (Yjs Map order) */
     size_t nds_order, ds_order_cap;
+    /* Typing appended to the left String item instead of linking a new
+     * one (text.c): the ids where Yjs has item boundaries until the
+     * cleanup merges them. loom__txn_unjoin() splits there when the
+     * boundaries can be seen before the cleanup (encoding, observers). */
+    loom__id *joins;
+    size_t njoins, jcap;
 };
 
 /* Transactions waiting for cleanup, in order (Yjs _transactionCleanups). */
@@ -303,6 +309,8 @@ int loom__item_delete(loom_txn *t, loom__item *it);
 /* Turns a deleted item's content into Deleted(len) (and its type's children
  * into GC structs). */
 void loom__item_gc(loom_doc *d, loom__item *it, bool parent_gcd);
+/* Appends UTF-8 to a String item's content (not its length). */
+int loom__str_append(loom_doc *d, loom__item *l, const char *s, size_t bytes);
 /* Tries to merge right into left; frees right on success. */
 bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right);
 /* Writes one in-memory struct (item or GC) from offset, as encoders do. */
@@ -398,6 +406,10 @@ uint64_t loom__txn_before(const loom_txn *t, uint64_t client);
 /* Records that a client's structs are about to change. */
 int loom__txn_touch(loom_txn *t, loom__client *c);
 int loom__txn_add_merge(loom_txn *t, loom__id id);
+/* Splits the items at the transaction's recorded joins (see joins). */
+int loom__txn_unjoin(loom_txn *t);
+/* Is anyone subscribed to observer events or afterTransaction? */
+bool loom__doc_observed(const loom_doc *d);
 bool loom__txn_added(const loom_txn *t, const loom__item *it);
 bool loom__txn_deleted(const loom_txn *t, const loom__item *it);
 /* Adds a deleted range to t->ds, remembering the order clients first appear. */

@@ -52,6 +52,13 @@ int loom__write_structs_from(const loom_doc *d,
                              const loom__sv *from,
                              loom_buf *out)
 {
+    /* Inside a transaction Yjs has not merged typed items yet: neither may
+     * what we write. */
+    if (d->txn && d->txn->njoins) {
+        int urc = loom__txn_unjoin(d->txn);
+        if (urc)
+            return urc;
+    }
     loom__sv_entry *e =
         loom__malloc(d->a, (from->n ? from->n : 1) * sizeof(*e));
     if (!e)

@@ -642,9 +642,9 @@ void loom__item_gc(loom_doc *d, loom__item *it, bool parent_gcd)
 
 /* ---- merging ----------------------------------------------------------- */
 
-static int str_append(loom_doc *d, loom__item *l, const loom__item *r)
+int loom__str_append(loom_doc *d, loom__item *l, const char *s, size_t bytes)
 {
-    size_t need = l->c.str.bytes + r->c.str.bytes + 1;
+    size_t need = l->c.str.bytes + bytes + 1;
     if (need > l->c.str.cap) {
         size_t ncap = l->c.str.cap * 2 > need ? l->c.str.cap * 2 : need;
         char *np = loom__realloc(d->a, l->c.str.p, l->c.str.cap, ncap);
@@ -653,8 +653,8 @@ static int str_append(loom_doc *d, loom__item *l, const loom__item *r)
         l->c.str.p = np;
         l->c.str.cap = ncap;
     }
-    memcpy(l->c.str.p + l->c.str.bytes, r->c.str.p, r->c.str.bytes);
-    l->c.str.bytes += r->c.str.bytes;
+    memcpy(l->c.str.p + l->c.str.bytes, s, bytes);
+    l->c.str.bytes += bytes;
     l->c.str.p[l->c.str.bytes] = 0;
     return LOOM_OK;
 }
@@ -736,7 +736,7 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
     int rc;
     switch (left->ref) {
     case LOOM__REF_STRING:
-        rc = str_append(d, left, right);
+        rc = loom__str_append(d, left, right->c.str.p, right->c.str.bytes);
         break;
     case LOOM__REF_ANY:
         rc = any_append(d, left, right);

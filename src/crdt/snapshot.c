@@ -357,6 +357,11 @@ int loom_doc_from_snapshot(const loom_doc *origin,
     if (origin->gc) {
         return LOOM_ESTATE;
     }
+    if (origin->txn && origin->txn->njoins) {
+        int urc = loom__txn_unjoin(origin->txn); /* see write_structs_from */
+        if (urc)
+            return urc;
+    }
     loom_buf b = {0};
     loom__buf_init(&b, origin->a);
     int rc = build_restore_update(origin, s, &b);

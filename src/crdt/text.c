@@ -574,6 +574,52 @@ static int pos_insert(loom_txn *t, loom_type *type, tpos *p, loom__item *it)
 }
 
 /*
+ * Typing: a String inserted right after the own client's last struct, a
+ * String item with the same right origin, is what the transaction's
+ * cleanup would merge into that item. Appending it there at once spares the
+ * item, its integration and the merge. Until the cleanup Yjs has a separate
+ * item there, which can be seen only by encoding inside the transaction and
+ * by observers: the join is recorded, and loom__txn_unjoin splits it when
+ * either happens (not done at all while someone observes). Sets *done when
+ * appended.
+ */
+static int pos_append(loom_txn *t,
+                      loom_type *type,
+                      tpos *p,
+                      const char *s,
+                      size_t bytes,
+                      bool *done)
+{
+    loom_doc *d = t->doc;
+    loom__item *l = p->left, *r = p->right;
+    *done = false;
+    if (!l || l->ref != LOOM__REF_STRING || deleted(l) || l->parent != type ||
+        l->parent_sub || l->id.client != d->client_id)
+        return LOOM_OK;
+    if (r ? !l->has_right_origin || !loom__id_eq(l->right_origin, r->id)
+          : l->has_right_origin)
+        return LOOM_OK;
+    loom__client *own = loom__client_get(d, d->client_id);
+    if (!own || !own->n || loom__cs_last(own) != l || loom__doc_observed(d))
+        return LOOM_OK;
+    loom__id at = {l->id.client, l->id.clock + l->len};
+    uint64_t units = loom__utf16_len(s, bytes);
+    int rc;
+    if ((rc = loom__vec_reserve(d->a, (void **)&t->joins, &t->jcap,
+                                t->njoins + 1, sizeof(*t->joins))) ||
+        (rc = loom__txn_touch(t, own)) ||
+        (rc = loom__str_append(d, l, s, bytes)))
+        return rc;
+    t->joins[t->njoins++] = at;
+    l->len += units;
+    type->length += units;
+    loom__markers_shift(type, p->index, (int64_t)units);
+    p->index += units;
+    *done = true;
+    return loom__txn_add_changed(t, type, NULL, 0);
+}
+
+/*
  * Inserts Format(e->key, e->val) at the position and steps over it. The new
  * item stores e's object: a clone of a caller's value, after which `e`
  * refers to the item as JS would, or the object of the item e comes from.
@@ -659,14 +705,34 @@ static int insert_negated(loom_txn *t, loom_type *type, tpos *p, attr_map *neg)
     return rc;
 }
 
+/* A string at the position: appended to the item on the left when that is
+ * what the cleanup would do (pos_append), else a new String item. */
+static int pos_insert_string(
+    loom_txn *t, loom_type *type, tpos *p, const char *s, size_t bytes)
+{
+    bool done;
+    int rc = pos_append(t, type, p, s, bytes, &done);
+    if (rc || done)
+        return rc;
+    loom__item *it;
+    if ((rc = new_string(t->doc, s, bytes, &it)))
+        return rc;
+    return pos_insert(t, type, p, it);
+}
+
 /*
- * insertText: inserts `it` (String, Embed or Type content; taken) at the
- * position with exactly the attributes `attrs` (modified: keys active at the
- * position but missing from attrs are added as null, which is how `{}`
- * clears formatting).
+ * insertText: inserts `it` (String, Embed or Type content; taken), or when
+ * `it` is NULL the string s, at the position with exactly the attributes
+ * `attrs` (modified: keys active at the position but missing from attrs are
+ * added as null, which is how `{}` clears formatting).
  */
-static int insert_text(
-    loom_txn *t, loom_type *type, tpos *p, loom__item *it, attr_map *attrs)
+static int insert_text(loom_txn *t,
+                       loom_type *type,
+                       tpos *p,
+                       loom__item *it,
+                       const char *s,
+                       size_t bytes,
+                       attr_map *attrs)
 {
     attr_map neg;
     am_init(&neg, t->doc->a);
@@ -686,7 +752,8 @@ static int insert_text(
     if (rc) {
         loom__item_free(t->doc, it);
     } else {
-        rc = pos_insert(t, type, p, it);
+        rc = it ? pos_insert(t, type, p, it)
+                : pos_insert_string(t, type, p, s, bytes);
         if (!rc)
             rc = insert_negated(t, type, p, &neg);
     }
@@ -902,12 +969,14 @@ static int close_txn(loom_doc *d, int rc)
     return rc ? rc : rc2;
 }
 
-/* Shared by insert, insertEmbed and insert_type: `it` is taken; `inherit`
- * means "attributes absent", which only Y.Text.insert treats as "keep the
- * formatting at index" (insertEmbed treats it as {}). */
+/* Shared by insert, insertEmbed and insert_type: `it` is taken (NULL: the
+ * string s); `inherit` means "attributes absent", which only Y.Text.insert
+ * treats as "keep the formatting at index" (insertEmbed treats it as {}). */
 static int insert_item(loom_type *text,
                        size_t index,
                        loom__item *it,
+                       const char *s,
+                       size_t bytes,
                        const loom_any *attributes,
                        bool inherit)
 {
@@ -931,7 +1000,7 @@ static int insert_item(loom_type *text,
     if (rc)
         loom__item_free(d, it);
     else
-        rc = insert_text(t, text, &p, it, &attrs);
+        rc = insert_text(t, text, &p, it, s, bytes, &attrs);
     am_free(&attrs);
     am_free(&p.cur);
     return close_txn(d, rc);
@@ -954,10 +1023,7 @@ int loom_text_insert(loom_type *text,
         return LOOM_ERANGE;
     if (!len)
         return LOOM_OK;
-    loom__item *it;
-    if ((rc = new_string(text->doc, s, len, &it)))
-        return rc;
-    return insert_item(text, index, it, attributes, true);
+    return insert_item(text, index, NULL, s, len, attributes, true);
 }
 
 int loom_text_insert_embed(loom_type *text,
@@ -978,7 +1044,7 @@ int loom_text_insert_embed(loom_type *text,
     loom__item *it;
     if ((rc = new_embed(text->doc, embed, &it)))
         return rc;
-    return insert_item(text, index, it, attributes, false);
+    return insert_item(text, index, it, NULL, 0, attributes, false);
 }
 
 int loom_text_insert_type(loom_type *text,
@@ -1011,7 +1077,7 @@ int loom_text_insert_type(loom_type *text,
         return rc;
     }
     loom_type *nt = it->c.type;
-    rc = insert_item(text, index, it, attributes, false);
+    rc = insert_item(text, index, it, NULL, 0, attributes, false);
     if (!rc && out)
         *out = nt;
     return rc;
@@ -1178,10 +1244,14 @@ int loom_text_apply_delta(loom_type *text, const loom_any *delta)
             /* nothing */
         } else if ((v = loom_any_object_get(op, "insert", 6)) &&
                    v->kind != LOOM_ANY_UNDEFINED) {
-            if (v->kind != LOOM_ANY_STRING || v->u.str.len > 0) {
+            if (v->kind == LOOM_ANY_STRING) {
+                if (v->u.str.len > 0)
+                    rc = insert_text(t, text, &p, NULL, v->u.str.p,
+                                     v->u.str.len, &attrs);
+            } else {
                 loom__item *it;
                 if (!(rc = new_embed(d, v, &it)))
-                    rc = insert_text(t, text, &p, it, &attrs);
+                    rc = insert_text(t, text, &p, it, NULL, 0, &attrs);
             }
         } else if ((v = loom_any_object_get(op, "retain", 6)) &&
                    v->kind != LOOM_ANY_UNDEFINED) {

@@ -126,6 +126,27 @@ int loom__txn_add_changed(loom_txn *t,
     return LOOM_OK;
 }
 
+int loom__txn_unjoin(loom_txn *t)
+{
+    int rc = LOOM_OK;
+    for (size_t i = 0; i < t->njoins && !rc; i++) {
+        loom__item *it;
+        rc = loom__get_clean_start(t, t->joins[i], &it);
+    }
+    if (!rc)
+        t->njoins = 0;
+    return rc;
+}
+
+bool loom__doc_observed(const loom_doc *d)
+{
+    for (size_t i = 0; i < d->nsubs; i++) {
+        if (d->subs[i].kind != LOOM__SUB_UPDATE)
+            return true;
+    }
+    return false;
+}
+
 /* Releases what a finished transaction recorded; its vectors are kept. */
 static void txn_reset(loom_doc *d, loom_txn *t)
 {
@@ -144,9 +165,9 @@ static void txn_reset(loom_doc *d, loom_txn *t)
         if (t->touched[i]->txn_seq == t->seq)
             t->touched[i]->txn_seq = 0;
     }
-    loom__ds_free(&t->ds);
-    loom__ds_init(&t->ds, a);
+    loom__ds_clear(&t->ds);
     t->nchanged = t->ndeep = t->nmerge = t->ntouched = t->nds_order = 0;
+    t->njoins = 0;
     t->origin = NULL;
     t->local = false;
     t->format_cleanup = false;
@@ -163,6 +184,7 @@ static void txn_destroy(loom_doc *d, loom_txn *t)
     loom__free(a, t->tbefore, t->tbcap * sizeof(*t->tbefore));
     loom__ds_free(&t->ds);
     loom__free(a, t->ds_order, t->ds_order_cap * sizeof(*t->ds_order));
+    loom__free(a, t->joins, t->jcap * sizeof(*t->joins));
     loom__free(a, t, sizeof(*t));
 }
 
@@ -212,7 +234,6 @@ int loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out)
     t->origin = origin;
     t->local = local;
     t->seq = ++d->txn_seq;
-    loom__ds_init(&t->ds, d->a);
     d->txn = t;
     d->txn_depth = 1;
     *out = t;
@@ -322,6 +343,12 @@ static void emit_update(loom_doc *d, loom_txn *t)
 
 static void cleanup(loom_doc *d, loom_txn *t)
 {
+    /* observers subscribed after typing was appended see Yjs's items */
+    if (t->njoins && loom__doc_observed(d)) {
+        int urc = loom__txn_unjoin(t);
+        if (urc)
+            d->oom = urc;
+    }
     loom__ds_normalize(&t->ds);
     /* Observers and deep observers, afterTransaction, the formatting cleanup. */
     int rc = loom__dispatch_events(d, t);
