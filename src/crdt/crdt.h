@@ -243,6 +243,7 @@ struct loom_doc {
     int oom;
     uint64_t fmt_ident_seq; /* last Format value identity handed out (text.c) */
     loom__client *last_client; /* the client last looked up (a cache) */
+    loom_buf upd;              /* the update event's buffer, kept for reuse */
     bool format_items; /* a Format item was ever integrated into this doc */
 };
 
@@ -435,6 +436,11 @@ int loom__encode_state(const loom_doc *d,
 int loom__write_structs_from(const loom_doc *d,
                              const loom__sv *from,
                              loom_buf *out);
+/* The same from n (client, clock) pairs, which it sorts in place. */
+int loom__write_structs(const loom_doc *d,
+                        loom__sv_entry *e,
+                        size_t n,
+                        loom_buf *out);
 int loom__doc_sv(const loom_doc *d, loom__sv *out);
 
 /* ---- text.c ----------------------------------------------------------- */

@@ -124,6 +124,7 @@ void loom_doc_free(loom_doc *d)
     loom__free(d->a, d->subs, d->scap * sizeof(*d->subs));
     loom__free(d->a, d->queue.v, d->queue.cap * sizeof(*d->queue.v));
     loom__txn_spare_free(d);
+    loom_buf_free(&d->upd);
     if (d->guid)
         loom__free(d->a, d->guid, d->guid_len + 1);
     loom__free(d->a, d, sizeof(*d));

@@ -52,6 +52,22 @@ int loom__write_structs_from(const loom_doc *d,
                              const loom__sv *from,
                              loom_buf *out)
 {
+    loom__sv_entry *e =
+        loom__malloc(d->a, (from->n ? from->n : 1) * sizeof(*e));
+    if (!e)
+        return LOOM_ENOMEM;
+    if (from->n)
+        memcpy(e, from->e, from->n * sizeof(*e));
+    int rc = loom__write_structs(d, e, from->n, out);
+    loom__free(d->a, e, (from->n ? from->n : 1) * sizeof(*e));
+    return rc;
+}
+
+int loom__write_structs(const loom_doc *d,
+                        loom__sv_entry *e,
+                        size_t n,
+                        loom_buf *out)
+{
     /* Inside a transaction Yjs has not merged typed items yet: neither may
      * what we write. */
     if (d->txn && d->txn->njoins) {
@@ -59,16 +75,15 @@ int loom__write_structs_from(const loom_doc *d,
         if (urc)
             return urc;
     }
-    loom__sv_entry *e =
-        loom__malloc(d->a, (from->n ? from->n : 1) * sizeof(*e));
-    if (!e)
-        return LOOM_ENOMEM;
-    if (from->n) {
-        memcpy(e, from->e, from->n * sizeof(*e));
-        qsort(e, from->n, sizeof(*e), cmp_sv_desc);
+    if (n == 2 && e[0].client < e[1].client) {
+        loom__sv_entry x = e[0];
+        e[0] = e[1];
+        e[1] = x;
+    } else if (n > 2) {
+        qsort(e, n, sizeof(*e), cmp_sv_desc);
     }
-    int rc = loom__write_varuint(out, from->n);
-    for (size_t k = 0; k < from->n && !rc; k++) {
+    int rc = loom__write_varuint(out, n);
+    for (size_t k = 0; k < n && !rc; k++) {
         const loom__client *c = loom__client_get(d, e[k].client);
         uint64_t clock = e[k].clock;
         if (clock < loom__cs(c, 0)->id.clock)
@@ -83,7 +98,6 @@ int loom__write_structs_from(const loom_doc *d,
         for (size_t i = idx + 1; i < c->n && !rc; i++)
             rc = loom__item_write(out, loom__cs(c, i), 0);
     }
-    loom__free(d->a, e, (from->n ? from->n : 1) * sizeof(*e));
     return rc;
 }
 

@@ -313,32 +313,46 @@ static void emit_update(loom_doc *d, loom_txn *t)
         listeners |= d->subs[i].kind == LOOM__SUB_UPDATE;
     if (!listeners)
         return;
-    loom__sv from;
-    loom__sv_init(&from, d->a);
-    int rc = LOOM_OK;
-    for (size_t i = 0; i < t->ntouched && !rc; i++) {
-        loom__client *c = t->touched[i];
-        if (loom__state(d, c->client) > t->tbefore[i])
-            rc = loom__sv_set(&from, c->client, t->tbefore[i]);
-    }
-    loom_buf out = {0};
-    loom__buf_init(&out, d->a);
-    if (!rc)
-        rc = loom__write_structs_from(d, &from, &out);
-    if (!rc)
-        rc = loom__ds_write(&out, &t->ds);
-    loom__sv_free(&from);
-    if (rc) {
-        d->oom = rc;
-        loom_buf_free(&out);
+    /* the clients that got new structs, from their state before (touched
+     * clients are distinct) */
+    loom__sv_entry small[8], *from = small;
+    if (t->ntouched > 8 &&
+        !(from = loom__malloc(d->a, t->ntouched * sizeof(*from)))) {
+        d->oom = LOOM_ENOMEM;
         return;
     }
-    for (size_t i = 0; i < d->nsubs; i++) {
-        loom__sub s = d->subs[i];
-        if (s.kind == LOOM__SUB_UPDATE)
-            ((loom_update_fn)s.fn)(s.ud, d, out.data, out.len, t);
+    size_t n = 0;
+    for (size_t i = 0; i < t->ntouched; i++) {
+        loom__client *c = t->touched[i];
+        if (loom__state(d, c->client) > t->tbefore[i]) {
+            from[n].client = c->client;
+            from[n++].clock = t->tbefore[i];
+        }
     }
-    loom_buf_free(&out);
+    /* the document's buffer, taken while in use */
+    loom_buf out = d->upd;
+    memset(&d->upd, 0, sizeof(d->upd));
+    if (!out.alloc)
+        loom__buf_init(&out, d->a);
+    out.len = 0;
+    int rc = loom__write_structs(d, from, n, &out);
+    if (!rc)
+        rc = loom__ds_write(&out, &t->ds);
+    if (from != small)
+        loom__free(d->a, from, t->ntouched * sizeof(*from));
+    if (rc) {
+        d->oom = rc;
+    } else {
+        for (size_t i = 0; i < d->nsubs; i++) {
+            loom__sub s = d->subs[i];
+            if (s.kind == LOOM__SUB_UPDATE)
+                ((loom_update_fn)s.fn)(s.ud, d, out.data, out.len, t);
+        }
+    }
+    if (out.cap <= 65536 && !d->upd.data)
+        d->upd = out; /* small enough to keep */
+    else
+        loom_buf_free(&out);
 }
 
 static void cleanup(loom_doc *d, loom_txn *t)
