@@ -510,6 +510,8 @@ static void request_format_cleanup(loom_txn *t, const loom_type *ty)
 
 static void request_all_format_cleanups(loom_txn *t)
 {
+    if (t->local)
+        return; /* only remote changes ask (request_format_cleanup) */
     for (size_t i = 0; i < t->nchanged; i++) {
         const loom_type *ty = t->changed[i].type;
         if (ty && !type_gone(ty))

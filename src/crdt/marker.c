@@ -8,6 +8,11 @@
  * (remote updates, cascades into nested types) clears that sequence's
  * markers, as Yjs does. Markers only decide where a walk starts, never its
  * result.
+ *
+ * Shifts are applied lazily: typing shifts every marker after the cursor
+ * by one unit per keystroke, and consecutive shifts at the cursor add up to
+ * one pending (from, delta) that the markers' readers take into account;
+ * it is applied to the stored indices only when a shift elsewhere comes.
  */
 #include "crdt/crdt.h"
 
@@ -34,6 +39,49 @@ void loom__markers_clear(loom_type *t)
         t->mk[i].item->flags &= (uint8_t)~LOOM__F_MARKER;
     t->nmk = 0;
     t->mk_hot = LOOM__NMARK;
+    t->mk_pdelta = 0;
+}
+
+/* The index of marker i (with the pending shift). */
+static uint64_t mk_index(const loom_type *t, uint8_t i)
+{
+    uint64_t x = t->mk[i].index;
+    return x >= t->mk_pfrom ? x + (uint64_t)t->mk_pdelta : x;
+}
+
+/* Applies the pending shift to the stored indices. */
+static void settle(loom_type *t)
+{
+    if (!t->mk_pdelta)
+        return;
+    for (uint8_t i = 0; i < t->nmk; i++)
+        t->mk[i].index = mk_index(t, i);
+    t->mk_pdelta = 0;
+}
+
+/* The gap [lo, hi] between the markers the pending shift moves and the
+ * others: a shift from inside it moves the same markers. */
+static uint64_t gap_lo(const loom_type *t)
+{
+    return t->mk_pdelta < 0 ? t->mk_pfrom + (uint64_t)t->mk_pdelta
+                            : t->mk_pfrom;
+}
+static uint64_t gap_hi(const loom_type *t)
+{
+    return t->mk_pdelta < 0 ? t->mk_pfrom
+                            : t->mk_pfrom + (uint64_t)t->mk_pdelta;
+}
+
+/* Sets marker i's index. */
+static void mk_set_index(loom_type *t, uint8_t i, uint64_t index)
+{
+    if (t->mk_pdelta && index >= gap_lo(t)) {
+        if (index < gap_hi(t))
+            settle(t); /* inside the gap: no stored value says it */
+        else
+            index -= (uint64_t)t->mk_pdelta;
+    }
+    t->mk[i].index = index;
 }
 
 void loom__markers_forget(loom_type *t, const loom__item *it)
@@ -54,6 +102,7 @@ void loom__markers_merged(loom_type *t,
 {
     if (!(right->flags & LOOM__F_MARKER))
         return;
+    settle(t);
     for (uint8_t i = 0; i < t->nmk; i++) {
         if (t->mk[i].item != right)
             continue;
@@ -73,23 +122,31 @@ void loom__markers_merged(loom_type *t,
 
 void loom__markers_shift(loom_type *t, uint64_t from, int64_t delta)
 {
-    if (delta >= 0 || from >= (uint64_t)-delta) {
-        /* no marker can fall below 0: branch-free */
-        for (uint8_t i = 0; i < t->nmk; i++) {
-            uint64_t x = t->mk[i].index;
-            t->mk[i].index = x >= from ? x + (uint64_t)delta : x;
-        }
+    if (!t->nmk || !delta)
+        return;
+    uint64_t d = delta < 0 ? (uint64_t)-delta : 0;
+    if (t->mk_pdelta && from >= gap_lo(t) && from <= gap_hi(t) &&
+        from >= d) {
+        /* the same markers as the pending shift: add up (the units a
+         * delete removes held no marker: those were forgotten) */
+        t->mk_pdelta += delta;
+        return;
+    }
+    settle(t);
+    if (from >= d) {
+        t->mk_pfrom = from;
+        t->mk_pdelta = delta;
         return;
     }
     for (uint8_t i = t->nmk; i-- > 0;) {
         loom__marker *m = &t->mk[i];
         if (m->index < from)
             continue;
-        if (delta < 0 && m->index < (uint64_t)-delta) {
+        if (m->index < d) {
             drop(t, i);
             continue;
         }
-        m->index = (uint64_t)((int64_t)m->index + delta);
+        m->index -= d;
     }
 }
 
@@ -121,10 +178,11 @@ bool loom__markers_find(loom_type *t,
         /* typing: the target is usually inside or at the end of the item
          * the last operation noted */
         const loom__marker *h = &t->mk[t->mk_hot];
-        if (h->index < target && usable(h->item) &&
-            target - h->index <= h->item->len && h->item->parent == t) {
+        uint64_t hi = mk_index(t, t->mk_hot);
+        if (hi < target && usable(h->item) && target - hi <= h->item->len &&
+            h->item->parent == t) {
             *item = h->item;
-            *start = h->index;
+            *start = hi;
             return true;
         }
     }
@@ -133,7 +191,7 @@ bool loom__markers_find(loom_type *t,
         best = -1;
         uint64_t bestd = target; /* walking from the start costs `target` */
         for (uint8_t i = 0; i < t->nmk; i++) {
-            uint64_t mi = t->mk[i].index;
+            uint64_t mi = mk_index(t, i);
             uint64_t d = mi > target ? mi - target : target - mi;
             if (d < bestd) {
                 bestd = d;
@@ -151,7 +209,7 @@ bool loom__markers_find(loom_type *t,
     m->used = ++t->mk_clock;
     t->mk_hot = (uint8_t)best;
     loom__item *p = m->item;
-    uint64_t idx = m->index;
+    uint64_t idx = mk_index(t, (uint8_t)best);
     /* the walk needs an item starting strictly before the target */
     while (idx >= target) {
         p = p->left;
@@ -174,7 +232,7 @@ void loom__markers_note(loom_type *t, loom__item *it, uint64_t index)
         for (uint8_t k = 0; k <= t->nmk; k++) {
             uint8_t i = k ? k - 1 : h; /* the hot one first */
             if (i < t->nmk && t->mk[i].item == it) {
-                t->mk[i].index = index;
+                mk_set_index(t, i, index);
                 t->mk[i].used = ++t->mk_clock;
                 t->mk_hot = i;
                 return;
@@ -189,7 +247,8 @@ void loom__markers_note(loom_type *t, loom__item *it, uint64_t index)
     bool close = false;
     for (uint8_t i = 0; i < t->nmk; i++) {
         loom__marker *m = &t->mk[i];
-        uint64_t d = m->index > index ? m->index - index : index - m->index;
+        uint64_t mi = mk_index(t, i);
+        uint64_t d = mi > index ? mi - index : index - mi;
         if (d <= near) {
             victim = i;
             close = true;
@@ -205,7 +264,7 @@ void loom__markers_note(loom_type *t, loom__item *it, uint64_t index)
     else
         t->mk[victim].item->flags &= (uint8_t)~LOOM__F_MARKER;
     t->mk[victim].item = it;
-    t->mk[victim].index = index;
+    mk_set_index(t, (uint8_t)victim, index);
     t->mk[victim].used = ++t->mk_clock;
     t->mk_hot = (uint8_t)victim;
     it->flags |= LOOM__F_MARKER;

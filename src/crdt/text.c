@@ -991,6 +991,16 @@ static int insert_item(loom_type *text,
     attr_map attrs;
     am_init(&attrs, d->a);
     rc = pos_seek(t, text, &p, index);
+    if (!rc && !it && !attributes && !d->format_items) {
+        /* Plain text (no Format item ever): no attributes to compare, set
+         * or close; what remains of insertText is stepping over the
+         * tombstones at the position (minimizeAttributeChanges). */
+        rc = minimize_changes(&p, &attrs);
+        if (!rc)
+            rc = pos_insert_string(t, text, &p, s, bytes);
+        am_free(&p.cur);
+        return close_txn(d, rc);
+    }
     if (!rc) {
         if (attributes)
             rc = am_from_object(&attrs, attributes);

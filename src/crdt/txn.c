@@ -153,11 +153,14 @@ static void txn_reset(loom_doc *d, loom_txn *t)
     const loom_allocator *a = d->a;
     for (size_t i = 0; i < t->nchanged; i++) {
         loom__changed *ch = &t->changed[i];
-        for (size_t k = 0; k < ch->nkeys; k++)
-            loom__free(a, ch->keys[k], ch->klens[k] + 1);
-        loom__free(a, ch->keys, ch->kcap * sizeof(*ch->keys));
-        loom__free(a, ch->klens, ch->lcap * sizeof(*ch->klens));
-        loom__strmap_free(&ch->set);
+        if (ch->kcap || ch->lcap || ch->set.n || ch->set.ecap ||
+            ch->set.icap) { /* keys changed (else a sequence change) */
+            for (size_t k = 0; k < ch->nkeys; k++)
+                loom__free(a, ch->keys[k], ch->klens[k] + 1);
+            loom__free(a, ch->keys, ch->kcap * sizeof(*ch->keys));
+            loom__free(a, ch->klens, ch->lcap * sizeof(*ch->klens));
+            loom__strmap_free(&ch->set);
+        }
         if (ch->type && ch->type->txn_seq == t->seq)
             ch->type->txn_seq = 0;
     }
