@@ -196,6 +196,10 @@ int loom__read_varuint(loom__reader *r, uint64_t *out)
     if (r->err) {
         return r->err;
     }
+    if (r->pos < r->len && r->p[r->pos] < 0x80) {
+        *out = r->p[r->pos++]; /* one byte: most lengths and clocks */
+        return LOOM_OK;
+    }
     uint64_t v;
     size_t start = r->pos;
     int rc = read_groups(r, start, 0, 0, &v);

@@ -115,14 +115,18 @@ typedef struct loom__client {
     uint64_t before;  /* state at the start of that transaction */
 } loom__client;
 
-/* Per-type bookkeeping for the current transaction. */
+/* Per-type bookkeeping for the current transaction. A transaction's
+ * entries keep their vectors for the next transaction (typing and map sets
+ * open one per change). */
 typedef struct loom__changed {
     loom_type *type;
-    bool seq;    /* the sequence changed (key null) */
-    char **keys; /* changed map keys, owned copies, in order of change */
+    bool seq;     /* the sequence changed (key null) */
+    size_t *koff; /* changed map keys, in order of change: their bytes are at
+                     koff[k] in the transaction's kbuf (loom__changed_key) */
     size_t *klens;
     size_t nkeys, kcap, lcap; /* lcap: capacity of klens */
-    loom__strmap set;         /* the same keys, for O(1) duplicate checks */
+    uint32_t *kset; /* past a few keys, a hash set of key index + 1 */
+    size_t kscap;
 } loom__changed;
 
 /* Search markers: cached (item, visible index) pairs of a sequence, so
@@ -207,7 +211,16 @@ struct loom_txn {
      * boundaries can be seen before the cleanup (encoding, observers). */
     loom__id *joins;
     size_t njoins, jcap;
+    char *kbuf; /* the bytes of every changed key (loom__changed.koff) */
+    size_t kblen, kbcap;
 };
+
+/* Changed key k of ch, of length ch->klens[k] (not NUL-terminated). */
+static inline const char *
+loom__changed_key(const loom_txn *t, const loom__changed *ch, size_t k)
+{
+    return t->kbuf + ch->koff[k];
+}
 
 /* Transactions waiting for cleanup, in order (Yjs _transactionCleanups). */
 typedef struct loom__txn_queue {

@@ -477,11 +477,10 @@ static void txn_unchange(loom_txn *t, loom_type *type)
         return;
     loom__changed *ch = &t->changed[type->changed_idx];
     ch->seq = false;
-    for (size_t i = 0; i < ch->nkeys; i++)
-        loom__free(t->doc->a, ch->keys[i], ch->klens[i] + 1);
     ch->nkeys = 0;
-    loom__strmap_free(&ch->set);
-    loom__strmap_init(&ch->set, t->doc->a);
+    loom__free(t->doc->a, ch->kset, ch->kscap * sizeof(*ch->kset));
+    ch->kset = NULL;
+    ch->kscap = 0;
     ch->type = NULL; /* an entry without a type is skipped by event dispatch */
     type->txn_seq = 0;
 }

@@ -80,6 +80,72 @@ int loom__txn_add_merge(loom_txn *t, loom__id id)
     return LOOM_OK;
 }
 
+/* Key sets of changed entries stay linear up to this many keys. */
+#define KSET_MIN 8
+
+static uint64_t key_hash(const char *key, size_t klen)
+{
+    return loom__hash_bytes(key, klen);
+}
+
+/* (Re)builds ch's hash set of its nkeys keys, at most half full. */
+static int kset_build(const loom_txn *t, loom__changed *ch)
+{
+    size_t cap = 32;
+    while (cap < (ch->nkeys + 1) * 2)
+        cap *= 2;
+    uint32_t *ks = ch->kset;
+    if (cap != ch->kscap) {
+        ks = loom__calloc(t->doc->a, cap * sizeof(*ks));
+        if (!ks)
+            return LOOM_ENOMEM;
+        loom__free(t->doc->a, ch->kset, ch->kscap * sizeof(*ch->kset));
+        ch->kset = ks;
+        ch->kscap = cap;
+    } else {
+        memset(ks, 0, cap * sizeof(*ks));
+    }
+    for (size_t k = 0; k < ch->nkeys; k++) {
+        size_t j = key_hash(loom__changed_key(t, ch, k), ch->klens[k]) &
+                   (cap - 1);
+        while (ks[j])
+            j = (j + 1) & (cap - 1);
+        ks[j] = (uint32_t)(k + 1);
+    }
+    return LOOM_OK;
+}
+
+static bool key_is(const loom_txn *t,
+                   const loom__changed *ch,
+                   size_t k,
+                   const char *key,
+                   size_t klen)
+{
+    return ch->klens[k] == klen &&
+           memcmp(loom__changed_key(t, ch, k), key, klen) == 0;
+}
+
+static bool changed_has(const loom_txn *t,
+                        const loom__changed *ch,
+                        const char *key,
+                        size_t klen)
+{
+    if (ch->nkeys <= KSET_MIN) {
+        for (size_t k = 0; k < ch->nkeys; k++) {
+            if (key_is(t, ch, k, key, klen))
+                return true;
+        }
+        return false;
+    }
+    size_t j = key_hash(key, klen) & (ch->kscap - 1);
+    while (ch->kset[j]) {
+        if (key_is(t, ch, ch->kset[j] - 1, key, klen))
+            return true;
+        j = (j + 1) & (ch->kscap - 1);
+    }
+    return false;
+}
+
 int loom__txn_add_changed(loom_txn *t,
                           loom_type *type,
                           const char *key,
@@ -94,13 +160,17 @@ int loom__txn_add_changed(loom_txn *t,
     if (type->txn_seq == t->seq) {
         ch = &t->changed[type->changed_idx];
     } else {
+        size_t old = t->chcap;
         if (loom__vec_reserve(a, (void **)&t->changed, &t->chcap,
                               t->nchanged + 1, sizeof(*t->changed)))
             return LOOM_ENOMEM;
+        if (t->chcap > old) /* new entries own no vectors yet */
+            memset(t->changed + old, 0,
+                   (t->chcap - old) * sizeof(*t->changed));
         ch = &t->changed[t->nchanged];
-        memset(ch, 0, sizeof(*ch));
-        loom__strmap_init(&ch->set, a);
         ch->type = type;
+        ch->seq = false;
+        ch->nkeys = 0; /* koff, klens and kset are kept from last use */
         type->txn_seq = t->seq;
         type->changed_idx = t->nchanged++;
     }
@@ -108,21 +178,35 @@ int loom__txn_add_changed(loom_txn *t,
         ch->seq = true;
         return LOOM_OK;
     }
-    if (loom__strmap_find(&ch->set, key, klen))
+    if (changed_has(t, ch, key, klen))
         return LOOM_OK;
-    loom__strmap_entry *e;
-    if (loom__strmap_upsert(&ch->set, key, klen, &e))
-        return LOOM_ENOMEM;
-    if (loom__vec_reserve(a, (void **)&ch->keys, &ch->kcap, ch->nkeys + 1,
-                          sizeof(*ch->keys)) ||
+    if (loom__vec_reserve(a, (void **)&ch->koff, &ch->kcap, ch->nkeys + 1,
+                          sizeof(*ch->koff)) ||
         loom__vec_reserve(a, (void **)&ch->klens, &ch->lcap, ch->nkeys + 1,
-                          sizeof(*ch->klens)))
+                          sizeof(*ch->klens)) ||
+        loom__vec_reserve(a, (void **)&t->kbuf, &t->kbcap, t->kblen + klen + 1,
+                          1))
         return LOOM_ENOMEM;
-    char *k = loom__strndup(a, key, klen);
-    if (!k)
-        return LOOM_ENOMEM;
-    ch->keys[ch->nkeys] = k;
-    ch->klens[ch->nkeys++] = klen;
+    memcpy(t->kbuf + t->kblen, key, klen);
+    ch->koff[ch->nkeys] = t->kblen;
+    ch->klens[ch->nkeys] = klen;
+    t->kblen += klen;
+    size_t k = ch->nkeys++;
+    if (ch->nkeys <= KSET_MIN)
+        return LOOM_OK;
+    /* the set is valid while there are more than KSET_MIN keys */
+    if (ch->nkeys == KSET_MIN + 1 || ch->nkeys * 2 >= ch->kscap) {
+        int rc = kset_build(t, ch);
+        if (rc) {
+            ch->nkeys--;
+            t->kblen -= klen;
+        }
+        return rc;
+    }
+    size_t j = key_hash(key, klen) & (ch->kscap - 1);
+    while (ch->kset[j])
+        j = (j + 1) & (ch->kscap - 1);
+    ch->kset[j] = (uint32_t)(k + 1);
     return LOOM_OK;
 }
 
@@ -153,17 +237,29 @@ static void txn_reset(loom_doc *d, loom_txn *t)
     const loom_allocator *a = d->a;
     for (size_t i = 0; i < t->nchanged; i++) {
         loom__changed *ch = &t->changed[i];
-        if (ch->kcap || ch->lcap || ch->set.n || ch->set.ecap ||
-            ch->set.icap) { /* keys changed (else a sequence change) */
-            for (size_t k = 0; k < ch->nkeys; k++)
-                loom__free(a, ch->keys[k], ch->klens[k] + 1);
-            loom__free(a, ch->keys, ch->kcap * sizeof(*ch->keys));
+        /* vectors stay for the next use, unless a big transaction grew them */
+        if (ch->kcap > 64 || ch->lcap > 64) {
+            loom__free(a, ch->koff, ch->kcap * sizeof(*ch->koff));
             loom__free(a, ch->klens, ch->lcap * sizeof(*ch->klens));
-            loom__strmap_free(&ch->set);
+            ch->koff = NULL;
+            ch->klens = NULL;
+            ch->kcap = ch->lcap = 0;
         }
+        if (ch->kscap > 256) {
+            loom__free(a, ch->kset, ch->kscap * sizeof(*ch->kset));
+            ch->kset = NULL;
+            ch->kscap = 0;
+        }
+        ch->nkeys = 0;
         if (ch->type && ch->type->txn_seq == t->seq)
             ch->type->txn_seq = 0;
     }
+    if (t->kbcap > 65536) {
+        loom__free(a, t->kbuf, t->kbcap);
+        t->kbuf = NULL;
+        t->kbcap = 0;
+    }
+    t->kblen = 0;
     for (size_t i = 0; i < t->ntouched; i++) {
         if (t->touched[i]->txn_seq == t->seq)
             t->touched[i]->txn_seq = 0;
@@ -180,6 +276,13 @@ static void txn_reset(loom_doc *d, loom_txn *t)
 static void txn_destroy(loom_doc *d, loom_txn *t)
 {
     const loom_allocator *a = d->a;
+    for (size_t i = 0; i < t->chcap; i++) {
+        loom__changed *ch = &t->changed[i];
+        loom__free(a, ch->koff, ch->kcap * sizeof(*ch->koff));
+        loom__free(a, ch->klens, ch->lcap * sizeof(*ch->klens));
+        loom__free(a, ch->kset, ch->kscap * sizeof(*ch->kset));
+    }
+    loom__free(a, t->kbuf, t->kbcap);
     loom__free(a, t->changed, t->chcap * sizeof(*t->changed));
     loom__free(a, t->deep, t->dcap * sizeof(*t->deep));
     loom__free(a, t->merge, t->mcap * sizeof(*t->merge));
