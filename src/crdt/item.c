@@ -304,11 +304,9 @@ static bool opt_id_eq(bool ha, loom__id a, bool hb, loom__id b)
     return !ha || loom__id_eq(a, b);
 }
 
-/* First item of a key's chain. */
-static loom__item *
-key_chain_first(loom_type *parent, const char *key, size_t klen)
+/* First item of a key's chain, from its current item. */
+static loom__item *chain_first(loom__item *o)
 {
-    loom__item *o = loom__type_map_item(parent, key, klen);
     while (o && o->left)
         o = o->left;
     return o;
@@ -353,11 +351,13 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
         (rc = loom__cs_reserve(d->a, own)) ||
         (rc = loom__txn_touch(t, own)))
         return drop_unlinked(d, it, rc);
+    size_t ei = 0; /* the key's entry in parent->map: looked up once */
     if (it->parent_sub) {
         loom__strmap_entry *e;
         if ((rc = loom__strmap_upsert(&parent->map, it->parent_sub,
                                       it->parent_sub_len, &e)))
             return drop_unlinked(d, it, rc);
+        ei = (size_t)(e - parent->map.e);
     }
     if ((!it->left && (!it->right || it->right->left)) ||
         (it->left && it->left->right != it->right)) {
@@ -366,7 +366,7 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
         if (left)
             o = left->right;
         else if (it->parent_sub)
-            o = key_chain_first(parent, it->parent_sub, it->parent_sub_len);
+            o = chain_first(parent->map.e[ei].val);
         else
             o = parent->start;
         ptrset conflicting = {0}, before = {0};
@@ -409,7 +409,7 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     } else {
         loom__item *r;
         if (it->parent_sub) {
-            r = key_chain_first(parent, it->parent_sub, it->parent_sub_len);
+            r = chain_first(parent->map.e[ei].val);
         } else {
             r = parent->start;
             parent->start = it;
@@ -424,9 +424,7 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     if (it->right) {
         it->right->left = it;
     } else if (it->parent_sub) {
-        loom__strmap_entry *e =
-            loom__strmap_find(&parent->map, it->parent_sub, it->parent_sub_len);
-        e->val = it;
+        parent->map.e[ei].val = it;
         if (it->left) {
             rc = loom__item_delete(t, it->left);
             if (rc)
