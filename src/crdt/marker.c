@@ -241,7 +241,12 @@ void loom__markers_note(loom_type *t, loom__item *it, uint64_t index)
     }
     /* replace a marker near index, else the least recently used one when
      * all are taken, else add one */
+    /* near: 1/32 of the text, but never more than a few lines, so a long
+     * text keeps markers at every place being edited (else walks grow with
+     * the length: friendsforever x10 cost 1.14x x1 per edit) */
     uint64_t near = t->length / LOOM__NMARK;
+    if (near > 256)
+        near = 256;
     int victim = -1;
     uint64_t oldest = UINT64_MAX;
     bool close = false;
