@@ -438,7 +438,7 @@ static void emit_update(loom_doc *d, loom_txn *t)
     /* the document's buffer, taken while in use */
     loom_buf out = d->upd;
     memset(&d->upd, 0, sizeof(d->upd));
-    if (!out.alloc)
+    if (!out.data)
         loom__buf_init(&out, d->a);
     out.len = 0;
     int rc = loom__write_structs(d, from, n, &out);
