@@ -125,7 +125,7 @@ typedef struct loom__changed {
                      koff[k] in the transaction's kbuf (loom__changed_key) */
     size_t *klens;
     size_t nkeys, kcap, lcap; /* lcap: capacity of klens */
-    uint32_t *kset; /* past a few keys, a hash set of key index + 1 */
+    uint32_t *kset;           /* past a few keys, a hash set of key index + 1 */
     size_t kscap;
 } loom__changed;
 

@@ -348,8 +348,7 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
      * after linking, the item belongs to the document. */
     loom__client *own;
     if ((rc = loom__client_get_or_add(d, it->id.client, &own)) ||
-        (rc = loom__cs_reserve(d->a, own)) ||
-        (rc = loom__txn_touch(t, own)))
+        (rc = loom__cs_reserve(d->a, own)) || (rc = loom__txn_touch(t, own)))
         return drop_unlinked(d, it, rc);
     size_t ei = 0; /* the key's entry in parent->map: looked up once */
     if (it->parent_sub) {
@@ -796,8 +795,8 @@ static int write_content(loom_buf *b, const loom__item *it, uint64_t offset)
         bool mid = false;
         size_t off = (size_t)offset;
         if (it->c.str.bytes != it->len) /* else ASCII: bytes are units */
-            off = loom__utf8_offset16(it->c.str.p, it->c.str.bytes, offset,
-                                      &mid);
+            off =
+                loom__utf8_offset16(it->c.str.p, it->c.str.bytes, offset, &mid);
         if (!mid)
             return loom__write_varstring(b, it->c.str.p + off,
                                          it->c.str.bytes - off);

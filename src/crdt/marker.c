@@ -125,8 +125,7 @@ void loom__markers_shift(loom_type *t, uint64_t from, int64_t delta)
     if (!t->nmk || !delta)
         return;
     uint64_t d = delta < 0 ? (uint64_t)-delta : 0;
-    if (t->mk_pdelta && from >= gap_lo(t) && from <= gap_hi(t) &&
-        from >= d) {
+    if (t->mk_pdelta && from >= gap_lo(t) && from <= gap_hi(t) && from >= d) {
         /* the same markers as the pending shift: add up (the units a
          * delete removes held no marker: those were forgotten) */
         t->mk_pdelta += delta;

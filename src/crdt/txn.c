@@ -106,8 +106,8 @@ static int kset_build(const loom_txn *t, loom__changed *ch)
         memset(ks, 0, cap * sizeof(*ks));
     }
     for (size_t k = 0; k < ch->nkeys; k++) {
-        size_t j = key_hash(loom__changed_key(t, ch, k), ch->klens[k]) &
-                   (cap - 1);
+        size_t j =
+            key_hash(loom__changed_key(t, ch, k), ch->klens[k]) & (cap - 1);
         while (ks[j])
             j = (j + 1) & (cap - 1);
         ks[j] = (uint32_t)(k + 1);
@@ -165,8 +165,7 @@ int loom__txn_add_changed(loom_txn *t,
                               t->nchanged + 1, sizeof(*t->changed)))
             return LOOM_ENOMEM;
         if (t->chcap > old) /* new entries own no vectors yet */
-            memset(t->changed + old, 0,
-                   (t->chcap - old) * sizeof(*t->changed));
+            memset(t->changed + old, 0, (t->chcap - old) * sizeof(*t->changed));
         ch = &t->changed[t->nchanged];
         ch->type = type;
         ch->seq = false;
