@@ -161,9 +161,8 @@ struct loom_type {
     uint8_t nmk;
     uint8_t mk_hot; /* the marker last noted or used; >= nmk: none */
     /* A shift not yet applied (marker.c): markers stored at >= mk_pfrom
-     * are at stored + mk_pdelta, and no marker is between mk_pfrom and
-     * mk_pfrom + mk_pdelta. */
-    uint64_t mk_pfrom;
+     * are at stored + mk_pdelta (>= mk_shi), the others below mk_slo. */
+    uint64_t mk_pfrom, mk_slo, mk_shi;
     int64_t mk_pdelta;
     uint64_t mk_clock;
 };

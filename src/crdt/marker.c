@@ -59,27 +59,14 @@ static void settle(loom_type *t)
     t->mk_pdelta = 0;
 }
 
-/* The gap [lo, hi] between the markers the pending shift moves and the
- * others: a shift from inside it moves the same markers. */
-static uint64_t gap_lo(const loom_type *t)
-{
-    return t->mk_pdelta < 0 ? t->mk_pfrom + (uint64_t)t->mk_pdelta
-                            : t->mk_pfrom;
-}
-static uint64_t gap_hi(const loom_type *t)
-{
-    return t->mk_pdelta < 0 ? t->mk_pfrom
-                            : t->mk_pfrom + (uint64_t)t->mk_pdelta;
-}
-
 /* Sets marker i's index. */
 static void mk_set_index(loom_type *t, uint8_t i, uint64_t index)
 {
-    if (t->mk_pdelta && index >= gap_lo(t)) {
-        if (index < gap_hi(t))
-            settle(t); /* inside the gap: no stored value says it */
-        else
-            index -= (uint64_t)t->mk_pdelta;
+    if (t->mk_pdelta) {
+        if (index >= t->mk_shi)
+            index -= (uint64_t)t->mk_pdelta; /* with the moved markers */
+        else if (index >= t->mk_slo)
+            settle(t); /* between the two sets: no stored value says it */
     }
     t->mk[i].index = index;
 }
@@ -120,33 +107,43 @@ void loom__markers_merged(loom_type *t,
     }
 }
 
+/*
+ * A shift from anywhere in [mk_slo, mk_shi] moves exactly the markers the
+ * pending one moves, so the two add up. A delete's shift comes after the
+ * markers on the deleted units were forgotten, so no marker remains in
+ * [from - d, from): that is where the two sets may meet.
+ */
 void loom__markers_shift(loom_type *t, uint64_t from, int64_t delta)
 {
     if (!t->nmk || !delta)
         return;
     uint64_t d = delta < 0 ? (uint64_t)-delta : 0;
-    if (t->mk_pdelta && from >= gap_lo(t) && from <= gap_hi(t) && from >= d) {
-        /* the same markers as the pending shift: add up (the units a
-         * delete removes held no marker: those were forgotten) */
-        t->mk_pdelta += delta;
-        return;
-    }
-    settle(t);
-    if (from >= d) {
-        t->mk_pfrom = from;
-        t->mk_pdelta = delta;
-        return;
-    }
-    for (uint8_t i = t->nmk; i-- > 0;) {
-        loom__marker *m = &t->mk[i];
-        if (m->index < from)
-            continue;
-        if (m->index < d) {
-            drop(t, i);
-            continue;
+    if (from < d) {
+        /* markers may fall below 0: applied at once, dropping those */
+        settle(t);
+        for (uint8_t i = t->nmk; i-- > 0;) {
+            loom__marker *m = &t->mk[i];
+            if (m->index < from)
+                continue;
+            if (m->index < d) {
+                drop(t, i);
+                continue;
+            }
+            m->index -= d;
         }
-        m->index -= d;
+        return;
     }
+    if (!t->mk_pdelta || from < t->mk_slo || from > t->mk_shi) {
+        settle(t);
+        t->mk_pfrom = from;
+        t->mk_slo = from;
+        t->mk_shi = from;
+        t->mk_pdelta = 0;
+    }
+    t->mk_pdelta += delta;
+    t->mk_shi += (uint64_t)delta; /* the moved markers' lower bound */
+    if (d && from - d < t->mk_slo)
+        t->mk_slo = from - d; /* the others: below the deleted units */
 }
 
 void loom__markers_changed(loom_txn *txn,
