@@ -181,6 +181,8 @@ static int range_cmp(const void *pa, const void *pb)
 
 void loom__ds_normalize(loom__ds *ds)
 {
+    if (!ds->n)
+        return;
     size_t out = 0;
     for (size_t i = 0; i < ds->n; i++) {
         loom__ds_client *c = &ds->c[i];

@@ -284,9 +284,25 @@ void loom__cs_insert(loom__client *c, size_t i, loom__item *it);
 /* Removes the k entries from index i (the items are not freed). */
 void loom__cs_remove(loom__client *c, size_t i, size_t k);
 
-loom__client *loom__client_get(const loom_doc *d, uint64_t client);
+loom__client *loom__client_lookup(const loom_doc *d, uint64_t client);
+/* The client's structs, or NULL (the last one looked up is cached). */
+static inline loom__client *loom__client_get(const loom_doc *d, uint64_t client)
+{
+    loom__client *c = d->last_client;
+    if (c && c->client == client)
+        return c;
+    return loom__client_lookup(d, client);
+}
 int loom__client_get_or_add(loom_doc *d, uint64_t client, loom__client **out);
-uint64_t loom__state(const loom_doc *d, uint64_t client);
+/* The client's next clock. */
+static inline uint64_t loom__state(const loom_doc *d, uint64_t client)
+{
+    const loom__client *c = loom__client_get(d, client);
+    if (!c || c->n == 0)
+        return 0;
+    const loom__item *last = loom__cs_last(c);
+    return last->id.clock + last->len;
+}
 /* Index of the struct containing clock in c (must exist). */
 size_t loom__find_index(const loom__client *c, uint64_t clock);
 /* The struct containing id, or NULL. */
@@ -405,6 +421,9 @@ bool loom__markers_find(loom_type *t,
                         uint64_t target,
                         loom__item **item,
                         uint64_t *start);
+/* Typing: the item of the last used marker when `target` is exactly where
+ * it ends, else NULL. */
+loom__item *loom__markers_ending_at(loom_type *t, uint64_t target);
 /* Remembers that `it` (visible, countable) starts at visible index. */
 void loom__markers_note(loom_type *t, loom__item *it, uint64_t index);
 /* Keeps or clears t's markers for an item integrated or deleted in txn. */

@@ -661,6 +661,8 @@ static void dispatch_free(dispatch *st)
 
 int loom__dispatch_events(loom_doc *d, loom_txn *t)
 {
+    if (!d->nsubs && t->local)
+        return LOOM_OK; /* no observer, no format cleanup to request */
     bool observed = false;
     for (size_t i = 0; i < d->nsubs && !observed; i++)
         observed = d->subs[i].kind == LOOM__SUB_OBSERVE ||

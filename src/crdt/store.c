@@ -8,11 +8,8 @@
 
 #include "crdt/crdt.h"
 
-loom__client *loom__client_get(const loom_doc *d, uint64_t client)
+loom__client *loom__client_lookup(const loom_doc *d, uint64_t client)
 {
-    loom__client *c = d->last_client;
-    if (c && c->client == client)
-        return c;
     return (loom__client *)loom__u64map_get(&d->clients, client);
 }
 
@@ -105,15 +102,6 @@ void loom__cs_remove(loom__client *c, size_t i, size_t k)
         c->gap = c->n; /* nothing after the hole: it is spare room */
         c->hole = 0;
     }
-}
-
-uint64_t loom__state(const loom_doc *d, uint64_t client)
-{
-    const loom__client *c = loom__client_get(d, client);
-    if (!c || c->n == 0)
-        return 0;
-    const loom__item *last = loom__cs_last(c);
-    return last->id.clock + last->len;
 }
 
 size_t loom__find_index(const loom__client *c, uint64_t clock)

@@ -548,6 +548,15 @@ static int pos_seek(loom_txn *t, loom_type *type, tpos *p, uint64_t index)
     t->mk_type = type; /* this operation keeps type's markers current */
     loom__item *m;
     uint64_t start;
+    if (!type->has_formatting && index &&
+        (m = loom__markers_ending_at(type, index))) {
+        /* typing on: right after the item the last operation noted (what
+         * the walk below finds and notes again) */
+        p->left = m;
+        p->right = m->right;
+        p->index = index;
+        return LOOM_OK;
+    }
     if (!type->has_formatting && loom__markers_find(type, index, &m, &start)) {
         p->left = m->left;
         p->right = m;
