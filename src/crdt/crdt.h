@@ -210,6 +210,7 @@ struct loom_txn {
      * boundaries can be seen before the cleanup (encoding, observers). */
     loom__id *joins;
     size_t njoins, jcap;
+    uint64_t join_client, join_units; /* whose, and how many units appended */
     char *kbuf; /* the bytes of every changed key (loom__changed.koff) */
     size_t kblen, kbcap;
 };

@@ -620,6 +620,8 @@ static int pos_append(loom_txn *t,
         (rc = loom__str_append(d, l, s, bytes)))
         return rc;
     t->joins[t->njoins++] = at;
+    t->join_client = at.client;
+    t->join_units += units;
     l->len += units;
     type->length += units;
     loom__markers_shift(type, p->index, (int64_t)units);

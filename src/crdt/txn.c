@@ -266,6 +266,7 @@ static void txn_reset(loom_doc *d, loom_txn *t)
     loom__ds_clear(&t->ds);
     t->nchanged = t->ndeep = t->nmerge = t->ntouched = t->nds_order = 0;
     t->njoins = 0;
+    t->join_units = 0;
     t->origin = NULL;
     t->local = false;
     t->format_cleanup = false;
@@ -491,7 +492,14 @@ static void cleanup(loom_doc *d, loom_txn *t)
         if (!c->n)
             continue;
         uint64_t before = t->tbefore[i];
-        if (loom__state(d, c->client) == before)
+        uint64_t grown = loom__state(d, c->client) - before;
+        if (!grown)
+            continue;
+        /* Only typing appended to an item (joins intact): Yjs would merge
+         * those items into it, then try that item with its left, which
+         * failed when they became neighbours (else that cleanup had merged
+         * them) and appending changes nothing of it. */
+        if (t->njoins && c->client == t->join_client && grown == t->join_units)
             continue;
         size_t first = before ? loom__find_index(c, before) : 0;
         if (first < 1)
