@@ -217,6 +217,9 @@ int loom_any_array_push(loom_any *array, loom_any *child)
 
 /* The three parallel arrays of an object grow together; new blocks are
  * allocated before the old ones are released so a failure changes nothing. */
+/* Bytes of one object slot: key, key length, value. */
+#define OBJ_SLOT (sizeof(char *) + sizeof(size_t) + sizeof(loom_any *))
+
 int loom__any_object_reserve(loom_any *o, size_t need)
 {
     size_t cap = o->u.obj.cap;
@@ -227,28 +230,25 @@ int loom__any_object_reserve(loom_any *o, size_t need)
     while (ncap < need) {
         ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
     }
-    if (ncap > SIZE_MAX / sizeof(size_t)) {
+    /* keys, lengths and values share one block (OBJ_SLOT bytes a slot),
+     * freed through keys */
+    if (ncap > SIZE_MAX / OBJ_SLOT) {
         return LOOM_ENOMEM;
     }
     const loom_allocator *a = o->a;
-    char **keys = loom__malloc(a, ncap * sizeof(*keys));
-    size_t *klens = loom__malloc(a, ncap * sizeof(*klens));
-    loom_any **v = loom__malloc(a, ncap * sizeof(loom_any *));
-    if (!keys || !klens || !v) {
-        loom__free(a, keys, ncap * sizeof(*keys));
-        loom__free(a, klens, ncap * sizeof(*klens));
-        loom__free(a, v, ncap * sizeof(loom_any *));
+    char **keys = loom__malloc(a, ncap * OBJ_SLOT);
+    if (!keys) {
         return LOOM_ENOMEM;
     }
+    size_t *klens = (size_t *)(void *)(keys + ncap);
+    loom_any **v = (loom_any **)(void *)(klens + ncap);
     size_t n = o->u.obj.n;
     if (n) {
         memcpy(keys, o->u.obj.keys, n * sizeof(*keys));
         memcpy(klens, o->u.obj.klens, n * sizeof(*klens));
         memcpy(v, o->u.obj.v, n * sizeof(loom_any *));
     }
-    loom__free(a, o->u.obj.keys, cap * sizeof(*keys));
-    loom__free(a, o->u.obj.klens, cap * sizeof(*klens));
-    loom__free(a, o->u.obj.v, cap * sizeof(loom_any *));
+    loom__free(a, o->u.obj.keys, cap * OBJ_SLOT);
     o->u.obj.keys = keys;
     o->u.obj.klens = klens;
     o->u.obj.v = v;
@@ -506,9 +506,7 @@ void loom_any_free(loom_any *v)
             loom__free(a, v->u.obj.keys[i], v->u.obj.klens[i] + 1);
             loom_any_free(v->u.obj.v[i]);
         }
-        loom__free(a, v->u.obj.keys, v->u.obj.cap * sizeof(char *));
-        loom__free(a, v->u.obj.klens, v->u.obj.cap * sizeof(size_t));
-        loom__free(a, v->u.obj.v, v->u.obj.cap * sizeof(loom_any *));
+        loom__free(a, v->u.obj.keys, v->u.obj.cap * OBJ_SLOT);
         break;
     default:
         break;

@@ -425,7 +425,17 @@ int loom__any_skip(loom__reader *r, int depth)
  * integer-like (JS lists those first), repeated (the last value wins at the
  * first position) or "__proto__" (lib0 drops it): then the object goes
  * through a tree. Large objects take the tree too, to keep this linear. */
-static bool object_streamable(loom__reader probe, uint64_t n, int depth)
+/*
+ * Streams an object's n entries from r to out, checking as it goes that
+ * streaming gives what decode + encode would: no more than 16 keys, none an
+ * array index or __proto__, no key twice. False on any problem (r and out
+ * are then to be thrown away).
+ */
+static bool object_stream(loom__reader *r,
+                          const loom_allocator *a,
+                          uint64_t n,
+                          int depth,
+                          loom_buf *out)
 {
     const char *keys[16];
     size_t lens[16];
@@ -435,8 +445,7 @@ static bool object_streamable(loom__reader probe, uint64_t n, int depth)
         const char *k;
         size_t kl;
         uint32_t idx;
-        if (loom__read_varstring(&probe, &k, &kl) ||
-            loom__any_skip(&probe, depth + 1))
+        if (loom__read_varstring(r, &k, &kl))
             return false;
         if (loom__js_index_key(k, kl, &idx) ||
             (kl == 9 && memcmp(k, "__proto__", 9) == 0))
@@ -447,11 +456,13 @@ static bool object_streamable(loom__reader probe, uint64_t n, int depth)
         }
         keys[i] = k;
         lens[i] = kl;
+        if (loom__write_varstring(out, k, kl) ||
+            loom__any_canon(r, a, depth + 1, out))
+            return false;
     }
     return true;
 }
 
-// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
 int loom__any_canon(loom__reader *r,
                     const loom_allocator *a,
                     int depth,
@@ -508,7 +519,18 @@ int loom__any_canon(loom__reader *r,
         uint64_t n;
         if ((rc = loom__read_varuint(r, &n)))
             return rc;
-        if (tag == TAG_OBJECT && !object_streamable(*r, n, depth)) {
+        if (tag == TAG_OBJECT) {
+            /* one pass over a copy of the reader; decode and re-encode when
+             * streaming would differ (or the input is bad: then the decoder
+             * reports it as it would) */
+            loom__reader rr = *r;
+            size_t mark = out->len;
+            if (!loom__buf_push(out, tag) && !loom__write_varuint(out, n) &&
+                object_stream(&rr, a, n, depth, out)) {
+                *r = rr;
+                return LOOM_OK;
+            }
+            out->len = mark;
             loom_any *v;
             r->pos = start;
             if ((rc = loom__any_read(r, a, depth, &v)))
@@ -521,13 +543,6 @@ int loom__any_canon(loom__reader *r,
             (rc = loom__write_varuint(out, n)))
             return rc;
         for (uint64_t i = 0; i < n; i++) {
-            if (tag == TAG_OBJECT) {
-                const char *k;
-                size_t kl;
-                if ((rc = loom__read_varstring(r, &k, &kl)) ||
-                    (rc = loom__write_varstring(out, k, kl)))
-                    return rc;
-            }
             if ((rc = loom__any_canon(r, a, depth + 1, out)))
                 return rc;
         }

@@ -122,7 +122,7 @@ void *loom__memdup(const loom_allocator *a, const void *p, size_t n)
     return q;
 }
 
-int loom__vec_reserve(
+int loom__vec_grow(
     const loom_allocator *a, void **pv, size_t *pcap, size_t need, size_t elem)
 {
     if (need <= *pcap) {

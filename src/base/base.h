@@ -33,8 +33,15 @@ void *loom__memdup(const loom_allocator *a, const void *p, size_t n);
 
 /* Grows a typed vector: ensures room for `need` elements of `elem` bytes in
  * *pv with capacity *pcap (doubling). Returns LOOM_OK or LOOM_ENOMEM. */
-int loom__vec_reserve(
+int loom__vec_grow(
     const loom_allocator *a, void **pv, size_t *pcap, size_t need, size_t elem);
+static inline int loom__vec_reserve(
+    const loom_allocator *a, void **pv, size_t *pcap, size_t need, size_t elem)
+{
+    if (need <= *pcap)
+        return LOOM_OK; /* the common case, inline */
+    return loom__vec_grow(a, pv, pcap, need, elem);
+}
 
 /* ---- byte buffers (loom_buf) ----------------------------------------- */
 

@@ -56,6 +56,11 @@ int loom__buf_append(loom_buf *b, const void *p, size_t n)
     if (n == 0) {
         return LOOM_OK;
     }
+    if (n <= b->cap - b->len) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return LOOM_OK;
+    }
     int rc = loom__buf_reserve(b, n);
     if (rc) {
         return rc;

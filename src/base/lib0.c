@@ -21,6 +21,17 @@ int loom__write_u8(loom_buf *b, uint8_t v)
 
 int loom__write_varuint(loom_buf *b, uint64_t v)
 {
+    if (b->cap - b->len >= 10) {
+        /* room for the longest: write in place */
+        uint8_t *p = b->data + b->len, *start = p;
+        while (v > 0x7f) {
+            *p++ = (uint8_t)(0x80 | (v & 0x7f));
+            v >>= 7;
+        }
+        *p++ = (uint8_t)v;
+        b->len += (size_t)(p - start);
+        return LOOM_OK;
+    }
     uint8_t tmp[10];
     size_t n = 0;
     while (v > 0x7f) {
@@ -184,6 +195,10 @@ int loom__read_varuint(loom__reader *r, uint64_t *out)
 {
     if (r->err) {
         return r->err;
+    }
+    if (r->pos < r->len && r->p[r->pos] < 0x80) {
+        *out = r->p[r->pos++]; /* one byte: most lengths and clocks */
+        return LOOM_OK;
     }
     uint64_t v;
     size_t start = r->pos;

@@ -7,6 +7,8 @@
  * encoded surrogates, nothing above U+10FFFF, no truncated sequences. A BOM
  * is ordinary text.
  */
+#include <string.h>
+
 #include "base/base.h"
 
 size_t loom__utf8_check(const char *str, size_t len)
@@ -14,6 +16,16 @@ size_t loom__utf8_check(const char *str, size_t len)
     const uint8_t *s = (const uint8_t *)str;
     size_t i = 0;
     while (i < len) {
+        /* ASCII eight bytes at a time */
+        while (len - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ULL)
+                break;
+            i += 8;
+        }
+        if (i >= len)
+            break;
         uint8_t c = s[i];
         if (c < 0x80) {
             i++;

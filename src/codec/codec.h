@@ -92,10 +92,14 @@ typedef struct loom__ds {
     loom__ds_client *c;
     size_t n, cap;
     const loom_allocator *a;
+    loom__ds_range *spare; /* ranges kept by loom__ds_clear for reuse */
+    size_t spare_cap;
 } loom__ds;
 
 void loom__ds_init(loom__ds *ds, const loom_allocator *a);
 void loom__ds_free(loom__ds *ds);
+/* Empties the set, keeping memory for the next use (a transaction's). */
+void loom__ds_clear(loom__ds *ds);
 /* Appends a range (no sorting). len 0 is ignored. */
 int loom__ds_add(loom__ds *ds, uint64_t client, uint64_t clock, uint64_t len);
 /* Sorts each client's ranges by clock and merges overlapping or touching

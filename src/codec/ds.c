@@ -62,6 +62,8 @@ void loom__ds_init(loom__ds *ds, const loom_allocator *a)
     ds->n = 0;
     ds->cap = 0;
     ds->a = a;
+    ds->spare = NULL;
+    ds->spare_cap = 0;
 }
 
 static void client_free(const loom_allocator *a, loom__ds_client *c)
@@ -84,6 +86,25 @@ void loom__ds_free(loom__ds *ds)
     ds->c = NULL;
     ds->n = 0;
     ds->cap = 0;
+    loom__free(ds->a, ds->spare, ds->spare_cap * sizeof(*ds->spare));
+    ds->spare = NULL;
+    ds->spare_cap = 0;
+}
+
+void loom__ds_clear(loom__ds *ds)
+{
+    for (size_t i = 0; i < ds->n; i++) {
+        loom__ds_client *c = &ds->c[i];
+        if (c->cap > ds->spare_cap) {
+            loom__free(ds->a, ds->spare, ds->spare_cap * sizeof(*ds->spare));
+            ds->spare = c->r;
+            ds->spare_cap = c->cap;
+            c->r = NULL;
+            c->cap = 0;
+        }
+        client_free(ds->a, c);
+    }
+    ds->n = 0;
 }
 
 /* Index of the first client whose id is <= client (clients descend). */
@@ -133,7 +154,9 @@ int loom__ds_add(loom__ds *ds, uint64_t client, uint64_t clock, uint64_t len)
         return range_push(ds->a, &ds->c[i], clock, len);
     }
     /* A new client: make room first so a failure changes nothing. */
-    loom__ds_client nc = {client, NULL, 0, 0};
+    loom__ds_client nc = {client, ds->spare, 0, ds->spare_cap};
+    ds->spare = NULL;
+    ds->spare_cap = 0;
     int rc = range_push(ds->a, &nc, clock, len);
     if (rc) {
         return rc;
@@ -158,6 +181,8 @@ static int range_cmp(const void *pa, const void *pb)
 
 void loom__ds_normalize(loom__ds *ds)
 {
+    if (!ds->n)
+        return;
     size_t out = 0;
     for (size_t i = 0; i < ds->n; i++) {
         loom__ds_client *c = &ds->c[i];

@@ -512,7 +512,7 @@ static int apply_ds(loom_txn *t, const loom__ds *ds, loom__ds *left)
                 return rc;
             loom__client *c = loom__client_get(d, client);
             size_t idx = loom__find_index(c, clock);
-            loom__item *s = c->s[idx];
+            loom__item *s = loom__cs(c, idx);
             if (!loom__item_deleted(s) && s->id.clock < clock) {
                 loom__item *r;
                 if ((rc = loom__item_split(t, s, clock - s->id.clock, &r)))
@@ -520,7 +520,7 @@ static int apply_ds(loom_txn *t, const loom__ds *ds, loom__ds *left)
                 idx++;
             }
             while (idx < c->n) {
-                s = c->s[idx++];
+                s = loom__cs(c, idx++);
                 if (s->id.clock >= end)
                     break;
                 if (!loom__item_deleted(s)) {

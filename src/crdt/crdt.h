@@ -100,23 +100,33 @@ static inline bool loom__id_eq(loom__id a, loom__id b)
     return a.client == b.client && a.clock == b.clock;
 }
 
-/* The structs of one client, sorted by clock, covering [0, state). */
+/* The structs of one client, sorted by clock, covering [0, state). They
+ * are kept in a gap buffer: logical index i is v[i] below `gap` and
+ * v[i + hole] from there on, so splitting and merging structs in the middle
+ * (typing and deleting inside old text) moves only the entries between the
+ * last edit and this one instead of the whole tail. Read them with
+ * loom__cs(); change them only through the loom__cs_* functions. */
 typedef struct loom__client {
     uint64_t client;
-    loom__item **s;
+    loom__item **v; /* cap slots: [0, gap) hole [gap + hole, n + hole) */
     size_t n, cap;
+    size_t gap, hole;
     uint64_t txn_seq; /* transaction that recorded `before` */
     uint64_t before;  /* state at the start of that transaction */
 } loom__client;
 
-/* Per-type bookkeeping for the current transaction. */
+/* Per-type bookkeeping for the current transaction. A transaction's
+ * entries keep their vectors for the next transaction (typing and map sets
+ * open one per change). */
 typedef struct loom__changed {
     loom_type *type;
-    bool seq;    /* the sequence changed (key null) */
-    char **keys; /* changed map keys, owned copies, in order of change */
+    bool seq;     /* the sequence changed (key null) */
+    size_t *koff; /* changed map keys, in order of change: their bytes are at
+                     koff[k] in the transaction's kbuf (loom__changed_key) */
     size_t *klens;
     size_t nkeys, kcap, lcap; /* lcap: capacity of klens */
-    loom__strmap set;         /* the same keys, for O(1) duplicate checks */
+    uint32_t *kset;           /* past a few keys, a hash set of key index + 1 */
+    size_t kscap;
 } loom__changed;
 
 /* Search markers: cached (item, visible index) pairs of a sequence, so
@@ -149,6 +159,11 @@ struct loom_type {
     /* position cache for sequential access (a search marker) */
     loom__marker mk[LOOM__NMARK];
     uint8_t nmk;
+    uint8_t mk_hot; /* the marker last noted or used; >= nmk: none */
+    /* A shift not yet applied (marker.c): markers stored at >= mk_pfrom
+     * are at stored + mk_pdelta (>= mk_shi), the others below mk_slo. */
+    uint64_t mk_pfrom, mk_slo, mk_shi;
+    int64_t mk_pdelta;
     uint64_t mk_clock;
 };
 
@@ -189,7 +204,23 @@ struct loom_txn {
     uint64_t *
         ds_order; /* clients of ds in the order of their first delete (Yjs Map order) */
     size_t nds_order, ds_order_cap;
+    /* Typing appended to the left String item instead of linking a new
+     * one (text.c): the ids where Yjs has item boundaries until the
+     * cleanup merges them. loom__txn_unjoin() splits there when the
+     * boundaries can be seen before the cleanup (encoding, observers). */
+    loom__id *joins;
+    size_t njoins, jcap;
+    uint64_t join_client, join_units; /* whose, and how many units appended */
+    char *kbuf; /* the bytes of every changed key (loom__changed.koff) */
+    size_t kblen, kbcap;
 };
+
+/* Changed key k of ch, of length ch->klens[k] (not NUL-terminated). */
+static inline const char *
+loom__changed_key(const loom_txn *t, const loom__changed *ch, size_t k)
+{
+    return t->kbuf + ch->koff[k];
+}
 
 /* Transactions waiting for cleanup, in order (Yjs _transactionCleanups). */
 typedef struct loom__txn_queue {
@@ -229,13 +260,50 @@ struct loom_doc {
     /* a sticky error for OOM in void paths (observers, cleanup) */
     int oom;
     uint64_t fmt_ident_seq; /* last Format value identity handed out (text.c) */
+    loom__client *last_client; /* the client last looked up (a cache) */
+    loom_buf upd;              /* the update event's buffer, kept for reuse */
+    bool format_items; /* a Format item was ever integrated into this doc */
 };
 
 /* ---- store.c ---------------------------------------------------------- */
 
-loom__client *loom__client_get(const loom_doc *d, uint64_t client);
+/* The i-th struct of c by clock (i < c->n). */
+static inline loom__item *loom__cs(const loom__client *c, size_t i)
+{
+    return c->v[i < c->gap ? i : i + c->hole];
+}
+static inline loom__item *loom__cs_last(const loom__client *c)
+{
+    return loom__cs(c, c->n - 1);
+}
+/* Room for one more struct (push or insert) without allocating. */
+int loom__cs_reserve(const loom_allocator *a, loom__client *c);
+/* Appends (after loom__cs_reserve). */
+void loom__cs_push(loom__client *c, loom__item *it);
+/* Inserts at index i <= n (after loom__cs_reserve). */
+void loom__cs_insert(loom__client *c, size_t i, loom__item *it);
+/* Removes the k entries from index i (the items are not freed). */
+void loom__cs_remove(loom__client *c, size_t i, size_t k);
+
+loom__client *loom__client_lookup(const loom_doc *d, uint64_t client);
+/* The client's structs, or NULL (the last one looked up is cached). */
+static inline loom__client *loom__client_get(const loom_doc *d, uint64_t client)
+{
+    loom__client *c = d->last_client;
+    if (c && c->client == client)
+        return c;
+    return loom__client_lookup(d, client);
+}
 int loom__client_get_or_add(loom_doc *d, uint64_t client, loom__client **out);
-uint64_t loom__state(const loom_doc *d, uint64_t client);
+/* The client's next clock. */
+static inline uint64_t loom__state(const loom_doc *d, uint64_t client)
+{
+    const loom__client *c = loom__client_get(d, client);
+    if (!c || c->n == 0)
+        return 0;
+    const loom__item *last = loom__cs_last(c);
+    return last->id.clock + last->len;
+}
 /* Index of the struct containing clock in c (must exist). */
 size_t loom__find_index(const loom__client *c, uint64_t clock);
 /* The struct containing id, or NULL. */
@@ -276,6 +344,8 @@ int loom__item_delete(loom_txn *t, loom__item *it);
 /* Turns a deleted item's content into Deleted(len) (and its type's children
  * into GC structs). */
 void loom__item_gc(loom_doc *d, loom__item *it, bool parent_gcd);
+/* Appends UTF-8 to a String item's content (not its length). */
+int loom__str_append(loom_doc *d, loom__item *l, const char *s, size_t bytes);
 /* Tries to merge right into left; frees right on success. */
 bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right);
 /* Writes one in-memory struct (item or GC) from offset, as encoders do. */
@@ -352,6 +422,9 @@ bool loom__markers_find(loom_type *t,
                         uint64_t target,
                         loom__item **item,
                         uint64_t *start);
+/* Typing: the item of the last used marker when `target` is exactly where
+ * it ends, else NULL. */
+loom__item *loom__markers_ending_at(loom_type *t, uint64_t target);
 /* Remembers that `it` (visible, countable) starts at visible index. */
 void loom__markers_note(loom_type *t, loom__item *it, uint64_t index);
 /* Keeps or clears t's markers for an item integrated or deleted in txn. */
@@ -371,6 +444,10 @@ uint64_t loom__txn_before(const loom_txn *t, uint64_t client);
 /* Records that a client's structs are about to change. */
 int loom__txn_touch(loom_txn *t, loom__client *c);
 int loom__txn_add_merge(loom_txn *t, loom__id id);
+/* Splits the items at the transaction's recorded joins (see joins). */
+int loom__txn_unjoin(loom_txn *t);
+/* Is anyone subscribed to observer events or afterTransaction? */
+bool loom__doc_observed(const loom_doc *d);
 bool loom__txn_added(const loom_txn *t, const loom__item *it);
 bool loom__txn_deleted(const loom_txn *t, const loom__item *it);
 /* Adds a deleted range to t->ds, remembering the order clients first appear. */
@@ -396,6 +473,11 @@ int loom__encode_state(const loom_doc *d,
 int loom__write_structs_from(const loom_doc *d,
                              const loom__sv *from,
                              loom_buf *out);
+/* The same from n (client, clock) pairs, which it sorts in place. */
+int loom__write_structs(const loom_doc *d,
+                        loom__sv_entry *e,
+                        size_t n,
+                        loom_buf *out);
 int loom__doc_sv(const loom_doc *d, loom__sv *out);
 
 /* ---- text.c ----------------------------------------------------------- */

@@ -101,10 +101,11 @@ void loom_doc_free(loom_doc *d)
     for (size_t i = 0; i < d->nclients; i++) {
         loom__client *c = d->clist[i];
         for (size_t k = 0; k < c->n; k++) {
-            c->s[k]->parent = NULL;
-            loom__item_free(d, c->s[k]);
+            loom__item *it = loom__cs(c, k);
+            it->parent = NULL;
+            loom__item_free(d, it);
         }
-        loom__free(d->a, c->s, c->cap * sizeof(*c->s));
+        loom__free(d->a, c->v, c->cap * sizeof(*c->v));
         loom__free(d->a, c, sizeof(*c));
     }
     loom__free(d->a, d->clist, d->ccap * sizeof(*d->clist));
@@ -123,6 +124,7 @@ void loom_doc_free(loom_doc *d)
     loom__free(d->a, d->subs, d->scap * sizeof(*d->subs));
     loom__free(d->a, d->queue.v, d->queue.cap * sizeof(*d->queue.v));
     loom__txn_spare_free(d);
+    loom_buf_free(&d->upd);
     if (d->guid)
         loom__free(d->a, d->guid, d->guid_len + 1);
     loom__free(d->a, d, sizeof(*d));

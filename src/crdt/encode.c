@@ -27,11 +27,12 @@ int loom__store_ds(const loom_doc *d, loom__ds *out)
     for (size_t ci = 0; ci < d->nclients; ci++) {
         const loom__client *c = d->clist[ci];
         for (size_t i = 0; i < c->n; i++) {
-            if (!loom__item_deleted(c->s[i]))
+            const loom__item *s = loom__cs(c, i);
+            if (!loom__item_deleted(s))
                 continue;
-            uint64_t clock = c->s[i]->id.clock, len = c->s[i]->len;
-            while (i + 1 < c->n && loom__item_deleted(c->s[i + 1]))
-                len += c->s[++i]->len;
+            uint64_t clock = s->id.clock, len = s->len;
+            while (i + 1 < c->n && loom__item_deleted(loom__cs(c, i + 1)))
+                len += loom__cs(c, ++i)->len;
             int rc = loom__ds_add(out, c->client, clock, len);
             if (rc)
                 return rc;
@@ -55,26 +56,48 @@ int loom__write_structs_from(const loom_doc *d,
         loom__malloc(d->a, (from->n ? from->n : 1) * sizeof(*e));
     if (!e)
         return LOOM_ENOMEM;
-    if (from->n) {
+    if (from->n)
         memcpy(e, from->e, from->n * sizeof(*e));
-        qsort(e, from->n, sizeof(*e), cmp_sv_desc);
+    int rc = loom__write_structs(d, e, from->n, out);
+    loom__free(d->a, e, (from->n ? from->n : 1) * sizeof(*e));
+    return rc;
+}
+
+int loom__write_structs(const loom_doc *d,
+                        loom__sv_entry *e,
+                        size_t n,
+                        loom_buf *out)
+{
+    /* Inside a transaction Yjs has not merged typed items yet: neither may
+     * what we write. */
+    if (d->txn && d->txn->njoins) {
+        int urc = loom__txn_unjoin(d->txn);
+        if (urc)
+            return urc;
     }
-    int rc = loom__write_varuint(out, from->n);
-    for (size_t k = 0; k < from->n && !rc; k++) {
+    if (n == 2 && e[0].client < e[1].client) {
+        loom__sv_entry x = e[0];
+        e[0] = e[1];
+        e[1] = x;
+    } else if (n > 2) {
+        qsort(e, n, sizeof(*e), cmp_sv_desc);
+    }
+    int rc = loom__write_varuint(out, n);
+    for (size_t k = 0; k < n && !rc; k++) {
         const loom__client *c = loom__client_get(d, e[k].client);
         uint64_t clock = e[k].clock;
-        if (clock < c->s[0]->id.clock)
-            clock = c->s[0]->id.clock;
+        if (clock < loom__cs(c, 0)->id.clock)
+            clock = loom__cs(c, 0)->id.clock;
         size_t idx = loom__find_index(c, clock);
         if ((rc = loom__write_varuint(out, c->n - idx)) ||
             (rc = loom__write_varuint(out, c->client)) ||
             (rc = loom__write_varuint(out, clock)))
             break;
-        rc = loom__item_write(out, c->s[idx], clock - c->s[idx]->id.clock);
+        const loom__item *first = loom__cs(c, idx);
+        rc = loom__item_write(out, first, clock - first->id.clock);
         for (size_t i = idx + 1; i < c->n && !rc; i++)
-            rc = loom__item_write(out, c->s[i], 0);
+            rc = loom__item_write(out, loom__cs(c, i), 0);
     }
-    loom__free(d->a, e, (from->n ? from->n : 1) * sizeof(*e));
     return rc;
 }
 

@@ -234,8 +234,8 @@ static int event_keys(const loom_event *e, loom_any **out)
     if (rc)
         return rc;
     for (size_t k = 0; k < ch->nkeys && !rc; k++) {
-        const loom__item *it =
-            loom__type_map_item(e->target, ch->keys[k], ch->klens[k]);
+        const loom__item *it = loom__type_map_item(
+            e->target, loom__changed_key(t, ch, k), ch->klens[k]);
         if (!it)
             continue;
         const char *action;
@@ -266,8 +266,8 @@ static int event_keys(const loom_event *e, loom_any **out)
         if ((rc = key_change(a, action, old, &chg)))
             break;
         /* changed keys are distinct, so append without a lookup */
-        if ((rc =
-                 loom__any_object_append(keys, ch->keys[k], ch->klens[k], chg)))
+        if ((rc = loom__any_object_append(keys, loom__changed_key(t, ch, k),
+                                          ch->klens[k], chg)))
             loom_any_free(chg);
     }
     if (rc) {
@@ -510,6 +510,8 @@ static void request_format_cleanup(loom_txn *t, const loom_type *ty)
 
 static void request_all_format_cleanups(loom_txn *t)
 {
+    if (t->local)
+        return; /* only remote changes ask (request_format_cleanup) */
     for (size_t i = 0; i < t->nchanged; i++) {
         const loom_type *ty = t->changed[i].type;
         if (ty && !type_gone(ty))
@@ -659,6 +661,8 @@ static void dispatch_free(dispatch *st)
 
 int loom__dispatch_events(loom_doc *d, loom_txn *t)
 {
+    if (!d->nsubs && t->local)
+        return LOOM_OK; /* no observer, no format cleanup to request */
     bool observed = false;
     for (size_t i = 0; i < d->nsubs && !observed; i++)
         observed = d->subs[i].kind == LOOM__SUB_OBSERVE ||

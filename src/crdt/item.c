@@ -142,7 +142,11 @@ int loom__content_split(loom_doc *d,
         bool mid;
         const char *s = it->c.str.p;
         size_t bytes = it->c.str.bytes;
-        size_t off = loom__utf8_offset16(s, bytes, diff, &mid);
+        size_t off = (size_t)diff;
+        if (bytes == it->len) /* as many bytes as UTF-16 units: ASCII */
+            mid = false;
+        else
+            off = loom__utf8_offset16(s, bytes, diff, &mid);
         /* A cut inside a surrogate pair turns both halves into U+FFFD. */
         static const char repl[3] = {(char)0xef, (char)0xbf, (char)0xbd};
         size_t rstart = mid ? off + 4 : off;
@@ -300,11 +304,9 @@ static bool opt_id_eq(bool ha, loom__id a, bool hb, loom__id b)
     return !ha || loom__id_eq(a, b);
 }
 
-/* First item of a key's chain. */
-static loom__item *
-key_chain_first(loom_type *parent, const char *key, size_t klen)
+/* First item of a key's chain, from its current item. */
+static loom__item *chain_first(loom__item *o)
 {
-    loom__item *o = loom__type_map_item(parent, key, klen);
     while (o && o->left)
         o = o->left;
     return o;
@@ -318,6 +320,7 @@ static int content_integrate(loom_txn *t, loom__item *it)
         return loom__txn_ds_add(t, it->id.client, it->id.clock, it->len);
     case LOOM__REF_FORMAT:
         it->parent->has_formatting = true;
+        t->doc->format_items = true;
         return LOOM_OK;
     case LOOM__REF_TYPE:
         it->c.type->item = it;
@@ -345,15 +348,15 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
      * after linking, the item belongs to the document. */
     loom__client *own;
     if ((rc = loom__client_get_or_add(d, it->id.client, &own)) ||
-        (rc = loom__vec_reserve(d->a, (void **)&own->s, &own->cap, own->n + 1,
-                                sizeof(*own->s))) ||
-        (rc = loom__txn_touch(t, own)))
+        (rc = loom__cs_reserve(d->a, own)) || (rc = loom__txn_touch(t, own)))
         return drop_unlinked(d, it, rc);
+    size_t ei = 0; /* the key's entry in parent->map: looked up once */
     if (it->parent_sub) {
         loom__strmap_entry *e;
         if ((rc = loom__strmap_upsert(&parent->map, it->parent_sub,
                                       it->parent_sub_len, &e)))
             return drop_unlinked(d, it, rc);
+        ei = (size_t)(e - parent->map.e);
     }
     if ((!it->left && (!it->right || it->right->left)) ||
         (it->left && it->left->right != it->right)) {
@@ -362,7 +365,7 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
         if (left)
             o = left->right;
         else if (it->parent_sub)
-            o = key_chain_first(parent, it->parent_sub, it->parent_sub_len);
+            o = chain_first(parent->map.e[ei].val);
         else
             o = parent->start;
         ptrset conflicting = {0}, before = {0};
@@ -405,7 +408,7 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     } else {
         loom__item *r;
         if (it->parent_sub) {
-            r = key_chain_first(parent, it->parent_sub, it->parent_sub_len);
+            r = chain_first(parent->map.e[ei].val);
         } else {
             r = parent->start;
             parent->start = it;
@@ -420,9 +423,7 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     if (it->right) {
         it->right->left = it;
     } else if (it->parent_sub) {
-        loom__strmap_entry *e =
-            loom__strmap_find(&parent->map, it->parent_sub, it->parent_sub_len);
-        e->val = it;
+        parent->map.e[ei].val = it;
         if (it->left) {
             rc = loom__item_delete(t, it->left);
             if (rc)
@@ -473,11 +474,10 @@ static void txn_unchange(loom_txn *t, loom_type *type)
         return;
     loom__changed *ch = &t->changed[type->changed_idx];
     ch->seq = false;
-    for (size_t i = 0; i < ch->nkeys; i++)
-        loom__free(t->doc->a, ch->keys[i], ch->klens[i] + 1);
     ch->nkeys = 0;
-    loom__strmap_free(&ch->set);
-    loom__strmap_init(&ch->set, t->doc->a);
+    loom__free(t->doc->a, ch->kset, ch->kscap * sizeof(*ch->kset));
+    ch->kset = NULL;
+    ch->kscap = 0;
     ch->type = NULL; /* an entry without a type is skipped by event dispatch */
     type->txn_seq = 0;
 }
@@ -638,9 +638,9 @@ void loom__item_gc(loom_doc *d, loom__item *it, bool parent_gcd)
 
 /* ---- merging ----------------------------------------------------------- */
 
-static int str_append(loom_doc *d, loom__item *l, const loom__item *r)
+int loom__str_append(loom_doc *d, loom__item *l, const char *s, size_t bytes)
 {
-    size_t need = l->c.str.bytes + r->c.str.bytes + 1;
+    size_t need = l->c.str.bytes + bytes + 1;
     if (need > l->c.str.cap) {
         size_t ncap = l->c.str.cap * 2 > need ? l->c.str.cap * 2 : need;
         char *np = loom__realloc(d->a, l->c.str.p, l->c.str.cap, ncap);
@@ -649,8 +649,8 @@ static int str_append(loom_doc *d, loom__item *l, const loom__item *r)
         l->c.str.p = np;
         l->c.str.cap = ncap;
     }
-    memcpy(l->c.str.p + l->c.str.bytes, r->c.str.p, r->c.str.bytes);
-    l->c.str.bytes += r->c.str.bytes;
+    memcpy(l->c.str.p + l->c.str.bytes, s, bytes);
+    l->c.str.bytes += bytes;
     l->c.str.p[l->c.str.bytes] = 0;
     return LOOM_OK;
 }
@@ -732,7 +732,7 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
     int rc;
     switch (left->ref) {
     case LOOM__REF_STRING:
-        rc = str_append(d, left, right);
+        rc = loom__str_append(d, left, right->c.str.p, right->c.str.bytes);
         break;
     case LOOM__REF_ANY:
         rc = any_append(d, left, right);
@@ -792,9 +792,11 @@ static int write_content(loom_buf *b, const loom__item *it, uint64_t offset)
     case LOOM__REF_STRING: {
         if (!offset)
             return loom__write_varstring(b, it->c.str.p, it->c.str.bytes);
-        bool mid;
-        size_t off =
-            loom__utf8_offset16(it->c.str.p, it->c.str.bytes, offset, &mid);
+        bool mid = false;
+        size_t off = (size_t)offset;
+        if (it->c.str.bytes != it->len) /* else ASCII: bytes are units */
+            off =
+                loom__utf8_offset16(it->c.str.p, it->c.str.bytes, offset, &mid);
         if (!mid)
             return loom__write_varstring(b, it->c.str.p + off,
                                          it->c.str.bytes - off);

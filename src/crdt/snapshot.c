@@ -315,7 +315,7 @@ static int build_restore_update(const loom_doc *origin,
         /* yjs throws (findIndexSS) when the snapshot reaches past what the
          * origin holds: the snapshot is not of this document. */
         if (!c || c->n == 0 || loom__state(origin, client) < clock ||
-            c->s[0]->id.clock != 0) {
+            loom__cs(c, 0)->id.clock != 0) {
             return LOOM_EINVAL;
         }
         size_t last = loom__find_index(c, clock - 1);
@@ -325,12 +325,12 @@ static int build_restore_update(const loom_doc *origin,
             break;
         }
         for (size_t k = 0; k < last && !rc; k++) {
-            rc = loom__item_write(b, c->s[k], 0);
+            rc = loom__item_write(b, loom__cs(c, k), 0);
         }
         if (rc) {
             break;
         }
-        const loom__item *it = c->s[last];
+        const loom__item *it = loom__cs(c, last);
         uint64_t keep = clock - it->id.clock;
         if (keep < it->len && !loom__item_is_gc(it)) {
             rc = write_item_prefix(b, it, keep, origin->a);
@@ -356,6 +356,11 @@ int loom_doc_from_snapshot(const loom_doc *origin,
     /* With gc on, deleted content is gone and cannot be restored. */
     if (origin->gc) {
         return LOOM_ESTATE;
+    }
+    if (origin->txn && origin->txn->njoins) {
+        int urc = loom__txn_unjoin(origin->txn); /* see write_structs_from */
+        if (urc)
+            return urc;
     }
     loom_buf b = {0};
     loom__buf_init(&b, origin->a);

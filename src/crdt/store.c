@@ -8,7 +8,7 @@
 
 #include "crdt/crdt.h"
 
-loom__client *loom__client_get(const loom_doc *d, uint64_t client)
+loom__client *loom__client_lookup(const loom_doc *d, uint64_t client)
 {
     return (loom__client *)loom__u64map_get(&d->clients, client);
 }
@@ -17,6 +17,7 @@ int loom__client_get_or_add(loom_doc *d, uint64_t client, loom__client **out)
 {
     loom__client *c = loom__client_get(d, client);
     if (c) {
+        d->last_client = c;
         *out = c;
         return LOOM_OK;
     }
@@ -36,25 +37,98 @@ int loom__client_get_or_add(loom_doc *d, uint64_t client, loom__client **out)
     return LOOM_OK;
 }
 
-uint64_t loom__state(const loom_doc *d, uint64_t client)
+/* ---- the gap buffer of a client's structs ------------------------------ */
+
+int loom__cs_reserve(const loom_allocator *a, loom__client *c)
 {
-    const loom__client *c = loom__client_get(d, client);
-    if (!c || c->n == 0)
-        return 0;
-    const loom__item *last = c->s[c->n - 1];
-    return last->id.clock + last->len;
+    return loom__vec_reserve(a, (void **)&c->v, &c->cap, c->n + c->hole + 1,
+                             sizeof(*c->v));
+}
+
+/* Moves the hole so that it starts at logical index i. */
+static void cs_move_gap(loom__client *c, size_t i)
+{
+    if (!c->hole) {
+        c->gap = i;
+        return;
+    }
+    if (i < c->gap)
+        memmove(c->v + i + c->hole, c->v + i, (c->gap - i) * sizeof(*c->v));
+    else if (i > c->gap)
+        memmove(c->v + c->gap, c->v + c->gap + c->hole,
+                (i - c->gap) * sizeof(*c->v));
+    c->gap = i;
+}
+
+void loom__cs_push(loom__client *c, loom__item *it)
+{
+    if (c->gap >= c->n)
+        c->hole = 0; /* a hole at the end is just spare room */
+    c->v[c->n + c->hole] = it;
+    c->n++;
+}
+
+void loom__cs_insert(loom__client *c, size_t i, loom__item *it)
+{
+    if (i >= c->n) {
+        loom__cs_push(c, it);
+        return;
+    }
+    if (!c->hole) {
+        /* open a hole of half the spare room (reserved: at least 1) */
+        size_t spare = c->cap - c->n;
+        size_t h = spare > 1 ? spare / 2 : 1;
+        memmove(c->v + i + h, c->v + i, (c->n - i) * sizeof(*c->v));
+        c->gap = i;
+        c->hole = h;
+    } else {
+        cs_move_gap(c, i);
+    }
+    c->v[c->gap++] = it;
+    c->hole--;
+    c->n++;
+}
+
+void loom__cs_remove(loom__client *c, size_t i, size_t k)
+{
+    if (!k)
+        return;
+    if (i + k < c->n || c->gap < c->n) {
+        cs_move_gap(c, i);
+        c->hole += k;
+    }
+    c->n -= k;
+    if (c->gap >= c->n) {
+        c->gap = c->n; /* nothing after the hole: it is spare room */
+        c->hole = 0;
+    }
 }
 
 size_t loom__find_index(const loom__client *c, uint64_t clock)
 {
     size_t lo = 0, hi = c->n - 1;
     /* Interpolated first guess: typing and appends hit the end. */
-    const loom__item *last = c->s[hi];
+    const loom__item *last = loom__cs(c, hi);
     if (clock >= last->id.clock)
         return hi;
+    /* Then around the gap, where the last split or merge happened: edits
+     * cluster. */
+    if (c->gap < hi) {
+        const loom__item *g = loom__cs(c, c->gap);
+        if (clock >= g->id.clock) {
+            if (clock < g->id.clock + g->len)
+                return c->gap;
+            lo = c->gap + 1;
+        } else if (c->gap > 0) {
+            const loom__item *p = loom__cs(c, c->gap - 1);
+            if (clock >= p->id.clock || c->gap < 2)
+                return c->gap - 1; /* structs are contiguous */
+            hi = c->gap - 2;
+        }
+    }
     while (lo <= hi) {
         size_t mid = lo + (hi - lo) / 2;
-        const loom__item *s = c->s[mid];
+        const loom__item *s = loom__cs(c, mid);
         if (clock < s->id.clock) {
             hi = mid - 1;
         } else if (clock >= s->id.clock + s->len) {
@@ -71,10 +145,10 @@ loom__item *loom__find(const loom_doc *d, loom__id id)
     const loom__client *c = loom__client_get(d, id.client);
     if (!c || c->n == 0)
         return NULL;
-    const loom__item *last = c->s[c->n - 1];
+    const loom__item *last = loom__cs_last(c);
     if (id.clock >= last->id.clock + last->len)
         return NULL;
-    return c->s[loom__find_index(c, id.clock)];
+    return loom__cs(c, loom__find_index(c, id.clock));
 }
 
 int loom__store_push(loom_doc *d, loom__item *it)
@@ -85,23 +159,9 @@ int loom__store_push(loom_doc *d, loom__item *it)
         return rc;
     if (d->txn && (rc = loom__txn_touch(d->txn, c)))
         return rc;
-    if (loom__vec_reserve(d->a, (void **)&c->s, &c->cap, c->n + 1,
-                          sizeof(*c->s)))
+    if (loom__cs_reserve(d->a, c))
         return LOOM_ENOMEM;
-    c->s[c->n++] = it;
-    return LOOM_OK;
-}
-
-/* Inserts `it` at index i of the client's array. */
-static int
-store_insert_at(loom_doc *d, loom__client *c, size_t i, loom__item *it)
-{
-    if (loom__vec_reserve(d->a, (void **)&c->s, &c->cap, c->n + 1,
-                          sizeof(*c->s)))
-        return LOOM_ENOMEM;
-    memmove(c->s + i + 1, c->s + i, (c->n - i) * sizeof(*c->s));
-    c->s[i] = it;
-    c->n++;
+    loom__cs_push(c, it);
     return LOOM_OK;
 }
 
@@ -167,8 +227,7 @@ int loom__item_split(loom_txn *t,
     loom__client *c = loom__client_get(t->doc, it->id.client);
     size_t i = loom__find_index(c, it->id.clock);
     /* Reserve first: once the item is cut, nothing may fail. */
-    if (loom__vec_reserve(t->doc->a, (void **)&c->s, &c->cap, c->n + 1,
-                          sizeof(*c->s)) ||
+    if (loom__cs_reserve(t->doc->a, c) ||
         loom__vec_reserve(t->doc->a, (void **)&t->merge, &t->mcap,
                           t->nmerge + 1, sizeof(*t->merge)))
         return LOOM_ENOMEM;
@@ -176,9 +235,7 @@ int loom__item_split(loom_txn *t,
     int rc = split_item(t, it, diff, &r);
     if (rc)
         return rc;
-    rc = store_insert_at(t->doc, c, i + 1, r);
-    if (rc)
-        return rc;
+    loom__cs_insert(c, i + 1, r);
     *right = r;
     return LOOM_OK;
 }
@@ -187,7 +244,7 @@ int loom__get_clean_start(loom_txn *t, loom__id id, loom__item **out)
 {
     loom__client *c = loom__client_get(t->doc, id.client);
     size_t i = loom__find_index(c, id.clock);
-    loom__item *s = c->s[i];
+    loom__item *s = loom__cs(c, i);
     if (s->id.clock < id.clock && !loom__item_is_gc(s)) {
         loom__item *r;
         int rc = loom__item_split(t, s, id.clock - s->id.clock, &r);
@@ -203,7 +260,7 @@ int loom__get_clean_end(loom_txn *t, loom__id id, loom__item **out)
 {
     loom__client *c = loom__client_get(t->doc, id.client);
     size_t i = loom__find_index(c, id.clock);
-    loom__item *s = c->s[i];
+    loom__item *s = loom__cs(c, i);
     if (id.clock != s->id.clock + s->len - 1 && !loom__item_is_gc(s)) {
         loom__item *r;
         int rc = loom__item_split(t, s, id.clock - s->id.clock + 1, &r);

@@ -548,6 +548,15 @@ static int pos_seek(loom_txn *t, loom_type *type, tpos *p, uint64_t index)
     t->mk_type = type; /* this operation keeps type's markers current */
     loom__item *m;
     uint64_t start;
+    if (!type->has_formatting && index &&
+        (m = loom__markers_ending_at(type, index))) {
+        /* typing on: right after the item the last operation noted (what
+         * the walk below finds and notes again) */
+        p->left = m;
+        p->right = m->right;
+        p->index = index;
+        return LOOM_OK;
+    }
     if (!type->has_formatting && loom__markers_find(type, index, &m, &start)) {
         p->left = m->left;
         p->right = m;
@@ -571,6 +580,54 @@ static int pos_insert(loom_txn *t, loom_type *type, tpos *p, loom__item *it)
         loom__markers_shift(type, p->index, (int64_t)it->len);
     p->right = it;
     return pos_forward(p);
+}
+
+/*
+ * Typing: a String inserted right after the own client's last struct, a
+ * String item with the same right origin, is what the transaction's
+ * cleanup would merge into that item. Appending it there at once spares the
+ * item, its integration and the merge. Until the cleanup Yjs has a separate
+ * item there, which can be seen only by encoding inside the transaction and
+ * by observers: the join is recorded, and loom__txn_unjoin splits it when
+ * either happens (not done at all while someone observes). Sets *done when
+ * appended.
+ */
+static int pos_append(loom_txn *t,
+                      loom_type *type,
+                      tpos *p,
+                      const char *s,
+                      size_t bytes,
+                      bool *done)
+{
+    loom_doc *d = t->doc;
+    loom__item *l = p->left, *r = p->right;
+    *done = false;
+    if (!l || l->ref != LOOM__REF_STRING || deleted(l) || l->parent != type ||
+        l->parent_sub || l->id.client != d->client_id)
+        return LOOM_OK;
+    if (r ? !l->has_right_origin || !loom__id_eq(l->right_origin, r->id)
+          : l->has_right_origin)
+        return LOOM_OK;
+    loom__client *own = loom__client_get(d, d->client_id);
+    if (!own || !own->n || loom__cs_last(own) != l || loom__doc_observed(d))
+        return LOOM_OK;
+    loom__id at = {l->id.client, l->id.clock + l->len};
+    uint64_t units = loom__utf16_len(s, bytes);
+    int rc;
+    if ((rc = loom__vec_reserve(d->a, (void **)&t->joins, &t->jcap,
+                                t->njoins + 1, sizeof(*t->joins))) ||
+        (rc = loom__txn_touch(t, own)) ||
+        (rc = loom__str_append(d, l, s, bytes)))
+        return rc;
+    t->joins[t->njoins++] = at;
+    t->join_client = at.client;
+    t->join_units += units;
+    l->len += units;
+    type->length += units;
+    loom__markers_shift(type, p->index, (int64_t)units);
+    p->index += units;
+    *done = true;
+    return loom__txn_add_changed(t, type, NULL, 0);
 }
 
 /*
@@ -659,14 +716,34 @@ static int insert_negated(loom_txn *t, loom_type *type, tpos *p, attr_map *neg)
     return rc;
 }
 
+/* A string at the position: appended to the item on the left when that is
+ * what the cleanup would do (pos_append), else a new String item. */
+static int pos_insert_string(
+    loom_txn *t, loom_type *type, tpos *p, const char *s, size_t bytes)
+{
+    bool done;
+    int rc = pos_append(t, type, p, s, bytes, &done);
+    if (rc || done)
+        return rc;
+    loom__item *it;
+    if ((rc = new_string(t->doc, s, bytes, &it)))
+        return rc;
+    return pos_insert(t, type, p, it);
+}
+
 /*
- * insertText: inserts `it` (String, Embed or Type content; taken) at the
- * position with exactly the attributes `attrs` (modified: keys active at the
- * position but missing from attrs are added as null, which is how `{}`
- * clears formatting).
+ * insertText: inserts `it` (String, Embed or Type content; taken), or when
+ * `it` is NULL the string s, at the position with exactly the attributes
+ * `attrs` (modified: keys active at the position but missing from attrs are
+ * added as null, which is how `{}` clears formatting).
  */
-static int insert_text(
-    loom_txn *t, loom_type *type, tpos *p, loom__item *it, attr_map *attrs)
+static int insert_text(loom_txn *t,
+                       loom_type *type,
+                       tpos *p,
+                       loom__item *it,
+                       const char *s,
+                       size_t bytes,
+                       attr_map *attrs)
 {
     attr_map neg;
     am_init(&neg, t->doc->a);
@@ -686,7 +763,8 @@ static int insert_text(
     if (rc) {
         loom__item_free(t->doc, it);
     } else {
-        rc = pos_insert(t, type, p, it);
+        rc = it ? pos_insert(t, type, p, it)
+                : pos_insert_string(t, type, p, s, bytes);
         if (!rc)
             rc = insert_negated(t, type, p, &neg);
     }
@@ -828,7 +906,9 @@ static int delete_text(loom_txn *t, tpos *p, uint64_t length)
         }
         rc = pos_forward(p);
     }
-    if (!rc && start)
+    /* Only Format items are cleaned up: a document that never had one can
+     * skip the walk over the tombstones after the deleted range. */
+    if (!rc && start && t->doc->format_items)
         rc = cleanup_gap(t, start, p->right, &start_attrs, &p->cur);
     am_free(&start_attrs);
     return rc;
@@ -900,12 +980,14 @@ static int close_txn(loom_doc *d, int rc)
     return rc ? rc : rc2;
 }
 
-/* Shared by insert, insertEmbed and insert_type: `it` is taken; `inherit`
- * means "attributes absent", which only Y.Text.insert treats as "keep the
- * formatting at index" (insertEmbed treats it as {}). */
+/* Shared by insert, insertEmbed and insert_type: `it` is taken (NULL: the
+ * string s); `inherit` means "attributes absent", which only Y.Text.insert
+ * treats as "keep the formatting at index" (insertEmbed treats it as {}). */
 static int insert_item(loom_type *text,
                        size_t index,
                        loom__item *it,
+                       const char *s,
+                       size_t bytes,
                        const loom_any *attributes,
                        bool inherit)
 {
@@ -920,6 +1002,16 @@ static int insert_item(loom_type *text,
     attr_map attrs;
     am_init(&attrs, d->a);
     rc = pos_seek(t, text, &p, index);
+    if (!rc && !it && !attributes && !d->format_items) {
+        /* Plain text (no Format item ever): no attributes to compare, set
+         * or close; what remains of insertText is stepping over the
+         * tombstones at the position (minimizeAttributeChanges). */
+        rc = minimize_changes(&p, &attrs);
+        if (!rc)
+            rc = pos_insert_string(t, text, &p, s, bytes);
+        am_free(&p.cur);
+        return close_txn(d, rc);
+    }
     if (!rc) {
         if (attributes)
             rc = am_from_object(&attrs, attributes);
@@ -929,7 +1021,7 @@ static int insert_item(loom_type *text,
     if (rc)
         loom__item_free(d, it);
     else
-        rc = insert_text(t, text, &p, it, &attrs);
+        rc = insert_text(t, text, &p, it, s, bytes, &attrs);
     am_free(&attrs);
     am_free(&p.cur);
     return close_txn(d, rc);
@@ -952,10 +1044,7 @@ int loom_text_insert(loom_type *text,
         return LOOM_ERANGE;
     if (!len)
         return LOOM_OK;
-    loom__item *it;
-    if ((rc = new_string(text->doc, s, len, &it)))
-        return rc;
-    return insert_item(text, index, it, attributes, true);
+    return insert_item(text, index, NULL, s, len, attributes, true);
 }
 
 int loom_text_insert_embed(loom_type *text,
@@ -976,7 +1065,7 @@ int loom_text_insert_embed(loom_type *text,
     loom__item *it;
     if ((rc = new_embed(text->doc, embed, &it)))
         return rc;
-    return insert_item(text, index, it, attributes, false);
+    return insert_item(text, index, it, NULL, 0, attributes, false);
 }
 
 int loom_text_insert_type(loom_type *text,
@@ -1009,7 +1098,7 @@ int loom_text_insert_type(loom_type *text,
         return rc;
     }
     loom_type *nt = it->c.type;
-    rc = insert_item(text, index, it, attributes, false);
+    rc = insert_item(text, index, it, NULL, 0, attributes, false);
     if (!rc && out)
         *out = nt;
     return rc;
@@ -1176,10 +1265,14 @@ int loom_text_apply_delta(loom_type *text, const loom_any *delta)
             /* nothing */
         } else if ((v = loom_any_object_get(op, "insert", 6)) &&
                    v->kind != LOOM_ANY_UNDEFINED) {
-            if (v->kind != LOOM_ANY_STRING || v->u.str.len > 0) {
+            if (v->kind == LOOM_ANY_STRING) {
+                if (v->u.str.len > 0)
+                    rc = insert_text(t, text, &p, NULL, v->u.str.p,
+                                     v->u.str.len, &attrs);
+            } else {
                 loom__item *it;
                 if (!(rc = new_embed(d, v, &it)))
-                    rc = insert_text(t, text, &p, it, &attrs);
+                    rc = insert_text(t, text, &p, it, NULL, 0, &attrs);
             }
         } else if ((v = loom_any_object_get(op, "retain", 6)) &&
                    v->kind != LOOM_ANY_UNDEFINED) {
@@ -1250,7 +1343,7 @@ static int cleanup_range(loom_txn *t,
     uint64_t end = clock + len;
     size_t i = loom__find_index(c, clock);
     int rc;
-    loom__item *s = c->s[i];
+    loom__item *s = loom__cs(c, i);
     if (s->id.clock < clock && !loom__item_is_gc(s)) {
         loom__item *r;
         if ((rc = loom__item_split(t, s, clock - s->id.clock, &r)))
@@ -1258,7 +1351,7 @@ static int cleanup_range(loom_txn *t,
         i++;
     }
     do {
-        s = c->s[i++];
+        s = loom__cs(c, i++);
         if (end < s->id.clock + s->len && !loom__item_is_gc(s)) {
             loom__item *r;
             if ((rc = loom__item_split(t, s, end - s->id.clock, &r)))
@@ -1266,7 +1359,7 @@ static int cleanup_range(loom_txn *t,
         }
         if ((rc = cleanup_deleted(t2, need, s)))
             return rc;
-    } while (i < c->n && c->s[i]->id.clock < end);
+    } while (i < c->n && loom__cs(c, i)->id.clock < end);
     return LOOM_OK;
 }
 
@@ -1288,7 +1381,7 @@ int loom__text_cleanup_after(loom_doc *d, loom_txn *t)
         if (!c->n || before >= loom__state(d, c->client))
             continue;
         for (size_t si = loom__find_index(c, before); si < c->n && !rc; si++) {
-            loom__item *s = c->s[si];
+            loom__item *s = loom__cs(c, si);
             if (!loom__item_is_gc(s) && !deleted(s) && is_format(s) &&
                 s->parent)
                 rc = ts_add(&need, d->a, s->parent);

@@ -26,7 +26,8 @@ int loom__txn_touch(loom_txn *t, loom__client *c)
                           t->ntouched + 1, sizeof(*t->tbefore)))
         return LOOM_ENOMEM;
     c->txn_seq = t->seq;
-    c->before = c->n ? c->s[c->n - 1]->id.clock + c->s[c->n - 1]->len : 0;
+    const loom__item *last = c->n ? loom__cs_last(c) : NULL;
+    c->before = last ? last->id.clock + last->len : 0;
     /* kept per transaction too: a queued transaction (opened by an observer)
      * that touches the client overwrites c->before */
     t->tbefore[t->ntouched] = c->before;
@@ -79,6 +80,72 @@ int loom__txn_add_merge(loom_txn *t, loom__id id)
     return LOOM_OK;
 }
 
+/* Key sets of changed entries stay linear up to this many keys. */
+#define KSET_MIN 8
+
+static uint64_t key_hash(const char *key, size_t klen)
+{
+    return loom__hash_bytes(key, klen);
+}
+
+/* (Re)builds ch's hash set of its nkeys keys, at most half full. */
+static int kset_build(const loom_txn *t, loom__changed *ch)
+{
+    size_t cap = 32;
+    while (cap < (ch->nkeys + 1) * 2)
+        cap *= 2;
+    uint32_t *ks = ch->kset;
+    if (cap != ch->kscap) {
+        ks = loom__calloc(t->doc->a, cap * sizeof(*ks));
+        if (!ks)
+            return LOOM_ENOMEM;
+        loom__free(t->doc->a, ch->kset, ch->kscap * sizeof(*ch->kset));
+        ch->kset = ks;
+        ch->kscap = cap;
+    } else {
+        memset(ks, 0, cap * sizeof(*ks));
+    }
+    for (size_t k = 0; k < ch->nkeys; k++) {
+        size_t j =
+            key_hash(loom__changed_key(t, ch, k), ch->klens[k]) & (cap - 1);
+        while (ks[j])
+            j = (j + 1) & (cap - 1);
+        ks[j] = (uint32_t)(k + 1);
+    }
+    return LOOM_OK;
+}
+
+static bool key_is(const loom_txn *t,
+                   const loom__changed *ch,
+                   size_t k,
+                   const char *key,
+                   size_t klen)
+{
+    return ch->klens[k] == klen &&
+           memcmp(loom__changed_key(t, ch, k), key, klen) == 0;
+}
+
+static bool changed_has(const loom_txn *t,
+                        const loom__changed *ch,
+                        const char *key,
+                        size_t klen)
+{
+    if (ch->nkeys <= KSET_MIN) {
+        for (size_t k = 0; k < ch->nkeys; k++) {
+            if (key_is(t, ch, k, key, klen))
+                return true;
+        }
+        return false;
+    }
+    size_t j = key_hash(key, klen) & (ch->kscap - 1);
+    while (ch->kset[j]) {
+        if (key_is(t, ch, ch->kset[j] - 1, key, klen))
+            return true;
+        j = (j + 1) & (ch->kscap - 1);
+    }
+    return false;
+}
+
 int loom__txn_add_changed(loom_txn *t,
                           loom_type *type,
                           const char *key,
@@ -93,13 +160,16 @@ int loom__txn_add_changed(loom_txn *t,
     if (type->txn_seq == t->seq) {
         ch = &t->changed[type->changed_idx];
     } else {
+        size_t old = t->chcap;
         if (loom__vec_reserve(a, (void **)&t->changed, &t->chcap,
                               t->nchanged + 1, sizeof(*t->changed)))
             return LOOM_ENOMEM;
+        if (t->chcap > old) /* new entries own no vectors yet */
+            memset(t->changed + old, 0, (t->chcap - old) * sizeof(*t->changed));
         ch = &t->changed[t->nchanged];
-        memset(ch, 0, sizeof(*ch));
-        loom__strmap_init(&ch->set, a);
         ch->type = type;
+        ch->seq = false;
+        ch->nkeys = 0; /* koff, klens and kset are kept from last use */
         type->txn_seq = t->seq;
         type->changed_idx = t->nchanged++;
     }
@@ -107,22 +177,57 @@ int loom__txn_add_changed(loom_txn *t,
         ch->seq = true;
         return LOOM_OK;
     }
-    if (loom__strmap_find(&ch->set, key, klen))
+    if (changed_has(t, ch, key, klen))
         return LOOM_OK;
-    loom__strmap_entry *e;
-    if (loom__strmap_upsert(&ch->set, key, klen, &e))
-        return LOOM_ENOMEM;
-    if (loom__vec_reserve(a, (void **)&ch->keys, &ch->kcap, ch->nkeys + 1,
-                          sizeof(*ch->keys)) ||
+    if (loom__vec_reserve(a, (void **)&ch->koff, &ch->kcap, ch->nkeys + 1,
+                          sizeof(*ch->koff)) ||
         loom__vec_reserve(a, (void **)&ch->klens, &ch->lcap, ch->nkeys + 1,
-                          sizeof(*ch->klens)))
+                          sizeof(*ch->klens)) ||
+        loom__vec_reserve(a, (void **)&t->kbuf, &t->kbcap, t->kblen + klen + 1,
+                          1))
         return LOOM_ENOMEM;
-    char *k = loom__strndup(a, key, klen);
-    if (!k)
-        return LOOM_ENOMEM;
-    ch->keys[ch->nkeys] = k;
-    ch->klens[ch->nkeys++] = klen;
+    memcpy(t->kbuf + t->kblen, key, klen);
+    ch->koff[ch->nkeys] = t->kblen;
+    ch->klens[ch->nkeys] = klen;
+    t->kblen += klen;
+    size_t k = ch->nkeys++;
+    if (ch->nkeys <= KSET_MIN)
+        return LOOM_OK;
+    /* the set is valid while there are more than KSET_MIN keys */
+    if (ch->nkeys == KSET_MIN + 1 || ch->nkeys * 2 >= ch->kscap) {
+        int rc = kset_build(t, ch);
+        if (rc) {
+            ch->nkeys--;
+            t->kblen -= klen;
+        }
+        return rc;
+    }
+    size_t j = key_hash(key, klen) & (ch->kscap - 1);
+    while (ch->kset[j])
+        j = (j + 1) & (ch->kscap - 1);
+    ch->kset[j] = (uint32_t)(k + 1);
     return LOOM_OK;
+}
+
+int loom__txn_unjoin(loom_txn *t)
+{
+    int rc = LOOM_OK;
+    for (size_t i = 0; i < t->njoins && !rc; i++) {
+        loom__item *it;
+        rc = loom__get_clean_start(t, t->joins[i], &it);
+    }
+    if (!rc)
+        t->njoins = 0;
+    return rc;
+}
+
+bool loom__doc_observed(const loom_doc *d)
+{
+    for (size_t i = 0; i < d->nsubs; i++) {
+        if (d->subs[i].kind != LOOM__SUB_UPDATE)
+            return true;
+    }
+    return false;
 }
 
 /* Releases what a finished transaction recorded; its vectors are kept. */
@@ -131,21 +236,37 @@ static void txn_reset(loom_doc *d, loom_txn *t)
     const loom_allocator *a = d->a;
     for (size_t i = 0; i < t->nchanged; i++) {
         loom__changed *ch = &t->changed[i];
-        for (size_t k = 0; k < ch->nkeys; k++)
-            loom__free(a, ch->keys[k], ch->klens[k] + 1);
-        loom__free(a, ch->keys, ch->kcap * sizeof(*ch->keys));
-        loom__free(a, ch->klens, ch->lcap * sizeof(*ch->klens));
-        loom__strmap_free(&ch->set);
+        /* vectors stay for the next use, unless a big transaction grew them */
+        if (ch->kcap > 64 || ch->lcap > 64) {
+            loom__free(a, ch->koff, ch->kcap * sizeof(*ch->koff));
+            loom__free(a, ch->klens, ch->lcap * sizeof(*ch->klens));
+            ch->koff = NULL;
+            ch->klens = NULL;
+            ch->kcap = ch->lcap = 0;
+        }
+        if (ch->kscap > 256) {
+            loom__free(a, ch->kset, ch->kscap * sizeof(*ch->kset));
+            ch->kset = NULL;
+            ch->kscap = 0;
+        }
+        ch->nkeys = 0;
         if (ch->type && ch->type->txn_seq == t->seq)
             ch->type->txn_seq = 0;
     }
+    if (t->kbcap > 65536) {
+        loom__free(a, t->kbuf, t->kbcap);
+        t->kbuf = NULL;
+        t->kbcap = 0;
+    }
+    t->kblen = 0;
     for (size_t i = 0; i < t->ntouched; i++) {
         if (t->touched[i]->txn_seq == t->seq)
             t->touched[i]->txn_seq = 0;
     }
-    loom__ds_free(&t->ds);
-    loom__ds_init(&t->ds, a);
+    loom__ds_clear(&t->ds);
     t->nchanged = t->ndeep = t->nmerge = t->ntouched = t->nds_order = 0;
+    t->njoins = 0;
+    t->join_units = 0;
     t->origin = NULL;
     t->local = false;
     t->format_cleanup = false;
@@ -155,6 +276,13 @@ static void txn_reset(loom_doc *d, loom_txn *t)
 static void txn_destroy(loom_doc *d, loom_txn *t)
 {
     const loom_allocator *a = d->a;
+    for (size_t i = 0; i < t->chcap; i++) {
+        loom__changed *ch = &t->changed[i];
+        loom__free(a, ch->koff, ch->kcap * sizeof(*ch->koff));
+        loom__free(a, ch->klens, ch->lcap * sizeof(*ch->klens));
+        loom__free(a, ch->kset, ch->kscap * sizeof(*ch->kset));
+    }
+    loom__free(a, t->kbuf, t->kbcap);
     loom__free(a, t->changed, t->chcap * sizeof(*t->changed));
     loom__free(a, t->deep, t->dcap * sizeof(*t->deep));
     loom__free(a, t->merge, t->mcap * sizeof(*t->merge));
@@ -162,6 +290,7 @@ static void txn_destroy(loom_doc *d, loom_txn *t)
     loom__free(a, t->tbefore, t->tbcap * sizeof(*t->tbefore));
     loom__ds_free(&t->ds);
     loom__free(a, t->ds_order, t->ds_order_cap * sizeof(*t->ds_order));
+    loom__free(a, t->joins, t->jcap * sizeof(*t->joins));
     loom__free(a, t, sizeof(*t));
 }
 
@@ -211,7 +340,6 @@ int loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out)
     t->origin = origin;
     t->local = local;
     t->seq = ++d->txn_seq;
-    loom__ds_init(&t->ds, d->a);
     d->txn = t;
     d->txn_depth = 1;
     *out = t;
@@ -223,17 +351,15 @@ int loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out)
 static size_t merge_with_lefts(loom_doc *d, loom__client *c, size_t pos)
 {
     size_t i = pos;
+    loom__item *right = loom__cs(c, i);
     for (; i > 0; i--) {
-        loom__item *left = c->s[i - 1], *right = c->s[i];
+        loom__item *left = loom__cs(c, i - 1);
         if (!loom__item_try_merge(d, left, right))
             break;
-        c->s[i] = NULL;
+        right = left;
     }
     size_t merged = pos - i;
-    if (merged) {
-        memmove(c->s + i + 1, c->s + pos + 1, (c->n - pos - 1) * sizeof(*c->s));
-        c->n -= merged;
-    }
+    loom__cs_remove(c, i + 1, merged);
     return merged;
 }
 
@@ -247,8 +373,8 @@ static void gc_delete_set(loom_doc *d, const loom__ds *ds)
         for (size_t di = dc->n; di-- > 0;) {
             uint64_t end = dc->r[di].clock + dc->r[di].len;
             for (size_t si = loom__find_index(c, dc->r[di].clock);
-                 si < c->n && c->s[si]->id.clock < end; si++) {
-                loom__item *s = c->s[si];
+                 si < c->n && loom__cs(c, si)->id.clock < end; si++) {
+                loom__item *s = loom__cs(c, si);
                 if (!loom__item_is_gc(s) && loom__item_deleted(s) &&
                     !(s->flags & LOOM__F_KEEP))
                     loom__item_gc(d, s, false);
@@ -269,7 +395,7 @@ static void merge_delete_set(loom_doc *d, const loom__ds *ds)
             size_t si = loom__find_index(c, r->clock + r->len - 1) + 1;
             if (si > c->n - 1)
                 si = c->n - 1;
-            while (si > 0 && c->s[si]->id.clock >= r->clock) {
+            while (si > 0 && loom__cs(c, si)->id.clock >= r->clock) {
                 size_t m = merge_with_lefts(d, c, si);
                 if (1 + m > si)
                     break;
@@ -293,36 +419,56 @@ static void emit_update(loom_doc *d, loom_txn *t)
         listeners |= d->subs[i].kind == LOOM__SUB_UPDATE;
     if (!listeners)
         return;
-    loom__sv from;
-    loom__sv_init(&from, d->a);
-    int rc = LOOM_OK;
-    for (size_t i = 0; i < t->ntouched && !rc; i++) {
-        loom__client *c = t->touched[i];
-        if (loom__state(d, c->client) > t->tbefore[i])
-            rc = loom__sv_set(&from, c->client, t->tbefore[i]);
-    }
-    loom_buf out = {0};
-    loom__buf_init(&out, d->a);
-    if (!rc)
-        rc = loom__write_structs_from(d, &from, &out);
-    if (!rc)
-        rc = loom__ds_write(&out, &t->ds);
-    loom__sv_free(&from);
-    if (rc) {
-        d->oom = rc;
-        loom_buf_free(&out);
+    /* the clients that got new structs, from their state before (touched
+     * clients are distinct) */
+    loom__sv_entry small[8], *from = small;
+    if (t->ntouched > 8 &&
+        !(from = loom__malloc(d->a, t->ntouched * sizeof(*from)))) {
+        d->oom = LOOM_ENOMEM;
         return;
     }
-    for (size_t i = 0; i < d->nsubs; i++) {
-        loom__sub s = d->subs[i];
-        if (s.kind == LOOM__SUB_UPDATE)
-            ((loom_update_fn)s.fn)(s.ud, d, out.data, out.len, t);
+    size_t n = 0;
+    for (size_t i = 0; i < t->ntouched; i++) {
+        loom__client *c = t->touched[i];
+        if (loom__state(d, c->client) > t->tbefore[i]) {
+            from[n].client = c->client;
+            from[n++].clock = t->tbefore[i];
+        }
     }
-    loom_buf_free(&out);
+    /* the document's buffer, taken while in use */
+    loom_buf out = d->upd;
+    memset(&d->upd, 0, sizeof(d->upd));
+    if (!out.data)
+        loom__buf_init(&out, d->a);
+    out.len = 0;
+    int rc = loom__write_structs(d, from, n, &out);
+    if (!rc)
+        rc = loom__ds_write(&out, &t->ds);
+    if (from != small)
+        loom__free(d->a, from, t->ntouched * sizeof(*from));
+    if (rc) {
+        d->oom = rc;
+    } else {
+        for (size_t i = 0; i < d->nsubs; i++) {
+            loom__sub s = d->subs[i];
+            if (s.kind == LOOM__SUB_UPDATE)
+                ((loom_update_fn)s.fn)(s.ud, d, out.data, out.len, t);
+        }
+    }
+    if (out.cap <= 65536 && !d->upd.data)
+        d->upd = out; /* small enough to keep */
+    else
+        loom_buf_free(&out);
 }
 
 static void cleanup(loom_doc *d, loom_txn *t)
 {
+    /* observers subscribed after typing was appended see Yjs's items */
+    if (t->njoins && loom__doc_observed(d)) {
+        int urc = loom__txn_unjoin(t);
+        if (urc)
+            d->oom = urc;
+    }
     loom__ds_normalize(&t->ds);
     /* Observers and deep observers, afterTransaction, the formatting cleanup. */
     int rc = loom__dispatch_events(d, t);
@@ -346,7 +492,14 @@ static void cleanup(loom_doc *d, loom_txn *t)
         if (!c->n)
             continue;
         uint64_t before = t->tbefore[i];
-        if (loom__state(d, c->client) == before)
+        uint64_t grown = loom__state(d, c->client) - before;
+        if (!grown)
+            continue;
+        /* Only typing appended to an item (joins intact): Yjs would merge
+         * those items into it, then try that item with its left, which
+         * failed when they became neighbours (else that cleanup had merged
+         * them) and appending changes nothing of it. */
+        if (t->njoins && c->client == t->join_client && grown == t->join_units)
             continue;
         size_t first = before ? loom__find_index(c, before) : 0;
         if (first < 1)

@@ -1,0 +1,160 @@
+/*
+ * test_typing.c: typing appended to the item on the left (text.c
+ * pos_append) must look exactly like Yjs's separate items until the
+ * transaction's cleanup merges them, and like the merged item after it.
+ * Expected bytes recorded from yjs 13.6.33 (client 1):
+ *
+ *   t.insert(0, 'hello')
+ *   doc.transact(() => {
+ *     t.insert(5, 'X'); t.insert(6, 'Y'); t.insert(0, 'Z'); t.insert(1, 'W')
+ *     encodeStateAsUpdate(doc)   // MID
+ *   })
+ *   encodeStateAsUpdate(doc)     // END, text "ZWhelloXY"
+ *
+ * Each case runs on a plain document (appends) and on one with an
+ * afterTransaction subscriber (appends are off while someone observes), and
+ * both must give the same bytes, updates and text.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "loom/loom.h"
+
+static const char MID[] =
+    "01050100040104746578740568656c6c6f84010401588401050159"
+    "440100015ac401070100015700";
+static const char END[] =
+    "01020100040104746578740768656c6c6f5859440100025a5700";
+
+static char *to_hex(const uint8_t *p, size_t n)
+{
+    char *h = malloc(2 * n + 1);
+    assert_non_null(h);
+    for (size_t i = 0; i < n; i++)
+        snprintf(h + 2 * i, 3, "%02x", p[i]);
+    h[2 * n] = 0;
+    return h;
+}
+
+static void expect_state(const loom_doc *d, const char *want)
+{
+    loom_buf b = {0};
+    assert_int_equal(loom_doc_encode_state_as_update(d, NULL, 0, &b, NULL),
+                     LOOM_OK);
+    char *h = to_hex(b.data, b.len);
+    if (strcmp(h, want))
+        fprintf(stderr, "   got  %s\n   want %s\n", h, want);
+    assert_string_equal(h, want);
+    free(h);
+    loom_buf_free(&b);
+}
+
+static void expect_text(loom_type *t, const char *want)
+{
+    loom_buf b = {0};
+    assert_int_equal(loom_text_to_string(t, &b), LOOM_OK);
+    assert_int_equal(b.len, strlen(want));
+    assert_memory_equal(b.data, want, b.len);
+    loom_buf_free(&b);
+}
+
+typedef struct updates {
+    char log[4096];
+} updates;
+
+static void on_update(void *ud,
+                      loom_doc *doc,
+                      const uint8_t *update,
+                      size_t len,
+                      const loom_txn *txn)
+{
+    (void)doc;
+    (void)txn;
+    updates *u = ud;
+    char *h = to_hex(update, len);
+    size_t at = strlen(u->log);
+    snprintf(u->log + at, sizeof(u->log) - at, "%s;", h);
+    free(h);
+}
+
+static void on_txn(void *ud, loom_doc *doc, const loom_txn *txn)
+{
+    (void)doc;
+    (void)txn;
+    (*(int *)ud)++;
+}
+
+static loom_doc *new_doc(bool observed, int *calls, updates *u)
+{
+    loom_doc_options o;
+    loom_doc_options_init(&o);
+    o.client_id = 1;
+    loom_doc *d = NULL;
+    assert_int_equal(loom_doc_new(&o, &d), LOOM_OK);
+    if (observed)
+        assert_int_equal(loom_doc_on_after_transaction(d, on_txn, calls, NULL),
+                         LOOM_OK);
+    assert_int_equal(loom_doc_on_update(d, on_update, u, NULL), LOOM_OK);
+    return d;
+}
+
+static void ins(loom_type *t, size_t at, const char *s)
+{
+    assert_int_equal(loom_text_insert(t, at, s, strlen(s), NULL), LOOM_OK);
+}
+
+static void run(bool observed, updates *u)
+{
+    int calls = 0;
+    loom_doc *d = new_doc(observed, &calls, u);
+    loom_type *t;
+    assert_int_equal(loom_doc_get(d, "text", 4, LOOM_TYPE_TEXT, &t), LOOM_OK);
+    ins(t, 0, "hello");
+    assert_int_equal(loom_doc_transact_begin(d, NULL), LOOM_OK);
+    ins(t, 5, "X");
+    ins(t, 6, "Y");
+    ins(t, 0, "Z");
+    ins(t, 1, "W");
+    expect_state(d, MID);
+    expect_state(d, MID); /* the split parts stay until the cleanup */
+    expect_text(t, "ZWhelloXY");
+    assert_int_equal(loom_doc_transact_end(d), LOOM_OK);
+    expect_state(d, END);
+    expect_text(t, "ZWhelloXY");
+    /* without a look inside: the same end */
+    assert_int_equal(loom_doc_transact_begin(d, NULL), LOOM_OK);
+    ins(t, 9, "1");
+    ins(t, 10, "2");
+    assert_int_equal(loom_doc_transact_end(d), LOOM_OK);
+    ins(t, 11, "3");
+    expect_text(t, "ZWhelloXY123");
+    if (observed)
+        assert_int_equal(calls, 4);
+    loom_doc_free(d);
+}
+
+static void test_appends_look_like_items(void **state)
+{
+    (void)state;
+    updates plain, observed;
+    memset(&plain, 0, sizeof(plain));
+    memset(&observed, 0, sizeof(observed));
+    run(false, &plain);
+    run(true, &observed);
+    assert_string_equal(plain.log, observed.log);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_appends_look_like_items),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
