@@ -120,6 +120,12 @@ size_t loom__utf16_len(const char *s, size_t len);
  * give len. */
 size_t
 loom__utf8_offset16(const char *s, size_t len, size_t units, bool *mid_pair);
+/* The same, for text whose length in UTF-16 units is known to be `total`:
+ * scans from the nearer end, so a cut near the end of a long run (typing
+ * appended to it, then encoded or split there) costs what follows the cut,
+ * not what precedes it. */
+size_t loom__utf8_offset16_of(
+    const char *s, size_t len, size_t total, size_t units, bool *mid_pair);
 /* Number of code points (used by tools reading traces). */
 size_t loom__utf8_codepoints(const char *s, size_t len);
 

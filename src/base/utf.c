@@ -126,6 +126,36 @@ loom__utf8_offset16(const char *str, size_t len, size_t units, bool *mid_pair)
     return i < len ? i : len;
 }
 
+size_t loom__utf8_offset16_of(
+    const char *str, size_t len, size_t total, size_t units, bool *mid_pair)
+{
+    if (units <= total / 2 || units > total) {
+        return loom__utf8_offset16(str, len, units, mid_pair);
+    }
+    const uint8_t *s = (const uint8_t *)str;
+    size_t rest = total - units; /* units after the cut */
+    size_t j = len;
+    if (mid_pair) {
+        *mid_pair = false;
+    }
+    while (rest > 0 && j > 0) {
+        size_t k = j - 1;
+        while (k > 0 && (s[k] & 0xc0) == 0x80) {
+            k--;
+        }
+        size_t cu = j - k == 4 ? 2 : 1;
+        if (cu == 2 && rest == 1) {
+            if (mid_pair) {
+                *mid_pair = true;
+            }
+            return k;
+        }
+        rest -= cu;
+        j = k;
+    }
+    return j;
+}
+
 size_t loom__utf8_codepoints(const char *str, size_t len)
 {
     const uint8_t *s = (const uint8_t *)str;

@@ -146,7 +146,7 @@ int loom__content_split(loom_doc *d,
         if (bytes == it->len) /* as many bytes as UTF-16 units: ASCII */
             mid = false;
         else
-            off = loom__utf8_offset16(s, bytes, diff, &mid);
+            off = loom__utf8_offset16_of(s, bytes, it->len, diff, &mid);
         /* A cut inside a surrogate pair turns both halves into U+FFFD. */
         static const char repl[3] = {(char)0xef, (char)0xbf, (char)0xbd};
         size_t rstart = mid ? off + 4 : off;
@@ -795,8 +795,8 @@ static int write_content(loom_buf *b, const loom__item *it, uint64_t offset)
         bool mid = false;
         size_t off = (size_t)offset;
         if (it->c.str.bytes != it->len) /* else ASCII: bytes are units */
-            off =
-                loom__utf8_offset16(it->c.str.p, it->c.str.bytes, offset, &mid);
+            off = loom__utf8_offset16_of(it->c.str.p, it->c.str.bytes, it->len,
+                                         offset, &mid);
         if (!mid)
             return loom__write_varstring(b, it->c.str.p + off,
                                          it->c.str.bytes - off);

@@ -488,6 +488,36 @@ static void test_utf16(void **state)
     assert_int_equal(loom__utf8_offset16(s, len, 100, &mid), 11);
     assert_int_equal(loom__utf8_offset16(s, len, 4, NULL), 6);
     assert_int_equal(loom__utf16_len("", 0), 0);
+
+    /* Scanning from the nearer end gives what scanning from the start
+     * gives, on random texts of 1- to 4-byte sequences. */
+    static const char *const pieces[] = {"a", "\xc3\xa9", "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80"};
+    uint64_t seed = 0x9e3779b97f4a7c15u;
+    char text[200];
+    for (int round = 0; round < 200; round++) {
+        size_t n = 0;
+        while (n < sizeof(text) - 4) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if (seed % 23 == 0) {
+                break;
+            }
+            const char *p = pieces[seed % 4];
+            memcpy(text + n, p, strlen(p));
+            n += strlen(p);
+        }
+        size_t total = loom__utf16_len(text, n);
+        for (size_t u = 0; u <= total + 1; u++) {
+            bool m1 = false;
+            bool m2 = true;
+            size_t a = loom__utf8_offset16(text, n, u, &m1);
+            size_t b = loom__utf8_offset16_of(text, n, total, u, &m2);
+            assert_int_equal(a, b);
+            assert_int_equal(m1, m2);
+        }
+    }
 }
 
 /* ---- maps --------------------------------------------------------------- */
