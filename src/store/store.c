@@ -881,18 +881,26 @@ open_setup(loom_store *s, const loom_store_options *o, loom_error *err)
     int lrc = LOOM_OK;
     s->encrypted = 0; /* set again by this attempt if it is */
     /* Checked before anything writes: WAL mode must not be forced on a
-     * foreign file. Reading the header also catches a non-database. */
+     * foreign file. Reading the header also catches a non-database. Both
+     * reads in one transaction: another process creating the store
+     * between them would show its tables without its application id. */
     int app = 0;
-    lrc = pragma_int(s, "PRAGMA application_id", &app, err);
+    int tables = 0;
+    lrc = exec(s, "BEGIN", err);
+    if (!lrc) {
+        lrc = pragma_int(s, "PRAGMA application_id", &app, err);
+    }
+    if (!lrc) {
+        lrc = pragma_int(s, "SELECT count(*) FROM sqlite_master", &tables, err);
+    }
+    if (!lrc) {
+        lrc = exec(s, "COMMIT", err);
+    }
     if (!lrc && app != 0 && app != STORE_APP_ID) {
         lrc = fail(err, LOOM_ECORRUPT, "not a loom store (application_id)");
     }
-    if (!lrc) {
-        int tables = 0;
-        lrc = pragma_int(s, "SELECT count(*) FROM sqlite_master", &tables, err);
-        if (!lrc && app == 0 && tables > 0) {
-            lrc = fail(err, LOOM_ECORRUPT, "not a loom store (foreign tables)");
-        }
+    if (!lrc && app == 0 && tables > 0) {
+        lrc = fail(err, LOOM_ECORRUPT, "not a loom store (foreign tables)");
     }
     /* WAL: readers never block the writer. synchronous=FULL: in WAL mode
      * NORMAL skips the fsync of each commit, FULL makes every committed
