@@ -84,7 +84,8 @@ typedef struct loom_provider_options {
      * {"user":{"name":"Ann"}}; NULL: no presence (state null). Copied. */
     const char *awareness;
     /* Reconnect delay: min(backoff_min_ms * 2^n, backoff_max_ms) after n
-     * failed attempts in a row (y-websocket: 100 and 2500, the defaults). */
+     * attempts in a row that did not reach SYNCED (y-websocket: 100 and
+     * 2500, the defaults; it counts attempts that did not open). */
     unsigned backoff_min_ms;
     unsigned backoff_max_ms;
     /* Largest message accepted from the server (default 16 MiB); a larger

@@ -13,8 +13,9 @@
  *    queued: the updates stay in the document and the next connection's
  *    step 1 / step 2 exchange carries them (and a queue that overflows is
  *    handled the same way: the connection is dropped and redone);
- *  - reconnect after min(min * 2^n, max) with n the failed attempts in a
- *    row; permission denied, HTTP 401/403 and close codes 4400-4499 stop;
+ *  - reconnect after min(min * 2^n, max) with n the attempts in a row
+ *    that did not sync (y-websocket counts those that did not open);
+ *    permission denied, HTTP 401/403 and close codes 4400-4499 stop;
  *  - awareness: remote states are tracked, renewed own state every 15 s,
  *    remote states expire after 30 s and are all removed on disconnect.
  *
@@ -74,12 +75,11 @@ struct loom_provider {
     lws_sorted_usec_list_t wake;
     struct lws *wsi;  /* the connection, NULL between attempts */
     bool open;        /* the WebSocket is established */
-    bool was_open;    /* this attempt got as far as open */
     bool denied;      /* no more attempts */
     bool destroying;  /* being freed: callbacks do nothing */
     bool drop;        /* close the connection at the next writable */
     char why[160];    /* why the connection closed, for the log */
-    unsigned fails;   /* failed attempts in a row */
+    unsigned fails;   /* attempts in a row that did not sync */
     uint64_t retry_at_ms;
     loom_provider_status status;
     bool synced;
@@ -603,6 +603,7 @@ static int on_message(loom_provider *p, const uint8_t *data, size_t len)
         loom_buf_free(&reply);
         if (m.sync_type == LOOM_SYNC_STEP2 && !p->synced) {
             p->synced = true;
+            p->fails = 0;
             plog(p, LOOM_LOG_INFO, "%s: synced", p->room);
             set_status(p, LOOM_PROVIDER_SYNCED, "");
         }
@@ -719,8 +720,7 @@ static unsigned backoff_ms(const loom_provider *p)
 static void on_established(loom_provider *p, struct lws *wsi)
 {
     p->wsi = wsi;
-    p->open = p->was_open = true;
-    p->fails = 0;
+    p->open = true;
     p->synced = false;
     p->drop = false;
     p->why[0] = '\0';
@@ -745,9 +745,9 @@ static void on_established(loom_provider *p, struct lws *wsi)
  * attempt or stop for good. */
 static void on_gone(loom_provider *p, const char *what)
 {
-    bool was_open = p->was_open;
+    bool synced = p->synced;
     p->wsi = NULL;
-    p->open = p->was_open = p->synced = p->drop = false;
+    p->open = p->synced = p->drop = false;
     free_queue(p);
     loom__free(p->a, p->rx, p->rx_cap);
     p->rx = NULL;
@@ -762,7 +762,10 @@ static void on_gone(loom_provider *p, const char *what)
         set_status(p, LOOM_PROVIDER_DENIED, p->why);
         return;
     }
-    if (!was_open) {
+    /* An attempt counts as a success once it synced, not when it opened
+     * (y-websocket): a server that accepts and then closes at once, or
+     * sends garbage, is retried with growing delays too. */
+    if (!synced) {
         p->fails++;
     }
     unsigned d = backoff_ms(p);
@@ -789,7 +792,6 @@ static void connect_now(loom_provider *p)
     ci.pwsi = &p->wsi;
     ci.retry_and_idle_policy = &p->retry;
     p->why[0] = '\0';
-    p->was_open = false;
     set_status(p, LOOM_PROVIDER_CONNECTING, p->host_hdr);
     plog(p, LOOM_LOG_DEBUG, "%s: connecting to %s", p->room, p->host_hdr);
     /* on failure lws may already have called back with a connection error
