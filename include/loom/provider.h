@@ -96,7 +96,7 @@ typedef struct loom_provider_options {
     size_t max_queue;
     loom_log_fn log; /* NULL: no logging */
     void *log_ud;
-    loom_log_level log_level; /* default LOOM_LOG_INFO */
+    loom_log_level log_level;          /* default LOOM_LOG_INFO */
     loom_provider_status_fn on_status; /* NULL: none */
     void *status_ud;
     /* Remote awareness changes (ADDED, UPDATED, CHANGED, REMOVED), also the

@@ -73,13 +73,13 @@ struct loom_provider {
     struct lws_protocols protocols[2];
     lws_retry_bo_t retry;
     lws_sorted_usec_list_t wake;
-    struct lws *wsi;  /* the connection, NULL between attempts */
-    bool open;        /* the WebSocket is established */
-    bool denied;      /* no more attempts */
-    bool destroying;  /* being freed: callbacks do nothing */
-    bool drop;        /* close the connection at the next writable */
-    char why[160];    /* why the connection closed, for the log */
-    unsigned fails;   /* attempts in a row that did not sync */
+    struct lws *wsi; /* the connection, NULL between attempts */
+    bool open;       /* the WebSocket is established */
+    bool denied;     /* no more attempts */
+    bool destroying; /* being freed: callbacks do nothing */
+    bool drop;       /* close the connection at the next writable */
+    char why[160];   /* why the connection closed, for the log */
+    unsigned fails;  /* attempts in a row that did not sync */
     uint64_t retry_at_ms;
     loom_provider_status status;
     bool synced;
@@ -95,7 +95,7 @@ struct loom_provider {
     char *local; /* own awareness state (JSON), NULL: null */
     size_t local_len;
     uint64_t aw_renewed_ms, aw_checked_ms;
-    bool aw_resend; /* a peer removed our state: announce it again */
+    bool aw_resend;   /* a peer removed our state: announce it again */
     uint64_t *remote; /* remote clients with a state */
     size_t n_remote, cap_remote;
 
@@ -130,9 +130,8 @@ static void plog(loom_provider *p, loom_log_level level, const char *fmt, ...)
     }
 }
 
-static void set_status(loom_provider *p,
-                       loom_provider_status st,
-                       const char *detail)
+static void
+set_status(loom_provider *p, loom_provider_status st, const char *detail)
 {
     p->status = st;
     if (p->on_status && !p->destroying) {
@@ -368,8 +367,10 @@ static void on_doc_update(void *ud,
         if (rc) {
             /* the document has it; the next store poll that finds the
              * store behind does not repair this, so say it loudly */
-            plog(p, LOOM_LOG_ERROR, "%s: cannot append an update to the "
-                 "store: %s (%s)", p->room, err.message, loom_strerror(rc));
+            plog(p, LOOM_LOG_ERROR,
+                 "%s: cannot append an update to the "
+                 "store: %s (%s)",
+                 p->room, err.message, loom_strerror(rc));
         }
     }
     if (origin != p && p->open) {
@@ -495,8 +496,7 @@ static void remote_add(loom_provider *p, uint64_t client)
     }
     if (p->n_remote == p->cap_remote) {
         size_t cap = p->cap_remote ? p->cap_remote * 2 : 8;
-        uint64_t *v = loom__realloc(p->a, p->remote,
-                                    p->cap_remote * sizeof(*v),
+        uint64_t *v = loom__realloc(p->a, p->remote, p->cap_remote * sizeof(*v),
                                     cap * sizeof(*v));
         if (!v) {
             return; /* only the removal on disconnect misses it */
@@ -546,8 +546,8 @@ static void remove_remote_states(loom_provider *p)
     if (!ids) {
         return;
     }
-    (void)loom_awareness_remove(p->aw, ids, n, loom__net_now_ms(),
-                                on_aw_change, p);
+    (void)loom_awareness_remove(p->aw, ids, n, loom__net_now_ms(), on_aw_change,
+                                p);
     loom__free(p->a, ids, n * sizeof(*ids));
 }
 
@@ -579,8 +579,10 @@ static int on_message(loom_provider *p, const uint8_t *data, size_t len)
     memset(&err, 0, sizeof(err));
     int rc = loom_msg_parse(data, len, &m, &err);
     if (rc) {
-        plog(p, LOOM_LOG_WARN, "%s: bad message from the server (%s at byte "
-             "%zu): reconnecting", p->room, err.message, err.offset);
+        plog(p, LOOM_LOG_WARN,
+             "%s: bad message from the server (%s at byte "
+             "%zu): reconnecting",
+             p->room, err.message, err.offset);
         (void)snprintf(p->why, sizeof(p->why), "bad message");
         return -1;
     }
@@ -591,9 +593,10 @@ static int on_message(loom_provider *p, const uint8_t *data, size_t len)
         rc = loom_sync_handle(p->doc, &m, p, &reply, &err);
         if (rc) {
             loom_buf_free(&reply);
-            plog(p, LOOM_LOG_WARN, "%s: bad sync message from the server (%s "
-                 "at byte %zu): reconnecting", p->room, err.message,
-                 err.offset);
+            plog(p, LOOM_LOG_WARN,
+                 "%s: bad sync message from the server (%s "
+                 "at byte %zu): reconnecting",
+                 p->room, err.message, err.offset);
             (void)snprintf(p->why, sizeof(p->why), "bad sync message");
             return -1;
         }
@@ -614,9 +617,10 @@ static int on_message(loom_provider *p, const uint8_t *data, size_t len)
         rc = loom_awareness_apply(p->aw, m.payload, m.payload_len,
                                   loom__net_now_ms(), on_aw_change, p, &err);
         if (rc) {
-            plog(p, LOOM_LOG_WARN, "%s: bad awareness update from the server "
-                 "(%s at byte %zu): reconnecting", p->room, err.message,
-                 err.offset);
+            plog(p, LOOM_LOG_WARN,
+                 "%s: bad awareness update from the server "
+                 "(%s at byte %zu): reconnecting",
+                 p->room, err.message, err.offset);
             (void)snprintf(p->why, sizeof(p->why), "bad awareness update");
             return -1;
         }
@@ -633,8 +637,7 @@ static int on_message(loom_provider *p, const uint8_t *data, size_t len)
                        (const char *)m.payload);
         plog(p, LOOM_LOG_ERROR, "%s: permission denied: %s", p->room, reason);
         p->denied = true;
-        (void)snprintf(p->why, sizeof(p->why), "permission denied: %s",
-                       reason);
+        (void)snprintf(p->why, sizeof(p->why), "permission denied: %s", reason);
         return -1;
     }
     case LOOM_MSG_QUERY_AWARENESS: {
@@ -654,10 +657,8 @@ static int on_message(loom_provider *p, const uint8_t *data, size_t len)
     return 0;
 }
 
-static int on_receive(loom_provider *p,
-                      struct lws *wsi,
-                      const uint8_t *in,
-                      size_t len)
+static int
+on_receive(loom_provider *p, struct lws *wsi, const uint8_t *in, size_t len)
 {
     if (!lws_frame_is_binary(wsi)) {
         plog(p, LOOM_LOG_WARN, "%s: text frame from the server: reconnecting",
@@ -733,9 +734,8 @@ static void on_established(loom_provider *p, struct lws *wsi)
      * y-websocket resends the same clock, which peers that dropped our
      * state when we went away refuse until the 15 s renewal. */
     uint64_t now = loom__net_now_ms();
-    if (p->local &&
-        loom_awareness_set_local(p->aw, p->local, p->local_len, now) ==
-            LOOM_OK) {
+    if (p->local && loom_awareness_set_local(p->aw, p->local, p->local_len,
+                                             now) == LOOM_OK) {
         p->aw_renewed_ms = now;
     }
     send_own_awareness(p);
@@ -854,8 +854,10 @@ static int callback(struct lws *wsi,
             const uint8_t *b = in;
             unsigned code = (unsigned)b[0] << 8 | b[1];
             int rl = len - 2 < 80 ? (int)(len - 2) : 80;
-            (void)snprintf(p->why, sizeof(p->why), "closed by the server with "
-                           "%u %.*s", code, rl, (const char *)b + 2);
+            (void)snprintf(p->why, sizeof(p->why),
+                           "closed by the server with "
+                           "%u %.*s",
+                           code, rl, (const char *)b + 2);
             /* y-websocket: 4400-4499 mean "do not come back" */
             if (code >= 4400 && code <= 4499) {
                 p->denied = true;
@@ -935,9 +937,9 @@ int loom_provider_new(const loom_provider_options *opts,
     if (rc == LOOM_OK && opts->awareness) {
         p->local_len = strlen(opts->awareness);
         p->local = dup_str(a, opts->awareness, p->local_len);
-        rc = p->local ? loom_awareness_set_local(p->aw, p->local,
-                                                 p->local_len, now)
-                      : LOOM_ENOMEM;
+        rc = p->local
+                 ? loom_awareness_set_local(p->aw, p->local, p->local_len, now)
+                 : LOOM_ENOMEM;
         if (rc == LOOM_EMALFORMED) {
             loom__error_set(err, LOOM_EINVAL, 0, 0,
                             "the awareness state is not JSON");

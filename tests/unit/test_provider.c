@@ -83,9 +83,9 @@ static void srv_stop(srv *v)
 typedef struct peer {
     loom_doc *doc;
     loom_provider *p;
-    int statuses[5];   /* how often each status was reported */
-    int last;          /* the last status reported */
-    char detail[256];  /* its detail */
+    int statuses[5];  /* how often each status was reported */
+    int last;         /* the last status reported */
+    char detail[256]; /* its detail */
     int aw_events;
 } peer;
 
@@ -156,8 +156,8 @@ static bool pump(peer **v, size_t n, bool (*cond)(void *), void *ud, int ms)
             (void)loom_provider_service(v[i]->p, 5);
         }
         clock_gettime(CLOCK_MONOTONIC, &t);
-        long el = (t.tv_sec - t0.tv_sec) * 1000 +
-                  (t.tv_nsec - t0.tv_nsec) / 1000000;
+        long el =
+            (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
         if (el > ms) {
             return cond(ud);
         }
@@ -243,9 +243,10 @@ static void test_options(void **state)
     o.doc = doc;
     loom_provider *p = NULL;
     loom_error err;
-    const char *bad[] = {"http://h/r", "ws://", "ws://h", "ws://h/",
-                         "ws://h:0/r", "ws://h:70000/r", "ws://h:x/r",
-                         "ws://[::1/r", "ws://h/?token=x", "ws://:80/r"};
+    const char *bad[] = {"http://h/r", "ws://",       "ws://h",
+                         "ws://h/",    "ws://h:0/r",  "ws://h:70000/r",
+                         "ws://h:x/r", "ws://[::1/r", "ws://h/?token=x",
+                         "ws://:80/r"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         o.url = bad[i];
         memset(&err, 0, sizeof(err));

@@ -12,8 +12,11 @@
 #ifndef LOOM_CLI_H
 #define LOOM_CLI_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <loom/server.h>
 
 #define CLI_OK    0
 #define CLI_FAIL  1
@@ -47,8 +50,6 @@ void cli_token_help(void);
  * SIGTERM (cli_peer_signals installs the handlers, without SA_RESTART), a
  * log callback printing "TS loom <ud> LEVEL: line" to stderr (ud: the
  * command name), and parsing --log LEVEL. */
-#include <signal.h>
-#include <loom/server.h>
 int cli_sync_main(int argc, char **argv);
 void cli_sync_help(void);
 int cli_watch_main(int argc, char **argv);
