@@ -13,7 +13,9 @@
 //  (c) offline: the server stops; the store gets an append and the client
 //      an edit; the server restarts on the same port and both sides
 //      converge;
-//  (d) SIGTERM ends `loom sync` with 0 and the store is intact;
+//  (d) SIGTERM ends `loom sync` with 0 and the store is intact; an append
+//      made while sync is stopped goes out when it starts again, with its
+//      --awareness presence;
 //  (e) `loom sync` to a server that wants a token exits 1 (denied).
 import { execFile, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -174,9 +176,16 @@ check((await storeDump(data, room)) === docJson(c.doc), 'the store is intact aft
 const list = await run(['store', '--data', data, 'list'])
 check(list.code === 0 && list.out.trim() === room, `the store lists one document named after the room (${list.out.trim()})`)
 
-// a restarted sync has nothing to add and nothing to lose
-const again = start(['sync', `${srv.url}/${room}`, '--data', data])
+// an edit appended while no sync runs goes out when sync starts again;
+// its presence state reaches the client
+const stopped = await run(['store', '--data', data, 'append', room, mapUpdate(900003, 'whileStopped', 1)])
+check(stopped.code === 0, 'append while sync is not running')
+const again = start(['sync', `${srv.url}/${room}`, '--data', data, '--awareness', '{"user":"sync"}'])
 check(await until(() => /synced/.test(again.err), 5000), 'a restarted sync syncs again')
+check(await until(() => c.doc.getMap('map').get('whileStopped') === 1, 5000),
+  'the edit appended while sync was not running reaches the client')
+check(await until(() => [...c.awareness.getStates().values()].some((st) => st.user === 'sync'), 5000),
+  'the client sees sync\'s presence (--awareness)')
 c.doc.getMap('map').set('after', 'restart')
 check(await until(async () => (await storeDump(data, room)) === docJson(c.doc), 5000), 'and keeps receiving')
 again.proc.kill('SIGINT')
