@@ -890,6 +890,59 @@ static void on_wake(lws_sorted_usec_list_t *sul)
     (void)sul; /* only there to end the poll in time */
 }
 
+/* The awareness, with our state from the options (or null). */
+static int init_awareness(loom_provider *p,
+                          const char *json,
+                          uint64_t now,
+                          loom_error *err)
+{
+    int rc = loom_awareness_new(p->a, p->self, now, &p->aw);
+    if (rc || !json) {
+        return rc ? rc : loom_awareness_set_local(p->aw, NULL, 0, now);
+    }
+    p->local_len = strlen(json);
+    p->local = dup_str(p->a, json, p->local_len);
+    if (!p->local) {
+        return LOOM_ENOMEM;
+    }
+    rc = loom_awareness_set_local(p->aw, p->local, p->local_len, now);
+    if (rc == LOOM_EMALFORMED) {
+        loom__error_set(err, LOOM_EINVAL, 0, 0,
+                        "the awareness state is not JSON");
+        rc = LOOM_EINVAL;
+    }
+    return rc;
+}
+
+static int create_context(loom_provider *p, loom_error *err)
+{
+    /* libwebsockets logs to stderr by default; a library must not print */
+    lws_set_log_level(0, NULL);
+    p->protocols[0].name = "loom-provider";
+    p->protocols[0].callback = callback;
+    p->protocols[0].rx_buffer_size = 4096;
+    /* lws pings a quiet server and hangs up when nothing came back: what
+     * y-websocket's 30 s message timeout is for */
+    p->retry.secs_since_valid_ping = 10;
+    p->retry.secs_since_valid_hangup = 30;
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = p->protocols;
+    info.user = p;
+    info.count_threads = 1;
+    info.fd_limit_per_thread = 16;
+    info.retry_and_idle_policy = &p->retry;
+    info.timeout_secs = 10;
+    p->ctx = lws_create_context(&info);
+    if (!p->ctx) {
+        loom__error_set(err, LOOM_EIO, 0, 0,
+                        "cannot create the libwebsockets context");
+        return LOOM_EIO;
+    }
+    return LOOM_OK;
+}
+
 int loom_provider_new(const loom_provider_options *opts,
                       loom_provider **out,
                       loom_error *err)
@@ -920,78 +973,30 @@ int loom_provider_new(const loom_provider_options *opts,
     p->on_awareness = opts->on_awareness;
     p->awareness_ud = opts->awareness_ud;
     p->status = LOOM_PROVIDER_DISCONNECTED;
-    loom__buf_init(&p->seen_sv, a);
-    int rc = parse_url(p, opts->url, err);
-    if (rc) {
-        loom_provider_free(p);
-        return rc;
-    }
-    p->url = dup_str(a, opts->url, strlen(opts->url));
-    if (!p->url) {
-        loom_provider_free(p);
-        return LOOM_ENOMEM;
-    }
-    uint64_t now = loom__net_now_ms();
     p->self = loom_doc_client_id(p->doc);
-    rc = loom_awareness_new(a, p->self, now, &p->aw);
-    if (rc == LOOM_OK && opts->awareness) {
-        p->local_len = strlen(opts->awareness);
-        p->local = dup_str(a, opts->awareness, p->local_len);
-        rc = p->local
-                 ? loom_awareness_set_local(p->aw, p->local, p->local_len, now)
-                 : LOOM_ENOMEM;
-        if (rc == LOOM_EMALFORMED) {
-            loom__error_set(err, LOOM_EINVAL, 0, 0,
-                            "the awareness state is not JSON");
-            rc = LOOM_EINVAL;
-        }
-    } else if (rc == LOOM_OK) {
-        rc = loom_awareness_set_local(p->aw, NULL, 0, now);
+    loom__buf_init(&p->seen_sv, a);
+    uint64_t now = loom__net_now_ms();
+    int rc = parse_url(p, opts->url, err);
+    if (rc == LOOM_OK) {
+        p->url = dup_str(a, opts->url, strlen(opts->url));
+        rc =
+            p->url ? init_awareness(p, opts->awareness, now, err) : LOOM_ENOMEM;
     }
-    if (rc) {
-        loom_provider_free(p);
-        return rc;
-    }
-    if (opts->store) {
+    if (rc == LOOM_OK && opts->store) {
         p->store = opts->store;
         const char *name = opts->store_name ? opts->store_name : p->room;
         p->store_name = dup_str(a, name, strlen(name));
         rc = p->store_name ? load_store(p, err) : LOOM_ENOMEM;
-        if (rc) {
-            loom_provider_free(p);
-            return rc;
-        }
     }
-    rc = loom_doc_on_update(p->doc, on_doc_update, p, &p->sub_id);
+    if (rc == LOOM_OK) {
+        rc = loom_doc_on_update(p->doc, on_doc_update, p, &p->sub_id);
+    }
+    if (rc == LOOM_OK) {
+        rc = create_context(p, err);
+    }
     if (rc) {
         loom_provider_free(p);
         return rc;
-    }
-
-    /* libwebsockets logs to stderr by default; a library must not print */
-    lws_set_log_level(0, NULL);
-    p->protocols[0].name = "loom-provider";
-    p->protocols[0].callback = callback;
-    p->protocols[0].rx_buffer_size = 4096;
-    /* lws pings a quiet server and hangs up when nothing came back: what
-     * y-websocket's 30 s message timeout is for */
-    p->retry.secs_since_valid_ping = 10;
-    p->retry.secs_since_valid_hangup = 30;
-    struct lws_context_creation_info info;
-    memset(&info, 0, sizeof(info));
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    info.protocols = p->protocols;
-    info.user = p;
-    info.count_threads = 1;
-    info.fd_limit_per_thread = 16;
-    info.retry_and_idle_policy = &p->retry;
-    info.timeout_secs = 10;
-    p->ctx = lws_create_context(&info);
-    if (!p->ctx) {
-        loom__error_set(err, LOOM_EIO, 0, 0,
-                        "cannot create the libwebsockets context");
-        loom_provider_free(p);
-        return LOOM_EIO;
     }
     p->retry_at_ms = now;
     p->next_poll_ms = now + p->poll_ms;

@@ -56,31 +56,37 @@ static uint64_t now_ms(void)
     return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
 }
 
-int cli_watch_main(int argc, char **argv)
+typedef struct watch_args {
+    const char *url;
+    bool once;
+    unsigned long timeout_s;
+    loom_log_level level;
+} watch_args;
+
+/* CLI_OK, CLI_USAGE after a message, or -1 after printing the help. */
+static int parse_args(int argc, char **argv, watch_args *a)
 {
-    const char *url = NULL;
-    bool once = false;
-    unsigned long timeout_s = 0;
-    loom_log_level level = LOOM_LOG_WARN;
+    memset(a, 0, sizeof(*a));
+    a->level = LOOM_LOG_WARN;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
             cli_watch_help();
-            return CLI_OK;
+            return -1;
         } else if (strcmp(s, "--once") == 0) {
-            once = true;
-        } else if (s[0] != '-' && !url) {
-            url = s;
+            a->once = true;
+        } else if (s[0] != '-' && !a->url) {
+            a->url = s;
         } else if (strcmp(s, "--log") == 0 && i + 1 < argc) {
-            if (cli_peer_log_level(argv[++i], &level) != CLI_OK) {
+            if (cli_peer_log_level(argv[++i], &a->level) != CLI_OK) {
                 return CLI_USAGE;
             }
         } else if (strcmp(s, "--timeout") == 0 && i + 1 < argc) {
             char *end = NULL;
             const char *v = argv[++i];
-            timeout_s = strtoul(v, &end, 10);
+            a->timeout_s = strtoul(v, &end, 10);
             if (!end || *end || v[0] == '\0' || v[0] == '-' ||
-                timeout_s > 86400) {
+                a->timeout_s > 86400) {
                 cli_error("--timeout: not a number of seconds: '%s'", v);
                 return CLI_USAGE;
             }
@@ -91,9 +97,56 @@ int cli_watch_main(int argc, char **argv)
             return CLI_USAGE;
         }
     }
-    if (!url) {
+    if (!a->url) {
         cli_error("watch: a URL is required (see `loom help watch`)");
         return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+/* Services the provider until a signal, --once's print, a denial or the
+ * timeout; returns the exit status. */
+static int
+watch_loop(loom_provider *p, loom_doc *doc, bool *changed, const watch_args *a)
+{
+    uint64_t deadline = a->timeout_s ? now_ms() + a->timeout_s * 1000u : 0;
+    bool printed = false;
+    while (!cli_peer_stop) {
+        int rc = loom_provider_service(p, 100);
+        if (rc == LOOM_ESTATE) {
+            cli_error("watch: access denied");
+            return CLI_FAIL;
+        }
+        if (rc) {
+            cli_error("watch: %s", loom_strerror(rc));
+            return CLI_FAIL;
+        }
+        /* the first print waits for the first sync, even of an empty room */
+        bool first = !printed && loom_provider_synced(p);
+        if (first || (printed && *changed)) {
+            *changed = false;
+            printed = true;
+            if (cli_print_doc_json(doc) != CLI_OK) {
+                return CLI_FAIL;
+            }
+            if (a->once) {
+                return CLI_OK;
+            }
+        }
+        if (a->once && deadline && now_ms() >= deadline) {
+            cli_error("watch: not synced within %lu s", a->timeout_s);
+            return CLI_FAIL;
+        }
+    }
+    return CLI_OK;
+}
+
+int cli_watch_main(int argc, char **argv)
+{
+    watch_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc) {
+        return rc < 0 ? CLI_OK : rc;
     }
     loom_doc *doc = NULL;
     if (loom_doc_new(NULL, &doc) != LOOM_OK) {
@@ -104,15 +157,15 @@ int cli_watch_main(int argc, char **argv)
     uint32_t sub = 0;
     loom_provider_options o;
     loom_provider_options_init(&o);
-    o.url = url;
+    o.url = a.url;
     o.doc = doc;
     o.log = cli_peer_log;
     o.log_ud = "watch";
-    o.log_level = level;
+    o.log_level = a.level;
     loom_provider *p = NULL;
     loom_error err;
     memset(&err, 0, sizeof(err));
-    int rc = loom_doc_on_update(doc, on_update, &changed, &sub);
+    rc = loom_doc_on_update(doc, on_update, &changed, &sub);
     if (rc == LOOM_OK) {
         rc = loom_provider_new(&o, &p, &err);
     }
@@ -124,40 +177,7 @@ int cli_watch_main(int argc, char **argv)
                                                             : CLI_FAIL;
     }
     cli_peer_signals();
-    uint64_t deadline = timeout_s ? now_ms() + timeout_s * 1000u : 0;
-    bool printed = false;
-    int status = CLI_OK;
-    while (!cli_peer_stop) {
-        rc = loom_provider_service(p, 100);
-        if (rc == LOOM_ESTATE) {
-            cli_error("watch: access denied");
-            status = CLI_FAIL;
-            break;
-        }
-        if (rc) {
-            cli_error("watch: %s", loom_strerror(rc));
-            status = CLI_FAIL;
-            break;
-        }
-        /* the first print waits for the first sync, even of an empty room */
-        bool first = !printed && loom_provider_synced(p);
-        if (first || (printed && changed)) {
-            changed = false;
-            printed = true;
-            if (cli_print_doc_json(doc) != CLI_OK) {
-                status = CLI_FAIL;
-                break;
-            }
-            if (once) {
-                break;
-            }
-        }
-        if (once && deadline && now_ms() >= deadline) {
-            cli_error("watch: not synced within %lu s", timeout_s);
-            status = CLI_FAIL;
-            break;
-        }
-    }
+    int status = watch_loop(p, doc, &changed, &a);
     loom_provider_free(p);
     loom_doc_free(doc);
     return status;
