@@ -53,7 +53,6 @@ struct loom_provider {
     loom_doc *doc;
     loom_store *store;
     char *store_name;
-    char *url;  /* as given, for log lines */
     char *host; /* without brackets for IPv6 */
     char *host_hdr;
     char *path; /* "/" ROOM ["?" QUERY], sent as it is */
@@ -786,7 +785,7 @@ static void connect_now(loom_provider *p)
     ci.port = p->port;
     ci.path = p->path;
     ci.host = p->host_hdr;
-    ci.origin = p->host_hdr;
+    /* no Origin header: we are not a web page (Node's ws sends none) */
     ci.ietf_version_or_minus_one = -1;
     ci.local_protocol_name = p->protocols[0].name;
     ci.pwsi = &p->wsi;
@@ -978,9 +977,7 @@ int loom_provider_new(const loom_provider_options *opts,
     uint64_t now = loom__net_now_ms();
     int rc = parse_url(p, opts->url, err);
     if (rc == LOOM_OK) {
-        p->url = dup_str(a, opts->url, strlen(opts->url));
-        rc =
-            p->url ? init_awareness(p, opts->awareness, now, err) : LOOM_ENOMEM;
+        rc = init_awareness(p, opts->awareness, now, err);
     }
     if (rc == LOOM_OK && opts->store) {
         p->store = opts->store;
@@ -1128,7 +1125,6 @@ void loom_provider_free(loom_provider *p)
         loom__free(p->a, p->local, p->local_len + 1);
     }
     free_str(p->a, p->store_name);
-    free_str(p->a, p->url);
     free_str(p->a, p->host);
     free_str(p->a, p->host_hdr);
     free_str(p->a, p->path);
