@@ -9,6 +9,7 @@
 #include "common.h"
 #include "doc.h"
 #include "proto.h"
+#include "provider.h"
 #include "server.h"
 #include "store.h"
 #include "update.h"

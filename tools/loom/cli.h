@@ -12,8 +12,11 @@
 #ifndef LOOM_CLI_H
 #define LOOM_CLI_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <loom/server.h>
 
 #define CLI_OK    0
 #define CLI_FAIL  1
@@ -41,6 +44,20 @@ int cli_serve_main(int argc, char **argv);
 void cli_serve_help(void);
 int cli_token_main(int argc, char **argv);
 void cli_token_help(void);
+
+/* `loom sync` (cmd_sync.c) and `loom watch` (cmd_watch.c), native peers of
+ * a room, and what they share (cmd_sync.c): a signal flag set by SIGINT and
+ * SIGTERM (cli_peer_signals installs the handlers, without SA_RESTART), a
+ * log callback printing "TS loom <ud> LEVEL: line" to stderr (ud: the
+ * command name), and parsing --log LEVEL. */
+int cli_sync_main(int argc, char **argv);
+void cli_sync_help(void);
+int cli_watch_main(int argc, char **argv);
+void cli_watch_help(void);
+extern volatile sig_atomic_t cli_peer_stop;
+void cli_peer_signals(void);
+void cli_peer_log(void *ud, loom_log_level level, const char *line);
+int cli_peer_log_level(const char *v, loom_log_level *out);
 
 /* The `loom store` family (cmd_store.c). */
 int cli_store_main(int argc, char **argv);

@@ -7,9 +7,10 @@
  * Today: `loom update ...` (encoded Yjs v1 updates and state vectors),
  * `loom store ...` (the durable document store, cmd_store.c),
  * `loom bench ...` (performance workloads, cmd_bench.c), `loom serve` (the
- * sync server, cmd_serve.c) and `loom token` (its access tokens,
- * cmd_token.c). `loom db ...` joins the table when its layer lands
- * (DESIGN.md).
+ * sync server, cmd_serve.c), `loom token` (its access tokens,
+ * cmd_token.c), and the native peers `loom sync` (cmd_sync.c) and
+ * `loom watch` (cmd_watch.c). `loom db ...` joins the table when its
+ * layer lands (DESIGN.md).
  */
 #include "cli.h"
 
@@ -35,6 +36,10 @@ static const cli_command commands[] = {
      "run the y-websocket-compatible sync server"},
     {"token", cli_token_main, cli_token_help,
      "issue an access token for `loom serve --auth-secret`"},
+    {"sync", cli_sync_main, cli_sync_help,
+     "keep a store document in sync with a y-websocket room"},
+    {"watch", cli_watch_main, cli_watch_help,
+     "print a room's document as JSON after every change"},
     {"help", cmd_help, help_help, "show help for loom or one of its commands"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
