@@ -17,6 +17,10 @@
 #include "net.h"
 
 #define NET_SHUTDOWN_MS 5000
+/* Bounds of one turn's gathering (loom_server_run): extra polls, and bytes
+ * of updates waiting for the store. */
+#define NET_DRAIN_ROUNDS 16
+#define NET_DRAIN_BYTES  (1u << 20)
 
 uint64_t loom__net_now_ms(void)
 {
@@ -302,6 +306,7 @@ static int on_receive(
         n = c->rx_len;
     }
     s->m_msgs_in++;
+    s->rx_round++;
     const char *why = "";
     int status = loom__net_room_message(c, msg, n, &why);
     /* an idle connection keeps no assembly buffer */
@@ -597,6 +602,21 @@ int loom_server_run(loom_server *s)
         if (lws_service(s->ctx, 0) < 0) {
             break;
         }
+        /* libwebsockets reads at most a receive buffer (64 bytes: about
+         * one small message) per socket per poll, so one poll leaves most
+         * of a busy socket's messages in the kernel. Polling again without
+         * waiting while the last round brought messages gathers them into
+         * this turn's batch: one store commit and one relayed message per
+         * connection then carry many updates instead of one or two. */
+        for (unsigned round = 0; s->rx_round && round < NET_DRAIN_ROUNDS &&
+                                 !s->done && s->pend_bytes < NET_DRAIN_BYTES;
+             round++) {
+            s->rx_round = 0;
+            if (lws_service(s->ctx, -1) < 0) {
+                break;
+            }
+        }
+        s->rx_round = 0;
         /* the updates of the turn just served, as one batch per room: on
          * disk, applied, relayed (their writes go out in the next poll) */
         loom__net_flush(s);
