@@ -47,6 +47,13 @@ struct loom__item {
         struct {
             uint8_t *p; /* lib0 Any encodings of `len` values, back to back */
             size_t bytes, cap;
+            /* Where the last merge joined: values before it in the high 32
+             * bits, their bytes in the low 32 (0: none). Encoding the tail
+             * of an item that grew by merges then skips from there rather
+             * than over every value before it (a client pushing to an array
+             * re-encoded its whole run on every update). Fits in the
+             * union's size. */
+            uint64_t hint;
         } any;
         struct {
             loom_any **v; /* `len` values (legacy ContentJSON) */

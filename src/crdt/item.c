@@ -119,16 +119,27 @@ void loom__item_free(loom_doc *d, loom__item *it)
     loom__item_release(d, it);
 }
 
-/* Byte offset after `n` Any values in a valid encoding. */
-static size_t any_offset(const uint8_t *p, size_t bytes, uint64_t n)
+/* Byte offset after `n` Any values of an Any item's content; from its
+ * merge hint when that lies at or before value n. */
+static size_t any_offset(const loom__item *it, uint64_t n)
 {
+    const uint8_t *p = it->c.any.p;
+    size_t bytes = it->c.any.bytes;
+    uint64_t i = 0;
+    size_t start = 0;
+    uint64_t hn = it->c.any.hint >> 32;
+    size_t hoff = (size_t)(it->c.any.hint & 0xffffffffu);
+    if (hn && hn <= n && hoff <= bytes) {
+        i = hn;
+        start = hoff;
+    }
     loom__reader r;
-    loom__reader_init(&r, p, bytes);
-    for (uint64_t i = 0; i < n; i++) {
+    loom__reader_init(&r, p + start, bytes - start);
+    for (; i < n; i++) {
         if (loom__any_skip(&r, 0))
             break;
     }
-    return r.pos;
+    return start + r.pos;
 }
 
 int loom__content_split(loom_doc *d,
@@ -175,7 +186,7 @@ int loom__content_split(loom_doc *d,
         return LOOM_OK;
     }
     case LOOM__REF_ANY: {
-        size_t off = any_offset(it->c.any.p, it->c.any.bytes, diff);
+        size_t off = any_offset(it, diff);
         size_t rb = it->c.any.bytes - off;
         uint8_t *rp = loom__malloc(a, rb ? rb : 1);
         if (!rp)
@@ -184,7 +195,11 @@ int loom__content_split(loom_doc *d,
         right->c.any.p = rp;
         right->c.any.bytes = rb;
         right->c.any.cap = rb ? rb : 1;
+        right->c.any.hint = 0;
         it->c.any.bytes = off;
+        /* the left part keeps values [0, diff): a hint past them is gone */
+        if ((it->c.any.hint >> 32) > diff)
+            it->c.any.hint = 0;
         return LOOM_OK;
     }
     case LOOM__REF_JSON: {
@@ -667,6 +682,9 @@ static int any_append(loom_doc *d, loom__item *l, const loom__item *r)
         l->c.any.cap = ncap;
     }
     memcpy(l->c.any.p + l->c.any.bytes, r->c.any.p, r->c.any.bytes);
+    /* l->len is still the count before the merge */
+    if (l->len <= 0xffffffffu && l->c.any.bytes <= 0xffffffffu)
+        l->c.any.hint = l->len << 32 | (uint64_t)l->c.any.bytes;
     l->c.any.bytes += r->c.any.bytes;
     return LOOM_OK;
 }
@@ -809,8 +827,7 @@ static int write_content(loom_buf *b, const loom__item *it, uint64_t offset)
         return loom__buf_append(b, it->c.str.p + off + 4, rest);
     }
     case LOOM__REF_ANY: {
-        size_t off =
-            offset ? any_offset(it->c.any.p, it->c.any.bytes, offset) : 0;
+        size_t off = offset ? any_offset(it, offset) : 0;
         if ((rc = loom__write_varuint(b, it->len - offset)))
             return rc;
         return loom__buf_append(b, it->c.any.p + off, it->c.any.bytes - off);
@@ -925,7 +942,7 @@ int loom__item_value(const loom__item *it,
     switch (it->ref) {
     case LOOM__REF_ANY: {
         loom__reader r;
-        size_t off = any_offset(it->c.any.p, it->c.any.bytes, it->len - 1);
+        size_t off = any_offset(it, it->len - 1);
         loom__reader_init(&r, it->c.any.p + off, it->c.any.bytes - off);
         return loom__any_read(&r, a, 0, value);
     }

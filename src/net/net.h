@@ -114,6 +114,7 @@ struct loom_server {
     loom_store *store;
     net_room *dirty; /* rooms with updates waiting for the store */
     size_t pend_bytes;
+    size_t rx_round; /* messages read in the current poll round */
     net_room *buckets[NET_ROOM_BUCKETS];
     net_room *rooms;
     size_t n_rooms;
