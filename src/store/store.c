@@ -40,7 +40,7 @@
 /* The schema this code writes. Files at a lower version are upgraded in
  * place at open by the steps of `migrations`; files at a higher one are
  * refused. */
-#define STORE_SCHEMA 1
+#define STORE_SCHEMA 2
 
 #define KEY_LEN   crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 #define NONCE_LEN crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -703,7 +703,15 @@ static int unlock(loom_store *s, const loom_store_options *o, loom_error *err)
 
 /* ---- opening ----------------------------------------------------------- */
 
-static const char schema_v1[] =
+/*
+ * The current schema (version 2). `updates` is a rowid table with an index
+ * on (doc_id, seq): its rows hold whole updates, up to a compacted
+ * document, and in a WITHOUT ROWID table (version 1) such rows sit in the
+ * key b-tree itself, so every insert's seek read the overflow pages of the
+ * large rows it passed. Here the index holds only keys, and rows are
+ * appended at the end of the table's b-tree.
+ */
+static const char schema_now[] =
     "CREATE TABLE store(key TEXT PRIMARY KEY, value BLOB NOT NULL)"
     " WITHOUT ROWID;"
     "CREATE TABLE docs(id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -712,21 +720,39 @@ static const char schema_v1[] =
     " n_bytes INTEGER NOT NULL, next_seq INTEGER NOT NULL,"
     " base_bytes INTEGER NOT NULL);"
     "CREATE TABLE updates(doc_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
-    " data BLOB NOT NULL, PRIMARY KEY(doc_id, seq)) WITHOUT ROWID;"
+    " data BLOB NOT NULL);"
+    "CREATE UNIQUE INDEX updates_by_seq ON updates(doc_id, seq);"
     "CREATE TABLE meta(doc_id INTEGER NOT NULL, key BLOB NOT NULL,"
     " value BLOB NOT NULL, PRIMARY KEY(doc_id, key)) WITHOUT ROWID;";
+
+static int exec(loom_store *s, const char *sql, loom_error *err);
+
+/* Version 1 -> 2: `updates` becomes a rowid table with an index (see
+ * schema_now); rows are copied in log order, sealed bytes as they are
+ * (the associated data does not involve the table). */
+static int migrate_1_to_2(loom_store *s, loom_error *err)
+{
+    return exec(s,
+                "ALTER TABLE updates RENAME TO updates_v1;"
+                "CREATE TABLE updates(doc_id INTEGER NOT NULL,"
+                " seq INTEGER NOT NULL, data BLOB NOT NULL);"
+                "INSERT INTO updates(doc_id, seq, data)"
+                " SELECT doc_id, seq, data FROM updates_v1"
+                " ORDER BY doc_id, seq;"
+                "DROP TABLE updates_v1;"
+                "CREATE UNIQUE INDEX updates_by_seq ON updates(doc_id, seq);",
+                err);
+}
 
 /*
  * In-place upgrades: migrations[i] takes a file from schema version
  * migrations[i].from to from + 1, inside the transaction that opens it.
- * Version 1 is the first schema, so the list is empty today; version 2
- * adds {1, migrate_1_to_2} here and bumps STORE_SCHEMA.
  */
 typedef struct migration {
     int from;
     int (*run)(loom_store *s, loom_error *err);
 } migration;
-static const migration migrations[] = {{0, NULL}};
+static const migration migrations[] = {{1, migrate_1_to_2}};
 
 static int exec(loom_store *s, const char *sql, loom_error *err)
 {
@@ -786,7 +812,7 @@ static int prepare_schema(loom_store *s,
         return LOOM_OK;
     }
     if (!rc && fresh) {
-        rc = exec(s, schema_v1, err);
+        rc = exec(s, schema_now, err);
         if (!rc) {
             char sql[96];
             (void)snprintf(sql, sizeof(sql),

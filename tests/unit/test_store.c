@@ -931,7 +931,7 @@ static void test_bad_files(void **state)
     assert_non_null(strstr(e.message, "newer"));
     /* ... and the file still says 99 (nothing was downgraded). */
     assert_int_equal(open_rc(&e), LOOM_EUNSUPPORTED);
-    raw_sql(db, "PRAGMA user_version = 1");
+    raw_sql(db, "PRAGMA user_version = 2");
     assert_int_equal(open_rc(&e), 0);
     /* create = 0 on a missing file. */
     unlink(db);
@@ -1142,6 +1142,24 @@ static void check_compat(const char *file, const char *pass)
         fail_msg("%s: %d %s", file, rc, e.message);
     }
     assert_int_equal(loom_store_is_encrypted(s), pass != NULL);
+    /* Opening upgraded the file to schema 2: `updates` has its index. */
+    {
+        sqlite3 *h = NULL;
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+        assert_int_equal(
+            sqlite3_prepare_v2(h,
+                               "SELECT (SELECT user_version FROM "
+                               "pragma_user_version), (SELECT count(*) FROM "
+                               "sqlite_master WHERE name = 'updates_by_seq')",
+                               -1, &st, NULL),
+            SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), 2);
+        assert_int_equal(sqlite3_column_int(st, 1), 1);
+        sqlite3_finalize(st);
+        sqlite3_close(h);
+    }
     char names[64] = "";
     assert_int_equal(loom_store_list(s, collect_names, names, NULL), 0);
     assert_string_equal(names, "notes,other,");
@@ -1178,6 +1196,8 @@ static void test_compat_files(void **state)
 {
     (void)state;
     check_compat("store-v1-plain.db", NULL);
+    unlink(db);
+    check_compat("store-v2-plain.db", NULL);
     unlink(db);
     check_compat("store-v1-sealed.db", "compat");
     /* ... which opens with that passphrase only. */
