@@ -53,6 +53,9 @@ typedef struct loom_server_options {
     unsigned ping_secs;   /* idle before a ping (default 30) */
     unsigned hangup_secs; /* idle before hanging up (default 60) */
     unsigned unload_secs; /* an empty room unloads after (default 30) */
+    /* A room's log is compacted, by a thread of its own, once it holds
+     * more rows than this (default 1000; with a store only). */
+    unsigned compact_rows;
     unsigned awareness_timeout_ms; /* default 30000, as y-protocols */
     loom_log_fn log;               /* NULL: no logging */
     void *log_ud;

@@ -177,6 +177,15 @@ static int metrics(loom_server *s, struct lws *wsi, net_pss *pss)
            "Updates appended to the store.", s->m_store_updates);
     metric(&b, &oom, "loom_store_errors_total", "counter",
            "Store appends (group commits) that failed.", s->m_store_errors);
+    uint64_t compactions = 0;
+    uint64_t compaction_failures = 0;
+    loom__net_compactor_counts(s->compactor, &compactions,
+                               &compaction_failures);
+    metric(&b, &oom, "loom_store_compactions_total", "counter",
+           "Room logs compacted (off the event loop).", compactions);
+    metric(&b, &oom, "loom_store_compaction_errors_total", "counter",
+           "Compactions that failed (tried again after later appends).",
+           compaction_failures);
     static const char *const le[NET_HIST_BUCKETS] = {
         "0.0005", "0.001", "0.0025", "0.005", "0.01",
         "0.025",  "0.05",  "0.1",    "0.25",  "1"};

@@ -92,19 +92,37 @@ typedef struct net_pss {
 
 #define NET_HIST_BUCKETS 10
 
+/* Compaction off the event loop (compactor.c). */
+typedef struct net_compactor net_compactor;
+/* Opens its own connection to the store at `path` and starts the thread,
+ * which compacts a noted room once its log holds more than `rows` rows. */
+int loom__net_compactor_start(const char *path,
+                              unsigned rows,
+                              net_compactor **out,
+                              loom_error *err);
+/* The loop appended to room `name`: compact it if its log has grown. */
+void loom__net_compactor_note(net_compactor *c, const char *name);
+/* Compactions done and failed so far. */
+void loom__net_compactor_counts(net_compactor *c,
+                                uint64_t *compactions,
+                                uint64_t *failures);
+/* Lets a compaction under way finish, stops the thread, closes. NULL: no-op. */
+void loom__net_compactor_stop(net_compactor *c);
+
 struct loom_server {
     const loom_allocator *a;
     char *host, *data_dir, *web_dir;
     uint8_t *secret;
     size_t secret_len;
     size_t max_message, max_queue;
-    unsigned max_conns, ping_secs, hangup_secs, unload_secs;
+    unsigned max_conns, ping_secs, hangup_secs, unload_secs, compact_rows;
     unsigned awareness_timeout_ms;
     loom_log_fn log;
     void *log_ud;
     loom_log_level log_level;
 
     struct lws_context *ctx;
+    net_compactor *compactor; /* with a store */
     struct lws_vhost *vh;
     struct lws_protocols protocols[2];
     lws_retry_bo_t retry;

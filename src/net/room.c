@@ -676,6 +676,9 @@ void loom__net_flush(loom_server *s)
         if (r->flush_rc) {
             refuse_room(s, r, &r->flush_err);
         } else {
+            if (s->store) {
+                loom__net_compactor_note(s->compactor, r->name);
+            }
             apply_room(s, r);
         }
     }

@@ -67,6 +67,7 @@ void loom_server_options_init(loom_server_options *o)
     o->ping_secs = 30;
     o->hangup_secs = 60;
     o->unload_secs = 30;
+    o->compact_rows = 1000;
     o->awareness_timeout_ms = 30000;
     o->log_level = LOOM_LOG_INFO;
 }
@@ -487,7 +488,15 @@ static int open_store(loom_server *s, loom_error *err)
     loom_store_options so;
     loom_store_options_init(&so);
     so.alloc = s->a;
-    return loom_store_open(path, &so, &s->store, err);
+    /* Compaction never runs on the event loop (compactor.c). */
+    so.compact_max_updates = 0;
+    so.compact_max_bytes = 0;
+    int rc = loom_store_open(path, &so, &s->store, err);
+    if (!rc) {
+        rc = loom__net_compactor_start(path, s->compact_rows, &s->compactor,
+                                       err);
+    }
+    return rc;
 }
 
 int loom_server_new(const loom_server_options *opts,
@@ -524,6 +533,7 @@ int loom_server_new(const loom_server_options *opts,
     s->ping_secs = opts->ping_secs;
     s->hangup_secs = opts->hangup_secs;
     s->unload_secs = opts->unload_secs;
+    s->compact_rows = opts->compact_rows ? opts->compact_rows : 1000;
     s->awareness_timeout_ms = opts->awareness_timeout_ms;
     s->log = opts->log;
     s->log_ud = opts->log_ud;
@@ -666,6 +676,7 @@ void loom_server_free(loom_server *s)
     }
     loom__net_pending_free(s);
     loom__net_rooms_free(s);
+    loom__net_compactor_stop(s->compactor);
     loom_store_close(s->store);
     free_opt(s->a, s->host);
     free_opt(s->a, s->data_dir);

@@ -97,5 +97,35 @@ check(await until(() => json(two.doc) === expected.two), 'the stored room has th
 two.provider.destroy()
 last.provider.destroy()
 await stopServer(srv)
+
+// compaction runs off the event loop once a log passes --compact-rows; the
+// edits made around it all survive a restart
+srv = await startServer(loom, ['--data', data, '--compact-rows', '5'])
+const metric = async (name) => {
+  const t = await (await fetch(`${srv.http}/metrics`)).text()
+  const m = t.match(new RegExp(`^${name} (\\d+)$`, 'm'))
+  return m ? Number(m[1]) : -1
+}
+const typer = client(srv.url, 'three')
+const reader = client(srv.url, 'three')
+await Promise.all([typer.synced, reader.synced])
+for (let i = 0; i < 40; i++) {
+  typer.doc.getText('text').insert(0, `${i} `)
+  // one turn, one row: wait until the other client has it
+  await until(() => reader.doc.getText('text').toString().startsWith(`${i} `), 5000)
+}
+check(await until(async () => (await metric('loom_store_compactions_total')) >= 1, 5000),
+  'a room past --compact-rows is compacted (metrics)')
+check((await metric('loom_store_compaction_errors_total')) === 0, 'no compaction failed')
+const typed = json(reader.doc)
+typer.provider.destroy()
+reader.provider.destroy()
+check((await stopServer(srv)).code === 0, 'SIGTERM with the compactor running: exit 0')
+srv = await startServer(loom, ['--data', data])
+const after = client(srv.url, 'three')
+await after.synced
+check(await until(() => json(after.doc) === typed, 5000), 'a compacted room has every edit after a restart')
+after.provider.destroy()
+await stopServer(srv)
 rmSync(dir, { recursive: true, force: true })
 done()

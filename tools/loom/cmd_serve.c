@@ -45,6 +45,9 @@ void cli_serve_help(void)
         "                       (default 8388608)\n"
         "  --unload-after SECS  unload a room empty for SECS (default 30; "
         "--data only)\n"
+        "  --compact-rows N     compact a room's log past N rows, off the "
+        "event\n"
+        "                       loop (default 1000; --data only)\n"
         "  --ping SECS          ping a connection idle for SECS (default 30);"
         "\n"
         "                       hang up after twice that without a pong\n"
@@ -150,6 +153,11 @@ static int serve_option(loom_server_options *o,
             return CLI_USAGE;
         }
         o->unload_secs = (unsigned)n;
+    } else if (strcmp(a, "--compact-rows") == 0) {
+        if (parse_size(a, v, 1u << 30, &n) || n == 0) {
+            return CLI_USAGE;
+        }
+        o->compact_rows = (unsigned)n;
     } else if (strcmp(a, "--ping") == 0) {
         if (parse_size(a, v, 3600, &n) || n == 0) {
             return CLI_USAGE;
