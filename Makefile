@@ -44,7 +44,8 @@ SAN_ENV := ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_a
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 VALGRIND := valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,indirect \
-            --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --track-origins=yes -q
+            --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --track-origins=yes -q \
+            --suppressions=$(CURDIR)/tests/valgrind.supp
 
 .PHONY: all build deps test check asan run demo valgrind fuzz format lint tidy \
         clean help bench-net
@@ -111,7 +112,7 @@ demo: deps
 valgrind: deps
 	cmake -S . -B $(VG_BUILD) -DCMAKE_C_COMPILER=gcc $(CMAKE_COMMON) -DLOOM_TEST_TIMEOUT=3600
 	cmake --build $(VG_BUILD) -j $(JOBS)
-	ctest --test-dir $(VG_BUILD) --output-on-failure -j $(JOBS) -LE '^(cli|diff|interop|browser)$$' \
+	ctest --test-dir $(VG_BUILD) --output-on-failure -j $(JOBS) -LE '^(cli|diff|interop|browser|net|peer)$$' \
 	    --overwrite MemoryCheckCommand=$$(command -v valgrind) \
 	    --overwrite "MemoryCheckCommandOptions=$(wordlist 2,100,$(VALGRIND))" \
 	    -T memcheck || { cat $(VG_BUILD)/Testing/Temporary/MemoryChecker.*.log; exit 1; }

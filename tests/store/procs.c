@@ -372,6 +372,8 @@ static int concurrent_child(const char *db, int who, long n)
     return rc ? 1 : 0;
 }
 
+static char *scratch; /* the scratch directory (main) */
+
 static int concurrent(const char *dir, long n)
 {
     char *db = sg_path(dir, "loom.db");
@@ -383,7 +385,10 @@ static int concurrent(const char *dir, long n)
             return 1;
         }
         if (pids[who] == 0) {
-            _exit(concurrent_child(db, who, n));
+            int crc = concurrent_child(db, who, n);
+            free(db); /* the child's copies */
+            free(scratch);
+            _exit(crc);
         }
     }
     int bad = 0;
@@ -439,7 +444,9 @@ int main(int argc, char **argv)
     printf("store_procs %s: seed %llu (LOOM_SEED replays it)\n", argv[1],
            (unsigned long long)seed);
     (void)fflush(stdout);
-    char *dir = sg_tmpdir(NULL);
+    /* In a file-scope variable: forked children free their copy. */
+    scratch = sg_tmpdir(NULL);
+    char *dir = scratch;
     if (dir == NULL) {
         perror("mkdtemp");
         return 1;
