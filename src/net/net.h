@@ -58,8 +58,7 @@ struct net_conn {
     bool readonly;
     bool dead;    /* being closed: nothing more is queued or read */
     bool closing; /* shutdown: close once the queue is sent */
-    uint8_t *rx;  /* the message being assembled from fragments */
-    size_t rx_len, rx_cap;
+    loom_buf rx;  /* the message being assembled from fragments */
     net_qnode *qh, *qt;
     size_t q_bytes;
     uint64_t *ids; /* awareness clients this connection announced */

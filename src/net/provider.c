@@ -86,8 +86,7 @@ struct loom_provider {
 
     prov_msg *qh, *qt;
     size_t q_bytes;
-    uint8_t *rx;
-    size_t rx_len, rx_cap;
+    loom_buf rx; /* the message being assembled from fragments */
 
     loom_awareness *aw;
     uint64_t self;
@@ -665,7 +664,7 @@ on_receive(loom_provider *p, struct lws *wsi, const uint8_t *in, size_t len)
         (void)snprintf(p->why, sizeof(p->why), "text frame");
         return -1;
     }
-    if (len > p->max_message || p->rx_len > p->max_message - len) {
+    if (len > p->max_message || p->rx.len > p->max_message - len) {
         plog(p, LOOM_LOG_WARN, "%s: message over %zu bytes: reconnecting",
              p->room, p->max_message);
         (void)snprintf(p->why, sizeof(p->why), "message too large");
@@ -675,34 +674,19 @@ on_receive(loom_provider *p, struct lws *wsi, const uint8_t *in, size_t len)
         lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
     const uint8_t *msg = in;
     size_t n = len;
-    if (p->rx_len || !whole) {
-        if (p->rx_len + len > p->rx_cap) {
-            size_t cap = p->rx_cap ? p->rx_cap : 4096;
-            while (cap < p->rx_len + len) {
-                cap *= 2;
-            }
-            uint8_t *b = loom__realloc(p->a, p->rx, p->rx_cap, cap);
-            if (!b) {
-                (void)snprintf(p->why, sizeof(p->why), "out of memory");
-                return -1;
-            }
-            p->rx = b;
-            p->rx_cap = cap;
+    if (p->rx.len || !whole) {
+        if (loom__buf_append(&p->rx, in, len)) {
+            (void)snprintf(p->why, sizeof(p->why), "out of memory");
+            return -1;
         }
-        if (len) {
-            memcpy(p->rx + p->rx_len, in, len);
-        }
-        p->rx_len += len;
         if (!whole) {
             return 0;
         }
-        msg = p->rx;
-        n = p->rx_len;
+        msg = p->rx.data;
+        n = p->rx.len;
     }
     int rc = on_message(p, msg, n);
-    loom__free(p->a, p->rx, p->rx_cap);
-    p->rx = NULL;
-    p->rx_len = p->rx_cap = 0;
+    loom_buf_free(&p->rx);
     return rc;
 }
 
@@ -748,9 +732,7 @@ static void on_gone(loom_provider *p, const char *what)
     p->wsi = NULL;
     p->open = p->synced = p->drop = false;
     free_queue(p);
-    loom__free(p->a, p->rx, p->rx_cap);
-    p->rx = NULL;
-    p->rx_len = p->rx_cap = 0;
+    loom_buf_free(&p->rx);
     if (p->destroying) {
         return;
     }
@@ -958,6 +940,7 @@ int loom_provider_new(const loom_provider_options *opts,
         return LOOM_ENOMEM;
     }
     p->a = a;
+    loom__buf_init(&p->rx, a);
     p->doc = opts->doc;
     p->poll_ms = opts->store_poll_ms;
     p->bo_min = opts->backoff_min_ms;
@@ -1117,7 +1100,7 @@ void loom_provider_free(loom_provider *p)
         (void)loom_doc_unsubscribe(p->doc, p->sub_id);
     }
     free_queue(p);
-    loom__free(p->a, p->rx, p->rx_cap);
+    loom_buf_free(&p->rx);
     loom__free(p->a, p->remote, p->cap_remote * sizeof(*p->remote));
     loom_awareness_free(p->aw);
     loom_buf_free(&p->seen_sv);

@@ -200,7 +200,7 @@ static void conn_free(loom_server *s, net_conn *c)
         loom__free(s->a, q, sizeof(*q));
         q = next;
     }
-    loom__free(s->a, c->rx, c->rx_cap);
+    loom_buf_free(&c->rx);
     conn_unlink(s, c);
     loom__free(s->a, c, sizeof(*c));
 }
@@ -223,6 +223,7 @@ static int on_established(loom_server *s, struct lws *wsi, net_pss *pss)
     c->srv = s;
     c->wsi = wsi;
     c->readonly = ro;
+    loom__buf_init(&c->rx, s->a);
     c->all_next = s->conns;
     if (s->conns) {
         s->conns->all_prev = c;
@@ -270,7 +271,7 @@ static int on_receive(
                           "text frames are not accepted");
     }
     s->m_bytes_in += len;
-    if (len > s->max_message || c->rx_len > s->max_message - len) {
+    if (len > s->max_message || c->rx.len > s->max_message - len) {
         loom__net_log(s, LOOM_LOG_WARN,
                       "room %s: %s: message over %zu bytes: closing",
                       c->room->name, NET_PEER(c), s->max_message);
@@ -281,42 +282,23 @@ static int on_receive(
         lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
     const uint8_t *msg = in;
     size_t n = len;
-    if (c->rx_len || !whole) {
+    if (c->rx.len || !whole) {
         /* a message in several pieces: assemble it */
-        if (c->rx_len + len > c->rx_cap) {
-            size_t cap = c->rx_cap ? c->rx_cap : 1024;
-            while (cap < c->rx_len + len) {
-                cap *= 2;
-            }
-            if (cap > s->max_message) {
-                cap = s->max_message;
-            }
-            uint8_t *p = loom__realloc(s->a, c->rx, c->rx_cap, cap);
-            if (!p) {
-                return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
-                                  "out of memory");
-            }
-            c->rx = p;
-            c->rx_cap = cap;
+        if (loom__buf_append(&c->rx, in, len)) {
+            return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+                              "out of memory");
         }
-        if (len) {
-            memcpy(c->rx + c->rx_len, in, len);
-        }
-        c->rx_len += len;
         if (!whole) {
             return 0;
         }
-        msg = c->rx;
-        n = c->rx_len;
+        msg = c->rx.data;
+        n = c->rx.len;
     }
     s->m_msgs_in++;
     s->rx_round++;
     const char *why = "";
     int status = loom__net_room_message(c, msg, n, &why);
-    /* an idle connection keeps no assembly buffer */
-    loom__free(s->a, c->rx, c->rx_cap);
-    c->rx = NULL;
-    c->rx_len = c->rx_cap = 0;
+    loom_buf_free(&c->rx); /* an idle connection keeps no assembly buffer */
     if (status) {
         return close_with(wsi, status, why);
     }

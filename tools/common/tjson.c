@@ -331,7 +331,7 @@ static json_t *wrap(const char *key, json_t *val)
     return o;
 }
 
-static const char *type_kind_name(loom_type_kind k)
+const char *tjson_kind_name(loom_type_kind k)
 {
     switch (k) {
     case LOOM_TYPE_ARRAY:
@@ -403,7 +403,7 @@ static json_t *container_to_json(const loom_any *v)
 static json_t *type_to_json(const loom_type *t)
 {
     loom_type_kind k = loom_type_kind_of(t);
-    json_t *o = wrap("$ytype", json_string(type_kind_name(k)));
+    json_t *o = wrap("$ytype", json_string(tjson_kind_name(k)));
     if (o && (k == LOOM_TYPE_XML_ELEMENT || k == LOOM_TYPE_XML_HOOK)) {
         size_t nlen = 0;
         const char *name = loom_type_name(t, &nlen);

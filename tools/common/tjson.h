@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "loom/any.h"
+#include "loom/doc.h"
 
 /*
  * Loads JSON text like json_loadb / json_load_file, after replacing every
@@ -58,5 +59,9 @@ char *tjson_dumps_sorted(const json_t *j);
 int hex_decode(const char *hex, uint8_t **out, size_t *len);
 /* Bytes -> malloc'd lowercase hex, NULL on failure. */
 char *hex_encode(const uint8_t *p, size_t len);
+
+/* The name of a shared type kind as the vectors and the CLI write it
+ * ("array", "map", "text", "xmlfragment", ...; "undefined"). */
+const char *tjson_kind_name(loom_type_kind k);
 
 #endif

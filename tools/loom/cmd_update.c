@@ -228,25 +228,7 @@ static int parse_hint(const char *arg, root_hint *h)
 
 static const char *kind_name(loom_type_kind k)
 {
-    switch (k) {
-    case LOOM_TYPE_ARRAY:
-        return "array";
-    case LOOM_TYPE_MAP:
-        return "map";
-    case LOOM_TYPE_TEXT:
-        return "text";
-    case LOOM_TYPE_XML_ELEMENT:
-        return "xmlelement";
-    case LOOM_TYPE_XML_FRAGMENT:
-        return "xmlfragment";
-    case LOOM_TYPE_XML_HOOK:
-        return "xmlhook";
-    case LOOM_TYPE_XML_TEXT:
-        return "xmltext";
-    case LOOM_TYPE_UNDEFINED:
-        break;
-    }
-    return "untyped root";
+    return k == LOOM_TYPE_UNDEFINED ? "untyped root" : tjson_kind_name(k);
 }
 
 /* The kind of root `name`, or LOOM_TYPE_UNDEFINED when there is none. */
