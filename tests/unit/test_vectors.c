@@ -44,19 +44,6 @@ static uint8_t *hex(const json_t *j, size_t *len)
     return p;
 }
 
-static loom_type_kind kind_of(const char *k)
-{
-    if (!strcmp(k, "map"))
-        return LOOM_TYPE_MAP;
-    if (!strcmp(k, "array"))
-        return LOOM_TYPE_ARRAY;
-    if (!strcmp(k, "text"))
-        return LOOM_TYPE_TEXT;
-    if (!strcmp(k, "xmlfragment"))
-        return LOOM_TYPE_XML_FRAGMENT;
-    return LOOM_TYPE_UNDEFINED;
-}
-
 static int
 apply_hex(loom_doc *d, const json_t *h, const char *file, const char *what)
 {
@@ -101,7 +88,7 @@ static void compare_json(const char *file,
     {
         loom_type *t;
         if (loom_doc_get(d, name, strlen(name),
-                         kind_of(json_string_value(kind)), &t)) {
+                         vec_kind(json_string_value(kind)), &t)) {
             vfail(file, "%s: root %s", what, name);
             continue;
         }
