@@ -79,6 +79,9 @@ struct net_room {
     net_pending *pend_head, *pend_tail; /* waiting for the store */
     net_room *next_dirty; /* in the server's list of rooms with pending */
     int flush_rc;         /* this turn's store result (loom__net_flush) */
+    /* Rows appended since the compactor last looked at the log; starts
+     * past the bound, since a loaded log may already be long. */
+    uint64_t rows_unchecked;
     loom_error flush_err;
 };
 

@@ -191,6 +191,7 @@ static int room_load(loom_server *s, const char *name, net_room **out)
         return LOOM_ENOMEM;
     }
     r->srv = s;
+    r->rows_unchecked = (uint64_t)s->compact_rows + 1;
     r->name_len = strlen(name);
     r->name = loom__strndup(s->a, name, r->name_len);
     loom_doc_options o;
@@ -544,6 +545,9 @@ static int store_room(loom_server *s, net_room *r, size_t n, loom_error *err)
             i = j;
         }
         rc = loom_store_append_many(s->store, r->name, rows, rlens, k, err);
+        if (!rc) {
+            r->rows_unchecked += k;
+        }
         for (size_t x = 0; x < nm; x++) {
             loom_buf_free(&merged[x]);
         }
@@ -676,8 +680,11 @@ void loom__net_flush(loom_server *s)
         if (r->flush_rc) {
             refuse_room(s, r, &r->flush_err);
         } else {
-            if (s->store) {
+            /* the compactor looks at a room's log only once it may have
+             * grown past the bound: no lock or query per room per turn */
+            if (s->store && r->rows_unchecked > s->compact_rows) {
                 loom__net_compactor_note(s->compactor, r->name);
+                r->rows_unchecked = 0;
             }
             apply_room(s, r);
         }
