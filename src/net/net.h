@@ -76,9 +76,15 @@ struct net_room {
     uint64_t empty_since_ms;
     net_room *hnext;                    /* bucket chain */
     net_room *prev, *next;              /* every room */
-    net_pending *pend_head, *pend_tail; /* waiting for the store */
+    net_pending *pend_head, *pend_tail; /* waiting for the next batch */
     net_room *next_dirty; /* in the server's list of rooms with pending */
-    int flush_rc;         /* this turn's store result (loom__net_flush) */
+    /* The room's part of the batch being stored (writer.c): its updates,
+     * and what the store said of them. */
+    net_pending *fly_head;
+    size_t fly_n;
+    size_t fly_rows; /* rows they became */
+    net_room *next_fly;
+    int flush_rc;
     /* Rows appended since the compactor last looked at the log; starts
      * past the bound, since a loaded log may already be long. */
     uint64_t rows_unchecked;
@@ -111,6 +117,24 @@ void loom__net_compactor_counts(net_compactor *c,
 /* Lets a compaction under way finish, stops the thread, closes. NULL: no-op. */
 void loom__net_compactor_stop(net_compactor *c);
 
+/* Group commits off the event loop (writer.c). */
+typedef struct net_writer net_writer;
+/* Opens its own connection to the store at `path`, starts the thread. */
+int loom__net_writer_start(const char *path, net_writer **out, loom_error *err);
+/* Hands a batch to the thread, which must have none: the rooms of `list`,
+ * linked by next_fly, each with its fly_* updates. The thread wakes `ctx`
+ * when the batch is stored. */
+void loom__net_writer_submit(net_writer *w,
+                             struct lws_context *ctx,
+                             net_room *list);
+/* The batch handed over, once stored (each room's flush_rc, flush_err and
+ * fly_rows set), with the seconds it took; NULL if it is still under way
+ * or there is none. With `wait`, waits for one under way. */
+net_room *loom__net_writer_take(net_writer *w, bool wait, double *seconds);
+/* Lets a batch under way finish (the caller takes it back or frees it),
+ * stops the thread, closes. NULL: no-op. */
+void loom__net_writer_stop(net_writer *w);
+
 struct loom_server {
     const loom_allocator *a;
     char *host, *data_dir, *web_dir;
@@ -125,6 +149,7 @@ struct loom_server {
 
     struct lws_context *ctx;
     net_compactor *compactor; /* with a store */
+    net_writer *writer;       /* with a store */
     struct lws_vhost *vh;
     struct lws_protocols protocols[2];
     lws_retry_bo_t retry;
@@ -132,7 +157,8 @@ struct loom_server {
     int port;
 
     loom_store *store;
-    net_room *dirty; /* rooms with updates waiting for the store */
+    net_room *dirty;  /* rooms with updates waiting for the next batch */
+    net_room *flying; /* the batch the writer has (next_fly) */
     size_t pend_bytes;
     size_t rx_round; /* messages read in the current poll round */
     net_room *buckets[NET_ROOM_BUCKETS];
@@ -181,11 +207,14 @@ int loom__net_room_message(net_conn *c,
                            size_t n,
                            const char **why);
 void loom__net_rooms_tick(loom_server *s, uint64_t now_ms);
-/* Group commit: appends every waiting update to the store (one durable
- * transaction per room), then applies and relays them. */
+/* Group commit, at the end of each turn of the loop: applies and relays
+ * the batch the writer has stored, if it is done, and hands it the updates
+ * waiting since, if any. Without a store: applies and relays them now. */
 void loom__net_flush(loom_server *s);
+/* The same, until every accepted update is stored, applied and relayed. */
+void loom__net_flush_all(loom_server *s);
 /* Frees waiting updates without storing them (the server is being freed
- * without having run, or after it ran and flushed). */
+ * without having run, or after it ran and flushed; the writer stopped). */
 void loom__net_pending_free(loom_server *s);
 void loom__net_rooms_free(loom_server *s);
 /* Queues a copy of bytes / a shared buffer on a connection; false when the

@@ -9,13 +9,15 @@
  *  - sync step 2 / update: validated at once (a bad one closes its
  *    connection), then kept until the current turn of the event loop has
  *    served every socket. Right after it (loom_server_run calls
- *    loom__net_flush) each room handles its batch: appended to the store
- *    in one durable transaction (one fsync for the whole burst; nobody
- *    sees an update before it is on disk), applied in one document
- *    transaction, and the one update that transaction emits is relayed to
- *    every connection of the room, senders included (Yjs ignores what it
- *    already has, and the reference server echoes too). Under load this is
- *    one message per connection per turn instead of one per update;
+ *    loom__net_flush) the updates of every room form a batch, which the
+ *    writer thread appends to the store in one durable transaction
+ *    (writer.c; one fsync for the whole burst) while the loop goes on
+ *    serving. Once it is on disk (nobody sees an update before), each
+ *    room's part is applied in one document transaction, and the one
+ *    update that transaction emits is relayed to every connection of the
+ *    room, senders included (Yjs ignores what it already has, and the
+ *    reference server echoes too). Under load this is one message per
+ *    connection per batch instead of one per update;
  *  - awareness: apply, remember which clients the connection speaks for,
  *    relay the accepted entries to everyone (the sender too, as the
  *    reference server does; a lone client's only traffic is that echo);
@@ -31,10 +33,6 @@
 
 /* Bytes of updates waiting for a group commit before one is forced. */
 #define NET_PENDING_MAX (64u << 20)
-/* Input bytes merged into one stored row at most (store_room): a row of
- * this size stays within its b-tree page (4 KiB pages: about 1,000 bytes
- * of record per cell before overflow). */
-#define NET_ROW_BYTES 900
 
 static void forget_sender(net_conn *c);
 
@@ -433,14 +431,6 @@ static bool empty_update(const uint8_t *p, size_t n)
     return n == 2 && p[0] == 0 && p[1] == 0;
 }
 
-static double seconds_since(const struct timespec *t0)
-{
-    struct timespec t1;
-    (void)clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (double)(t1.tv_sec - t0->tv_sec) +
-           (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
-}
-
 static const double hist_bounds[NET_HIST_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
 
@@ -480,93 +470,14 @@ static int enqueue(net_conn *c, const uint8_t *p, size_t n)
     return LOOM_OK;
 }
 
-static void free_pending(loom_server *s, net_room *r)
+static void free_list(loom_server *s, net_pending *e)
 {
-    net_pending *e = r->pend_head;
     while (e) {
         net_pending *next = e->next;
         s->pend_bytes -= e->len;
         loom__free(s->a, e, sizeof(*e) + e->len);
         e = next;
     }
-    r->pend_head = r->pend_tail = NULL;
-}
-
-/* Appends a room's waiting updates to the store (inside the turn's store
- * batch when there is one); 0 or an error after which nothing of them is
- * stored.
- *
- * Consecutive updates go in as one row, their merge, up to NET_ROW_BYTES
- * of input per row: every row costs a b-tree seek and counts towards the
- * compaction bound (a rewrite of the whole document), so a turn's hundreds
- * of small updates should not be hundreds of rows. But the store's update
- * table keeps each record in its key b-tree, and a seek that meets a
- * record too long for its page reads the whole record to compare keys:
- * rows merged without bound made every later insert read kilobytes of
- * overflow pages (an 80 ms p99 at a light rate after a heavy burst).
- * Rows under about 1,000 bytes stay on their page. A merge holds exactly
- * what its updates hold; if merging fails (memory), those updates go in
- * one by one. */
-static int store_room(loom_server *s, net_room *r, size_t n, loom_error *err)
-{
-    const uint8_t **ptrs = loom__malloc(s->a, n * sizeof(*ptrs));
-    size_t *lens = loom__malloc(s->a, n * sizeof(*lens));
-    const uint8_t **rows = loom__malloc(s->a, n * sizeof(*rows));
-    size_t *rlens = loom__malloc(s->a, n * sizeof(*rlens));
-    loom_buf *merged = loom__calloc(s->a, n * sizeof(*merged));
-    int rc = LOOM_ENOMEM;
-    if (ptrs && lens && rows && rlens && merged) {
-        size_t i = 0;
-        for (net_pending *e = r->pend_head; e; e = e->next, i++) {
-            ptrs[i] = e->data;
-            lens[i] = e->len;
-        }
-        size_t k = 0, nm = 0;
-        for (i = 0; i < n;) {
-            size_t j = i + 1, sum = lens[i];
-            while (j < n && sum + lens[j] <= NET_ROW_BYTES) {
-                sum += lens[j++];
-            }
-            loom_error merr;
-            memset(&merr, 0, sizeof(merr));
-            loom_buf *m = &merged[nm];
-            loom__buf_init(m, s->a);
-            if (j - i > 1 &&
-                !loom_update_merge(s->a, ptrs + i, lens + i, j - i, m, &merr)) {
-                rows[k] = m->data;
-                rlens[k++] = m->len;
-                nm++;
-            } else {
-                for (size_t x = i; x < j; x++) {
-                    rows[k] = ptrs[x];
-                    rlens[k++] = lens[x];
-                }
-            }
-            i = j;
-        }
-        rc = loom_store_append_many(s->store, r->name, rows, rlens, k, err);
-        if (!rc) {
-            r->rows_unchecked += k;
-        }
-        for (size_t x = 0; x < nm; x++) {
-            loom_buf_free(&merged[x]);
-        }
-    }
-    loom__free(s->a, ptrs, n * sizeof(*ptrs));
-    loom__free(s->a, lens, n * sizeof(*lens));
-    loom__free(s->a, rows, n * sizeof(*rows));
-    loom__free(s->a, rlens, n * sizeof(*rlens));
-    loom__free(s->a, merged, n * sizeof(*merged));
-    return rc;
-}
-
-static size_t pending_count(const net_room *r)
-{
-    size_t n = 0;
-    for (const net_pending *e = r->pend_head; e; e = e->next) {
-        n++;
-    }
-    return n;
 }
 
 /* A batch that did not reach the disk: nothing of it is applied, and every
@@ -577,15 +488,14 @@ static void refuse_room(loom_server *s, net_room *r, const loom_error *err)
     loom__net_log(s, LOOM_LOG_ERROR,
                   "room %s: store append of %zu update(s) failed (%s): "
                   "refused",
-                  r->name, pending_count(r),
+                  r->name, r->fly_n,
                   err->message[0] ? err->message : loom_strerror(err->code));
-    for (net_pending *e = r->pend_head; e; e = e->next) {
+    for (net_pending *e = r->fly_head; e; e = e->next) {
         if (e->sender) {
             loom__net_drop(e->sender, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
                            "storage failure");
         }
     }
-    free_pending(s, r);
 }
 
 /* A batch that is stored (or needs no store): applied in one transaction,
@@ -594,7 +504,7 @@ static void apply_room(loom_server *s, net_room *r)
 {
     loom_error err;
     bool txn = loom_doc_transact_begin(r->doc, NULL) == LOOM_OK;
-    for (net_pending *e = r->pend_head; e; e = e->next) {
+    for (net_pending *e = r->fly_head; e; e = e->next) {
         memset(&err, 0, sizeof(err));
         int rc = apply_now(r, e->sender, e->data, e->len, &err);
         if (rc) {
@@ -612,7 +522,6 @@ static void apply_room(loom_server *s, net_room *r)
     if (txn) {
         (void)loom_doc_transact_end(r->doc);
     }
-    free_pending(s, r);
 }
 
 static void observe_store_latency(loom_server *s, double dt)
@@ -627,77 +536,116 @@ static void observe_store_latency(loom_server *s, double dt)
     }
 }
 
-/*
- * The updates of the turn, every room at once: with a store, all rooms'
- * batches go into one store batch, so a turn costs one disk sync however
- * many rooms are busy (a sync per room bounded throughput by the disk).
- * Each room's append stays all or nothing on its own; a failed commit
- * refuses every room of the turn. Only then is anything applied and
- * relayed: nobody sees an update before it is on disk.
- */
-void loom__net_flush(loom_server *s)
+/* The rooms with waiting updates become the next batch: their updates
+ * move to the rooms' fly lists, and new ones start a new wait. */
+static net_room *take_dirty(loom_server *s)
 {
-    net_room *list = s->dirty;
-    s->dirty = NULL;
-    if (list == NULL) {
-        return;
-    }
-    loom_error err;
-    memset(&err, 0, sizeof(err));
-    struct timespec t0;
-    (void)clock_gettime(CLOCK_MONOTONIC, &t0);
-    bool batch =
-        s->store != NULL && loom_store_batch_begin(s->store, &err) == LOOM_OK;
-    for (net_room *r = list; r; r = r->next_dirty) {
-        memset(&r->flush_err, 0, sizeof(r->flush_err));
+    net_room *list = NULL;
+    while (s->dirty) {
+        net_room *r = s->dirty;
+        s->dirty = r->next_dirty;
+        r->next_dirty = NULL;
+        r->fly_head = r->pend_head;
+        r->fly_n = 0;
+        for (const net_pending *e = r->fly_head; e; e = e->next) {
+            r->fly_n++;
+        }
+        r->pend_head = r->pend_tail = NULL;
         r->flush_rc = LOOM_OK;
-        if (s->store) {
-            size_t n = pending_count(r);
-            r->flush_rc = store_room(s, r, n, &r->flush_err);
-            if (!r->flush_rc) {
-                s->m_store_updates += n;
-            }
-        }
+        r->next_fly = list;
+        list = r;
     }
-    if (batch) {
-        memset(&err, 0, sizeof(err));
-        int rc = loom_store_batch_commit(s->store, &err);
-        for (net_room *r = list; rc && r; r = r->next_dirty) {
-            if (!r->flush_rc) {
-                s->m_store_updates -= pending_count(r);
-                r->flush_rc = rc;
-                r->flush_err = err;
-            }
-        }
-    }
-    if (s->store) {
-        observe_store_latency(s, seconds_since(&t0));
-    }
+    return list;
+}
+
+/* A batch that is done: stored (or refused) room by room, then applied and
+ * relayed. Only now does anyone see it: nobody sees an update before it
+ * is on disk. */
+static void finish_batch(loom_server *s, net_room *list)
+{
     while (list) {
         net_room *r = list;
-        list = r->next_dirty;
-        r->next_dirty = NULL;
+        list = r->next_fly;
+        r->next_fly = NULL;
         if (r->flush_rc) {
             refuse_room(s, r, &r->flush_err);
         } else {
-            /* the compactor looks at a room's log only once it may have
-             * grown past the bound: no lock or query per room per turn */
-            if (s->store && r->rows_unchecked > s->compact_rows) {
-                loom__net_compactor_note(s->compactor, r->name);
-                r->rows_unchecked = 0;
+            if (s->store) {
+                s->m_store_updates += r->fly_n;
+                r->rows_unchecked += r->fly_rows;
+                /* the compactor looks at a room's log only once it may
+                 * have grown past the bound: no lock or query per room per
+                 * batch */
+                if (r->rows_unchecked > s->compact_rows) {
+                    loom__net_compactor_note(s->compactor, r->name);
+                    r->rows_unchecked = 0;
+                }
             }
             apply_room(s, r);
         }
+        free_list(s, r->fly_head);
+        r->fly_head = NULL;
+        r->fly_n = 0;
+    }
+}
+
+/* Takes back the writer's batch if it is done (or, with `wait`, once it
+ * is) and finishes it. */
+static void take_back(loom_server *s, bool wait)
+{
+    double dt = 0;
+    net_room *list = loom__net_writer_take(s->writer, wait, &dt);
+    if (list) {
+        s->flying = NULL;
+        observe_store_latency(s, dt);
+        finish_batch(s, list);
+    }
+}
+
+void loom__net_flush(loom_server *s)
+{
+    if (!s->writer) {
+        finish_batch(s, take_dirty(s));
+        return;
+    }
+    if (s->flying) {
+        take_back(s, false);
+    }
+    if (!s->flying && s->dirty) {
+        s->flying = take_dirty(s);
+        loom__net_writer_submit(s->writer, s->ctx, s->flying);
+    }
+}
+
+void loom__net_flush_all(loom_server *s)
+{
+    if (!s->writer) {
+        finish_batch(s, take_dirty(s));
+        return;
+    }
+    take_back(s, true);
+    if (s->dirty) {
+        s->flying = take_dirty(s);
+        loom__net_writer_submit(s->writer, s->ctx, s->flying);
+        take_back(s, true);
     }
 }
 
 void loom__net_pending_free(loom_server *s)
 {
+    while (s->flying) {
+        net_room *r = s->flying;
+        s->flying = r->next_fly;
+        r->next_fly = NULL;
+        free_list(s, r->fly_head);
+        r->fly_head = NULL;
+    }
     while (s->dirty) {
         net_room *r = s->dirty;
         s->dirty = r->next_dirty;
         r->next_dirty = NULL;
-        free_pending(s, r);
+        free_list(s, r->pend_head);
+        r->pend_head = r->pend_tail = NULL;
     }
 }
 
@@ -705,6 +653,11 @@ void loom__net_pending_free(loom_server *s)
 static void forget_sender(net_conn *c)
 {
     for (net_pending *e = c->room->pend_head; e; e = e->next) {
+        if (e->sender == c) {
+            e->sender = NULL;
+        }
+    }
+    for (net_pending *e = c->room->fly_head; e; e = e->next) {
         if (e->sender == c) {
             e->sender = NULL;
         }
@@ -736,7 +689,7 @@ apply_update(net_conn *c, const uint8_t *p, size_t n, const char **why)
     }
     /* a burst larger than this is handled at once */
     if (s->pend_bytes + n > NET_PENDING_MAX) {
-        loom__net_flush(s);
+        loom__net_flush_all(s);
     }
     if (enqueue(c, p, n)) {
         *why = "out of memory";
@@ -876,7 +829,7 @@ void loom__net_rooms_tick(loom_server *s, uint64_t now_ms)
         }
         /* every accepted update is already in the store: unloading only
          * frees memory. Without a store the room must stay. */
-        if (s->store && r->n_conns == 0 && !r->pend_head &&
+        if (s->store && r->n_conns == 0 && !r->pend_head && !r->fly_head &&
             now_ms - r->empty_since_ms >= (uint64_t)s->unload_secs * 1000) {
             loom__net_log(s, LOOM_LOG_DEBUG, "room %s: unloaded (idle)",
                           r->name);

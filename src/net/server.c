@@ -478,6 +478,9 @@ static int open_store(loom_server *s, loom_error *err)
         rc = loom__net_compactor_start(path, s->compact_rows, &s->compactor,
                                        err);
     }
+    if (!rc) {
+        rc = loom__net_writer_start(path, &s->writer, err);
+    }
     return rc;
 }
 
@@ -622,8 +625,8 @@ int loom_server_run(loom_server *s)
         loom__net_flush(s);
     }
     lws_sul_cancel(&s->sul);
-    /* updates accepted in the last turn: durable before we go */
-    loom__net_flush(s);
+    /* updates accepted in the last turns: durable before we go */
+    loom__net_flush_all(s);
     s->destroying = true;
     /* the connections left (none, unless the deadline passed) and the
      * context go together; closing them calls back into conn_free */
@@ -649,6 +652,9 @@ void loom_server_free(loom_server *s)
         return;
     }
     s->destroying = true;
+    /* a batch under way finishes before the context it wakes goes */
+    loom__net_writer_stop(s->writer);
+    s->writer = NULL;
     if (s->ctx) {
         lws_context_destroy(s->ctx);
         s->ctx = NULL;
