@@ -12,7 +12,8 @@
 # Environment: RUNS (default 3), ROOMS (10), CLIENTS (10 per room), SECS
 # (10), WINDOW (4), RATE (0: as fast as delivered), THREADS (1: generator
 # threads for the load), FIXED_RATE (5 edits/s per client) and FIXED_SECS
-# (6) for the fixed-rate latency phase, IDLE (10000 idle connections), HOLD
+# (6) for the fixed-rate latency phase, MEMORY (1: also loom without a
+# store, column loom-mem; 0: not), IDLE (10000 idle connections), HOLD
 # (5 s), GEN (c: build/loom_loadgen when built; node: the Node clients);
 # BENCH_OUT (build/bench) keeps the JSON lines of every run in
 # net.<server>.jsonl. The open-files limit is raised to the hard limit
@@ -46,9 +47,12 @@ else
     echo "net-compare: load from Node clients (no $gen, or GEN=node)" >&2
 fi
 
+# loom-mem: loom serve without a store, as the reference runs (MEMORY=0
+# leaves it out).
 servers=(reference)
 if [ -x "$loom" ] && "$loom" help serve >/dev/null 2>&1; then
     servers+=(loom)
+    [ "${MEMORY:-1}" = 0 ] || servers+=(loom-mem)
 else
     echo "net-compare: $loom has no 'serve' command: measuring the reference server only" >&2
 fi
@@ -60,7 +64,9 @@ done
 for ((i = 1; i <= runs; i++)); do
     for s in "${servers[@]}"; do
         echo "net-compare: run $i/$runs: $s" >&2
-        "$node" "$root/bench/net/load.mjs" --server "$s" --loom "$loom" "${load[@]}" >>"$out/net.$s.jsonl"
+        args=(--server "$s")
+        [ "$s" != loom-mem ] || args=(--server loom --memory)
+        "$node" "$root/bench/net/load.mjs" "${args[@]}" --loom "$loom" "${load[@]}" >>"$out/net.$s.jsonl"
     done
 done
 

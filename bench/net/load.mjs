@@ -40,6 +40,7 @@
 // Usage: node bench/net/load.mjs [--server loom|reference] [--loom PATH]
 //   [--rooms R] [--clients K] [--secs S] [--window W] [--rate N]
 //   [--idle N] [--idle-rooms M] [--hold S] [--threads T] [--gen PATH] [--persist]
+//   [--memory]
 //   [--fixed-rate N] [--fixed-secs S]
 //   --fixed-rate, --fixed-secs: the second load phase, N edits per second
 //   per client (default 5: 500 edits/s, 4,500 deliveries/s for 10x10) for
@@ -51,7 +52,9 @@
 //   (bench/net/loadgen.c, built as build/loom_loadgen): the same edits and
 //   figures at a fraction of the CPU per message.
 //   --persist: give the reference server a LevelDB (YPERSISTENCE) as well;
-//   loom always runs with --data (its durability is part of its cost).
+//   loom runs with --data (its durability is part of its cost) unless
+//   --memory: then without a store, as the reference runs by default, for
+//   latency without the disk sync each relayed update waits for.
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -67,7 +70,7 @@ import { Server, requireServer, serverArgs, sleep } from '../../tests/interop/se
 
 const opts = serverArgs(process.argv.slice(2));
 const cfg = { rooms: 10, clients: 10, secs: 10, window: 4, rate: 0, idle: 10000, idleRooms: 100, hold: 5,
-  persist: false, warmup: 1, threads: 1, fixedRate: 5, fixedSecs: 6, gen: null };
+  persist: false, memory: false, warmup: 1, threads: 1, fixedRate: 5, fixedSecs: 6, gen: null };
 for (let i = 0; i < opts.rest.length; i++) {
   const a = opts.rest[i];
   const num = () => {
@@ -91,6 +94,7 @@ for (let i = 0; i < opts.rest.length; i++) {
   else if (a === '--fixed-rate') cfg.fixedRate = num();
   else if (a === '--fixed-secs') cfg.fixedSecs = num();
   else if (a === '--persist') cfg.persist = true;
+  else if (a === '--memory') cfg.memory = true;
   else {
     console.error(`load: unknown argument ${a} (see the head of bench/net/load.mjs)`);
     process.exit(2);
@@ -680,7 +684,7 @@ async function loadPhase(server, result) {
 
 if (isMainThread) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-load-'));
-  const dataDir = opts.kind === 'loom' || cfg.persist ? path.join(tmp, 'data') : undefined;
+  const dataDir = (opts.kind === 'loom' && !cfg.memory) || cfg.persist ? path.join(tmp, 'data') : undefined;
   const server = new Server(opts.kind, { loomCmd: opts.loomCmd, dataDir });
   const result = { server: opts.kind, persist: Boolean(dataDir), rooms: cfg.rooms, clients: cfg.clients,
     secs: cfg.secs, window: cfg.window, rate: cfg.rate, hold_s: cfg.hold };

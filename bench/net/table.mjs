@@ -6,7 +6,8 @@
 // targets (throughput at least 5 times, memory per connection at most a
 // fifth, 10,000 idle connections held).
 //
-// Usage: node bench/net/table.mjs DIR reference [loom]
+// Usage: node bench/net/table.mjs DIR reference [loom [loom-mem]]
+// (loom-mem: loom without a store, shown beside the others, no ratio)
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -46,7 +47,8 @@ const rows = [
 ];
 const gens = [...new Set(servers.flatMap((s) => runs[s].map((r) => r.generator || 'node')))];
 console.log(`load generator: ${gens.join(', ')}\n`);
-const head = ['figure', ...servers];
+const names = { reference: 'reference', loom: 'loom', 'loom-mem': 'loom, no store' };
+const head = ['figure', ...servers.map((s) => names[s] || s)];
 if (runs.loom) head.push('loom / reference', 'target');
 console.log(`| ${head.join(' | ')} |`);
 console.log(`|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
