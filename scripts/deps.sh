@@ -37,7 +37,8 @@ for arg in "$@"; do
 done
 
 # Build and test toolchain, libraries, sanitizer/fuzzer runtime, valgrind,
-# node for the interop tests, xxd for the CLI tests, chromium for the
+# node for the interop tests, xxd for the CLI tests, openssl for the
+# certificates of the TLS test (tests/peer/tls.mjs), chromium for the
 # browser test (tests/browser, driven by the npm playwright-core), and the
 # linters.
 packages=(
@@ -45,7 +46,7 @@ packages=(
     clang libclang-rt-14-dev
     libcmocka-dev libjansson-dev zlib1g-dev libsqlite3-dev libsodium-dev
     libwebsockets-dev
-    valgrind xxd
+    valgrind xxd openssl
     nodejs npm chromium
     clang-format clang-tidy cppcheck shellcheck
 )

@@ -59,11 +59,17 @@ typedef void (*loom_provider_status_fn)(void *ud,
 
 /* Options of loom_provider_new. Start from loom_provider_options_init(). */
 typedef struct loom_provider_options {
-    /* ws://HOST[:PORT]/ROOM[?QUERY], e.g. ws://127.0.0.1:1234/notes?token=T.
-     * The room is the raw path after the first '/', up to '?', sent as it
-     * is (y-websocket does not escape it either). HOST may be a name, an
-     * IPv4 address or [IPv6]. wss:// is LOOM_EUNSUPPORTED. Copied. */
+    /* ws[s]://HOST[:PORT]/ROOM[?QUERY], e.g.
+     * ws://127.0.0.1:1234/notes?token=T. The room is the raw path after the
+     * first '/', up to '?', sent as it is (y-websocket does not escape it
+     * either). HOST may be a name, an IPv4 address or [IPv6]. wss:// dials
+     * with TLS (default port 443): the server's certificate must chain to a
+     * trusted CA and name HOST. Copied. */
     const char *url;
+    /* wss:// only: a PEM file of the CA certificates to trust instead of
+     * the system's (e.g. a self-signed server certificate). NULL: the
+     * system's CAs. Read when the provider is created. */
+    const char *tls_ca_file;
     /* The document to sync (required); borrowed: it must outlive the
      * provider, which subscribes to its updates. */
     loom_doc *doc;

@@ -1,7 +1,8 @@
 /*
  * loom/server.h: `loom serve` as a library: a y-websocket-compatible sync
- * server on libwebsockets (one thread, one event loop), with rooms backed by
- * the durable store, awareness relay, limits, HS256 tokens, /healthz and
+ * server on libwebsockets (one event loop; with a store, a writer thread
+ * for the group commits and one for compaction), with rooms backed by the
+ * durable store, awareness relay, limits, HS256 tokens, TLS, /healthz and
  * /metrics, and static files. The CLI (tools/loom/cmd_serve.c) only parses
  * options and installs signal handlers. Protocol behaviour and the places it
  * differs from the reference server: docs/server.md.
@@ -44,6 +45,11 @@ typedef struct loom_server_options {
     const char *data_dir;
     /* Directory of static files for other GET paths; NULL: 404. */
     const char *web_dir;
+    /* TLS: a PEM certificate (chain) and its private key, both or neither;
+     * with them the server speaks only wss:// and https://. Read at
+     * loom_server_new. NULL: plain ws:// and http://. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
     /* HS256 key; NULL: no authentication. Copied. */
     const uint8_t *auth_secret;
     size_t auth_secret_len;

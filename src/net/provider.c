@@ -58,6 +58,7 @@ struct loom_provider {
     char *path; /* "/" ROOM ["?" QUERY], sent as it is */
     char *room; /* ROOM, for log lines */
     int port;
+    bool tls; /* wss:// */
     unsigned poll_ms, bo_min, bo_max;
     size_t max_message, max_queue;
     loom_log_fn log;
@@ -152,24 +153,24 @@ static void free_str(const loom_allocator *a, char *s)
 /* ---- the URL -------------------------------------------------------------- */
 
 /*
- * Splits ws://HOST[:PORT]/ROOM[?QUERY] into the provider's host, port,
- * path and room. Only what is needed to dial is checked: a host of at
- * most 255 bytes without spaces, a port 1-65535, a non-empty room.
+ * Splits ws[s]://HOST[:PORT]/ROOM[?QUERY] into the provider's scheme, host,
+ * port, path and room. Only what is needed to dial is checked: a host of
+ * at most 255 bytes without spaces, a port 1-65535, a non-empty room.
  */
 static int parse_url(loom_provider *p, const char *url, loom_error *err)
 {
     const char *s = url;
     if (strncmp(s, "wss://", 6) == 0) {
-        loom__error_set(err, LOOM_EUNSUPPORTED, 0, 0,
-                        "wss:// is not supported (no TLS in the provider)");
-        return LOOM_EUNSUPPORTED;
-    }
-    if (strncmp(s, "ws://", 5) != 0) {
+        p->tls = true;
+        s += 6;
+    } else if (strncmp(s, "ws://", 5) == 0) {
+        s += 5;
+    } else {
         loom__error_set(err, LOOM_EINVAL, 0, 0,
-                        "the URL must start with ws://");
+                        "the URL must start with ws:// or wss://");
         return LOOM_EINVAL;
     }
-    s += 5;
+    const char *host_at = s;
     const char *hb = s, *he;
     if (*s == '[') {
         hb = s + 1;
@@ -188,7 +189,7 @@ static int parse_url(loom_provider *p, const char *url, loom_error *err)
         loom__error_set(err, LOOM_EINVAL, 0, 0, "no usable host in the URL");
         return LOOM_EINVAL;
     }
-    long port = 80;
+    long port = p->tls ? 443 : 80;
     if (*s == ':') {
         s++;
         port = 0;
@@ -214,7 +215,7 @@ static int parse_url(loom_provider *p, const char *url, loom_error *err)
     p->path = dup_str(p->a, s, plen);
     p->room = dup_str(p->a, s + 1, rlen);
     char hdr[PROV_HOST_MAX + 16];
-    bool v6 = hb != url + 5;
+    bool v6 = hb != host_at;
     (void)snprintf(hdr, sizeof(hdr), "%s%.*s%s:%ld", v6 ? "[" : "", (int)hlen,
                    hb, v6 ? "]" : "", port);
     p->host_hdr = dup_str(p->a, hdr, strlen(hdr));
@@ -772,6 +773,10 @@ static void connect_now(loom_provider *p)
     ci.local_protocol_name = p->protocols[0].name;
     ci.pwsi = &p->wsi;
     ci.retry_and_idle_policy = &p->retry;
+    if (p->tls) {
+        /* the certificate must chain to a trusted CA and name the host */
+        ci.ssl_connection = LCCSCF_USE_SSL;
+    }
     p->why[0] = '\0';
     set_status(p, LOOM_PROVIDER_CONNECTING, p->host_hdr);
     plog(p, LOOM_LOG_DEBUG, "%s: connecting to %s", p->room, p->host_hdr);
@@ -895,7 +900,9 @@ static int init_awareness(loom_provider *p,
     return rc;
 }
 
-static int create_context(loom_provider *p, loom_error *err)
+static int create_context(loom_provider *p,
+                          const char *ca_file,
+                          loom_error *err)
 {
     /* libwebsockets logs to stderr by default; a library must not print */
     lws_set_log_level(0, NULL);
@@ -915,6 +922,10 @@ static int create_context(loom_provider *p, loom_error *err)
     info.fd_limit_per_thread = 16;
     info.retry_and_idle_policy = &p->retry;
     info.timeout_secs = 10;
+    if (p->tls) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.client_ssl_ca_filepath = ca_file;
+    }
     p->ctx = lws_create_context(&info);
     if (!p->ctx) {
         loom__error_set(err, LOOM_EIO, 0, 0,
@@ -972,7 +983,7 @@ int loom_provider_new(const loom_provider_options *opts,
         rc = loom_doc_on_update(p->doc, on_doc_update, p, &p->sub_id);
     }
     if (rc == LOOM_OK) {
-        rc = create_context(p, err);
+        rc = create_context(p, opts->tls_ca_file, err);
     }
     if (rc) {
         loom_provider_free(p);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "net.h"
 
@@ -495,7 +496,8 @@ int loom_server_new(const loom_server_options *opts,
     }
     if (!out || opts->port < 0 || opts->port > 65535 || !opts->max_message ||
         !opts->max_conns || !opts->max_queue ||
-        (opts->auth_secret && !opts->auth_secret_len)) {
+        (opts->auth_secret && !opts->auth_secret_len) ||
+        !opts->tls_cert_file != !opts->tls_key_file) {
         loom__error_set(err, LOOM_EINVAL, 0, 0, "bad server options");
         return LOOM_EINVAL;
     }
@@ -567,10 +569,27 @@ int loom_server_new(const loom_server_options *opts,
         info.retry_and_idle_policy = &s->retry;
     }
     info.timeout_secs = 30;
+    if (opts->tls_cert_file && (access(opts->tls_cert_file, R_OK) != 0 ||
+                                access(opts->tls_key_file, R_OK) != 0)) {
+        bool cert = access(opts->tls_cert_file, R_OK) != 0;
+        loom__error_set(err, LOOM_EIO, 0, 0,
+                        cert ? "cannot read the TLS certificate file"
+                             : "cannot read the TLS key file");
+        loom_server_free(s);
+        return LOOM_EIO;
+    }
+    if (opts->tls_cert_file) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = opts->tls_cert_file;
+        info.ssl_private_key_filepath = opts->tls_key_file;
+    }
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
         loom__error_set(err, LOOM_EIO, 0, 0,
-                        "cannot listen on that address and port");
+                        opts->tls_cert_file
+                            ? "cannot listen on that address and port, or "
+                              "the TLS certificate and key are not usable"
+                            : "cannot listen on that address and port");
         loom_server_free(s);
         return LOOM_EIO;
     }

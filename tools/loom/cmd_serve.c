@@ -5,7 +5,8 @@
  * auth secret, installs SIGTERM/SIGINT handlers that ask the server to stop,
  * and runs the library's server (loom/server.h). Log lines go to stderr with
  * a UTC timestamp; the one line on stdout, "listening on HOST:PORT", tells
- * scripts which port was bound (useful with --port 0).
+ * scripts which port was bound (useful with --port 0); with TLS it says
+ * "listening on HOST:PORT (TLS)".
  */
 #include "cli.h"
 
@@ -33,6 +34,10 @@ void cli_serve_help(void)
         "(default: memory)\n"
         "  --web DIR            serve static files from DIR for other GET "
         "paths\n"
+        "  --tls-cert FILE      speak wss:// and https:// with this PEM "
+        "certificate\n"
+        "                       (chain); needs --tls-key\n"
+        "  --tls-key FILE       the certificate's private key (PEM)\n"
         "  --auth-secret FILE   require HS256 tokens (?token=) signed with "
         "FILE's bytes\n"
         "                       (one trailing newline trimmed); see `loom "
@@ -131,6 +136,10 @@ static int serve_option(loom_server_options *o,
         o->data_dir = v;
     } else if (strcmp(a, "--web") == 0) {
         o->web_dir = v;
+    } else if (strcmp(a, "--tls-cert") == 0) {
+        o->tls_cert_file = v;
+    } else if (strcmp(a, "--tls-key") == 0) {
+        o->tls_key_file = v;
     } else if (strcmp(a, "--auth-secret") == 0) {
         *secret_path = v;
     } else if (strcmp(a, "--max-message") == 0) {
@@ -216,6 +225,10 @@ int cli_serve_main(int argc, char **argv)
             return rc;
         }
     }
+    if (!o.tls_cert_file != !o.tls_key_file) {
+        cli_error("serve: --tls-cert and --tls-key go together");
+        return CLI_USAGE;
+    }
     cli_input secret = {0};
     if (secret_path) {
         if (read_secret(secret_path, &secret)) {
@@ -246,7 +259,8 @@ int cli_serve_main(int argc, char **argv)
     sa.sa_handler = SIG_IGN;
     (void)sigaction(SIGPIPE, &sa, NULL);
 
-    (void)printf("listening on %s:%d\n", o.host, loom_server_port(s));
+    (void)printf("listening on %s:%d%s\n", o.host, loom_server_port(s),
+                 o.tls_cert_file ? " (TLS)" : "");
     (void)fflush(stdout);
     rc = loom_server_run(s);
     running = NULL;

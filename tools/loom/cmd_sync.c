@@ -31,7 +31,7 @@ void cli_sync_help(void)
         "usage: loom sync URL --data DIR [--doc NAME] [OPTIONS]\n"
         "\n"
         "Keeps document NAME (default: the room) of the store DIR/loom.db in\n"
-        "sync with the room at URL (ws://HOST:PORT/ROOM[?token=T]), until\n"
+        "sync with the room at URL (ws[s]://HOST:PORT/ROOM[?token=T]), until\n"
         "SIGINT or SIGTERM (exit 0). Edits appended to the store by another\n"
         "process (`loom store append`) are noticed within 200 ms and sent;\n"
         "edits made while no sync ran go out on start. The server down:\n"
@@ -42,6 +42,8 @@ void cli_sync_help(void)
         "  --doc NAME        the store document (default: the room name)\n"
         "  --awareness JSON  presence state to announce, e.g. "
         "'{\"user\":\"ann\"}'\n"
+        "  --ca FILE         wss://: trust the CA certificates in FILE (PEM)\n"
+        "                    instead of the system's\n"
         "  --log LEVEL       error, warn, info (default) or debug\n"
         "\n"
         "An encrypted store opens with the passphrase in LOOM_PASSPHRASE.\n"
@@ -103,7 +105,7 @@ int cli_peer_log_level(const char *v, loom_log_level *out)
 /* ---- loom sync ------------------------------------------------------------ */
 
 typedef struct sync_args {
-    const char *url, *data, *doc, *awareness;
+    const char *url, *data, *doc, *awareness, *ca;
     loom_log_level level;
 } sync_args;
 
@@ -138,6 +140,8 @@ static int parse_args(int argc, char **argv, sync_args *a)
             a->doc = v;
         } else if (strcmp(s, "--awareness") == 0) {
             a->awareness = v;
+        } else if (strcmp(s, "--ca") == 0) {
+            a->ca = v;
         } else if (strcmp(s, "--log") == 0) {
             if (cli_peer_log_level(v, &a->level) != CLI_OK) {
                 return CLI_USAGE;
@@ -209,6 +213,7 @@ int cli_sync_main(int argc, char **argv)
     loom_provider_options o;
     loom_provider_options_init(&o);
     o.url = a.url;
+    o.tls_ca_file = a.ca;
     o.doc = doc;
     o.store = store;
     o.store_name = a.doc;

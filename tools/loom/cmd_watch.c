@@ -21,15 +21,19 @@
 void cli_watch_help(void)
 {
     (void)printf(
-        "usage: loom watch URL [--once] [--timeout SECS] [--log LEVEL]\n"
+        "usage: loom watch URL [--once] [--timeout SECS] [--ca FILE] [--log "
+        "LEVEL]\n"
         "\n"
-        "Connects to the room at URL (ws://HOST:PORT/ROOM[?token=T]) with a\n"
+        "Connects to the room at URL (ws[s]://HOST:PORT/ROOM[?token=T]) with "
+        "a\n"
         "document in memory and prints it as one JSON line ({root: toJSON()},\n"
         "as `loom update dump`) after the first sync and after every change,\n"
         "until SIGINT or SIGTERM (exit 0). Reconnects like `loom sync`.\n"
         "\n"
         "  --once          print after the first sync and exit 0\n"
         "  --timeout SECS  with --once: exit 1 when not synced within SECS\n"
+        "  --ca FILE       wss://: trust the CA certificates in FILE (PEM)\n"
+        "                  instead of the system's\n"
         "  --log LEVEL     error, warn (default), info or debug (stderr)\n"
         "\n"
         "Exit status: 0 after --once or a signal, 1 when access is denied or\n"
@@ -58,6 +62,7 @@ static uint64_t now_ms(void)
 
 typedef struct watch_args {
     const char *url;
+    const char *ca;
     bool once;
     unsigned long timeout_s;
     loom_log_level level;
@@ -77,6 +82,8 @@ static int parse_args(int argc, char **argv, watch_args *a)
             a->once = true;
         } else if (s[0] != '-' && !a->url) {
             a->url = s;
+        } else if (strcmp(s, "--ca") == 0 && i + 1 < argc) {
+            a->ca = argv[++i];
         } else if (strcmp(s, "--log") == 0 && i + 1 < argc) {
             if (cli_peer_log_level(argv[++i], &a->level) != CLI_OK) {
                 return CLI_USAGE;
@@ -158,6 +165,7 @@ int cli_watch_main(int argc, char **argv)
     loom_provider_options o;
     loom_provider_options_init(&o);
     o.url = a.url;
+    o.tls_ca_file = a.ca;
     o.doc = doc;
     o.log = cli_peer_log;
     o.log_ud = "watch";
