@@ -900,9 +900,8 @@ static int init_awareness(loom_provider *p,
     return rc;
 }
 
-static int create_context(loom_provider *p,
-                          const char *ca_file,
-                          loom_error *err)
+static int
+create_context(loom_provider *p, const char *ca_file, loom_error *err)
 {
     /* libwebsockets logs to stderr by default; a library must not print */
     lws_set_log_level(0, NULL);
