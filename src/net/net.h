@@ -56,6 +56,9 @@ struct net_conn {
     net_conn *prev, *next;         /* in the room */
     net_conn *all_prev, *all_next; /* in the server */
     bool readonly;
+    uint8_t peer_family; /* 4, 6, or 0: unknown (note_peer) */
+    uint16_t peer_port;
+    uint8_t peer_addr[16];
     bool dead;    /* being closed: nothing more is queued or read */
     bool closing; /* shutdown: close once the queue is sent */
     loom_buf rx;  /* the message being assembled from fragments */

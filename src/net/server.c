@@ -7,10 +7,13 @@
  * shutdown that drains queues and sends close frames before returning.
  * What messages mean is room.c's business; HTTP endpoints are http.c's.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,10 +36,47 @@ uint64_t loom__net_now_ms(void)
     return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
 }
 
+/* Keeps the peer's address and port in the connection (20 bytes), read
+ * once at the upgrade: by the time a close is logged, getpeername fails. */
+static void note_peer(net_conn *c)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int fd = lws_get_socket_fd(c->wsi);
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
+        return;
+    }
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        memcpy(c->peer_addr, &in->sin_addr, 4);
+        c->peer_port = ntohs(in->sin_port);
+        c->peer_family = 4;
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        c->peer_port = ntohs(in6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+            memcpy(c->peer_addr, in6->sin6_addr.s6_addr + 12, 4);
+            c->peer_family = 4;
+        } else {
+            memcpy(c->peer_addr, &in6->sin6_addr, 16);
+            c->peer_family = 6;
+        }
+    }
+}
+
+/* ADDR:PORT of the peer ([ADDR]:PORT for IPv6; the port tells apart the
+ * clients of one host), for log lines. */
 const char *loom__net_peer(const net_conn *c, char *buf, size_t cap)
 {
-    const char *p = lws_get_peer_simple(c->wsi, buf, cap);
-    return p ? p : "?";
+    char addr[INET6_ADDRSTRLEN];
+    bool v6 = c->peer_family == 6;
+    if (c->peer_family == 0 ||
+        !inet_ntop(v6 ? AF_INET6 : AF_INET, c->peer_addr, addr, sizeof(addr))) {
+        return "?";
+    }
+    (void)snprintf(buf, cap, v6 ? "[%s]:%u" : "%s:%u", addr,
+                   (unsigned)c->peer_port);
+    return buf;
 }
 
 void loom__net_log(loom_server *s, loom_log_level level, const char *fmt, ...)
@@ -224,6 +264,7 @@ static int on_established(loom_server *s, struct lws *wsi, net_pss *pss)
     c->srv = s;
     c->wsi = wsi;
     c->readonly = ro;
+    note_peer(c);
     loom__buf_init(&c->rx, s->a);
     c->all_next = s->conns;
     if (s->conns) {
