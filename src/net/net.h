@@ -138,6 +138,26 @@ net_room *loom__net_writer_take(net_writer *w, bool wait, double *seconds);
  * stops the thread, closes. NULL: no-op. */
 void loom__net_writer_stop(net_writer *w);
 
+/* Host names resolved on a thread of their own (resolve.c). */
+typedef struct net_resolve net_resolve;
+/* An IPv4 or IPv6 address in text: nothing to resolve. */
+bool loom__net_is_numeric_host(const char *host);
+/* Starts resolving `host`; `ctx` is woken (lws_cancel_service) when the
+ * answer is there. Free with loom__net_resolve_free, done or not. */
+int loom__net_resolve_start(const char *host,
+                            struct lws_context *ctx,
+                            net_resolve **out);
+/* Bytes of a lookup's answer: addresses in text, each NUL-terminated, the
+ * list ended by an empty one (as many as fit), or the error text. */
+#define NET_RESOLVE_MAX 512
+/* True once resolved: *ok and, in `out`, the addresses or (not ok) the
+ * error text. */
+bool loom__net_resolve_done(net_resolve *r,
+                            bool *ok,
+                            char out[NET_RESOLVE_MAX]);
+/* Lets go of a lookup; one under way finishes on its own. NULL: no-op. */
+void loom__net_resolve_free(net_resolve *r);
+
 struct loom_server {
     const loom_allocator *a;
     char *host, *data_dir, *web_dir;

@@ -73,7 +73,14 @@ struct loom_provider {
     struct lws_protocols protocols[2];
     lws_retry_bo_t retry;
     lws_sorted_usec_list_t wake;
-    struct lws *wsi; /* the connection, NULL between attempts */
+    struct lws *wsi;  /* the connection, NULL between attempts */
+    net_resolve *dns; /* the host name being resolved for an attempt */
+    /* The attempt's addresses (resolve.c's list) and the one dialled: a
+     * connection that fails before any HTTP answer tries the next one at
+     * once, as libwebsockets does with the addresses it resolves. */
+    char addrs[NET_RESOLVE_MAX];
+    size_t addr_at;  /* offset of the address being dialled */
+    bool dial_next;  /* dial the address at addr_at in the next service */
     bool open;       /* the WebSocket is established */
     bool denied;     /* no more attempts */
     bool destroying; /* being freed: callbacks do nothing */
@@ -759,12 +766,13 @@ static void on_gone(loom_provider *p, const char *what)
     set_status(p, LOOM_PROVIDER_DISCONNECTED, detail);
 }
 
-static void connect_now(loom_provider *p)
+/* Dials `addr` (numeric, or the host itself), sending the host as Host. */
+static void dial(loom_provider *p, const char *addr)
 {
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof(ci));
     ci.context = p->ctx;
-    ci.address = p->host;
+    ci.address = addr;
     ci.port = p->port;
     ci.path = p->path;
     ci.host = p->host_hdr;
@@ -777,9 +785,8 @@ static void connect_now(loom_provider *p)
         /* the certificate must chain to a trusted CA and name the host */
         ci.ssl_connection = LCCSCF_USE_SSL;
     }
-    p->why[0] = '\0';
-    set_status(p, LOOM_PROVIDER_CONNECTING, p->host_hdr);
-    plog(p, LOOM_LOG_DEBUG, "%s: connecting to %s", p->room, p->host_hdr);
+    plog(p, LOOM_LOG_DEBUG, "%s: connecting to %s (%s)", p->room, p->host_hdr,
+         addr);
     /* on failure lws may already have called back with a connection error
      * (and cleared p->wsi); a NULL return without it is handled here */
     struct lws *w = lws_client_connect_via_info(&ci);
@@ -789,11 +796,62 @@ static void connect_now(loom_provider *p)
     }
 }
 
+/* An attempt: a numeric host is dialled at once; a name is resolved on a
+ * thread first (resolve.c), and dialled by the service call that finds
+ * the answer, so the embedder's loop never waits for DNS. */
+static void connect_now(loom_provider *p)
+{
+    p->why[0] = '\0';
+    p->addrs[0] = '\0';
+    set_status(p, LOOM_PROVIDER_CONNECTING, p->host_hdr);
+    if (loom__net_is_numeric_host(p->host)) {
+        dial(p, p->host);
+        return;
+    }
+    if (loom__net_resolve_start(p->host, p->ctx, &p->dns) != LOOM_OK) {
+        (void)snprintf(p->why, sizeof(p->why), "out of memory");
+        on_gone(p, "connection failed");
+        return;
+    }
+    plog(p, LOOM_LOG_DEBUG, "%s: resolving %s", p->room, p->host);
+}
+
+/* The service call that finds the host resolved dials it. */
+static void resolved(loom_provider *p)
+{
+    bool ok = false;
+    if (!loom__net_resolve_done(p->dns, &ok, p->addrs)) {
+        return;
+    }
+    loom__net_resolve_free(p->dns);
+    p->dns = NULL;
+    if (!ok) {
+        (void)snprintf(p->why, sizeof(p->why), "%.*s",
+                       (int)sizeof(p->why) - 1, p->addrs);
+        p->addrs[0] = '\0';
+        on_gone(p, "connection failed");
+        return;
+    }
+    p->addr_at = 0;
+    dial(p, p->addrs);
+}
+
 /* The HTTP status of a refused upgrade, from the error text lws gives and
  * the status it kept, when it still has it. */
 static void connection_error(loom_provider *p, struct lws *wsi, const char *in)
 {
     unsigned st = wsi ? lws_http_client_http_response(wsi) : 0;
+    size_t next =
+        p->addrs[0] ? p->addr_at + strlen(p->addrs + p->addr_at) + 1 : 0;
+    if (!st && next && next < sizeof(p->addrs) && p->addrs[next]) {
+        /* the host has another address: try it now, as one attempt */
+        plog(p, LOOM_LOG_DEBUG, "%s: %s unreachable (%s); trying %s", p->room,
+             p->addrs + p->addr_at, in ? in : "error", p->addrs + next);
+        p->wsi = NULL;
+        p->addr_at = next;
+        p->dial_next = true;
+        return;
+    }
     (void)snprintf(p->why, sizeof(p->why), "%s", in ? in : "unknown error");
     if (st) {
         size_t l = strlen(p->why);
@@ -1000,7 +1058,12 @@ int loom_provider_service(loom_provider *p, int timeout_ms)
         return LOOM_EINVAL;
     }
     uint64_t now = loom__net_now_ms();
-    if (!p->wsi && !p->denied && now >= p->retry_at_ms) {
+    if (p->dial_next) {
+        p->dial_next = false;
+        dial(p, p->addrs + p->addr_at);
+    } else if (p->dns) {
+        resolved(p);
+    } else if (!p->wsi && !p->denied && now >= p->retry_at_ms) {
         connect_now(p);
     }
     if (p->denied && !p->wsi) {
@@ -1008,7 +1071,11 @@ int loom_provider_service(loom_provider *p, int timeout_ms)
     }
     awareness_timers(p, now);
     int wait = timeout_ms > 0 ? timeout_ms : 0;
-    if (!p->wsi && !p->denied && p->retry_at_ms - now < (uint64_t)wait) {
+    /* (while resolving, the resolver's thread wakes the poll) */
+    if (p->dial_next) {
+        wait = 0;
+    } else if (!p->wsi && !p->dns && !p->denied &&
+               p->retry_at_ms - now < (uint64_t)wait) {
         wait = (int)(p->retry_at_ms - now);
     }
     if (p->store && p->poll_ms) {
@@ -1101,6 +1168,9 @@ void loom_provider_free(loom_provider *p)
         return;
     }
     p->destroying = true;
+    /* before the context goes: a lookup under way must not wake it */
+    loom__net_resolve_free(p->dns);
+    p->dns = NULL;
     if (p->ctx) {
         lws_sul_cancel(&p->wake);
         lws_context_destroy(p->ctx);

@@ -10,7 +10,10 @@
 //      prints the same document; `loom sync --ca` brings it into a store;
 //      an edit appended to that store reaches the client;
 //  (c) without --ca (the system's CAs do not know this certificate) and
-//      against a certificate naming another host, the peers never sync.
+//      against a certificate naming another host, the peers never sync; a
+//      certificate naming only `localhost` is accepted for
+//      wss://localhost (which the provider resolves and dials by address)
+//      and refused for wss://127.0.0.1.
 import { execFile, execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import https from 'node:https'
@@ -127,11 +130,22 @@ check(await syncExit === 0, 'loom sync exits 0 on SIGTERM')
   const srv2 = await startServer(loom, ['--tls-cert', other.cert, '--tls-key', other.key])
   const r2 = await run(['watch', `wss://127.0.0.1:${srv2.port}/${room}`, '--once', '--timeout', '2', '--ca', other.cert])
   check(r2.code === 1 && r2.out === '', `a certificate naming another host is refused (${r2.code})`)
+  await stopServer(srv2)
+
+  // a certificate for the name only: dialled by name (the provider resolves
+  // localhost itself and dials the address), it is checked against the name
+  const named = makeCert('named', 'localhost', 'DNS:localhost')
+  const srv3 = await startServer(loom, ['--tls-cert', named.cert, '--tls-key', named.key])
+  const byName = await run(['watch', `wss://localhost:${srv3.port}/${room}`, '--once', '--timeout', '5', '--ca', named.cert])
+  check(byName.code === 0 && byName.out.trim() === '{}', `wss://localhost with a certificate for localhost syncs (${byName.code} ${byName.err.trim()})`)
+  const byAddr = await run(['watch', `wss://127.0.0.1:${srv3.port}/${room}`, '--once', '--timeout', '2', '--ca', named.cert])
+  check(byAddr.code === 1, `wss://127.0.0.1 with a certificate naming only localhost is refused (${byAddr.code})`)
+  await stopServer(srv3)
+
   const bad = await run(['serve', '--port', '0', '--tls-cert', other.cert])
   check(bad.code === 2 && /go together/.test(bad.err), `--tls-cert without --tls-key is a usage error (${bad.code} ${bad.err.trim()})`)
   const missing = await run(['serve', '--port', '0', '--tls-cert', join(tmp, 'nope.crt'), '--tls-key', other.key])
   check(missing.code === 1 && /cannot read the TLS certificate/.test(missing.err), `a missing certificate file fails with a clear message (${missing.code} ${missing.err.trim()})`)
-  await stopServer(srv2)
 }
 
 c.provider.destroy()

@@ -517,6 +517,58 @@ static void test_denied(void **state)
     srv_stop(&s);
 }
 
+static bool one_synced(void *ud)
+{
+    return loom_provider_synced(((peer *)ud)->p);
+}
+
+static bool gave_up_resolving(void *ud)
+{
+    peer *x = ud;
+    return x->statuses[LOOM_PROVIDER_DISCONNECTED] > 0 &&
+           strstr(x->detail, "cannot resolve") != NULL;
+}
+
+/* A host name is resolved on a thread of its own and dialled by address:
+ * localhost syncs; a name that does not resolve is a failed attempt
+ * (retried with backoff), and no service call waits for the lookup. */
+static void test_host_names(void **state)
+{
+    (void)state;
+    srv s;
+    srv_start(&s, 0, NULL, NULL);
+    char url[128];
+    (void)snprintf(url, sizeof(url), "ws://localhost:%d/named", s.port);
+    peer a;
+    peer_open(&a, url, 1101, NULL, NULL, NULL);
+    peer *v[1] = {&a};
+    assert_true(pump(v, 1, one_synced, &a, 5000));
+    peer_close(&a);
+
+    peer b;
+    peer_open(&b, "ws://no-such-host.invalid:9/named", 1102, NULL, NULL, NULL);
+    v[0] = &b;
+    struct timespec t0, t1, start;
+    long worst = 0;
+    /* a machine without a reachable DNS server takes a while to say no */
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (long el = 0; el < 30000 && !gave_up_resolving(&b);
+         el = (t1.tv_sec - start.tv_sec) * 1000 +
+              (t1.tv_nsec - start.tv_nsec) / 1000000) {
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(loom_provider_service(b.p, 5), 0);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        long ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+                  (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        worst = ms > worst ? ms : worst;
+    }
+    assert_true(gave_up_resolving(&b));
+    /* a service call asked to wait 5 ms never waited for DNS */
+    assert_true(worst < 1000);
+    peer_close(&b);
+    srv_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_two_peers_and_restart),
         cmocka_unit_test(test_store),
         cmocka_unit_test(test_denied),
+        cmocka_unit_test(test_host_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
