@@ -133,15 +133,21 @@ static void store_batch(loom_store *st, net_room *list)
 {
     loom_error err;
     memset(&err, 0, sizeof(err));
-    bool batch = loom_store_batch_begin(st, &err) == LOOM_OK;
+    /* A batch that cannot begin (another process held the write lock past
+     * the busy timeout, the disk failed) is refused whole at once: each
+     * room's append would only wait for the same lock again. */
+    int rc = loom_store_batch_begin(st, &err);
     for (net_room *r = list; r; r = r->next_fly) {
         memset(&r->flush_err, 0, sizeof(r->flush_err));
         r->fly_rows = 0;
-        r->flush_rc = append_room(st, r, &r->flush_err);
+        r->flush_rc = rc ? rc : append_room(st, r, &r->flush_err);
+        if (rc) {
+            r->flush_err = err;
+        }
     }
-    if (batch) {
+    if (!rc) {
         memset(&err, 0, sizeof(err));
-        int rc = loom_store_batch_commit(st, &err);
+        rc = loom_store_batch_commit(st, &err);
         for (net_room *r = list; rc && r; r = r->next_fly) {
             if (!r->flush_rc) {
                 r->flush_rc = rc;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "loom/loom.h"
 
@@ -522,6 +523,96 @@ static bool one_synced(void *ud)
     return loom_provider_synced(((peer *)ud)->p);
 }
 
+static bool was_dropped(void *ud)
+{
+    return ((peer *)ud)->statuses[LOOM_PROVIDER_DISCONNECTED] > 0;
+}
+
+static bool has_text(void *ud)
+{
+    two *w = ud;
+    char x[64];
+    text_of(w->b->doc, x, sizeof(x));
+    return strcmp(x, w->want) == 0;
+}
+
+/* The store refuses a batch (another process holds its write lock past the
+ * busy timeout): nothing of it is applied or relayed, its sender is
+ * closed, and the edit, still in the sender's document, is stored and
+ * reaches the others when that sender reconnects. While the writer thread
+ * waits for the lock, the event loop goes on serving other rooms. */
+static void test_store_refuses(void **state)
+{
+    (void)state;
+    char dir[64], db[128];
+    make_tmpdir(dir, sizeof(dir));
+    srv s;
+    srv_start(&s, 0, dir, NULL);
+    char url[128], other[128];
+    (void)snprintf(url, sizeof(url), "ws://127.0.0.1:%d/locked", s.port);
+    (void)snprintf(other, sizeof(other), "ws://127.0.0.1:%d/other", s.port);
+    peer a, b, c;
+    peer_open(&a, url, 3001, NULL, NULL, NULL);
+    peer_open(&b, url, 3002, NULL, NULL, NULL);
+    peer *v[3] = {&a, &b, &c};
+    two ab = {&a, &b, "one"};
+    assert_true(pump(v, 2, both_synced, &ab, 5000));
+    text_insert(&a, 0, "one");
+    assert_true(pump(v, 2, has_text, &ab, 5000));
+
+    /* another process takes the store's write lock and keeps it */
+    (void)snprintf(db, sizeof(db), "%s/loom.db", dir);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                     SQLITE_OK);
+    int drops_before = a.statuses[LOOM_PROVIDER_DISCONNECTED];
+    text_insert(&a, 3, " two");
+
+    /* the writer waits for the lock (5 s); a new peer in another room is
+     * served meanwhile */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    peer_open(&c, other, 3003, NULL, NULL, NULL);
+    assert_true(pump(v, 3, one_synced, &c, 3000));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 3);
+    /* nobody saw the edit the store has not taken */
+    char txt[64];
+    text_of(b.doc, txt, sizeof(txt));
+    assert_string_equal(txt, "one");
+
+    /* refused: the sender is closed, b never gets the edit */
+    assert_true(pump(v, 3, was_dropped, &a, 15000));
+    assert_true(a.statuses[LOOM_PROVIDER_DISCONNECTED] > drops_before);
+    text_of(b.doc, txt, sizeof(txt));
+    assert_string_equal(txt, "one");
+
+    /* the lock goes; a reconnects and its sync exchange carries the edit */
+    assert_int_equal(sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(h), SQLITE_OK);
+    ab.want = "one two";
+    assert_true(pump(v, 3, has_text, &ab, 10000));
+    peer_close(&a);
+    peer_close(&b);
+    peer_close(&c);
+    srv_stop(&s);
+
+    /* and it is in the store */
+    loom_store *st = NULL;
+    loom_error err;
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(loom_store_open(db, NULL, &st, &err), 0);
+    loom_doc *d = NULL;
+    assert_int_equal(loom_doc_new(NULL, &d), 0);
+    assert_int_equal(loom_store_load(st, "locked", d, &err), 0);
+    text_of(d, txt, sizeof(txt));
+    assert_string_equal(txt, "one two");
+    loom_doc_free(d);
+    loom_store_close(st);
+    rm_tmpdir(dir);
+}
+
 static bool gave_up_resolving(void *ud)
 {
     peer *x = ud;
@@ -577,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_store),
         cmocka_unit_test(test_denied),
         cmocka_unit_test(test_host_names),
+        cmocka_unit_test(test_store_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
