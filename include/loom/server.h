@@ -63,7 +63,21 @@ typedef struct loom_server_options {
      * more rows than this (default 1000; with a store only). */
     unsigned compact_rows;
     unsigned awareness_timeout_ms; /* default 30000, as y-protocols */
-    loom_log_fn log;               /* NULL: no logging */
+    /* The reference server's HTTP callback (CALLBACK_URL and friends in
+     * @y/websocket-server): when set (http://HOST[:PORT]/PATH), a room that
+     * changed is POSTed as {"room": NAME, "data": {OBJ: {"type": TYPE,
+     * "content": toJSON}}} for the roots named in `callback_objects`
+     * (JSON text {"OBJ": "TYPE"}, TYPE Array, Map, Text, XmlFragment or
+     * XmlElement), `callback_debounce_ms` after its last change (default
+     * 2000) and at most `callback_max_wait_ms` after the first unsent one
+     * (default 10000; 0: no bound). `callback_timeout_ms` (default 5000)
+     * bounds each POST. Copied at loom_server_new. */
+    const char *callback_url;
+    const char *callback_objects;
+    unsigned callback_debounce_ms;
+    unsigned callback_max_wait_ms;
+    unsigned callback_timeout_ms;
+    loom_log_fn log; /* NULL: no logging */
     void *log_ud;
     loom_log_level log_level;    /* lines above this level are dropped
                                  (default LOOM_LOG_INFO) */

@@ -177,6 +177,11 @@ static int metrics(loom_server *s, struct lws *wsi, net_pss *pss)
            "Updates appended to the store.", s->m_store_updates);
     metric(&b, &oom, "loom_store_errors_total", "counter",
            "Store appends (group commits) that failed.", s->m_store_errors);
+    metric(&b, &oom, "loom_callbacks_total", "counter",
+           "HTTP callbacks answered with 2xx.", s->m_callbacks);
+    metric(&b, &oom, "loom_callback_errors_total", "counter",
+           "HTTP callbacks that failed (no connection, no answer, not 2xx).",
+           s->m_callback_errors);
     uint64_t compactions = 0;
     uint64_t compaction_failures = 0;
     loom__net_compactor_counts(s->compactor, &compactions,

@@ -92,6 +92,9 @@ struct net_room {
      * past the bound, since a loaded log may already be long. */
     uint64_t rows_unchecked;
     loom_error flush_err;
+    /* The HTTP callback (callback.c): when the room's unsent change was
+     * first seen and when it is due; 0: nothing to send. */
+    uint64_t cb_first_ms, cb_due_ms;
 };
 
 /* HTTP responses built in memory (healthz, metrics, errors). */
@@ -174,10 +177,20 @@ struct loom_server {
     net_compactor *compactor; /* with a store */
     net_writer *writer;       /* with a store */
     struct lws_vhost *vh;
-    struct lws_protocols protocols[2];
+    struct lws_protocols protocols[3];
     lws_retry_bo_t retry;
     lws_sorted_usec_list_t sul;
     int port;
+
+    /* the HTTP callback (callback.c) */
+    bool cb_on;
+    char *cb_host, *cb_hosthdr, *cb_path;
+    int cb_port;
+    unsigned cb_debounce_ms, cb_max_wait_ms, cb_timeout_ms;
+    loom_any *cb_objects; /* {"name": "Type"} */
+    lws_sorted_usec_list_t cb_sul;
+    uint64_t cb_sul_at;         /* when it fires; 0: not scheduled */
+    struct net_cb_req *cb_reqs; /* POSTs on their way */
 
     loom_store *store;
     net_room *dirty;  /* rooms with updates waiting for the next batch */
@@ -205,6 +218,7 @@ struct loom_server {
     uint64_t m_store_appends, m_store_updates, m_store_errors;
     double m_store_seconds;
     uint64_t m_store_hist[NET_HIST_BUCKETS]; /* cumulative at render */
+    uint64_t m_callbacks, m_callback_errors;
 };
 
 /* server.c */
@@ -247,6 +261,23 @@ net_sbuf *loom__net_sbuf(loom_server *s, const uint8_t *p, size_t n);
 void loom__net_sbuf_unref(loom_server *s, net_sbuf *b);
 /* Marks a connection dead, frees its queue and has lws close it soon. */
 void loom__net_drop(net_conn *c, enum lws_close_status status, const char *why);
+
+/* callback.c: the reference server's HTTP callback on room changes */
+int loom__net_callback_init(loom_server *s,
+                            const loom_server_options *o,
+                            loom_error *err);
+/* A batch was applied to room r: (re)arms its callback. */
+void loom__net_callback_note(loom_server *s, net_room *r);
+/* Sends r's pending callback now (the room is about to unload). */
+void loom__net_callback_flush_room(loom_server *s, net_room *r);
+/* Cancels the timer (the loop is stopping). */
+void loom__net_callback_stop(loom_server *s);
+void loom__net_callback_free(loom_server *s);
+int loom__net_callback_protocol(struct lws *wsi,
+                                enum lws_callback_reasons reason,
+                                void *user,
+                                void *in,
+                                size_t len);
 
 /* http.c */
 int loom__net_http(loom_server *s,

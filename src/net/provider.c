@@ -826,8 +826,8 @@ static void resolved(loom_provider *p)
     loom__net_resolve_free(p->dns);
     p->dns = NULL;
     if (!ok) {
-        (void)snprintf(p->why, sizeof(p->why), "%.*s",
-                       (int)sizeof(p->why) - 1, p->addrs);
+        (void)snprintf(p->why, sizeof(p->why), "%.*s", (int)sizeof(p->why) - 1,
+                       p->addrs);
         p->addrs[0] = '\0';
         on_gone(p, "connection failed");
         return;

@@ -582,6 +582,7 @@ static void finish_batch(loom_server *s, net_room *list)
                 }
             }
             apply_room(s, r);
+            loom__net_callback_note(s, r);
         }
         free_list(s, r->fly_head);
         r->fly_head = NULL;
@@ -833,6 +834,7 @@ void loom__net_rooms_tick(loom_server *s, uint64_t now_ms)
             now_ms - r->empty_since_ms >= (uint64_t)s->unload_secs * 1000) {
             loom__net_log(s, LOOM_LOG_DEBUG, "room %s: unloaded (idle)",
                           r->name);
+            loom__net_callback_flush_room(s, r);
             room_unload(s, r);
         }
         r = next;

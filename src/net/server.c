@@ -110,6 +110,9 @@ void loom_server_options_init(loom_server_options *o)
     o->unload_secs = 30;
     o->compact_rows = 1000;
     o->awareness_timeout_ms = 30000;
+    o->callback_debounce_ms = 2000;
+    o->callback_max_wait_ms = 10000;
+    o->callback_timeout_ms = 5000;
     o->log_level = LOOM_LOG_INFO;
 }
 
@@ -401,6 +404,11 @@ static void begin_stop(loom_server *s)
         c->closing = true;
         lws_callback_on_writable(c->wsi);
     }
+    /* the callbacks still waiting for their debounce go now */
+    loom__net_callback_stop(s);
+    for (net_room *r = s->rooms; r; r = r->next) {
+        loom__net_callback_flush_room(s, r);
+    }
 }
 
 static void tick(lws_sorted_usec_list_t *sul);
@@ -468,7 +476,7 @@ static void tick(lws_sorted_usec_list_t *sul)
         begin_stop(s);
     }
     if (s->stopping) {
-        if (s->n_conns == 0 || now >= s->stop_deadline_ms) {
+        if ((s->n_conns == 0 && !s->cb_reqs) || now >= s->stop_deadline_ms) {
             s->done = true;
             /* timers run before the poll of the same service call: wake
              * that poll, or it waits for an event that never comes */
@@ -571,6 +579,11 @@ int loom_server_new(const loom_server_options *opts,
         loom_server_free(s);
         return LOOM_ENOMEM;
     }
+    int crc = loom__net_callback_init(s, opts, err);
+    if (crc) {
+        loom_server_free(s);
+        return crc;
+    }
     if (s->data_dir) {
         int rc = open_store(s, err);
         if (rc) {
@@ -595,6 +608,10 @@ int loom_server_new(const loom_server_options *opts,
      * a 1 KiB relay went out in 84-byte pieces over a dozen poll cycles.
      * Nothing is allocated per connection for it. */
     s->protocols[0].tx_packet_size = NET_TX_PACKET;
+    /* the HTTP callback's POSTs (callback.c), client connections whose
+     * user data is their request */
+    s->protocols[1].name = "loom-callback";
+    s->protocols[1].callback = loom__net_callback_protocol;
     s->retry.secs_since_valid_ping = (uint16_t)s->ping_secs;
     s->retry.secs_since_valid_hangup = (uint16_t)s->hangup_secs;
 
@@ -687,6 +704,7 @@ int loom_server_run(loom_server *s)
     lws_sul_cancel(&s->sul);
     /* updates accepted in the last turns: durable before we go */
     loom__net_flush_all(s);
+    loom__net_callback_stop(s);
     s->destroying = true;
     /* the connections left (none, unless the deadline passed) and the
      * context go together; closing them calls back into conn_free */
@@ -724,6 +742,7 @@ void loom_server_free(loom_server *s)
     }
     loom__net_pending_free(s);
     loom__net_rooms_free(s);
+    loom__net_callback_free(s);
     loom__net_compactor_stop(s->compactor);
     loom_store_close(s->store);
     free_opt(s->a, s->host);

@@ -149,14 +149,14 @@ export class Server {
     if (this.kind === 'reference') {
       const env = { HOST: '127.0.0.1', PORT: String(this.port) };
       if (o.dataDir) env.YPERSISTENCE = o.dataDir;
-      return { argv: [process.execPath, REFERENCE_MAIN], env };
+      return { argv: [process.execPath, REFERENCE_MAIN], env: { ...env, ...(o.env || {}) } };
     }
     const cmd = o.loomCmd || [path.join(ROOT, 'build/loom')];
     const argv = [...cmd, 'serve', '--host', '127.0.0.1', '--port', String(this.port)];
     if (o.dataDir) argv.push('--data', o.dataDir);
     if (o.webDir) argv.push('--web', o.webDir);
     if (o.authSecret) argv.push('--auth-secret', o.authSecret);
-    return { argv, env: {} };
+    return { argv, env: { ...(o.env || {}) } };
   }
 
   async start(timeoutMs = 15000) {

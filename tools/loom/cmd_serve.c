@@ -58,6 +58,19 @@ void cli_serve_help(void)
         "                       hang up after twice that without a pong\n"
         "  --log LEVEL          error, warn, info (default) or debug\n"
         "\n"
+        "HTTP callback (as the reference server's; also $CALLBACK_URL,\n"
+        "$CALLBACK_OBJECTS, $CALLBACK_DEBOUNCE_WAIT, "
+        "$CALLBACK_DEBOUNCE_MAXWAIT,\n"
+        "$CALLBACK_TIMEOUT):\n"
+        "  --callback-url URL   POST a changed room as JSON to URL "
+        "(http://)\n"
+        "  --callback-objects JSON  the roots to send, e.g. "
+        "'{\"text\":\"Text\"}'\n"
+        "  --callback-debounce MS   after the last change (default 2000)\n"
+        "  --callback-max-wait MS   at most after the first unsent change\n"
+        "                       (default 10000; 0: no bound)\n"
+        "  --callback-timeout MS    per POST (default 5000)\n"
+        "\n"
         "SIGTERM or SIGINT: stop accepting, send what is queued, close every\n"
         "connection with a close frame, close the store, exit 0.\n");
 }
@@ -173,6 +186,28 @@ static int serve_option(loom_server_options *o,
         }
         o->ping_secs = (unsigned)n;
         o->hangup_secs = (unsigned)(2 * n);
+    } else if (strcmp(a, "--callback-url") == 0) {
+        o->callback_url = v;
+    } else if (strcmp(a, "--callback-objects") == 0) {
+        o->callback_objects = v;
+    } else if (strcmp(a, "--callback-debounce") == 0 ||
+               strcmp(a, "CALLBACK_DEBOUNCE_WAIT") == 0) {
+        if (parse_size(a, v, 86400000, &n)) {
+            return CLI_USAGE;
+        }
+        o->callback_debounce_ms = (unsigned)n;
+    } else if (strcmp(a, "--callback-max-wait") == 0 ||
+               strcmp(a, "CALLBACK_DEBOUNCE_MAXWAIT") == 0) {
+        if (parse_size(a, v, 86400000, &n)) {
+            return CLI_USAGE;
+        }
+        o->callback_max_wait_ms = (unsigned)n;
+    } else if (strcmp(a, "--callback-timeout") == 0 ||
+               strcmp(a, "CALLBACK_TIMEOUT") == 0) {
+        if (parse_size(a, v, 3600000, &n) || n == 0) {
+            return CLI_USAGE;
+        }
+        o->callback_timeout_ms = (unsigned)n;
     } else if (strcmp(a, "--log") == 0) {
         static const char *const lv[] = {"error", "warn", "info", "debug"};
         size_t k = 0;
@@ -207,6 +242,23 @@ int cli_serve_main(int argc, char **argv)
             return CLI_USAGE;
         }
         o.port = (int)n;
+    }
+    /* the reference server's variables, overridden by the options */
+    static const char *const cb_env[][2] = {
+        {"CALLBACK_URL", "--callback-url"},
+        {"CALLBACK_OBJECTS", "--callback-objects"},
+        {"CALLBACK_DEBOUNCE_WAIT", "CALLBACK_DEBOUNCE_WAIT"},
+        {"CALLBACK_DEBOUNCE_MAXWAIT", "CALLBACK_DEBOUNCE_MAXWAIT"},
+        {"CALLBACK_TIMEOUT", "CALLBACK_TIMEOUT"},
+    };
+    for (size_t k = 0; k < sizeof(cb_env) / sizeof(cb_env[0]); k++) {
+        const char *v = getenv(cb_env[k][0]);
+        if (v && v[0]) {
+            int rc = serve_option(&o, &secret_path, cb_env[k][1], v);
+            if (rc != CLI_OK) {
+                return rc;
+            }
+        }
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
