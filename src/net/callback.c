@@ -31,7 +31,6 @@ typedef struct net_cb_req {
     loom_server *srv;
     char *room; /* for log lines */
     unsigned status;
-    bool reported; /* its outcome was counted and logged */
     size_t len;
     uint8_t *body; /* LWS_PRE + len bytes */
 } net_cb_req;
@@ -454,21 +453,28 @@ int loom__net_callback_protocol(struct lws *wsi,
             loom__net_log(s, ok ? LOOM_LOG_DEBUG : LOOM_LOG_WARN,
                           "room %s: callback to %s: HTTP %u", q->room,
                           s->cb_hosthdr, q->status);
-            q->reported = true;
+            /* done: freed now, as lws may keep the connection a while */
+            req_free(s, q);
+            lws_set_wsi_user(wsi, NULL);
         }
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        if (q && s && !q->reported) {
+        if (q && s) {
             s->m_callback_errors++;
             loom__net_log(
                 s, LOOM_LOG_WARN, "room %s: callback to %s failed: %s", q->room,
                 s->cb_hosthdr, in ? (const char *)in : "connection error");
-            q->reported = true;
+        }
+        if (q && s) {
+            /* lws does not always destroy a failed client through this
+             * protocol: the request ends here */
+            req_free(s, q);
+            lws_set_wsi_user(wsi, NULL);
         }
         break;
     case LWS_CALLBACK_WSI_DESTROY:
         if (q && s) {
-            if (!q->reported && !s->destroying) {
+            if (!s->destroying) {
                 /* closed without an answer: the timeout, or the peer */
                 s->m_callback_errors++;
                 loom__net_log(s, LOOM_LOG_WARN,
