@@ -63,6 +63,10 @@ typedef struct loom_server_options {
      * more rows than this (default 1000; with a store only). */
     unsigned compact_rows;
     unsigned awareness_timeout_ms; /* default 30000, as y-protocols */
+    /* 1 (default): the rooms' documents garbage-collect deleted content,
+     * as the reference server's (GC=false there to keep it); 0: keep
+     * it, so that clients can restore snapshots. */
+    int gc;
     /* The reference server's HTTP callback (CALLBACK_URL and friends in
      * @y/websocket-server): when set (http://HOST[:PORT]/PATH), a room that
      * changed is POSTed as {"room": NAME, "data": {OBJ: {"type": TYPE,

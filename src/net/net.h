@@ -169,6 +169,7 @@ struct loom_server {
     size_t max_message, max_queue;
     unsigned max_conns, ping_secs, hangup_secs, unload_secs, compact_rows;
     unsigned awareness_timeout_ms;
+    bool gc; /* the rooms' documents garbage-collect */
     loom_log_fn log;
     void *log_ud;
     loom_log_level log_level;

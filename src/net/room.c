@@ -195,6 +195,7 @@ static int room_load(loom_server *s, const char *name, net_room **out)
     loom_doc_options o;
     loom_doc_options_init(&o);
     o.alloc = s->a;
+    o.gc = s->gc;
     int rc = r->name ? loom_doc_new(&o, &r->doc) : LOOM_ENOMEM;
     uint64_t now = loom__net_now_ms();
     if (!rc) {

@@ -110,6 +110,7 @@ void loom_server_options_init(loom_server_options *o)
     o->unload_secs = 30;
     o->compact_rows = 1000;
     o->awareness_timeout_ms = 30000;
+    o->gc = 1;
     o->callback_debounce_ms = 2000;
     o->callback_max_wait_ms = 10000;
     o->callback_timeout_ms = 5000;
@@ -571,6 +572,7 @@ int loom_server_new(const loom_server_options *opts,
     s->unload_secs = opts->unload_secs;
     s->compact_rows = opts->compact_rows ? opts->compact_rows : 1000;
     s->awareness_timeout_ms = opts->awareness_timeout_ms;
+    s->gc = opts->gc != 0;
     s->log = opts->log;
     s->log_ud = opts->log_ud;
     s->log_level = opts->log_level;

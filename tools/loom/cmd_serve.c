@@ -56,6 +56,9 @@ void cli_serve_help(void)
         "  --ping SECS          ping a connection idle for SECS (default 30);"
         "\n"
         "                       hang up after twice that without a pong\n"
+        "  --gc on|off          garbage-collect deleted content in the rooms\n"
+        "                       (default on; $GC=false or 0 turns it off, as\n"
+        "                       for the reference server)\n"
         "  --log LEVEL          error, warn, info (default) or debug\n"
         "\n"
         "HTTP callback (as the reference server's; also $CALLBACK_URL,\n"
@@ -186,6 +189,12 @@ static int serve_option(loom_server_options *o,
         }
         o->ping_secs = (unsigned)n;
         o->hangup_secs = (unsigned)(2 * n);
+    } else if (strcmp(a, "--gc") == 0) {
+        if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+            cli_error("--gc: on or off, not '%s'", v);
+            return CLI_USAGE;
+        }
+        o->gc = strcmp(v, "on") == 0;
     } else if (strcmp(a, "--callback-url") == 0) {
         o->callback_url = v;
     } else if (strcmp(a, "--callback-objects") == 0) {
@@ -242,6 +251,10 @@ int cli_serve_main(int argc, char **argv)
             return CLI_USAGE;
         }
         o.port = (int)n;
+    }
+    const char *env_gc = getenv("GC");
+    if (env_gc && (strcmp(env_gc, "false") == 0 || strcmp(env_gc, "0") == 0)) {
+        o.gc = 0;
     }
     /* the reference server's variables, overridden by the options */
     static const char *const cb_env[][2] = {
