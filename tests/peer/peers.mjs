@@ -18,7 +18,7 @@
 //      --awareness presence;
 //  (e) `loom sync` to a server that wants a token exits 1 (denied).
 import { execFile, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { check, client, done, startServer, stopServer, until, Y } from '../net/lib.mjs'
@@ -201,6 +201,31 @@ check(den.code === 1 && /401/.test(den.err) && /denied/.test(den.err), `sync wit
 const wden = await run(['watch', `${auth.url}/r`, '--once', '--timeout', '5'])
 check(wden.code === 1, 'watch without a token exits 1')
 await stopServer(auth)
+
+// ---- (f) an encrypted replica (--passphrase-file) ----------------------------
+{
+  const srv2 = await startServer(loom, [])
+  const sealed = join(tmp, 'sealed')
+  const pf = join(tmp, 'pass')
+  writeFileSync(pf, 'correct horse\n')
+  const c2 = client(srv2.url, 'sealed-room')
+  await c2.synced
+  c2.doc.getText('text').insert(0, 'secret text')
+  const s2 = start(['sync', `${srv2.url}/sealed-room`, '--data', sealed, '--passphrase-file', pf])
+  check(await until(() => /synced/.test(s2.err), 5000), 'sync --passphrase-file syncs')
+  const dumpWith = () => run(['store', '--data', sealed, '--passphrase-file', pf, 'dump', 'sealed-room'])
+  check(await until(async () => { const r = await dumpWith(); return r.code === 0 && /secret text/.test(r.out) }, 5000),
+    'the replica opens with the passphrase and holds the text')
+  s2.proc.kill('SIGTERM')
+  await s2.exited
+  const without = await run(['store', '--data', sealed, 'dump', 'sealed-room'])
+  check(without.code !== 0, `without the passphrase the replica does not open (${without.code}: ${without.err.trim()})`)
+  const files = ['loom.db', 'loom.db-wal'].filter((f) => existsSync(join(sealed, f)))
+  check(files.length >= 1 && files.every((f) => !readFileSync(join(sealed, f)).includes('secret text')),
+    `the text is not in the store's files in the clear (${files.join(', ')})`)
+  c2.provider.destroy()
+  await stopServer(srv2)
+}
 
 console.log(`took ${((Date.now() - t0) / 1000).toFixed(1)} s`)
 done()

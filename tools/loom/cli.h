@@ -85,6 +85,10 @@ typedef struct cli_input {
  * Prints a message and returns CLI_FAIL on error. */
 int cli_read_input(const char *path, cli_input *in);
 void cli_input_free(cli_input *in);
+/* The store passphrase: FILE's bytes with one trailing newline removed
+ * (FILE given), else $LOOM_PASSPHRASE, else none (*have 0). Prints a
+ * message and returns CLI_FAIL when it cannot be read or is empty. */
+int cli_read_passphrase(const char *file, cli_input *in, int *have);
 
 /* Writes bytes to standard output and flushes; prints a message and returns
  * CLI_FAIL on a write error. */

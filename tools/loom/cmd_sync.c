@@ -44,9 +44,10 @@ void cli_sync_help(void)
         "'{\"user\":\"ann\"}'\n"
         "  --ca FILE         wss://: trust the CA certificates in FILE (PEM)\n"
         "                    instead of the system's\n"
+        "  --passphrase-file FILE  the store's passphrase (default: "
+        "$LOOM_PASSPHRASE)\n"
         "  --log LEVEL       error, warn, info (default) or debug\n"
         "\n"
-        "An encrypted store opens with the passphrase in LOOM_PASSPHRASE.\n"
         "Log lines go to stderr. Exit status: 0 after a signal, 1 when the\n"
         "server denies access (HTTP 401, permission denied) or the store\n"
         "fails, 2 usage error.\n");
@@ -105,7 +106,7 @@ int cli_peer_log_level(const char *v, loom_log_level *out)
 /* ---- loom sync ------------------------------------------------------------ */
 
 typedef struct sync_args {
-    const char *url, *data, *doc, *awareness, *ca;
+    const char *url, *data, *doc, *awareness, *ca, *pass_file;
     loom_log_level level;
 } sync_args;
 
@@ -142,6 +143,8 @@ static int parse_args(int argc, char **argv, sync_args *a)
             a->awareness = v;
         } else if (strcmp(s, "--ca") == 0) {
             a->ca = v;
+        } else if (strcmp(s, "--passphrase-file") == 0) {
+            a->pass_file = v;
         } else if (strcmp(s, "--log") == 0) {
             if (cli_peer_log_level(v, &a->level) != CLI_OK) {
                 return CLI_USAGE;
@@ -163,7 +166,7 @@ static int parse_args(int argc, char **argv, sync_args *a)
     return CLI_OK;
 }
 
-static int open_store(const char *dir, loom_store **out)
+static int open_store(const char *dir, const char *pass_file, loom_store **out)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         cli_error("sync: %s: %s", dir, strerror(errno));
@@ -177,14 +180,23 @@ static int open_store(const char *dir, loom_store **out)
     }
     loom_store_options so;
     loom_store_options_init(&so);
-    const char *pass = getenv("LOOM_PASSPHRASE");
-    if (pass && pass[0]) {
-        so.passphrase = (const uint8_t *)pass;
-        so.passphrase_len = strlen(pass);
+    cli_input pass;
+    int have = 0;
+    if (cli_read_passphrase(pass_file, &pass, &have) != CLI_OK) {
+        return CLI_FAIL;
+    }
+    if (have) {
+        so.passphrase = pass.data;
+        so.passphrase_len = pass.len;
     }
     loom_error err;
     memset(&err, 0, sizeof(err));
     int rc = loom_store_open(path, &so, out, &err);
+    if (have) {
+        /* the store keeps its derived key, not the passphrase */
+        memset(pass.data, 0, pass.len);
+        cli_input_free(&pass);
+    }
     if (rc) {
         cli_error("sync: %s: %s", path,
                   err.message[0] ? err.message : loom_strerror(rc));
@@ -201,7 +213,7 @@ int cli_sync_main(int argc, char **argv)
         return rc < 0 ? CLI_OK : rc;
     }
     loom_store *store = NULL;
-    if (open_store(a.data, &store) != CLI_OK) {
+    if (open_store(a.data, a.pass_file, &store) != CLI_OK) {
         return CLI_FAIL;
     }
     loom_doc *doc = NULL;

@@ -194,6 +194,47 @@ void cli_input_free(cli_input *in)
     in->len = 0;
 }
 
+/* The passphrase: FILE's bytes with one trailing newline removed, else
+ * LOOM_PASSPHRASE, else none (*len 0, *out NULL). */
+int cli_read_passphrase(const char *file, cli_input *in, int *have)
+{
+    *have = 0;
+    memset(in, 0, sizeof(*in));
+    if (file != NULL) {
+        if (cli_read_input(file, in) != CLI_OK) {
+            return CLI_FAIL;
+        }
+        if (in->len > 0 && in->data[in->len - 1] == '\n') {
+            in->len--;
+        }
+        if (in->len == 0) {
+            cli_error("%s: empty passphrase", in->name);
+            cli_input_free(in);
+            return CLI_FAIL;
+        }
+        *have = 1;
+        return CLI_OK;
+    }
+    const char *env = getenv("LOOM_PASSPHRASE");
+    if (env != NULL) {
+        if (*env == '\0') {
+            cli_error("LOOM_PASSPHRASE: empty passphrase");
+            return CLI_FAIL;
+        }
+        size_t n = strlen(env);
+        in->data = malloc(n);
+        if (in->data == NULL) {
+            cli_error("out of memory");
+            return CLI_FAIL;
+        }
+        memcpy(in->data, env, n);
+        in->len = n;
+        in->name = "LOOM_PASSPHRASE";
+        *have = 1;
+    }
+    return CLI_OK;
+}
+
 int cli_write_stdout(const void *data, size_t len)
 {
     if (len > 0 && fwrite(data, 1, len, stdout) != len) {
