@@ -13,7 +13,8 @@
 # would), map 100000, map 100000 --keys 1000, b1 6000, and a 10x larger
 # synthetic trace (friendsforever_flat replayed 10 times, each copy appended
 # after the previous: 260k edits instead of 26k) to show how the time per
-# edit grows with the document.
+# edit grows with the document; and automerge-paper made non-ASCII
+# (bench/traces/unicode.mjs), plain and --updates.
 #
 # Environment: RUNS (default 3) runs per workload, RUNS_LARGE (default 1)
 # for the 10x trace, BENCH_OUT (default build/bench) keeps the raw JSON
@@ -69,6 +70,12 @@ run map "$runs" map 100000
 run map-keys "$runs" map 100000 --keys 1000
 run b1 "$runs" b1 6000
 run friendsforever-x10 "$runs_large" trace "$ff" --repeat 10
+# automerge-paper with every letter and digit made non-ASCII (2-4 bytes of
+# UTF-8, digits as surrogate pairs): bench/traces/unicode.mjs
+amu=$out/automerge-paper-unicode.json.gz
+"$node" "$root/bench/traces/unicode.mjs" "$am" "$amu"
+run automerge-paper-unicode "$runs" trace "$amu"
+run automerge-paper-unicode-updates "$runs" trace "$amu" --updates
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores, ${cpu:-unknown CPU}"
@@ -155,6 +162,17 @@ rows.push(['growth of cpu ns/edit, x10 / x1', `${(c10.y / c1.y).toFixed(1)}x`,
   `${(c10.l / c1.l).toFixed(1)}x`, ''])
 row('friendsforever_flat x10: doc memory', 'friendsforever-x10', 'doc_mem_bytes', 'B')
 row('friendsforever_flat x10: v1 bytes', 'friendsforever-x10', 'v1_bytes', 'B')
+{
+  const t = 'automerge-paper, non-ASCII (unicode.mjs)'
+  row(`${t}: apply ms`, 'automerge-paper-unicode', 'apply_ms', 'ms')
+  row(`${t}: apply ms, cpu`, 'automerge-paper-unicode', 'apply_cpu_ms', 'ms')
+  row(`${t}: apply ms with --updates`, 'automerge-paper-unicode-updates', 'apply_ms', 'ms')
+  row(`${t}: update bytes`, 'automerge-paper-unicode-updates', 'update_bytes', 'B')
+  row(`${t}: encode ms`, 'automerge-paper-unicode', 'encode_ms', 'ms')
+  row(`${t}: v1 bytes`, 'automerge-paper-unicode', 'v1_bytes', 'B')
+  row(`${t}: load ms`, 'automerge-paper-unicode', 'load_ms', 'ms')
+  row(`${t}: doc memory`, 'automerge-paper-unicode', 'doc_mem_bytes', 'B')
+}
 
 console.log('| figure | yjs | loom | yjs/loom |')
 console.log('|---|---:|---:|---:|')
