@@ -381,11 +381,11 @@ integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset)
     it->right = right;
     it->parent = parent;
     if (psub) {
-        it->parent_sub = loom__strndup(d->a, psub, psub_len);
-        if (!it->parent_sub) {
-            rc = LOOM_ENOMEM;
+        /* a neighbour's key is already the parent map's copy */
+        if (psub == s->parent_sub &&
+            (rc = loom__type_key(parent, psub, psub_len, &psub)))
             goto fail;
-        }
+        it->parent_sub = psub;
         it->parent_sub_len = psub_len;
     }
     return loom__item_integrate(t, it);

@@ -37,7 +37,12 @@ struct loom__item {
     uint8_t flags; /* LOOM__F_* */
     loom__item *left, *right;
     loom_type *parent; /* NULL for GC structs */
-    char *parent_sub;  /* map key (NUL-terminated copy) or NULL */
+    /* The map key or NULL: the parent map's own copy (its strmap entry's
+     * key, NUL-terminated), shared by every item of that key and never
+     * freed through the item. Map keys are kept until the doc is freed,
+     * even when the parent's content is collected (type_gc), so the
+     * pointer stays valid as long as the item. */
+    const char *parent_sub;
     size_t parent_sub_len;
     union {
         struct {
@@ -156,6 +161,10 @@ struct loom_type {
     size_t name_len;
     loom__item *start;
     loom__strmap map; /* key -> current loom__item* */
+    /* The entry of map last looked up by loom__type_key: integrating the
+     * item that just got its key finds the entry without hashing again
+     * (checked by key pointer, so a stale hint costs only the lookup). */
+    size_t key_hint;
     uint64_t length;
     bool has_formatting;
     bool freed_content; /* GC'd: start/map cleared */
@@ -382,6 +391,12 @@ int loom__txn_add_changed(loom_txn *t,
                           loom_type *type,
                           const char *key,
                           size_t klen);
+/* The parent map's own copy of key (created with no item if missing), what
+ * an item's parent_sub points to; *out is NUL-terminated. */
+int loom__type_key(loom_type *type,
+                   const char *key,
+                   size_t klen,
+                   const char **out);
 /* The current map item of key, or NULL. */
 loom__item *
 loom__type_map_item(const loom_type *type, const char *key, size_t klen);

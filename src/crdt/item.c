@@ -112,8 +112,6 @@ void loom__item_free(loom_doc *d, loom__item *it)
     if (!it)
         return;
     loom__content_free(d, it);
-    if (it->parent_sub)
-        loom__free(d->a, it->parent_sub, it->parent_sub_len + 1);
     if (it->parent)
         loom__markers_forget(it->parent, it);
     loom__item_release(d, it);
@@ -367,11 +365,11 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
         return drop_unlinked(d, it, rc);
     size_t ei = 0; /* the key's entry in parent->map: looked up once */
     if (it->parent_sub) {
-        loom__strmap_entry *e;
-        if ((rc = loom__strmap_upsert(&parent->map, it->parent_sub,
-                                      it->parent_sub_len, &e)))
+        const char *k;
+        if ((rc = loom__type_key(parent, it->parent_sub, it->parent_sub_len,
+                                 &k)))
             return drop_unlinked(d, it, rc);
-        ei = (size_t)(e - parent->map.e);
+        ei = parent->key_hint;
     }
     if ((!it->left && (!it->right || it->right->left)) ||
         (it->left && it->left->right != it->right)) {
@@ -582,8 +580,6 @@ static void item_to_gc(loom_doc *d, loom__item *it)
             e->val = NULL;
     }
     loom__content_free(d, it);
-    if (it->parent_sub)
-        loom__free(d->a, it->parent_sub, it->parent_sub_len + 1);
     if (it->parent)
         loom__markers_forget(it->parent, it);
     it->parent_sub = NULL;
@@ -630,8 +626,10 @@ static void type_gc(loom_doc *d, loom_type *root)
                 k = prev;
             }
         }
-        loom__strmap_free(&type->map);
-        loom__strmap_init(&type->map, d->a);
+        /* The keys stay (items point at them, see loom__item.parent_sub);
+         * the entries lose their items. */
+        for (size_t i = 0; i < type->map.n; i++)
+            type->map.e[i].val = NULL;
         type->freed_content = true;
         type->length = 0;
         loom__markers_clear(type);

@@ -650,8 +650,7 @@ static int map_run(size_t n, size_t keys)
         rc = get_root(doc, "map", LOOM_TYPE_MAP, &map);
     }
     arena ar = {malloc(ARENA_BYTES), 0};
-    loom_allocator arena_alloc = {arena_malloc, arena_realloc, arena_free,
-                                  &ar};
+    loom_allocator arena_alloc = {arena_malloc, arena_realloc, arena_free, &ar};
     if (rc == CLI_OK && ar.base == NULL) {
         cli_error("bench: out of memory");
         rc = CLI_FAIL;
