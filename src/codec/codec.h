@@ -64,6 +64,9 @@ typedef struct loom__rstruct {
     size_t parent_sub_len;
     const uint8_t *content; /* raw content payload */
     size_t content_len;
+    /* Any content (ref 8): the values after the count are already what
+     * loom__any_canon writes, so they can be copied as they are. */
+    bool any_canon;
     size_t offset; /* byte offset of the struct's info byte in the input */
 } loom__rstruct;
 

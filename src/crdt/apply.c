@@ -183,6 +183,17 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         uint64_t n;
         if ((rc = loom__read_varuint(&r, &n)))
             return rc;
+        if (s->any_canon) {
+            /* the parser found the bytes canonical: one copy */
+            size_t bytes = s->content_len - r.pos;
+            it->c.any.p =
+                loom__memdup(a, s->content + r.pos, bytes ? bytes : 1);
+            if (!it->c.any.p)
+                return LOOM_ENOMEM;
+            it->c.any.bytes = bytes;
+            it->c.any.cap = bytes ? bytes : 1;
+            return LOOM_OK;
+        }
         loom_buf b = {0};
         loom__buf_init(&b, a);
         for (uint64_t i = 0; i < n && !rc; i++)
