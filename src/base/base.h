@@ -151,7 +151,7 @@ int loom__u64map_put(loom__u64map *m, uint64_t key, void *val);
 /* Byte-string -> pointer that keeps insertion order; entries are never
  * removed (a value may be set to NULL). Keys are copied. */
 typedef struct loom__strmap_entry {
-    char *key; /* NUL-terminated copy, owned */
+    char *key; /* NUL-terminated copy in the map's key blocks; never moves */
     size_t klen;
     uint64_t hash;
     void *val;
@@ -163,6 +163,10 @@ typedef struct loom__strmap {
     uint32_t *idx; /* open-addressing table of entry index + 1; 0 = empty */
     size_t icap;   /* power of two or 0 */
     const loom_allocator *a;
+    /* Key copies are carved from blocks (entries are never removed, so
+     * keys are never freed one by one): a new key costs no malloc. */
+    struct loom__keyblock *kb; /* the newest block, linked to older ones */
+    size_t kused;              /* bytes used in kb */
 } loom__strmap;
 
 void loom__strmap_init(loom__strmap *m, const loom_allocator *a);

@@ -149,6 +149,50 @@ int loom__u64map_put(loom__u64map *m, uint64_t key, void *val)
 
 /* ---- strmap ------------------------------------------------------------ */
 
+/* A block of key copies. Keys of up to KEY_BLOCK / 4 bytes share blocks of
+ * KEY_BLOCK bytes; a longer key gets a block of its own. */
+#define KEY_BLOCK 4096
+
+struct loom__keyblock {
+    struct loom__keyblock *next;
+    size_t size; /* bytes in data */
+    char data[];
+};
+
+/* A NUL-terminated copy of key in m's blocks, or NULL. */
+static char *key_copy(loom__strmap *m, const char *key, size_t klen)
+{
+    if (klen > SIZE_MAX - sizeof(struct loom__keyblock) - 1) {
+        return NULL;
+    }
+    size_t need = klen + 1;
+    if (!m->kb || m->kb->size - m->kused < need) {
+        size_t size = need > KEY_BLOCK / 4 ? need : KEY_BLOCK;
+        struct loom__keyblock *b = loom__malloc(m->a, sizeof(*b) + size);
+        if (!b) {
+            return NULL;
+        }
+        b->size = size;
+        if (m->kb && size != KEY_BLOCK) {
+            /* a long key's own block goes behind the current one, which
+             * keeps its room for short keys */
+            b->next = m->kb->next;
+            m->kb->next = b;
+            memcpy(b->data, key, klen);
+            b->data[klen] = 0;
+            return b->data;
+        }
+        b->next = m->kb;
+        m->kb = b;
+        m->kused = 0;
+    }
+    char *p = m->kb->data + m->kused;
+    m->kused += need;
+    memcpy(p, key, klen);
+    p[klen] = 0;
+    return p;
+}
+
 void loom__strmap_init(loom__strmap *m, const loom_allocator *a)
 {
     memset(m, 0, sizeof(*m));
@@ -157,9 +201,12 @@ void loom__strmap_init(loom__strmap *m, const loom_allocator *a)
 
 void loom__strmap_free(loom__strmap *m)
 {
-    for (size_t i = 0; i < m->n; i++) {
-        loom__free(m->a, m->e[i].key, m->e[i].klen + 1);
+    while (m->kb) {
+        struct loom__keyblock *next = m->kb->next;
+        loom__free(m->a, m->kb, sizeof(*m->kb) + m->kb->size);
+        m->kb = next;
     }
+    m->kused = 0;
     loom__free(m->a, m->e, m->ecap * sizeof(*m->e));
     loom__free(m->a, m->idx, m->icap * sizeof(*m->idx));
     m->e = NULL;
@@ -245,7 +292,7 @@ int loom__strmap_upsert(loom__strmap *m,
     if (rc) {
         return rc;
     }
-    char *copy = loom__strndup(m->a, key, klen);
+    char *copy = key_copy(m, key, klen);
     if (!copy) {
         return LOOM_ENOMEM;
     }

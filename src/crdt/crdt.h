@@ -253,7 +253,8 @@ struct loom_doc {
     loom__u64map clients; /* client -> loom__client* */
     loom__client **clist; /* every client, in creation order */
     size_t nclients, ccap;
-    loom__strmap roots; /* name -> loom_type* */
+    loom__strmap roots;   /* name -> loom_type* */
+    loom_type *last_root; /* the root apply found last (a cache, apply.c) */
     loom_type *types_all;
     /* pending structs: a v1 update and the clocks whose arrival retries it */
     loom_buf pending;
