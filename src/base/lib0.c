@@ -80,16 +80,30 @@ int loom__write_varstring(loom_buf *b, const char *s, size_t len)
 
 int loom__write_varbytes(loom_buf *b, const uint8_t *p, size_t len)
 {
-    /* Reserve once so a failure leaves nothing half-written. */
-    int rc = loom__buf_reserve(b, len + 10 < len ? SIZE_MAX : len + 10);
-    if (rc) {
-        return rc;
+    /* Reserve once so a failure leaves nothing half-written; then length
+     * and bytes go in place (strings and keys are most of what encoders
+     * write, so this is one of the hottest writers). */
+    if (len + 10 < len) {
+        return LOOM_ENOMEM;
     }
-    rc = loom__write_varuint(b, len);
-    if (rc) {
-        return rc;
+    if (b->cap - b->len < len + 10) {
+        int rc = loom__buf_reserve(b, len + 10);
+        if (rc) {
+            return rc;
+        }
     }
-    return loom__buf_append(b, p, len);
+    uint8_t *q = b->data + b->len, *start = q;
+    uint64_t v = len;
+    while (v > 0x7f) {
+        *q++ = (uint8_t)(0x80 | (v & 0x7f));
+        v >>= 7;
+    }
+    *q++ = (uint8_t)v;
+    if (len) {
+        memcpy(q, p, len);
+    }
+    b->len += (size_t)(q - start) + len;
+    return LOOM_OK;
 }
 
 static int write_be(loom_buf *b, uint64_t v, size_t n)
