@@ -90,13 +90,54 @@ static inline size_t loom__reader_left(const loom__reader *r)
     return r->len - r->pos;
 }
 
-int loom__read_u8(loom__reader *r, uint8_t *out);
+/* The out-of-line readers behind the inline ones below (every case). */
+int loom__read_u8_any(loom__reader *r, uint8_t *out);
+int loom__read_varuint_any(loom__reader *r, uint64_t *out);
+int loom__read_varstring_any(loom__reader *r, const char **s, size_t *len);
+
+/* The readers of single bytes, small varUints and short ASCII strings
+ * (most of what an update holds) are inline: a call per field was a large
+ * part of parsing. Everything else takes the out-of-line path. */
+static inline int loom__read_u8(loom__reader *r, uint8_t *out)
+{
+    if (!r->err && r->pos < r->len) {
+        *out = r->p[r->pos++];
+        return LOOM_OK;
+    }
+    return loom__read_u8_any(r, out);
+}
 /* Fails past 2^53-1 ("integer out of range") or at the end of input. */
-int loom__read_varuint(loom__reader *r, uint64_t *out);
+static inline int loom__read_varuint(loom__reader *r, uint64_t *out)
+{
+    if (!r->err && r->pos < r->len && r->p[r->pos] < 0x80) {
+        *out = r->p[r->pos++];
+        return LOOM_OK;
+    }
+    return loom__read_varuint_any(r, out);
+}
 int loom__read_varint(loom__reader *r, bool *negative, uint64_t *magnitude);
 /* A varString; validates UTF-8 strictly (no surrogates, no overlong forms).
  * *s points into the input. */
-int loom__read_varstring(loom__reader *r, const char **s, size_t *len);
+static inline int
+loom__read_varstring(loom__reader *r, const char **s, size_t *len)
+{
+    if (!r->err && r->pos < r->len) {
+        size_t n = r->p[r->pos];
+        if (n < 0x80 && n < r->len - r->pos) {
+            const uint8_t *q = r->p + r->pos + 1;
+            uint8_t acc = 0;
+            for (size_t i = 0; i < n; i++)
+                acc |= q[i];
+            if (acc < 0x80) { /* ASCII: valid UTF-8 */
+                *s = (const char *)q;
+                *len = n;
+                r->pos += 1 + n;
+                return LOOM_OK;
+            }
+        }
+    }
+    return loom__read_varstring_any(r, s, len);
+}
 int loom__read_varbytes(loom__reader *r, const uint8_t **p, size_t *len);
 int loom__read_f32(loom__reader *r, float *out);
 int loom__read_f64(loom__reader *r, double *out);

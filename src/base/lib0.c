@@ -162,7 +162,7 @@ static int eof(loom__reader *r, size_t start)
                              "unexpected end of input");
 }
 
-int loom__read_u8(loom__reader *r, uint8_t *out)
+int loom__read_u8_any(loom__reader *r, uint8_t *out)
 {
     if (r->err) {
         return r->err;
@@ -205,7 +205,7 @@ static int read_groups(
     }
 }
 
-int loom__read_varuint(loom__reader *r, uint64_t *out)
+int loom__read_varuint_any(loom__reader *r, uint64_t *out)
 {
     if (r->err) {
         return r->err;
@@ -270,7 +270,7 @@ int loom__read_varbytes(loom__reader *r, const uint8_t **p, size_t *len)
     return LOOM_OK;
 }
 
-int loom__read_varstring(loom__reader *r, const char **s, size_t *len)
+int loom__read_varstring_any(loom__reader *r, const char **s, size_t *len)
 {
     if (r->err) {
         return r->err;
