@@ -40,8 +40,19 @@ int loom__any_write_number(loom_buf *b, double v)
         return rc;
     }
     if (v == trunc(v) && fabs(v) <= 2147483647.0) {
-        loom__buf_push(b, TAG_INT);
-        return loom__write_varint(b, signbit(v) != 0, (uint64_t)fabs(v));
+        /* the varInt in place (room was reserved): most numbers are ints */
+        uint64_t mag = (uint64_t)fabs(v);
+        uint8_t *p = b->data + b->len, *start = p;
+        *p++ = TAG_INT;
+        uint8_t first = (uint8_t)((mag & 0x3f) | (signbit(v) ? 0x40 : 0));
+        mag >>= 6;
+        *p++ = (uint8_t)(first | (mag ? 0x80 : 0));
+        while (mag) {
+            *p++ = (uint8_t)((mag & 0x7f) | (mag > 0x7f ? 0x80 : 0));
+            mag >>= 7;
+        }
+        b->len += (size_t)(p - start);
+        return LOOM_OK;
     }
     if (!isnan(v) && (isinf(v) || fabs(v) <= FLT_MAX) &&
         (double)(float)v == v) {
@@ -406,7 +417,18 @@ int loom__any_check(loom__reader *r, int depth, bool *canon)
     case TAG_F64: {
         double d;
         rc = read_number(r, tag, &d);
-        if (!rc && canon && *canon && !number_canon(r, start, d)) {
+        if (rc || !canon || !*canon) {
+            return rc;
+        }
+        /* an int of up to 31 bits in its shortest form is what
+         * loom__any_write_number writes; anything else is compared */
+        double m = fabs(d);
+        if (tag == TAG_INT && m <= 2147483647.0 &&
+            r->pos - start - 1 ==
+                (m < 64 ? 1 : 1 + varuint_size((uint64_t)m >> 6))) {
+            return LOOM_OK;
+        }
+        if (!number_canon(r, start, d)) {
             *canon = false;
         }
         return rc;
