@@ -27,16 +27,23 @@ uint64_t loom__hash_bytes(const void *p, size_t n)
 {
     const uint8_t *s = p;
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ (n * 0xff51afd7ed558ccdULL);
-    while (n >= 8) {
+    /* the last 1..8 bytes go to the final mix (a key of exactly one word
+     * costs one mix, not two) */
+    size_t k = n;
+    while (k > 8) {
         uint64_t w;
         memcpy(&w, s, 8);
         h = mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
         s += 8;
-        n -= 8;
+        k -= 8;
     }
     uint64_t w = 0;
-    for (size_t i = 0; i < n; i++) {
-        w |= (uint64_t)s[i] << (8 * i);
+    if (k == 8) {
+        memcpy(&w, s, 8);
+    } else {
+        for (size_t i = 0; i < k; i++) {
+            w |= (uint64_t)s[i] << (8 * i);
+        }
     }
     return mix64(h ^ w ^ ((uint64_t)n << 56));
 }
