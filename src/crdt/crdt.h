@@ -279,6 +279,8 @@ struct loom_doc {
     uint64_t fmt_ident_seq; /* last Format value identity handed out (text.c) */
     loom__client *last_client; /* the client last looked up (a cache) */
     loom_buf upd;              /* the update event's buffer, kept for reuse */
+    loom_buf
+        scratch; /* where a value is encoded before its exact copy (types.c) */
     bool format_items; /* a Format item was ever integrated into this doc */
 };
 

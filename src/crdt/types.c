@@ -259,17 +259,24 @@ static int item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
     }
     if (!(it = new_item(d, LOOM__REF_ANY)))
         return LOOM_ENOMEM;
-    loom_buf b = {0};
-    loom__buf_init(&b, d->a);
-    int rc = loom__any_write(&b, v);
-    if (rc) {
-        loom_buf_free(&b);
+    /* Encoded in the doc's scratch buffer, then copied at its exact size:
+     * a growing buffer of its own left most of its capacity unused, for
+     * the life of the item. */
+    loom_buf *b = &d->scratch;
+    b->alloc = d->a;
+    b->len = 0;
+    int rc = loom__any_write(b, v);
+    size_t n = b->len;
+    uint8_t *p = rc ? NULL : loom__memdup(d->a, b->data, n ? n : 1);
+    if (b->cap > 65536) /* one huge value does not stay */
+        loom_buf_free(b);
+    if (!p) {
         loom__item_release(d, it);
-        return rc;
+        return rc ? rc : LOOM_ENOMEM;
     }
-    it->c.any.p = b.data;
-    it->c.any.bytes = b.len;
-    it->c.any.cap = b.cap;
+    it->c.any.p = p;
+    it->c.any.bytes = n;
+    it->c.any.cap = n ? n : 1;
     it->len = 1;
     *out = it;
     return LOOM_OK;
