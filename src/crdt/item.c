@@ -897,39 +897,29 @@ static void put_varstring(uint8_t **p, const char *s, size_t len)
     *p += len;
 }
 
-/* The header of an item that names its root parent (every entry of a root
- * map, the first item of a root sequence) in one reserved stretch, then the
- * content: the header was five calls, a third of encoding a map. */
-static int write_root_child(loom_buf *b, const loom__item *it, uint8_t info)
+/* A map entry under a root map (an Any item naming its root parent, the
+ * bulk of encoding a map) in one reserved stretch, header and content:
+ * it was a call per field. Other items take the general path, so that
+ * write_content keeps its single call site. */
+static int write_root_any(loom_buf *b, const loom__item *it, uint8_t info)
 {
     const loom_type *p = it->parent;
     size_t klen = it->parent_sub ? it->parent_sub_len : 0;
     /* lengths of objects in memory: their sum cannot overflow */
-    size_t need = 1 + 1 + 10 + p->root_name_len + 10 + klen;
-    bool any = it->ref == LOOM__REF_ANY; /* map values: content in place too */
-    if (any)
-        need += 10 + it->c.any.bytes;
-    int rc = loom__buf_reserve(b, need);
+    int rc = loom__buf_reserve(b, 1 + 1 + 10 + p->root_name_len + 10 + klen +
+                                      10 + it->c.any.bytes);
     if (rc)
         return rc;
-    size_t start = b->len;
     uint8_t *q = b->data + b->len;
     *q++ = info;
     *q++ = 1; /* parentInfo: a root name */
     put_varstring(&q, p->root_name, p->root_name_len);
     if (it->parent_sub)
         put_varstring(&q, it->parent_sub, it->parent_sub_len);
-    if (any) {
-        put_varuint(&q, it->len);
-        memcpy(q, it->c.any.p, it->c.any.bytes);
-        b->len = (size_t)(q - b->data) + it->c.any.bytes;
-        return LOOM_OK;
-    }
-    b->len = (size_t)(q - b->data);
-    rc = write_content(b, it, 0);
-    if (rc)
-        b->len = start; /* nothing half-written */
-    return rc;
+    put_varuint(&q, it->len);
+    memcpy(q, it->c.any.p, it->c.any.bytes);
+    b->len = (size_t)(q - b->data) + it->c.any.bytes;
+    return LOOM_OK;
 }
 
 int loom__item_write(loom_buf *b, const loom__item *it, uint64_t offset)
@@ -949,8 +939,9 @@ int loom__item_write(loom_buf *b, const loom__item *it, uint64_t offset)
     uint8_t info = (uint8_t)((it->ref & 0x1f) | (has_origin ? 0x80 : 0) |
                              (it->has_right_origin ? 0x40 : 0) |
                              (it->parent_sub ? 0x20 : 0));
-    if (!has_origin && !it->has_right_origin && !it->parent->item)
-        return write_root_child(b, it, info);
+    if (!has_origin && !it->has_right_origin && !it->parent->item &&
+        it->ref == LOOM__REF_ANY)
+        return write_root_any(b, it, info);
     if ((rc = loom__write_u8(b, info)))
         return rc;
     if (has_origin) {
