@@ -228,8 +228,13 @@ find_hashed(const loom__strmap *m, const char *key, size_t klen, uint64_t h)
         return NULL;
     }
     size_t mask = m->icap - 1;
+    uint32_t tag = (uint32_t)(h >> 32);
     for (size_t i = (size_t)h & mask; m->idx[i]; i = (i + 1) & mask) {
-        loom__strmap_entry *e = &m->e[m->idx[i] - 1];
+        uint64_t v = m->idx[i];
+        if ((uint32_t)(v >> 32) != tag) {
+            continue;
+        }
+        loom__strmap_entry *e = &m->e[(uint32_t)v - 1];
         if (e->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0) {
             return e;
         }
@@ -243,23 +248,23 @@ loom__strmap_find(const loom__strmap *m, const char *key, size_t klen)
     return find_hashed(m, key, klen, loom__hash_bytes(key, klen));
 }
 
-static void idx_place(uint32_t *idx, size_t icap, uint64_t h, uint32_t v)
+static void idx_place(uint64_t *idx, size_t icap, uint64_t h, uint32_t v)
 {
     size_t mask = icap - 1;
     size_t i = (size_t)h & mask;
     while (idx[i]) {
         i = (i + 1) & mask;
     }
-    idx[i] = v;
+    idx[i] = (h >> 32) << 32 | v;
 }
 
 static int idx_grow(loom__strmap *m)
 {
     size_t icap = m->icap ? m->icap * 2 : 16;
-    if (icap > SIZE_MAX / sizeof(uint32_t)) {
+    if (icap > SIZE_MAX / sizeof(uint64_t)) {
         return LOOM_ENOMEM;
     }
-    uint32_t *idx = loom__calloc(m->a, icap * sizeof(*idx));
+    uint64_t *idx = loom__calloc(m->a, icap * sizeof(*idx));
     if (!idx) {
         return LOOM_ENOMEM;
     }
