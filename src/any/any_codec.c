@@ -40,8 +40,19 @@ int loom__any_write_number(loom_buf *b, double v)
         return rc;
     }
     if (v == trunc(v) && fabs(v) <= 2147483647.0) {
-        loom__buf_push(b, TAG_INT);
-        return loom__write_varint(b, signbit(v) != 0, (uint64_t)fabs(v));
+        /* the varInt in place (room was reserved): most numbers are ints */
+        uint64_t mag = (uint64_t)fabs(v);
+        uint8_t *p = b->data + b->len, *start = p;
+        *p++ = TAG_INT;
+        uint8_t first = (uint8_t)((mag & 0x3f) | (signbit(v) ? 0x40 : 0));
+        mag >>= 6;
+        *p++ = (uint8_t)(first | (mag ? 0x80 : 0));
+        while (mag) {
+            *p++ = (uint8_t)((mag & 0x7f) | (mag > 0x7f ? 0x80 : 0));
+            mag >>= 7;
+        }
+        b->len += (size_t)(p - start);
+        return LOOM_OK;
     }
     if (!isnan(v) && (isinf(v) || fabs(v) <= FLT_MAX) &&
         (double)(float)v == v) {
@@ -351,8 +362,40 @@ int loom__any_read(loom__reader *r,
     return LOOM_OK;
 }
 
+/* Bytes of the minimal varUint encoding of n. */
+static size_t varuint_size(uint64_t n)
+{
+    size_t k = 1;
+    while (n >= 0x80) {
+        n >>= 7;
+        k++;
+    }
+    return k;
+}
+
+/* Is the number at [start, r->pos) (tag included) written as
+ * loom__any_write_number writes v? */
+static bool number_canon(const loom__reader *r, size_t start, double v)
+{
+    uint8_t tmp[16];
+    loom_buf b = {0};
+    b.data = tmp;
+    b.cap = sizeof(tmp); /* 9 bytes at most: never grows */
+    if (loom__any_write_number(&b, v))
+        return false;
+    return b.len == r->pos - start && memcmp(tmp, r->p + start, b.len) == 0;
+}
+
+/*
+ * loom__any_skip, and when canon is not NULL also whether the value's bytes
+ * are already what loom__any_canon would write (cleared when not; never
+ * set). That holds for what lib0 writes, so a decoder can keep the bytes
+ * instead of re-encoding: numbers as the JS number rule picks them,
+ * minimal lengths and counts, and objects that loom__any_canon streams (at
+ * most 16 keys, none integer-like, repeated or "__proto__").
+ */
 // NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
-int loom__any_skip(loom__reader *r, int depth)
+int loom__any_check(loom__reader *r, int depth, bool *canon)
 {
     if (r->err) {
         return r->err;
@@ -373,21 +416,41 @@ int loom__any_skip(loom__reader *r, int depth)
     case TAG_F32:
     case TAG_F64: {
         double d;
-        return read_number(r, tag, &d);
+        rc = read_number(r, tag, &d);
+        if (rc || !canon || !*canon) {
+            return rc;
+        }
+        /* an int of up to 31 bits in its shortest form is what
+         * loom__any_write_number writes; anything else is compared */
+        double m = fabs(d);
+        if (tag == TAG_INT && m <= 2147483647.0 &&
+            r->pos - start - 1 ==
+                (m < 64 ? 1 : 1 + varuint_size((uint64_t)m >> 6))) {
+            return LOOM_OK;
+        }
+        if (!number_canon(r, start, d)) {
+            *canon = false;
+        }
+        return rc;
     }
     case TAG_BIGINT: {
         int64_t big;
         return loom__read_i64(r, &big);
     }
-    case TAG_STRING: {
-        const char *s;
-        size_t len;
-        return loom__read_varstring(r, &s, &len);
-    }
+    case TAG_STRING:
     case TAG_BINARY: {
+        const char *s;
         const uint8_t *p;
         size_t len;
-        return loom__read_varbytes(r, &p, &len);
+        if (tag == TAG_STRING) {
+            rc = loom__read_varstring(r, &s, &len);
+        } else {
+            rc = loom__read_varbytes(r, &p, &len);
+        }
+        if (!rc && canon && r->pos - start - 1 - len != varuint_size(len)) {
+            *canon = false;
+        }
+        return rc;
     }
     case TAG_ARRAY:
     case TAG_OBJECT: {
@@ -402,14 +465,37 @@ int loom__any_skip(loom__reader *r, int depth)
         if (n > loom__reader_left(r) / (tag == TAG_ARRAY ? 1 : 2)) {
             return bad_count(r, start);
         }
+        if (canon && r->pos - start - 1 != varuint_size(n)) {
+            *canon = false;
+        }
+        if (canon && tag == TAG_OBJECT && n > 16) {
+            *canon = false;
+        }
+        const char *keys[16];
+        size_t lens[16];
         for (uint64_t i = 0; !rc && i < n; i++) {
             if (tag == TAG_OBJECT) {
+                size_t at = r->pos;
                 const char *key;
                 size_t klen;
                 rc = loom__read_varstring(r, &key, &klen);
+                if (!rc && canon && *canon) {
+                    uint32_t idx;
+                    if (r->pos - at - klen != varuint_size(klen) ||
+                        loom__js_index_key(key, klen, &idx) ||
+                        (klen == 9 && memcmp(key, "__proto__", 9) == 0)) {
+                        *canon = false;
+                    }
+                    for (uint64_t j = 0; j < i && *canon; j++) {
+                        if (lens[j] == klen && memcmp(keys[j], key, klen) == 0)
+                            *canon = false;
+                    }
+                    keys[i] = key; /* i < 16 while *canon */
+                    lens[i] = klen;
+                }
             }
             if (!rc) {
-                rc = loom__any_skip(r, depth + 1);
+                rc = loom__any_check(r, depth + 1, canon);
             }
         }
         return rc;
@@ -417,6 +503,11 @@ int loom__any_skip(loom__reader *r, int depth)
     default:
         return bad_tag(r, start);
     }
+}
+
+int loom__any_skip(loom__reader *r, int depth)
+{
+    return loom__any_check(r, depth, NULL);
 }
 
 /* ---- canonical re-encoding ---------------------------------------------- */

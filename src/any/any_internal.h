@@ -55,6 +55,10 @@ int loom__any_canon(loom__reader *r,
                     loom_buf *out);
 /* Validates and skips one Any value without allocating. */
 int loom__any_skip(loom__reader *r, int depth);
+/* loom__any_skip that also clears *canon (when not NULL) unless the bytes
+ * are exactly what loom__any_canon writes for them, so they can be kept as
+ * they are. */
+int loom__any_check(loom__reader *r, int depth, bool *canon);
 /* Writes the lib0 Any encoding of v. Objects are written in JS Object.keys
  * order: integer-like keys ("0".."4294967294") ascending first, then the
  * others in insertion order. */

@@ -90,13 +90,54 @@ static inline size_t loom__reader_left(const loom__reader *r)
     return r->len - r->pos;
 }
 
-int loom__read_u8(loom__reader *r, uint8_t *out);
+/* The out-of-line readers behind the inline ones below (every case). */
+int loom__read_u8_any(loom__reader *r, uint8_t *out);
+int loom__read_varuint_any(loom__reader *r, uint64_t *out);
+int loom__read_varstring_any(loom__reader *r, const char **s, size_t *len);
+
+/* The readers of single bytes, small varUints and short ASCII strings
+ * (most of what an update holds) are inline: a call per field was a large
+ * part of parsing. Everything else takes the out-of-line path. */
+static inline int loom__read_u8(loom__reader *r, uint8_t *out)
+{
+    if (!r->err && r->pos < r->len) {
+        *out = r->p[r->pos++];
+        return LOOM_OK;
+    }
+    return loom__read_u8_any(r, out);
+}
 /* Fails past 2^53-1 ("integer out of range") or at the end of input. */
-int loom__read_varuint(loom__reader *r, uint64_t *out);
+static inline int loom__read_varuint(loom__reader *r, uint64_t *out)
+{
+    if (!r->err && r->pos < r->len && r->p[r->pos] < 0x80) {
+        *out = r->p[r->pos++];
+        return LOOM_OK;
+    }
+    return loom__read_varuint_any(r, out);
+}
 int loom__read_varint(loom__reader *r, bool *negative, uint64_t *magnitude);
 /* A varString; validates UTF-8 strictly (no surrogates, no overlong forms).
  * *s points into the input. */
-int loom__read_varstring(loom__reader *r, const char **s, size_t *len);
+static inline int
+loom__read_varstring(loom__reader *r, const char **s, size_t *len)
+{
+    if (!r->err && r->pos < r->len) {
+        size_t n = r->p[r->pos];
+        if (n < 0x80 && n < r->len - r->pos) {
+            const uint8_t *q = r->p + r->pos + 1;
+            uint8_t acc = 0;
+            for (size_t i = 0; i < n; i++)
+                acc |= q[i];
+            if (acc < 0x80) { /* ASCII: valid UTF-8 */
+                *s = (const char *)q;
+                *len = n;
+                r->pos += 1 + n;
+                return LOOM_OK;
+            }
+        }
+    }
+    return loom__read_varstring_any(r, s, len);
+}
 int loom__read_varbytes(loom__reader *r, const uint8_t **p, size_t *len);
 int loom__read_f32(loom__reader *r, float *out);
 int loom__read_f64(loom__reader *r, double *out);
@@ -151,7 +192,7 @@ int loom__u64map_put(loom__u64map *m, uint64_t key, void *val);
 /* Byte-string -> pointer that keeps insertion order; entries are never
  * removed (a value may be set to NULL). Keys are copied. */
 typedef struct loom__strmap_entry {
-    char *key; /* NUL-terminated copy, owned */
+    char *key; /* NUL-terminated copy in the map's key blocks; never moves */
     size_t klen;
     uint64_t hash;
     void *val;
@@ -160,9 +201,17 @@ typedef struct loom__strmap_entry {
 typedef struct loom__strmap {
     loom__strmap_entry *e; /* in insertion order */
     size_t n, ecap;
-    uint32_t *idx; /* open-addressing table of entry index + 1; 0 = empty */
-    size_t icap;   /* power of two or 0 */
+    /* Open-addressing table: entry index + 1 in the low 32 bits (0 =
+     * empty), the high 32 bits of the key's hash above, so a probe that
+     * passes other keys does not read their entries (with 100,000 keys
+     * each such read was a cache miss). */
+    uint64_t *idx;
+    size_t icap; /* power of two or 0 */
     const loom_allocator *a;
+    /* Key copies are carved from blocks (entries are never removed, so
+     * keys are never freed one by one): a new key costs no malloc. */
+    struct loom__keyblock *kb; /* the newest block, linked to older ones */
+    size_t kused;              /* bytes used in kb */
 } loom__strmap;
 
 void loom__strmap_init(loom__strmap *m, const loom_allocator *a);

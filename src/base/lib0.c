@@ -80,16 +80,30 @@ int loom__write_varstring(loom_buf *b, const char *s, size_t len)
 
 int loom__write_varbytes(loom_buf *b, const uint8_t *p, size_t len)
 {
-    /* Reserve once so a failure leaves nothing half-written. */
-    int rc = loom__buf_reserve(b, len + 10 < len ? SIZE_MAX : len + 10);
-    if (rc) {
-        return rc;
+    /* Reserve once so a failure leaves nothing half-written; then length
+     * and bytes go in place (strings and keys are most of what encoders
+     * write, so this is one of the hottest writers). */
+    if (len + 10 < len) {
+        return LOOM_ENOMEM;
     }
-    rc = loom__write_varuint(b, len);
-    if (rc) {
-        return rc;
+    if (b->cap - b->len < len + 10) {
+        int rc = loom__buf_reserve(b, len + 10);
+        if (rc) {
+            return rc;
+        }
     }
-    return loom__buf_append(b, p, len);
+    uint8_t *q = b->data + b->len, *start = q;
+    uint64_t v = len;
+    while (v > 0x7f) {
+        *q++ = (uint8_t)(0x80 | (v & 0x7f));
+        v >>= 7;
+    }
+    *q++ = (uint8_t)v;
+    if (len) {
+        memcpy(q, p, len);
+    }
+    b->len += (size_t)(q - start) + len;
+    return LOOM_OK;
 }
 
 static int write_be(loom_buf *b, uint64_t v, size_t n)
@@ -148,7 +162,7 @@ static int eof(loom__reader *r, size_t start)
                              "unexpected end of input");
 }
 
-int loom__read_u8(loom__reader *r, uint8_t *out)
+int loom__read_u8_any(loom__reader *r, uint8_t *out)
 {
     if (r->err) {
         return r->err;
@@ -191,7 +205,7 @@ static int read_groups(
     }
 }
 
-int loom__read_varuint(loom__reader *r, uint64_t *out)
+int loom__read_varuint_any(loom__reader *r, uint64_t *out)
 {
     if (r->err) {
         return r->err;
@@ -256,7 +270,7 @@ int loom__read_varbytes(loom__reader *r, const uint8_t **p, size_t *len)
     return LOOM_OK;
 }
 
-int loom__read_varstring(loom__reader *r, const char **s, size_t *len)
+int loom__read_varstring_any(loom__reader *r, const char **s, size_t *len)
 {
     if (r->err) {
         return r->err;

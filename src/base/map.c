@@ -27,16 +27,23 @@ uint64_t loom__hash_bytes(const void *p, size_t n)
 {
     const uint8_t *s = p;
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ (n * 0xff51afd7ed558ccdULL);
-    while (n >= 8) {
+    /* the last 1..8 bytes go to the final mix (a key of exactly one word
+     * costs one mix, not two) */
+    size_t k = n;
+    while (k > 8) {
         uint64_t w;
         memcpy(&w, s, 8);
         h = mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
         s += 8;
-        n -= 8;
+        k -= 8;
     }
     uint64_t w = 0;
-    for (size_t i = 0; i < n; i++) {
-        w |= (uint64_t)s[i] << (8 * i);
+    if (k == 8) {
+        memcpy(&w, s, 8);
+    } else {
+        for (size_t i = 0; i < k; i++) {
+            w |= (uint64_t)s[i] << (8 * i);
+        }
     }
     return mix64(h ^ w ^ ((uint64_t)n << 56));
 }
@@ -149,6 +156,50 @@ int loom__u64map_put(loom__u64map *m, uint64_t key, void *val)
 
 /* ---- strmap ------------------------------------------------------------ */
 
+/* A block of key copies. Keys of up to KEY_BLOCK / 4 bytes share blocks of
+ * KEY_BLOCK bytes; a longer key gets a block of its own. */
+#define KEY_BLOCK 4096
+
+struct loom__keyblock {
+    struct loom__keyblock *next;
+    size_t size; /* bytes in data */
+    char data[];
+};
+
+/* A NUL-terminated copy of key in m's blocks, or NULL. */
+static char *key_copy(loom__strmap *m, const char *key, size_t klen)
+{
+    if (klen > SIZE_MAX - sizeof(struct loom__keyblock) - 1) {
+        return NULL;
+    }
+    size_t need = klen + 1;
+    if (!m->kb || m->kb->size - m->kused < need) {
+        size_t size = need > KEY_BLOCK / 4 ? need : KEY_BLOCK;
+        struct loom__keyblock *b = loom__malloc(m->a, sizeof(*b) + size);
+        if (!b) {
+            return NULL;
+        }
+        b->size = size;
+        if (m->kb && size != KEY_BLOCK) {
+            /* a long key's own block goes behind the current one, which
+             * keeps its room for short keys */
+            b->next = m->kb->next;
+            m->kb->next = b;
+            memcpy(b->data, key, klen);
+            b->data[klen] = 0;
+            return b->data;
+        }
+        b->next = m->kb;
+        m->kb = b;
+        m->kused = 0;
+    }
+    char *p = m->kb->data + m->kused;
+    m->kused += need;
+    memcpy(p, key, klen);
+    p[klen] = 0;
+    return p;
+}
+
 void loom__strmap_init(loom__strmap *m, const loom_allocator *a)
 {
     memset(m, 0, sizeof(*m));
@@ -157,9 +208,12 @@ void loom__strmap_init(loom__strmap *m, const loom_allocator *a)
 
 void loom__strmap_free(loom__strmap *m)
 {
-    for (size_t i = 0; i < m->n; i++) {
-        loom__free(m->a, m->e[i].key, m->e[i].klen + 1);
+    while (m->kb) {
+        struct loom__keyblock *next = m->kb->next;
+        loom__free(m->a, m->kb, sizeof(*m->kb) + m->kb->size);
+        m->kb = next;
     }
+    m->kused = 0;
     loom__free(m->a, m->e, m->ecap * sizeof(*m->e));
     loom__free(m->a, m->idx, m->icap * sizeof(*m->idx));
     m->e = NULL;
@@ -174,8 +228,13 @@ find_hashed(const loom__strmap *m, const char *key, size_t klen, uint64_t h)
         return NULL;
     }
     size_t mask = m->icap - 1;
+    uint32_t tag = (uint32_t)(h >> 32);
     for (size_t i = (size_t)h & mask; m->idx[i]; i = (i + 1) & mask) {
-        loom__strmap_entry *e = &m->e[m->idx[i] - 1];
+        uint64_t v = m->idx[i];
+        if ((uint32_t)(v >> 32) != tag) {
+            continue;
+        }
+        loom__strmap_entry *e = &m->e[(uint32_t)v - 1];
         if (e->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0) {
             return e;
         }
@@ -189,23 +248,23 @@ loom__strmap_find(const loom__strmap *m, const char *key, size_t klen)
     return find_hashed(m, key, klen, loom__hash_bytes(key, klen));
 }
 
-static void idx_place(uint32_t *idx, size_t icap, uint64_t h, uint32_t v)
+static void idx_place(uint64_t *idx, size_t icap, uint64_t h, uint32_t v)
 {
     size_t mask = icap - 1;
     size_t i = (size_t)h & mask;
     while (idx[i]) {
         i = (i + 1) & mask;
     }
-    idx[i] = v;
+    idx[i] = (h >> 32) << 32 | v;
 }
 
 static int idx_grow(loom__strmap *m)
 {
     size_t icap = m->icap ? m->icap * 2 : 16;
-    if (icap > SIZE_MAX / sizeof(uint32_t)) {
+    if (icap > SIZE_MAX / sizeof(uint64_t)) {
         return LOOM_ENOMEM;
     }
-    uint32_t *idx = loom__calloc(m->a, icap * sizeof(*idx));
+    uint64_t *idx = loom__calloc(m->a, icap * sizeof(*idx));
     if (!idx) {
         return LOOM_ENOMEM;
     }
@@ -245,7 +304,7 @@ int loom__strmap_upsert(loom__strmap *m,
     if (rc) {
         return rc;
     }
-    char *copy = loom__strndup(m->a, key, klen);
+    char *copy = key_copy(m, key, klen);
     if (!copy) {
         return LOOM_ENOMEM;
     }

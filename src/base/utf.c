@@ -14,6 +14,15 @@
 size_t loom__utf8_check(const char *str, size_t len)
 {
     const uint8_t *s = (const uint8_t *)str;
+    if (len < 8) {
+        /* short ASCII (keys, small values): one pass; longer strings take
+         * the word loop below */
+        uint8_t acc = 0;
+        for (size_t k = 0; k < len; k++)
+            acc |= s[k];
+        if (acc < 0x80)
+            return len;
+    }
     size_t i = 0;
     while (i < len) {
         /* ASCII eight bytes at a time */

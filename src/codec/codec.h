@@ -47,18 +47,23 @@ enum {
  * UTF-8, Any values well formed, JSON text parses, type refs are 0..6.
  */
 typedef struct loom__rstruct {
-    uint8_t info; /* the info byte as read */
-    uint8_t ref;  /* info & 0x1f, with GC = 0 and Skip = 10 */
+    /* the one-byte fields first, together: an update of 100,000 map
+     * entries holds 100,000 of these while it is applied */
+    uint8_t info;        /* the info byte as read */
+    uint8_t ref;         /* info & 0x1f, with GC = 0 and Skip = 10 */
+    uint8_t parent_kind; /* LOOM__PARENT_* */
+    bool has_origin, has_right_origin;
+    bool has_parent_sub; /* info bit 5 */
+    /* Any content (ref 8): the values after the count are already what
+     * loom__any_canon writes, so they can be copied as they are. */
+    bool any_canon;
     uint64_t client, clock;
     uint64_t
         length; /* clock units: UTF-16 units for strings, elements for Any/JSON */
-    bool has_origin, has_right_origin;
     loom__id origin, right_origin;
-    uint8_t parent_kind;     /* LOOM__PARENT_* */
     const char *parent_name; /* ROOT */
     size_t parent_name_len;
-    loom__id parent_id;  /* ID */
-    bool has_parent_sub; /* info bit 5 */
+    loom__id parent_id; /* ID */
     const char
         *parent_sub; /* the key when encoded (parent_kind != NONE), else NULL */
     size_t parent_sub_len;

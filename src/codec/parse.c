@@ -202,11 +202,13 @@ static int read_count(loom__reader *r, uint64_t *n)
     return LOOM_OK;
 }
 
-/* Validates the content of ref `ref` and returns its length in clock units. */
+/* Validates the content of ref `ref` and returns its length in clock units
+ * (and for Any content whether it is canonical already). */
 static int read_content(loom__reader *r,
                         const loom_allocator *a,
                         uint8_t ref,
-                        uint64_t *length)
+                        uint64_t *length,
+                        bool *any_canon)
 {
     int rc;
     uint64_t n = 0;
@@ -256,8 +258,9 @@ static int read_content(loom__reader *r,
     }
     case LOOM__REF_ANY:
         rc = read_count(r, &n);
+        *any_canon = true;
         for (uint64_t i = 0; i < n && !rc; i++) {
-            rc = loom__any_skip(r, 0);
+            rc = loom__any_check(r, 0, any_canon);
         }
         *length = n;
         return rc;
@@ -338,7 +341,7 @@ static int read_struct(loom__reader *r,
             return rc;
         }
         size_t content = r->pos;
-        rc = read_content(r, a, s->ref, &s->length);
+        rc = read_content(r, a, s->ref, &s->length, &s->any_canon);
         s->content = r->p + content;
         s->content_len = r->pos - content;
     }

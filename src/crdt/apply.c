@@ -183,6 +183,17 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         uint64_t n;
         if ((rc = loom__read_varuint(&r, &n)))
             return rc;
+        if (s->any_canon) {
+            /* the parser found the bytes canonical: one copy */
+            size_t bytes = s->content_len - r.pos;
+            it->c.any.p =
+                loom__memdup(a, s->content + r.pos, bytes ? bytes : 1);
+            if (!it->c.any.p)
+                return LOOM_ENOMEM;
+            it->c.any.bytes = bytes;
+            it->c.any.cap = bytes ? bytes : 1;
+            return LOOM_OK;
+        }
         loom_buf b = {0};
         loom__buf_init(&b, a);
         for (uint64_t i = 0; i < n && !rc; i++)
@@ -289,6 +300,20 @@ integrate_gc(loom_doc *d, uint64_t client, uint64_t clock, uint64_t len)
     return rc;
 }
 
+/* The root type named name, or NULL; the root found last is checked first,
+ * since the structs of an update mostly name the same root over and over
+ * (every map entry of a loaded map names it). */
+static loom_type *root_of(loom_doc *d, const char *name, size_t len)
+{
+    loom_type *t = d->last_root;
+    if (t && t->root_name_len == len && memcmp(t->root_name, name, len) == 0)
+        return t;
+    t = loom__type_root(d, name, len);
+    if (t)
+        d->last_root = t;
+    return t;
+}
+
 /* Resolves neighbours and parent, then integrates from `offset`. */
 static int
 integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset)
@@ -331,7 +356,7 @@ integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset)
         else
             parent = p->c.type;
     } else {
-        parent = loom__type_root(d, s->parent_name, s->parent_name_len);
+        parent = root_of(d, s->parent_name, s->parent_name_len);
     }
     uint64_t clock = s->clock, len = s->length;
     if (offset > 0) {
@@ -381,11 +406,11 @@ integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset)
     it->right = right;
     it->parent = parent;
     if (psub) {
-        it->parent_sub = loom__strndup(d->a, psub, psub_len);
-        if (!it->parent_sub) {
-            rc = LOOM_ENOMEM;
+        /* a neighbour's key is already the parent map's copy */
+        if (psub == s->parent_sub &&
+            (rc = loom__type_key(parent, psub, psub_len, &psub)))
             goto fail;
-        }
+        it->parent_sub = psub;
         it->parent_sub_len = psub_len;
     }
     return loom__item_integrate(t, it);
@@ -591,14 +616,22 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
     g.d = d;
     loom__u64map_init(&g.by_client, d->a);
     loom__sv_init(&g.missing, d->a);
-    /* Roots named by the update exist from now on, in order of appearance. */
+    /* Roots named by the update exist from now on, in order of appearance
+     * (a name repeated from the struct before is there already). */
+    const char *prev = NULL;
+    size_t prev_len = 0;
     for (size_t b = 0; b < u->nblocks && !rc; b++) {
         for (size_t i = 0; i < u->blocks[b].n && !rc; i++) {
             const loom__rstruct *s = &u->blocks[b].s[i];
             loom_type *root;
-            if (s->parent_kind == LOOM__PARENT_ROOT)
-                rc = loom__type_root_get_or_add(d, s->parent_name,
-                                                s->parent_name_len, &root);
+            if (s->parent_kind != LOOM__PARENT_ROOT ||
+                (prev && prev_len == s->parent_name_len &&
+                 memcmp(prev, s->parent_name, prev_len) == 0))
+                continue;
+            rc = loom__type_root_get_or_add(d, s->parent_name,
+                                            s->parent_name_len, &root);
+            prev = s->parent_name;
+            prev_len = s->parent_name_len;
         }
     }
     if (!rc && u->nblocks) {

@@ -37,7 +37,12 @@ struct loom__item {
     uint8_t flags; /* LOOM__F_* */
     loom__item *left, *right;
     loom_type *parent; /* NULL for GC structs */
-    char *parent_sub;  /* map key (NUL-terminated copy) or NULL */
+    /* The map key or NULL: the parent map's own copy (its strmap entry's
+     * key, NUL-terminated), shared by every item of that key and never
+     * freed through the item. Map keys are kept until the doc is freed,
+     * even when the parent's content is collected (type_gc), so the
+     * pointer stays valid as long as the item. */
+    const char *parent_sub;
     size_t parent_sub_len;
     union {
         struct {
@@ -156,6 +161,10 @@ struct loom_type {
     size_t name_len;
     loom__item *start;
     loom__strmap map; /* key -> current loom__item* */
+    /* The entry of map last looked up by loom__type_key: integrating the
+     * item that just got its key finds the entry without hashing again
+     * (checked by key pointer, so a stale hint costs only the lookup). */
+    size_t key_hint;
     uint64_t length;
     bool has_formatting;
     bool freed_content; /* GC'd: start/map cleared */
@@ -244,7 +253,8 @@ struct loom_doc {
     loom__u64map clients; /* client -> loom__client* */
     loom__client **clist; /* every client, in creation order */
     size_t nclients, ccap;
-    loom__strmap roots; /* name -> loom_type* */
+    loom__strmap roots;   /* name -> loom_type* */
+    loom_type *last_root; /* the root apply found last (a cache, apply.c) */
     loom_type *types_all;
     /* pending structs: a v1 update and the clocks whose arrival retries it */
     loom_buf pending;
@@ -269,6 +279,8 @@ struct loom_doc {
     uint64_t fmt_ident_seq; /* last Format value identity handed out (text.c) */
     loom__client *last_client; /* the client last looked up (a cache) */
     loom_buf upd;              /* the update event's buffer, kept for reuse */
+    loom_buf
+        scratch; /* where a value is encoded before its exact copy (types.c) */
     bool format_items; /* a Format item was ever integrated into this doc */
 };
 
@@ -382,6 +394,12 @@ int loom__txn_add_changed(loom_txn *t,
                           loom_type *type,
                           const char *key,
                           size_t klen);
+/* The parent map's own copy of key (created with no item if missing), what
+ * an item's parent_sub points to; *out is NUL-terminated. */
+int loom__type_key(loom_type *type,
+                   const char *key,
+                   size_t klen,
+                   const char **out);
 /* The current map item of key, or NULL. */
 loom__item *
 loom__type_map_item(const loom_type *type, const char *key, size_t klen);

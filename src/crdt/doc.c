@@ -125,6 +125,7 @@ void loom_doc_free(loom_doc *d)
     loom__free(d->a, d->queue.v, d->queue.cap * sizeof(*d->queue.v));
     loom__txn_spare_free(d);
     loom_buf_free(&d->upd);
+    loom_buf_free(&d->scratch);
     if (d->guid)
         loom__free(d->a, d->guid, d->guid_len + 1);
     loom__free(d->a, d, sizeof(*d));

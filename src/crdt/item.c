@@ -112,8 +112,6 @@ void loom__item_free(loom_doc *d, loom__item *it)
     if (!it)
         return;
     loom__content_free(d, it);
-    if (it->parent_sub)
-        loom__free(d->a, it->parent_sub, it->parent_sub_len + 1);
     if (it->parent)
         loom__markers_forget(it->parent, it);
     loom__item_release(d, it);
@@ -367,11 +365,11 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
         return drop_unlinked(d, it, rc);
     size_t ei = 0; /* the key's entry in parent->map: looked up once */
     if (it->parent_sub) {
-        loom__strmap_entry *e;
-        if ((rc = loom__strmap_upsert(&parent->map, it->parent_sub,
-                                      it->parent_sub_len, &e)))
+        const char *k;
+        if ((rc = loom__type_key(parent, it->parent_sub, it->parent_sub_len,
+                                 &k)))
             return drop_unlinked(d, it, rc);
-        ei = (size_t)(e - parent->map.e);
+        ei = parent->key_hint;
     }
     if ((!it->left && (!it->right || it->right->left)) ||
         (it->left && it->left->right != it->right)) {
@@ -582,8 +580,6 @@ static void item_to_gc(loom_doc *d, loom__item *it)
             e->val = NULL;
     }
     loom__content_free(d, it);
-    if (it->parent_sub)
-        loom__free(d->a, it->parent_sub, it->parent_sub_len + 1);
     if (it->parent)
         loom__markers_forget(it->parent, it);
     it->parent_sub = NULL;
@@ -630,8 +626,10 @@ static void type_gc(loom_doc *d, loom_type *root)
                 k = prev;
             }
         }
-        loom__strmap_free(&type->map);
-        loom__strmap_init(&type->map, d->a);
+        /* The keys stay (items point at them, see loom__item.parent_sub);
+         * the entries lose their items. */
+        for (size_t i = 0; i < type->map.n; i++)
+            type->map.e[i].val = NULL;
         type->freed_content = true;
         type->length = 0;
         loom__markers_clear(type);
@@ -878,6 +876,52 @@ static int write_content(loom_buf *b, const loom__item *it, uint64_t offset)
     }
 }
 
+/* Appends v as a varUint at *p (room was reserved). */
+static void put_varuint(uint8_t **p, uint64_t v)
+{
+    uint8_t *q = *p;
+    while (v > 0x7f) {
+        *q++ = (uint8_t)(0x80 | (v & 0x7f));
+        v >>= 7;
+    }
+    *q++ = (uint8_t)v;
+    *p = q;
+}
+
+/* Appends a varString at *p (room was reserved). */
+static void put_varstring(uint8_t **p, const char *s, size_t len)
+{
+    put_varuint(p, len);
+    if (len)
+        memcpy(*p, s, len);
+    *p += len;
+}
+
+/* A map entry under a root map (an Any item naming its root parent, the
+ * bulk of encoding a map) in one reserved stretch, header and content:
+ * it was a call per field. Other items take the general path, so that
+ * write_content keeps its single call site. */
+static int write_root_any(loom_buf *b, const loom__item *it, uint8_t info)
+{
+    const loom_type *p = it->parent;
+    size_t klen = it->parent_sub ? it->parent_sub_len : 0;
+    /* lengths of objects in memory: their sum cannot overflow */
+    int rc = loom__buf_reserve(b, 1 + 1 + 10 + p->root_name_len + 10 + klen +
+                                      10 + it->c.any.bytes);
+    if (rc)
+        return rc;
+    uint8_t *q = b->data + b->len;
+    *q++ = info;
+    *q++ = 1; /* parentInfo: a root name */
+    put_varstring(&q, p->root_name, p->root_name_len);
+    if (it->parent_sub)
+        put_varstring(&q, it->parent_sub, it->parent_sub_len);
+    put_varuint(&q, it->len);
+    memcpy(q, it->c.any.p, it->c.any.bytes);
+    b->len = (size_t)(q - b->data) + it->c.any.bytes;
+    return LOOM_OK;
+}
+
 int loom__item_write(loom_buf *b, const loom__item *it, uint64_t offset)
 {
     int rc;
@@ -895,6 +939,9 @@ int loom__item_write(loom_buf *b, const loom__item *it, uint64_t offset)
     uint8_t info = (uint8_t)((it->ref & 0x1f) | (has_origin ? 0x80 : 0) |
                              (it->has_right_origin ? 0x40 : 0) |
                              (it->parent_sub ? 0x20 : 0));
+    if (!has_origin && !it->has_right_origin && !it->parent->item &&
+        it->ref == LOOM__REF_ANY)
+        return write_root_any(b, it, info);
     if ((rc = loom__write_u8(b, info)))
         return rc;
     if (has_origin) {

@@ -184,19 +184,10 @@ split_item(loom_txn *t, loom__item *left, uint64_t diff, loom__item **out)
     r->parent = left->parent;
     r->ref = left->ref;
     r->flags = left->flags & (LOOM__F_DELETED | LOOM__F_KEEP);
-    if (left->parent_sub) {
-        r->parent_sub =
-            loom__strndup(d->a, left->parent_sub, left->parent_sub_len);
-        if (!r->parent_sub) {
-            loom__item_release(d, r);
-            return LOOM_ENOMEM;
-        }
-        r->parent_sub_len = left->parent_sub_len;
-    }
+    r->parent_sub = left->parent_sub; /* the map's copy, shared */
+    r->parent_sub_len = left->parent_sub_len;
     int rc = loom__content_split(d, left, diff, r);
     if (rc) {
-        if (r->parent_sub)
-            loom__free(d->a, r->parent_sub, r->parent_sub_len + 1);
         loom__item_release(d, r);
         return rc;
     }

@@ -66,6 +66,25 @@ int loom__type_root_get_or_add(loom_doc *d,
     return LOOM_OK;
 }
 
+int loom__type_key(loom_type *type,
+                   const char *key,
+                   size_t klen,
+                   const char **out)
+{
+    if (type->key_hint < type->map.n &&
+        type->map.e[type->key_hint].key == key) {
+        *out = key; /* already the map's copy */
+        return LOOM_OK;
+    }
+    loom__strmap_entry *e;
+    int rc = loom__strmap_upsert(&type->map, key, klen, &e);
+    if (rc)
+        return rc;
+    type->key_hint = (size_t)(e - type->map.e);
+    *out = e->key;
+    return LOOM_OK;
+}
+
 loom__item *
 loom__type_map_item(const loom_type *type, const char *key, size_t klen)
 {
@@ -134,11 +153,11 @@ int loom__local_item(loom_txn *t,
     it->right = right;
     it->parent = parent;
     if (key) {
-        it->parent_sub = loom__strndup(d->a, key, klen);
-        if (!it->parent_sub) {
+        int rc = loom__type_key(parent, key, klen, &it->parent_sub);
+        if (rc) {
             it->parent = NULL;
             loom__item_free(d, it);
-            return LOOM_ENOMEM;
+            return rc;
         }
         it->parent_sub_len = klen;
     }
@@ -240,17 +259,24 @@ static int item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
     }
     if (!(it = new_item(d, LOOM__REF_ANY)))
         return LOOM_ENOMEM;
-    loom_buf b = {0};
-    loom__buf_init(&b, d->a);
-    int rc = loom__any_write(&b, v);
-    if (rc) {
-        loom_buf_free(&b);
+    /* Encoded in the doc's scratch buffer, then copied at its exact size:
+     * a growing buffer of its own left most of its capacity unused, for
+     * the life of the item. */
+    loom_buf *b = &d->scratch;
+    b->alloc = d->a;
+    b->len = 0;
+    int rc = loom__any_write(b, v);
+    size_t n = b->len;
+    uint8_t *p = rc ? NULL : loom__memdup(d->a, b->data, n ? n : 1);
+    if (b->cap > 65536) /* one huge value does not stay */
+        loom_buf_free(b);
+    if (!p) {
         loom__item_release(d, it);
-        return rc;
+        return rc ? rc : LOOM_ENOMEM;
     }
-    it->c.any.p = b.data;
-    it->c.any.bytes = b.len;
-    it->c.any.cap = b.cap;
+    it->c.any.p = p;
+    it->c.any.bytes = n;
+    it->c.any.cap = n ? n : 1;
     it->len = 1;
     *out = it;
     return LOOM_OK;
@@ -371,8 +397,14 @@ map_set_item(loom_type *map, const char *key, size_t klen, loom__item *it)
         loom__item_free(map->doc, it);
         return rc;
     }
-    loom__item *left = loom__type_map_item(map, key, klen);
-    rc = loom__local_item(t, map, left, NULL, key, klen, it);
+    /* one lookup: the entry gives the left neighbour and the key copy */
+    const char *k;
+    if ((rc = loom__type_key(map, key, klen, &k))) {
+        loom__item_free(map->doc, it);
+        return close_txn(map->doc, rc);
+    }
+    loom__item *left = map->map.e[map->key_hint].val;
+    rc = loom__local_item(t, map, left, NULL, k, klen, it);
     return close_txn(map->doc, rc);
 }
 

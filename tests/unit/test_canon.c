@@ -3,7 +3,10 @@
  * update is applied) must give exactly the bytes of decoding to a tree and
  * writing it back, which is what yjs does. Checked on every Any of
  * primitives.json, on hand-made non-canonical inputs, and on seeded random
- * values with integer-like, repeated and "__proto__" keys.
+ * values with integer-like, repeated and "__proto__" keys. On the same
+ * inputs, loom__any_check may call bytes canonical only when they are
+ * exactly what loom__any_canon writes (the parser's flag that lets apply
+ * copy Any content as it is).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,9 +20,16 @@
 #include "any/any_internal.h"
 #include "tjson.h"
 
-/* Both paths on one input: equal bytes, or both fail. */
+static size_t n_canon; /* inputs loom__any_check called canonical */
+
+/* Both paths on one input: equal bytes, or both fail; and the canonical
+ * flag of loom__any_check only on bytes that canon leaves unchanged. */
 static void same(const uint8_t *p, size_t n)
 {
+    loom__reader r3;
+    loom__reader_init(&r3, p, n);
+    bool canon = true;
+    int rc3 = loom__any_check(&r3, 0, &canon);
     loom__reader r1, r2;
     loom__reader_init(&r1, p, n);
     loom__reader_init(&r2, p, n);
@@ -31,7 +41,14 @@ static void same(const uint8_t *p, size_t n)
     loom_any_free(v);
     int rc2 = loom__any_canon(&r2, NULL, 0, &b);
     assert_int_equal(rc1 != 0, rc2 != 0);
+    assert_int_equal(rc1 != 0, rc3 != 0);
     if (!rc1) {
+        assert_int_equal(r1.pos, r3.pos);
+        if (canon) {
+            n_canon++;
+            assert_int_equal(b.len, r2.pos);
+            assert_memory_equal(b.data, p, b.len);
+        }
         assert_int_equal(r1.pos, r2.pos);
         assert_int_equal(a.len, b.len);
         assert_memory_equal(a.data, b.data, a.len);
@@ -76,6 +93,11 @@ static void test_non_canonical(void **state)
         {"7c40000000"},                   /* 2.0 as float32 -> varInt */
         {"7d8000"},                       /* non-minimal varInt 0 */
         {"778100"},                       /* string with non-minimal length */
+        {"77026869"},                     /* canonical string */
+        {"760201617d0101627d05"},         /* {a: 1, b: 5}: canonical */
+        {"76018161007f"},                 /* key with non-minimal length */
+        {"758100"},                       /* array with non-minimal count */
+        {"7c3fc00000"},                   /* 1.5 as float32: canonical */
         {"7402ff00"},                     /* binary */
         {"7602016278016178"},             /* {b:true, a:true}: order kept */
         {"7602016278013178"},             /* {b, "1"}: "1" first */
@@ -87,6 +109,7 @@ static void test_non_canonical(void **state)
         {"7601"},                         /* truncated member */
         {"10"},                           /* bad tag */
     };
+    size_t before = n_canon;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t *p;
         size_t n;
@@ -94,6 +117,9 @@ static void test_non_canonical(void **state)
         same(p, n);
         free(p);
     }
+    /* the canonical ones are recognised: the string, the object, 1.5,
+     * {b:true, a:true}, the bigint, the nested one */
+    assert_true(n_canon - before >= 6);
 }
 
 static uint32_t rng(uint32_t *s)
@@ -176,6 +202,7 @@ static void test_random(void **state)
             same(b.data, k);
         loom_buf_free(&b);
     }
+    assert_true(n_canon > 1000);
 }
 
 int main(void)
