@@ -14,6 +14,22 @@
  * Each case runs on a plain document (appends) and on one with an
  * afterTransaction subscriber (appends are off while someone observes), and
  * both must give the same bytes, updates and text.
+ *
+ * Backspaces and forward deletes next to deleted text (text.c pos_backspace,
+ * pos_delete_front) likewise, against these yjs 13.6.33 bytes (client 1):
+ *
+ *   'hello world' typed one character per transaction
+ *   doc.transact(() => { t.delete(10, 1); encodeStateAsUpdate(doc) }) // DMID[0]
+ *   t.delete(9, 1)
+ *   doc.transact(() => {
+ *     t.delete(8, 1); t.delete(7, 1); encodeStateAsUpdate(doc)        // DMID[1]
+ *   })
+ *   'abcd' typed at 7, one character per transaction
+ *   t.delete(7, 1); t.delete(7, 1)
+ *   doc.transact(() => { t.delete(7, 1); encodeStateAsUpdate(doc) })  // DMID[2]
+ *   encodeStateAsUpdate(doc)                                           // DMID[3]
+ *
+ * with the update events after the typing in DLOG, text "hello wd".
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -151,10 +167,81 @@ static void test_appends_look_like_items(void **state)
     assert_string_equal(plain.log, observed.log);
 }
 
+static const char *const DMID[] = {
+    "01020100040104746578740a68656c6c6f20776f726c84010901640101010a01",
+    "01040100040104746578740768656c6c6f2077840106016f8401070172810108020101"
+    "010704",
+    "01040100040104746578740768656c6c6f20778101060684010c016384010d01640101"
+    "010707",
+    "01030100040104746578740768656c6c6f20778101060784010d01640101010707",
+};
+static const char DLOG[] =
+    "000101010a01;000101010901;000101010702;0101010b84010a016100;"
+    "0101010c84010b016200;0101010d84010c016300;0101010e84010d016400;"
+    "000101010b01;000101010c01;000101010d01;";
+
+static void del(loom_type *t, size_t at, size_t n)
+{
+    assert_int_equal(loom_text_delete(t, at, n), LOOM_OK);
+}
+
+static void type_at(loom_type *t, size_t at, const char *s)
+{
+    for (size_t i = 0; s[i]; i++)
+        assert_int_equal(loom_text_insert(t, at + i, s + i, 1, NULL), LOOM_OK);
+}
+
+static void run_deletes(bool observed, updates *u)
+{
+    int calls = 0;
+    loom_doc *d = new_doc(observed, &calls, u);
+    loom_type *t;
+    assert_int_equal(loom_doc_get(d, "text", 4, LOOM_TYPE_TEXT, &t), LOOM_OK);
+    type_at(t, 0, "hello world");
+    memset(u->log, 0, sizeof(u->log)); /* the typing's updates: not here */
+    assert_int_equal(loom_doc_transact_begin(d, NULL), LOOM_OK);
+    del(t, 10, 1);
+    expect_state(d, DMID[0]);
+    assert_int_equal(loom_doc_transact_end(d), LOOM_OK);
+    del(t, 9, 1);
+    assert_int_equal(loom_doc_transact_begin(d, NULL), LOOM_OK);
+    del(t, 8, 1);
+    del(t, 7, 1);
+    expect_state(d, DMID[1]);
+    expect_state(d, DMID[1]);
+    assert_int_equal(loom_doc_transact_end(d), LOOM_OK);
+    type_at(t, 7, "abcd");
+    del(t, 7, 1);
+    del(t, 7, 1);
+    assert_int_equal(loom_doc_transact_begin(d, NULL), LOOM_OK);
+    del(t, 7, 1);
+    expect_state(d, DMID[2]);
+    assert_int_equal(loom_doc_transact_end(d), LOOM_OK);
+    expect_state(d, DMID[3]);
+    expect_text(t, "hello wd");
+    if (strcmp(u->log, DLOG))
+        fprintf(stderr, "   got  %s\n   want %s\n", u->log, DLOG);
+    assert_string_equal(u->log, DLOG);
+    if (observed)
+        assert_int_equal(calls, 11 + 10);
+    loom_doc_free(d);
+}
+
+static void test_deletes_look_like_items(void **state)
+{
+    (void)state;
+    updates plain, observed;
+    memset(&plain, 0, sizeof(plain));
+    memset(&observed, 0, sizeof(observed));
+    run_deletes(false, &plain);
+    run_deletes(true, &observed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_appends_look_like_items),
+        cmocka_unit_test(test_deletes_look_like_items),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
