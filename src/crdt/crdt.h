@@ -453,6 +453,9 @@ loom__item *loom__markers_ending_at(loom_type *t, uint64_t target);
 /* Forward deletes: the item of the last used marker when it starts exactly
  * at `target`, else NULL. */
 loom__item *loom__markers_starting_at(loom_type *t, uint64_t target);
+/* The item of the last used marker now starts at visible index (its units
+ * before index were deleted: the shift of those is done). */
+void loom__markers_hot_moved(loom_type *t, uint64_t index);
 /* Remembers that `it` (visible, countable) starts at visible index. */
 void loom__markers_note(loom_type *t, loom__item *it, uint64_t index);
 /* Keeps or clears t's markers for an item integrated or deleted in txn. */

@@ -1037,7 +1037,8 @@ static int pos_backspace(
  * it into L. Here F's units move from X to L at once. As in pos_backspace,
  * that is the state after Yjs's cleanup only if it merges nothing else
  * there: the struct before L must not be a deleted continuation of L, nor
- * the one after X a continuation of X; and F is recorded for
+ * the one after X a visible continuation of X (a deleted one cannot merge
+ * with X's visible rest); and F is recorded for
  * loom__txn_unjoin. X is the hot marker's item, noted by the forward delete
  * before, or the first visible item after the hot marker's item when that
  * ends at index (the cursor stays left of the deleted units).
@@ -1051,6 +1052,7 @@ static int pos_delete_front(
         t->njoins)
         return LOOM_OK;
     loom__item *x = loom__markers_starting_at(type, index);
+    bool hot = x != NULL;
     if (!x) {
         /* the first forward delete here: X is past the item ending at
          * index and the tombstones after it (delete_text would walk them
@@ -1059,7 +1061,7 @@ static int pos_delete_front(
         if (!v)
             return LOOM_OK;
         x = v->right;
-        for (int k = 0; x && deleted(x) && k < 64; k++)
+        for (int k = 0; x && deleted(x) && k < 1024; k++)
             x = x->right;
     }
     if (!x || deleted(x) || x->ref != LOOM__REF_STRING || x->len <= len ||
@@ -1081,7 +1083,8 @@ static int pos_delete_front(
     if (ll && ll->id.client == client && ll->id.clock + ll->len == l->id.clock &&
         deleted(ll))
         return LOOM_OK;
-    if (n && n->id.client == client && n->id.clock == x->id.clock + x->len)
+    if (n && n->id.client == client && n->id.clock == x->id.clock + x->len &&
+        !deleted(n))
         return LOOM_OK;
     if (loom__doc_observed(d))
         return LOOM_OK;
@@ -1107,9 +1110,10 @@ static int pos_delete_front(
     t->bblen += cut;
     memmove(x->c.str.p, x->c.str.p + cut, x->c.str.bytes - cut + 1);
     x->c.str.bytes -= cut;
-    /* X still starts at index; a marker on it would sit inside the shifted
-     * range, which markers_shift does not allow */
-    loom__markers_forget(type, x);
+    /* X still starts at index: a marker on it would sit inside the shifted
+     * range, which markers_shift does not allow; it is set again below */
+    if (!hot)
+        loom__markers_forget(type, x);
     x->id.clock += len;
     x->len -= len;
     x->origin.clock = x->id.clock - 1;
@@ -1119,7 +1123,10 @@ static int pos_delete_front(
     t->back_units += len;
     type->length -= len;
     loom__markers_shift(type, index + len, -(int64_t)len);
-    loom__markers_note(type, x, index); /* for the next forward delete */
+    if (hot)
+        loom__markers_hot_moved(type, index);
+    else
+        loom__markers_note(type, x, index); /* for the next forward delete */
     *done = true;
     return LOOM_OK;
 }
