@@ -941,8 +941,7 @@ static int pos_backspace(
         return LOOM_OK;
     loom__item *x = loom__markers_ending_at(type, index + len);
     if (!x || x->ref != LOOM__REF_STRING || x->len <= len ||
-        x->c.str.bytes != x->len || x->parent_sub ||
-        (x->flags & LOOM__F_KEEP))
+        x->c.str.bytes != x->len || x->parent_sub || (x->flags & LOOM__F_KEEP))
         return LOOM_OK;
     uint64_t client = x->id.client, end = x->id.clock + x->len;
     loom__item *r = x->right;
@@ -956,8 +955,8 @@ static int pos_backspace(
              !loom__id_eq(r->right_origin, x->right_origin)) ||
             r->parent != type || r->parent_sub)
             return LOOM_OK;
-        if (n && n->id.client == client && n->id.clock == r->id.clock + r->len &&
-            deleted(n))
+        if (n && n->id.client == client &&
+            n->id.clock == r->id.clock + r->len && deleted(n))
             return LOOM_OK;
         extend = true;
     }
@@ -1070,18 +1069,17 @@ static int pos_delete_front(
         return LOOM_OK;
     uint64_t client = x->id.client;
     loom__item *l = x->left, *n = x->right;
-    if (!deleted(l) || l->ref != LOOM__REF_DELETED ||
-        l->id.client != client || l->id.clock + l->len != x->id.clock ||
-        !x->has_origin || x->origin.client != client ||
-        x->origin.clock != x->id.clock - 1 ||
+    if (!deleted(l) || l->ref != LOOM__REF_DELETED || l->id.client != client ||
+        l->id.clock + l->len != x->id.clock || !x->has_origin ||
+        x->origin.client != client || x->origin.clock != x->id.clock - 1 ||
         l->has_right_origin != x->has_right_origin ||
         (x->has_right_origin &&
          !loom__id_eq(l->right_origin, x->right_origin)) ||
         l->parent != type || l->parent_sub)
         return LOOM_OK;
     const loom__item *ll = l->left;
-    if (ll && ll->id.client == client && ll->id.clock + ll->len == l->id.clock &&
-        deleted(ll))
+    if (ll && ll->id.client == client &&
+        ll->id.clock + ll->len == l->id.clock && deleted(ll))
         return LOOM_OK;
     if (n && n->id.client == client && n->id.clock == x->id.clock + x->len &&
         !deleted(n))

@@ -551,8 +551,8 @@ static void cleanup(loom_doc *d, loom_txn *t)
     /* Nothing but backspaces deleted and split (pos_backspace): their
      * units are Deleted content already, merged where Yjs's cleanup merges
      * them, and every other merge it would try fails (checked there). */
-    bool only_backs = t->nbacks && t->ds_units == t->back_units &&
-                      t->nmerge == t->nbacks;
+    bool only_backs =
+        t->nbacks && t->ds_units == t->back_units && t->nmerge == t->nbacks;
     if (d->gc && !only_backs)
         gc_delete_set(d, &t->ds);
     if (!only_backs)
