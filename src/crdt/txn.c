@@ -471,17 +471,17 @@ static void merge_delete_set(loom_doc *d, const loom__ds *ds)
 
 static void emit_update(loom_doc *d, loom_txn *t)
 {
+    bool listeners = false; /* first: the cheaper question */
+    for (size_t i = 0; i < d->nsubs; i++)
+        listeners |= d->subs[i].kind == LOOM__SUB_UPDATE;
+    if (!listeners)
+        return;
     bool any = !loom__ds_empty(&t->ds);
     for (size_t i = 0; i < t->ntouched && !any; i++) {
         if (loom__state(d, t->touched[i]->client) != t->tbefore[i])
             any = true;
     }
     if (!any)
-        return;
-    bool listeners = false;
-    for (size_t i = 0; i < d->nsubs; i++)
-        listeners |= d->subs[i].kind == LOOM__SUB_UPDATE;
-    if (!listeners)
         return;
     /* the clients that got new structs, from their state before (touched
      * clients are distinct) */
