@@ -467,8 +467,28 @@ void loom__markers_changed(loom_txn *txn,
 /* ---- txn.c ------------------------------------------------------------ */
 
 /* Opens (or joins) a transaction; loom__txn_end closes the outermost. */
-int loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out);
-int loom__txn_end(loom_doc *d);
+int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out);
+int loom__txn_close(loom_doc *d);
+/* Joining and leaving an open transaction are inline: every edit inside a
+ * caller's transaction does both. */
+static inline int
+loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out)
+{
+    if (d->txn) {
+        d->txn_depth++;
+        *out = d->txn;
+        return LOOM_OK;
+    }
+    return loom__txn_open(d, origin, local, out);
+}
+static inline int loom__txn_end(loom_doc *d)
+{
+    if (d->txn && d->txn_depth > 1) {
+        d->txn_depth--;
+        return LOOM_OK;
+    }
+    return loom__txn_close(d);
+}
 void loom__txn_spare_free(loom_doc *d);
 /* State of client at the start of the transaction. */
 uint64_t loom__txn_before(const loom_txn *t, uint64_t client);

@@ -377,7 +377,7 @@ void loom__txn_spare_free(loom_doc *d)
     d->spare_txn = NULL;
 }
 
-int loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out)
+int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out)
 {
     if (d->txn) {
         d->txn_depth++;
@@ -601,7 +601,7 @@ static void cleanup(loom_doc *d, loom_txn *t)
     emit_update(d, t);
 }
 
-int loom__txn_end(loom_doc *d)
+int loom__txn_close(loom_doc *d)
 {
     if (!d->txn)
         return LOOM_ESTATE;
