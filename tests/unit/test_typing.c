@@ -29,7 +29,14 @@
  *   doc.transact(() => { t.delete(7, 1); encodeStateAsUpdate(doc) })  // DMID[2]
  *   encodeStateAsUpdate(doc)                                           // DMID[3]
  *
- * with the update events after the typing in DLOG, text "hello wd".
+ * with the update events after the typing in DLOG (it goes on below), text
+ * "hello wd". Then
+ * an observer subscribed inside a transaction after a backspace and a
+ * forward delete sees Yjs's items (DDELTA), and the end state is DEND:
+ *
+ *   'xyz' typed at the end, one character per transaction
+ *   doc.transact(() => { t.delete(10, 1); t.delete(7, 1); t.observe(...) })
+ *   encodeStateAsUpdate(doc)                                           // DEND
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -178,7 +185,23 @@ static const char *const DMID[] = {
 static const char DLOG[] =
     "000101010a01;000101010901;000101010702;0101010b84010a016100;"
     "0101010c84010b016200;0101010d84010c016300;0101010e84010d016400;"
-    "000101010b01;000101010c01;000101010d01;";
+    "000101010b01;000101010c01;000101010d01;0101010f84010e017800;"
+    "0101011084010f017900;01010111840110017a00;000101020e011101;";
+
+static const char DDELTA[] =
+    "[{\"retain\":7},{\"delete\":1},{\"retain\":2},{\"delete\":1}]";
+static const char DEND[] =
+    "01040100040104746578740768656c6c6f20778101060884010e0278798101"
+    "100101010207081101";
+
+static void on_observe(void *ud, const loom_event *ev, const loom_txn *txn)
+{
+    (void)txn;
+    const loom_any *delta;
+    assert_int_equal(loom_event_delta(ev, &delta), LOOM_OK);
+    loom_buf *b = ud;
+    assert_int_equal(loom_any_to_json(delta, b), LOOM_OK);
+}
 
 static void del(loom_type *t, size_t at, size_t n)
 {
@@ -219,11 +242,24 @@ static void run_deletes(bool observed, updates *u)
     assert_int_equal(loom_doc_transact_end(d), LOOM_OK);
     expect_state(d, DMID[3]);
     expect_text(t, "hello wd");
+    /* an observer that comes inside the transaction */
+    type_at(t, 8, "xyz");
+    assert_int_equal(loom_doc_transact_begin(d, NULL), LOOM_OK);
+    del(t, 10, 1);
+    del(t, 7, 1);
+    loom_buf delta = {0};
+    assert_int_equal(loom_type_observe(t, on_observe, &delta, NULL), LOOM_OK);
+    assert_int_equal(loom_doc_transact_end(d), LOOM_OK);
+    assert_int_equal(delta.len, strlen(DDELTA));
+    assert_memory_equal(delta.data, DDELTA, delta.len);
+    loom_buf_free(&delta);
+    expect_state(d, DEND);
+    expect_text(t, "hello wxy");
     if (strcmp(u->log, DLOG))
         fprintf(stderr, "   got  %s\n   want %s\n", u->log, DLOG);
     assert_string_equal(u->log, DLOG);
     if (observed)
-        assert_int_equal(calls, 11 + 10);
+        assert_int_equal(calls, 11 + 10 + 4);
     loom_doc_free(d);
 }
 
