@@ -528,14 +528,16 @@ static void emit_update(loom_doc *d, loom_txn *t)
 static void cleanup(loom_doc *d, loom_txn *t)
 {
     /* observers subscribed after typing was appended see Yjs's items */
-    if (loom__txn_joined(t) && loom__doc_observed(d)) {
+    if (loom__txn_joined(t) && d->nsubs && loom__doc_observed(d)) {
         int urc = loom__txn_unjoin(t);
         if (urc)
             d->oom = urc;
     }
-    loom__ds_normalize(&t->ds);
-    /* Observers and deep observers, afterTransaction, the formatting cleanup. */
-    int rc = loom__dispatch_events(d, t);
+    if (t->ds.n)
+        loom__ds_normalize(&t->ds);
+    /* Observers and deep observers, afterTransaction, the formatting cleanup
+     * (a local transaction without subscribers has none of them). */
+    int rc = d->nsubs || !t->local ? loom__dispatch_events(d, t) : LOOM_OK;
     if (rc)
         d->oom = rc;
     for (size_t i = 0; i < d->nsubs; i++) {
