@@ -318,7 +318,8 @@ static void txn_reset(loom_doc *d, loom_txn *t)
         if (t->touched[i]->txn_seq == t->seq)
             t->touched[i]->txn_seq = 0;
     }
-    loom__ds_clear(&t->ds);
+    if (t->ds.n)
+        loom__ds_clear(&t->ds);
     t->nchanged = t->ndeep = t->nmerge = t->ntouched = t->nds_order = 0;
     t->njoins = 0;
     t->join_units = 0;
