@@ -978,8 +978,9 @@ static int pos_backspace(
             return LOOM_ENOMEM;
     }
     uint64_t at = end - len;
-    if ((rc = loom__txn_ds_add(t, client, at, len)) ||
-        (rc = loom__txn_add_changed(t, type, NULL, 0))) {
+    /* the delete set last: once the range is in, nothing else fails */
+    if ((rc = loom__txn_add_changed(t, type, NULL, 0)) ||
+        (rc = loom__txn_ds_add(t, client, at, len))) {
         if (b)
             loom__item_release(d, b);
         return rc;
@@ -1095,8 +1096,8 @@ static int pos_delete_front(
                                 t->nmerge + 1, sizeof(*t->merge))))
         return rc;
     uint64_t at = x->id.clock;
-    if ((rc = loom__txn_ds_add(t, client, at, len)) ||
-        (rc = loom__txn_add_changed(t, type, NULL, 0)))
+    if ((rc = loom__txn_add_changed(t, type, NULL, 0)) ||
+        (rc = loom__txn_ds_add(t, client, at, len)))
         return rc;
     loom__back *bk = &t->backs[t->nbacks++];
     bk->at.client = client;
