@@ -273,11 +273,101 @@ static void test_deletes_look_like_items(void **state)
     run_deletes(true, &observed);
 }
 
+/* An allocator that fails once `left` reaches 0 (-1: never fails). */
+typedef struct failing {
+    long left;
+} failing;
+
+static void *f_malloc(void *ud, size_t size)
+{
+    failing *f = ud;
+    if (f->left == 0)
+        return NULL;
+    if (f->left > 0)
+        f->left--;
+    return malloc(size);
+}
+
+static void *f_realloc(void *ud, void *p, size_t old, size_t size)
+{
+    (void)old;
+    failing *f = ud;
+    if (f->left == 0)
+        return NULL;
+    if (f->left > 0)
+        f->left--;
+    return realloc(p, size);
+}
+
+static void f_free(void *ud, void *p, size_t size)
+{
+    (void)ud;
+    (void)size;
+    free(p);
+}
+
+/* Backspaces and a forward delete, and an encoding inside their
+ * transaction that restores Yjs's items, with every allocation failing in
+ * turn: an error or success, never a crash or a leak, and the document
+ * stays usable. */
+static void test_deletes_out_of_memory(void **state)
+{
+    (void)state;
+    bool done = false;
+    for (long n = 0; !done && n < 200; n++) {
+        failing f = {-1};
+        loom_allocator a = {f_malloc, f_realloc, f_free, &f};
+        loom_doc_options o;
+        loom_doc_options_init(&o);
+        o.client_id = 1;
+        o.alloc = &a;
+        loom_doc *d = NULL;
+        assert_int_equal(loom_doc_new(&o, &d), LOOM_OK);
+        loom_type *t;
+        assert_int_equal(loom_doc_get(d, "text", 4, LOOM_TYPE_TEXT, &t),
+                         LOOM_OK);
+        type_at(t, 0, "hello world");
+        f.left = n;
+        int rc = loom_doc_transact_begin(d, NULL);
+        if (!rc) {
+            int r1 = loom_text_delete(t, 10, 1);
+            int r2 = loom_text_delete(t, 9, 1);
+            int r3 = loom_text_delete(t, 8, 1);
+            if (!r1 && !r2 && !r3) {
+                /* a forward delete after the first on a fresh item */
+                for (size_t i = 0; i < 3 && !r3; i++)
+                    r3 = loom_text_insert(t, 8 + i, "abc" + i, 1, NULL);
+                if (!r3)
+                    r3 = loom_text_delete(t, 8, 1);
+                if (!r3)
+                    r3 = loom_text_delete(t, 8, 1);
+            }
+            loom_buf b = {0};
+            int r4 = loom_doc_encode_state_as_update(d, NULL, 0, &b, NULL);
+            loom_buf_free(&b);
+            rc = loom_doc_transact_end(d);
+            done = !rc && !r1 && !r2 && !r3 && !r4;
+        }
+        f.left = -1;
+        if (done)
+            expect_text(t, "hello woc");
+        /* usable afterwards */
+        type_at(t, 0, "ok");
+        loom_buf b = {0};
+        assert_int_equal(loom_doc_encode_state_as_update(d, NULL, 0, &b, NULL),
+                         LOOM_OK);
+        loom_buf_free(&b);
+        loom_doc_free(d);
+    }
+    assert_true(done);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_appends_look_like_items),
         cmocka_unit_test(test_deletes_look_like_items),
+        cmocka_unit_test(test_deletes_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
