@@ -198,6 +198,14 @@ enum {
     LOOM__SUB_OBSERVE_DEEP
 };
 
+/* One backspace of a transaction: Yjs's deleted String item [at, at + n)
+ * and where its text is in the transaction's bbuf. */
+typedef struct loom__back {
+    loom__id at;
+    uint64_t n;
+    size_t off;
+} loom__back;
+
 struct loom_txn {
     loom_doc *doc;
     void *origin;
@@ -227,6 +235,16 @@ struct loom_txn {
     loom__id *joins;
     size_t njoins, jcap;
     uint64_t join_client, join_units; /* whose, and how many units appended */
+    /* Backspace at the end of a String item (text.c pos_backspace): the
+     * deleted units were moved into a Deleted item at once, where Yjs has
+     * a deleted String item until the cleanup. loom__txn_unjoin restores
+     * those items (their text is in bbuf) when they can be seen. */
+    loom__back *backs;
+    size_t nbacks, bkcap;
+    char *bbuf;
+    size_t bblen, bbcap;
+    uint64_t back_units; /* units deleted by those backspaces */
+    uint64_t ds_units;   /* units added to ds by anything */
     char *kbuf; /* the bytes of every changed key (loom__changed.koff) */
     size_t kblen, kbcap;
 };
@@ -450,6 +468,12 @@ bool loom__markers_find(loom_type *t,
 /* Typing: the item of the last used marker when `target` is exactly where
  * it ends, else NULL. */
 loom__item *loom__markers_ending_at(loom_type *t, uint64_t target);
+/* Forward deletes: the item of the last used marker when it starts exactly
+ * at `target`, else NULL. */
+loom__item *loom__markers_starting_at(loom_type *t, uint64_t target);
+/* The item of the last used marker now starts at visible index (its units
+ * before index were deleted: the shift of those is done). */
+void loom__markers_hot_moved(loom_type *t, uint64_t index);
 /* Remembers that `it` (visible, countable) starts at visible index. */
 void loom__markers_note(loom_type *t, loom__item *it, uint64_t index);
 /* Keeps or clears t's markers for an item integrated or deleted in txn. */
@@ -461,16 +485,43 @@ void loom__markers_changed(loom_txn *txn,
 /* ---- txn.c ------------------------------------------------------------ */
 
 /* Opens (or joins) a transaction; loom__txn_end closes the outermost. */
-int loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out);
-int loom__txn_end(loom_doc *d);
+int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out);
+int loom__txn_close(loom_doc *d);
+/* Joining and leaving an open transaction are inline: every edit inside a
+ * caller's transaction does both. */
+static inline int
+loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out)
+{
+    if (d->txn) {
+        d->txn_depth++;
+        *out = d->txn;
+        return LOOM_OK;
+    }
+    return loom__txn_open(d, origin, local, out);
+}
+static inline int loom__txn_end(loom_doc *d)
+{
+    if (d->txn && d->txn_depth > 1) {
+        d->txn_depth--;
+        return LOOM_OK;
+    }
+    return loom__txn_close(d);
+}
 void loom__txn_spare_free(loom_doc *d);
 /* State of client at the start of the transaction. */
 uint64_t loom__txn_before(const loom_txn *t, uint64_t client);
 /* Records that a client's structs are about to change. */
 int loom__txn_touch(loom_txn *t, loom__client *c);
 int loom__txn_add_merge(loom_txn *t, loom__id id);
-/* Splits the items at the transaction's recorded joins (see joins). */
+/* Splits the items at the transaction's recorded joins and restores its
+ * backspaces (see joins, backs): Yjs's items before the cleanup. */
 int loom__txn_unjoin(loom_txn *t);
+/* Does the transaction hold joins or backspaces that loom__txn_unjoin would
+ * undo? */
+static inline bool loom__txn_joined(const loom_txn *t)
+{
+    return t->njoins || t->nbacks;
+}
 /* Is anyone subscribed to observer events or afterTransaction? */
 bool loom__doc_observed(const loom_doc *d);
 bool loom__txn_added(const loom_txn *t, const loom__item *it);

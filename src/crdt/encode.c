@@ -70,7 +70,7 @@ int loom__write_structs(const loom_doc *d,
 {
     /* Inside a transaction Yjs has not merged typed items yet: neither may
      * what we write. */
-    if (d->txn && d->txn->njoins) {
+    if (d->txn && loom__txn_joined(d->txn)) {
         int urc = loom__txn_unjoin(d->txn);
         if (urc)
             return urc;

@@ -662,7 +662,10 @@ int loom__str_append(loom_doc *d, loom__item *l, const char *s, size_t bytes)
         l->c.str.p = np;
         l->c.str.cap = ncap;
     }
-    memcpy(l->c.str.p + l->c.str.bytes, s, bytes);
+    if (bytes == 1)
+        l->c.str.p[l->c.str.bytes] = s[0]; /* a keystroke: no call */
+    else
+        memcpy(l->c.str.p + l->c.str.bytes, s, bytes);
     l->c.str.bytes += bytes;
     l->c.str.p[l->c.str.bytes] = 0;
     return LOOM_OK;

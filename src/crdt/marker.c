@@ -230,6 +230,22 @@ loom__item *loom__markers_ending_at(loom_type *t, uint64_t target)
     return it;
 }
 
+loom__item *loom__markers_starting_at(loom_type *t, uint64_t target)
+{
+    if (t->mk_hot >= t->nmk)
+        return NULL;
+    loom__item *it = t->mk[t->mk_hot].item;
+    if (!usable(it) || it->parent != t || mk_index(t, t->mk_hot) != target)
+        return NULL;
+    return it;
+}
+
+void loom__markers_hot_moved(loom_type *t, uint64_t index)
+{
+    if (t->mk_hot < t->nmk)
+        mk_set_index(t, t->mk_hot, index);
+}
+
 void loom__markers_note(loom_type *t, loom__item *it, uint64_t index)
 {
     if (!usable(it))

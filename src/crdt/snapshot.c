@@ -357,7 +357,7 @@ int loom_doc_from_snapshot(const loom_doc *origin,
     if (origin->gc) {
         return LOOM_ESTATE;
     }
-    if (origin->txn && origin->txn->njoins) {
+    if (origin->txn && loom__txn_joined(origin->txn)) {
         int urc = loom__txn_unjoin(origin->txn); /* see write_structs_from */
         if (urc)
             return urc;

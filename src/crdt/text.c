@@ -914,6 +914,222 @@ static int delete_text(loom_txn *t, tpos *p, uint64_t length)
     return rc;
 }
 
+/*
+ * Backspace: deleting the last `len` units of the visible String item X
+ * that ends at index + len, without walking or splitting. Yjs splits X, so
+ * that a new item B holds those units, and deletes B; the cleanup turns B
+ * into Deleted content and merges it into the item R after X when R is
+ * Deleted content continuing X (same client, the next clock, origin X's
+ * last unit, the same right origin): a run of backspaces leaves one Deleted
+ * item. Here the boundary between X and R moves left at once, or without
+ * such an R, B is linked with Deleted content at once (no copy of the
+ * text). Either is the state after Yjs's cleanup, provided the cleanup
+ * merges nothing else there: the item after R (or after X) must not be a
+ * deleted continuation too, and X must be ASCII (B's text is kept by byte
+ * count), not kept (a kept B would stay String), and gc on.
+ * Until the cleanup Yjs has B as a deleted String item, which can be seen
+ * by encoding inside the transaction and by observers: the backspace is
+ * recorded with B's text, and loom__txn_unjoin restores B when either
+ * happens (not done at all while someone observes). Sets *done when done.
+ */
+static int pos_backspace(
+    loom_txn *t, loom_type *type, uint64_t index, uint64_t len, bool *done)
+{
+    loom_doc *d = t->doc;
+    *done = false;
+    if (!d->gc || d->format_items || type->has_formatting || t->njoins)
+        return LOOM_OK;
+    loom__item *x = loom__markers_ending_at(type, index + len);
+    if (!x || x->ref != LOOM__REF_STRING || x->len <= len ||
+        x->c.str.bytes != x->len || x->parent_sub || (x->flags & LOOM__F_KEEP))
+        return LOOM_OK;
+    uint64_t client = x->id.client, end = x->id.clock + x->len;
+    loom__item *r = x->right;
+    bool extend = false; /* into R; else a new item B */
+    if (r && r->id.client == client && r->id.clock == end && deleted(r)) {
+        const loom__item *n = r->right;
+        if (r->ref != LOOM__REF_DELETED || !r->has_origin ||
+            r->origin.client != client || r->origin.clock != end - 1 ||
+            r->has_right_origin != x->has_right_origin ||
+            (x->has_right_origin &&
+             !loom__id_eq(r->right_origin, x->right_origin)) ||
+            r->parent != type || r->parent_sub)
+            return LOOM_OK;
+        if (n && n->id.client == client &&
+            n->id.clock == r->id.clock + r->len && deleted(n))
+            return LOOM_OK;
+        extend = true;
+    }
+    if (loom__doc_observed(d))
+        return LOOM_OK;
+    /* everything that can fail first */
+    loom__client *c = loom__client_get(d, client);
+    loom__item *b = NULL;
+    int rc;
+    if ((rc = loom__vec_reserve(d->a, (void **)&t->backs, &t->bkcap,
+                                t->nbacks + 1, sizeof(*t->backs))) ||
+        (rc = loom__vec_reserve(d->a, (void **)&t->bbuf, &t->bbcap,
+                                t->bblen + (size_t)len, 1)) ||
+        (rc = loom__vec_reserve(d->a, (void **)&t->merge, &t->mcap,
+                                t->nmerge + 1, sizeof(*t->merge))))
+        return rc;
+    if (!extend) {
+        if (!c || loom__cs_reserve(d->a, c) || !(b = loom__item_alloc(d)))
+            return LOOM_ENOMEM;
+    }
+    uint64_t at = end - len;
+    /* the delete set last: once the range is in, nothing else fails */
+    if ((rc = loom__txn_add_changed(t, type, NULL, 0)) ||
+        (rc = loom__txn_ds_add(t, client, at, len))) {
+        if (b)
+            loom__item_release(d, b);
+        return rc;
+    }
+    loom__back *bk = &t->backs[t->nbacks++];
+    bk->at.client = client;
+    bk->at.clock = at;
+    bk->n = len;
+    bk->off = t->bblen;
+    size_t keep = x->c.str.bytes - (size_t)len;
+    memcpy(t->bbuf + t->bblen, x->c.str.p + keep, (size_t)len);
+    t->bblen += (size_t)len;
+    x->c.str.bytes = keep;
+    x->c.str.p[keep] = 0;
+    x->len -= len;
+    if (extend) {
+        r->id.clock = at;
+        r->len += len;
+        r->origin.clock = at - 1;
+    } else {
+        b->id.client = client;
+        b->id.clock = at;
+        b->len = len;
+        b->has_origin = true;
+        b->origin.client = client;
+        b->origin.clock = at - 1;
+        b->has_right_origin = x->has_right_origin;
+        b->right_origin = x->right_origin;
+        b->parent = type;
+        b->ref = LOOM__REF_DELETED;
+        b->flags = LOOM__F_DELETED;
+        b->left = x;
+        b->right = r;
+        x->right = b;
+        if (r)
+            r->left = b;
+        loom__cs_insert(c, loom__find_index(c, x->id.clock) + 1, b);
+    }
+    t->merge[t->nmerge].client = client; /* Yjs queues B for merging */
+    t->merge[t->nmerge++].clock = at;
+    t->back_units += len;
+    type->length -= len;
+    loom__markers_shift(type, index + len, -(int64_t)len);
+    *done = true;
+    return LOOM_OK;
+}
+
+/*
+ * Forward delete: deleting the first `len` units of the visible String item
+ * X that starts at index, when the item L on its left is Deleted content
+ * that X continues (same client, the next clock, X's origin L's last unit,
+ * the same right origin). Yjs splits X, deletes its front part F and queues
+ * the rest for merging; the cleanup turns F into Deleted content and merges
+ * it into L. Here F's units move from X to L at once. As in pos_backspace,
+ * that is the state after Yjs's cleanup only if it merges nothing else
+ * there: the struct before L must not be a deleted continuation of L, nor
+ * the one after X a visible continuation of X (a deleted one cannot merge
+ * with X's visible rest); and F is recorded for
+ * loom__txn_unjoin. X is the hot marker's item, noted by the forward delete
+ * before, or the first visible item after the hot marker's item when that
+ * ends at index (the cursor stays left of the deleted units).
+ */
+static int pos_delete_front(
+    loom_txn *t, loom_type *type, uint64_t index, uint64_t len, bool *done)
+{
+    loom_doc *d = t->doc;
+    *done = false;
+    if (!index || !d->gc || d->format_items || type->has_formatting ||
+        t->njoins)
+        return LOOM_OK;
+    loom__item *x = loom__markers_starting_at(type, index);
+    bool hot = x != NULL;
+    if (!x) {
+        /* the first forward delete here: X is past the item ending at
+         * index and the tombstones after it (delete_text would walk them
+         * too; a long way is left to it) */
+        loom__item *v = loom__markers_ending_at(type, index);
+        if (!v)
+            return LOOM_OK;
+        x = v->right;
+        for (int k = 0; x && deleted(x) && k < 1024; k++)
+            x = x->right;
+    }
+    if (!x || deleted(x) || x->ref != LOOM__REF_STRING || x->len <= len ||
+        x->c.str.bytes != x->len || x->parent != type || x->parent_sub ||
+        (x->flags & LOOM__F_KEEP))
+        return LOOM_OK;
+    uint64_t client = x->id.client;
+    loom__item *l = x->left, *n = x->right;
+    if (!deleted(l) || l->ref != LOOM__REF_DELETED || l->id.client != client ||
+        l->id.clock + l->len != x->id.clock || !x->has_origin ||
+        x->origin.client != client || x->origin.clock != x->id.clock - 1 ||
+        l->has_right_origin != x->has_right_origin ||
+        (x->has_right_origin &&
+         !loom__id_eq(l->right_origin, x->right_origin)) ||
+        l->parent != type || l->parent_sub)
+        return LOOM_OK;
+    const loom__item *ll = l->left;
+    if (ll && ll->id.client == client &&
+        ll->id.clock + ll->len == l->id.clock && deleted(ll))
+        return LOOM_OK;
+    if (n && n->id.client == client && n->id.clock == x->id.clock + x->len &&
+        !deleted(n))
+        return LOOM_OK;
+    if (loom__doc_observed(d))
+        return LOOM_OK;
+    int rc;
+    if ((rc = loom__vec_reserve(d->a, (void **)&t->backs, &t->bkcap,
+                                t->nbacks + 1, sizeof(*t->backs))) ||
+        (rc = loom__vec_reserve(d->a, (void **)&t->bbuf, &t->bbcap,
+                                t->bblen + (size_t)len, 1)) ||
+        (rc = loom__vec_reserve(d->a, (void **)&t->merge, &t->mcap,
+                                t->nmerge + 1, sizeof(*t->merge))))
+        return rc;
+    uint64_t at = x->id.clock;
+    if ((rc = loom__txn_add_changed(t, type, NULL, 0)) ||
+        (rc = loom__txn_ds_add(t, client, at, len)))
+        return rc;
+    loom__back *bk = &t->backs[t->nbacks++];
+    bk->at.client = client;
+    bk->at.clock = at;
+    bk->n = len;
+    bk->off = t->bblen;
+    size_t cut = (size_t)len;
+    memcpy(t->bbuf + t->bblen, x->c.str.p, cut);
+    t->bblen += cut;
+    memmove(x->c.str.p, x->c.str.p + cut, x->c.str.bytes - cut + 1);
+    x->c.str.bytes -= cut;
+    /* X still starts at index: a marker on it would sit inside the shifted
+     * range, which markers_shift does not allow; it is set again below */
+    if (!hot)
+        loom__markers_forget(type, x);
+    x->id.clock += len;
+    x->len -= len;
+    x->origin.clock = x->id.clock - 1;
+    l->len += len;
+    t->merge[t->nmerge].client = client; /* Yjs queues X's rest */
+    t->merge[t->nmerge++].clock = x->id.clock;
+    t->back_units += len;
+    type->length -= len;
+    loom__markers_shift(type, index + len, -(int64_t)len);
+    if (hot)
+        loom__markers_hot_moved(type, index);
+    else
+        loom__markers_note(type, x, index); /* for the next forward delete */
+    *done = true;
+    return LOOM_OK;
+}
+
 /* cleanupContextlessFormattingGap: around a deleted item, keep only the
  * right-most Format item per key of the gap it lies in. */
 static int cleanup_contextless(loom_txn *t, loom__item *it)
@@ -1155,6 +1371,10 @@ int loom_text_delete(loom_type *text, size_t index, size_t len)
     loom_txn *t;
     if ((rc = loom__txn_begin(d, NULL, true, &t)))
         return rc;
+    bool done;
+    if ((rc = pos_backspace(t, text, index, len, &done)) || done ||
+        (rc = pos_delete_front(t, text, index, len, &done)) || done)
+        return close_txn(d, rc);
     tpos p;
     rc = pos_seek(t, text, &p, index);
     if (!rc)

@@ -68,7 +68,10 @@ int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
             return LOOM_ENOMEM;
         t->ds_order[t->nds_order++] = client;
     }
-    return loom__ds_add(&t->ds, client, clock, len);
+    int rc = loom__ds_add(&t->ds, client, clock, len);
+    if (!rc)
+        t->ds_units += len;
+    return rc;
 }
 
 int loom__txn_add_merge(loom_txn *t, loom__id id)
@@ -209,6 +212,48 @@ int loom__txn_add_changed(loom_txn *t,
     return LOOM_OK;
 }
 
+/*
+ * Gives the units [at, at + n) of a backspace or forward delete back the
+ * String content Yjs's item has until the cleanup: splits where that item
+ * began and ended and restores its text. The splits are not queued for
+ * merging (Yjs never split there; it queued what it split, recorded then).
+ * They are undone newest first: a later one next to the same units moved
+ * the boundary further, so the units of each are in one Deleted item.
+ */
+static int unback(loom_txn *t, const loom__back *b)
+{
+    uint64_t done = 0;
+    while (done < b->n) {
+        loom__id at = {b->at.client, b->at.clock + done};
+        loom__item *s;
+        size_t nmerge = t->nmerge;
+        int rc = loom__get_clean_start(t, at, &s);
+        if (rc)
+            return rc;
+        uint64_t want = b->n - done;
+        if (s->len > want) {
+            loom__item *r;
+            if ((rc = loom__item_split(t, s, want, &r)))
+                return rc;
+        }
+        t->nmerge = nmerge; /* the entries the splits just queued */
+        if (s->ref == LOOM__REF_DELETED) {
+            size_t n = (size_t)s->len; /* ASCII: one byte per unit */
+            char *p = loom__malloc(t->doc->a, n + 1);
+            if (!p)
+                return LOOM_ENOMEM;
+            memcpy(p, t->bbuf + b->off + done, n);
+            p[n] = 0;
+            s->c.str.p = p;
+            s->c.str.bytes = n;
+            s->c.str.cap = n + 1;
+            s->ref = LOOM__REF_STRING;
+        }
+        done += s->len;
+    }
+    return LOOM_OK;
+}
+
 int loom__txn_unjoin(loom_txn *t)
 {
     int rc = LOOM_OK;
@@ -218,6 +263,16 @@ int loom__txn_unjoin(loom_txn *t)
     }
     if (!rc)
         t->njoins = 0;
+    for (size_t i = t->nbacks; i-- > 0 && !rc;) {
+        rc = unback(t, &t->backs[i]);
+        if (!rc)
+            t->nbacks = i;
+    }
+    if (!rc) {
+        /* the cleanup finds Yjs's items now and does all its work */
+        t->back_units = 0;
+        t->bblen = 0;
+    }
     return rc;
 }
 
@@ -263,10 +318,18 @@ static void txn_reset(loom_doc *d, loom_txn *t)
         if (t->touched[i]->txn_seq == t->seq)
             t->touched[i]->txn_seq = 0;
     }
-    loom__ds_clear(&t->ds);
+    if (t->ds.n)
+        loom__ds_clear(&t->ds);
     t->nchanged = t->ndeep = t->nmerge = t->ntouched = t->nds_order = 0;
     t->njoins = 0;
     t->join_units = 0;
+    t->nbacks = t->bblen = 0;
+    t->back_units = t->ds_units = 0;
+    if (t->bbcap > 65536) {
+        loom__free(a, t->bbuf, t->bbcap);
+        t->bbuf = NULL;
+        t->bbcap = 0;
+    }
     t->origin = NULL;
     t->local = false;
     t->format_cleanup = false;
@@ -291,6 +354,8 @@ static void txn_destroy(loom_doc *d, loom_txn *t)
     loom__ds_free(&t->ds);
     loom__free(a, t->ds_order, t->ds_order_cap * sizeof(*t->ds_order));
     loom__free(a, t->joins, t->jcap * sizeof(*t->joins));
+    loom__free(a, t->backs, t->bkcap * sizeof(*t->backs));
+    loom__free(a, t->bbuf, t->bbcap);
     loom__free(a, t, sizeof(*t));
 }
 
@@ -313,7 +378,7 @@ void loom__txn_spare_free(loom_doc *d)
     d->spare_txn = NULL;
 }
 
-int loom__txn_begin(loom_doc *d, void *origin, bool local, loom_txn **out)
+int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out)
 {
     if (d->txn) {
         d->txn_depth++;
@@ -407,17 +472,17 @@ static void merge_delete_set(loom_doc *d, const loom__ds *ds)
 
 static void emit_update(loom_doc *d, loom_txn *t)
 {
+    bool listeners = false; /* first: the cheaper question */
+    for (size_t i = 0; i < d->nsubs; i++)
+        listeners |= d->subs[i].kind == LOOM__SUB_UPDATE;
+    if (!listeners)
+        return;
     bool any = !loom__ds_empty(&t->ds);
     for (size_t i = 0; i < t->ntouched && !any; i++) {
         if (loom__state(d, t->touched[i]->client) != t->tbefore[i])
             any = true;
     }
     if (!any)
-        return;
-    bool listeners = false;
-    for (size_t i = 0; i < d->nsubs; i++)
-        listeners |= d->subs[i].kind == LOOM__SUB_UPDATE;
-    if (!listeners)
         return;
     /* the clients that got new structs, from their state before (touched
      * clients are distinct) */
@@ -464,14 +529,16 @@ static void emit_update(loom_doc *d, loom_txn *t)
 static void cleanup(loom_doc *d, loom_txn *t)
 {
     /* observers subscribed after typing was appended see Yjs's items */
-    if (t->njoins && loom__doc_observed(d)) {
+    if (loom__txn_joined(t) && d->nsubs && loom__doc_observed(d)) {
         int urc = loom__txn_unjoin(t);
         if (urc)
             d->oom = urc;
     }
-    loom__ds_normalize(&t->ds);
-    /* Observers and deep observers, afterTransaction, the formatting cleanup. */
-    int rc = loom__dispatch_events(d, t);
+    if (t->ds.n)
+        loom__ds_normalize(&t->ds);
+    /* Observers and deep observers, afterTransaction, the formatting cleanup
+     * (a local transaction without subscribers has none of them). */
+    int rc = d->nsubs || !t->local ? loom__dispatch_events(d, t) : LOOM_OK;
     if (rc)
         d->oom = rc;
     for (size_t i = 0; i < d->nsubs; i++) {
@@ -484,9 +551,15 @@ static void cleanup(loom_doc *d, loom_txn *t)
         if (rc)
             d->oom = rc;
     }
-    if (d->gc)
+    /* Nothing but backspaces deleted and split (pos_backspace): their
+     * units are Deleted content already, merged where Yjs's cleanup merges
+     * them, and every other merge it would try fails (checked there). */
+    bool only_backs =
+        t->nbacks && t->ds_units == t->back_units && t->nmerge == t->nbacks;
+    if (d->gc && !only_backs)
         gc_delete_set(d, &t->ds);
-    merge_delete_set(d, &t->ds);
+    if (!only_backs)
+        merge_delete_set(d, &t->ds);
     for (size_t i = 0; i < t->ntouched; i++) {
         loom__client *c = t->touched[i];
         if (!c->n)
@@ -512,7 +585,7 @@ static void cleanup(loom_doc *d, loom_txn *t)
             si -= 1 + m;
         }
     }
-    for (size_t i = t->nmerge; i-- > 0;) {
+    for (size_t i = only_backs ? 0 : t->nmerge; i-- > 0;) {
         loom__client *c = loom__client_get(d, t->merge[i].client);
         if (!c || !c->n)
             continue;
@@ -531,7 +604,7 @@ static void cleanup(loom_doc *d, loom_txn *t)
     emit_update(d, t);
 }
 
-int loom__txn_end(loom_doc *d)
+int loom__txn_close(loom_doc *d)
 {
     if (!d->txn)
         return LOOM_ESTATE;

@@ -626,6 +626,18 @@ class Gen {
     this.seed = seed;
     this.kinds = kinds;
     this.nsub = 0;
+    this.cursors = new WeakMap(); // entry -> Map(path -> text cursor)
+    // every third seed edits plain text only (no attributes, formats or
+    // embeds): loom's fast paths for plain text run there
+    this.plain = seed % 3 === 0;
+    this.lastPath = new WeakMap(); // entry -> the path of its last op
+    this.lastDoc = undefined;
+  }
+
+  // The replica of a local step: in plain seeds often the last one again.
+  pickDoc(ids) {
+    if (!this.plain || this.lastDoc === undefined || !this.chance(0.6)) this.lastDoc = this.pick(ids);
+    return this.lastDoc;
   }
 
   int(n) { return Math.floor(this.rnd() * n); }
@@ -662,7 +674,17 @@ class Gen {
   // One random local op on a yjs replica (its current state).
   localOp(entry, docId) {
     const types = collectTypes(entry);
-    const { t, p } = this.pick(types);
+    let { t, p } = this.pick(types);
+    if (this.plain) {
+      // plain seeds mostly stay on one type, so that edits at a cursor
+      // come in runs
+      const last = this.lastPath.get(entry);
+      const same = last !== undefined && this.chance(0.75) && types.find((x) => JSON.stringify(x.p) === last);
+      const texts = types.filter((x) => x.t instanceof Y.Text);
+      if (same) ({ t, p } = same);
+      else if (texts.length && this.chance(0.7)) ({ t, p } = this.pick(texts));
+      this.lastPath.set(entry, JSON.stringify(p));
+    }
     const kind = typeName(t);
     const base = docId === undefined ? { path: p } : { doc: docId, path: p };
     if (kind === 'map') {
@@ -714,25 +736,66 @@ class Gen {
     // text and xmltext
     const s = textUnits(t);
     const len = s.length;
+    if (this.chance(0.45)) {
+      const op = this.cursorOp(entry, p, s);
+      if (op) return { ...base, ...op };
+    }
     const r = this.rnd();
     if (len > 0 && r < 0.4) {
       const index = this.safe(s, this.int(len));
       let end = this.safe(s, Math.min(len, index + 1 + this.int(r < 0.25 ? 5 : 8)));
       if (end <= index) end = Math.min(len, index + 2);
-      if (r < 0.22) return { ...base, op: 'text.delete', index, length: end - index };
+      if (r < 0.22 || this.plain) return { ...base, op: 'text.delete', index, length: end - index };
       return { ...base, op: 'text.format', index, length: end - index, attributes: this.pick(FORMAT_ATTRS) };
     }
     const index = this.safe(s, this.int(len + 1));
-    if (this.chance(0.1)) {
+    if (this.chance(0.1) && !this.plain) {
       const op = { ...base, op: 'text.insertEmbed', index, embed: this.pick(EMBEDS) };
       if (this.chance(0.4)) op.attributes = this.pick(INSERT_ATTRS);
       return op;
     }
     const op = { ...base, op: 'text.insert', index, text: this.pick(WORDS) + this.pick(WORDS) };
-    if (this.chance(0.3)) op.attributes = this.pick(INSERT_ATTRS);
+    if (this.chance(0.3) && !this.plain) op.attributes = this.pick(INSERT_ATTRS);
     return op;
   }
 }
+
+// Editing at a cursor, as people type: runs of characters typed, of
+// backspaces and of forward deletes (one character each, two for a
+// surrogate pair), the cursor and the run kept per replica and text
+// (clamped when remote edits shrank the text), now and then moved. Drives
+// loom's typing and deleting fast paths (text.c pos_append, pos_backspace,
+// pos_delete_front), which need such runs at one place.
+Gen.prototype.cursorOp = function cursorOp(entry, p, s) {
+  let m = this.cursors.get(entry);
+  if (!m) this.cursors.set(entry, (m = new Map()));
+  const key = JSON.stringify(p);
+  const len = s.length;
+  let cur = m.get(key);
+  if (!cur) m.set(key, (cur = { c: this.int(len + 1), mode: 0, left: 0 }));
+  if (cur.c > len || this.chance(0.05)) cur.c = this.int(len + 1);
+  cur.c = this.safe(s, cur.c);
+  if (cur.left-- <= 0) {
+    const r = this.rnd();
+    cur.mode = r < 0.5 ? 0 : r < 0.8 ? 1 : 2; // type, backspace, forward
+    cur.left = 1 + this.int(6);
+  }
+  const c = cur.c;
+  if (cur.mode === 1 && c > 0) {
+    let index = c - 1;
+    if (splitsPair(s, index)) index--;
+    cur.c = index;
+    return { op: 'text.delete', index, length: c - index };
+  }
+  if (cur.mode === 2 && c < len) {
+    let end = c + 1;
+    if (splitsPair(s, end)) end++;
+    return { op: 'text.delete', index: c, length: end - c };
+  }
+  const text = this.chance(0.9) ? this.pick(['a', 'b', 'c', 'd', 'e', ' ']) : this.pick(WORDS);
+  cur.c = c + text.length;
+  return { op: 'text.insert', index: c, text };
+};
 
 function makeSpec(gen, kinds) {
   const n = 3 + gen.int(2);
@@ -824,7 +887,9 @@ async function runSeed(driver, seed, state) {
   try {
     await pair.init();
     for (let n = 0; n < opts.ops; n++) {
-      const r = gen.rnd();
+      let r = gen.rnd();
+      // plain seeds: longer runs of local edits between deliveries
+      if (gen.plain && r < 0.2 && gen.chance(0.6)) r = 0.2 + gen.rnd() * 0.8;
       let step;
       let yjsDone;
       if (r < 0.06) {
@@ -854,7 +919,7 @@ async function runSeed(driver, seed, state) {
         }
         continue;
       } else {
-        const docId = gen.pick(ids);
+        const docId = gen.pickDoc(ids);
         const entry = pair.entries.get(docId);
         if (gen.chance(0.1)) {
           // a transaction of several ops, each made against the state the
