@@ -296,13 +296,15 @@ class Client {
 
   // edit(): one push of a marker with the send time to this client's root
   // array, sent as a y-websocket update.
-  edit() {
+  // `at`: the send time, as it is printed (thousandths of a ms), which is
+  // also what decides whether the edit counts (window()).
+  edit(at = performance.now()) {
     if (this.doc === null) {
       this.doc = new Y.Doc();
       this.doc.on('update', (u) => this.send(frame(0, 2, u)));
     }
     const seq = ++this.seq;
-    this.doc.getArray(`c${this.id}`).push([`LOOMTS:${this.id}:${seq}:${performance.now().toFixed(3)};`]);
+    this.doc.getArray(`c${this.id}`).push([`LOOMTS:${this.id}:${seq}:${at.toFixed(3)};`]);
     return seq;
   }
 
@@ -434,7 +436,7 @@ class LoadShare {
       s.acked = seq;
       this.pump(s);
     }
-    if (sentAt >= this.windowStart && sentAt < this.windowEnd) {
+    if (this.inWindow(sentAt)) {
       this.delivered++;
       this.lat.push(performance.now() - sentAt);
     }
@@ -443,9 +445,18 @@ class LoadShare {
   send(c) {
     const now = performance.now();
     if (!this.sending || now >= this.windowEnd || c.seq - c.acked >= cfg.window) return false;
-    c.edit();
-    if (now >= this.windowStart) this.sent++;
+    const at = Math.round(now * 1000) / 1000;
+    c.edit(at);
+    if (this.inWindow(at)) this.sent++;
     return true;
+  }
+
+  // Whether an edit sent at `at` (ms, as printed in its marker) counts:
+  // compared in whole thousandths, so sender and receiver always agree
+  // (a time rounded past the window's end made 9 deliveries go missing).
+  inWindow(at) {
+    const k = Math.round(at * 1000);
+    return k >= Math.round(this.windowStart * 1000) && k < Math.round(this.windowEnd * 1000);
   }
 
   pump(c) {

@@ -79,6 +79,11 @@ static int ep;
 /* The phase being run. */
 static int sending;
 static double t_start, t_end; /* counted window [t_start, t_end) */
+/* The same window in thousandths of a millisecond (the precision of the
+ * timestamp an edit carries): sender and receiver decide on the same
+ * integer, so an edit sent at the edge cannot count as sent but not as
+ * delivered (its printed time rounded past t_end: 9 lost deliveries). */
+static long long k_start, k_end;
 static double rate;
 static uint64_t sent, delivered;
 static double *lat;
@@ -220,8 +225,9 @@ static void send_edit(client *c, double at)
     uint8_t upd[160], msg[200];
     char mark[96];
     uint64_t clock = c->seq++;
-    int ml = snprintf(mark, sizeof mark, "LOOMTS:%d:%llu:%.3f;", c->id,
-                      (unsigned long long)c->seq, at);
+    long long k = (long long)(at * 1000.0 + 0.5);
+    int ml = snprintf(mark, sizeof mark, "LOOMTS:%d:%llu:%lld.%03lld;", c->id,
+                      (unsigned long long)c->seq, k / 1000, k % 1000);
     size_t u = 0, m = 0;
     u += put_uint(upd + u, 1); /* clients */
     u += put_uint(upd + u, 1); /* structs of this client */
@@ -248,7 +254,7 @@ static void send_edit(client *c, double at)
     m += put_uint(msg + m, u);
     memcpy(msg + m, upd, u);
     send_frame(c, 2, msg, m + u);
-    if (at >= t_start && at < t_end) {
+    if (k >= k_start && k < k_end) {
         sent++;
     }
 }
@@ -302,14 +308,15 @@ static void scan(client *c, const uint8_t *p, const uint8_t *end)
             return;
         }
         q++;
-        double ms = (double)parse_num(&q, end);
+        long long k = (long long)parse_num(&q, end) * 1000;
         if (q < end && *q == '.') {
-            double scale = 1;
+            long long scale = 100;
             for (q++; q < end && *q >= '0' && *q <= '9'; q++) {
+                k += (*q - '0') * scale;
                 scale /= 10;
-                ms += (*q - '0') * scale;
             }
         }
+        double ms = (double)k / 1000.0;
         if (q >= end || *q != ';') {
             return;
         }
@@ -326,7 +333,7 @@ static void scan(client *c, const uint8_t *p, const uint8_t *end)
             s->acked = seq;
             pump(s);
         }
-        if (ms >= t_start && ms < t_end) {
+        if (k >= k_start && k < k_end) {
             delivered++;
             if (nlat == caplat) {
                 caplat = caplat ? caplat * 2 : 65536;
@@ -516,6 +523,8 @@ static void run_phase(double send_ms, double warmup_ms, double r)
     double t0 = now_ms(), cpu0 = cpu_s();
     t_start = t0 + warmup_ms;
     t_end = t0 + send_ms;
+    k_start = (long long)(t_start * 1000.0 + 0.5);
+    k_end = (long long)(t_end * 1000.0 + 0.5);
     rate = r;
     sent = delivered = 0;
     nlat = 0;
