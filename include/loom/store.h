@@ -160,8 +160,10 @@ int loom_store_diff(loom_store *s,
 
 /* Statistics of one document's log. */
 typedef struct loom_store_doc_info {
-    uint64_t updates; /* rows in the log */
-    uint64_t bytes;   /* update bytes in the log (before sealing) */
+    uint64_t updates;    /* rows in the log */
+    uint64_t bytes;      /* update bytes in the log (before sealing) */
+    uint64_t base_bytes; /* of the row the last compaction wrote (0: none);
+                            bytes - base_bytes were appended since */
 } loom_store_doc_info;
 
 int loom_store_info(loom_store *s,

@@ -11,10 +11,14 @@
  * transaction, and appends made meanwhile stay (docs/store.md).
  *
  * The thread's store uses the libc allocator: an embedder's allocator
- * hooks are not required to be thread-safe.
+ * hooks are not required to be thread-safe. It runs at a lower priority
+ * (nice 10) than the rest of the server.
  */
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "net.h"
 
@@ -37,6 +41,10 @@ struct net_compactor {
 static void *run(void *arg)
 {
     net_compactor *c = arg;
+    /* A compaction is seconds of CPU spread over a busy server's life; the
+     * loop and the writer, which every relayed update waits for, go first
+     * (Linux: a nice value is per thread). Best effort: no error. */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while (!c->stop && c->n == 0) {
@@ -50,7 +58,12 @@ static void *run(void *arg)
         loom_store_doc_info info;
         int rc = loom_store_info(c->store, name, &info, NULL);
         bool done = false;
-        if (rc == LOOM_OK && info.updates > c->rows) {
+        /* Past the row bound, and grown by half of what the last
+         * compaction wrote: a large document is rewritten once per half
+         * its size appended, not every `rows` rows (each swap holds the
+         * write lock that every relayed update waits for). */
+        if (rc == LOOM_OK && info.updates > c->rows &&
+            info.bytes - info.base_bytes >= info.base_bytes / 2) {
             rc = loom_store_compact(c->store, name, NULL);
             done = true;
         }

@@ -542,10 +542,12 @@ static void test_compact(void **state)
     loom_store_doc_info info = {0};
     assert_int_equal(loom_store_info(s, "c", &info, NULL), 0);
     assert_int_equal(info.updates, u.n);
+    assert_int_equal(info.base_bytes, 0); /* never compacted */
     assert_int_equal(loom_store_compact(s, "c", NULL), 0);
     assert_int_equal(loom_store_info(s, "c", &info, NULL), 0);
     assert_int_equal(info.updates, 1);
     assert_int_equal(info.bytes, before.len);
+    assert_int_equal(info.base_bytes, before.len);
     loom_buf after = encode_ok(s, "c");
     assert_true(buf_eq(&before, &after));
     assert_loads_as(s, "c", src);
@@ -561,6 +563,8 @@ static void test_compact(void **state)
     assert_loads_as(s, "c", src);
     assert_int_equal(loom_store_info(s, "c", &info, NULL), 0);
     assert_int_equal(info.updates, 2);
+    /* what was appended since the compaction */
+    assert_int_equal(info.bytes - info.base_bytes, u.lens[u.n - 1]);
     loom_store_close(s);
     loom_buf_free(&before);
     loom_buf_free(&after);
