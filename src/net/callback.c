@@ -16,12 +16,17 @@
  * the callback of another; here each room has its own.
  *
  * The POST is a libwebsockets client connection of the server's own loop
- * (protocol "loom-callback"): nothing blocks, and a slow or dead receiver
- * costs one connection until the timeout. Only http:// URLs, as the
+ * (protocol "loom-callback"): nothing blocks (a host name in the URL is
+ * resolved once, at start), and a slow or dead receiver costs one
+ * connection until the timeout. Only http:// URLs, as the
  * reference. A failure is logged and counted, not retried: the next
  * change sends the room again.
  */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "net.h"
 
@@ -58,7 +63,30 @@ static int bad(loom_error *err, const char *why)
     return LOOM_EINVAL;
 }
 
-/* http://HOST[:PORT][/PATH] into host, port, path ("/" when none). */
+/* The first address of `host`, as text; non-zero when there is none. */
+static int resolve_now(const char *host, char *out, size_t cap)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) {
+        return -1;
+    }
+    const void *src = NULL;
+    if (res->ai_family == AF_INET) {
+        src = &((const struct sockaddr_in *)res->ai_addr)->sin_addr;
+    } else if (res->ai_family == AF_INET6) {
+        src = &((const struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
+    }
+    int rc =
+        src && inet_ntop(res->ai_family, src, out, (socklen_t)cap) ? 0 : -1;
+    freeaddrinfo(res);
+    return rc;
+}
+
+/* http://HOST[:PORT][/PATH] into the address to dial (a name is resolved
+ * now), the Host header, the port and the path ("/" when none). */
 static int parse_url(loom_server *s, const char *url, loom_error *err)
 {
     if (strncmp(url, "http://", 7) != 0) {
@@ -88,6 +116,16 @@ static int parse_url(loom_server *s, const char *url, loom_error *err)
     char hdr[300];
     (void)snprintf(hdr, sizeof(hdr), "%.*s:%ld", (int)hl, h, port);
     s->cb_host = loom__strndup(s->a, h, hl);
+    if (s->cb_host && !loom__net_is_numeric_host(s->cb_host)) {
+        /* resolved once, here: libwebsockets would resolve the name on
+         * the event loop, for every POST */
+        char addr[INET6_ADDRSTRLEN];
+        if (resolve_now(s->cb_host, addr, sizeof(addr))) {
+            return bad(err, "the callback URL's host does not resolve");
+        }
+        loom__free(s->a, s->cb_host, hl + 1);
+        s->cb_host = loom__strndup(s->a, addr, strlen(addr));
+    }
     s->cb_hosthdr = loom__strndup(s->a, hdr, strlen(hdr));
     s->cb_path = pl && *p == '/' ? loom__strndup(s->a, p, pl)
                                  : loom__strndup(s->a, "/", 1);

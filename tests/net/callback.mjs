@@ -147,6 +147,16 @@ if (opts.kind === 'loom') {
   c2.provider.destroy()
   const ex2 = await s2.stop()
   check(ex2 && ex2.code === 0, `loom serve exits 0 on SIGTERM after failed callbacks (${JSON.stringify(ex2)})`)
+  // a host name in the URL (resolved once, at start)
+  const s3 = new Server('loom', { loomCmd: opts.loomCmd, env: { ...env, CALLBACK_URL: `http://localhost:${receiver.address().port}/named`, CALLBACK_DEBOUNCE_WAIT: '50' } })
+  await s3.start()
+  const c3 = client(s3.url, 'named-room')
+  await c3.synced
+  c3.doc.getText('text').insert(0, 'by name')
+  check(await until(() => posts.some((p) => p.url === '/named' && p.json && p.json.data.text.content === 'by name'), 5000),
+    'a callback URL with a host name (localhost) gets the POST')
+  c3.provider.destroy()
+  await s3.stop()
   const bad = new Server('loom', { loomCmd: opts.loomCmd, env: { ...env, CALLBACK_OBJECTS: '{"t":"Tree"}' } })
   let failed = false
   try { await bad.start(3000) } catch (e) { failed = /Array, Map, Text/.test(e.message) }
