@@ -699,8 +699,9 @@ int loom_server_run(loom_server *s)
             }
         }
         s->rx_round = 0;
-        /* the updates of the turn just served, as one batch per room: on
-         * disk, applied, relayed (their writes go out in the next poll) */
+        /* the batch the writer finished is applied and relayed (its
+         * writes go out in the next poll), and the updates waiting since
+         * go to the writer as the next one (room.c) */
         loom__net_flush(s);
     }
     lws_sul_cancel(&s->sul);
