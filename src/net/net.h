@@ -13,6 +13,7 @@
 #define LOOM_NET_H
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 
 #include <libwebsockets.h>
@@ -229,6 +230,18 @@ uint64_t loom__net_now_ms(void);
  * enclosing block (a compound literal). */
 const char *loom__net_peer(const net_conn *c, char *buf, size_t cap);
 #define NET_PEER(c) loom__net_peer((c), (char[64]){0}, 64)
+/* One log line through `fn` when `level` is at most `max` (the server's
+ * and the provider's logging). */
+void loom__net_vlog(loom_log_fn fn,
+                    void *ud,
+                    loom_log_level max,
+                    loom_log_level level,
+                    const char *fmt,
+                    va_list ap)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 0)))
+#endif
+    ;
 void loom__net_log(loom_server *s, loom_log_level level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))

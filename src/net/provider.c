@@ -121,19 +121,10 @@ static void plog(loom_provider *p, loom_log_level level, const char *fmt, ...)
 
 static void plog(loom_provider *p, loom_log_level level, const char *fmt, ...)
 {
-    if (!p->log || level > p->log_level) {
-        return;
-    }
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    /* ap is started just above; clang-tidy 14 reports it uninitialised */
-    int n = vsnprintf( // NOLINT(clang-analyzer-valist.Uninitialized)
-        line, sizeof(line), fmt, ap);
+    loom__net_vlog(p->log, p->log_ud, p->log_level, level, fmt, ap);
     va_end(ap);
-    if (n >= 0) {
-        p->log(p->log_ud, level, line);
-    }
 }
 
 static void

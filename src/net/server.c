@@ -79,22 +79,31 @@ const char *loom__net_peer(const net_conn *c, char *buf, size_t cap)
     return buf;
 }
 
-void loom__net_log(loom_server *s, loom_log_level level, const char *fmt, ...)
+void loom__net_vlog(loom_log_fn fn,
+                    void *ud,
+                    loom_log_level max,
+                    loom_log_level level,
+                    const char *fmt,
+                    va_list ap)
 {
-    if (!s->log || level > s->log_level) {
+    if (!fn || level > max) {
         return;
     }
     char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    /* ap is started just above; clang-tidy 14 reports it uninitialised */
+    /* ap is started by the caller; clang-tidy 14 reports it uninitialised */
     int n = vsnprintf( // NOLINT(clang-analyzer-valist.Uninitialized)
         line, sizeof(line), fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        return;
+    if (n >= 0) {
+        fn(ud, level, line);
     }
-    s->log(s->log_ud, level, line);
+}
+
+void loom__net_log(loom_server *s, loom_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    loom__net_vlog(s->log, s->log_ud, s->log_level, level, fmt, ap);
+    va_end(ap);
 }
 
 void loom_server_options_init(loom_server_options *o)
