@@ -22,11 +22,7 @@
  * reference. A failure is logged and counted, not retried: the next
  * change sends the room again.
  */
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "net.h"
 
@@ -63,28 +59,6 @@ static int bad(loom_error *err, const char *why)
     return LOOM_EINVAL;
 }
 
-/* The first address of `host`, as text; non-zero when there is none. */
-static int resolve_now(const char *host, char *out, size_t cap)
-{
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) {
-        return -1;
-    }
-    const void *src = NULL;
-    if (res->ai_family == AF_INET) {
-        src = &((const struct sockaddr_in *)res->ai_addr)->sin_addr;
-    } else if (res->ai_family == AF_INET6) {
-        src = &((const struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
-    }
-    int rc =
-        src && inet_ntop(res->ai_family, src, out, (socklen_t)cap) ? 0 : -1;
-    freeaddrinfo(res);
-    return rc;
-}
-
 /* http://HOST[:PORT][/PATH] into the address to dial (a name is resolved
  * now), the Host header, the port and the path ("/" when none). */
 static int parse_url(loom_server *s, const char *url, loom_error *err)
@@ -119,12 +93,14 @@ static int parse_url(loom_server *s, const char *url, loom_error *err)
     if (s->cb_host && !loom__net_is_numeric_host(s->cb_host)) {
         /* resolved once, here: libwebsockets would resolve the name on
          * the event loop, for every POST */
-        char addr[INET6_ADDRSTRLEN];
-        if (resolve_now(s->cb_host, addr, sizeof(addr))) {
+        char addrs[NET_RESOLVE_MAX];
+        bool ok = false;
+        loom__net_lookup(s->cb_host, &ok, addrs, sizeof(addrs));
+        if (!ok) {
             return bad(err, "the callback URL's host does not resolve");
         }
         loom__free(s->a, s->cb_host, hl + 1);
-        s->cb_host = loom__strndup(s->a, addr, strlen(addr));
+        s->cb_host = loom__strndup(s->a, addrs, strlen(addrs)); /* first */
     }
     s->cb_hosthdr = loom__strndup(s->a, hdr, strlen(hdr));
     s->cb_path = pl && *p == '/' ? loom__strndup(s->a, p, pl)
@@ -191,7 +167,6 @@ int loom__net_callback_init(loom_server *s,
     s->cb_debounce_ms = o->callback_debounce_ms;
     s->cb_max_wait_ms = o->callback_max_wait_ms;
     s->cb_timeout_ms = o->callback_timeout_ms ? o->callback_timeout_ms : 5000;
-    s->cb_on = true;
     return LOOM_OK;
 }
 
@@ -396,7 +371,7 @@ static void schedule(loom_server *s)
 
 void loom__net_callback_note(loom_server *s, net_room *r)
 {
-    if (!s->cb_on) {
+    if (!s->cb_host) {
         return;
     }
     uint64_t now = loom__net_now_ms();
@@ -415,7 +390,7 @@ void loom__net_callback_note(loom_server *s, net_room *r)
 
 void loom__net_callback_flush_room(loom_server *s, net_room *r)
 {
-    if (s->cb_on && r->cb_due_ms) {
+    if (s->cb_host && r->cb_due_ms) {
         r->cb_due_ms = r->cb_first_ms = 0;
         send_room(s, r);
     }

@@ -159,6 +159,11 @@ int loom__net_resolve_start(const char *host,
 bool loom__net_resolve_done(net_resolve *r,
                             bool *ok,
                             char out[NET_RESOLVE_MAX]);
+/* The same lookup, here and now (getaddrinfo: it may block): the
+ * addresses of `host` in the resolver's order, as many as fit in `cap`,
+ * each as numeric text followed by a NUL, the list ended by an empty one,
+ * with *ok; or (not ok) the error text. */
+void loom__net_lookup(const char *host, bool *ok, char *out, size_t cap);
 /* Lets go of a lookup; one under way finishes on its own. NULL: no-op. */
 void loom__net_resolve_free(net_resolve *r);
 
@@ -185,8 +190,7 @@ struct loom_server {
     int port;
 
     /* the HTTP callback (callback.c) */
-    bool cb_on;
-    char *cb_host, *cb_hosthdr, *cb_path;
+    char *cb_host, *cb_hosthdr, *cb_path; /* cb_host: NULL when off */
     int cb_port;
     unsigned cb_debounce_ms, cb_max_wait_ms, cb_timeout_ms;
     loom_any *cb_objects; /* {"name": "Type"} */

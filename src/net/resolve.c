@@ -47,10 +47,7 @@ static void release(net_resolve *r)
     }
 }
 
-/* The addresses of `host` in the resolver's order (at most what fits in
- * `cap`), as numeric text, each followed by a NUL, with *ok; or the
- * resolver's error text. */
-static void lookup(const char *host, bool *ok, char *out, size_t cap)
+void loom__net_lookup(const char *host, bool *ok, char *out, size_t cap)
 {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof(hints));
@@ -91,7 +88,7 @@ static void *run(void *arg)
     net_resolve *r = arg;
     bool ok;
     char out[sizeof(r->result)];
-    lookup(r->host, &ok, out, sizeof(out));
+    loom__net_lookup(r->host, &ok, out, sizeof(out));
     pthread_mutex_lock(&r->mu);
     memcpy(r->result, out, sizeof(out));
     r->ok = ok;
@@ -135,7 +132,7 @@ int loom__net_resolve_start(const char *host,
     }
     if (!started) {
         /* no thread: resolve here, as libwebsockets would have */
-        lookup(r->host, &r->ok, r->result, sizeof(r->result));
+        loom__net_lookup(r->host, &r->ok, r->result, sizeof(r->result));
         r->done = true;
         r->refs = 1;
     }

@@ -201,20 +201,17 @@ static int serve_option(loom_server_options *o,
         o->callback_url = v;
     } else if (strcmp(a, "--callback-objects") == 0) {
         o->callback_objects = v;
-    } else if (strcmp(a, "--callback-debounce") == 0 ||
-               strcmp(a, "CALLBACK_DEBOUNCE_WAIT") == 0) {
+    } else if (strcmp(a, "--callback-debounce") == 0) {
         if (parse_size(a, v, 86400000, &n)) {
             return CLI_USAGE;
         }
         o->callback_debounce_ms = (unsigned)n;
-    } else if (strcmp(a, "--callback-max-wait") == 0 ||
-               strcmp(a, "CALLBACK_DEBOUNCE_MAXWAIT") == 0) {
+    } else if (strcmp(a, "--callback-max-wait") == 0) {
         if (parse_size(a, v, 86400000, &n)) {
             return CLI_USAGE;
         }
         o->callback_max_wait_ms = (unsigned)n;
-    } else if (strcmp(a, "--callback-timeout") == 0 ||
-               strcmp(a, "CALLBACK_TIMEOUT") == 0) {
+    } else if (strcmp(a, "--callback-timeout") == 0) {
         if (parse_size(a, v, 3600000, &n) || n == 0) {
             return CLI_USAGE;
         }
@@ -262,9 +259,9 @@ int cli_serve_main(int argc, char **argv)
     static const char *const cb_env[][2] = {
         {"CALLBACK_URL", "--callback-url"},
         {"CALLBACK_OBJECTS", "--callback-objects"},
-        {"CALLBACK_DEBOUNCE_WAIT", "CALLBACK_DEBOUNCE_WAIT"},
-        {"CALLBACK_DEBOUNCE_MAXWAIT", "CALLBACK_DEBOUNCE_MAXWAIT"},
-        {"CALLBACK_TIMEOUT", "CALLBACK_TIMEOUT"},
+        {"CALLBACK_DEBOUNCE_WAIT", "--callback-debounce"},
+        {"CALLBACK_DEBOUNCE_MAXWAIT", "--callback-max-wait"},
+        {"CALLBACK_TIMEOUT", "--callback-timeout"},
     };
     for (size_t k = 0; k < sizeof(cb_env) / sizeof(cb_env[0]); k++) {
         const char *v = getenv(cb_env[k][0]);
