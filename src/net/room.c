@@ -604,6 +604,13 @@ static void take_back(loom_server *s, bool wait)
     }
 }
 
+/* The waiting updates become the writer's batch (it has none). */
+static void hand_over(loom_server *s)
+{
+    s->flying = take_dirty(s);
+    loom__net_writer_submit(s->writer, s->ctx, s->flying);
+}
+
 void loom__net_flush(loom_server *s)
 {
     if (!s->writer) {
@@ -614,8 +621,7 @@ void loom__net_flush(loom_server *s)
         take_back(s, false);
     }
     if (!s->flying && s->dirty) {
-        s->flying = take_dirty(s);
-        loom__net_writer_submit(s->writer, s->ctx, s->flying);
+        hand_over(s);
     }
 }
 
@@ -627,8 +633,7 @@ void loom__net_flush_all(loom_server *s)
     }
     take_back(s, true);
     if (s->dirty) {
-        s->flying = take_dirty(s);
-        loom__net_writer_submit(s->writer, s->ctx, s->flying);
+        hand_over(s);
         take_back(s, true);
     }
 }

@@ -638,12 +638,14 @@ int loom_server_new(const loom_server_options *opts,
         info.retry_and_idle_policy = &s->retry;
     }
     info.timeout_secs = 30;
-    if (opts->tls_cert_file && (access(opts->tls_cert_file, R_OK) != 0 ||
-                                access(opts->tls_key_file, R_OK) != 0)) {
-        bool cert = access(opts->tls_cert_file, R_OK) != 0;
-        loom__error_set(err, LOOM_EIO, 0, 0,
-                        cert ? "cannot read the TLS certificate file"
-                             : "cannot read the TLS key file");
+    const char *unreadable =
+        !opts->tls_cert_file                     ? NULL
+        : access(opts->tls_cert_file, R_OK) != 0 ? "cannot read the TLS "
+                                                   "certificate file"
+        : access(opts->tls_key_file, R_OK) != 0 ? "cannot read the TLS key file"
+                                                : NULL;
+    if (unreadable) {
+        loom__error_set(err, LOOM_EIO, 0, 0, unreadable);
         loom_server_free(s);
         return LOOM_EIO;
     }
