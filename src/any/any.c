@@ -65,6 +65,7 @@ alloc_node(const loom_allocator *a, loom_any_kind kind, size_t extra)
     loom_any *v = a ? a->malloc_fn(a->ud, size) : loom__malloc(a, size);
     if (v) {
         v->kind = (uint8_t)kind;
+        v->flags = 0;
         v->a = a;
     }
     return v;
@@ -381,6 +382,9 @@ append_entry(loom_any *o, const char *key, size_t klen, loom_any *child)
     loom__copy(k, key, klen);
     k[klen] = '\0';
     t->kfree = k + klen + 1;
+    if ((unsigned)(k[0] - '0') <= 9) {
+        o->flags |= LOOM__ANY_DIGIT_KEY;
+    }
     size_t i = o->u.obj.n++;
     o->u.obj.keys[i] = k;
     o->u.obj.klens[i] = klen;
@@ -538,6 +542,9 @@ int loom_any_object_set(loom_any *object,
     loom__copy(k, key, key_len);
     k[key_len] = '\0';
     t->kfree = k + key_len + 1;
+    if ((unsigned)(k[0] - '0') <= 9) {
+        object->flags |= LOOM__ANY_DIGIT_KEY;
+    }
     object->u.obj.n = n + 1;
     object->u.obj.keys[n] = k;
     object->u.obj.klens[n] = key_len;
@@ -584,6 +591,10 @@ static int cmp_idx_key(const void *pa, const void *pb)
 
 int loom__any_js_order(const loom_any *o, size_t **order)
 {
+    if (!(o->flags & LOOM__ANY_DIGIT_KEY)) {
+        *order = NULL; /* no key starts with a digit: none is an index */
+        return LOOM_OK;
+    }
     size_t n = o->u.obj.n;
     size_t nint = 0;
     bool sorted = true; /* integer keys already first and ascending */

@@ -32,103 +32,287 @@ enum {
 
 /* ---- writing ------------------------------------------------------------ */
 
-int loom__any_write_number(loom_buf *b, double v)
+/* Makes room for `need` more bytes so the writers below can store without
+ * checks. */
+static inline int room(loom_buf *b, size_t need)
 {
-    /* tag + at most 8 payload bytes, reserved so failure writes nothing */
-    int rc = loom__buf_reserve(b, 9);
-    if (rc) {
-        return rc;
-    }
-    if (v == trunc(v) && fabs(v) <= 2147483647.0) {
-        /* the varInt in place (room was reserved): most numbers are ints */
-        uint64_t mag = (uint64_t)fabs(v);
-        uint8_t *p = b->data + b->len, *start = p;
-        *p++ = TAG_INT;
-        uint8_t first = (uint8_t)((mag & 0x3f) | (signbit(v) ? 0x40 : 0));
-        mag >>= 6;
-        *p++ = (uint8_t)(first | (mag ? 0x80 : 0));
-        while (mag) {
-            *p++ = (uint8_t)((mag & 0x7f) | (mag > 0x7f ? 0x80 : 0));
-            mag >>= 7;
-        }
-        b->len += (size_t)(p - start);
+    if (b->cap - b->len >= need) {
         return LOOM_OK;
+    }
+    return loom__buf_reserve(b, need);
+}
+
+static inline uint8_t *put_varuint(uint8_t *p, uint64_t v)
+{
+    while (v > 0x7f) {
+        *p++ = (uint8_t)(0x80 | (v & 0x7f));
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static inline uint8_t *put_be(uint8_t *p, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    }
+    return p + n;
+}
+
+/* The Any number rule at p (room for 9 bytes): integers of up to 31 bits
+ * (and -0) as a varInt, else float32 when exact, else float64. */
+static inline uint8_t *put_number(uint8_t *p, double v)
+{
+    /* the range test first: it is false for NaN, so the cast is defined */
+    if (v >= -2147483647.0 && v <= 2147483647.0) {
+        int64_t i = (int64_t)v;
+        if ((double)i == v) {
+            uint64_t mag = (uint64_t)(i < 0 ? -i : i);
+            *p++ = TAG_INT;
+            uint8_t first = (uint8_t)((mag & 0x3f) | (signbit(v) ? 0x40 : 0));
+            mag >>= 6;
+            if (!mag) {
+                *p++ = first;
+                return p;
+            }
+            *p++ = (uint8_t)(first | 0x80);
+            return put_varuint(p, mag);
+        }
     }
     if (!isnan(v) && (isinf(v) || fabs(v) <= FLT_MAX) &&
         (double)(float)v == v) {
-        loom__buf_push(b, TAG_F32);
-        return loom__write_f32(b, (float)v);
+        float f = (float)v;
+        uint32_t u;
+        memcpy(&u, &f, sizeof(u));
+        *p++ = TAG_F32;
+        return put_be(p, u, 4);
     }
-    loom__buf_push(b, TAG_F64);
-    return loom__write_f64(b, v);
+    uint64_t u;
+    memcpy(&u, &v, sizeof(u));
+    *p++ = TAG_F64;
+    return put_be(p, u, 8);
 }
 
+int loom__any_write_number(loom_buf *b, double v)
+{
+    /* tag + at most 8 payload bytes, reserved so failure writes nothing */
+    int rc = room(b, 9);
+    if (rc) {
+        return rc;
+    }
+    b->len = (size_t)(put_number(b->data + b->len, v) - b->data);
+    return LOOM_OK;
+}
+
+/* A length-prefixed byte run (tag first when tag != 0). */
+static inline int put_bytes(loom_buf *b, uint8_t tag, const void *s, size_t len)
+{
+    if (len > SIZE_MAX - 11) {
+        return LOOM_ENOMEM;
+    }
+    int rc = room(b, len + 11);
+    if (rc) {
+        return rc;
+    }
+    uint8_t *p = b->data + b->len;
+    if (tag) {
+        *p++ = tag;
+    }
+    p = put_varuint(p, len);
+    loom__copy(p, s, len);
+    b->len = (size_t)(p + len - b->data);
+    return LOOM_OK;
+}
+
+/* A value without length or children (kinds UNDEFINED..BIGINT) at p, with
+ * room for 9 bytes. */
+static inline uint8_t *put_scalar(uint8_t *p, const loom_any *v)
+{
+    switch ((loom_any_kind)v->kind) {
+    case LOOM_ANY_UNDEFINED:
+        *p++ = TAG_UNDEFINED;
+        return p;
+    case LOOM_ANY_NULL:
+        *p++ = TAG_NULL;
+        return p;
+    case LOOM_ANY_BOOL:
+        *p++ = v->u.b ? TAG_TRUE : TAG_FALSE;
+        return p;
+    case LOOM_ANY_NUMBER:
+        return put_number(p, v->u.num);
+    default: /* BIGINT */
+        *p++ = TAG_BIGINT;
+        return put_be(p, (uint64_t)v->u.big, 8);
+    }
+}
+
+static int write_rec(loom_buf *b, const loom_any *v, int depth);
+
+/* A value that is not an array or object. */
+static inline int write_leaf(loom_buf *b, const loom_any *v)
+{
+    if (v->kind <= LOOM_ANY_BIGINT) {
+        int rc = room(b, 9);
+        if (rc) {
+            return rc;
+        }
+        b->len = (size_t)(put_scalar(b->data + b->len, v) - b->data);
+        return LOOM_OK;
+    }
+    if (v->kind == LOOM_ANY_STRING) {
+        return put_bytes(b, TAG_STRING, v->u.str.p, v->u.str.len);
+    }
+    if (v->kind == LOOM_ANY_BINARY) {
+        return put_bytes(b, TAG_BINARY, v->u.bin.p, v->u.bin.len);
+    }
+    return LOOM_EINVAL; /* SUBDOC and TYPE are no Any values */
+}
+
+/* An object entry: the key, then the value. */
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
+static int put_entry(
+    loom_buf *b, const char *key, size_t klen, const loom_any *c, int depth)
+{
+    int rc = put_bytes(b, 0, key, klen);
+    if (rc) {
+        return rc;
+    }
+    return c->kind == LOOM_ANY_ARRAY || c->kind == LOOM_ANY_OBJECT
+               ? write_rec(b, c, depth)
+               : write_leaf(b, c);
+}
+
+/* Bytes an object takes at most when all its values are scalars or
+ * strings (the common case: one room check, then stores), or 0 when not.
+ * The sum cannot wrap in 64 bits: every length counted is of bytes in
+ * memory, and each entry also takes more memory than the 21 added. */
+static inline uint64_t flat_size(const loom_any *v)
+{
+    uint64_t need = 11;
+    for (size_t i = 0; i < v->u.obj.n; i++) {
+        const loom_any *c = v->u.obj.v[i];
+        if (c->kind > LOOM_ANY_STRING) {
+            return 0;
+        }
+        need += v->u.obj.klens[i] + 21;
+        if (c->kind == LOOM_ANY_STRING) {
+            need += c->u.str.len;
+        }
+    }
+    return need;
+}
+
+/* Writes a flat object (see flat_size) in insertion order, with room
+ * made. */
+static inline void put_flat(loom_buf *b, const loom_any *v)
+{
+    size_t n = v->u.obj.n;
+    char *const *keys = v->u.obj.keys;
+    const size_t *klens = v->u.obj.klens;
+    loom_any *const *vals = v->u.obj.v;
+    uint8_t *p = b->data + b->len;
+    *p++ = TAG_OBJECT;
+    p = put_varuint(p, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t klen = klens[i];
+        const loom_any *c = vals[i];
+        p = put_varuint(p, klen);
+        loom__copy(p, keys[i], klen);
+        p += klen;
+        if (c->kind == LOOM_ANY_STRING) {
+            size_t len = c->u.str.len;
+            *p++ = TAG_STRING;
+            p = put_varuint(p, len);
+            loom__copy(p, c->u.str.p, len);
+            p += len;
+        } else {
+            p = put_scalar(p, c);
+        }
+    }
+    b->len = (size_t)(p - b->data);
+}
+
+/*
+ * Strings and keys are already valid UTF-8 (checked when the value was
+ * built or read), so they are copied as they are. Each writer makes room
+ * for what it writes and then stores without checks; scalars in containers
+ * are written without recursing.
+ */
 // NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
 static int write_rec(loom_buf *b, const loom_any *v, int depth)
 {
     int rc;
-    switch ((loom_any_kind)v->kind) {
-    case LOOM_ANY_UNDEFINED:
-        return loom__buf_push(b, TAG_UNDEFINED);
-    case LOOM_ANY_NULL:
-        return loom__buf_push(b, TAG_NULL);
-    case LOOM_ANY_BOOL:
-        return loom__buf_push(b, v->u.b ? TAG_TRUE : TAG_FALSE);
-    case LOOM_ANY_NUMBER:
-        return loom__any_write_number(b, v->u.num);
-    case LOOM_ANY_BIGINT:
-        rc = loom__buf_push(b, TAG_BIGINT);
-        return rc ? rc : loom__write_i64(b, v->u.big);
-    case LOOM_ANY_STRING:
-        rc = loom__buf_push(b, TAG_STRING);
-        return rc ? rc : loom__write_varstring(b, v->u.str.p, v->u.str.len);
-    case LOOM_ANY_BINARY:
-        rc = loom__buf_push(b, TAG_BINARY);
-        return rc ? rc : loom__write_varbytes(b, v->u.bin.p, v->u.bin.len);
-    case LOOM_ANY_ARRAY:
+    uint8_t *p;
+    if (v->kind == LOOM_ANY_ARRAY) {
         if (depth >= LOOM__MAX_DEPTH) {
             return LOOM_ELIMIT;
         }
-        rc = loom__buf_push(b, TAG_ARRAY);
-        if (!rc) {
-            rc = loom__write_varuint(b, v->u.arr.n);
-        }
-        for (size_t i = 0; !rc && i < v->u.arr.n; i++) {
-            rc = write_rec(b, v->u.arr.v[i], depth + 1);
-        }
-        return rc;
-    case LOOM_ANY_OBJECT: {
-        if (depth >= LOOM__MAX_DEPTH) {
-            return LOOM_ELIMIT;
-        }
-        size_t *order;
-        rc = loom__any_js_order(v, &order);
-        if (rc) {
+        if ((rc = room(b, 11))) {
             return rc;
         }
-        rc = loom__buf_push(b, TAG_OBJECT);
-        if (!rc) {
-            rc = loom__write_varuint(b, v->u.obj.n);
+        p = b->data + b->len;
+        *p++ = TAG_ARRAY;
+        b->len = (size_t)(put_varuint(p, v->u.arr.n) - b->data);
+        for (size_t i = 0; !rc && i < v->u.arr.n; i++) {
+            const loom_any *c = v->u.arr.v[i];
+            rc = c->kind == LOOM_ANY_ARRAY || c->kind == LOOM_ANY_OBJECT
+                     ? write_rec(b, c, depth + 1)
+                     : write_leaf(b, c);
         }
-        for (size_t k = 0; !rc && k < v->u.obj.n; k++) {
-            size_t i = order ? order[k] : k;
-            rc = loom__write_varstring(b, v->u.obj.keys[i], v->u.obj.klens[i]);
-            if (!rc) {
-                rc = write_rec(b, v->u.obj.v[i], depth + 1);
-            }
-        }
-        loom__free(v->a, order, v->u.obj.n * sizeof(*order));
         return rc;
     }
-    case LOOM_ANY_SUBDOC:
-    case LOOM_ANY_TYPE:
-        return LOOM_EINVAL;
+    if (v->kind != LOOM_ANY_OBJECT) {
+        return write_leaf(b, v);
     }
-    return LOOM_EINVAL;
+    if (depth >= LOOM__MAX_DEPTH) {
+        return LOOM_ELIMIT;
+    }
+    if (!(v->flags & LOOM__ANY_DIGIT_KEY)) {
+        /* insertion order is the JS order */
+        uint64_t need = flat_size(v);
+        if (need && need <= SIZE_MAX) {
+            if ((rc = room(b, (size_t)need))) {
+                return rc;
+            }
+            put_flat(b, v);
+            return LOOM_OK;
+        }
+    }
+    size_t *order = NULL;
+    if ((rc = loom__any_js_order(v, &order))) {
+        return rc;
+    }
+    rc = room(b, 11);
+    if (!rc) {
+        p = b->data + b->len;
+        *p++ = TAG_OBJECT;
+        b->len = (size_t)(put_varuint(p, v->u.obj.n) - b->data);
+    }
+    for (size_t k = 0; !rc && k < v->u.obj.n; k++) {
+        size_t i = order ? order[k] : k;
+        rc = put_entry(b, v->u.obj.keys[i], v->u.obj.klens[i], v->u.obj.v[i],
+                       depth + 1);
+    }
+    if (order) {
+        loom__free(v->a, order, v->u.obj.n * sizeof(*order));
+    }
+    return rc;
 }
 
 int loom__any_write(loom_buf *b, const loom_any *v)
 {
+    /* a flat object (what maps mostly hold) without the recursion */
+    if (v->kind == LOOM_ANY_OBJECT && !(v->flags & LOOM__ANY_DIGIT_KEY)) {
+        uint64_t need = flat_size(v);
+        if (need && need <= SIZE_MAX) {
+            int rc = room(b, (size_t)need);
+            if (!rc) {
+                put_flat(b, v);
+            }
+            return rc;
+        }
+    }
     size_t start = b->len;
     int rc = write_rec(b, v, 0);
     if (rc) {
