@@ -579,7 +579,7 @@ static bool number_canon(const loom__reader *r, size_t start, double v)
  * most 16 keys, none integer-like, repeated or "__proto__").
  */
 // NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
-int loom__any_check(loom__reader *r, int depth, bool *canon)
+static LOOM__NOINLINE int check_slow(loom__reader *r, int depth, bool *canon)
 {
     if (r->err) {
         return r->err;
@@ -687,6 +687,140 @@ int loom__any_check(loom__reader *r, int depth, bool *canon)
     default:
         return bad_tag(r, start);
     }
+}
+
+
+/*
+ * The fast path of loom__any_check, for what yjs writes for small values:
+ * single-byte lengths and counts, ASCII keys and strings, small ints,
+ * objects of up to 16 keys none of which could be an index, "__proto__" or
+ * a repeat. It reads through a local pointer and stores the position once.
+ * Anything else makes it give up (returning 1) with the reader where the
+ * value starts, and check_slow reads the value again with every rule and
+ * error; the only side effect before giving up is what nested values
+ * (checked by loom__any_check itself) did to *canon and the reader, which
+ * check_slow repeats identically.
+ */
+static LOOM__INLINE const uint8_t *fast_scalar(const uint8_t *p,
+                                               const uint8_t *end)
+{
+    /* p < end */
+    switch (*p) {
+    case TAG_UNDEFINED:
+    case TAG_NULL:
+    case TAG_TRUE:
+    case TAG_FALSE:
+        return p + 1;
+    case TAG_INT: {
+        /* a varInt of up to 31 bits in its minimal form (no zero last
+         * byte), as loom__any_write_number writes it */
+        if (end - p >= 2 && p[1] < 0x80) {
+            return p + 2;
+        }
+        uint32_t mag = 0;
+        unsigned shift = 6;
+        const uint8_t *q = p + 2;
+        uint8_t b;
+        do {
+            if (q >= end || shift > 27) {
+                return NULL;
+            }
+            b = *q++;
+            mag |= (uint32_t)(b & 0x7f) << shift;
+            shift += 7;
+        } while (b & 0x80);
+        return b != 0 && mag <= 0x7fffffffu ? q : NULL;
+    }
+    case TAG_STRING: {
+        if (end - p < 2) {
+            return NULL;
+        }
+        size_t len = p[1];
+        if (len >= 0x80 || len > (size_t)(end - p - 2)) {
+            return NULL;
+        }
+        const char *str = (const char *)p + 2;
+        if (!(len <= 16 && loom__ascii_short(str, len)) &&
+            !loom__utf8_valid(str, len)) {
+            return NULL;
+        }
+        return p + 2 + len;
+    }
+    default:
+        return NULL;
+    }
+}
+
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
+int loom__any_check(loom__reader *r, int depth, bool *canon)
+{
+    if (r->err) {
+        return r->err;
+    }
+    const uint8_t *start = r->p + r->pos, *end = r->p + r->len;
+    if (start >= end) {
+        return check_slow(r, depth, canon);
+    }
+    const uint8_t *p = start;
+    if (*p != TAG_OBJECT) {
+        const uint8_t *q = fast_scalar(p, end);
+        if (!q) {
+            return check_slow(r, depth, canon);
+        }
+        r->pos = (size_t)(q - r->p);
+        return LOOM_OK;
+    }
+    /* the count: one byte, at most 16, and room for a key length and a tag
+     * per entry (the slow path reports a count that does not fit) */
+    if (depth >= LOOM__MAX_DEPTH || end - p < 2 || p[1] > 16 ||
+        p[1] > (end - p - 2) / 2) {
+        return check_slow(r, depth, canon);
+    }
+    size_t n = p[1];
+    p += 2;
+    const uint8_t *keys[16];
+    uint8_t lens[16];
+    uint32_t seen = 0; /* key lengths seen, mod 32: most keys differ */
+    for (size_t i = 0; i < n; i++) {
+        if (p >= end) {
+            goto slow;
+        }
+        size_t klen = *p++;
+        if (klen >= 0x80 || klen >= (size_t)(end - p) ||
+            (klen && (unsigned)(p[0] - '0') <= 9) ||
+            (klen == 9 && memcmp(p, "__proto__", 9) == 0) ||
+            (!(klen <= 16 && loom__ascii_short(p, klen)) &&
+             !loom__utf8_valid((const char *)p, klen))) {
+            goto slow;
+        }
+        uint32_t bit = (uint32_t)1 << (klen & 31);
+        for (size_t j = 0; (seen & bit) && j < i; j++) {
+            if (lens[j] == klen && memcmp(keys[j], p, klen) == 0) {
+                goto slow;
+            }
+        }
+        seen |= bit;
+        keys[i] = p;
+        lens[i] = (uint8_t)klen;
+        p += klen; /* < end: klen < end - p above */
+        const uint8_t *q = fast_scalar(p, end);
+        if (q) {
+            p = q;
+            continue;
+        }
+        /* a nested or unusual value: the full check, from here */
+        r->pos = (size_t)(p - r->p);
+        int rc = loom__any_check(r, depth + 1, canon);
+        if (rc) {
+            return rc;
+        }
+        p = r->p + r->pos;
+    }
+    r->pos = (size_t)(p - r->p);
+    return LOOM_OK;
+slow:
+    r->pos = (size_t)(start - r->p);
+    return check_slow(r, depth, canon);
 }
 
 int loom__any_skip(loom__reader *r, int depth)

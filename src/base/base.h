@@ -15,12 +15,15 @@
 
 #include "loom/common.h"
 
-/* Keeps a rarely taken path out of a hot caller, so the caller stays a
- * leaf that saves no registers. */
+/* LOOM__NOINLINE keeps a rarely taken path out of a hot caller, so the
+ * caller stays a leaf that saves no registers; LOOM__INLINE puts a small
+ * hot helper into each of its callers. */
 #if defined(__GNUC__)
 #    define LOOM__NOINLINE __attribute__((noinline))
+#    define LOOM__INLINE   inline __attribute__((always_inline))
 #else
 #    define LOOM__NOINLINE
+#    define LOOM__INLINE inline
 #endif
 
 /* Largest integer lib0 reads from a varUint (JS Number.MAX_SAFE_INTEGER). */
@@ -187,12 +190,9 @@ loom__read_varstring(loom__reader *r, const char **s, size_t *len)
 {
     if (!r->err && r->pos < r->len) {
         size_t n = r->p[r->pos];
-        if (n < 0x80 && n < r->len - r->pos) {
+        if (n <= 16 && n < r->len - r->pos) {
             const uint8_t *q = r->p + r->pos + 1;
-            uint8_t acc = 0;
-            for (size_t i = 0; i < n; i++)
-                acc |= q[i];
-            if (acc < 0x80) { /* ASCII: valid UTF-8 */
+            if (loom__ascii_short(q, n)) { /* ASCII: valid UTF-8 */
                 *s = (const char *)q;
                 *len = n;
                 r->pos += 1 + n;
