@@ -717,7 +717,7 @@ static LOOM__INLINE const uint8_t *fast_scalar(const uint8_t *p,
         if (end - p >= 2 && p[1] < 0x80) {
             return p + 2;
         }
-        uint32_t mag = 0;
+        uint64_t mag = 0; /* up to 34 bits before the range test */
         unsigned shift = 6;
         const uint8_t *q = p + 2;
         uint8_t b;
@@ -726,7 +726,7 @@ static LOOM__INLINE const uint8_t *fast_scalar(const uint8_t *p,
                 return NULL;
             }
             b = *q++;
-            mag |= (uint32_t)(b & 0x7f) << shift;
+            mag |= (uint64_t)(b & 0x7f) << shift;
             shift += 7;
         } while (b & 0x80);
         return b != 0 && mag <= 0x7fffffffu ? q : NULL;

@@ -99,6 +99,15 @@ static void test_non_canonical(void **state)
         {"7b4000000000000000"},           /* 2.0 as float64 -> varInt */
         {"7c40000000"},                   /* 2.0 as float32 -> varInt */
         {"7d8000"},                       /* non-minimal varInt 0 */
+        {"7dbfffffff0f"},                 /* 2^31-1: canonical varInt */
+        {"7dffffffff0f"},                 /* -(2^31-1): canonical */
+        {"7d8080808010"},                 /* 2^31 as varInt -> float32 */
+        {"7dbfffffff1f"},                 /* 2^32-1 as varInt -> float64 */
+        {"7dbfffffff7f"},                 /* 2^34-1 as varInt -> float64 */
+        {"7d8080808020"},                 /* 2^32 as varInt -> float32 */
+        {"7d8180808020"},                 /* 2^32+1 as varInt -> float64 */
+        {"7d80808080808001"},             /* long varInt */
+        {"7d81808000"},                   /* 1 with zero tail bytes */
         {"778100"},                       /* string with non-minimal length */
         {"77026869"},                     /* canonical string */
         {"760201617d0101627d05"},         /* {a: 1, b: 5}: canonical */
@@ -156,7 +165,11 @@ static void gen(loom_buf *b, uint32_t *s, int depth)
         break;
     case 3:
         loom__buf_push(b, 125);
-        loom__write_varint(b, rng(s) & 1, rng(s) % 100000);
+        if (rng(s) % 4 == 0) /* past 31 bits too */
+            loom__write_varint(b, rng(s) & 1,
+                               ((uint64_t)rng(s) << (rng(s) % 22)));
+        else
+            loom__write_varint(b, rng(s) & 1, rng(s) % 100000);
         break;
     case 4:
         loom__buf_push(b, 123);
