@@ -225,8 +225,9 @@ int loom_any_new_binary(const loom_allocator *a,
     if (len > SIZE_MAX - sizeof(loom_any)) {
         return LOOM_ENOMEM;
     }
-    /* the bytes follow the node, as a string's do */
-    loom_any *v = alloc_node(a, LOOM_ANY_BINARY, len);
+    /* the bytes follow the node, as a string's do; at least one byte, as
+     * loom__memdup(len 0) gave (some callers copy max(len, 1) bytes) */
+    loom_any *v = alloc_node(a, LOOM_ANY_BINARY, len ? len : 1);
     if (!v) {
         return LOOM_ENOMEM;
     }
@@ -662,7 +663,7 @@ void loom_any_free(loom_any *v)
         loom__free(a, v->u.str.p, v->u.str.len + 1);
         break;
     case LOOM_ANY_BINARY:
-        loom__free(a, v, sizeof(*v) + v->u.bin.len);
+        loom__free(a, v, sizeof(*v) + (v->u.bin.len ? v->u.bin.len : 1));
         return;
     case LOOM_ANY_ARRAY:
         for (size_t i = 0; i < v->u.arr.n; i++) {
