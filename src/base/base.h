@@ -226,6 +226,12 @@ int loom__strmap_upsert(loom__strmap *m,
                         const char *key,
                         size_t klen,
                         loom__strmap_entry **out);
+/* The same, telling whether the entry was created. */
+int loom__strmap_intern(loom__strmap *m,
+                        const char *key,
+                        size_t klen,
+                        loom__strmap_entry **out,
+                        bool *created);
 uint64_t loom__hash_bytes(const void *p, size_t n);
 
 /* ---- misc -------------------------------------------------------------- */

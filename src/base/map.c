@@ -221,15 +221,22 @@ void loom__strmap_free(loom__strmap *m)
     m->n = m->ecap = m->icap = 0;
 }
 
-static loom__strmap_entry *
-find_hashed(const loom__strmap *m, const char *key, size_t klen, uint64_t h)
+/* The entry for key (hash h), or NULL with *slot set to the empty slot of
+ * idx where it would go. */
+static loom__strmap_entry *find_hashed(const loom__strmap *m,
+                                       const char *key,
+                                       size_t klen,
+                                       uint64_t h,
+                                       size_t *slot)
 {
     if (m->icap == 0) {
+        *slot = 0;
         return NULL;
     }
     size_t mask = m->icap - 1;
     uint32_t tag = (uint32_t)(h >> 32);
-    for (size_t i = (size_t)h & mask; m->idx[i]; i = (i + 1) & mask) {
+    size_t i = (size_t)h & mask;
+    for (; m->idx[i]; i = (i + 1) & mask) {
         uint64_t v = m->idx[i];
         if ((uint32_t)(v >> 32) != tag) {
             continue;
@@ -239,13 +246,15 @@ find_hashed(const loom__strmap *m, const char *key, size_t klen, uint64_t h)
             return e;
         }
     }
+    *slot = i;
     return NULL;
 }
 
 loom__strmap_entry *
 loom__strmap_find(const loom__strmap *m, const char *key, size_t klen)
 {
-    return find_hashed(m, key, klen, loom__hash_bytes(key, klen));
+    size_t slot;
+    return find_hashed(m, key, klen, loom__hash_bytes(key, klen), &slot);
 }
 
 static void idx_place(uint64_t *idx, size_t icap, uint64_t h, uint32_t v)
@@ -277,26 +286,31 @@ static int idx_grow(loom__strmap *m)
     return LOOM_OK;
 }
 
-int loom__strmap_upsert(loom__strmap *m,
+int loom__strmap_intern(loom__strmap *m,
                         const char *key,
                         size_t klen,
-                        loom__strmap_entry **out)
+                        loom__strmap_entry **out,
+                        bool *created)
 {
     uint64_t h = loom__hash_bytes(key, klen);
-    loom__strmap_entry *e = find_hashed(m, key, klen, h);
+    size_t slot;
+    loom__strmap_entry *e = find_hashed(m, key, klen, h, &slot);
     if (e) {
         *out = e;
+        *created = false;
         return LOOM_OK;
     }
     if (m->n >= UINT32_MAX - 1) {
         return LOOM_ELIMIT;
     }
     int rc;
+    bool grown = false;
     if ((m->n + 1) * 4 > m->icap * 3) {
         rc = idx_grow(m);
         if (rc) {
             return rc;
         }
+        grown = true;
     }
     void *ev = m->e;
     rc = loom__vec_reserve(m->a, &ev, &m->ecap, m->n + 1, sizeof(*m->e));
@@ -314,7 +328,21 @@ int loom__strmap_upsert(loom__strmap *m,
     e->hash = h;
     e->val = NULL;
     m->n++;
-    idx_place(m->idx, m->icap, h, (uint32_t)m->n);
+    if (grown) {
+        idx_place(m->idx, m->icap, h, (uint32_t)m->n);
+    } else {
+        m->idx[slot] = (h >> 32) << 32 | (uint32_t)m->n;
+    }
     *out = e;
+    *created = true;
     return LOOM_OK;
+}
+
+int loom__strmap_upsert(loom__strmap *m,
+                        const char *key,
+                        size_t klen,
+                        loom__strmap_entry **out)
+{
+    bool created;
+    return loom__strmap_intern(m, key, klen, out, &created);
 }

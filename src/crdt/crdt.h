@@ -127,18 +127,27 @@ typedef struct loom__client {
     uint64_t before;  /* state at the start of that transaction */
 } loom__client;
 
+/* A changed map key: the parent map's own copy (loom__item.parent_sub), so
+ * within one type two keys are equal exactly when their pointers are. */
+typedef struct loom__ckey {
+    const char *p;
+    size_t len;
+} loom__ckey;
+
 /* Per-type bookkeeping for the current transaction. A transaction's
  * entries keep their vectors for the next transaction (typing and map sets
  * open one per change). */
 typedef struct loom__changed {
     loom_type *type;
-    bool seq;     /* the sequence changed (key null) */
-    size_t *koff; /* changed map keys, in order of change: their bytes are at
-                     koff[k] in the transaction's kbuf (loom__changed_key) */
-    size_t *klens;
-    size_t nkeys, kcap, lcap; /* lcap: capacity of klens */
-    uint32_t *kset;           /* past a few keys, a hash set of key index + 1 */
-    size_t kscap;
+    bool seq;         /* the sequence changed (key null) */
+    loom__ckey *keys; /* changed map keys, in order of change */
+    size_t nkeys, kcap;
+    /* Past a few keys, a hash set (of key index + 1, by key pointer) of
+     * the first kset_n keys, brought up to date when it is asked: keys
+     * known to be new are only appended (loading a map adds every key
+     * once, and nothing asks). */
+    uint32_t *kset;
+    size_t kscap, kset_n;
 } loom__changed;
 
 /* Search markers: cached (item, visible index) pairs of a sequence, so
@@ -165,6 +174,9 @@ struct loom_type {
      * item that just got its key finds the entry without hashing again
      * (checked by key pointer, so a stale hint costs only the lookup). */
     size_t key_hint;
+    /* That entry was created by the lookup and has had no item since: its
+     * key cannot be among the keys a transaction recorded as changed. */
+    bool key_new;
     uint64_t length;
     bool has_formatting;
     bool freed_content; /* GC'd: start/map cleared */
@@ -245,16 +257,7 @@ struct loom_txn {
     size_t bblen, bbcap;
     uint64_t back_units; /* units deleted by those backspaces */
     uint64_t ds_units;   /* units added to ds by anything */
-    char *kbuf; /* the bytes of every changed key (loom__changed.koff) */
-    size_t kblen, kbcap;
 };
-
-/* Changed key k of ch, of length ch->klens[k] (not NUL-terminated). */
-static inline const char *
-loom__changed_key(const loom_txn *t, const loom__changed *ch, size_t k)
-{
-    return t->kbuf + ch->koff[k];
-}
 
 /* Transactions waiting for cleanup, in order (Yjs _transactionCleanups). */
 typedef struct loom__txn_queue {
@@ -407,13 +410,22 @@ int loom__type_root_get_or_add(loom_doc *d,
                                const char *name,
                                size_t len,
                                loom_type **out);
-/* Marks a type changed for the current transaction (key NULL: sequence). */
+/* Marks a type changed for the current transaction (key NULL: sequence).
+ * A key is the parent map's copy (an item's parent_sub). */
 int loom__txn_add_changed(loom_txn *t,
                           loom_type *type,
                           const char *key,
                           size_t klen);
+/* The same for a key whose map entry has had no item before (key_new):
+ * it cannot have been recorded, so it is appended without a lookup. */
+int loom__txn_add_new_key(loom_txn *t,
+                          loom_type *type,
+                          const char *key,
+                          size_t klen);
 /* The parent map's own copy of key (created with no item if missing), what
- * an item's parent_sub points to; *out is NUL-terminated. */
+ * an item's parent_sub points to; *out is NUL-terminated. Leaves the
+ * entry's index in type->key_hint and whether it was created in
+ * type->key_new. */
 int loom__type_key(loom_type *type,
                    const char *key,
                    size_t klen,

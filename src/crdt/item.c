@@ -364,12 +364,14 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
         (rc = loom__cs_reserve(d->a, own)) || (rc = loom__txn_touch(t, own)))
         return drop_unlinked(d, it, rc);
     size_t ei = 0; /* the key's entry in parent->map: looked up once */
+    bool key_new = false;
     if (it->parent_sub) {
         const char *k;
         if ((rc = loom__type_key(parent, it->parent_sub, it->parent_sub_len,
                                  &k)))
             return drop_unlinked(d, it, rc);
         ei = parent->key_hint;
+        key_new = parent->key_new;
     }
     if ((!it->left && (!it->right || it->right->left)) ||
         (it->left && it->left->right != it->right)) {
@@ -433,6 +435,8 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     rc = loom__store_push(d, it);
     if (rc)
         return rc;
+    if (key_new)
+        parent->key_new = false; /* the entry has an item now */
     if (it->right) {
         it->right->left = it;
     } else if (it->parent_sub) {
@@ -450,7 +454,10 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     rc = content_integrate(t, it);
     if (rc)
         return rc;
-    rc = loom__txn_add_changed(t, parent, it->parent_sub, it->parent_sub_len);
+    rc = key_new ? loom__txn_add_new_key(t, parent, it->parent_sub,
+                                         it->parent_sub_len)
+                 : loom__txn_add_changed(t, parent, it->parent_sub,
+                                         it->parent_sub_len);
     if (rc)
         return rc;
     if ((parent->item && loom__item_deleted(parent->item)) ||
@@ -487,7 +494,7 @@ static void txn_unchange(loom_txn *t, loom_type *type)
         return;
     loom__changed *ch = &t->changed[type->changed_idx];
     ch->seq = false;
-    ch->nkeys = 0;
+    ch->nkeys = ch->kset_n = 0;
     loom__free(t->doc->a, ch->kset, ch->kscap * sizeof(*ch->kset));
     ch->kset = NULL;
     ch->kscap = 0;

@@ -86,67 +86,108 @@ int loom__txn_add_merge(loom_txn *t, loom__id id)
 /* Key sets of changed entries stay linear up to this many keys. */
 #define KSET_MIN 8
 
-static uint64_t key_hash(const char *key, size_t klen)
+/* Keys are compared by pointer (loom__ckey), so they are hashed by it. */
+static size_t key_slot(const char *key, size_t mask)
 {
-    return loom__hash_bytes(key, klen);
+    uint64_t x = (uint64_t)(uintptr_t)key * 0x9e3779b97f4a7c15ULL;
+    return (size_t)(x >> 32) & mask;
 }
 
-/* (Re)builds ch's hash set of its nkeys keys, at most half full. */
-static int kset_build(const loom_txn *t, loom__changed *ch)
+/* Brings ch's hash set up to date with its nkeys keys (at most half
+ * full), rebuilding it when it is empty or too small. */
+static int kset_update(const loom_txn *t, loom__changed *ch)
 {
-    size_t cap = 32;
-    while (cap < (ch->nkeys + 1) * 2)
-        cap *= 2;
-    uint32_t *ks = ch->kset;
-    if (cap != ch->kscap) {
-        ks = loom__calloc(t->doc->a, cap * sizeof(*ks));
-        if (!ks)
-            return LOOM_ENOMEM;
-        loom__free(t->doc->a, ch->kset, ch->kscap * sizeof(*ch->kset));
-        ch->kset = ks;
-        ch->kscap = cap;
-    } else {
-        memset(ks, 0, cap * sizeof(*ks));
+    size_t from = ch->kset_n;
+    if (ch->kset_n == 0 || ch->nkeys * 2 > ch->kscap) {
+        size_t cap = 32;
+        while (cap < ch->nkeys * 2)
+            cap *= 2;
+        uint32_t *ks = ch->kset;
+        if (cap != ch->kscap) {
+            ks = loom__calloc(t->doc->a, cap * sizeof(*ks));
+            if (!ks)
+                return LOOM_ENOMEM;
+            loom__free(t->doc->a, ch->kset, ch->kscap * sizeof(*ch->kset));
+            ch->kset = ks;
+            ch->kscap = cap;
+        } else {
+            memset(ks, 0, cap * sizeof(*ks));
+        }
+        from = 0;
     }
-    for (size_t k = 0; k < ch->nkeys; k++) {
-        size_t j =
-            key_hash(loom__changed_key(t, ch, k), ch->klens[k]) & (cap - 1);
-        while (ks[j])
-            j = (j + 1) & (cap - 1);
-        ks[j] = (uint32_t)(k + 1);
+    size_t mask = ch->kscap - 1;
+    for (size_t k = from; k < ch->nkeys; k++) {
+        size_t j = key_slot(ch->keys[k].p, mask);
+        while (ch->kset[j])
+            j = (j + 1) & mask;
+        ch->kset[j] = (uint32_t)(k + 1);
     }
+    ch->kset_n = ch->nkeys;
     return LOOM_OK;
 }
 
-static bool key_is(const loom_txn *t,
-                   const loom__changed *ch,
-                   size_t k,
-                   const char *key,
-                   size_t klen)
-{
-    return ch->klens[k] == klen &&
-           memcmp(loom__changed_key(t, ch, k), key, klen) == 0;
-}
-
-static bool changed_has(const loom_txn *t,
-                        const loom__changed *ch,
-                        const char *key,
-                        size_t klen)
+/* Is key among ch's keys? */
+static int changed_has(const loom_txn *t, loom__changed *ch, const char *key)
 {
     if (ch->nkeys <= KSET_MIN) {
         for (size_t k = 0; k < ch->nkeys; k++) {
-            if (key_is(t, ch, k, key, klen))
-                return true;
+            if (ch->keys[k].p == key)
+                return 1;
         }
-        return false;
+        return 0;
     }
-    size_t j = key_hash(key, klen) & (ch->kscap - 1);
-    while (ch->kset[j]) {
-        if (key_is(t, ch, ch->kset[j] - 1, key, klen))
-            return true;
-        j = (j + 1) & (ch->kscap - 1);
+    if (ch->kset_n != ch->nkeys) {
+        int rc = kset_update(t, ch);
+        if (rc)
+            return rc;
     }
-    return false;
+    size_t mask = ch->kscap - 1;
+    for (size_t j = key_slot(key, mask); ch->kset[j]; j = (j + 1) & mask) {
+        if (ch->keys[ch->kset[j] - 1].p == key)
+            return 1;
+    }
+    return 0;
+}
+
+/* The entry of type in t->changed (added if missing), or NULL when the
+ * type's changes are not recorded: it was added in this transaction or is
+ * deleted (*rc stays LOOM_OK), or out of memory. */
+static inline loom__changed *
+changed_entry(loom_txn *t, loom_type *type, int *rc)
+{
+    const loom__item *item = type->item;
+    if (item && !(item->id.clock < loom__txn_before(t, item->id.client) &&
+                  !loom__item_deleted(item)))
+        return NULL;
+    if (type->txn_seq == t->seq)
+        return &t->changed[type->changed_idx];
+    size_t old = t->chcap;
+    if (loom__vec_reserve(t->doc->a, (void **)&t->changed, &t->chcap,
+                          t->nchanged + 1, sizeof(*t->changed))) {
+        *rc = LOOM_ENOMEM;
+        return NULL;
+    }
+    if (t->chcap > old) /* new entries own no vectors yet */
+        memset(t->changed + old, 0, (t->chcap - old) * sizeof(*t->changed));
+    loom__changed *ch = &t->changed[t->nchanged];
+    ch->type = type;
+    ch->seq = false;
+    ch->nkeys = 0; /* keys and kset are kept from last use */
+    ch->kset_n = 0;
+    type->txn_seq = t->seq;
+    type->changed_idx = t->nchanged++;
+    return ch;
+}
+
+static inline int
+key_push(loom_txn *t, loom__changed *ch, const char *key, size_t klen)
+{
+    if (loom__vec_reserve(t->doc->a, (void **)&ch->keys, &ch->kcap,
+                          ch->nkeys + 1, sizeof(*ch->keys)))
+        return LOOM_ENOMEM;
+    ch->keys[ch->nkeys].p = key;
+    ch->keys[ch->nkeys++].len = klen;
+    return LOOM_OK;
 }
 
 int loom__txn_add_changed(loom_txn *t,
@@ -154,62 +195,28 @@ int loom__txn_add_changed(loom_txn *t,
                           const char *key,
                           size_t klen)
 {
-    const loom__item *item = type->item;
-    if (item && !(item->id.clock < loom__txn_before(t, item->id.client) &&
-                  !loom__item_deleted(item)))
-        return LOOM_OK;
-    const loom_allocator *a = t->doc->a;
-    loom__changed *ch;
-    if (type->txn_seq == t->seq) {
-        ch = &t->changed[type->changed_idx];
-    } else {
-        size_t old = t->chcap;
-        if (loom__vec_reserve(a, (void **)&t->changed, &t->chcap,
-                              t->nchanged + 1, sizeof(*t->changed)))
-            return LOOM_ENOMEM;
-        if (t->chcap > old) /* new entries own no vectors yet */
-            memset(t->changed + old, 0, (t->chcap - old) * sizeof(*t->changed));
-        ch = &t->changed[t->nchanged];
-        ch->type = type;
-        ch->seq = false;
-        ch->nkeys = 0; /* koff, klens and kset are kept from last use */
-        type->txn_seq = t->seq;
-        type->changed_idx = t->nchanged++;
-    }
+    int rc = LOOM_OK;
+    loom__changed *ch = changed_entry(t, type, &rc);
+    if (!ch)
+        return rc;
     if (!key) {
         ch->seq = true;
         return LOOM_OK;
     }
-    if (changed_has(t, ch, key, klen))
-        return LOOM_OK;
-    if (loom__vec_reserve(a, (void **)&ch->koff, &ch->kcap, ch->nkeys + 1,
-                          sizeof(*ch->koff)) ||
-        loom__vec_reserve(a, (void **)&ch->klens, &ch->lcap, ch->nkeys + 1,
-                          sizeof(*ch->klens)) ||
-        loom__vec_reserve(a, (void **)&t->kbuf, &t->kbcap, t->kblen + klen + 1,
-                          1))
-        return LOOM_ENOMEM;
-    memcpy(t->kbuf + t->kblen, key, klen);
-    ch->koff[ch->nkeys] = t->kblen;
-    ch->klens[ch->nkeys] = klen;
-    t->kblen += klen;
-    size_t k = ch->nkeys++;
-    if (ch->nkeys <= KSET_MIN)
-        return LOOM_OK;
-    /* the set is valid while there are more than KSET_MIN keys */
-    if (ch->nkeys == KSET_MIN + 1 || ch->nkeys * 2 >= ch->kscap) {
-        int rc = kset_build(t, ch);
-        if (rc) {
-            ch->nkeys--;
-            t->kblen -= klen;
-        }
-        return rc;
-    }
-    size_t j = key_hash(key, klen) & (ch->kscap - 1);
-    while (ch->kset[j])
-        j = (j + 1) & (ch->kscap - 1);
-    ch->kset[j] = (uint32_t)(k + 1);
-    return LOOM_OK;
+    rc = changed_has(t, ch, key);
+    if (rc)
+        return rc < 0 ? rc : LOOM_OK;
+    return key_push(t, ch, key, klen);
+}
+
+int loom__txn_add_new_key(loom_txn *t,
+                          loom_type *type,
+                          const char *key,
+                          size_t klen)
+{
+    int rc = LOOM_OK;
+    loom__changed *ch = changed_entry(t, type, &rc);
+    return ch ? key_push(t, ch, key, klen) : rc;
 }
 
 /*
@@ -292,28 +299,20 @@ static void txn_reset(loom_doc *d, loom_txn *t)
     for (size_t i = 0; i < t->nchanged; i++) {
         loom__changed *ch = &t->changed[i];
         /* vectors stay for the next use, unless a big transaction grew them */
-        if (ch->kcap > 64 || ch->lcap > 64) {
-            loom__free(a, ch->koff, ch->kcap * sizeof(*ch->koff));
-            loom__free(a, ch->klens, ch->lcap * sizeof(*ch->klens));
-            ch->koff = NULL;
-            ch->klens = NULL;
-            ch->kcap = ch->lcap = 0;
+        if (ch->kcap > 64) {
+            loom__free(a, ch->keys, ch->kcap * sizeof(*ch->keys));
+            ch->keys = NULL;
+            ch->kcap = 0;
         }
         if (ch->kscap > 256) {
             loom__free(a, ch->kset, ch->kscap * sizeof(*ch->kset));
             ch->kset = NULL;
             ch->kscap = 0;
         }
-        ch->nkeys = 0;
+        ch->nkeys = ch->kset_n = 0;
         if (ch->type && ch->type->txn_seq == t->seq)
             ch->type->txn_seq = 0;
     }
-    if (t->kbcap > 65536) {
-        loom__free(a, t->kbuf, t->kbcap);
-        t->kbuf = NULL;
-        t->kbcap = 0;
-    }
-    t->kblen = 0;
     for (size_t i = 0; i < t->ntouched; i++) {
         if (t->touched[i]->txn_seq == t->seq)
             t->touched[i]->txn_seq = 0;
@@ -341,11 +340,9 @@ static void txn_destroy(loom_doc *d, loom_txn *t)
     const loom_allocator *a = d->a;
     for (size_t i = 0; i < t->chcap; i++) {
         loom__changed *ch = &t->changed[i];
-        loom__free(a, ch->koff, ch->kcap * sizeof(*ch->koff));
-        loom__free(a, ch->klens, ch->lcap * sizeof(*ch->klens));
+        loom__free(a, ch->keys, ch->kcap * sizeof(*ch->keys));
         loom__free(a, ch->kset, ch->kscap * sizeof(*ch->kset));
     }
-    loom__free(a, t->kbuf, t->kbcap);
     loom__free(a, t->changed, t->chcap * sizeof(*t->changed));
     loom__free(a, t->deep, t->dcap * sizeof(*t->deep));
     loom__free(a, t->merge, t->mcap * sizeof(*t->merge));

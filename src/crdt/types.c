@@ -77,10 +77,12 @@ int loom__type_key(loom_type *type,
         return LOOM_OK;
     }
     loom__strmap_entry *e;
-    int rc = loom__strmap_upsert(&type->map, key, klen, &e);
+    bool created;
+    int rc = loom__strmap_intern(&type->map, key, klen, &e, &created);
     if (rc)
         return rc;
     type->key_hint = (size_t)(e - type->map.e);
+    type->key_new = created;
     *out = e->key;
     return LOOM_OK;
 }
