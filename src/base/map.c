@@ -3,7 +3,10 @@
  * other integers) to pointers; loom__strmap maps byte strings (map keys, root
  * names) to pointers and remembers insertion order, which Yjs exposes (map
  * key order, root order). Both use open addressing with linear probing, a
- * power-of-two table at most 3/4 full, and never remove entries.
+ * power-of-two table at most 3/4 full (the strmap's index of 8-byte slots
+ * at most half full: a map set looks up a key that is usually missing, and
+ * a miss probes a 3/4 full table 8 slots on average), and never remove
+ * entries.
  *
  * Keys come from untrusted updates, so the hashes mix every input bit; there
  * is no per-process seed, which keeps runs reproducible.
@@ -305,7 +308,7 @@ int loom__strmap_intern(loom__strmap *m,
     }
     int rc;
     bool grown = false;
-    if ((m->n + 1) * 4 > m->icap * 3) {
+    if ((m->n + 1) * 2 > m->icap) {
         rc = idx_grow(m);
         if (rc) {
             return rc;

@@ -222,6 +222,12 @@ struct loom_txn {
     loom_doc *doc;
     void *origin;
     bool local;
+    /* Opened by an operation (not loom_doc_transact_begin) while nobody
+     * observed the document and no cleanup ran: no observer can be added
+     * before its events would be dispatched, so nothing reads its changed
+     * keys, and when local nothing reads its changed types either (a remote
+     * one's ask for the formatting cleanup). They are not recorded. */
+    bool unobserved;
     uint64_t seq;
     loom__client **touched; /* clients whose structs changed */
     uint64_t *tbefore; /* touched[i]'s state at its first change in this txn */
@@ -317,7 +323,11 @@ static inline loom__item *loom__cs_last(const loom__client *c)
     return loom__cs(c, c->n - 1);
 }
 /* Room for one more struct (push or insert) without allocating. */
-int loom__cs_reserve(const loom_allocator *a, loom__client *c);
+static inline int loom__cs_reserve(const loom_allocator *a, loom__client *c)
+{
+    return loom__vec_reserve(a, (void **)&c->v, &c->cap, c->n + c->hole + 1,
+                             sizeof(*c->v));
+}
 /* Appends (after loom__cs_reserve). */
 void loom__cs_push(loom__client *c, loom__item *it);
 /* Inserts at index i <= n (after loom__cs_reserve). */
@@ -523,7 +533,11 @@ void loom__txn_spare_free(loom_doc *d);
 /* State of client at the start of the transaction. */
 uint64_t loom__txn_before(const loom_txn *t, uint64_t client);
 /* Records that a client's structs are about to change. */
-int loom__txn_touch(loom_txn *t, loom__client *c);
+int loom__txn_touch_first(loom_txn *t, loom__client *c);
+static inline int loom__txn_touch(loom_txn *t, loom__client *c)
+{
+    return c->txn_seq == t->seq ? LOOM_OK : loom__txn_touch_first(t, c);
+}
 int loom__txn_add_merge(loom_txn *t, loom__id id);
 /* Splits the items at the transaction's recorded joins and restores its
  * backspaces (see joins, backs): Yjs's items before the cleanup. */

@@ -202,7 +202,10 @@ int loom_doc_transact_begin(loom_doc *d, void *origin)
     if (!d)
         return LOOM_EINVAL;
     loom_txn *t;
-    return loom__txn_begin(d, origin, true, &t);
+    int rc = loom__txn_begin(d, origin, true, &t);
+    if (!rc)
+        t->unobserved = false; /* observers may subscribe before its end */
+    return rc;
 }
 
 int loom_doc_transact_end(loom_doc *d)

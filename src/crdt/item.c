@@ -351,6 +351,45 @@ static int drop_unlinked(loom_doc *d, loom__item *it, int rc)
     return rc;
 }
 
+/* The YATA conflict scan: from o, the first item between it's left and
+ * right, to it's right, finds where it goes; the result is it's new left.
+ * Fails only for lack of memory (the ptrsets). */
+static int resolve_left(loom_doc *d, loom__item *it, loom__item *o)
+{
+    loom__item *left = it->left;
+    ptrset conflicting = {0}, before = {0};
+    conflicting.a = before.a = d->a;
+    conflicting.g = before.g = 1;
+    int rc = LOOM_OK;
+    while (o && o != it->right) {
+        if ((rc = ptrset_add(&before, o)) || (rc = ptrset_add(&conflicting, o)))
+            break;
+        if (opt_id_eq(it->has_origin, it->origin, o->has_origin, o->origin)) {
+            if (o->id.client < it->id.client) {
+                left = o;
+                ptrset_clear(&conflicting);
+            } else if (opt_id_eq(it->has_right_origin, it->right_origin,
+                                 o->has_right_origin, o->right_origin)) {
+                break;
+            }
+        } else if (o->has_origin &&
+                   ptrset_has(&before, loom__find(d, o->origin))) {
+            if (!ptrset_has(&conflicting, loom__find(d, o->origin))) {
+                left = o;
+                ptrset_clear(&conflicting);
+            }
+        } else {
+            break;
+        }
+        o = o->right;
+    }
+    ptrset_free(&conflicting);
+    ptrset_free(&before);
+    if (!rc)
+        it->left = left;
+    return rc;
+}
+
 int loom__item_integrate(loom_txn *t, loom__item *it)
 {
     loom_doc *d = t->doc;
@@ -358,13 +397,16 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     int rc;
     /* Everything that can fail for lack of memory happens before the item is
      * linked, so a failure leaves the document unchanged and the item freed;
-     * after linking, the item belongs to the document. */
-    loom__client *own;
-    if ((rc = loom__client_get_or_add(d, it->id.client, &own)) ||
-        (rc = loom__cs_reserve(d->a, own)) || (rc = loom__txn_touch(t, own)))
+     * afterwards, the item belongs to the document. */
+    loom__client *own = d->last_client;
+    if ((!own || own->client != it->id.client) &&
+        (rc = loom__client_get_or_add(d, it->id.client, &own)))
+        return drop_unlinked(d, it, rc);
+    if ((rc = loom__cs_reserve(d->a, own)) || (rc = loom__txn_touch(t, own)))
         return drop_unlinked(d, it, rc);
     size_t ei = 0; /* the key's entry in parent->map: looked up once */
     bool key_new = false;
+    loom__item *first = NULL; /* a key's first item (its chain's start) */
     if (it->parent_sub) {
         const char *k;
         if ((rc = loom__type_key(parent, it->parent_sub, it->parent_sub_len,
@@ -372,69 +414,37 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
             return drop_unlinked(d, it, rc);
         ei = parent->key_hint;
         key_new = parent->key_new;
+        /* (walked only without a left: a key's chain grows by a value per
+         * set) */
+        if (!it->left)
+            first = chain_first(parent->map.e[ei].val);
     }
     if ((!it->left && (!it->right || it->right->left)) ||
         (it->left && it->left->right != it->right)) {
-        loom__item *left = it->left;
         loom__item *o;
-        if (left)
-            o = left->right;
+        if (it->left)
+            o = it->left->right;
         else if (it->parent_sub)
-            o = chain_first(parent->map.e[ei].val);
+            o = first;
         else
             o = parent->start;
-        ptrset conflicting = {0}, before = {0};
-        conflicting.a = before.a = d->a;
-        conflicting.g = before.g = 1;
-        rc = LOOM_OK;
-        while (o && o != it->right) {
-            if ((rc = ptrset_add(&before, o)) ||
-                (rc = ptrset_add(&conflicting, o)))
-                break;
-            if (opt_id_eq(it->has_origin, it->origin, o->has_origin,
-                          o->origin)) {
-                if (o->id.client < it->id.client) {
-                    left = o;
-                    ptrset_clear(&conflicting);
-                } else if (opt_id_eq(it->has_right_origin, it->right_origin,
-                                     o->has_right_origin, o->right_origin)) {
-                    break;
-                }
-            } else if (o->has_origin &&
-                       ptrset_has(&before, loom__find(d, o->origin))) {
-                if (!ptrset_has(&conflicting, loom__find(d, o->origin))) {
-                    left = o;
-                    ptrset_clear(&conflicting);
-                }
-            } else {
-                break;
-            }
-            o = o->right;
-        }
-        ptrset_free(&conflicting);
-        ptrset_free(&before);
-        if (rc)
+        /* nothing between left and right (a new map key, the end of a
+         * key's chain): no conflict to resolve */
+        if (o != it->right && (rc = resolve_left(d, it, o)))
             return drop_unlinked(d, it, rc);
-        it->left = left;
     }
     if (it->left) {
         it->right = it->left->right;
         it->left->right = it;
+    } else if (it->parent_sub) {
+        it->right = first;
     } else {
-        loom__item *r;
-        if (it->parent_sub) {
-            r = chain_first(parent->map.e[ei].val);
-        } else {
-            r = parent->start;
-            parent->start = it;
-        }
-        it->right = r;
+        it->right = parent->start;
+        parent->start = it;
     }
     /* Into the store at once: from here on the document owns the item
-     * (capacity was reserved above, so this cannot fail). */
-    rc = loom__store_push(d, it);
-    if (rc)
-        return rc;
+     * (capacity was reserved and the client touched above). */
+    loom__cs_push(own, it);
     if (key_new)
         parent->key_new = false; /* the entry has an item now */
     if (it->right) {
@@ -447,10 +457,11 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
                 return rc;
         }
     }
-    if (!it->parent_sub && loom__item_countable(it) && !loom__item_deleted(it))
-        parent->length += it->len;
-    if (!it->parent_sub)
+    if (!it->parent_sub) {
+        if (loom__item_countable(it) && !loom__item_deleted(it))
+            parent->length += it->len;
         loom__markers_changed(t, parent, it, false);
+    }
     rc = content_integrate(t, it);
     if (rc)
         return rc;

@@ -39,12 +39,6 @@ int loom__client_get_or_add(loom_doc *d, uint64_t client, loom__client **out)
 
 /* ---- the gap buffer of a client's structs ------------------------------ */
 
-int loom__cs_reserve(const loom_allocator *a, loom__client *c)
-{
-    return loom__vec_reserve(a, (void **)&c->v, &c->cap, c->n + c->hole + 1,
-                             sizeof(*c->v));
-}
-
 /* Moves the hole so that it starts at logical index i. */
 static void cs_move_gap(loom__client *c, size_t i)
 {

@@ -12,10 +12,8 @@
 
 #include "crdt/crdt.h"
 
-int loom__txn_touch(loom_txn *t, loom__client *c)
+int loom__txn_touch_first(loom_txn *t, loom__client *c)
 {
-    if (c->txn_seq == t->seq)
-        return LOOM_OK;
     for (size_t i = 0; i < t->ntouched; i++) {
         if (t->touched[i] == c)
             return LOOM_OK; /* recorded, then overwritten by a queued txn */
@@ -195,6 +193,8 @@ int loom__txn_add_changed(loom_txn *t,
                           const char *key,
                           size_t klen)
 {
+    if (t->unobserved && t->local)
+        return LOOM_OK;
     int rc = LOOM_OK;
     loom__changed *ch = changed_entry(t, type, &rc);
     if (!ch)
@@ -203,6 +203,8 @@ int loom__txn_add_changed(loom_txn *t,
         ch->seq = true;
         return LOOM_OK;
     }
+    if (t->unobserved)
+        return LOOM_OK;
     rc = changed_has(t, ch, key);
     if (rc)
         return rc < 0 ? rc : LOOM_OK;
@@ -214,9 +216,13 @@ int loom__txn_add_new_key(loom_txn *t,
                           const char *key,
                           size_t klen)
 {
+    if (t->unobserved && t->local)
+        return LOOM_OK;
     int rc = LOOM_OK;
     loom__changed *ch = changed_entry(t, type, &rc);
-    return ch ? key_push(t, ch, key, klen) : rc;
+    if (!ch || t->unobserved)
+        return rc;
+    return key_push(t, ch, key, klen);
 }
 
 /*
@@ -310,13 +316,9 @@ static void txn_reset(loom_doc *d, loom_txn *t)
             ch->kscap = 0;
         }
         ch->nkeys = ch->kset_n = 0;
-        if (ch->type && ch->type->txn_seq == t->seq)
-            ch->type->txn_seq = 0;
     }
-    for (size_t i = 0; i < t->ntouched; i++) {
-        if (t->touched[i]->txn_seq == t->seq)
-            t->touched[i]->txn_seq = 0;
-    }
+    /* The types' and clients' txn_seq stay: no later transaction has this
+     * seq. */
     if (t->ds.n)
         loom__ds_clear(&t->ds);
     t->nchanged = t->ndeep = t->nmerge = t->ntouched = t->nds_order = 0;
@@ -331,6 +333,7 @@ static void txn_reset(loom_doc *d, loom_txn *t)
     }
     t->origin = NULL;
     t->local = false;
+    t->unobserved = false;
     t->format_cleanup = false;
     t->mk_type = NULL;
 }
@@ -401,6 +404,7 @@ int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out)
     t->doc = d;
     t->origin = origin;
     t->local = local;
+    t->unobserved = !d->in_cleanup && !(d->nsubs && loom__doc_observed(d));
     t->seq = ++d->txn_seq;
     d->txn = t;
     d->txn_depth = 1;
@@ -408,21 +412,41 @@ int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out)
     return LOOM_OK;
 }
 
-/* tryToMergeWithLefts: merges structs[pos] into its lefts as far as
- * possible; returns how many merged. */
-static size_t merge_with_lefts(loom_doc *d, loom__client *c, size_t pos)
+/* Can loom__item_try_merge(l, r) succeed? A necessary condition, checked
+ * before the call: almost every pair of neighbours by clock fails it (a
+ * map entry's origin is the key's previous value, not the struct before
+ * it). */
+static inline bool may_merge(const loom__item *l, const loom__item *r)
+{
+    if (loom__item_is_gc(l) || loom__item_is_gc(r))
+        return loom__item_is_gc(l) && loom__item_is_gc(r);
+    return r->has_origin && l->right == r &&
+           r->origin.clock == l->id.clock + l->len - 1 &&
+           r->origin.client == l->id.client;
+}
+
+static size_t merge_run(loom_doc *d, loom__client *c, size_t pos)
 {
     size_t i = pos;
     loom__item *right = loom__cs(c, i);
     for (; i > 0; i--) {
         loom__item *left = loom__cs(c, i - 1);
-        if (!loom__item_try_merge(d, left, right))
+        if (!may_merge(left, right) || !loom__item_try_merge(d, left, right))
             break;
         right = left;
     }
     size_t merged = pos - i;
     loom__cs_remove(c, i + 1, merged);
     return merged;
+}
+
+/* tryToMergeWithLefts: merges structs[pos] into its lefts as far as
+ * possible; returns how many merged. */
+static inline size_t merge_with_lefts(loom_doc *d, loom__client *c, size_t pos)
+{
+    if (pos == 0 || !may_merge(loom__cs(c, pos - 1), loom__cs(c, pos)))
+        return 0;
+    return merge_run(d, c, pos);
 }
 
 static void gc_delete_set(loom_doc *d, const loom__ds *ds)
@@ -523,8 +547,50 @@ static void emit_update(loom_doc *d, loom_txn *t)
         loom_buf_free(&out);
 }
 
+/* Merges the structs the transaction added with their lefts. */
+static void merge_new_structs(loom_doc *d, const loom_txn *t)
+{
+    for (size_t i = 0; i < t->ntouched; i++) {
+        loom__client *c = t->touched[i];
+        if (!c->n)
+            continue;
+        uint64_t before = t->tbefore[i];
+        const loom__item *last = loom__cs_last(c);
+        uint64_t grown = last->id.clock + last->len - before;
+        if (!grown)
+            continue;
+        /* Only typing appended to an item (joins intact): Yjs would merge
+         * those items into it, then try that item with its left, which
+         * failed when they became neighbours (else that cleanup had merged
+         * them) and appending changes nothing of it. */
+        if (t->njoins && c->client == t->join_client && grown == t->join_units)
+            continue;
+        size_t first = 0;
+        if (last->id.clock <= before)
+            first = c->n - 1; /* one new struct (or an append to the last) */
+        else if (before)
+            first = loom__find_index(c, before);
+        if (first < 1)
+            first = 1;
+        size_t si = c->n - 1;
+        while (si >= first) {
+            size_t m = merge_with_lefts(d, c, si);
+            if (1 + m > si)
+                break;
+            si -= 1 + m;
+        }
+    }
+}
+
 static void cleanup(loom_doc *d, loom_txn *t)
 {
+    /* A local transaction that deleted and split nothing, with nobody
+     * subscribed (a map set or a keystroke): only its new structs can
+     * merge. */
+    if (t->local && !d->nsubs && !t->ds.n && !t->nmerge) {
+        merge_new_structs(d, t);
+        return;
+    }
     /* observers subscribed after typing was appended see Yjs's items */
     if (loom__txn_joined(t) && d->nsubs && loom__doc_observed(d)) {
         int urc = loom__txn_unjoin(t);
@@ -557,31 +623,7 @@ static void cleanup(loom_doc *d, loom_txn *t)
         gc_delete_set(d, &t->ds);
     if (!only_backs)
         merge_delete_set(d, &t->ds);
-    for (size_t i = 0; i < t->ntouched; i++) {
-        loom__client *c = t->touched[i];
-        if (!c->n)
-            continue;
-        uint64_t before = t->tbefore[i];
-        uint64_t grown = loom__state(d, c->client) - before;
-        if (!grown)
-            continue;
-        /* Only typing appended to an item (joins intact): Yjs would merge
-         * those items into it, then try that item with its left, which
-         * failed when they became neighbours (else that cleanup had merged
-         * them) and appending changes nothing of it. */
-        if (t->njoins && c->client == t->join_client && grown == t->join_units)
-            continue;
-        size_t first = before ? loom__find_index(c, before) : 0;
-        if (first < 1)
-            first = 1;
-        size_t si = c->n - 1;
-        while (si >= first) {
-            size_t m = merge_with_lefts(d, c, si);
-            if (1 + m > si)
-                break;
-            si -= 1 + m;
-        }
-    }
+    merge_new_structs(d, t);
     for (size_t i = only_backs ? 0 : t->nmerge; i-- > 0;) {
         loom__client *c = loom__client_get(d, t->merge[i].client);
         if (!c || !c->n)

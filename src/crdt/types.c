@@ -399,15 +399,25 @@ map_set_item(loom_type *map, const char *key, size_t klen, loom__item *it)
         loom__item_free(map->doc, it);
         return rc;
     }
-    /* one lookup: the entry gives the left neighbour and the key copy */
-    const char *k;
-    if ((rc = loom__type_key(map, key, klen, &k))) {
-        loom__item_free(map->doc, it);
-        return close_txn(map->doc, rc);
+    /* one lookup: the entry gives the left neighbour and the key copy
+     * (integration finds the entry again by key_hint) */
+    loom_doc *d = map->doc;
+    if ((rc = loom__type_key(map, key, klen, &it->parent_sub))) {
+        loom__item_free(d, it);
+        return close_txn(d, rc);
     }
+    it->parent_sub_len = klen;
     loom__item *left = map->map.e[map->key_hint].val;
-    rc = loom__local_item(t, map, left, NULL, k, klen, it);
-    return close_txn(map->doc, rc);
+    it->id.client = d->client_id;
+    it->id.clock = loom__state(d, d->client_id);
+    if (left) {
+        it->has_origin = true;
+        it->origin = loom__item_last_id(left);
+    }
+    it->left = left;
+    it->parent = map;
+    rc = loom__item_integrate(t, it);
+    return close_txn(d, rc);
 }
 
 static int check_key(const loom_type *map, const char *key, size_t klen)
