@@ -263,6 +263,12 @@ struct loom_txn {
     size_t bblen, bbcap;
     uint64_t back_units; /* units deleted by those backspaces */
     uint64_t ds_units;   /* units added to ds by anything */
+    /* The item deleted last and the doc's item_frees then: when ds holds
+     * exactly its range and no item was freed since (so the pointer is
+     * still that item), the cleanup collects and merges it without
+     * searching its client's structs (overwriting a map value). */
+    loom__item *del_item;
+    uint64_t del_frees;
 };
 
 /* Transactions waiting for cleanup, in order (Yjs _transactionCleanups). */
@@ -301,6 +307,7 @@ struct loom_doc {
     /* item memory: slabs and the free list through `right` */
     loom__slab *slabs;
     loom__item *item_free;
+    uint64_t item_frees; /* items released so far (see loom_txn.del_item) */
     /* a sticky error for OOM in void paths (observers, cleanup) */
     int oom;
     uint64_t fmt_ident_seq; /* last Format value identity handed out (text.c) */

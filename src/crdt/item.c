@@ -54,6 +54,7 @@ loom__item *loom__item_alloc(loom_doc *d)
 
 void loom__item_release(loom_doc *d, loom__item *it)
 {
+    d->item_frees++;
     if (!LOOM__ITEM_POOL) {
         loom__free(d->a, it, sizeof(*it));
         return;
@@ -491,6 +492,8 @@ static int mark_deleted(loom_txn *t, loom__item *it)
     int rc = loom__txn_ds_add(t, it->id.client, it->id.clock, it->len);
     if (rc)
         return rc;
+    t->del_item = it;
+    t->del_frees = t->doc->item_frees;
     return loom__txn_add_changed(t, parent, it->parent_sub, it->parent_sub_len);
 }
 

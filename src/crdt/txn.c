@@ -326,6 +326,7 @@ static void txn_reset(loom_doc *d, loom_txn *t)
     t->join_units = 0;
     t->nbacks = t->bblen = 0;
     t->back_units = t->ds_units = 0;
+    t->del_item = NULL;
     if (t->bbcap > 65536) {
         loom__free(a, t->bbuf, t->bbcap);
         t->bbuf = NULL;
@@ -547,6 +548,40 @@ static void emit_update(loom_doc *d, loom_txn *t)
         loom_buf_free(&out);
 }
 
+/* The item whose range is all of t's delete set, if the transaction
+ * remembers it (del_item), else NULL. */
+static loom__item *single_deleted(const loom_doc *d, const loom_txn *t)
+{
+    const loom__item *it = t->del_item;
+    if (!it || t->ds.n != 1 || t->ds.c[0].n != 1 ||
+        t->del_frees != d->item_frees)
+        return NULL;
+    const loom__ds_range *r = &t->ds.c[0].r[0];
+    if (t->ds.c[0].client != it->id.client || r->clock != it->id.clock ||
+        r->len != it->len)
+        return NULL;
+    return t->del_item;
+}
+
+/* gc_delete_set and merge_delete_set for a delete set that is one item's
+ * range. Merging there can only join the item with the struct after it by
+ * clock, its right neighbour then, or with the one before it, its left:
+ * when neither neighbour is that struct nothing merges, and its index is
+ * not needed. */
+static void collect_one(loom_doc *d, loom_txn *t, loom__item *it)
+{
+    if (d->gc && !loom__item_is_gc(it) && loom__item_deleted(it) &&
+        !(it->flags & LOOM__F_KEEP))
+        loom__item_gc(d, it, false);
+    const loom__item *l = it->left, *r = it->right;
+    uint64_t c = it->id.client;
+    if (loom__item_is_gc(it) ||
+        (r && r->id.client == c && r->id.clock == it->id.clock + it->len) ||
+        (l && l->right == it && l->id.client == c &&
+         l->id.clock + l->len == it->id.clock))
+        merge_delete_set(d, &t->ds);
+}
+
 /* Merges the structs the transaction added with their lefts. */
 static void merge_new_structs(loom_doc *d, const loom_txn *t)
 {
@@ -587,10 +622,17 @@ static void cleanup(loom_doc *d, loom_txn *t)
     /* A local transaction that deleted and split nothing, with nobody
      * subscribed (a map set or a keystroke): only its new structs can
      * merge. */
-    if (t->local && !d->nsubs && !t->ds.n && !t->nmerge) {
+    if (t->local && !d->nsubs && !t->nmerge) {
+        if (t->ds.n) {
+            loom__item *del = single_deleted(d, t);
+            if (!del)
+                goto general;
+            collect_one(d, t, del);
+        }
         merge_new_structs(d, t);
         return;
     }
+general:
     /* observers subscribed after typing was appended see Yjs's items */
     if (loom__txn_joined(t) && d->nsubs && loom__doc_observed(d)) {
         int urc = loom__txn_unjoin(t);
@@ -619,10 +661,14 @@ static void cleanup(loom_doc *d, loom_txn *t)
      * them, and every other merge it would try fails (checked there). */
     bool only_backs =
         t->nbacks && t->ds_units == t->back_units && t->nmerge == t->nbacks;
-    if (d->gc && !only_backs)
-        gc_delete_set(d, &t->ds);
-    if (!only_backs)
+    loom__item *del = only_backs ? NULL : single_deleted(d, t);
+    if (del) {
+        collect_one(d, t, del);
+    } else if (!only_backs) {
+        if (d->gc)
+            gc_delete_set(d, &t->ds);
         merge_delete_set(d, &t->ds);
+    }
     merge_new_structs(d, t);
     for (size_t i = only_backs ? 0 : t->nmerge; i-- > 0;) {
         loom__client *c = loom__client_get(d, t->merge[i].client);
