@@ -186,10 +186,11 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         if (s->any_canon) {
             /* the parser found the bytes canonical: one copy */
             size_t bytes = s->content_len - r.pos;
-            it->c.any.p =
-                loom__memdup(a, s->content + r.pos, bytes ? bytes : 1);
+            it->c.any.p = loom__any_bytes_alloc(d, bytes ? bytes : 1);
             if (!it->c.any.p)
                 return LOOM_ENOMEM;
+            if (bytes)
+                memcpy(it->c.any.p, s->content + r.pos, bytes);
             it->c.any.bytes = bytes;
             it->c.any.cap = bytes ? bytes : 1;
             return LOOM_OK;
@@ -198,16 +199,10 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         loom__buf_init(&b, a);
         for (uint64_t i = 0; i < n && !rc; i++)
             rc = loom__any_canon(&r, a, 0, &b);
-        if (!rc && !b.data)
-            rc = loom__buf_reserve(&b, 1);
-        if (rc) {
-            loom_buf_free(&b);
-            return rc;
-        }
-        it->c.any.p = b.data;
-        it->c.any.bytes = b.len;
-        it->c.any.cap = b.cap;
-        return LOOM_OK;
+        if (!rc)
+            rc = loom__any_content_take(d, it, &b);
+        loom_buf_free(&b);
+        return rc;
     }
     case LOOM__REF_JSON: {
         uint64_t n;
@@ -411,7 +406,7 @@ integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset)
             (rc = loom__type_key(parent, psub, psub_len, &psub)))
             goto fail;
         it->parent_sub = psub;
-        it->parent_sub_len = psub_len;
+        it->parent_sub_len = (uint32_t)psub_len; /* checked by type_key */
     }
     return loom__item_integrate(t, it);
 fail:

@@ -21,7 +21,6 @@
 #include "loom/doc.h"
 
 typedef struct loom__item loom__item;
-typedef struct loom__slab loom__slab;
 
 /* Item flags. */
 #define LOOM__F_DELETED 0x01u
@@ -35,6 +34,9 @@ struct loom__item {
     bool has_origin, has_right_origin;
     uint8_t ref;   /* LOOM__REF_*; LOOM__REF_GC for GC structs */
     uint8_t flags; /* LOOM__F_* */
+    /* parent_sub's length: map keys are shorter than 4 GiB
+     * (loom__type_key), which keeps an item at 128 bytes */
+    uint32_t parent_sub_len;
     loom__item *left, *right;
     loom_type *parent; /* NULL for GC structs */
     /* The map key or NULL: the parent map's own copy (its strmap entry's
@@ -43,7 +45,6 @@ struct loom__item {
      * even when the parent's content is collected (type_gc), so the
      * pointer stays valid as long as the item. */
     const char *parent_sub;
-    size_t parent_sub_len;
     union {
         struct {
             char *p; /* UTF-8, NUL-terminated */
@@ -304,9 +305,9 @@ struct loom_doc {
     loom__sub *subs;
     size_t nsubs, scap;
     uint32_t next_sub;
-    /* item memory: slabs and the free list through `right` */
-    loom__slab *slabs;
-    loom__item *item_free;
+    /* where items and the bytes of Any content come from (see
+     * loom__any_bytes_alloc) */
+    loom__pool pool;
     uint64_t item_frees; /* items released so far (see loom_txn.del_item) */
     /* a sticky error for OOM in void paths (observers, cleanup) */
     int oom;
@@ -383,7 +384,16 @@ int loom__get_clean_end(loom_txn *t, loom__id id, loom__item **out);
 loom__item *loom__item_alloc(loom_doc *d);
 /* Returns an item's memory to the document's pool (content not touched). */
 void loom__item_release(loom_doc *d, loom__item *it);
-void loom__slabs_free(loom_doc *d);
+/* The bytes of Any content (c.any.p, c.any.cap = n) come from the doc's
+ * pool and go back with loom__pool_free(&d->pool, p, cap). */
+static inline uint8_t *loom__any_bytes_alloc(loom_doc *d, size_t n)
+{
+    return loom__pool_alloc(&d->pool, n);
+}
+/* Makes the bytes of b (allocated with d->a) an Any item's content: a
+ * buffer too large for the pool is taken over (b is left empty), a small
+ * one is copied. */
+int loom__any_content_take(loom_doc *d, loom__item *it, loom_buf *b);
 /* Frees an item's content and the item (not types: those live in types_all). */
 void loom__item_free(loom_doc *d, loom__item *it);
 void loom__content_free(loom_doc *d, loom__item *it);

@@ -67,6 +67,7 @@ int loom_doc_new(const loom_doc_options *opts, loom_doc **out)
     if (!d)
         return LOOM_ENOMEM;
     d->a = a;
+    loom__pool_init(&d->pool, a);
     d->client_id = opts->client_id == LOOM_CLIENT_ID_RANDOM ? loom__random_u32()
                                                             : opts->client_id;
     d->gc = opts->gc != 0;
@@ -109,7 +110,7 @@ void loom_doc_free(loom_doc *d)
         loom__free(d->a, c, sizeof(*c));
     }
     loom__free(d->a, d->clist, d->ccap * sizeof(*d->clist));
-    loom__slabs_free(d);
+    loom__pool_destroy(&d->pool); /* every item and Any content at once */
     loom__u64map_free(&d->clients);
     loom_type *t = d->types_all;
     while (t) {

@@ -9,68 +9,46 @@
 
 #include "crdt/crdt.h"
 
-/* Items come from slabs owned by the document and go back to its free
- * list: a keystroke allocates an item and a merge frees one, and malloc per
- * item was the largest cost of typing. */
-#define LOOM__SLAB_ITEMS 128
-struct loom__slab {
-    struct loom__slab *next;
-    loom__item items[LOOM__SLAB_ITEMS];
-};
+/* Two cache lines on 64-bit targets: keep it there. */
+_Static_assert(sizeof(void *) != 8 || sizeof(loom__item) == 128,
+               "loom__item grew past 128 bytes");
 
-/* Under AddressSanitizer every item is its own allocation, so that a use
- * after free of an item is still caught (a pool would hide it). */
-#if defined(__SANITIZE_ADDRESS__)
-#    define LOOM__ITEM_POOL 0
-#elif defined(__has_feature)
-#    if __has_feature(address_sanitizer)
-#        define LOOM__ITEM_POOL 0
-#    endif
-#endif
-#ifndef LOOM__ITEM_POOL
-#    define LOOM__ITEM_POOL 1
-#endif
-
+/* Items come from the document's pool: a keystroke allocates an item and
+ * a merge frees one, and malloc per item was the largest cost of typing. */
 loom__item *loom__item_alloc(loom_doc *d)
 {
-    if (!LOOM__ITEM_POOL)
-        return loom__calloc(d->a, sizeof(loom__item));
-    if (!d->item_free) {
-        loom__slab *s = loom__malloc(d->a, sizeof(*s));
-        if (!s)
-            return NULL;
-        s->next = d->slabs;
-        d->slabs = s;
-        for (size_t i = LOOM__SLAB_ITEMS; i-- > 0;) {
-            s->items[i].right = d->item_free;
-            d->item_free = &s->items[i];
-        }
-    }
-    loom__item *it = d->item_free;
-    d->item_free = it->right;
-    memset(it, 0, sizeof(*it));
+    loom__item *it = loom__pool_alloc(&d->pool, sizeof(loom__item));
+    if (it)
+        *it = (loom__item){0}; /* stores, not a memset call */
     return it;
 }
 
 void loom__item_release(loom_doc *d, loom__item *it)
 {
     d->item_frees++;
-    if (!LOOM__ITEM_POOL) {
-        loom__free(d->a, it, sizeof(*it));
-        return;
-    }
-    it->right = d->item_free;
-    d->item_free = it;
+    loom__pool_free(&d->pool, it, sizeof(*it));
 }
 
-void loom__slabs_free(loom_doc *d)
+int loom__any_content_take(loom_doc *d, loom__item *it, loom_buf *b)
 {
-    while (d->slabs) {
-        loom__slab *next = d->slabs->next;
-        loom__free(d->a, d->slabs, sizeof(*d->slabs));
-        d->slabs = next;
+    if (b->data && (!LOOM__POOL_ON || b->cap > LOOM__POOL_MAX)) {
+        /* loom__pool_free gives blocks of this size to the allocator */
+        it->c.any.p = b->data;
+        it->c.any.bytes = b->len;
+        it->c.any.cap = b->cap;
+        memset(b, 0, sizeof(*b));
+        return LOOM_OK;
     }
-    d->item_free = NULL;
+    size_t n = b->len;
+    uint8_t *p = loom__any_bytes_alloc(d, n ? n : 1);
+    if (!p)
+        return LOOM_ENOMEM;
+    if (n)
+        memcpy(p, b->data, n);
+    it->c.any.p = p;
+    it->c.any.bytes = n;
+    it->c.any.cap = n ? n : 1;
+    return LOOM_OK;
 }
 
 void loom__content_free(loom_doc *d, loom__item *it)
@@ -81,7 +59,7 @@ void loom__content_free(loom_doc *d, loom__item *it)
         loom__free(a, it->c.str.p, it->c.str.cap);
         break;
     case LOOM__REF_ANY:
-        loom__free(a, it->c.any.p, it->c.any.cap);
+        loom__pool_free(&d->pool, it->c.any.p, it->c.any.cap);
         break;
     case LOOM__REF_JSON:
         for (uint64_t i = 0; i < it->len; i++)
@@ -187,7 +165,7 @@ int loom__content_split(loom_doc *d,
     case LOOM__REF_ANY: {
         size_t off = any_offset(it, diff);
         size_t rb = it->c.any.bytes - off;
-        uint8_t *rp = loom__malloc(a, rb ? rb : 1);
+        uint8_t *rp = loom__pool_alloc(&d->pool, rb ? rb : 1);
         if (!rp)
             return LOOM_ENOMEM;
         memcpy(rp, it->c.any.p + off, rb);
@@ -697,7 +675,8 @@ static int any_append(loom_doc *d, loom__item *l, const loom__item *r)
     size_t need = l->c.any.bytes + r->c.any.bytes;
     if (need > l->c.any.cap) {
         size_t ncap = l->c.any.cap * 2 > need ? l->c.any.cap * 2 : need;
-        uint8_t *np = loom__realloc(d->a, l->c.any.p, l->c.any.cap, ncap);
+        uint8_t *np =
+            loom__pool_realloc(&d->pool, l->c.any.p, l->c.any.cap, ncap);
         if (!np)
             return LOOM_ENOMEM;
         l->c.any.p = np;

@@ -76,6 +76,8 @@ int loom__type_key(loom_type *type,
         *out = key; /* already the map's copy */
         return LOOM_OK;
     }
+    if (klen > UINT32_MAX)
+        return LOOM_ELIMIT; /* loom__item.parent_sub_len */
     loom__strmap_entry *e;
     bool created;
     int rc = loom__strmap_intern(&type->map, key, klen, &e, &created);
@@ -161,7 +163,7 @@ int loom__local_item(loom_txn *t,
             loom__item_free(d, it);
             return rc;
         }
-        it->parent_sub_len = klen;
+        it->parent_sub_len = (uint32_t)klen; /* checked by type_key */
     }
     return loom__item_integrate(t, it);
 }
@@ -269,7 +271,9 @@ static int item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
     b->len = 0;
     int rc = loom__any_write(b, v);
     size_t n = b->len;
-    uint8_t *p = rc ? NULL : loom__memdup(d->a, b->data, n ? n : 1);
+    uint8_t *p = rc ? NULL : loom__any_bytes_alloc(d, n ? n : 1);
+    if (p)
+        memcpy(p, b->data, n);
     if (b->cap > 65536) /* one huge value does not stay */
         loom_buf_free(b);
     if (!p) {
@@ -298,8 +302,9 @@ static int items_from_values(loom_doc *d,
         return LOOM_ENOMEM;
     size_t k = 0;
     int rc = LOOM_OK;
-    loom__item *run = NULL;
+    loom__item *run = NULL; /* its values are encoded in b until it ends */
     loom_buf b = {0};
+    b.alloc = d->a;
     for (size_t i = 0; i < n && !rc; i++) {
         const loom_any *x = values[i];
         if (!x) {
@@ -313,16 +318,13 @@ static int items_from_values(loom_doc *d,
                     break;
                 }
                 v[k++] = run;
-                loom__buf_init(&b, d->a);
-                memset(&b, 0, sizeof(b));
-                b.alloc = d->a;
+                b.len = 0;
             }
             rc = loom__any_write(&b, x);
             run->len++;
-            run->c.any.p = b.data;
-            run->c.any.bytes = b.len;
-            run->c.any.cap = b.cap;
         } else if (x->kind == LOOM_ANY_BINARY) {
+            if (run && (rc = loom__any_content_take(d, run, &b)))
+                break;
             run = NULL;
             rc = item_from_value(d, x, &v[k]);
             if (!rc)
@@ -331,6 +333,9 @@ static int items_from_values(loom_doc *d,
             rc = LOOM_EINVAL; /* undefined, bigint, subdoc refs, type refs */
         }
     }
+    if (!rc && run)
+        rc = loom__any_content_take(d, run, &b);
+    loom_buf_free(&b);
     if (rc) {
         for (size_t i = 0; i < k; i++) {
             v[i]->parent = NULL;
@@ -406,7 +411,7 @@ map_set_item(loom_type *map, const char *key, size_t klen, loom__item *it)
         loom__item_free(d, it);
         return close_txn(d, rc);
     }
-    it->parent_sub_len = klen;
+    it->parent_sub_len = (uint32_t)klen; /* checked by type_key */
     loom__item *left = map->map.e[map->key_hint].val;
     it->id.client = d->client_id;
     it->id.clock = loom__state(d, d->client_id);
