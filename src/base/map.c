@@ -226,11 +226,11 @@ void loom__strmap_free(loom__strmap *m)
 
 /* The entry for key (hash h), or NULL with *slot set to the empty slot of
  * idx where it would go. */
-static loom__strmap_entry *find_hashed(const loom__strmap *m,
-                                       const char *key,
-                                       size_t klen,
-                                       uint64_t h,
-                                       size_t *slot)
+static inline loom__strmap_entry *find_hashed(const loom__strmap *m,
+                                              const char *key,
+                                              size_t klen,
+                                              uint64_t h,
+                                              size_t *slot)
 {
     if (m->icap == 0) {
         *slot = 0;

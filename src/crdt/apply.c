@@ -295,13 +295,24 @@ integrate_gc(loom_doc *d, uint64_t client, uint64_t clock, uint64_t len)
     return rc;
 }
 
+/* Equal byte strings of length n; a loop, not a call: root names are short
+ * and compared once per struct. */
+static inline bool bytes_eq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] != b[i])
+            return false;
+    }
+    return true;
+}
+
 /* The root type named name, or NULL; the root found last is checked first,
  * since the structs of an update mostly name the same root over and over
  * (every map entry of a loaded map names it). */
 static loom_type *root_of(loom_doc *d, const char *name, size_t len)
 {
     loom_type *t = d->last_root;
-    if (t && t->root_name_len == len && memcmp(t->root_name, name, len) == 0)
+    if (t && t->root_name_len == len && bytes_eq(t->root_name, name, len))
         return t;
     t = loom__type_root(d, name, len);
     if (t)
@@ -621,7 +632,7 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
             loom_type *root;
             if (s->parent_kind != LOOM__PARENT_ROOT ||
                 (prev && prev_len == s->parent_name_len &&
-                 memcmp(prev, s->parent_name, prev_len) == 0))
+                 bytes_eq(prev, s->parent_name, prev_len)))
                 continue;
             rc = loom__type_root_get_or_add(d, s->parent_name,
                                             s->parent_name_len, &root);

@@ -439,16 +439,41 @@ int loom__type_root_get_or_add(loom_doc *d,
                                loom_type **out);
 /* Marks a type changed for the current transaction (key NULL: sequence).
  * A key is the parent map's copy (an item's parent_sub). */
-int loom__txn_add_changed(loom_txn *t,
-                          loom_type *type,
-                          const char *key,
-                          size_t klen);
+int loom__txn_record_change(loom_txn *t,
+                            loom_type *type,
+                            const char *key,
+                            size_t klen);
 /* The same for a key whose map entry has had no item before (key_new):
  * it cannot have been recorded, so it is appended without a lookup. */
-int loom__txn_add_new_key(loom_txn *t,
-                          loom_type *type,
-                          const char *key,
-                          size_t klen);
+int loom__txn_record_new_key(loom_txn *t,
+                             loom_type *type,
+                             const char *key,
+                             size_t klen);
+/* Nothing to record (see loom_txn.unobserved): an unobserved local
+ * transaction records nothing, a remote one each type once. */
+static inline bool loom__txn_records_nothing(const loom_txn *t,
+                                             const loom_type *type)
+{
+    return t->unobserved && (t->local || type->txn_seq == t->seq);
+}
+static inline int loom__txn_add_changed(loom_txn *t,
+                                        loom_type *type,
+                                        const char *key,
+                                        size_t klen)
+{
+    if (loom__txn_records_nothing(t, type))
+        return LOOM_OK;
+    return loom__txn_record_change(t, type, key, klen);
+}
+static inline int loom__txn_add_new_key(loom_txn *t,
+                                        loom_type *type,
+                                        const char *key,
+                                        size_t klen)
+{
+    if (loom__txn_records_nothing(t, type))
+        return LOOM_OK;
+    return loom__txn_record_new_key(t, type, key, klen);
+}
 /* The parent map's own copy of key (created with no item if missing), what
  * an item's parent_sub points to; *out is NUL-terminated. Leaves the
  * entry's index in type->key_hint and whether it was created in

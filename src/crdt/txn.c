@@ -188,10 +188,10 @@ key_push(loom_txn *t, loom__changed *ch, const char *key, size_t klen)
     return LOOM_OK;
 }
 
-int loom__txn_add_changed(loom_txn *t,
-                          loom_type *type,
-                          const char *key,
-                          size_t klen)
+int loom__txn_record_change(loom_txn *t,
+                            loom_type *type,
+                            const char *key,
+                            size_t klen)
 {
     if (t->unobserved && t->local)
         return LOOM_OK;
@@ -211,10 +211,10 @@ int loom__txn_add_changed(loom_txn *t,
     return key_push(t, ch, key, klen);
 }
 
-int loom__txn_add_new_key(loom_txn *t,
-                          loom_type *type,
-                          const char *key,
-                          size_t klen)
+int loom__txn_record_new_key(loom_txn *t,
+                             loom_type *type,
+                             const char *key,
+                             size_t klen)
 {
     if (t->unobserved && t->local)
         return LOOM_OK;
