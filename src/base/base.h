@@ -305,6 +305,25 @@ int loom__strmap_intern(loom__strmap *m,
                         loom__strmap_entry **out,
                         bool *created);
 uint64_t loom__hash_bytes(const void *p, size_t n);
+/* loom__strmap_intern with the key's hash (loom__hash_bytes) known. */
+int loom__strmap_intern_hashed(loom__strmap *m,
+                               const char *key,
+                               size_t klen,
+                               uint64_t h,
+                               loom__strmap_entry **out,
+                               bool *created);
+/* Starts loading the index slot where a key of hash h is looked for: in a
+ * large map that slot is a cache miss, which work done meanwhile hides. */
+static inline void loom__strmap_prefetch(const loom__strmap *m, uint64_t h)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    if (m->icap)
+        __builtin_prefetch(&m->idx[h & (m->icap - 1)]);
+#else
+    (void)m;
+    (void)h;
+#endif
+}
 
 /* ---- misc -------------------------------------------------------------- */
 

@@ -280,7 +280,14 @@ static int idx_grow(loom__strmap *m)
     if (!idx) {
         return LOOM_ENOMEM;
     }
+    /* the slots written are random: start loading a few entries ahead */
+    enum { AHEAD = 8 };
     for (size_t i = 0; i < m->n; i++) {
+#if defined(__GNUC__) || defined(__clang__)
+        if (i + AHEAD < m->n) {
+            __builtin_prefetch(&idx[m->e[i + AHEAD].hash & (icap - 1)], 1);
+        }
+#endif
         idx_place(idx, icap, m->e[i].hash, (uint32_t)(i + 1));
     }
     loom__free(m->a, m->idx, m->icap * sizeof(*m->idx));
@@ -295,7 +302,17 @@ int loom__strmap_intern(loom__strmap *m,
                         loom__strmap_entry **out,
                         bool *created)
 {
-    uint64_t h = loom__hash_bytes(key, klen);
+    return loom__strmap_intern_hashed(m, key, klen, loom__hash_bytes(key, klen),
+                                      out, created);
+}
+
+int loom__strmap_intern_hashed(loom__strmap *m,
+                               const char *key,
+                               size_t klen,
+                               uint64_t h,
+                               loom__strmap_entry **out,
+                               bool *created)
+{
     size_t slot;
     loom__strmap_entry *e = find_hashed(m, key, klen, h, &slot);
     if (e) {

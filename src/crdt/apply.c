@@ -39,6 +39,10 @@ typedef struct integ {
     rest_client *rest;
     size_t nrest, rcap;
     loom__sv missing;
+    /* Structs whose keys were hashed ahead (see prefetch_next): the one
+     * being integrated and the one after it. */
+    const loom__rstruct *cur, *next;
+    uint64_t cur_hash, next_hash;
 } integ;
 
 static refs *refs_of(integ *g, uint64_t client)
@@ -320,10 +324,29 @@ static loom_type *root_of(loom_doc *d, const char *name, size_t len)
     return t;
 }
 
-/* Resolves neighbours and parent, then integrates from `offset`. */
-static int
-integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset)
+/* Loading a large map, the slot of each key in the map's index is a cache
+ * miss: the next struct's key (a root map's, usually the root found last)
+ * starts loading while this one, s, is integrated, and its hash is kept for
+ * its own lookup. A prefetch in the wrong map costs nothing but itself. */
+static void
+prefetch_next(integ *g, const loom__rstruct *s, const loom__rstruct *next)
 {
+    g->cur = g->next == s ? s : NULL;
+    g->cur_hash = g->next_hash;
+    g->next = NULL;
+    const loom_type *root = g->d->last_root;
+    if (!next || !next->parent_sub || next->parent_kind != LOOM__PARENT_ROOT ||
+        !root)
+        return;
+    g->next = next;
+    g->next_hash = loom__hash_bytes(next->parent_sub, next->parent_sub_len);
+    loom__strmap_prefetch(&root->map, g->next_hash);
+}
+
+/* Resolves neighbours and parent, then integrates from `offset`. */
+static int integrate_struct(integ *g, const loom__rstruct *s, uint64_t offset)
+{
+    loom_txn *t = g->t;
     loom_doc *d = t->doc;
     int rc;
     if (s->ref == LOOM__REF_GC)
@@ -414,7 +437,10 @@ integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset)
     if (psub) {
         /* a neighbour's key is already the parent map's copy */
         if (psub == s->parent_sub &&
-            (rc = loom__type_key(parent, psub, psub_len, &psub)))
+            (rc = loom__type_key_hashed(
+                 parent, psub, psub_len,
+                 g->cur == s ? g->cur_hash : loom__hash_bytes(psub, psub_len),
+                 &psub)))
             goto fail;
         it->parent_sub = psub;
         it->parent_sub_len = (uint32_t)psub_len; /* checked by type_key */
@@ -468,7 +494,10 @@ static int integrate_structs(integ *g)
                 } else {
                     uint64_t offset = local - head->clock;
                     if (offset == 0 || offset < head->length) {
-                        if ((rc = integrate_struct(g->t, head, offset)))
+                        prefetch_next(g, head,
+                                      cur && cur->i < cur->n ? &cur->s[cur->i]
+                                                             : NULL);
+                        if ((rc = integrate_struct(g, head, offset)))
                             return rc;
                     }
                 }

@@ -482,6 +482,13 @@ int loom__type_key(loom_type *type,
                    const char *key,
                    size_t klen,
                    const char **out);
+/* The same with the key's hash (loom__hash_bytes) known, and no check of
+ * key_hint. */
+int loom__type_key_hashed(loom_type *type,
+                          const char *key,
+                          size_t klen,
+                          uint64_t h,
+                          const char **out);
 /* The current map item of key, or NULL. */
 loom__item *
 loom__type_map_item(const loom_type *type, const char *key, size_t klen);

@@ -76,11 +76,18 @@ int loom__type_key(loom_type *type,
         *out = key; /* already the map's copy */
         return LOOM_OK;
     }
+    return loom__type_key_hashed(type, key, klen, loom__hash_bytes(key, klen),
+                                 out);
+}
+
+int loom__type_key_hashed(
+    loom_type *type, const char *key, size_t klen, uint64_t h, const char **out)
+{
     if (klen > UINT32_MAX)
         return LOOM_ELIMIT; /* loom__item.parent_sub_len */
     loom__strmap_entry *e;
     bool created;
-    int rc = loom__strmap_intern(&type->map, key, klen, &e, &created);
+    int rc = loom__strmap_intern_hashed(&type->map, key, klen, h, &e, &created);
     if (rc)
         return rc;
     type->key_hint = (size_t)(e - type->map.e);
@@ -395,8 +402,9 @@ static bool has_map(const loom_type *t)
            t->kind == LOOM_TYPE_XML_ELEMENT || t->kind == LOOM_TYPE_UNDEFINED;
 }
 
-static int
-map_set_item(loom_type *map, const char *key, size_t klen, loom__item *it)
+/* Sets key (of hash h, see loom__hash_bytes) to the prepared item. */
+static int map_set_item(
+    loom_type *map, const char *key, size_t klen, uint64_t h, loom__item *it)
 {
     loom_txn *t;
     int rc = open_txn(map, &t);
@@ -407,7 +415,7 @@ map_set_item(loom_type *map, const char *key, size_t klen, loom__item *it)
     /* one lookup: the entry gives the left neighbour and the key copy
      * (integration finds the entry again by key_hint) */
     loom_doc *d = map->doc;
-    if ((rc = loom__type_key(map, key, klen, &it->parent_sub))) {
+    if ((rc = loom__type_key_hashed(map, key, klen, h, &it->parent_sub))) {
         loom__item_free(d, it);
         return close_txn(d, rc);
     }
@@ -447,10 +455,16 @@ int loom_map_set(loom_type *map,
     if (!value || value->kind == LOOM_ANY_SUBDOC ||
         value->kind == LOOM_ANY_TYPE)
         return LOOM_EINVAL;
+    if (!key)
+        key = "";
+    /* The key's slot in a large map is a cache miss: it loads while the
+     * value is encoded. */
+    uint64_t h = loom__hash_bytes(key, klen);
+    loom__strmap_prefetch(&map->map, h);
     loom__item *it;
     if ((rc = item_from_value(map->doc, value, &it)))
         return rc;
-    return map_set_item(map, key ? key : "", klen, it);
+    return map_set_item(map, key, klen, h, it);
 }
 
 int loom_map_set_type(loom_type *map,
@@ -476,7 +490,9 @@ int loom_map_set_type(loom_type *map,
         return rc;
     }
     loom_type *nt = it->c.type;
-    rc = map_set_item(map, key ? key : "", klen, it);
+    if (!key)
+        key = "";
+    rc = map_set_item(map, key, klen, loom__hash_bytes(key, klen), it);
     if (!rc && out)
         *out = nt;
     return rc;
@@ -522,7 +538,9 @@ int loom_map_set_subdoc(loom_type *map,
     loom__item *it;
     if ((rc = subdoc_item(d, guid, glen, opts, &it)))
         return rc;
-    return map_set_item(map, key, klen, it);
+    if (!key)
+        key = "";
+    return map_set_item(map, key, klen, loom__hash_bytes(key, klen), it);
 }
 
 int loom_map_delete(loom_type *map, const char *key, size_t klen)
