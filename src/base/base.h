@@ -266,17 +266,18 @@ int loom__u64map_put(loom__u64map *m, uint64_t key, void *val);
 typedef struct loom__strmap_entry {
     char *key; /* NUL-terminated copy in the map's key blocks; never moves */
     size_t klen;
-    uint64_t hash;
     void *val;
 } loom__strmap_entry;
 
 typedef struct loom__strmap {
     loom__strmap_entry *e; /* in insertion order */
     size_t n, ecap;
-    /* Open-addressing table: entry index + 1 in the low 32 bits (0 =
-     * empty), the high 32 bits of the key's hash above, so a probe that
-     * passes other keys does not read their entries (with 100,000 keys
-     * each such read was a cache miss). */
+    /* Open-addressing table, at most half full: entry index + 1 in the
+     * low 32 bits (0 = empty), the high 32 bits of the key's hash (its
+     * tag) above. A probe that passes other keys does not read their
+     * entries (with 100,000 keys each such read was a cache miss), and the
+     * tag gives the key's position (loom__strmap_slot), so growing moves
+     * slots without rehashing keys or keeping hashes in entries. */
     uint64_t *idx;
     size_t icap; /* power of two or 0 */
     const loom_allocator *a;
@@ -312,13 +313,18 @@ int loom__strmap_intern_hashed(loom__strmap *m,
                                uint64_t h,
                                loom__strmap_entry **out,
                                bool *created);
+/* The slot where a key of hash h is looked for first. */
+static inline size_t loom__strmap_slot(uint64_t h, size_t mask)
+{
+    return (size_t)(h >> 32) & mask;
+}
 /* Starts loading the index slot where a key of hash h is looked for: in a
  * large map that slot is a cache miss, which work done meanwhile hides. */
 static inline void loom__strmap_prefetch(const loom__strmap *m, uint64_t h)
 {
 #if defined(__GNUC__) || defined(__clang__)
     if (m->icap)
-        __builtin_prefetch(&m->idx[h & (m->icap - 1)]);
+        __builtin_prefetch(&m->idx[loom__strmap_slot(h, m->icap - 1)]);
 #else
     (void)m;
     (void)h;

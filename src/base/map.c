@@ -238,14 +238,14 @@ static inline loom__strmap_entry *find_hashed(const loom__strmap *m,
     }
     size_t mask = m->icap - 1;
     uint32_t tag = (uint32_t)(h >> 32);
-    size_t i = (size_t)h & mask;
+    size_t i = loom__strmap_slot(h, mask);
     for (; m->idx[i]; i = (i + 1) & mask) {
         uint64_t v = m->idx[i];
         if ((uint32_t)(v >> 32) != tag) {
             continue;
         }
         loom__strmap_entry *e = &m->e[(uint32_t)v - 1];
-        if (e->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0) {
+        if (e->klen == klen && memcmp(e->key, key, klen) == 0) {
             return e;
         }
     }
@@ -260,16 +260,19 @@ loom__strmap_find(const loom__strmap *m, const char *key, size_t klen)
     return find_hashed(m, key, klen, loom__hash_bytes(key, klen), &slot);
 }
 
-static void idx_place(uint64_t *idx, size_t icap, uint64_t h, uint32_t v)
+/* Puts slot value v (tag and entry index + 1) in the first free slot from
+ * its tag's position. */
+static void idx_place(uint64_t *idx, size_t mask, uint64_t v)
 {
-    size_t mask = icap - 1;
-    size_t i = (size_t)h & mask;
+    size_t i = (size_t)(v >> 32) & mask;
     while (idx[i]) {
         i = (i + 1) & mask;
     }
-    idx[i] = (h >> 32) << 32 | v;
+    idx[i] = v;
 }
 
+/* Doubles the index. A slot holds its key's tag, the hash bits that give
+ * its position, so the slots are moved without the keys or their hashes. */
 static int idx_grow(loom__strmap *m)
 {
     size_t icap = m->icap ? m->icap * 2 : 16;
@@ -280,15 +283,19 @@ static int idx_grow(loom__strmap *m)
     if (!idx) {
         return LOOM_ENOMEM;
     }
-    /* the slots written are random: start loading a few entries ahead */
+    /* the slots written are random: start loading a few ahead */
     enum { AHEAD = 8 };
-    for (size_t i = 0; i < m->n; i++) {
+    size_t mask = icap - 1;
+    for (size_t i = 0; i < m->icap; i++) {
 #if defined(__GNUC__) || defined(__clang__)
-        if (i + AHEAD < m->n) {
-            __builtin_prefetch(&idx[m->e[i + AHEAD].hash & (icap - 1)], 1);
+        if (i + AHEAD < m->icap) {
+            __builtin_prefetch(&idx[(size_t)(m->idx[i + AHEAD] >> 32) & mask],
+                               1);
         }
 #endif
-        idx_place(idx, icap, m->e[i].hash, (uint32_t)(i + 1));
+        if (m->idx[i]) {
+            idx_place(idx, mask, m->idx[i]);
+        }
     }
     loom__free(m->a, m->idx, m->icap * sizeof(*m->idx));
     m->idx = idx;
@@ -320,8 +327,8 @@ int loom__strmap_intern_hashed(loom__strmap *m,
         *created = false;
         return LOOM_OK;
     }
-    if (m->n >= UINT32_MAX - 1) {
-        return LOOM_ELIMIT;
+    if (m->n >= UINT32_MAX / 2) {
+        return LOOM_ELIMIT; /* the index has at most 2^32 slots */
     }
     int rc;
     bool grown = false;
@@ -345,13 +352,13 @@ int loom__strmap_intern_hashed(loom__strmap *m,
     e = &m->e[m->n];
     e->key = copy;
     e->klen = klen;
-    e->hash = h;
     e->val = NULL;
     m->n++;
+    uint64_t v = (h >> 32) << 32 | (uint32_t)m->n;
     if (grown) {
-        idx_place(m->idx, m->icap, h, (uint32_t)m->n);
+        idx_place(m->idx, m->icap - 1, v);
     } else {
-        m->idx[slot] = (h >> 32) << 32 | (uint32_t)m->n;
+        m->idx[slot] = v;
     }
     *out = e;
     *created = true;
