@@ -478,10 +478,20 @@ static inline int loom__txn_add_new_key(loom_txn *t,
  * an item's parent_sub points to; *out is NUL-terminated. Leaves the
  * entry's index in type->key_hint and whether it was created in
  * type->key_new. */
-int loom__type_key(loom_type *type,
-                   const char *key,
-                   size_t klen,
-                   const char **out);
+int loom__type_key_lookup(loom_type *type,
+                          const char *key,
+                          size_t klen,
+                          const char **out);
+static inline int
+loom__type_key(loom_type *type, const char *key, size_t klen, const char **out)
+{
+    if (type->key_hint < type->map.n &&
+        type->map.e[type->key_hint].key == key) {
+        *out = key; /* already the map's copy */
+        return LOOM_OK;
+    }
+    return loom__type_key_lookup(type, key, klen, out);
+}
 /* The same with the key's hash (loom__hash_bytes) known, and no check of
  * key_hint. */
 int loom__type_key_hashed(loom_type *type,

@@ -600,11 +600,12 @@ static void merge_new_structs(loom_doc *d, const loom_txn *t)
          * them) and appending changes nothing of it. */
         if (t->njoins && c->client == t->join_client && grown == t->join_units)
             continue;
-        size_t first = 0;
-        if (last->id.clock <= before)
-            first = c->n - 1; /* one new struct (or an append to the last) */
-        else if (before)
-            first = loom__find_index(c, before);
+        if (last->id.clock <= before) {
+            /* one new struct (or an append to the last) */
+            merge_with_lefts(d, c, c->n - 1);
+            continue;
+        }
+        size_t first = before ? loom__find_index(c, before) : 0;
         if (first < 1)
             first = 1;
         size_t si = c->n - 1;
@@ -695,13 +696,24 @@ int loom__txn_close(loom_doc *d)
         return LOOM_ESTATE;
     if (--d->txn_depth > 0)
         return LOOM_OK;
+    loom_txn *t = d->txn;
     d->txn = NULL;
     if (d->in_cleanup)
         return LOOM_OK; /* the running cleanup loop takes it */
-    d->in_cleanup = true;
     loom__txn_queue *q = &d->queue;
+    if (q->n == 1 && t->local && !d->nsubs && !t->ds.n && !t->nmerge) {
+        /* alone, and cleanup() would only merge its new structs (a map
+         * set, a keystroke) */
+        merge_new_structs(d, t);
+        q->n = 0;
+        txn_free(d, t);
+        int rc = d->oom;
+        d->oom = 0;
+        return rc;
+    }
+    d->in_cleanup = true;
     while (q->head < q->n) {
-        loom_txn *t = q->v[q->head];
+        t = q->v[q->head];
         cleanup(d, t);
         q->head++;
         txn_free(d, t);

@@ -66,16 +66,11 @@ int loom__type_root_get_or_add(loom_doc *d,
     return LOOM_OK;
 }
 
-int loom__type_key(loom_type *type,
-                   const char *key,
-                   size_t klen,
-                   const char **out)
+int loom__type_key_lookup(loom_type *type,
+                          const char *key,
+                          size_t klen,
+                          const char **out)
 {
-    if (type->key_hint < type->map.n &&
-        type->map.e[type->key_hint].key == key) {
-        *out = key; /* already the map's copy */
-        return LOOM_OK;
-    }
     return loom__type_key_hashed(type, key, klen, loom__hash_bytes(key, klen),
                                  out);
 }
