@@ -244,8 +244,9 @@ struct loom_txn {
     /* The type whose local operation is running: its markers are kept up
      * to date by that operation; every other change clears a type's. */
     loom_type *mk_type;
-    uint64_t *
-        ds_order; /* clients of ds in the order of their first delete (Yjs Map order) */
+    /* clients of ds in the order of their first delete (Yjs Map order),
+     * for a remote transaction's formatting cleanup (not kept when local) */
+    uint64_t *ds_order;
     size_t nds_order, ds_order_cap;
     /* Typing appended to the left String item instead of linking a new
      * one (text.c): the ids where Yjs has item boundaries until the

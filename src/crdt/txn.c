@@ -59,7 +59,8 @@ bool loom__txn_deleted(const loom_txn *t, const loom__item *it)
 
 int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
 {
-    if (len && !loom__ds_find(&t->ds, client)) {
+    /* only the formatting cleanup of a remote transaction reads ds_order */
+    if (len && !t->local && !loom__ds_find(&t->ds, client)) {
         if (loom__vec_reserve(t->doc->a, (void **)&t->ds_order,
                               &t->ds_order_cap, t->nds_order + 1,
                               sizeof(*t->ds_order)))
@@ -701,9 +702,13 @@ int loom__txn_close(loom_doc *d)
     if (d->in_cleanup)
         return LOOM_OK; /* the running cleanup loop takes it */
     loom__txn_queue *q = &d->queue;
-    if (q->n == 1 && t->local && !d->nsubs && !t->ds.n && !t->nmerge) {
-        /* alone, and cleanup() would only merge its new structs (a map
-         * set, a keystroke) */
+    loom__item *del = NULL;
+    if (q->n == 1 && t->local && !d->nsubs && !t->nmerge &&
+        (!t->ds.n || (del = single_deleted(d, t)))) {
+        /* alone, and cleanup() would only collect the one item deleted
+         * and merge its new structs (a map set, a keystroke) */
+        if (del)
+            collect_one(d, t, del);
         merge_new_structs(d, t);
         q->n = 0;
         txn_free(d, t);
