@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "loom/common.h"
 
@@ -299,6 +300,16 @@ int loom__strmap_upsert(loom__strmap *m,
                         const char *key,
                         size_t klen,
                         loom__strmap_entry **out);
+/* The entry whose key copy is `key`: key must be an entry's key pointer
+ * (e->key) of this map, which is preceded by its entry's index. No
+ * hashing: items keep their map's key pointers. */
+static inline loom__strmap_entry *loom__strmap_key_entry(const loom__strmap *m,
+                                                         const char *key)
+{
+    uint32_t i;
+    memcpy(&i, key - sizeof(i), sizeof(i));
+    return &m->e[i];
+}
 /* The same, telling whether the entry was created. */
 int loom__strmap_intern(loom__strmap *m,
                         const char *key,

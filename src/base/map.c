@@ -169,13 +169,15 @@ struct loom__keyblock {
     char data[];
 };
 
-/* A NUL-terminated copy of key in m's blocks, or NULL. */
-static char *key_copy(loom__strmap *m, const char *key, size_t klen)
+/* A NUL-terminated copy of key in m's blocks, after the index of its
+ * entry (4 bytes, see loom__strmap_key_entry), or NULL. */
+static char *key_copy(loom__strmap *m, const char *key, size_t klen, uint32_t i)
 {
-    if (klen > SIZE_MAX - sizeof(struct loom__keyblock) - 1) {
+    if (klen > SIZE_MAX - sizeof(struct loom__keyblock) - 1 - sizeof(i)) {
         return NULL;
     }
-    size_t need = klen + 1;
+    size_t need = sizeof(i) + klen + 1;
+    char *p;
     if (!m->kb || m->kb->size - m->kused < need) {
         size_t size = need > KEY_BLOCK / 4 ? need : KEY_BLOCK;
         struct loom__keyblock *b = loom__malloc(m->a, sizeof(*b) + size);
@@ -188,16 +190,18 @@ static char *key_copy(loom__strmap *m, const char *key, size_t klen)
              * keeps its room for short keys */
             b->next = m->kb->next;
             m->kb->next = b;
-            memcpy(b->data, key, klen);
-            b->data[klen] = 0;
-            return b->data;
+            p = b->data;
+            goto fill;
         }
         b->next = m->kb;
         m->kb = b;
         m->kused = 0;
     }
-    char *p = m->kb->data + m->kused;
+    p = m->kb->data + m->kused;
     m->kused += need;
+fill:
+    memcpy(p, &i, sizeof(i));
+    p += sizeof(i);
     memcpy(p, key, klen);
     p[klen] = 0;
     return p;
@@ -345,7 +349,7 @@ int loom__strmap_intern_hashed(loom__strmap *m,
     if (rc) {
         return rc;
     }
-    char *copy = key_copy(m, key, klen);
+    char *copy = key_copy(m, key, klen, (uint32_t)m->n);
     if (!copy) {
         return LOOM_ENOMEM;
     }

@@ -234,8 +234,9 @@ static int event_keys(const loom_event *e, loom_any **out)
     if (rc)
         return rc;
     for (size_t k = 0; k < ch->nkeys && !rc; k++) {
+        /* the key is the target's own copy */
         const loom__item *it =
-            loom__type_map_item(e->target, ch->keys[k].p, ch->keys[k].len);
+            loom__strmap_key_entry(&e->target->map, ch->keys[k].p)->val;
         if (!it)
             continue;
         const char *action;

@@ -383,16 +383,14 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
         return drop_unlinked(d, it, rc);
     if ((rc = loom__cs_reserve(d->a, own)) || (rc = loom__txn_touch(t, own)))
         return drop_unlinked(d, it, rc);
-    size_t ei = 0; /* the key's entry in parent->map: looked up once */
+    size_t ei = 0; /* the key's entry in parent->map */
     bool key_new = false;
     loom__item *first = NULL; /* a key's first item (its chain's start) */
     if (it->parent_sub) {
-        const char *k;
-        if ((rc = loom__type_key(parent, it->parent_sub, it->parent_sub_len,
-                                 &k)))
-            return drop_unlinked(d, it, rc);
-        ei = parent->key_hint;
-        key_new = parent->key_new;
+        /* parent_sub is parent's copy of the key (loom__type_key) */
+        ei = (size_t)(loom__strmap_key_entry(&parent->map, it->parent_sub) -
+                      parent->map.e);
+        key_new = parent->key_new && parent->key_hint == ei;
         /* (walked only without a left: a key's chain grows by a value per
          * set) */
         if (!it->left)
@@ -573,9 +571,9 @@ static void item_to_gc(loom_doc *d, loom__item *it)
      * list; that map must not keep pointing at what becomes a GC struct
      * (GC structs merge, and merged structs are freed). */
     if (it->parent && it->parent_sub) {
-        loom__strmap_entry *e = loom__strmap_find(
-            &it->parent->map, it->parent_sub, it->parent_sub_len);
-        if (e && e->val == it)
+        loom__strmap_entry *e =
+            loom__strmap_key_entry(&it->parent->map, it->parent_sub);
+        if (e->val == it)
             e->val = NULL;
     }
     loom__content_free(d, it);
@@ -786,9 +784,9 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
      * keeps the parent its origin gave it). */
     loom_type *rp = right->parent;
     if (right->parent_sub && rp) {
-        loom__strmap_entry *e = loom__strmap_find(&rp->map, right->parent_sub,
-                                                  right->parent_sub_len);
-        if (e && e->val == right)
+        loom__strmap_entry *e =
+            loom__strmap_key_entry(&rp->map, right->parent_sub);
+        if (e->val == right)
             e->val = left;
     }
     if (left->ref == LOOM__REF_JSON)

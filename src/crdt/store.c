@@ -195,10 +195,7 @@ split_item(loom_txn *t, loom__item *left, uint64_t diff, loom__item **out)
     if (r->right)
         r->right->left = r;
     if (r->parent_sub && !r->right && r->parent) {
-        loom__strmap_entry *e = loom__strmap_find(
-            &r->parent->map, r->parent_sub, r->parent_sub_len);
-        if (e)
-            e->val = r;
+        loom__strmap_key_entry(&r->parent->map, r->parent_sub)->val = r;
     }
     *out = r;
     return LOOM_OK;
