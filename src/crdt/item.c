@@ -410,6 +410,13 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
         if (o != it->right && (rc = resolve_left(d, it, o)))
             return drop_unlinked(d, it, rc);
     }
+    /* A map value that will end its key's chain deletes the one before it
+     * (Yjs does that after linking; nothing between depends on it). Done
+     * first, a failure to record the delete leaves the document as it
+     * was. */
+    if (it->parent_sub && it->left && !it->left->right &&
+        (rc = loom__item_delete(t, it->left)))
+        return drop_unlinked(d, it, rc);
     if (it->left) {
         it->right = it->left->right;
         it->left->right = it;
@@ -427,12 +434,7 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     if (it->right) {
         it->right->left = it;
     } else if (it->parent_sub) {
-        parent->map.e[ei].val = it;
-        if (it->left) {
-            rc = loom__item_delete(t, it->left);
-            if (rc)
-                return rc;
-        }
+        parent->map.e[ei].val = it; /* its left was deleted above */
     }
     if (!it->parent_sub) {
         if (loom__item_countable(it) && !loom__item_deleted(it))
@@ -459,15 +461,16 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
 /* The non-recursive part of Item.delete. */
 static int mark_deleted(loom_txn *t, loom__item *it)
 {
+    /* the delete set first: when it cannot grow, nothing has changed */
+    int rc = loom__txn_ds_add(t, it->id.client, it->id.clock, it->len);
+    if (rc)
+        return rc;
     loom_type *parent = it->parent;
     if (loom__item_countable(it) && !it->parent_sub)
         parent->length -= it->len;
     it->flags |= LOOM__F_DELETED;
     if (!it->parent_sub)
         loom__markers_changed(t, parent, it, true);
-    int rc = loom__txn_ds_add(t, it->id.client, it->id.clock, it->len);
-    if (rc)
-        return rc;
     t->del_item = it;
     t->del_frees = t->doc->item_frees;
     return loom__txn_add_changed(t, parent, it->parent_sub, it->parent_sub_len);
