@@ -7,6 +7,9 @@
  * Zero-byte requests are turned into one-byte requests, both when allocating
  * and when freeing, so that NULL always means failure and a size-tracking
  * allocator sees matching sizes.
+ *
+ * Also the pool of small blocks (loom__pool) that documents take items and
+ * value bytes from.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -149,4 +152,91 @@ int loom__vec_grow(
     *pv = v;
     *pcap = cap;
     return LOOM_OK;
+}
+
+/* ---- pool of small blocks ---------------------------------------------- */
+
+/* Chunks grow from 4 KiB to 64 KiB: a small document stays small. */
+#define POOL_CHUNK_MIN 4096
+#define POOL_CHUNK_MAX 65536
+
+struct loom__pool_chunk {
+    struct loom__pool_chunk *next;
+    size_t size; /* bytes in data */
+    /* data, 8-byte aligned, follows (the header is two words) */
+};
+
+static char *chunk_data(struct loom__pool_chunk *c)
+{
+    return (char *)(c + 1);
+}
+
+void loom__pool_init(loom__pool *p, const loom_allocator *a)
+{
+    memset(p, 0, sizeof(*p));
+    p->a = a;
+}
+
+void loom__pool_destroy(loom__pool *p)
+{
+    while (p->chunks) {
+        struct loom__pool_chunk *next = p->chunks->next;
+        loom__free(p->a, p->chunks, sizeof(*p->chunks) + p->chunks->size);
+        p->chunks = next;
+    }
+    loom__pool_init(p, p->a);
+}
+
+void *loom__pool_carve(loom__pool *p, size_t k)
+{
+    size_t n = (k + 1) * LOOM__POOL_GRAIN;
+    struct loom__pool_chunk *c = p->chunks;
+    if (!c || p->left < n) {
+        size_t size = c ? c->size * 2 : POOL_CHUNK_MIN;
+        if (size > POOL_CHUNK_MAX) {
+            size = POOL_CHUNK_MAX;
+        }
+        struct loom__pool_chunk *nc = loom__malloc(p->a, sizeof(*nc) + size);
+        if (!nc) {
+            return NULL;
+        }
+        /* the old chunk's tail goes to the free list of its size class */
+        size_t rest = p->left / LOOM__POOL_GRAIN;
+        if (rest) {
+            *(void **)p->cur = p->free[rest - 1];
+            p->free[rest - 1] = p->cur;
+        }
+        nc->size = size;
+        nc->next = c;
+        p->chunks = nc;
+        p->cur = chunk_data(nc);
+        p->left = size;
+    }
+    void *b = p->cur;
+    p->cur += n;
+    p->left -= n;
+    return b;
+}
+
+void *loom__pool_realloc(loom__pool *p, void *b, size_t old_n, size_t new_n)
+{
+    if (!b) {
+        return loom__pool_alloc(p, new_n);
+    }
+    bool old_small = LOOM__POOL_ON && old_n - 1 < LOOM__POOL_MAX;
+    bool new_small = LOOM__POOL_ON && new_n - 1 < LOOM__POOL_MAX;
+    if (old_small && new_small &&
+        (old_n - 1) / LOOM__POOL_GRAIN == (new_n - 1) / LOOM__POOL_GRAIN) {
+        return b;
+    }
+    if (!old_small && !new_small) {
+        return loom__realloc(p->a, b, old_n, new_n);
+    }
+    void *q = loom__pool_alloc(p, new_n);
+    if (!q) {
+        return NULL;
+    }
+    memcpy(q, b, old_n < new_n ? old_n : new_n);
+    loom__pool_free(p, b, old_n);
+    return q;
 }

@@ -43,6 +43,78 @@ void loom__free(const loom_allocator *a, void *p, size_t n);
 char *loom__strndup(const loom_allocator *a, const char *s, size_t n);
 void *loom__memdup(const loom_allocator *a, const void *p, size_t n);
 
+/* A pool of small blocks (up to LOOM__POOL_MAX bytes, in classes of 8
+ * bytes) for one owner, a document: blocks are carved from chunks taken
+ * from the owner's allocator (so a counting allocator sees them) and go
+ * back to their class's free list when freed; chunks are returned only by
+ * loom__pool_destroy. Larger blocks go to the allocator. A document makes
+ * an item and its value's bytes per map set, and a malloc/free pair each
+ * was a large part of the cost. Under AddressSanitizer every block is its
+ * own allocation, so that a use after free is still caught. */
+#define LOOM__POOL_GRAIN 8
+#define LOOM__POOL_MAX   256
+#if defined(__SANITIZE_ADDRESS__)
+#    define LOOM__POOL_ON 0
+#elif defined(__has_feature)
+#    if __has_feature(address_sanitizer)
+#        define LOOM__POOL_ON 0
+#    endif
+#endif
+#ifndef LOOM__POOL_ON
+#    define LOOM__POOL_ON 1
+#endif
+
+typedef struct loom__pool {
+    const loom_allocator *a;
+    void *free[LOOM__POOL_MAX / LOOM__POOL_GRAIN]; /* class k: (k+1)*8 bytes */
+    struct loom__pool_chunk *chunks;               /* the newest first */
+    char *cur; /* the newest chunk's unused bytes */
+    size_t left;
+} loom__pool;
+
+void loom__pool_init(loom__pool *p, const loom_allocator *a);
+/* Frees every chunk (every block of the pool at once). */
+void loom__pool_destroy(loom__pool *p);
+/* A block of class k carved from a new chunk. */
+void *loom__pool_carve(loom__pool *p, size_t k);
+
+/* n bytes (n >= 1), or NULL. */
+static inline void *loom__pool_alloc(loom__pool *p, size_t n)
+{
+    if (LOOM__POOL_ON && n - 1 < LOOM__POOL_MAX) {
+        size_t k = (n - 1) / LOOM__POOL_GRAIN;
+        void *b = p->free[k];
+        if (b) {
+            p->free[k] = *(void **)b;
+            return b;
+        }
+        size_t size = (k + 1) * LOOM__POOL_GRAIN;
+        if (p->left >= size) {
+            b = p->cur;
+            p->cur += size;
+            p->left -= size;
+            return b;
+        }
+        return loom__pool_carve(p, k);
+    }
+    return loom__malloc(p->a, n);
+}
+/* Frees a block of n bytes (the size it was allocated or resized with). */
+static inline void loom__pool_free(loom__pool *p, void *b, size_t n)
+{
+    if (!b)
+        return;
+    if (LOOM__POOL_ON && n - 1 < LOOM__POOL_MAX) {
+        size_t k = (n - 1) / LOOM__POOL_GRAIN;
+        *(void **)b = p->free[k];
+        p->free[k] = b;
+        return;
+    }
+    loom__free(p->a, b, n);
+}
+/* realloc for pool blocks: the old block stays on failure. */
+void *loom__pool_realloc(loom__pool *p, void *b, size_t old_n, size_t new_n);
+
 /* Grows a typed vector: ensures room for `need` elements of `elem` bytes in
  * *pv with capacity *pcap (doubling). Returns LOOM_OK or LOOM_ENOMEM. */
 int loom__vec_grow(
@@ -258,17 +330,18 @@ int loom__u64map_put(loom__u64map *m, uint64_t key, void *val);
 typedef struct loom__strmap_entry {
     char *key; /* NUL-terminated copy in the map's key blocks; never moves */
     size_t klen;
-    uint64_t hash;
     void *val;
 } loom__strmap_entry;
 
 typedef struct loom__strmap {
     loom__strmap_entry *e; /* in insertion order */
     size_t n, ecap;
-    /* Open-addressing table: entry index + 1 in the low 32 bits (0 =
-     * empty), the high 32 bits of the key's hash above, so a probe that
-     * passes other keys does not read their entries (with 100,000 keys
-     * each such read was a cache miss). */
+    /* Open-addressing table, at most half full: entry index + 1 in the
+     * low 32 bits (0 = empty), the high 32 bits of the key's hash (its
+     * tag) above. A probe that passes other keys does not read their
+     * entries (with 100,000 keys each such read was a cache miss), and the
+     * tag gives the key's position (loom__strmap_slot), so growing moves
+     * slots without rehashing keys or keeping hashes in entries. */
     uint64_t *idx;
     size_t icap; /* power of two or 0 */
     const loom_allocator *a;
@@ -290,7 +363,47 @@ int loom__strmap_upsert(loom__strmap *m,
                         const char *key,
                         size_t klen,
                         loom__strmap_entry **out);
+/* The entry whose key copy is `key`: key must be an entry's key pointer
+ * (e->key) of this map, which is preceded by its entry's index. No
+ * hashing: items keep their map's key pointers. */
+static inline loom__strmap_entry *loom__strmap_key_entry(const loom__strmap *m,
+                                                         const char *key)
+{
+    uint32_t i;
+    memcpy(&i, key - sizeof(i), sizeof(i));
+    return &m->e[i];
+}
+/* The same, telling whether the entry was created. */
+int loom__strmap_intern(loom__strmap *m,
+                        const char *key,
+                        size_t klen,
+                        loom__strmap_entry **out,
+                        bool *created);
 uint64_t loom__hash_bytes(const void *p, size_t n);
+/* loom__strmap_intern with the key's hash (loom__hash_bytes) known. */
+int loom__strmap_intern_hashed(loom__strmap *m,
+                               const char *key,
+                               size_t klen,
+                               uint64_t h,
+                               loom__strmap_entry **out,
+                               bool *created);
+/* The slot where a key of hash h is looked for first. */
+static inline size_t loom__strmap_slot(uint64_t h, size_t mask)
+{
+    return (size_t)(h >> 32) & mask;
+}
+/* Starts loading the index slot where a key of hash h is looked for: in a
+ * large map that slot is a cache miss, which work done meanwhile hides. */
+static inline void loom__strmap_prefetch(const loom__strmap *m, uint64_t h)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    if (m->icap)
+        __builtin_prefetch(&m->idx[loom__strmap_slot(h, m->icap - 1)]);
+#else
+    (void)m;
+    (void)h;
+#endif
+}
 
 /* ---- misc -------------------------------------------------------------- */
 

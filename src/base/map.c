@@ -3,7 +3,10 @@
  * other integers) to pointers; loom__strmap maps byte strings (map keys, root
  * names) to pointers and remembers insertion order, which Yjs exposes (map
  * key order, root order). Both use open addressing with linear probing, a
- * power-of-two table at most 3/4 full, and never remove entries.
+ * power-of-two table at most 3/4 full (the strmap's index of 8-byte slots
+ * at most half full: a map set looks up a key that is usually missing, and
+ * a miss probes a 3/4 full table 8 slots on average), and never remove
+ * entries.
  *
  * Keys come from untrusted updates, so the hashes mix every input bit; there
  * is no per-process seed, which keeps runs reproducible.
@@ -166,13 +169,15 @@ struct loom__keyblock {
     char data[];
 };
 
-/* A NUL-terminated copy of key in m's blocks, or NULL. */
-static char *key_copy(loom__strmap *m, const char *key, size_t klen)
+/* A NUL-terminated copy of key in m's blocks, after the index of its
+ * entry (4 bytes, see loom__strmap_key_entry), or NULL. */
+static char *key_copy(loom__strmap *m, const char *key, size_t klen, uint32_t i)
 {
-    if (klen > SIZE_MAX - sizeof(struct loom__keyblock) - 1) {
+    if (klen > SIZE_MAX - sizeof(struct loom__keyblock) - 1 - sizeof(i)) {
         return NULL;
     }
-    size_t need = klen + 1;
+    size_t need = sizeof(i) + klen + 1;
+    char *p;
     if (!m->kb || m->kb->size - m->kused < need) {
         size_t size = need > KEY_BLOCK / 4 ? need : KEY_BLOCK;
         struct loom__keyblock *b = loom__malloc(m->a, sizeof(*b) + size);
@@ -185,16 +190,18 @@ static char *key_copy(loom__strmap *m, const char *key, size_t klen)
              * keeps its room for short keys */
             b->next = m->kb->next;
             m->kb->next = b;
-            memcpy(b->data, key, klen);
-            b->data[klen] = 0;
-            return b->data;
+            p = b->data;
+            goto fill;
         }
         b->next = m->kb;
         m->kb = b;
         m->kused = 0;
     }
-    char *p = m->kb->data + m->kused;
+    p = m->kb->data + m->kused;
     m->kused += need;
+fill:
+    memcpy(p, &i, sizeof(i));
+    p += sizeof(i);
     memcpy(p, key, klen);
     p[klen] = 0;
     return p;
@@ -221,43 +228,55 @@ void loom__strmap_free(loom__strmap *m)
     m->n = m->ecap = m->icap = 0;
 }
 
-static loom__strmap_entry *
-find_hashed(const loom__strmap *m, const char *key, size_t klen, uint64_t h)
+/* The entry for key (hash h), or NULL with *slot set to the empty slot of
+ * idx where it would go. */
+static inline loom__strmap_entry *find_hashed(const loom__strmap *m,
+                                              const char *key,
+                                              size_t klen,
+                                              uint64_t h,
+                                              size_t *slot)
 {
     if (m->icap == 0) {
+        *slot = 0;
         return NULL;
     }
     size_t mask = m->icap - 1;
     uint32_t tag = (uint32_t)(h >> 32);
-    for (size_t i = (size_t)h & mask; m->idx[i]; i = (i + 1) & mask) {
+    size_t i = loom__strmap_slot(h, mask);
+    for (; m->idx[i]; i = (i + 1) & mask) {
         uint64_t v = m->idx[i];
         if ((uint32_t)(v >> 32) != tag) {
             continue;
         }
         loom__strmap_entry *e = &m->e[(uint32_t)v - 1];
-        if (e->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0) {
+        if (e->klen == klen && memcmp(e->key, key, klen) == 0) {
             return e;
         }
     }
+    *slot = i;
     return NULL;
 }
 
 loom__strmap_entry *
 loom__strmap_find(const loom__strmap *m, const char *key, size_t klen)
 {
-    return find_hashed(m, key, klen, loom__hash_bytes(key, klen));
+    size_t slot;
+    return find_hashed(m, key, klen, loom__hash_bytes(key, klen), &slot);
 }
 
-static void idx_place(uint64_t *idx, size_t icap, uint64_t h, uint32_t v)
+/* Puts slot value v (tag and entry index + 1) in the first free slot from
+ * its tag's position. */
+static void idx_place(uint64_t *idx, size_t mask, uint64_t v)
 {
-    size_t mask = icap - 1;
-    size_t i = (size_t)h & mask;
+    size_t i = (size_t)(v >> 32) & mask;
     while (idx[i]) {
         i = (i + 1) & mask;
     }
-    idx[i] = (h >> 32) << 32 | v;
+    idx[i] = v;
 }
 
+/* Doubles the index. A slot holds its key's tag, the hash bits that give
+ * its position, so the slots are moved without the keys or their hashes. */
 static int idx_grow(loom__strmap *m)
 {
     size_t icap = m->icap ? m->icap * 2 : 16;
@@ -268,12 +287,85 @@ static int idx_grow(loom__strmap *m)
     if (!idx) {
         return LOOM_ENOMEM;
     }
-    for (size_t i = 0; i < m->n; i++) {
-        idx_place(idx, icap, m->e[i].hash, (uint32_t)(i + 1));
+    /* the slots written are random: start loading a few ahead */
+    enum { AHEAD = 8 };
+    size_t mask = icap - 1;
+    for (size_t i = 0; i < m->icap; i++) {
+#if defined(__GNUC__) || defined(__clang__)
+        if (i + AHEAD < m->icap) {
+            __builtin_prefetch(&idx[(size_t)(m->idx[i + AHEAD] >> 32) & mask],
+                               1);
+        }
+#endif
+        if (m->idx[i]) {
+            idx_place(idx, mask, m->idx[i]);
+        }
     }
     loom__free(m->a, m->idx, m->icap * sizeof(*m->idx));
     m->idx = idx;
     m->icap = icap;
+    return LOOM_OK;
+}
+
+int loom__strmap_intern(loom__strmap *m,
+                        const char *key,
+                        size_t klen,
+                        loom__strmap_entry **out,
+                        bool *created)
+{
+    return loom__strmap_intern_hashed(m, key, klen, loom__hash_bytes(key, klen),
+                                      out, created);
+}
+
+int loom__strmap_intern_hashed(loom__strmap *m,
+                               const char *key,
+                               size_t klen,
+                               uint64_t h,
+                               loom__strmap_entry **out,
+                               bool *created)
+{
+    size_t slot;
+    loom__strmap_entry *e = find_hashed(m, key, klen, h, &slot);
+    if (e) {
+        *out = e;
+        *created = false;
+        return LOOM_OK;
+    }
+    if (m->n >= UINT32_MAX / 2) {
+        return LOOM_ELIMIT; /* the index has at most 2^32 slots */
+    }
+    int rc;
+    bool grown = false;
+    if ((m->n + 1) * 2 > m->icap) {
+        rc = idx_grow(m);
+        if (rc) {
+            return rc;
+        }
+        grown = true;
+    }
+    void *ev = m->e;
+    rc = loom__vec_reserve(m->a, &ev, &m->ecap, m->n + 1, sizeof(*m->e));
+    m->e = ev;
+    if (rc) {
+        return rc;
+    }
+    char *copy = key_copy(m, key, klen, (uint32_t)m->n);
+    if (!copy) {
+        return LOOM_ENOMEM;
+    }
+    e = &m->e[m->n];
+    e->key = copy;
+    e->klen = klen;
+    e->val = NULL;
+    m->n++;
+    uint64_t v = (h >> 32) << 32 | (uint32_t)m->n;
+    if (grown) {
+        idx_place(m->idx, m->icap - 1, v);
+    } else {
+        m->idx[slot] = v;
+    }
+    *out = e;
+    *created = true;
     return LOOM_OK;
 }
 
@@ -282,39 +374,6 @@ int loom__strmap_upsert(loom__strmap *m,
                         size_t klen,
                         loom__strmap_entry **out)
 {
-    uint64_t h = loom__hash_bytes(key, klen);
-    loom__strmap_entry *e = find_hashed(m, key, klen, h);
-    if (e) {
-        *out = e;
-        return LOOM_OK;
-    }
-    if (m->n >= UINT32_MAX - 1) {
-        return LOOM_ELIMIT;
-    }
-    int rc;
-    if ((m->n + 1) * 4 > m->icap * 3) {
-        rc = idx_grow(m);
-        if (rc) {
-            return rc;
-        }
-    }
-    void *ev = m->e;
-    rc = loom__vec_reserve(m->a, &ev, &m->ecap, m->n + 1, sizeof(*m->e));
-    m->e = ev;
-    if (rc) {
-        return rc;
-    }
-    char *copy = key_copy(m, key, klen);
-    if (!copy) {
-        return LOOM_ENOMEM;
-    }
-    e = &m->e[m->n];
-    e->key = copy;
-    e->klen = klen;
-    e->hash = h;
-    e->val = NULL;
-    m->n++;
-    idx_place(m->idx, m->icap, h, (uint32_t)m->n);
-    *out = e;
-    return LOOM_OK;
+    bool created;
+    return loom__strmap_intern(m, key, klen, out, &created);
 }

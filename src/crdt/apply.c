@@ -39,6 +39,10 @@ typedef struct integ {
     rest_client *rest;
     size_t nrest, rcap;
     loom__sv missing;
+    /* Structs whose keys were hashed ahead (see prefetch_next): the one
+     * being integrated and the one after it. */
+    const loom__rstruct *cur, *next;
+    uint64_t cur_hash, next_hash;
 } integ;
 
 static refs *refs_of(integ *g, uint64_t client)
@@ -186,10 +190,11 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         if (s->any_canon) {
             /* the parser found the bytes canonical: one copy */
             size_t bytes = s->content_len - r.pos;
-            it->c.any.p =
-                loom__memdup(a, s->content + r.pos, bytes ? bytes : 1);
+            it->c.any.p = loom__any_bytes_alloc(d, bytes ? bytes : 1);
             if (!it->c.any.p)
                 return LOOM_ENOMEM;
+            if (bytes)
+                memcpy(it->c.any.p, s->content + r.pos, bytes);
             it->c.any.bytes = bytes;
             it->c.any.cap = bytes ? bytes : 1;
             return LOOM_OK;
@@ -198,16 +203,10 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         loom__buf_init(&b, a);
         for (uint64_t i = 0; i < n && !rc; i++)
             rc = loom__any_canon(&r, a, 0, &b);
-        if (!rc && !b.data)
-            rc = loom__buf_reserve(&b, 1);
-        if (rc) {
-            loom_buf_free(&b);
-            return rc;
-        }
-        it->c.any.p = b.data;
-        it->c.any.bytes = b.len;
-        it->c.any.cap = b.cap;
-        return LOOM_OK;
+        if (!rc)
+            rc = loom__any_content_take(d, it, &b);
+        loom_buf_free(&b);
+        return rc;
     }
     case LOOM__REF_JSON: {
         uint64_t n;
@@ -300,13 +299,24 @@ integrate_gc(loom_doc *d, uint64_t client, uint64_t clock, uint64_t len)
     return rc;
 }
 
+/* Equal byte strings of length n; a loop, not a call: root names are short
+ * and compared once per struct. */
+static inline bool bytes_eq(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] != b[i])
+            return false;
+    }
+    return true;
+}
+
 /* The root type named name, or NULL; the root found last is checked first,
  * since the structs of an update mostly name the same root over and over
  * (every map entry of a loaded map names it). */
 static loom_type *root_of(loom_doc *d, const char *name, size_t len)
 {
     loom_type *t = d->last_root;
-    if (t && t->root_name_len == len && memcmp(t->root_name, name, len) == 0)
+    if (t && t->root_name_len == len && bytes_eq(t->root_name, name, len))
         return t;
     t = loom__type_root(d, name, len);
     if (t)
@@ -314,10 +324,29 @@ static loom_type *root_of(loom_doc *d, const char *name, size_t len)
     return t;
 }
 
-/* Resolves neighbours and parent, then integrates from `offset`. */
-static int
-integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset)
+/* Loading a large map, the slot of each key in the map's index is a cache
+ * miss: the next struct's key (a root map's, usually the root found last)
+ * starts loading while this one, s, is integrated, and its hash is kept for
+ * its own lookup. A prefetch in the wrong map costs nothing but itself. */
+static void
+prefetch_next(integ *g, const loom__rstruct *s, const loom__rstruct *next)
 {
+    g->cur = g->next == s ? s : NULL;
+    g->cur_hash = g->next_hash;
+    g->next = NULL;
+    const loom_type *root = g->d->last_root;
+    if (!next || !next->parent_sub || next->parent_kind != LOOM__PARENT_ROOT ||
+        !root)
+        return;
+    g->next = next;
+    g->next_hash = loom__hash_bytes(next->parent_sub, next->parent_sub_len);
+    loom__strmap_prefetch(&root->map, g->next_hash);
+}
+
+/* Resolves neighbours and parent, then integrates from `offset`. */
+static int integrate_struct(integ *g, const loom__rstruct *s, uint64_t offset)
+{
+    loom_txn *t = g->t;
     loom_doc *d = t->doc;
     int rc;
     if (s->ref == LOOM__REF_GC)
@@ -408,10 +437,13 @@ integrate_struct(loom_txn *t, const loom__rstruct *s, uint64_t offset)
     if (psub) {
         /* a neighbour's key is already the parent map's copy */
         if (psub == s->parent_sub &&
-            (rc = loom__type_key(parent, psub, psub_len, &psub)))
+            (rc = loom__type_key_hashed(
+                 parent, psub, psub_len,
+                 g->cur == s ? g->cur_hash : loom__hash_bytes(psub, psub_len),
+                 &psub)))
             goto fail;
         it->parent_sub = psub;
-        it->parent_sub_len = psub_len;
+        it->parent_sub_len = (uint32_t)psub_len; /* checked by type_key */
     }
     return loom__item_integrate(t, it);
 fail:
@@ -462,7 +494,10 @@ static int integrate_structs(integ *g)
                 } else {
                     uint64_t offset = local - head->clock;
                     if (offset == 0 || offset < head->length) {
-                        if ((rc = integrate_struct(g->t, head, offset)))
+                        prefetch_next(g, head,
+                                      cur && cur->i < cur->n ? &cur->s[cur->i]
+                                                             : NULL);
+                        if ((rc = integrate_struct(g, head, offset)))
                             return rc;
                     }
                 }
@@ -626,7 +661,7 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
             loom_type *root;
             if (s->parent_kind != LOOM__PARENT_ROOT ||
                 (prev && prev_len == s->parent_name_len &&
-                 memcmp(prev, s->parent_name, prev_len) == 0))
+                 bytes_eq(prev, s->parent_name, prev_len)))
                 continue;
             rc = loom__type_root_get_or_add(d, s->parent_name,
                                             s->parent_name_len, &root);

@@ -21,7 +21,6 @@
 #include "loom/doc.h"
 
 typedef struct loom__item loom__item;
-typedef struct loom__slab loom__slab;
 
 /* Item flags. */
 #define LOOM__F_DELETED 0x01u
@@ -35,6 +34,9 @@ struct loom__item {
     bool has_origin, has_right_origin;
     uint8_t ref;   /* LOOM__REF_*; LOOM__REF_GC for GC structs */
     uint8_t flags; /* LOOM__F_* */
+    /* parent_sub's length: map keys are shorter than 4 GiB
+     * (loom__type_key), which keeps an item at 128 bytes */
+    uint32_t parent_sub_len;
     loom__item *left, *right;
     loom_type *parent; /* NULL for GC structs */
     /* The map key or NULL: the parent map's own copy (its strmap entry's
@@ -43,7 +45,6 @@ struct loom__item {
      * even when the parent's content is collected (type_gc), so the
      * pointer stays valid as long as the item. */
     const char *parent_sub;
-    size_t parent_sub_len;
     union {
         struct {
             char *p; /* UTF-8, NUL-terminated */
@@ -127,18 +128,27 @@ typedef struct loom__client {
     uint64_t before;  /* state at the start of that transaction */
 } loom__client;
 
+/* A changed map key: the parent map's own copy (loom__item.parent_sub), so
+ * within one type two keys are equal exactly when their pointers are. */
+typedef struct loom__ckey {
+    const char *p;
+    size_t len;
+} loom__ckey;
+
 /* Per-type bookkeeping for the current transaction. A transaction's
  * entries keep their vectors for the next transaction (typing and map sets
  * open one per change). */
 typedef struct loom__changed {
     loom_type *type;
-    bool seq;     /* the sequence changed (key null) */
-    size_t *koff; /* changed map keys, in order of change: their bytes are at
-                     koff[k] in the transaction's kbuf (loom__changed_key) */
-    size_t *klens;
-    size_t nkeys, kcap, lcap; /* lcap: capacity of klens */
-    uint32_t *kset;           /* past a few keys, a hash set of key index + 1 */
-    size_t kscap;
+    bool seq;         /* the sequence changed (key null) */
+    loom__ckey *keys; /* changed map keys, in order of change */
+    size_t nkeys, kcap;
+    /* Past a few keys, a hash set (of key index + 1, by key pointer) of
+     * the first kset_n keys, brought up to date when it is asked: keys
+     * known to be new are only appended (loading a map adds every key
+     * once, and nothing asks). */
+    uint32_t *kset;
+    size_t kscap, kset_n;
 } loom__changed;
 
 /* Search markers: cached (item, visible index) pairs of a sequence, so
@@ -165,6 +175,9 @@ struct loom_type {
      * item that just got its key finds the entry without hashing again
      * (checked by key pointer, so a stale hint costs only the lookup). */
     size_t key_hint;
+    /* That entry was created by the lookup and has had no item since: its
+     * key cannot be among the keys a transaction recorded as changed. */
+    bool key_new;
     uint64_t length;
     bool has_formatting;
     bool freed_content; /* GC'd: start/map cleared */
@@ -210,6 +223,12 @@ struct loom_txn {
     loom_doc *doc;
     void *origin;
     bool local;
+    /* Opened by an operation (not loom_doc_transact_begin) while nobody
+     * observed the document and no cleanup ran: no observer can be added
+     * before its events would be dispatched, so nothing reads its changed
+     * keys, and when local nothing reads its changed types either (a remote
+     * one's ask for the formatting cleanup). They are not recorded. */
+    bool unobserved;
     uint64_t seq;
     loom__client **touched; /* clients whose structs changed */
     uint64_t *tbefore; /* touched[i]'s state at its first change in this txn */
@@ -225,8 +244,9 @@ struct loom_txn {
     /* The type whose local operation is running: its markers are kept up
      * to date by that operation; every other change clears a type's. */
     loom_type *mk_type;
-    uint64_t *
-        ds_order; /* clients of ds in the order of their first delete (Yjs Map order) */
+    /* clients of ds in the order of their first delete (Yjs Map order),
+     * for a remote transaction's formatting cleanup (not kept when local) */
+    uint64_t *ds_order;
     size_t nds_order, ds_order_cap;
     /* Typing appended to the left String item instead of linking a new
      * one (text.c): the ids where Yjs has item boundaries until the
@@ -245,16 +265,13 @@ struct loom_txn {
     size_t bblen, bbcap;
     uint64_t back_units; /* units deleted by those backspaces */
     uint64_t ds_units;   /* units added to ds by anything */
-    char *kbuf; /* the bytes of every changed key (loom__changed.koff) */
-    size_t kblen, kbcap;
+    /* The item deleted last and the doc's item_frees then: when ds holds
+     * exactly its range and no item was freed since (so the pointer is
+     * still that item), the cleanup collects and merges it without
+     * searching its client's structs (overwriting a map value). */
+    loom__item *del_item;
+    uint64_t del_frees;
 };
-
-/* Changed key k of ch, of length ch->klens[k] (not NUL-terminated). */
-static inline const char *
-loom__changed_key(const loom_txn *t, const loom__changed *ch, size_t k)
-{
-    return t->kbuf + ch->koff[k];
-}
 
 /* Transactions waiting for cleanup, in order (Yjs _transactionCleanups). */
 typedef struct loom__txn_queue {
@@ -289,9 +306,10 @@ struct loom_doc {
     loom__sub *subs;
     size_t nsubs, scap;
     uint32_t next_sub;
-    /* item memory: slabs and the free list through `right` */
-    loom__slab *slabs;
-    loom__item *item_free;
+    /* where items and the bytes of Any content come from (see
+     * loom__any_bytes_alloc) */
+    loom__pool pool;
+    uint64_t item_frees; /* items released so far (see loom_txn.del_item) */
     /* a sticky error for OOM in void paths (observers, cleanup) */
     int oom;
     uint64_t fmt_ident_seq; /* last Format value identity handed out (text.c) */
@@ -314,7 +332,11 @@ static inline loom__item *loom__cs_last(const loom__client *c)
     return loom__cs(c, c->n - 1);
 }
 /* Room for one more struct (push or insert) without allocating. */
-int loom__cs_reserve(const loom_allocator *a, loom__client *c);
+static inline int loom__cs_reserve(const loom_allocator *a, loom__client *c)
+{
+    return loom__vec_reserve(a, (void **)&c->v, &c->cap, c->n + c->hole + 1,
+                             sizeof(*c->v));
+}
 /* Appends (after loom__cs_reserve). */
 void loom__cs_push(loom__client *c, loom__item *it);
 /* Inserts at index i <= n (after loom__cs_reserve). */
@@ -363,7 +385,16 @@ int loom__get_clean_end(loom_txn *t, loom__id id, loom__item **out);
 loom__item *loom__item_alloc(loom_doc *d);
 /* Returns an item's memory to the document's pool (content not touched). */
 void loom__item_release(loom_doc *d, loom__item *it);
-void loom__slabs_free(loom_doc *d);
+/* The bytes of Any content (c.any.p, c.any.cap = n) come from the doc's
+ * pool and go back with loom__pool_free(&d->pool, p, cap). */
+static inline uint8_t *loom__any_bytes_alloc(loom_doc *d, size_t n)
+{
+    return loom__pool_alloc(&d->pool, n);
+}
+/* Makes the bytes of b (allocated with d->a) an Any item's content: a
+ * buffer too large for the pool is taken over (b is left empty), a small
+ * one is copied. */
+int loom__any_content_take(loom_doc *d, loom__item *it, loom_buf *b);
 /* Frees an item's content and the item (not types: those live in types_all). */
 void loom__item_free(loom_doc *d, loom__item *it);
 void loom__content_free(loom_doc *d, loom__item *it);
@@ -407,17 +438,68 @@ int loom__type_root_get_or_add(loom_doc *d,
                                const char *name,
                                size_t len,
                                loom_type **out);
-/* Marks a type changed for the current transaction (key NULL: sequence). */
-int loom__txn_add_changed(loom_txn *t,
-                          loom_type *type,
-                          const char *key,
-                          size_t klen);
+/* Marks a type changed for the current transaction (key NULL: sequence).
+ * A key is the parent map's copy (an item's parent_sub). */
+int loom__txn_record_change(loom_txn *t,
+                            loom_type *type,
+                            const char *key,
+                            size_t klen);
+/* The same for a key whose map entry has had no item before (key_new):
+ * it cannot have been recorded, so it is appended without a lookup. */
+int loom__txn_record_new_key(loom_txn *t,
+                             loom_type *type,
+                             const char *key,
+                             size_t klen);
+/* Nothing to record (see loom_txn.unobserved): an unobserved local
+ * transaction records nothing, a remote one each type once. */
+static inline bool loom__txn_records_nothing(const loom_txn *t,
+                                             const loom_type *type)
+{
+    return t->unobserved && (t->local || type->txn_seq == t->seq);
+}
+static inline int loom__txn_add_changed(loom_txn *t,
+                                        loom_type *type,
+                                        const char *key,
+                                        size_t klen)
+{
+    if (loom__txn_records_nothing(t, type))
+        return LOOM_OK;
+    return loom__txn_record_change(t, type, key, klen);
+}
+static inline int loom__txn_add_new_key(loom_txn *t,
+                                        loom_type *type,
+                                        const char *key,
+                                        size_t klen)
+{
+    if (loom__txn_records_nothing(t, type))
+        return LOOM_OK;
+    return loom__txn_record_new_key(t, type, key, klen);
+}
 /* The parent map's own copy of key (created with no item if missing), what
- * an item's parent_sub points to; *out is NUL-terminated. */
-int loom__type_key(loom_type *type,
-                   const char *key,
-                   size_t klen,
-                   const char **out);
+ * an item's parent_sub points to; *out is NUL-terminated. Leaves the
+ * entry's index in type->key_hint and whether it was created in
+ * type->key_new. */
+int loom__type_key_lookup(loom_type *type,
+                          const char *key,
+                          size_t klen,
+                          const char **out);
+static inline int
+loom__type_key(loom_type *type, const char *key, size_t klen, const char **out)
+{
+    if (type->key_hint < type->map.n &&
+        type->map.e[type->key_hint].key == key) {
+        *out = key; /* already the map's copy */
+        return LOOM_OK;
+    }
+    return loom__type_key_lookup(type, key, klen, out);
+}
+/* The same with the key's hash (loom__hash_bytes) known, and no check of
+ * key_hint. */
+int loom__type_key_hashed(loom_type *type,
+                          const char *key,
+                          size_t klen,
+                          uint64_t h,
+                          const char **out);
 /* The current map item of key, or NULL. */
 loom__item *
 loom__type_map_item(const loom_type *type, const char *key, size_t klen);
@@ -511,7 +593,11 @@ void loom__txn_spare_free(loom_doc *d);
 /* State of client at the start of the transaction. */
 uint64_t loom__txn_before(const loom_txn *t, uint64_t client);
 /* Records that a client's structs are about to change. */
-int loom__txn_touch(loom_txn *t, loom__client *c);
+int loom__txn_touch_first(loom_txn *t, loom__client *c);
+static inline int loom__txn_touch(loom_txn *t, loom__client *c)
+{
+    return c->txn_seq == t->seq ? LOOM_OK : loom__txn_touch_first(t, c);
+}
 int loom__txn_add_merge(loom_txn *t, loom__id id);
 /* Splits the items at the transaction's recorded joins and restores its
  * backspaces (see joins, backs): Yjs's items before the cleanup. */

@@ -67,6 +67,7 @@ int loom_doc_new(const loom_doc_options *opts, loom_doc **out)
     if (!d)
         return LOOM_ENOMEM;
     d->a = a;
+    loom__pool_init(&d->pool, a);
     d->client_id = opts->client_id == LOOM_CLIENT_ID_RANDOM ? loom__random_u32()
                                                             : opts->client_id;
     d->gc = opts->gc != 0;
@@ -109,7 +110,7 @@ void loom_doc_free(loom_doc *d)
         loom__free(d->a, c, sizeof(*c));
     }
     loom__free(d->a, d->clist, d->ccap * sizeof(*d->clist));
-    loom__slabs_free(d);
+    loom__pool_destroy(&d->pool); /* every item and Any content at once */
     loom__u64map_free(&d->clients);
     loom_type *t = d->types_all;
     while (t) {
@@ -202,7 +203,10 @@ int loom_doc_transact_begin(loom_doc *d, void *origin)
     if (!d)
         return LOOM_EINVAL;
     loom_txn *t;
-    return loom__txn_begin(d, origin, true, &t);
+    int rc = loom__txn_begin(d, origin, true, &t);
+    if (!rc)
+        t->unobserved = false; /* observers may subscribe before its end */
+    return rc;
 }
 
 int loom_doc_transact_end(loom_doc *d)

@@ -234,8 +234,9 @@ static int event_keys(const loom_event *e, loom_any **out)
     if (rc)
         return rc;
     for (size_t k = 0; k < ch->nkeys && !rc; k++) {
-        const loom__item *it = loom__type_map_item(
-            e->target, loom__changed_key(t, ch, k), ch->klens[k]);
+        /* the key is the target's own copy */
+        const loom__item *it =
+            loom__strmap_key_entry(&e->target->map, ch->keys[k].p)->val;
         if (!it)
             continue;
         const char *action;
@@ -266,8 +267,8 @@ static int event_keys(const loom_event *e, loom_any **out)
         if ((rc = key_change(a, action, old, &chg)))
             break;
         /* changed keys are distinct, so append without a lookup */
-        if ((rc = loom__any_object_append(keys, loom__changed_key(t, ch, k),
-                                          ch->klens[k], chg)))
+        if ((rc = loom__any_object_append(keys, ch->keys[k].p, ch->keys[k].len,
+                                          chg)))
             loom_any_free(chg);
     }
     if (rc) {

@@ -9,67 +9,46 @@
 
 #include "crdt/crdt.h"
 
-/* Items come from slabs owned by the document and go back to its free
- * list: a keystroke allocates an item and a merge frees one, and malloc per
- * item was the largest cost of typing. */
-#define LOOM__SLAB_ITEMS 128
-struct loom__slab {
-    struct loom__slab *next;
-    loom__item items[LOOM__SLAB_ITEMS];
-};
+/* Two cache lines on 64-bit targets: keep it there. */
+_Static_assert(sizeof(void *) != 8 || sizeof(loom__item) == 128,
+               "loom__item grew past 128 bytes");
 
-/* Under AddressSanitizer every item is its own allocation, so that a use
- * after free of an item is still caught (a pool would hide it). */
-#if defined(__SANITIZE_ADDRESS__)
-#    define LOOM__ITEM_POOL 0
-#elif defined(__has_feature)
-#    if __has_feature(address_sanitizer)
-#        define LOOM__ITEM_POOL 0
-#    endif
-#endif
-#ifndef LOOM__ITEM_POOL
-#    define LOOM__ITEM_POOL 1
-#endif
-
+/* Items come from the document's pool: a keystroke allocates an item and
+ * a merge frees one, and malloc per item was the largest cost of typing. */
 loom__item *loom__item_alloc(loom_doc *d)
 {
-    if (!LOOM__ITEM_POOL)
-        return loom__calloc(d->a, sizeof(loom__item));
-    if (!d->item_free) {
-        loom__slab *s = loom__malloc(d->a, sizeof(*s));
-        if (!s)
-            return NULL;
-        s->next = d->slabs;
-        d->slabs = s;
-        for (size_t i = LOOM__SLAB_ITEMS; i-- > 0;) {
-            s->items[i].right = d->item_free;
-            d->item_free = &s->items[i];
-        }
-    }
-    loom__item *it = d->item_free;
-    d->item_free = it->right;
-    memset(it, 0, sizeof(*it));
+    loom__item *it = loom__pool_alloc(&d->pool, sizeof(loom__item));
+    if (it)
+        *it = (loom__item){0}; /* stores, not a memset call */
     return it;
 }
 
 void loom__item_release(loom_doc *d, loom__item *it)
 {
-    if (!LOOM__ITEM_POOL) {
-        loom__free(d->a, it, sizeof(*it));
-        return;
-    }
-    it->right = d->item_free;
-    d->item_free = it;
+    d->item_frees++;
+    loom__pool_free(&d->pool, it, sizeof(*it));
 }
 
-void loom__slabs_free(loom_doc *d)
+int loom__any_content_take(loom_doc *d, loom__item *it, loom_buf *b)
 {
-    while (d->slabs) {
-        loom__slab *next = d->slabs->next;
-        loom__free(d->a, d->slabs, sizeof(*d->slabs));
-        d->slabs = next;
+    if (b->data && (!LOOM__POOL_ON || b->cap > LOOM__POOL_MAX)) {
+        /* loom__pool_free gives blocks of this size to the allocator */
+        it->c.any.p = b->data;
+        it->c.any.bytes = b->len;
+        it->c.any.cap = b->cap;
+        memset(b, 0, sizeof(*b));
+        return LOOM_OK;
     }
-    d->item_free = NULL;
+    size_t n = b->len;
+    uint8_t *p = loom__any_bytes_alloc(d, n ? n : 1);
+    if (!p)
+        return LOOM_ENOMEM;
+    if (n)
+        memcpy(p, b->data, n);
+    it->c.any.p = p;
+    it->c.any.bytes = n;
+    it->c.any.cap = n ? n : 1;
+    return LOOM_OK;
 }
 
 void loom__content_free(loom_doc *d, loom__item *it)
@@ -80,7 +59,7 @@ void loom__content_free(loom_doc *d, loom__item *it)
         loom__free(a, it->c.str.p, it->c.str.cap);
         break;
     case LOOM__REF_ANY:
-        loom__free(a, it->c.any.p, it->c.any.cap);
+        loom__pool_free(&d->pool, it->c.any.p, it->c.any.cap);
         break;
     case LOOM__REF_JSON:
         for (uint64_t i = 0; i < it->len; i++)
@@ -186,7 +165,7 @@ int loom__content_split(loom_doc *d,
     case LOOM__REF_ANY: {
         size_t off = any_offset(it, diff);
         size_t rb = it->c.any.bytes - off;
-        uint8_t *rp = loom__malloc(a, rb ? rb : 1);
+        uint8_t *rp = loom__pool_alloc(&d->pool, rb ? rb : 1);
         if (!rp)
             return LOOM_ENOMEM;
         memcpy(rp, it->c.any.p + off, rb);
@@ -351,6 +330,45 @@ static int drop_unlinked(loom_doc *d, loom__item *it, int rc)
     return rc;
 }
 
+/* The YATA conflict scan: from o, the first item between it's left and
+ * right, to it's right, finds where it goes; the result is it's new left.
+ * Fails only for lack of memory (the ptrsets). */
+static int resolve_left(loom_doc *d, loom__item *it, loom__item *o)
+{
+    loom__item *left = it->left;
+    ptrset conflicting = {0}, before = {0};
+    conflicting.a = before.a = d->a;
+    conflicting.g = before.g = 1;
+    int rc = LOOM_OK;
+    while (o && o != it->right) {
+        if ((rc = ptrset_add(&before, o)) || (rc = ptrset_add(&conflicting, o)))
+            break;
+        if (opt_id_eq(it->has_origin, it->origin, o->has_origin, o->origin)) {
+            if (o->id.client < it->id.client) {
+                left = o;
+                ptrset_clear(&conflicting);
+            } else if (opt_id_eq(it->has_right_origin, it->right_origin,
+                                 o->has_right_origin, o->right_origin)) {
+                break;
+            }
+        } else if (o->has_origin &&
+                   ptrset_has(&before, loom__find(d, o->origin))) {
+            if (!ptrset_has(&conflicting, loom__find(d, o->origin))) {
+                left = o;
+                ptrset_clear(&conflicting);
+            }
+        } else {
+            break;
+        }
+        o = o->right;
+    }
+    ptrset_free(&conflicting);
+    ptrset_free(&before);
+    if (!rc)
+        it->left = left;
+    return rc;
+}
+
 int loom__item_integrate(loom_txn *t, loom__item *it)
 {
     loom_doc *d = t->doc;
@@ -358,99 +376,78 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     int rc;
     /* Everything that can fail for lack of memory happens before the item is
      * linked, so a failure leaves the document unchanged and the item freed;
-     * after linking, the item belongs to the document. */
-    loom__client *own;
-    if ((rc = loom__client_get_or_add(d, it->id.client, &own)) ||
-        (rc = loom__cs_reserve(d->a, own)) || (rc = loom__txn_touch(t, own)))
+     * afterwards, the item belongs to the document. */
+    loom__client *own = d->last_client;
+    if ((!own || own->client != it->id.client) &&
+        (rc = loom__client_get_or_add(d, it->id.client, &own)))
         return drop_unlinked(d, it, rc);
-    size_t ei = 0; /* the key's entry in parent->map: looked up once */
+    if ((rc = loom__cs_reserve(d->a, own)) || (rc = loom__txn_touch(t, own)))
+        return drop_unlinked(d, it, rc);
+    size_t ei = 0; /* the key's entry in parent->map */
+    bool key_new = false;
+    loom__item *first = NULL; /* a key's first item (its chain's start) */
     if (it->parent_sub) {
-        const char *k;
-        if ((rc = loom__type_key(parent, it->parent_sub, it->parent_sub_len,
-                                 &k)))
-            return drop_unlinked(d, it, rc);
-        ei = parent->key_hint;
+        /* parent_sub is parent's copy of the key (loom__type_key) */
+        ei = (size_t)(loom__strmap_key_entry(&parent->map, it->parent_sub) -
+                      parent->map.e);
+        key_new = parent->key_new && parent->key_hint == ei;
+        /* (walked only without a left: a key's chain grows by a value per
+         * set) */
+        if (!it->left)
+            first = chain_first(parent->map.e[ei].val);
     }
     if ((!it->left && (!it->right || it->right->left)) ||
         (it->left && it->left->right != it->right)) {
-        loom__item *left = it->left;
         loom__item *o;
-        if (left)
-            o = left->right;
+        if (it->left)
+            o = it->left->right;
         else if (it->parent_sub)
-            o = chain_first(parent->map.e[ei].val);
+            o = first;
         else
             o = parent->start;
-        ptrset conflicting = {0}, before = {0};
-        conflicting.a = before.a = d->a;
-        conflicting.g = before.g = 1;
-        rc = LOOM_OK;
-        while (o && o != it->right) {
-            if ((rc = ptrset_add(&before, o)) ||
-                (rc = ptrset_add(&conflicting, o)))
-                break;
-            if (opt_id_eq(it->has_origin, it->origin, o->has_origin,
-                          o->origin)) {
-                if (o->id.client < it->id.client) {
-                    left = o;
-                    ptrset_clear(&conflicting);
-                } else if (opt_id_eq(it->has_right_origin, it->right_origin,
-                                     o->has_right_origin, o->right_origin)) {
-                    break;
-                }
-            } else if (o->has_origin &&
-                       ptrset_has(&before, loom__find(d, o->origin))) {
-                if (!ptrset_has(&conflicting, loom__find(d, o->origin))) {
-                    left = o;
-                    ptrset_clear(&conflicting);
-                }
-            } else {
-                break;
-            }
-            o = o->right;
-        }
-        ptrset_free(&conflicting);
-        ptrset_free(&before);
-        if (rc)
+        /* nothing between left and right (a new map key, the end of a
+         * key's chain): no conflict to resolve */
+        if (o != it->right && (rc = resolve_left(d, it, o)))
             return drop_unlinked(d, it, rc);
-        it->left = left;
     }
+    /* A map value that will end its key's chain deletes the one before it
+     * (Yjs does that after linking; nothing between depends on it). Done
+     * first, a failure to record the delete leaves the document as it
+     * was. */
+    if (it->parent_sub && it->left && !it->left->right &&
+        (rc = loom__item_delete(t, it->left)))
+        return drop_unlinked(d, it, rc);
     if (it->left) {
         it->right = it->left->right;
         it->left->right = it;
+    } else if (it->parent_sub) {
+        it->right = first;
     } else {
-        loom__item *r;
-        if (it->parent_sub) {
-            r = chain_first(parent->map.e[ei].val);
-        } else {
-            r = parent->start;
-            parent->start = it;
-        }
-        it->right = r;
+        it->right = parent->start;
+        parent->start = it;
     }
     /* Into the store at once: from here on the document owns the item
-     * (capacity was reserved above, so this cannot fail). */
-    rc = loom__store_push(d, it);
-    if (rc)
-        return rc;
+     * (capacity was reserved and the client touched above). */
+    loom__cs_push(own, it);
+    if (key_new)
+        parent->key_new = false; /* the entry has an item now */
     if (it->right) {
         it->right->left = it;
     } else if (it->parent_sub) {
-        parent->map.e[ei].val = it;
-        if (it->left) {
-            rc = loom__item_delete(t, it->left);
-            if (rc)
-                return rc;
-        }
+        parent->map.e[ei].val = it; /* its left was deleted above */
     }
-    if (!it->parent_sub && loom__item_countable(it) && !loom__item_deleted(it))
-        parent->length += it->len;
-    if (!it->parent_sub)
+    if (!it->parent_sub) {
+        if (loom__item_countable(it) && !loom__item_deleted(it))
+            parent->length += it->len;
         loom__markers_changed(t, parent, it, false);
+    }
     rc = content_integrate(t, it);
     if (rc)
         return rc;
-    rc = loom__txn_add_changed(t, parent, it->parent_sub, it->parent_sub_len);
+    rc = key_new ? loom__txn_add_new_key(t, parent, it->parent_sub,
+                                         it->parent_sub_len)
+                 : loom__txn_add_changed(t, parent, it->parent_sub,
+                                         it->parent_sub_len);
     if (rc)
         return rc;
     if ((parent->item && loom__item_deleted(parent->item)) ||
@@ -464,15 +461,18 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
 /* The non-recursive part of Item.delete. */
 static int mark_deleted(loom_txn *t, loom__item *it)
 {
+    /* the delete set first: when it cannot grow, nothing has changed */
+    int rc = loom__txn_ds_add(t, it->id.client, it->id.clock, it->len);
+    if (rc)
+        return rc;
     loom_type *parent = it->parent;
     if (loom__item_countable(it) && !it->parent_sub)
         parent->length -= it->len;
     it->flags |= LOOM__F_DELETED;
     if (!it->parent_sub)
         loom__markers_changed(t, parent, it, true);
-    int rc = loom__txn_ds_add(t, it->id.client, it->id.clock, it->len);
-    if (rc)
-        return rc;
+    t->del_item = it;
+    t->del_frees = t->doc->item_frees;
     return loom__txn_add_changed(t, parent, it->parent_sub, it->parent_sub_len);
 }
 
@@ -487,7 +487,7 @@ static void txn_unchange(loom_txn *t, loom_type *type)
         return;
     loom__changed *ch = &t->changed[type->changed_idx];
     ch->seq = false;
-    ch->nkeys = 0;
+    ch->nkeys = ch->kset_n = 0;
     loom__free(t->doc->a, ch->kset, ch->kscap * sizeof(*ch->kset));
     ch->kset = NULL;
     ch->kscap = 0;
@@ -574,9 +574,9 @@ static void item_to_gc(loom_doc *d, loom__item *it)
      * list; that map must not keep pointing at what becomes a GC struct
      * (GC structs merge, and merged structs are freed). */
     if (it->parent && it->parent_sub) {
-        loom__strmap_entry *e = loom__strmap_find(
-            &it->parent->map, it->parent_sub, it->parent_sub_len);
-        if (e && e->val == it)
+        loom__strmap_entry *e =
+            loom__strmap_key_entry(&it->parent->map, it->parent_sub);
+        if (e->val == it)
             e->val = NULL;
     }
     loom__content_free(d, it);
@@ -676,7 +676,8 @@ static int any_append(loom_doc *d, loom__item *l, const loom__item *r)
     size_t need = l->c.any.bytes + r->c.any.bytes;
     if (need > l->c.any.cap) {
         size_t ncap = l->c.any.cap * 2 > need ? l->c.any.cap * 2 : need;
-        uint8_t *np = loom__realloc(d->a, l->c.any.p, l->c.any.cap, ncap);
+        uint8_t *np =
+            loom__pool_realloc(&d->pool, l->c.any.p, l->c.any.cap, ncap);
         if (!np)
             return LOOM_ENOMEM;
         l->c.any.p = np;
@@ -786,9 +787,9 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
      * keeps the parent its origin gave it). */
     loom_type *rp = right->parent;
     if (right->parent_sub && rp) {
-        loom__strmap_entry *e = loom__strmap_find(&rp->map, right->parent_sub,
-                                                  right->parent_sub_len);
-        if (e && e->val == right)
+        loom__strmap_entry *e =
+            loom__strmap_key_entry(&rp->map, right->parent_sub);
+        if (e->val == right)
             e->val = left;
     }
     if (left->ref == LOOM__REF_JSON)

@@ -39,12 +39,6 @@ int loom__client_get_or_add(loom_doc *d, uint64_t client, loom__client **out)
 
 /* ---- the gap buffer of a client's structs ------------------------------ */
 
-int loom__cs_reserve(const loom_allocator *a, loom__client *c)
-{
-    return loom__vec_reserve(a, (void **)&c->v, &c->cap, c->n + c->hole + 1,
-                             sizeof(*c->v));
-}
-
 /* Moves the hole so that it starts at logical index i. */
 static void cs_move_gap(loom__client *c, size_t i)
 {
@@ -126,6 +120,25 @@ size_t loom__find_index(const loom__client *c, uint64_t clock)
             hi = c->gap - 2;
         }
     }
+    /* One interpolated probe: structs of one length each (map entries)
+     * put a clock at its index exactly; otherwise it narrows the search. */
+    if (lo < hi) {
+        const loom__item *a = loom__cs(c, lo), *b = loom__cs(c, hi);
+        if (clock >= a->id.clock && clock < b->id.clock) {
+            size_t mid = lo + (size_t)((double)(clock - a->id.clock) /
+                                       (double)(b->id.clock - a->id.clock) *
+                                       (double)(hi - lo));
+            if (mid > hi)
+                mid = hi;
+            const loom__item *s = loom__cs(c, mid);
+            if (clock < s->id.clock)
+                hi = mid - 1; /* mid > lo: s starts after a */
+            else if (clock >= s->id.clock + s->len)
+                lo = mid + 1;
+            else
+                return mid;
+        }
+    }
     while (lo <= hi) {
         size_t mid = lo + (hi - lo) / 2;
         const loom__item *s = loom__cs(c, mid);
@@ -201,10 +214,7 @@ split_item(loom_txn *t, loom__item *left, uint64_t diff, loom__item **out)
     if (r->right)
         r->right->left = r;
     if (r->parent_sub && !r->right && r->parent) {
-        loom__strmap_entry *e = loom__strmap_find(
-            &r->parent->map, r->parent_sub, r->parent_sub_len);
-        if (e)
-            e->val = r;
+        loom__strmap_key_entry(&r->parent->map, r->parent_sub)->val = r;
     }
     *out = r;
     return LOOM_OK;

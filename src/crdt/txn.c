@@ -12,10 +12,8 @@
 
 #include "crdt/crdt.h"
 
-int loom__txn_touch(loom_txn *t, loom__client *c)
+int loom__txn_touch_first(loom_txn *t, loom__client *c)
 {
-    if (c->txn_seq == t->seq)
-        return LOOM_OK;
     for (size_t i = 0; i < t->ntouched; i++) {
         if (t->touched[i] == c)
             return LOOM_OK; /* recorded, then overwritten by a queued txn */
@@ -61,7 +59,8 @@ bool loom__txn_deleted(const loom_txn *t, const loom__item *it)
 
 int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
 {
-    if (len && !loom__ds_find(&t->ds, client)) {
+    /* only the formatting cleanup of a remote transaction reads ds_order */
+    if (len && !t->local && !loom__ds_find(&t->ds, client)) {
         if (loom__vec_reserve(t->doc->a, (void **)&t->ds_order,
                               &t->ds_order_cap, t->nds_order + 1,
                               sizeof(*t->ds_order)))
@@ -86,130 +85,145 @@ int loom__txn_add_merge(loom_txn *t, loom__id id)
 /* Key sets of changed entries stay linear up to this many keys. */
 #define KSET_MIN 8
 
-static uint64_t key_hash(const char *key, size_t klen)
+/* Keys are compared by pointer (loom__ckey), so they are hashed by it. */
+static size_t key_slot(const char *key, size_t mask)
 {
-    return loom__hash_bytes(key, klen);
+    uint64_t x = (uint64_t)(uintptr_t)key * 0x9e3779b97f4a7c15ULL;
+    return (size_t)(x >> 32) & mask;
 }
 
-/* (Re)builds ch's hash set of its nkeys keys, at most half full. */
-static int kset_build(const loom_txn *t, loom__changed *ch)
+/* Brings ch's hash set up to date with its nkeys keys (at most half
+ * full), rebuilding it when it is empty or too small. */
+static int kset_update(const loom_txn *t, loom__changed *ch)
 {
-    size_t cap = 32;
-    while (cap < (ch->nkeys + 1) * 2)
-        cap *= 2;
-    uint32_t *ks = ch->kset;
-    if (cap != ch->kscap) {
-        ks = loom__calloc(t->doc->a, cap * sizeof(*ks));
-        if (!ks)
-            return LOOM_ENOMEM;
-        loom__free(t->doc->a, ch->kset, ch->kscap * sizeof(*ch->kset));
-        ch->kset = ks;
-        ch->kscap = cap;
-    } else {
-        memset(ks, 0, cap * sizeof(*ks));
+    size_t from = ch->kset_n;
+    if (ch->kset_n == 0 || ch->nkeys * 2 > ch->kscap) {
+        size_t cap = 32;
+        while (cap < ch->nkeys * 2)
+            cap *= 2;
+        uint32_t *ks = ch->kset;
+        if (cap != ch->kscap) {
+            ks = loom__calloc(t->doc->a, cap * sizeof(*ks));
+            if (!ks)
+                return LOOM_ENOMEM;
+            loom__free(t->doc->a, ch->kset, ch->kscap * sizeof(*ch->kset));
+            ch->kset = ks;
+            ch->kscap = cap;
+        } else {
+            memset(ks, 0, cap * sizeof(*ks));
+        }
+        from = 0;
     }
-    for (size_t k = 0; k < ch->nkeys; k++) {
-        size_t j =
-            key_hash(loom__changed_key(t, ch, k), ch->klens[k]) & (cap - 1);
-        while (ks[j])
-            j = (j + 1) & (cap - 1);
-        ks[j] = (uint32_t)(k + 1);
+    size_t mask = ch->kscap - 1;
+    for (size_t k = from; k < ch->nkeys; k++) {
+        size_t j = key_slot(ch->keys[k].p, mask);
+        while (ch->kset[j])
+            j = (j + 1) & mask;
+        ch->kset[j] = (uint32_t)(k + 1);
     }
+    ch->kset_n = ch->nkeys;
     return LOOM_OK;
 }
 
-static bool key_is(const loom_txn *t,
-                   const loom__changed *ch,
-                   size_t k,
-                   const char *key,
-                   size_t klen)
-{
-    return ch->klens[k] == klen &&
-           memcmp(loom__changed_key(t, ch, k), key, klen) == 0;
-}
-
-static bool changed_has(const loom_txn *t,
-                        const loom__changed *ch,
-                        const char *key,
-                        size_t klen)
+/* Is key among ch's keys? */
+static int changed_has(const loom_txn *t, loom__changed *ch, const char *key)
 {
     if (ch->nkeys <= KSET_MIN) {
         for (size_t k = 0; k < ch->nkeys; k++) {
-            if (key_is(t, ch, k, key, klen))
-                return true;
+            if (ch->keys[k].p == key)
+                return 1;
         }
-        return false;
+        return 0;
     }
-    size_t j = key_hash(key, klen) & (ch->kscap - 1);
-    while (ch->kset[j]) {
-        if (key_is(t, ch, ch->kset[j] - 1, key, klen))
-            return true;
-        j = (j + 1) & (ch->kscap - 1);
+    if (ch->kset_n != ch->nkeys) {
+        int rc = kset_update(t, ch);
+        if (rc)
+            return rc;
     }
-    return false;
+    size_t mask = ch->kscap - 1;
+    for (size_t j = key_slot(key, mask); ch->kset[j]; j = (j + 1) & mask) {
+        if (ch->keys[ch->kset[j] - 1].p == key)
+            return 1;
+    }
+    return 0;
 }
 
-int loom__txn_add_changed(loom_txn *t,
-                          loom_type *type,
-                          const char *key,
-                          size_t klen)
+/* The entry of type in t->changed (added if missing), or NULL when the
+ * type's changes are not recorded: it was added in this transaction or is
+ * deleted (*rc stays LOOM_OK), or out of memory. */
+static inline loom__changed *
+changed_entry(loom_txn *t, loom_type *type, int *rc)
 {
     const loom__item *item = type->item;
     if (item && !(item->id.clock < loom__txn_before(t, item->id.client) &&
                   !loom__item_deleted(item)))
-        return LOOM_OK;
-    const loom_allocator *a = t->doc->a;
-    loom__changed *ch;
-    if (type->txn_seq == t->seq) {
-        ch = &t->changed[type->changed_idx];
-    } else {
-        size_t old = t->chcap;
-        if (loom__vec_reserve(a, (void **)&t->changed, &t->chcap,
-                              t->nchanged + 1, sizeof(*t->changed)))
-            return LOOM_ENOMEM;
-        if (t->chcap > old) /* new entries own no vectors yet */
-            memset(t->changed + old, 0, (t->chcap - old) * sizeof(*t->changed));
-        ch = &t->changed[t->nchanged];
-        ch->type = type;
-        ch->seq = false;
-        ch->nkeys = 0; /* koff, klens and kset are kept from last use */
-        type->txn_seq = t->seq;
-        type->changed_idx = t->nchanged++;
+        return NULL;
+    if (type->txn_seq == t->seq)
+        return &t->changed[type->changed_idx];
+    size_t old = t->chcap;
+    if (loom__vec_reserve(t->doc->a, (void **)&t->changed, &t->chcap,
+                          t->nchanged + 1, sizeof(*t->changed))) {
+        *rc = LOOM_ENOMEM;
+        return NULL;
     }
+    if (t->chcap > old) /* new entries own no vectors yet */
+        memset(t->changed + old, 0, (t->chcap - old) * sizeof(*t->changed));
+    loom__changed *ch = &t->changed[t->nchanged];
+    ch->type = type;
+    ch->seq = false;
+    ch->nkeys = 0; /* keys and kset are kept from last use */
+    ch->kset_n = 0;
+    type->txn_seq = t->seq;
+    type->changed_idx = t->nchanged++;
+    return ch;
+}
+
+static inline int
+key_push(loom_txn *t, loom__changed *ch, const char *key, size_t klen)
+{
+    if (loom__vec_reserve(t->doc->a, (void **)&ch->keys, &ch->kcap,
+                          ch->nkeys + 1, sizeof(*ch->keys)))
+        return LOOM_ENOMEM;
+    ch->keys[ch->nkeys].p = key;
+    ch->keys[ch->nkeys++].len = klen;
+    return LOOM_OK;
+}
+
+int loom__txn_record_change(loom_txn *t,
+                            loom_type *type,
+                            const char *key,
+                            size_t klen)
+{
+    if (t->unobserved && t->local)
+        return LOOM_OK;
+    int rc = LOOM_OK;
+    loom__changed *ch = changed_entry(t, type, &rc);
+    if (!ch)
+        return rc;
     if (!key) {
         ch->seq = true;
         return LOOM_OK;
     }
-    if (changed_has(t, ch, key, klen))
+    if (t->unobserved)
         return LOOM_OK;
-    if (loom__vec_reserve(a, (void **)&ch->koff, &ch->kcap, ch->nkeys + 1,
-                          sizeof(*ch->koff)) ||
-        loom__vec_reserve(a, (void **)&ch->klens, &ch->lcap, ch->nkeys + 1,
-                          sizeof(*ch->klens)) ||
-        loom__vec_reserve(a, (void **)&t->kbuf, &t->kbcap, t->kblen + klen + 1,
-                          1))
-        return LOOM_ENOMEM;
-    memcpy(t->kbuf + t->kblen, key, klen);
-    ch->koff[ch->nkeys] = t->kblen;
-    ch->klens[ch->nkeys] = klen;
-    t->kblen += klen;
-    size_t k = ch->nkeys++;
-    if (ch->nkeys <= KSET_MIN)
+    rc = changed_has(t, ch, key);
+    if (rc)
+        return rc < 0 ? rc : LOOM_OK;
+    return key_push(t, ch, key, klen);
+}
+
+int loom__txn_record_new_key(loom_txn *t,
+                             loom_type *type,
+                             const char *key,
+                             size_t klen)
+{
+    if (t->unobserved && t->local)
         return LOOM_OK;
-    /* the set is valid while there are more than KSET_MIN keys */
-    if (ch->nkeys == KSET_MIN + 1 || ch->nkeys * 2 >= ch->kscap) {
-        int rc = kset_build(t, ch);
-        if (rc) {
-            ch->nkeys--;
-            t->kblen -= klen;
-        }
+    int rc = LOOM_OK;
+    loom__changed *ch = changed_entry(t, type, &rc);
+    if (!ch || t->unobserved)
         return rc;
-    }
-    size_t j = key_hash(key, klen) & (ch->kscap - 1);
-    while (ch->kset[j])
-        j = (j + 1) & (ch->kscap - 1);
-    ch->kset[j] = (uint32_t)(k + 1);
-    return LOOM_OK;
+    return key_push(t, ch, key, klen);
 }
 
 /*
@@ -292,32 +306,20 @@ static void txn_reset(loom_doc *d, loom_txn *t)
     for (size_t i = 0; i < t->nchanged; i++) {
         loom__changed *ch = &t->changed[i];
         /* vectors stay for the next use, unless a big transaction grew them */
-        if (ch->kcap > 64 || ch->lcap > 64) {
-            loom__free(a, ch->koff, ch->kcap * sizeof(*ch->koff));
-            loom__free(a, ch->klens, ch->lcap * sizeof(*ch->klens));
-            ch->koff = NULL;
-            ch->klens = NULL;
-            ch->kcap = ch->lcap = 0;
+        if (ch->kcap > 64) {
+            loom__free(a, ch->keys, ch->kcap * sizeof(*ch->keys));
+            ch->keys = NULL;
+            ch->kcap = 0;
         }
         if (ch->kscap > 256) {
             loom__free(a, ch->kset, ch->kscap * sizeof(*ch->kset));
             ch->kset = NULL;
             ch->kscap = 0;
         }
-        ch->nkeys = 0;
-        if (ch->type && ch->type->txn_seq == t->seq)
-            ch->type->txn_seq = 0;
+        ch->nkeys = ch->kset_n = 0;
     }
-    if (t->kbcap > 65536) {
-        loom__free(a, t->kbuf, t->kbcap);
-        t->kbuf = NULL;
-        t->kbcap = 0;
-    }
-    t->kblen = 0;
-    for (size_t i = 0; i < t->ntouched; i++) {
-        if (t->touched[i]->txn_seq == t->seq)
-            t->touched[i]->txn_seq = 0;
-    }
+    /* The types' and clients' txn_seq stay: no later transaction has this
+     * seq. */
     if (t->ds.n)
         loom__ds_clear(&t->ds);
     t->nchanged = t->ndeep = t->nmerge = t->ntouched = t->nds_order = 0;
@@ -325,6 +327,7 @@ static void txn_reset(loom_doc *d, loom_txn *t)
     t->join_units = 0;
     t->nbacks = t->bblen = 0;
     t->back_units = t->ds_units = 0;
+    t->del_item = NULL;
     if (t->bbcap > 65536) {
         loom__free(a, t->bbuf, t->bbcap);
         t->bbuf = NULL;
@@ -332,6 +335,7 @@ static void txn_reset(loom_doc *d, loom_txn *t)
     }
     t->origin = NULL;
     t->local = false;
+    t->unobserved = false;
     t->format_cleanup = false;
     t->mk_type = NULL;
 }
@@ -341,11 +345,9 @@ static void txn_destroy(loom_doc *d, loom_txn *t)
     const loom_allocator *a = d->a;
     for (size_t i = 0; i < t->chcap; i++) {
         loom__changed *ch = &t->changed[i];
-        loom__free(a, ch->koff, ch->kcap * sizeof(*ch->koff));
-        loom__free(a, ch->klens, ch->lcap * sizeof(*ch->klens));
+        loom__free(a, ch->keys, ch->kcap * sizeof(*ch->keys));
         loom__free(a, ch->kset, ch->kscap * sizeof(*ch->kset));
     }
-    loom__free(a, t->kbuf, t->kbcap);
     loom__free(a, t->changed, t->chcap * sizeof(*t->changed));
     loom__free(a, t->deep, t->dcap * sizeof(*t->deep));
     loom__free(a, t->merge, t->mcap * sizeof(*t->merge));
@@ -404,6 +406,7 @@ int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out)
     t->doc = d;
     t->origin = origin;
     t->local = local;
+    t->unobserved = !d->in_cleanup && !(d->nsubs && loom__doc_observed(d));
     t->seq = ++d->txn_seq;
     d->txn = t;
     d->txn_depth = 1;
@@ -411,21 +414,41 @@ int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out)
     return LOOM_OK;
 }
 
-/* tryToMergeWithLefts: merges structs[pos] into its lefts as far as
- * possible; returns how many merged. */
-static size_t merge_with_lefts(loom_doc *d, loom__client *c, size_t pos)
+/* Can loom__item_try_merge(l, r) succeed? A necessary condition, checked
+ * before the call: almost every pair of neighbours by clock fails it (a
+ * map entry's origin is the key's previous value, not the struct before
+ * it). */
+static inline bool may_merge(const loom__item *l, const loom__item *r)
+{
+    if (loom__item_is_gc(l) || loom__item_is_gc(r))
+        return loom__item_is_gc(l) && loom__item_is_gc(r);
+    return r->has_origin && l->right == r &&
+           r->origin.clock == l->id.clock + l->len - 1 &&
+           r->origin.client == l->id.client;
+}
+
+static size_t merge_run(loom_doc *d, loom__client *c, size_t pos)
 {
     size_t i = pos;
     loom__item *right = loom__cs(c, i);
     for (; i > 0; i--) {
         loom__item *left = loom__cs(c, i - 1);
-        if (!loom__item_try_merge(d, left, right))
+        if (!may_merge(left, right) || !loom__item_try_merge(d, left, right))
             break;
         right = left;
     }
     size_t merged = pos - i;
     loom__cs_remove(c, i + 1, merged);
     return merged;
+}
+
+/* tryToMergeWithLefts: merges structs[pos] into its lefts as far as
+ * possible; returns how many merged. */
+static inline size_t merge_with_lefts(loom_doc *d, loom__client *c, size_t pos)
+{
+    if (pos == 0 || !may_merge(loom__cs(c, pos - 1), loom__cs(c, pos)))
+        return 0;
+    return merge_run(d, c, pos);
 }
 
 static void gc_delete_set(loom_doc *d, const loom__ds *ds)
@@ -526,8 +549,130 @@ static void emit_update(loom_doc *d, loom_txn *t)
         loom_buf_free(&out);
 }
 
+/* loom__ds_normalize for a transaction's delete set, without its sort when
+ * every client's ranges are in clock order already: loading overwrites of
+ * map values deletes in clock order, and sorting 100,000 sorted ranges was
+ * most of that cleanup. Touching and overlapping ranges are joined as
+ * normalize joins them. */
+static void ds_normalize(loom__ds *ds)
+{
+    for (size_t i = 0; i < ds->n; i++) {
+        const loom__ds_client *c = &ds->c[i];
+        if (!c->n) {
+            loom__ds_normalize(ds);
+            return;
+        }
+        for (size_t k = 1; k < c->n; k++) {
+            if (c->r[k - 1].clock > c->r[k].clock) {
+                loom__ds_normalize(ds);
+                return;
+            }
+        }
+    }
+    for (size_t i = 0; i < ds->n; i++) {
+        loom__ds_client *c = &ds->c[i];
+        size_t j = 1;
+        for (size_t k = 1; k < c->n; k++) {
+            loom__ds_range *left = &c->r[j - 1];
+            const loom__ds_range *right = &c->r[k];
+            if (left->clock + left->len >= right->clock) {
+                uint64_t end = right->clock + right->len;
+                if (end - left->clock > left->len)
+                    left->len = end - left->clock;
+            } else {
+                c->r[j++] = *right;
+            }
+        }
+        c->n = j;
+    }
+}
+
+/* The item whose range is all of t's delete set, if the transaction
+ * remembers it (del_item), else NULL. */
+static loom__item *single_deleted(const loom_doc *d, const loom_txn *t)
+{
+    const loom__item *it = t->del_item;
+    if (!it || t->ds.n != 1 || t->ds.c[0].n != 1 ||
+        t->del_frees != d->item_frees)
+        return NULL;
+    const loom__ds_range *r = &t->ds.c[0].r[0];
+    if (t->ds.c[0].client != it->id.client || r->clock != it->id.clock ||
+        r->len != it->len)
+        return NULL;
+    return t->del_item;
+}
+
+/* gc_delete_set and merge_delete_set for a delete set that is one item's
+ * range. Merging there can only join the item with the struct after it by
+ * clock, its right neighbour then, or with the one before it, its left:
+ * when neither neighbour is that struct nothing merges, and its index is
+ * not needed. */
+static void collect_one(loom_doc *d, loom_txn *t, loom__item *it)
+{
+    if (d->gc && !loom__item_is_gc(it) && loom__item_deleted(it) &&
+        !(it->flags & LOOM__F_KEEP))
+        loom__item_gc(d, it, false);
+    const loom__item *l = it->left, *r = it->right;
+    uint64_t c = it->id.client;
+    if (loom__item_is_gc(it) ||
+        (r && r->id.client == c && r->id.clock == it->id.clock + it->len) ||
+        (l && l->right == it && l->id.client == c &&
+         l->id.clock + l->len == it->id.clock))
+        merge_delete_set(d, &t->ds);
+}
+
+/* Merges the structs the transaction added with their lefts. */
+static void merge_new_structs(loom_doc *d, const loom_txn *t)
+{
+    for (size_t i = 0; i < t->ntouched; i++) {
+        loom__client *c = t->touched[i];
+        if (!c->n)
+            continue;
+        uint64_t before = t->tbefore[i];
+        const loom__item *last = loom__cs_last(c);
+        uint64_t grown = last->id.clock + last->len - before;
+        if (!grown)
+            continue;
+        /* Only typing appended to an item (joins intact): Yjs would merge
+         * those items into it, then try that item with its left, which
+         * failed when they became neighbours (else that cleanup had merged
+         * them) and appending changes nothing of it. */
+        if (t->njoins && c->client == t->join_client && grown == t->join_units)
+            continue;
+        if (last->id.clock <= before) {
+            /* one new struct (or an append to the last) */
+            merge_with_lefts(d, c, c->n - 1);
+            continue;
+        }
+        size_t first = before ? loom__find_index(c, before) : 0;
+        if (first < 1)
+            first = 1;
+        size_t si = c->n - 1;
+        while (si >= first) {
+            size_t m = merge_with_lefts(d, c, si);
+            if (1 + m > si)
+                break;
+            si -= 1 + m;
+        }
+    }
+}
+
 static void cleanup(loom_doc *d, loom_txn *t)
 {
+    /* A local transaction that deleted and split nothing, with nobody
+     * subscribed (a map set or a keystroke): only its new structs can
+     * merge. */
+    if (t->local && !d->nsubs && !t->nmerge) {
+        if (t->ds.n) {
+            loom__item *del = single_deleted(d, t);
+            if (!del)
+                goto general;
+            collect_one(d, t, del);
+        }
+        merge_new_structs(d, t);
+        return;
+    }
+general:
     /* observers subscribed after typing was appended see Yjs's items */
     if (loom__txn_joined(t) && d->nsubs && loom__doc_observed(d)) {
         int urc = loom__txn_unjoin(t);
@@ -535,7 +680,7 @@ static void cleanup(loom_doc *d, loom_txn *t)
             d->oom = urc;
     }
     if (t->ds.n)
-        loom__ds_normalize(&t->ds);
+        ds_normalize(&t->ds);
     /* Observers and deep observers, afterTransaction, the formatting cleanup
      * (a local transaction without subscribers has none of them). */
     int rc = d->nsubs || !t->local ? loom__dispatch_events(d, t) : LOOM_OK;
@@ -556,35 +701,15 @@ static void cleanup(loom_doc *d, loom_txn *t)
      * them, and every other merge it would try fails (checked there). */
     bool only_backs =
         t->nbacks && t->ds_units == t->back_units && t->nmerge == t->nbacks;
-    if (d->gc && !only_backs)
-        gc_delete_set(d, &t->ds);
-    if (!only_backs)
+    loom__item *del = only_backs ? NULL : single_deleted(d, t);
+    if (del) {
+        collect_one(d, t, del);
+    } else if (!only_backs) {
+        if (d->gc)
+            gc_delete_set(d, &t->ds);
         merge_delete_set(d, &t->ds);
-    for (size_t i = 0; i < t->ntouched; i++) {
-        loom__client *c = t->touched[i];
-        if (!c->n)
-            continue;
-        uint64_t before = t->tbefore[i];
-        uint64_t grown = loom__state(d, c->client) - before;
-        if (!grown)
-            continue;
-        /* Only typing appended to an item (joins intact): Yjs would merge
-         * those items into it, then try that item with its left, which
-         * failed when they became neighbours (else that cleanup had merged
-         * them) and appending changes nothing of it. */
-        if (t->njoins && c->client == t->join_client && grown == t->join_units)
-            continue;
-        size_t first = before ? loom__find_index(c, before) : 0;
-        if (first < 1)
-            first = 1;
-        size_t si = c->n - 1;
-        while (si >= first) {
-            size_t m = merge_with_lefts(d, c, si);
-            if (1 + m > si)
-                break;
-            si -= 1 + m;
-        }
     }
+    merge_new_structs(d, t);
     for (size_t i = only_backs ? 0 : t->nmerge; i-- > 0;) {
         loom__client *c = loom__client_get(d, t->merge[i].client);
         if (!c || !c->n)
@@ -610,13 +735,28 @@ int loom__txn_close(loom_doc *d)
         return LOOM_ESTATE;
     if (--d->txn_depth > 0)
         return LOOM_OK;
+    loom_txn *t = d->txn;
     d->txn = NULL;
     if (d->in_cleanup)
         return LOOM_OK; /* the running cleanup loop takes it */
-    d->in_cleanup = true;
     loom__txn_queue *q = &d->queue;
+    loom__item *del = NULL;
+    if (q->n == 1 && t->local && !d->nsubs && !t->nmerge &&
+        (!t->ds.n || (del = single_deleted(d, t)))) {
+        /* alone, and cleanup() would only collect the one item deleted
+         * and merge its new structs (a map set, a keystroke) */
+        if (del)
+            collect_one(d, t, del);
+        merge_new_structs(d, t);
+        q->n = 0;
+        txn_free(d, t);
+        int rc = d->oom;
+        d->oom = 0;
+        return rc;
+    }
+    d->in_cleanup = true;
     while (q->head < q->n) {
-        loom_txn *t = q->v[q->head];
+        t = q->v[q->head];
         cleanup(d, t);
         q->head++;
         txn_free(d, t);

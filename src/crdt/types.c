@@ -66,21 +66,27 @@ int loom__type_root_get_or_add(loom_doc *d,
     return LOOM_OK;
 }
 
-int loom__type_key(loom_type *type,
-                   const char *key,
-                   size_t klen,
-                   const char **out)
+int loom__type_key_lookup(loom_type *type,
+                          const char *key,
+                          size_t klen,
+                          const char **out)
 {
-    if (type->key_hint < type->map.n &&
-        type->map.e[type->key_hint].key == key) {
-        *out = key; /* already the map's copy */
-        return LOOM_OK;
-    }
+    return loom__type_key_hashed(type, key, klen, loom__hash_bytes(key, klen),
+                                 out);
+}
+
+int loom__type_key_hashed(
+    loom_type *type, const char *key, size_t klen, uint64_t h, const char **out)
+{
+    if (klen > UINT32_MAX)
+        return LOOM_ELIMIT; /* loom__item.parent_sub_len */
     loom__strmap_entry *e;
-    int rc = loom__strmap_upsert(&type->map, key, klen, &e);
+    bool created;
+    int rc = loom__strmap_intern_hashed(&type->map, key, klen, h, &e, &created);
     if (rc)
         return rc;
     type->key_hint = (size_t)(e - type->map.e);
+    type->key_new = created;
     *out = e->key;
     return LOOM_OK;
 }
@@ -159,7 +165,7 @@ int loom__local_item(loom_txn *t,
             loom__item_free(d, it);
             return rc;
         }
-        it->parent_sub_len = klen;
+        it->parent_sub_len = (uint32_t)klen; /* checked by type_key */
     }
     return loom__item_integrate(t, it);
 }
@@ -267,7 +273,9 @@ static int item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
     b->len = 0;
     int rc = loom__any_write(b, v);
     size_t n = b->len;
-    uint8_t *p = rc ? NULL : loom__memdup(d->a, b->data, n ? n : 1);
+    uint8_t *p = rc ? NULL : loom__any_bytes_alloc(d, n ? n : 1);
+    if (p)
+        memcpy(p, b->data, n);
     if (b->cap > 65536) /* one huge value does not stay */
         loom_buf_free(b);
     if (!p) {
@@ -296,8 +304,9 @@ static int items_from_values(loom_doc *d,
         return LOOM_ENOMEM;
     size_t k = 0;
     int rc = LOOM_OK;
-    loom__item *run = NULL;
+    loom__item *run = NULL; /* its values are encoded in b until it ends */
     loom_buf b = {0};
+    b.alloc = d->a;
     for (size_t i = 0; i < n && !rc; i++) {
         const loom_any *x = values[i];
         if (!x) {
@@ -311,16 +320,13 @@ static int items_from_values(loom_doc *d,
                     break;
                 }
                 v[k++] = run;
-                loom__buf_init(&b, d->a);
-                memset(&b, 0, sizeof(b));
-                b.alloc = d->a;
+                b.len = 0;
             }
             rc = loom__any_write(&b, x);
             run->len++;
-            run->c.any.p = b.data;
-            run->c.any.bytes = b.len;
-            run->c.any.cap = b.cap;
         } else if (x->kind == LOOM_ANY_BINARY) {
+            if (run && (rc = loom__any_content_take(d, run, &b)))
+                break;
             run = NULL;
             rc = item_from_value(d, x, &v[k]);
             if (!rc)
@@ -329,6 +335,9 @@ static int items_from_values(loom_doc *d,
             rc = LOOM_EINVAL; /* undefined, bigint, subdoc refs, type refs */
         }
     }
+    if (!rc && run)
+        rc = loom__any_content_take(d, run, &b);
+    loom_buf_free(&b);
     if (rc) {
         for (size_t i = 0; i < k; i++) {
             v[i]->parent = NULL;
@@ -388,8 +397,9 @@ static bool has_map(const loom_type *t)
            t->kind == LOOM_TYPE_XML_ELEMENT || t->kind == LOOM_TYPE_UNDEFINED;
 }
 
-static int
-map_set_item(loom_type *map, const char *key, size_t klen, loom__item *it)
+/* Sets key (of hash h, see loom__hash_bytes) to the prepared item. */
+static int map_set_item(
+    loom_type *map, const char *key, size_t klen, uint64_t h, loom__item *it)
 {
     loom_txn *t;
     int rc = open_txn(map, &t);
@@ -397,15 +407,25 @@ map_set_item(loom_type *map, const char *key, size_t klen, loom__item *it)
         loom__item_free(map->doc, it);
         return rc;
     }
-    /* one lookup: the entry gives the left neighbour and the key copy */
-    const char *k;
-    if ((rc = loom__type_key(map, key, klen, &k))) {
-        loom__item_free(map->doc, it);
-        return close_txn(map->doc, rc);
+    /* one lookup: the entry gives the left neighbour and the key copy
+     * (integration finds the entry again by key_hint) */
+    loom_doc *d = map->doc;
+    if ((rc = loom__type_key_hashed(map, key, klen, h, &it->parent_sub))) {
+        loom__item_free(d, it);
+        return close_txn(d, rc);
     }
+    it->parent_sub_len = (uint32_t)klen; /* checked by type_key */
     loom__item *left = map->map.e[map->key_hint].val;
-    rc = loom__local_item(t, map, left, NULL, k, klen, it);
-    return close_txn(map->doc, rc);
+    it->id.client = d->client_id;
+    it->id.clock = loom__state(d, d->client_id);
+    if (left) {
+        it->has_origin = true;
+        it->origin = loom__item_last_id(left);
+    }
+    it->left = left;
+    it->parent = map;
+    rc = loom__item_integrate(t, it);
+    return close_txn(d, rc);
 }
 
 static int check_key(const loom_type *map, const char *key, size_t klen)
@@ -430,10 +450,16 @@ int loom_map_set(loom_type *map,
     if (!value || value->kind == LOOM_ANY_SUBDOC ||
         value->kind == LOOM_ANY_TYPE)
         return LOOM_EINVAL;
+    if (!key)
+        key = "";
+    /* The key's slot in a large map is a cache miss: it loads while the
+     * value is encoded. */
+    uint64_t h = loom__hash_bytes(key, klen);
+    loom__strmap_prefetch(&map->map, h);
     loom__item *it;
     if ((rc = item_from_value(map->doc, value, &it)))
         return rc;
-    return map_set_item(map, key ? key : "", klen, it);
+    return map_set_item(map, key, klen, h, it);
 }
 
 int loom_map_set_type(loom_type *map,
@@ -459,7 +485,9 @@ int loom_map_set_type(loom_type *map,
         return rc;
     }
     loom_type *nt = it->c.type;
-    rc = map_set_item(map, key ? key : "", klen, it);
+    if (!key)
+        key = "";
+    rc = map_set_item(map, key, klen, loom__hash_bytes(key, klen), it);
     if (!rc && out)
         *out = nt;
     return rc;
@@ -505,7 +533,9 @@ int loom_map_set_subdoc(loom_type *map,
     loom__item *it;
     if ((rc = subdoc_item(d, guid, glen, opts, &it)))
         return rc;
-    return map_set_item(map, key, klen, it);
+    if (!key)
+        key = "";
+    return map_set_item(map, key, klen, loom__hash_bytes(key, klen), it);
 }
 
 int loom_map_delete(loom_type *map, const char *key, size_t klen)

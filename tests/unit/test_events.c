@@ -766,12 +766,110 @@ static void test_observer_edits(void **state)
     assert_true(same);
 }
 
+/* Map key changes of an observed map as "key:action[=old]" words. */
+typedef struct key_log {
+    char buf[4096];
+    size_t len;
+} key_log;
+
+static void key_observe(void *ud, const loom_event *ev, const loom_txn *txn)
+{
+    (void)txn;
+    key_log *l = ud;
+    const loom_any *keys;
+    assert_int_equal(loom_event_keys(ev, &keys), 0);
+    for (size_t i = 0; i < loom_any_count(keys); i++) {
+        size_t kl, al;
+        const char *k = loom_any_object_key(keys, i, &kl);
+        const loom_any *c = loom_any_object_value(keys, i);
+        const char *act =
+            loom_any_string(loom_any_object_get(c, "action", 6), &al);
+        const loom_any *old = loom_any_object_get(c, "oldValue", 8);
+        int n = old ? snprintf(l->buf + l->len, sizeof l->buf - l->len,
+                               "%s%.*s:%.*s=%g", l->len ? " " : "", (int)kl, k,
+                               (int)al, act, loom_any_number(old))
+                    : snprintf(l->buf + l->len, sizeof l->buf - l->len,
+                               "%s%.*s:%.*s", l->len ? " " : "", (int)kl, k,
+                               (int)al, act);
+        assert_true(n > 0 && (size_t)n < sizeof l->buf - l->len);
+        l->len += (size_t)n;
+    }
+}
+
+/*
+ * More changed keys in one transaction than fit the linear key list, local
+ * and remote, with keys set twice and deleted (expected: yjs 13, the same
+ * steps with m.observe on both docs):
+ *   1: transact{k0..k19 = i; k3 = 100; k15 = 115; gone = 1; delete gone}
+ *   2: transact{k0..k11 = 200 + i; delete k12, k13, k14}
+ */
+static void test_many_keys(void **state)
+{
+    (void)state;
+    static const char *const want[2] = {
+        "k0:add k1:add k2:add k3:add k4:add k5:add k6:add k7:add k8:add "
+        "k9:add k10:add k11:add k12:add k13:add k14:add k15:add k16:add "
+        "k17:add k18:add k19:add",
+        "k0:update=0 k1:update=1 k2:update=2 k3:update=100 k4:update=4 "
+        "k5:update=5 k6:update=6 k7:update=7 k8:update=8 k9:update=9 "
+        "k10:update=10 k11:update=11 k12:delete=12 k13:delete=13 "
+        "k14:delete=14",
+    };
+    loom_doc *d[2];
+    loom_type *m[2];
+    key_log logs[2];
+    for (int i = 0; i < 2; i++) {
+        loom_doc_options o;
+        loom_doc_options_init(&o);
+        o.client_id = (uint64_t)i + 1;
+        assert_int_equal(loom_doc_new(&o, &d[i]), 0);
+        assert_int_equal(loom_doc_get(d[i], "m", 1, LOOM_TYPE_MAP, &m[i]), 0);
+        assert_int_equal(loom_type_observe(m[i], key_observe, &logs[i], NULL),
+                         0);
+    }
+    for (int step = 0; step < 2; step++) {
+        memset(logs, 0, sizeof logs);
+        char k[8];
+        assert_int_equal(loom_doc_transact_begin(d[0], NULL), 0);
+        if (step == 0) {
+            for (int i = 0; i < 20; i++) {
+                snprintf(k, sizeof k, "k%d", i);
+                map_set(m[0], k, num(i));
+            }
+            map_set(m[0], "k3", num(100));
+            map_set(m[0], "k15", num(115));
+            map_set(m[0], "gone", num(1));
+            assert_int_equal(loom_map_delete(m[0], "gone", 4), 0);
+        } else {
+            for (int i = 0; i < 12; i++) {
+                snprintf(k, sizeof k, "k%d", i);
+                map_set(m[0], k, num(200 + i));
+            }
+            for (int i = 12; i < 15; i++) {
+                snprintf(k, sizeof k, "k%d", i);
+                assert_int_equal(loom_map_delete(m[0], k, strlen(k)), 0);
+            }
+        }
+        assert_int_equal(loom_doc_transact_end(d[0]), 0);
+        sync12(d[0], d[1]);
+        for (int i = 0; i < 2; i++) {
+            if (strcmp(logs[i].buf, want[step]) != 0)
+                fprintf(stderr, "step %d doc %d:\n   got  %s\n   want %s\n",
+                        step + 1, i + 1, logs[i].buf, want[step]);
+            assert_string_equal(logs[i].buf, want[step]);
+        }
+    }
+    loom_doc_free(d[0]);
+    loom_doc_free(d[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_case_events),
         cmocka_unit_test(test_nested),
         cmocka_unit_test(test_observer_edits),
+        cmocka_unit_test(test_many_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,170 @@
+/*
+ * test_maps.c: map operations with every allocation failing in turn. Map
+ * sets, overwrites and deletes run in their own transactions (the short
+ * transaction end, the pool of items and value bytes, the collection of an
+ * overwritten value); one that fails must leave the document as it was
+ * (same encoding), and nothing may leak. Loading the result into another
+ * document with its allocations failing must fail cleanly and leak nothing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "loom/loom.h"
+#include "testalloc.h"
+
+#define NOPS 40
+
+/* {id: i, title: "task i"} */
+static loom_any *value(int i)
+{
+    loom_any *o, *id, *title;
+    char s[32];
+    int n = snprintf(s, sizeof s, "task %d", i);
+    assert_int_equal(loom_any_new_object(NULL, &o), 0);
+    assert_int_equal(loom_any_new_number(NULL, i, &id), 0);
+    assert_int_equal(loom_any_new_string(NULL, s, (size_t)n, &title), 0);
+    assert_int_equal(loom_any_object_set(o, "id", 2, id), 0);
+    assert_int_equal(loom_any_object_set(o, "title", 5, title), 0);
+    return o;
+}
+
+/* Op i: sets of new keys, overwrites of earlier ones, and deletes. */
+static int run_op(loom_type *m, int i)
+{
+    char k[16];
+    if (i % 7 == 6) {
+        snprintf(k, sizeof k, "k%d", i / 2);
+        return loom_map_delete(m, k, strlen(k));
+    }
+    snprintf(k, sizeof k, "k%d", i % 3 == 2 ? i / 3 : i);
+    loom_any *v = value(i);
+    int rc = loom_map_set(m, k, strlen(k), v);
+    loom_any_free(v);
+    return rc;
+}
+
+/* The document's state as an update, in memory of the default allocator
+ * (the library encodes with the document's). */
+static void encode(loom_doc *d, loom_buf *out)
+{
+    loom_buf b = {0};
+    assert_int_equal(loom_doc_encode_state_as_update(d, NULL, 0, &b, NULL), 0);
+    memset(out, 0, sizeof(*out));
+    out->alloc = loom_allocator_default();
+    out->data = malloc(b.len ? b.len : 1);
+    assert_non_null(out->data);
+    memcpy(out->data, b.data, b.len);
+    out->cap = b.len ? b.len : 1;
+    out->len = b.len;
+    loom_buf_free(&b);
+}
+
+/* Runs the ops with allocation `fail` (counted over the ops only) failing;
+ * returns whether every op succeeded. The update of the result goes to
+ * `update` when given. */
+static bool run_ops(long fail, loom_buf *update)
+{
+    test_alloc c;
+    loom_allocator a = test_alloc_init(&c);
+    loom_doc_options o;
+    loom_doc_options_init(&o);
+    o.client_id = 1;
+    o.alloc = &a;
+    loom_doc *d = NULL;
+    assert_int_equal(loom_doc_new(&o, &d), 0);
+    loom_type *m;
+    assert_int_equal(loom_doc_get(d, "m", 1, LOOM_TYPE_MAP, &m), 0);
+    long left = fail; /* allocations of the ops still to succeed first */
+    bool all = true;
+    for (int i = 0; i < NOPS; i++) {
+        loom_buf before;
+        encode(d, &before);
+        long calls = c.calls;
+        c.fail_at = left > 0 ? c.calls + left : 0;
+        int rc = run_op(m, i);
+        c.fail_at = 0;
+        left -= c.calls - calls;
+        if (rc) {
+            assert_int_equal(rc, LOOM_ENOMEM);
+            all = false;
+            loom_buf now;
+            encode(d, &now);
+            assert_int_equal(now.len, before.len);
+            assert_memory_equal(now.data, before.data, now.len);
+            loom_buf_free(&now);
+        }
+        loom_buf_free(&before);
+    }
+    if (update)
+        encode(d, update);
+    loom_doc_free(d);
+    assert_int_equal(c.live_blocks, 0);
+    assert_int_equal(c.size_mismatches, 0);
+    return all;
+}
+
+static void test_ops_out_of_memory(void **state)
+{
+    (void)state;
+    long fail = 1;
+    while (!run_ops(fail, NULL))
+        fail++;
+    assert_true(fail > 5); /* the ops do allocate */
+}
+
+static void test_load_out_of_memory(void **state)
+{
+    (void)state;
+    loom_buf u;
+    assert_true(run_ops(0, &u));
+    bool done = false;
+    for (long k = 1; !done; k++) {
+        test_alloc c;
+        loom_allocator a = test_alloc_init(&c);
+        loom_doc_options o;
+        loom_doc_options_init(&o);
+        o.client_id = 2;
+        o.alloc = &a;
+        loom_doc *d = NULL;
+        assert_int_equal(loom_doc_new(&o, &d), 0);
+        c.fail_at = c.calls + k;
+        int rc = loom_doc_apply_update(d, u.data, u.len, NULL, NULL);
+        done = c.calls < c.fail_at;
+        c.fail_at = 0;
+        if (rc) {
+            assert_int_equal(rc, LOOM_ENOMEM);
+        } else {
+            loom_buf now;
+            encode(d, &now);
+            if (done) {
+                assert_int_equal(now.len, u.len);
+                assert_memory_equal(now.data, u.data, u.len);
+            }
+            loom_buf_free(&now);
+        }
+        /* usable afterwards */
+        loom_type *m;
+        assert_int_equal(loom_doc_get(d, "m", 1, LOOM_TYPE_MAP, &m), 0);
+        assert_int_equal(run_op(m, 1), 0);
+        loom_doc_free(d);
+        assert_int_equal(c.live_blocks, 0);
+        assert_int_equal(c.size_mismatches, 0);
+    }
+    loom_buf_free(&u);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ops_out_of_memory),
+        cmocka_unit_test(test_load_out_of_memory),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
