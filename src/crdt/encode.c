@@ -22,21 +22,47 @@ int loom__doc_sv(const loom_doc *d, loom__sv *out)
     return LOOM_OK;
 }
 
+/* Adds the deleted runs among v[0, n) to out; a run still open at the end
+ * is left in *clock, *len (len 0: none) for the next stretch of the same
+ * client to continue. */
+static int ds_stretch(loom__ds *out,
+                      uint64_t client,
+                      loom__item *const *v,
+                      size_t n,
+                      uint64_t *clock,
+                      uint64_t *len)
+{
+    for (size_t i = 0; i < n; i++) {
+        const loom__item *s = v[i];
+        if (loom__item_deleted(s)) {
+            if (!*len)
+                *clock = s->id.clock;
+            *len += s->len;
+        } else if (*len) {
+            int rc = loom__ds_add(out, client, *clock, *len);
+            if (rc)
+                return rc;
+            *len = 0;
+        }
+    }
+    return LOOM_OK;
+}
+
 int loom__store_ds(const loom_doc *d, loom__ds *out)
 {
     for (size_t ci = 0; ci < d->nclients; ci++) {
         const loom__client *c = d->clist[ci];
-        for (size_t i = 0; i < c->n; i++) {
-            const loom__item *s = loom__cs(c, i);
-            if (!loom__item_deleted(s))
-                continue;
-            uint64_t clock = s->id.clock, len = s->len;
-            while (i + 1 < c->n && loom__item_deleted(loom__cs(c, i + 1)))
-                len += loom__cs(c, ++i)->len;
-            int rc = loom__ds_add(out, c->client, clock, len);
-            if (rc)
-                return rc;
-        }
+        /* the two stretches of the gap buffer directly */
+        uint64_t clock = 0, len = 0;
+        int rc = ds_stretch(out, c->client, c->v, c->gap < c->n ? c->gap : c->n,
+                            &clock, &len);
+        if (!rc && c->gap < c->n)
+            rc = ds_stretch(out, c->client, c->v + c->gap + c->hole,
+                            c->n - c->gap, &clock, &len);
+        if (!rc && len)
+            rc = loom__ds_add(out, c->client, clock, len);
+        if (rc)
+            return rc;
     }
     return LOOM_OK;
 }
@@ -61,6 +87,134 @@ int loom__write_structs_from(const loom_doc *d,
     int rc = loom__write_structs(d, e, from->n, out);
     loom__free(d->a, e, (from->n ? from->n : 1) * sizeof(*e));
     return rc;
+}
+
+/* Copies n bytes to q (room was reserved). Map keys and small values are
+ * a few dozen bytes: overlapping fixed-size moves instead of a memcpy
+ * call each. */
+static inline void put_bytes(uint8_t *q, const void *s, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    if (n <= 16) {
+        loom__copy(q, p, n);
+    } else if (n <= 32) {
+        memcpy(q, p, 16);
+        memcpy(q + n - 16, p + n - 16, 16);
+    } else if (n <= 64) {
+        memcpy(q, p, 32);
+        memcpy(q + n - 32, p + n - 32, 32);
+    } else {
+        memcpy(q, p, n);
+    }
+}
+
+static inline uint8_t *put_varuint(uint8_t *q, uint64_t v)
+{
+    while (v > 0x7f) {
+        *q++ = (uint8_t)(0x80 | (v & 0x7f));
+        v >>= 7;
+    }
+    *q++ = (uint8_t)v;
+    return q;
+}
+
+/* Writes a GC struct or an item of Any or Deleted content that has an
+ * origin (an overwritten map entry, before or after GC) at the end of
+ * out. */
+static int write_linked(loom_buf *out, const loom__item *it)
+{
+    uint8_t ref = it->ref;
+    size_t bytes = ref == LOOM__REF_ANY ? it->c.any.bytes : 0;
+    size_t need = 1 + 40 + 10 + bytes;
+    if (need > out->cap - out->len) {
+        int rc = loom__buf_reserve(out, need);
+        if (rc)
+            return rc;
+    }
+    uint8_t *q = out->data + out->len;
+    if (ref == LOOM__REF_GC) {
+        *q++ = 0;
+    } else {
+        *q++ = (uint8_t)(ref | (unsigned)it->has_origin << 7 |
+                         (unsigned)it->has_right_origin << 6 |
+                         (it->parent_sub ? 0x20u : 0u));
+        if (it->has_origin) {
+            q = put_varuint(q, it->origin.client);
+            q = put_varuint(q, it->origin.clock);
+        }
+        if (it->has_right_origin) {
+            q = put_varuint(q, it->right_origin.client);
+            q = put_varuint(q, it->right_origin.clock);
+        }
+    }
+    q = put_varuint(q, it->len);
+    if (bytes)
+        put_bytes(q, it->c.any.p, bytes);
+    out->len = (size_t)(q - out->data) + bytes;
+    return LOOM_OK;
+}
+
+/* The structs of c from index i on, whole. The bulk of a map's document,
+ * entries of a root map (Any content, no origins), is written here with
+ * the parent's name encoded once per run of the same parent and the room
+ * for each struct checked inline: a call per struct and per field, and a
+ * memcpy per field, were most of encoding a map. Overwritten entries (GC
+ * structs, Any or Deleted content with origins) go to write_linked, every
+ * other struct (and an entry of a nested type, or of a root whose name is
+ * too long for the cache) to loom__item_write. The bytes are the same. */
+static int write_items(loom_buf *out, const loom__client *c, size_t i)
+{
+    const loom_type *cached = NULL;
+    uint8_t pre[32] = {0}; /* parentInfo 1, the root name as a varString */
+    size_t plen = 0;
+    for (; i < c->n; i++) {
+        const loom__item *it = loom__cs(c, i);
+        const loom_type *p = it->parent;
+        if (it->ref != LOOM__REF_ANY || it->has_origin ||
+            it->has_right_origin || p->item ||
+            (p != cached && p->root_name_len > sizeof(pre) - 2)) {
+            int rc;
+            if (loom__item_is_gc(it) ||
+                ((it->ref == LOOM__REF_ANY || it->ref == LOOM__REF_DELETED) &&
+                 (it->has_origin || it->has_right_origin)))
+                rc = write_linked(out, it);
+            else
+                rc = loom__item_write(out, it, 0);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (p != cached) {
+            pre[0] = 1;
+            pre[1] = (uint8_t)p->root_name_len; /* < 0x80: one byte */
+            memcpy(pre + 2, p->root_name, p->root_name_len);
+            plen = 2 + p->root_name_len;
+            cached = p;
+        }
+        const char *key = it->parent_sub;
+        size_t klen = key ? it->parent_sub_len : 0;
+        size_t bytes = it->c.any.bytes;
+        /* lengths of objects in memory: their sum cannot overflow */
+        size_t need = 1 + sizeof(pre) + 10 + klen + 10 + bytes;
+        if (need > out->cap - out->len) {
+            int rc = loom__buf_reserve(out, need);
+            if (rc)
+                return rc;
+        }
+        uint8_t *q = out->data + out->len;
+        *q++ = (uint8_t)(LOOM__REF_ANY | (key ? 0x20 : 0));
+        memcpy(q, pre, sizeof(pre)); /* the whole cache: room was reserved */
+        q += plen;
+        if (key) {
+            q = put_varuint(q, klen);
+            put_bytes(q, key, klen);
+            q += klen;
+        }
+        q = put_varuint(q, it->len);
+        put_bytes(q, it->c.any.p, bytes);
+        out->len = (size_t)(q - out->data) + bytes;
+    }
+    return LOOM_OK;
 }
 
 int loom__write_structs(const loom_doc *d,
@@ -95,8 +249,8 @@ int loom__write_structs(const loom_doc *d,
             break;
         const loom__item *first = loom__cs(c, idx);
         rc = loom__item_write(out, first, clock - first->id.clock);
-        for (size_t i = idx + 1; i < c->n && !rc; i++)
-            rc = loom__item_write(out, loom__cs(c, i), 0);
+        if (!rc)
+            rc = write_items(out, c, idx + 1);
     }
     return rc;
 }
