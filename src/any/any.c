@@ -646,25 +646,48 @@ int loom__any_js_order(const loom_any *o, size_t **order)
 
 /* ---- free and clone ----------------------------------------------------- */
 
+/* Frees v when it is one allocation (a scalar, or a string or binary whose
+ * bytes follow the node), the embedder's hook called directly; returns
+ * false, freeing nothing, for any other node. The values of an object are
+ * mostly such nodes: a recursive call and loom__free each were most of
+ * freeing one. */
+static inline bool free_single(loom_any *v)
+{
+    size_t size = sizeof(*v);
+    if (v->kind > LOOM_ANY_BIGINT && v->kind != LOOM_ANY_TYPE) {
+        if (v->kind == LOOM_ANY_STRING || v->kind == LOOM_ANY_SUBDOC) {
+            if (v->u.str.p != (char *)(v + 1)) {
+                return false;
+            }
+            size += v->u.str.len + 1;
+        } else if (v->kind == LOOM_ANY_BINARY) {
+            size += v->u.bin.len ? v->u.bin.len : 1;
+        } else {
+            return false;
+        }
+    }
+    const loom_allocator *a = v->a;
+    if (a) {
+        a->free_fn(a->ud, v, size); /* size > 0: what loom__free passes */
+    } else {
+        loom__free(a, v, size);
+    }
+    return true;
+}
+
 // NOLINTNEXTLINE(misc-no-recursion): as deep as the value (decoders cap it)
 void loom_any_free(loom_any *v)
 {
-    if (!v) {
+    if (!v || free_single(v)) {
         return;
     }
     const loom_allocator *a = v->a;
     switch ((loom_any_kind)v->kind) {
     case LOOM_ANY_STRING:
     case LOOM_ANY_SUBDOC:
-        if (v->u.str.p == (char *)(v + 1)) {
-            loom__free(a, v, sizeof(*v) + v->u.str.len + 1);
-            return;
-        }
+        /* a taken string (free_single took the inline ones) */
         loom__free(a, v->u.str.p, v->u.str.len + 1);
         break;
-    case LOOM_ANY_BINARY:
-        loom__free(a, v, sizeof(*v) + (v->u.bin.len ? v->u.bin.len : 1));
-        return;
     case LOOM_ANY_ARRAY:
         for (size_t i = 0; i < v->u.arr.n; i++) {
             loom_any_free(v->u.arr.v[i]);
@@ -673,7 +696,10 @@ void loom_any_free(loom_any *v)
         break;
     case LOOM_ANY_OBJECT: {
         for (size_t i = 0; i < v->u.obj.n; i++) {
-            loom_any_free(v->u.obj.v[i]);
+            loom_any *c = v->u.obj.v[i];
+            if (c && !free_single(c)) {
+                loom_any_free(c);
+            }
         }
         obj_tail *t = tail_of(v);
         if (v->u.obj.keys != t->keys) {

@@ -205,13 +205,12 @@ static inline uint64_t flat_size(const loom_any *v)
 
 /* Writes a flat object (see flat_size) in insertion order, with room
  * made. */
-static inline void put_flat(loom_buf *b, const loom_any *v)
+static inline uint8_t *put_flat_at(uint8_t *p, const loom_any *v)
 {
     size_t n = v->u.obj.n;
     char *const *keys = v->u.obj.keys;
     const size_t *klens = v->u.obj.klens;
     loom_any *const *vals = v->u.obj.v;
-    uint8_t *p = b->data + b->len;
     *p++ = TAG_OBJECT;
     p = put_varuint(p, n);
     for (size_t i = 0; i < n; i++) {
@@ -230,7 +229,52 @@ static inline void put_flat(loom_buf *b, const loom_any *v)
             p = put_scalar(p, c);
         }
     }
-    b->len = (size_t)(p - b->data);
+    return p;
+}
+
+static inline void put_flat(loom_buf *b, const loom_any *v)
+{
+    b->len = (size_t)(put_flat_at(b->data + b->len, v) - b->data);
+}
+
+size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v)
+{
+    if (v->kind != LOOM_ANY_OBJECT || (v->flags & LOOM__ANY_DIGIT_KEY) ||
+        max < 11) {
+        return 0;
+    }
+    /* put_flat_at with flat_size's test and bound folded in: one pass */
+    size_t n = v->u.obj.n;
+    char *const *keys = v->u.obj.keys;
+    const size_t *klens = v->u.obj.klens;
+    loom_any *const *vals = v->u.obj.v;
+    uint8_t *start = p, *end = p + max;
+    *p++ = TAG_OBJECT;
+    p = put_varuint(p, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t klen = klens[i];
+        const loom_any *c = vals[i];
+        if (c->kind > LOOM_ANY_STRING) {
+            return 0;
+        }
+        size_t len = c->kind == LOOM_ANY_STRING ? c->u.str.len : 0;
+        /* lengths of bytes in memory: the sum cannot wrap */
+        if (klen + len + 21 > (size_t)(end - p)) {
+            return 0;
+        }
+        p = put_varuint(p, klen);
+        loom__copy(p, keys[i], klen);
+        p += klen;
+        if (c->kind == LOOM_ANY_STRING) {
+            *p++ = TAG_STRING;
+            p = put_varuint(p, len);
+            loom__copy(p, c->u.str.p, len);
+            p += len;
+        } else {
+            p = put_scalar(p, c);
+        }
+    }
+    return (size_t)(p - start);
 }
 
 /*

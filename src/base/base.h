@@ -112,6 +112,35 @@ static inline void loom__pool_free(loom__pool *p, void *b, size_t n)
     }
     loom__free(p->a, b, n);
 }
+/* The pool's unused end, *max bytes of it (at most LOOM__POOL_MAX), to be
+ * written and then taken with loom__pool_commit before any other pool
+ * call; NULL when the pool is off. A value is encoded there and taken at
+ * its size, without a buffer to copy it from. */
+static inline uint8_t *loom__pool_peek(const loom__pool *p, size_t *max)
+{
+    if (!LOOM__POOL_ON || !p->cur)
+        return NULL;
+    *max = p->left < LOOM__POOL_MAX ? p->left : LOOM__POOL_MAX;
+    return (uint8_t *)p->cur;
+}
+/* Takes the n bytes (1 <= n <= *max of the peek) written at the peeked
+ * position as a block of n bytes: moved to a free block of their class
+ * when there is one, as loom__pool_alloc would have used it. */
+static inline void *loom__pool_commit(loom__pool *p, size_t n)
+{
+    size_t k = (n - 1) / LOOM__POOL_GRAIN;
+    void *b = p->free[k];
+    if (b) {
+        p->free[k] = *(void **)b;
+        memcpy(b, p->cur, n);
+        return b;
+    }
+    size_t size = (k + 1) * LOOM__POOL_GRAIN;
+    b = p->cur;
+    p->cur += size;
+    p->left -= size;
+    return b;
+}
 /* realloc for pool blocks: the old block stays on failure. */
 void *loom__pool_realloc(loom__pool *p, void *b, size_t old_n, size_t new_n);
 

@@ -202,7 +202,7 @@ static char *key_copy(loom__strmap *m, const char *key, size_t klen, uint32_t i)
 fill:
     memcpy(p, &i, sizeof(i));
     p += sizeof(i);
-    memcpy(p, key, klen);
+    loom__copy(p, key, klen); /* keys are short: inline */
     p[klen] = 0;
     return p;
 }

@@ -265,7 +265,20 @@ static int item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
     }
     if (!(it = new_item(d, LOOM__REF_ANY)))
         return LOOM_ENOMEM;
-    /* Encoded in the doc's scratch buffer, then copied at its exact size:
+    /* A flat object (what maps mostly hold) is encoded where the pool
+     * hands out its next block and taken at its size there. */
+    size_t max = 0;
+    uint8_t *w = loom__pool_peek(&d->pool, &max);
+    size_t fn = w ? loom__any_put_flat(w, max, v) : 0;
+    if (fn) {
+        it->c.any.p = loom__pool_commit(&d->pool, fn);
+        it->c.any.bytes = fn;
+        it->c.any.cap = fn;
+        it->len = 1;
+        *out = it;
+        return LOOM_OK;
+    }
+    /* Else encoded in the doc's scratch buffer, then copied at its exact size:
      * a growing buffer of its own left most of its capacity unused, for
      * the life of the item. */
     loom_buf *b = &d->scratch;
@@ -434,7 +447,9 @@ static int check_key(const loom_type *map, const char *key, size_t klen)
         return LOOM_EINVAL;
     if (!has_map(map))
         return LOOM_ETYPE;
-    if (!loom__utf8_valid(key, klen))
+    /* short ASCII keys (most) without the validator's call */
+    if ((klen > 16 || !loom__ascii_short(key, klen)) &&
+        !loom__utf8_valid(key, klen))
         return LOOM_EINVAL;
     return LOOM_OK;
 }
