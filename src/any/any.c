@@ -529,8 +529,8 @@ int loom_any_object_set(loom_any *object,
      * (so it is new), with room for it. */
     size_t n = object->u.obj.n;
     obj_tail *t = tail_of(object);
-    if (key_len > 16 || !loom__ascii_short(key, key_len) ||
-        n == object->u.obj.cap || key_len >= (size_t)(t->kend - t->kfree)) {
+    if (key_len > 16 || n == object->u.obj.cap ||
+        key_len >= (size_t)(t->kend - t->kfree)) {
         return set_any(object, key, key_len, child);
     }
     const size_t *klens = object->u.obj.klens;
@@ -540,7 +540,9 @@ int loom_any_object_set(loom_any *object,
         }
     }
     char *k = t->kfree;
-    loom__copy(k, key, key_len);
+    if (!loom__copy_ascii_short(k, key, key_len)) {
+        return set_any(object, key, key_len, child);
+    }
     k[key_len] = '\0';
     t->kfree = k + key_len + 1;
     if ((unsigned)(k[0] - '0') <= 9) {

@@ -184,6 +184,44 @@ static inline bool loom__ascii_short(const void *s, size_t len)
     return ((p[0] | p[len / 2] | p[len - 1]) & 0x80) == 0;
 }
 
+/* Copies the len bytes at s (len <= 16) to d when they are all ASCII and
+ * returns true; else returns false, d untouched. One load of each byte
+ * for both the check and the copy. */
+static inline bool loom__copy_ascii_short(void *d, const void *s, size_t len)
+{
+    uint8_t *q = (uint8_t *)d;
+    const uint8_t *p = (const uint8_t *)s;
+    if (len >= 8) {
+        uint64_t x, y;
+        memcpy(&x, p, 8);
+        memcpy(&y, p + len - 8, 8);
+        if ((x | y) & 0x8080808080808080ULL)
+            return false;
+        memcpy(q, &x, 8);
+        memcpy(q + len - 8, &y, 8);
+        return true;
+    }
+    if (len >= 4) {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + len - 4, 4);
+        if ((x | y) & 0x80808080U)
+            return false;
+        memcpy(q, &x, 4);
+        memcpy(q + len - 4, &y, 4);
+        return true;
+    }
+    if (len == 0)
+        return true;
+    uint8_t a = p[0], b = p[len / 2], c = p[len - 1];
+    if ((a | b | c) & 0x80)
+        return false;
+    q[0] = a;
+    q[len / 2] = b;
+    q[len - 1] = c;
+    return true;
+}
+
 /* memcpy for any n, inline for n <= 16. */
 static inline void loom__copy(void *d, const void *s, size_t n)
 {

@@ -747,7 +747,15 @@ int loom__txn_close(loom_doc *d)
          * and merge its new structs (a map set, a keystroke) */
         if (del)
             collect_one(d, t, del);
-        merge_new_structs(d, t);
+        loom__client *c = t->ntouched == 1 ? t->touched[0] : NULL;
+        if (c && c->n && !t->njoins &&
+            loom__cs_last(c)->id.clock <= t->tbefore[0]) {
+            /* merge_new_structs for one client with at most one new
+             * struct (a map set), without its loop */
+            merge_with_lefts(d, c, c->n - 1);
+        } else {
+            merge_new_structs(d, t);
+        }
         q->n = 0;
         txn_free(d, t);
         int rc = d->oom;
