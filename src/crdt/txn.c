@@ -747,8 +747,8 @@ int loom__txn_close(loom_doc *d)
          * and merge its new structs (a map set, a keystroke) */
         if (del)
             collect_one(d, t, del);
-        loom__client *c = t->ntouched == 1 ? t->touched[0] : NULL;
-        if (c && c->n && !t->njoins &&
+        loom__client *c = NULL;
+        if (!t->njoins && t->ntouched == 1 && (c = t->touched[0])->n &&
             loom__cs_last(c)->id.clock <= t->tbefore[0]) {
             /* merge_new_structs for one client with at most one new
              * struct (a map set), without its loop */
