@@ -125,7 +125,8 @@ static inline uint8_t *loom__pool_peek(const loom__pool *p, size_t *max)
 }
 /* Takes the n bytes (1 <= n <= *max of the peek) written at the peeked
  * position as a block of n bytes: moved to a free block of their class
- * when there is one, as loom__pool_alloc would have used it. */
+ * when there is one, as loom__pool_alloc would have used it. (The class's
+ * size fits in what was left: chunks and blocks are whole grains.) */
 static inline void *loom__pool_commit(loom__pool *p, size_t n)
 {
     size_t k = (n - 1) / LOOM__POOL_GRAIN;
