@@ -17,14 +17,67 @@
 
 /* ---- construction ------------------------------------------------------- */
 
+/*
+ * An object node is allocated with a tail (obj_tail) holding room for its
+ * first OBJ_INLINE entries and OBJ_INLINE_KEYS bytes of key copies, so a
+ * small object is one allocation however many times it is set. Key copies
+ * never move: when the inline bytes are used up, more come from chunks
+ * linked to the tail, freed with the object. Entries that outgrow the inline
+ * arrays move to a block of their own (keys, lengths and values in one
+ * allocation, freed through keys).
+ */
+#define OBJ_INLINE      4
+#define OBJ_INLINE_KEYS 48
+
+typedef struct key_chunk {
+    struct key_chunk *next;
+    size_t size; /* bytes after the header */
+} key_chunk;
+
+typedef struct obj_tail {
+    key_chunk *chunks; /* newest first */
+    char *kfree;       /* next free byte for a key copy */
+    char *kend;        /* the end of the storage kfree points into */
+    char *keys[OBJ_INLINE];
+    size_t klens[OBJ_INLINE];
+    loom_any *v[OBJ_INLINE];
+    char kbytes[OBJ_INLINE_KEYS];
+} obj_tail;
+
+#define OBJ_NODE (sizeof(loom_any) + sizeof(obj_tail))
+
+static obj_tail *tail_of(const loom_any *o)
+{
+    return (obj_tail *)(void *)((char *)(uintptr_t)o + sizeof(loom_any));
+}
+
+/* Bytes of one object slot in an entries block: key, key length, value. */
+#define OBJ_SLOT (sizeof(char *) + sizeof(size_t) + sizeof(loom_any *))
+
+/* A node of a kind without payload to copy; the union is left for the
+ * caller to fill (every constructor writes what its kind reads). */
+static inline loom_any *
+alloc_node(const loom_allocator *a, loom_any_kind kind, size_t extra)
+{
+    /* the embedder's hook directly when there is one (a node is never 0
+     * bytes, which is all loom__malloc adds): a value is several nodes */
+    size_t size = sizeof(loom_any) + extra;
+    loom_any *v = a ? a->malloc_fn(a->ud, size) : loom__malloc(a, size);
+    if (v) {
+        v->kind = (uint8_t)kind;
+        v->flags = 0;
+        v->a = a;
+    }
+    return v;
+}
+
 static int new_node(const loom_allocator *a, loom_any_kind kind, loom_any **out)
 {
-    loom_any *v = loom__calloc(a, sizeof(*v));
+    loom_any *v = alloc_node(a, kind, 0);
     if (!v) {
         return LOOM_ENOMEM;
     }
-    v->kind = (uint8_t)kind;
-    v->a = a;
+    memset(&v->u, 0, sizeof(v->u));
     *out = v;
     return LOOM_OK;
 }
@@ -41,10 +94,9 @@ int loom_any_new_null(const loom_allocator *a, loom_any **out)
 
 int loom_any_new_bool(const loom_allocator *a, int value, loom_any **out)
 {
-    loom_any *v;
-    int rc = new_node(a, LOOM_ANY_BOOL, &v);
-    if (rc) {
-        return rc;
+    loom_any *v = alloc_node(a, LOOM_ANY_BOOL, 0);
+    if (!v) {
+        return LOOM_ENOMEM;
     }
     v->u.b = value ? 1 : 0;
     *out = v;
@@ -53,10 +105,9 @@ int loom_any_new_bool(const loom_allocator *a, int value, loom_any **out)
 
 int loom_any_new_number(const loom_allocator *a, double value, loom_any **out)
 {
-    loom_any *v;
-    int rc = new_node(a, LOOM_ANY_NUMBER, &v);
-    if (rc) {
-        return rc;
+    loom_any *v = alloc_node(a, LOOM_ANY_NUMBER, 0);
+    if (!v) {
+        return LOOM_ENOMEM;
     }
     v->u.num = value;
     *out = v;
@@ -65,33 +116,35 @@ int loom_any_new_number(const loom_allocator *a, double value, loom_any **out)
 
 int loom_any_new_bigint(const loom_allocator *a, int64_t value, loom_any **out)
 {
-    loom_any *v;
-    int rc = new_node(a, LOOM_ANY_BIGINT, &v);
-    if (rc) {
-        return rc;
+    loom_any *v = alloc_node(a, LOOM_ANY_BIGINT, 0);
+    if (!v) {
+        return LOOM_ENOMEM;
     }
     v->u.big = value;
     *out = v;
     return LOOM_OK;
 }
 
-/* A string or guid node from bytes already known to be valid UTF-8. */
+/* A string or guid node from bytes already known to be valid UTF-8. The
+ * copy lives right after the node, in the same allocation (loom_any_free
+ * tells it from a taken string by its address). */
 int loom__any_new_string_valid(const loom_allocator *a,
                                loom_any_kind kind,
                                const char *s,
                                size_t len,
                                loom_any **out)
 {
-    loom_any *v;
-    int rc = new_node(a, kind, &v);
-    if (rc) {
-        return rc;
-    }
-    v->u.str.p = loom__strndup(a, s, len);
-    if (!v->u.str.p) {
-        loom__free(a, v, sizeof(*v));
+    if (len > SIZE_MAX - sizeof(loom_any) - 1) {
         return LOOM_ENOMEM;
     }
+    loom_any *v = alloc_node(a, kind, len + 1);
+    if (!v) {
+        return LOOM_ENOMEM;
+    }
+    char *p = (char *)(v + 1);
+    loom__copy(p, s, len);
+    p[len] = '\0';
+    v->u.str.p = p;
     v->u.str.len = len;
     *out = v;
     return LOOM_OK;
@@ -115,15 +168,38 @@ int loom__any_new_string_take(const loom_allocator *a,
     return LOOM_OK;
 }
 
+/* Short ASCII (most keys and small strings) is checked here; the rest goes
+ * to the full validator. */
+static inline bool text_valid(const char *s, size_t len)
+{
+    if (len <= 16 && loom__ascii_short(s, len)) {
+        return true;
+    }
+    return loom__utf8_valid(s, len);
+}
+
 int loom_any_new_string(const loom_allocator *a,
                         const char *s,
                         size_t len,
                         loom_any **out)
 {
-    if ((!s && len) || !loom__utf8_valid(s, len)) {
+    if ((!s && len) || !text_valid(s, len)) {
         return LOOM_EINVAL;
     }
-    return loom__any_new_string_valid(a, LOOM_ANY_STRING, s ? s : "", len, out);
+    if (len > 64) {
+        return loom__any_new_string_valid(a, LOOM_ANY_STRING, s, len, out);
+    }
+    loom_any *v = alloc_node(a, LOOM_ANY_STRING, len + 1);
+    if (!v) {
+        return LOOM_ENOMEM;
+    }
+    char *p = (char *)(v + 1);
+    loom__copy(p, s, len);
+    p[len] = '\0';
+    v->u.str.p = p;
+    v->u.str.len = len;
+    *out = v;
+    return LOOM_OK;
 }
 
 int loom_any_new_subdoc(const loom_allocator *a,
@@ -146,15 +222,18 @@ int loom_any_new_binary(const loom_allocator *a,
     if (!p && len) {
         return LOOM_EINVAL;
     }
-    loom_any *v;
-    int rc = new_node(a, LOOM_ANY_BINARY, &v);
-    if (rc) {
-        return rc;
-    }
-    v->u.bin.p = loom__memdup(a, p, len);
-    if (!v->u.bin.p) {
-        loom__free(a, v, sizeof(*v));
+    if (len > SIZE_MAX - sizeof(loom_any)) {
         return LOOM_ENOMEM;
+    }
+    /* the bytes follow the node, as a string's do; at least one byte, as
+     * loom__memdup(len 0) gave (some callers copy max(len, 1) bytes) */
+    loom_any *v = alloc_node(a, LOOM_ANY_BINARY, len ? len : 1);
+    if (!v) {
+        return LOOM_ENOMEM;
+    }
+    v->u.bin.p = (uint8_t *)(v + 1);
+    if (len) {
+        memcpy(v->u.bin.p, p, len);
     }
     v->u.bin.len = len;
     *out = v;
@@ -168,7 +247,21 @@ int loom_any_new_array(const loom_allocator *a, loom_any **out)
 
 int loom_any_new_object(const loom_allocator *a, loom_any **out)
 {
-    return new_node(a, LOOM_ANY_OBJECT, out);
+    loom_any *o = alloc_node(a, LOOM_ANY_OBJECT, sizeof(obj_tail));
+    if (!o) {
+        return LOOM_ENOMEM;
+    }
+    obj_tail *t = tail_of(o);
+    t->chunks = NULL;
+    t->kfree = t->kbytes;
+    t->kend = t->kbytes + sizeof(t->kbytes);
+    o->u.obj.keys = t->keys;
+    o->u.obj.klens = t->klens;
+    o->u.obj.v = t->v;
+    o->u.obj.n = 0;
+    o->u.obj.cap = OBJ_INLINE;
+    *out = o;
+    return LOOM_OK;
 }
 
 int loom_any_new_type_ref(const loom_allocator *a,
@@ -178,10 +271,9 @@ int loom_any_new_type_ref(const loom_allocator *a,
     if (!type) {
         return LOOM_EINVAL;
     }
-    loom_any *v;
-    int rc = new_node(a, LOOM_ANY_TYPE, &v);
-    if (rc) {
-        return rc;
+    loom_any *v = alloc_node(a, LOOM_ANY_TYPE, 0);
+    if (!v) {
+        return LOOM_ENOMEM;
     }
     v->u.type = type;
     *out = v;
@@ -215,23 +307,19 @@ int loom_any_array_push(loom_any *array, loom_any *child)
     return LOOM_OK;
 }
 
-/* The three parallel arrays of an object grow together; new blocks are
- * allocated before the old ones are released so a failure changes nothing. */
-/* Bytes of one object slot: key, key length, value. */
-#define OBJ_SLOT (sizeof(char *) + sizeof(size_t) + sizeof(loom_any *))
-
+/* The three parallel arrays of an object grow together, in one block; the
+ * new block is allocated before the old one is released so a failure
+ * changes nothing. */
 int loom__any_object_reserve(loom_any *o, size_t need)
 {
     size_t cap = o->u.obj.cap;
     if (need <= cap) {
         return LOOM_OK;
     }
-    size_t ncap = cap ? cap : 4;
+    size_t ncap = cap * 2;
     while (ncap < need) {
         ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
     }
-    /* keys, lengths and values share one block (OBJ_SLOT bytes a slot),
-     * freed through keys */
     if (ncap > SIZE_MAX / OBJ_SLOT) {
         return LOOM_ENOMEM;
     }
@@ -248,11 +336,60 @@ int loom__any_object_reserve(loom_any *o, size_t need)
         memcpy(klens, o->u.obj.klens, n * sizeof(*klens));
         memcpy(v, o->u.obj.v, n * sizeof(loom_any *));
     }
-    loom__free(a, o->u.obj.keys, cap * OBJ_SLOT);
+    if (o->u.obj.keys != tail_of(o)->keys) {
+        loom__free(a, o->u.obj.keys, cap * OBJ_SLOT);
+    }
     o->u.obj.keys = keys;
     o->u.obj.klens = klens;
     o->u.obj.v = v;
     o->u.obj.cap = ncap;
+    return LOOM_OK;
+}
+
+/* A new key chunk with room for klen + 1 bytes, when the current storage
+ * is full (nothing changes on failure). */
+static char *key_chunk_new(loom_any *o, size_t klen)
+{
+    obj_tail *t = tail_of(o);
+    size_t last = t->chunks ? t->chunks->size : sizeof(t->kbytes);
+    size_t size = last > SIZE_MAX / 4 ? last : last * 2;
+    if (size <= klen) {
+        size = klen + 1;
+    }
+    if (size > SIZE_MAX - sizeof(key_chunk)) {
+        return NULL;
+    }
+    key_chunk *c = loom__malloc(o->a, sizeof(key_chunk) + size);
+    if (!c) {
+        return NULL;
+    }
+    c->next = t->chunks;
+    c->size = size;
+    t->chunks = c;
+    t->kfree = (char *)(c + 1);
+    t->kend = t->kfree + size;
+    return t->kfree;
+}
+
+/* Appends key -> child with room already reserved for the entry. */
+static int
+append_entry(loom_any *o, const char *key, size_t klen, loom_any *child)
+{
+    obj_tail *t = tail_of(o);
+    char *k = t->kfree;
+    if (klen >= (size_t)(t->kend - k) && !(k = key_chunk_new(o, klen))) {
+        return LOOM_ENOMEM;
+    }
+    loom__copy(k, key, klen);
+    k[klen] = '\0';
+    t->kfree = k + klen + 1;
+    if ((unsigned)(k[0] - '0') <= 9) {
+        o->flags |= LOOM__ANY_DIGIT_KEY;
+    }
+    size_t i = o->u.obj.n++;
+    o->u.obj.keys[i] = k;
+    o->u.obj.klens[i] = klen;
+    o->u.obj.v[i] = child;
     return LOOM_OK;
 }
 
@@ -261,15 +398,11 @@ int loom__any_object_append_take(loom_any *o,
                                  size_t klen,
                                  loom_any *child)
 {
-    int rc = loom__any_object_reserve(o, o->u.obj.n + 1);
-    if (rc) {
-        return rc;
+    int rc = loom__any_object_append(o, key, klen, child);
+    if (!rc) {
+        loom__free(o->a, key, klen + 1);
     }
-    size_t i = o->u.obj.n++;
-    o->u.obj.keys[i] = key;
-    o->u.obj.klens[i] = klen;
-    o->u.obj.v[i] = child;
-    return LOOM_OK;
+    return rc;
 }
 
 int loom__any_object_append(loom_any *o,
@@ -281,11 +414,7 @@ int loom__any_object_append(loom_any *o,
     if (rc) {
         return rc;
     }
-    char *k = loom__strndup(o->a, key, klen);
-    if (!k) {
-        return LOOM_ENOMEM;
-    }
-    return loom__any_object_append_take(o, k, klen, child);
+    return append_entry(o, key, klen, child);
 }
 
 static bool key_eq(const loom_any *o, size_t i, const char *key, size_t klen)
@@ -300,7 +429,7 @@ static void merge_dup(loom_any *o, size_t to, size_t from)
 {
     loom_any_free(o->u.obj.v[to]);
     o->u.obj.v[to] = o->u.obj.v[from];
-    loom__free(o->a, o->u.obj.keys[from], o->u.obj.klens[from] + 1);
+    /* the key copy of `from` stays in the object's key storage */
 }
 
 static void move_entry(loom_any *o, size_t to, size_t from)
@@ -362,6 +491,26 @@ int loom__any_object_dedupe(loom_any *o)
     return rc;
 }
 
+/* loom_any_object_set past the argument checks, for every case: any key
+ * text, a key that may be there already, a full object. */
+static LOOM__NOINLINE int
+set_any(loom_any *o, const char *key, size_t klen, loom_any *child)
+{
+    if (!loom__utf8_valid(key, klen)) {
+        return LOOM_EINVAL;
+    }
+    for (size_t i = 0; i < o->u.obj.n; i++) {
+        if (key_eq(o, i, key, klen)) {
+            if (o->u.obj.v[i] != child) {
+                loom_any_free(o->u.obj.v[i]);
+                o->u.obj.v[i] = child;
+            }
+            return LOOM_OK;
+        }
+    }
+    return loom__any_object_append(o, key, klen, child);
+}
+
 int loom_any_object_set(loom_any *object,
                         const char *key,
                         size_t key_len,
@@ -376,19 +525,32 @@ int loom_any_object_set(loom_any *object,
     if (!key) {
         key = "";
     }
-    if (!loom__utf8_valid(key, key_len)) {
-        return LOOM_EINVAL;
+    /* The common case inline: a short ASCII key whose length no entry has
+     * (so it is new), with room for it. */
+    size_t n = object->u.obj.n;
+    obj_tail *t = tail_of(object);
+    if (key_len > 16 || !loom__ascii_short(key, key_len) ||
+        n == object->u.obj.cap || key_len >= (size_t)(t->kend - t->kfree)) {
+        return set_any(object, key, key_len, child);
     }
-    for (size_t i = 0; i < object->u.obj.n; i++) {
-        if (key_eq(object, i, key, key_len)) {
-            if (object->u.obj.v[i] != child) {
-                loom_any_free(object->u.obj.v[i]);
-                object->u.obj.v[i] = child;
-            }
-            return LOOM_OK;
+    const size_t *klens = object->u.obj.klens;
+    for (size_t i = 0; i < n; i++) {
+        if (klens[i] == key_len) {
+            return set_any(object, key, key_len, child);
         }
     }
-    return loom__any_object_append(object, key, key_len, child);
+    char *k = t->kfree;
+    loom__copy(k, key, key_len);
+    k[key_len] = '\0';
+    t->kfree = k + key_len + 1;
+    if ((unsigned)(k[0] - '0') <= 9) {
+        object->flags |= LOOM__ANY_DIGIT_KEY;
+    }
+    object->u.obj.n = n + 1;
+    object->u.obj.keys[n] = k;
+    object->u.obj.klens[n] = key_len;
+    object->u.obj.v[n] = child;
+    return LOOM_OK;
 }
 
 /* ---- JS key order ------------------------------------------------------- */
@@ -430,6 +592,10 @@ static int cmp_idx_key(const void *pa, const void *pb)
 
 int loom__any_js_order(const loom_any *o, size_t **order)
 {
+    if (!(o->flags & LOOM__ANY_DIGIT_KEY)) {
+        *order = NULL; /* no key starts with a digit: none is an index */
+        return LOOM_OK;
+    }
     size_t n = o->u.obj.n;
     size_t nint = 0;
     bool sorted = true; /* integer keys already first and ascending */
@@ -490,24 +656,37 @@ void loom_any_free(loom_any *v)
     switch ((loom_any_kind)v->kind) {
     case LOOM_ANY_STRING:
     case LOOM_ANY_SUBDOC:
+        if (v->u.str.p == (char *)(v + 1)) {
+            loom__free(a, v, sizeof(*v) + v->u.str.len + 1);
+            return;
+        }
         loom__free(a, v->u.str.p, v->u.str.len + 1);
         break;
     case LOOM_ANY_BINARY:
-        loom__free(a, v->u.bin.p, v->u.bin.len);
-        break;
+        loom__free(a, v, sizeof(*v) + (v->u.bin.len ? v->u.bin.len : 1));
+        return;
     case LOOM_ANY_ARRAY:
         for (size_t i = 0; i < v->u.arr.n; i++) {
             loom_any_free(v->u.arr.v[i]);
         }
         loom__free(a, v->u.arr.v, v->u.arr.cap * sizeof(loom_any *));
         break;
-    case LOOM_ANY_OBJECT:
+    case LOOM_ANY_OBJECT: {
         for (size_t i = 0; i < v->u.obj.n; i++) {
-            loom__free(a, v->u.obj.keys[i], v->u.obj.klens[i] + 1);
             loom_any_free(v->u.obj.v[i]);
         }
-        loom__free(a, v->u.obj.keys, v->u.obj.cap * OBJ_SLOT);
-        break;
+        obj_tail *t = tail_of(v);
+        if (v->u.obj.keys != t->keys) {
+            loom__free(a, v->u.obj.keys, v->u.obj.cap * OBJ_SLOT);
+        }
+        for (key_chunk *c = t->chunks; c;) {
+            key_chunk *next = c->next;
+            loom__free(a, c, sizeof(*c) + c->size);
+            c = next;
+        }
+        loom__free(a, v, OBJ_NODE);
+        return;
+    }
     default:
         break;
     }
@@ -545,7 +724,7 @@ int loom_any_clone(const loom_any *v, const loom_allocator *a, loom_any **out)
         }
         break;
     case LOOM_ANY_OBJECT:
-        rc = new_node(a, LOOM_ANY_OBJECT, &c);
+        rc = loom_any_new_object(a, &c);
         if (!rc) {
             rc = loom__any_object_reserve(c, v->u.obj.n);
         }

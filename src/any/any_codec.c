@@ -32,103 +32,287 @@ enum {
 
 /* ---- writing ------------------------------------------------------------ */
 
-int loom__any_write_number(loom_buf *b, double v)
+/* Makes room for `need` more bytes so the writers below can store without
+ * checks. */
+static inline int room(loom_buf *b, size_t need)
 {
-    /* tag + at most 8 payload bytes, reserved so failure writes nothing */
-    int rc = loom__buf_reserve(b, 9);
-    if (rc) {
-        return rc;
-    }
-    if (v == trunc(v) && fabs(v) <= 2147483647.0) {
-        /* the varInt in place (room was reserved): most numbers are ints */
-        uint64_t mag = (uint64_t)fabs(v);
-        uint8_t *p = b->data + b->len, *start = p;
-        *p++ = TAG_INT;
-        uint8_t first = (uint8_t)((mag & 0x3f) | (signbit(v) ? 0x40 : 0));
-        mag >>= 6;
-        *p++ = (uint8_t)(first | (mag ? 0x80 : 0));
-        while (mag) {
-            *p++ = (uint8_t)((mag & 0x7f) | (mag > 0x7f ? 0x80 : 0));
-            mag >>= 7;
-        }
-        b->len += (size_t)(p - start);
+    if (b->cap - b->len >= need) {
         return LOOM_OK;
+    }
+    return loom__buf_reserve(b, need);
+}
+
+static inline uint8_t *put_varuint(uint8_t *p, uint64_t v)
+{
+    while (v > 0x7f) {
+        *p++ = (uint8_t)(0x80 | (v & 0x7f));
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static inline uint8_t *put_be(uint8_t *p, uint64_t v, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    }
+    return p + n;
+}
+
+/* The Any number rule at p (room for 9 bytes): integers of up to 31 bits
+ * (and -0) as a varInt, else float32 when exact, else float64. */
+static inline uint8_t *put_number(uint8_t *p, double v)
+{
+    /* the range test first: it is false for NaN, so the cast is defined */
+    if (v >= -2147483647.0 && v <= 2147483647.0) {
+        int64_t i = (int64_t)v;
+        if ((double)i == v) {
+            uint64_t mag = (uint64_t)(i < 0 ? -i : i);
+            *p++ = TAG_INT;
+            uint8_t first = (uint8_t)((mag & 0x3f) | (signbit(v) ? 0x40 : 0));
+            mag >>= 6;
+            if (!mag) {
+                *p++ = first;
+                return p;
+            }
+            *p++ = (uint8_t)(first | 0x80);
+            return put_varuint(p, mag);
+        }
     }
     if (!isnan(v) && (isinf(v) || fabs(v) <= FLT_MAX) &&
         (double)(float)v == v) {
-        loom__buf_push(b, TAG_F32);
-        return loom__write_f32(b, (float)v);
+        float f = (float)v;
+        uint32_t u;
+        memcpy(&u, &f, sizeof(u));
+        *p++ = TAG_F32;
+        return put_be(p, u, 4);
     }
-    loom__buf_push(b, TAG_F64);
-    return loom__write_f64(b, v);
+    uint64_t u;
+    memcpy(&u, &v, sizeof(u));
+    *p++ = TAG_F64;
+    return put_be(p, u, 8);
 }
 
+int loom__any_write_number(loom_buf *b, double v)
+{
+    /* tag + at most 8 payload bytes, reserved so failure writes nothing */
+    int rc = room(b, 9);
+    if (rc) {
+        return rc;
+    }
+    b->len = (size_t)(put_number(b->data + b->len, v) - b->data);
+    return LOOM_OK;
+}
+
+/* A length-prefixed byte run (tag first when tag != 0). */
+static inline int put_bytes(loom_buf *b, uint8_t tag, const void *s, size_t len)
+{
+    if (len > SIZE_MAX - 11) {
+        return LOOM_ENOMEM;
+    }
+    int rc = room(b, len + 11);
+    if (rc) {
+        return rc;
+    }
+    uint8_t *p = b->data + b->len;
+    if (tag) {
+        *p++ = tag;
+    }
+    p = put_varuint(p, len);
+    loom__copy(p, s, len);
+    b->len = (size_t)(p + len - b->data);
+    return LOOM_OK;
+}
+
+/* A value without length or children (kinds UNDEFINED..BIGINT) at p, with
+ * room for 9 bytes. */
+static inline uint8_t *put_scalar(uint8_t *p, const loom_any *v)
+{
+    switch ((loom_any_kind)v->kind) {
+    case LOOM_ANY_UNDEFINED:
+        *p++ = TAG_UNDEFINED;
+        return p;
+    case LOOM_ANY_NULL:
+        *p++ = TAG_NULL;
+        return p;
+    case LOOM_ANY_BOOL:
+        *p++ = v->u.b ? TAG_TRUE : TAG_FALSE;
+        return p;
+    case LOOM_ANY_NUMBER:
+        return put_number(p, v->u.num);
+    default: /* BIGINT */
+        *p++ = TAG_BIGINT;
+        return put_be(p, (uint64_t)v->u.big, 8);
+    }
+}
+
+static int write_rec(loom_buf *b, const loom_any *v, int depth);
+
+/* A value that is not an array or object. */
+static inline int write_leaf(loom_buf *b, const loom_any *v)
+{
+    if (v->kind <= LOOM_ANY_BIGINT) {
+        int rc = room(b, 9);
+        if (rc) {
+            return rc;
+        }
+        b->len = (size_t)(put_scalar(b->data + b->len, v) - b->data);
+        return LOOM_OK;
+    }
+    if (v->kind == LOOM_ANY_STRING) {
+        return put_bytes(b, TAG_STRING, v->u.str.p, v->u.str.len);
+    }
+    if (v->kind == LOOM_ANY_BINARY) {
+        return put_bytes(b, TAG_BINARY, v->u.bin.p, v->u.bin.len);
+    }
+    return LOOM_EINVAL; /* SUBDOC and TYPE are no Any values */
+}
+
+/* An object entry: the key, then the value. */
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
+static int put_entry(
+    loom_buf *b, const char *key, size_t klen, const loom_any *c, int depth)
+{
+    int rc = put_bytes(b, 0, key, klen);
+    if (rc) {
+        return rc;
+    }
+    return c->kind == LOOM_ANY_ARRAY || c->kind == LOOM_ANY_OBJECT
+               ? write_rec(b, c, depth)
+               : write_leaf(b, c);
+}
+
+/* Bytes an object takes at most when all its values are scalars or
+ * strings (the common case: one room check, then stores), or 0 when not.
+ * The sum cannot wrap in 64 bits: every length counted is of bytes in
+ * memory, and each entry also takes more memory than the 21 added. */
+static inline uint64_t flat_size(const loom_any *v)
+{
+    uint64_t need = 11;
+    for (size_t i = 0; i < v->u.obj.n; i++) {
+        const loom_any *c = v->u.obj.v[i];
+        if (c->kind > LOOM_ANY_STRING) {
+            return 0;
+        }
+        need += v->u.obj.klens[i] + 21;
+        if (c->kind == LOOM_ANY_STRING) {
+            need += c->u.str.len;
+        }
+    }
+    return need;
+}
+
+/* Writes a flat object (see flat_size) in insertion order, with room
+ * made. */
+static inline void put_flat(loom_buf *b, const loom_any *v)
+{
+    size_t n = v->u.obj.n;
+    char *const *keys = v->u.obj.keys;
+    const size_t *klens = v->u.obj.klens;
+    loom_any *const *vals = v->u.obj.v;
+    uint8_t *p = b->data + b->len;
+    *p++ = TAG_OBJECT;
+    p = put_varuint(p, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t klen = klens[i];
+        const loom_any *c = vals[i];
+        p = put_varuint(p, klen);
+        loom__copy(p, keys[i], klen);
+        p += klen;
+        if (c->kind == LOOM_ANY_STRING) {
+            size_t len = c->u.str.len;
+            *p++ = TAG_STRING;
+            p = put_varuint(p, len);
+            loom__copy(p, c->u.str.p, len);
+            p += len;
+        } else {
+            p = put_scalar(p, c);
+        }
+    }
+    b->len = (size_t)(p - b->data);
+}
+
+/*
+ * Strings and keys are already valid UTF-8 (checked when the value was
+ * built or read), so they are copied as they are. Each writer makes room
+ * for what it writes and then stores without checks; scalars in containers
+ * are written without recursing.
+ */
 // NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
 static int write_rec(loom_buf *b, const loom_any *v, int depth)
 {
     int rc;
-    switch ((loom_any_kind)v->kind) {
-    case LOOM_ANY_UNDEFINED:
-        return loom__buf_push(b, TAG_UNDEFINED);
-    case LOOM_ANY_NULL:
-        return loom__buf_push(b, TAG_NULL);
-    case LOOM_ANY_BOOL:
-        return loom__buf_push(b, v->u.b ? TAG_TRUE : TAG_FALSE);
-    case LOOM_ANY_NUMBER:
-        return loom__any_write_number(b, v->u.num);
-    case LOOM_ANY_BIGINT:
-        rc = loom__buf_push(b, TAG_BIGINT);
-        return rc ? rc : loom__write_i64(b, v->u.big);
-    case LOOM_ANY_STRING:
-        rc = loom__buf_push(b, TAG_STRING);
-        return rc ? rc : loom__write_varstring(b, v->u.str.p, v->u.str.len);
-    case LOOM_ANY_BINARY:
-        rc = loom__buf_push(b, TAG_BINARY);
-        return rc ? rc : loom__write_varbytes(b, v->u.bin.p, v->u.bin.len);
-    case LOOM_ANY_ARRAY:
+    uint8_t *p;
+    if (v->kind == LOOM_ANY_ARRAY) {
         if (depth >= LOOM__MAX_DEPTH) {
             return LOOM_ELIMIT;
         }
-        rc = loom__buf_push(b, TAG_ARRAY);
-        if (!rc) {
-            rc = loom__write_varuint(b, v->u.arr.n);
-        }
-        for (size_t i = 0; !rc && i < v->u.arr.n; i++) {
-            rc = write_rec(b, v->u.arr.v[i], depth + 1);
-        }
-        return rc;
-    case LOOM_ANY_OBJECT: {
-        if (depth >= LOOM__MAX_DEPTH) {
-            return LOOM_ELIMIT;
-        }
-        size_t *order;
-        rc = loom__any_js_order(v, &order);
-        if (rc) {
+        if ((rc = room(b, 11))) {
             return rc;
         }
-        rc = loom__buf_push(b, TAG_OBJECT);
-        if (!rc) {
-            rc = loom__write_varuint(b, v->u.obj.n);
+        p = b->data + b->len;
+        *p++ = TAG_ARRAY;
+        b->len = (size_t)(put_varuint(p, v->u.arr.n) - b->data);
+        for (size_t i = 0; !rc && i < v->u.arr.n; i++) {
+            const loom_any *c = v->u.arr.v[i];
+            rc = c->kind == LOOM_ANY_ARRAY || c->kind == LOOM_ANY_OBJECT
+                     ? write_rec(b, c, depth + 1)
+                     : write_leaf(b, c);
         }
-        for (size_t k = 0; !rc && k < v->u.obj.n; k++) {
-            size_t i = order ? order[k] : k;
-            rc = loom__write_varstring(b, v->u.obj.keys[i], v->u.obj.klens[i]);
-            if (!rc) {
-                rc = write_rec(b, v->u.obj.v[i], depth + 1);
-            }
-        }
-        loom__free(v->a, order, v->u.obj.n * sizeof(*order));
         return rc;
     }
-    case LOOM_ANY_SUBDOC:
-    case LOOM_ANY_TYPE:
-        return LOOM_EINVAL;
+    if (v->kind != LOOM_ANY_OBJECT) {
+        return write_leaf(b, v);
     }
-    return LOOM_EINVAL;
+    if (depth >= LOOM__MAX_DEPTH) {
+        return LOOM_ELIMIT;
+    }
+    if (!(v->flags & LOOM__ANY_DIGIT_KEY)) {
+        /* insertion order is the JS order */
+        uint64_t need = flat_size(v);
+        if (need && need <= SIZE_MAX) {
+            if ((rc = room(b, (size_t)need))) {
+                return rc;
+            }
+            put_flat(b, v);
+            return LOOM_OK;
+        }
+    }
+    size_t *order = NULL;
+    if ((rc = loom__any_js_order(v, &order))) {
+        return rc;
+    }
+    rc = room(b, 11);
+    if (!rc) {
+        p = b->data + b->len;
+        *p++ = TAG_OBJECT;
+        b->len = (size_t)(put_varuint(p, v->u.obj.n) - b->data);
+    }
+    for (size_t k = 0; !rc && k < v->u.obj.n; k++) {
+        size_t i = order ? order[k] : k;
+        rc = put_entry(b, v->u.obj.keys[i], v->u.obj.klens[i], v->u.obj.v[i],
+                       depth + 1);
+    }
+    if (order) {
+        loom__free(v->a, order, v->u.obj.n * sizeof(*order));
+    }
+    return rc;
 }
 
 int loom__any_write(loom_buf *b, const loom_any *v)
 {
+    /* a flat object (what maps mostly hold) without the recursion */
+    if (v->kind == LOOM_ANY_OBJECT && !(v->flags & LOOM__ANY_DIGIT_KEY)) {
+        uint64_t need = flat_size(v);
+        if (need && need <= SIZE_MAX) {
+            int rc = room(b, (size_t)need);
+            if (!rc) {
+                put_flat(b, v);
+            }
+            return rc;
+        }
+    }
     size_t start = b->len;
     int rc = write_rec(b, v, 0);
     if (rc) {
@@ -395,7 +579,7 @@ static bool number_canon(const loom__reader *r, size_t start, double v)
  * most 16 keys, none integer-like, repeated or "__proto__").
  */
 // NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
-int loom__any_check(loom__reader *r, int depth, bool *canon)
+static LOOM__NOINLINE int check_slow(loom__reader *r, int depth, bool *canon)
 {
     if (r->err) {
         return r->err;
@@ -503,6 +687,140 @@ int loom__any_check(loom__reader *r, int depth, bool *canon)
     default:
         return bad_tag(r, start);
     }
+}
+
+
+/*
+ * The fast path of loom__any_check, for what yjs writes for small values:
+ * single-byte lengths and counts, ASCII keys and strings, small ints,
+ * objects of up to 16 keys none of which could be an index, "__proto__" or
+ * a repeat. It reads through a local pointer and stores the position once.
+ * Anything else makes it give up (returning 1) with the reader where the
+ * value starts, and check_slow reads the value again with every rule and
+ * error; the only side effect before giving up is what nested values
+ * (checked by loom__any_check itself) did to *canon and the reader, which
+ * check_slow repeats identically.
+ */
+static LOOM__INLINE const uint8_t *fast_scalar(const uint8_t *p,
+                                               const uint8_t *end)
+{
+    /* p < end */
+    switch (*p) {
+    case TAG_UNDEFINED:
+    case TAG_NULL:
+    case TAG_TRUE:
+    case TAG_FALSE:
+        return p + 1;
+    case TAG_INT: {
+        /* a varInt of up to 31 bits in its minimal form (no zero last
+         * byte), as loom__any_write_number writes it */
+        if (end - p >= 2 && p[1] < 0x80) {
+            return p + 2;
+        }
+        uint64_t mag = 0; /* up to 34 bits before the range test */
+        unsigned shift = 6;
+        const uint8_t *q = p + 2;
+        uint8_t b;
+        do {
+            if (q >= end || shift > 27) {
+                return NULL;
+            }
+            b = *q++;
+            mag |= (uint64_t)(b & 0x7f) << shift;
+            shift += 7;
+        } while (b & 0x80);
+        return b != 0 && mag <= 0x7fffffffu ? q : NULL;
+    }
+    case TAG_STRING: {
+        if (end - p < 2) {
+            return NULL;
+        }
+        size_t len = p[1];
+        if (len >= 0x80 || len > (size_t)(end - p - 2)) {
+            return NULL;
+        }
+        const char *str = (const char *)p + 2;
+        if (!(len <= 16 && loom__ascii_short(str, len)) &&
+            !loom__utf8_valid(str, len)) {
+            return NULL;
+        }
+        return p + 2 + len;
+    }
+    default:
+        return NULL;
+    }
+}
+
+// NOLINTNEXTLINE(misc-no-recursion): depth bounded by LOOM__MAX_DEPTH
+int loom__any_check(loom__reader *r, int depth, bool *canon)
+{
+    if (r->err) {
+        return r->err;
+    }
+    const uint8_t *start = r->p + r->pos, *end = r->p + r->len;
+    if (start >= end) {
+        return check_slow(r, depth, canon);
+    }
+    const uint8_t *p = start;
+    if (*p != TAG_OBJECT) {
+        const uint8_t *q = fast_scalar(p, end);
+        if (!q) {
+            return check_slow(r, depth, canon);
+        }
+        r->pos = (size_t)(q - r->p);
+        return LOOM_OK;
+    }
+    /* the count: one byte, at most 16, and room for a key length and a tag
+     * per entry (the slow path reports a count that does not fit) */
+    if (depth >= LOOM__MAX_DEPTH || end - p < 2 || p[1] > 16 ||
+        p[1] > (end - p - 2) / 2) {
+        return check_slow(r, depth, canon);
+    }
+    size_t n = p[1];
+    p += 2;
+    const uint8_t *keys[16];
+    uint8_t lens[16];
+    uint32_t seen = 0; /* key lengths seen, mod 32: most keys differ */
+    for (size_t i = 0; i < n; i++) {
+        if (p >= end) {
+            goto slow;
+        }
+        size_t klen = *p++;
+        if (klen >= 0x80 || klen >= (size_t)(end - p) ||
+            (klen && (unsigned)(p[0] - '0') <= 9) ||
+            (klen == 9 && memcmp(p, "__proto__", 9) == 0) ||
+            (!(klen <= 16 && loom__ascii_short(p, klen)) &&
+             !loom__utf8_valid((const char *)p, klen))) {
+            goto slow;
+        }
+        uint32_t bit = (uint32_t)1 << (klen & 31);
+        for (size_t j = 0; (seen & bit) && j < i; j++) {
+            if (lens[j] == klen && memcmp(keys[j], p, klen) == 0) {
+                goto slow;
+            }
+        }
+        seen |= bit;
+        keys[i] = p;
+        lens[i] = (uint8_t)klen;
+        p += klen; /* < end: klen < end - p above */
+        const uint8_t *q = fast_scalar(p, end);
+        if (q) {
+            p = q;
+            continue;
+        }
+        /* a nested or unusual value: the full check, from here */
+        r->pos = (size_t)(p - r->p);
+        int rc = loom__any_check(r, depth + 1, canon);
+        if (rc) {
+            return rc;
+        }
+        p = r->p + r->pos;
+    }
+    r->pos = (size_t)(p - r->p);
+    return LOOM_OK;
+slow:
+    r->pos = (size_t)(start - r->p);
+    return check_slow(r, depth, canon);
 }
 
 int loom__any_skip(loom__reader *r, int depth)

@@ -13,6 +13,9 @@
 
 struct loom_any {
     uint8_t kind; /* loom_any_kind */
+    /* OBJECT: LOOM__ANY_DIGIT_KEY when some key starts with a digit (only
+     * those can be integer-like, which JS lists first); never cleared. */
+    uint8_t flags;
     const loom_allocator *a;
     union {
         int b;
@@ -39,6 +42,8 @@ struct loom_any {
         loom_type *type;
     } u;
 };
+
+#define LOOM__ANY_DIGIT_KEY 1
 
 /* Reads one Any value (depth counts nesting; start with 0). Errors go to r. */
 int loom__any_read(loom__reader *r,

@@ -15,6 +15,17 @@
 
 #include "loom/common.h"
 
+/* LOOM__NOINLINE keeps a rarely taken path out of a hot caller, so the
+ * caller stays a leaf that saves no registers; LOOM__INLINE puts a small
+ * hot helper into each of its callers. */
+#if defined(__GNUC__)
+#    define LOOM__NOINLINE __attribute__((noinline))
+#    define LOOM__INLINE   inline __attribute__((always_inline))
+#else
+#    define LOOM__NOINLINE
+#    define LOOM__INLINE inline
+#endif
+
 /* Largest integer lib0 reads from a varUint (JS Number.MAX_SAFE_INTEGER). */
 #define LOOM__MAX_SAFE_INT 9007199254740991ULL
 /* Nesting limit for recursive decoders (Any values, JSON text). */
@@ -116,6 +127,61 @@ static inline int loom__vec_reserve(
     return loom__vec_grow(a, pv, pcap, need, elem);
 }
 
+/* ---- short byte runs ---------------------------------------------------- */
+
+/* Keys, short strings and small payloads are mostly a few bytes: these
+ * handle up to 16 with two overlapping loads instead of a byte loop or a
+ * libc call. */
+
+/* Are the len bytes at s (len <= 16) all ASCII? */
+static inline bool loom__ascii_short(const void *s, size_t len)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    if (len >= 8) {
+        uint64_t x, y;
+        memcpy(&x, p, 8);
+        memcpy(&y, p + len - 8, 8);
+        return ((x | y) & 0x8080808080808080ULL) == 0;
+    }
+    if (len >= 4) {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + len - 4, 4);
+        return ((x | y) & 0x80808080U) == 0;
+    }
+    if (len == 0)
+        return true;
+    /* 1..3 bytes: the first, middle and last cover them all */
+    return ((p[0] | p[len / 2] | p[len - 1]) & 0x80) == 0;
+}
+
+/* memcpy for any n, inline for n <= 16. */
+static inline void loom__copy(void *d, const void *s, size_t n)
+{
+    uint8_t *q = (uint8_t *)d;
+    const uint8_t *p = (const uint8_t *)s;
+    if (n > 16) {
+        memcpy(q, p, n);
+    } else if (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, p, 8);
+        memcpy(&y, p + n - 8, 8);
+        memcpy(q, &x, 8);
+        memcpy(q + n - 8, &y, 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + n - 4, 4);
+        memcpy(q, &x, 4);
+        memcpy(q + n - 4, &y, 4);
+    } else if (n) {
+        uint8_t a = p[0], b = p[n / 2], c = p[n - 1];
+        q[0] = a;
+        q[n / 2] = b;
+        q[n - 1] = c;
+    }
+}
+
 /* ---- byte buffers (loom_buf) ----------------------------------------- */
 
 /* A loom_buf with alloc NULL gets `a` on first growth. */
@@ -196,12 +262,9 @@ loom__read_varstring(loom__reader *r, const char **s, size_t *len)
 {
     if (!r->err && r->pos < r->len) {
         size_t n = r->p[r->pos];
-        if (n < 0x80 && n < r->len - r->pos) {
+        if (n <= 16 && n < r->len - r->pos) {
             const uint8_t *q = r->p + r->pos + 1;
-            uint8_t acc = 0;
-            for (size_t i = 0; i < n; i++)
-                acc |= q[i];
-            if (acc < 0x80) { /* ASCII: valid UTF-8 */
+            if (loom__ascii_short(q, n)) { /* ASCII: valid UTF-8 */
                 *s = (const char *)q;
                 *len = n;
                 r->pos += 1 + n;

@@ -158,6 +158,27 @@ int loom_doc_encode_state_vector(const loom_doc *d, loom_buf *out)
     return LOOM_OK;
 }
 
+/*
+ * Room for a whole-document update up front: growing from 64 bytes by
+ * doubling took a score of reallocations for a large document, each
+ * touching fresh pages. A struct takes a few bytes of header plus its
+ * content; ENC_GUESS bytes each is a guess that growth corrects either way.
+ * Only for the whole document (an empty target state vector): a diff may
+ * be a small part of it. The bytes written do not depend on this.
+ */
+#define ENC_GUESS 32
+
+static void reserve_estimate(const loom_doc *d, loom_buf *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->nclients; i++)
+        n += d->clist[i]->n;
+    /* on failure the encoders grow the buffer as before (and fail there
+     * if memory is really short) */
+    if (n >= 1024 && n <= SIZE_MAX / ENC_GUESS)
+        (void)loom__buf_reserve(b, n * ENC_GUESS);
+}
+
 int loom_doc_encode_state_as_update(const loom_doc *d,
                                     const uint8_t *sv,
                                     size_t sv_len,
@@ -186,6 +207,8 @@ int loom_doc_encode_state_as_update(const loom_doc *d,
     }
     loom_buf b = {0};
     loom__buf_init(&b, d->a);
+    if (target.n == 0)
+        reserve_estimate(d, &b);
     rc = loom__encode_state(d, &target, &b);
     bool pds = !loom__ds_empty(&d->pending_ds);
     if (!rc && (pds || d->pending.len)) {
@@ -236,6 +259,15 @@ int loom_doc_encode_state_as_update(const loom_doc *d,
     if (rc) {
         loom_buf_free(&b);
         return rc;
+    }
+    if (b.cap > 65536 && b.cap / 2 > b.len) {
+        /* the guess was far too large: give the rest back (a shrinking
+         * realloc moves nothing; on failure the buffer stays as it is) */
+        uint8_t *p = loom__realloc(b.alloc, b.data, b.cap, b.len);
+        if (p) {
+            b.data = p;
+            b.cap = b.len;
+        }
     }
     *out = b;
     return LOOM_OK;

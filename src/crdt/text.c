@@ -26,7 +26,7 @@
 #include "crdt/crdt.h"
 
 /* JS null, for "absent or null" lookups (`map.get(key) ?? null`). */
-static const loom_any js_null = {LOOM_ANY_NULL, NULL, {0}};
+static const loom_any js_null = {.kind = LOOM_ANY_NULL};
 
 /* V8's maximum string length: formatting past the end creates a string of
  * newlines, and JS throws a RangeError beyond this. */

@@ -1208,6 +1208,122 @@ static void test_alloc_failures(void **state)
     loom_any_free(ref);
 }
 
+/* Objects past their inline room: many keys, long keys, keys whose copies
+ * must not move while the object grows, replacement in place, and every
+ * allocation of loom_any_object_set failing once. */
+static void test_object_growth(void **state)
+{
+    (void)state;
+    track t;
+    loom_allocator a = track_alloc(&t);
+    loom_any *o = NULL;
+    assert_int_equal(loom_any_new_object(&a, &o), 0);
+    char longkey[300];
+    memset(longkey, 'q', sizeof(longkey));
+    const char *first = NULL;
+    for (int i = 0; i < 200; i++) {
+        char k[40];
+        int n = snprintf(k, sizeof(k), "key-%d", i);
+        const char *kp = k;
+        size_t kl = (size_t)n;
+        if (i % 37 == 5) { /* now and then a long one */
+            kp = longkey;
+            kl = 100 + (size_t)i;
+        }
+        loom_any *num = NULL;
+        assert_int_equal(loom_any_new_number(&a, i, &num), 0);
+        assert_int_equal(loom_any_object_set(o, kp, kl, num), 0);
+        if (i == 0) {
+            first = loom_any_object_key(o, 0, NULL);
+        }
+        /* the first key copy stays where it was */
+        assert_ptr_equal(loom_any_object_key(o, 0, NULL), first);
+        assert_string_equal(first, "key-0");
+    }
+    assert_int_equal(loom_any_count(o), 200);
+    for (int i = 0; i < 200; i++) {
+        size_t kl;
+        const char *k = loom_any_object_key(o, (size_t)i, &kl);
+        assert_int_equal(k[kl], '\0');
+        if (i % 37 == 5) {
+            assert_int_equal(kl, 100 + (size_t)i);
+            assert_memory_equal(k, longkey, kl);
+        } else {
+            char e[40];
+            snprintf(e, sizeof(e), "key-%d", i);
+            assert_string_equal(k, e);
+        }
+        assert_true(loom_any_number(loom_any_object_value(o, (size_t)i)) == i);
+    }
+    /* a repeated set replaces in place, at any position */
+    loom_any *s = NULL;
+    assert_int_equal(loom_any_new_string(&a, "x", 1, &s), 0);
+    assert_int_equal(loom_any_object_set(o, "key-150", 7, s), 0);
+    assert_int_equal(loom_any_count(o), 200);
+    assert_ptr_equal(loom_any_object_value(o, 150), s);
+    /* non-ASCII and empty keys, and strings of every short length */
+    loom_any *e = NULL;
+    assert_int_equal(loom_any_new_bool(&a, 1, &e), 0);
+    assert_int_equal(loom_any_object_set(o, "\xc3\xa9", 2, e), 0);
+    assert_int_equal(loom_any_new_bool(&a, 0, &e), 0);
+    assert_int_equal(loom_any_object_set(o, "", 0, e), 0);
+    assert_int_equal(loom_any_new_bool(&a, 0, &e), 0);
+    assert_int_equal(loom_any_object_set(o, "\xc3", 1, e), LOOM_EINVAL);
+    loom_any_free(e);
+    assert_int_equal(loom_any_count(o), 202);
+    for (size_t n = 0; n <= 40; n++) {
+        char txt[41];
+        for (size_t i = 0; i < n; i++) {
+            txt[i] = (char)('a' + i % 26);
+        }
+        loom_any *str = NULL;
+        assert_int_equal(loom_any_new_string(&a, txt, n, &str), 0);
+        size_t got;
+        const char *p = loom_any_string(str, &got);
+        assert_int_equal(got, n);
+        assert_memory_equal(p, txt, n);
+        assert_int_equal(p[n], '\0');
+        if (n >= 1) {
+            txt[n - 1] = (char)0xff;
+            loom_any *bad = NULL;
+            assert_int_equal(loom_any_new_string(&a, txt, n, &bad),
+                             LOOM_EINVAL);
+            assert_int_equal(loom_any_object_set(o, txt, n, str), LOOM_EINVAL);
+        }
+        loom_any_free(str);
+    }
+    loom_any_free(o);
+    assert_int_equal(t.live_blocks, 0);
+
+    /* every allocation failing in turn while a small object grows */
+    for (long fail = 0; fail < 40; fail++) {
+        loom_any *obj = NULL;
+        assert_int_equal(loom_any_new_object(&a, &obj), 0);
+        t.fail_after = fail;
+        int rc = 0;
+        int i;
+        for (i = 0; i < 12 && !rc; i++) {
+            char k[64];
+            int n = snprintf(k, sizeof(k), "a-rather-long-key-number-%d", i);
+            loom_any *b = NULL;
+            rc = loom_any_new_bool(NULL, i & 1, &b);
+            assert_int_equal(rc, 0);
+            rc = loom_any_object_set(obj, k, (size_t)n, b);
+            if (rc) {
+                assert_int_equal(rc, LOOM_ENOMEM);
+                assert_int_equal(loom_any_count(obj), (size_t)i);
+                loom_any_free(b);
+            }
+        }
+        t.fail_after = -1;
+        if (!rc) {
+            assert_int_equal(loom_any_count(obj), 12);
+        }
+        loom_any_free(obj);
+        assert_int_equal(t.live_blocks, 0);
+    }
+}
+
 /* ---- tjson -------------------------------------------------------------- */
 
 static void test_tjson(void **state)
@@ -1325,6 +1441,7 @@ int main(void)
         cmocka_unit_test(test_json_write),
         cmocka_unit_test(test_json_parse),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_object_growth),
         cmocka_unit_test(test_tjson),
     };
     return cmocka_run_group_tests(tests, load_vectors, free_vectors);

@@ -42,6 +42,13 @@ static void same(const uint8_t *p, size_t n)
     int rc2 = loom__any_canon(&r2, NULL, 0, &b);
     assert_int_equal(rc1 != 0, rc2 != 0);
     assert_int_equal(rc1 != 0, rc3 != 0);
+    if (rc1 && rc3) {
+        /* the checker's fast path gives the decoder's error, at the same
+         * byte */
+        assert_int_equal(rc1, rc3);
+        assert_int_equal(r1.err_pos, r3.err_pos);
+        assert_string_equal(r1.err_msg, r3.err_msg);
+    }
     if (!rc1) {
         assert_int_equal(r1.pos, r3.pos);
         if (canon) {
@@ -92,6 +99,15 @@ static void test_non_canonical(void **state)
         {"7b4000000000000000"},           /* 2.0 as float64 -> varInt */
         {"7c40000000"},                   /* 2.0 as float32 -> varInt */
         {"7d8000"},                       /* non-minimal varInt 0 */
+        {"7dbfffffff0f"},                 /* 2^31-1: canonical varInt */
+        {"7dffffffff0f"},                 /* -(2^31-1): canonical */
+        {"7d8080808010"},                 /* 2^31 as varInt -> float32 */
+        {"7dbfffffff1f"},                 /* 2^32-1 as varInt -> float64 */
+        {"7dbfffffff7f"},                 /* 2^34-1 as varInt -> float64 */
+        {"7d8080808020"},                 /* 2^32 as varInt -> float32 */
+        {"7d8180808020"},                 /* 2^32+1 as varInt -> float64 */
+        {"7d80808080808001"},             /* long varInt */
+        {"7d81808000"},                   /* 1 with zero tail bytes */
         {"778100"},                       /* string with non-minimal length */
         {"77026869"},                     /* canonical string */
         {"760201617d0101627d05"},         /* {a: 1, b: 5}: canonical */
@@ -149,7 +165,11 @@ static void gen(loom_buf *b, uint32_t *s, int depth)
         break;
     case 3:
         loom__buf_push(b, 125);
-        loom__write_varint(b, rng(s) & 1, rng(s) % 100000);
+        if (rng(s) % 4 == 0) /* past 31 bits too */
+            loom__write_varint(b, rng(s) & 1,
+                               ((uint64_t)rng(s) << (rng(s) % 22)));
+        else
+            loom__write_varint(b, rng(s) & 1, rng(s) % 100000);
         break;
     case 4:
         loom__buf_push(b, 123);
@@ -200,6 +220,14 @@ static void test_random(void **state)
         /* and every truncation of it */
         for (size_t k = 0; k < b.len && i < 2000; k++)
             same(b.data, k);
+        /* and a few with one byte changed */
+        for (int m = 0; m < 4 && b.len; m++) {
+            size_t at = rng(&s) % b.len;
+            uint8_t old = b.data[at];
+            b.data[at] = (uint8_t)rng(&s);
+            same(b.data, b.len);
+            b.data[at] = old;
+        }
         loom_buf_free(&b);
     }
     assert_true(n_canon > 1000);
