@@ -30,9 +30,93 @@ void loom__rupdate_free(loom__rupdate *u)
                    u->blocks[i].n * sizeof(*u->blocks[i].s));
     }
     loom__free(u->a, u->blocks, u->nblocks * sizeof(*u->blocks));
+    loom__free(u->a, u->roots, u->roots_cap * sizeof(*u->roots));
     u->blocks = NULL;
     u->nblocks = 0;
+    u->roots = NULL;
+    u->nroots = u->roots_cap = 0;
     loom__ds_free(&u->ds);
+}
+
+/* ---- decoding a validated struct --------------------------------------- */
+
+/* The readers below trust their input: the parser has checked it. */
+static inline uint64_t fast_varuint(const uint8_t **pp)
+{
+    const uint8_t *p = *pp;
+    uint8_t c = *p++;
+    uint64_t v = c & 0x7f;
+    unsigned shift = 7;
+    while (c >= 0x80) {
+        c = *p++;
+        if (c & 0x7f) {
+            /* the parser refused set bits at or above bit 53 */
+            v |= (uint64_t)(c & 0x7f) << shift;
+        }
+        shift += shift < 56 ? 7 : 0;
+    }
+    *pp = p;
+    return v;
+}
+
+static inline const char *fast_varstring(const uint8_t **pp, size_t *len)
+{
+    size_t n = (size_t)fast_varuint(pp);
+    const char *s = (const char *)*pp;
+    *pp += n;
+    *len = n;
+    return s;
+}
+
+static inline void fast_id(const uint8_t **pp, loom__id *id)
+{
+    id->client = fast_varuint(pp);
+    id->clock = fast_varuint(pp);
+}
+
+void loom__rstruct_get(const loom__rupdate *u,
+                       const loom__rblock *b,
+                       size_t k,
+                       loom__rstruct *out)
+{
+    const loom__rpos *rp = &b->s[k];
+    memset(out, 0, sizeof(*out));
+    out->offset = rp->offset;
+    out->client = b->client;
+    out->clock = rp->bits & LOOM__RS_CLOCK_MASK;
+    out->length = loom__rs_length(b, k);
+    out->ref = loom__rs_ref(b, k);
+    out->any_canon = (rp->bits & LOOM__RS_CANON) != 0;
+    const uint8_t *p = u->p + rp->offset;
+    uint8_t info = *p++;
+    out->info = info;
+    if (out->ref == LOOM__REF_GC || out->ref == LOOM__REF_SKIP) {
+        return;
+    }
+    out->has_origin = (info & 0x80) != 0;
+    out->has_right_origin = (info & 0x40) != 0;
+    out->has_parent_sub = (info & 0x20) != 0;
+    if (out->has_origin) {
+        fast_id(&p, &out->origin);
+    }
+    if (out->has_right_origin) {
+        fast_id(&p, &out->right_origin);
+    }
+    if (!out->has_origin && !out->has_right_origin) {
+        if (fast_varuint(&p) == 1) {
+            out->parent_kind = LOOM__PARENT_ROOT;
+            out->parent_name = fast_varstring(&p, &out->parent_name_len);
+        } else {
+            out->parent_kind = LOOM__PARENT_ID;
+            fast_id(&p, &out->parent_id);
+        }
+        if (out->has_parent_sub) {
+            out->parent_sub = fast_varstring(&p, &out->parent_sub_len);
+        }
+    }
+    size_t end = k + 1 < b->n ? b->s[k + 1].offset : b->end;
+    out->content = p;
+    out->content_len = (size_t)(u->p + end - p);
 }
 
 /* ---- subdocument options ------------------------------------------------ */
@@ -360,6 +444,43 @@ static int read_struct(loom__reader *r,
     return LOOM_OK;
 }
 
+/* Keeps what the document needs before integrating: the root names in
+ * order, and the first item that refers to its own client's future. */
+static int note_struct(loom__rupdate *u, const loom__rstruct *s)
+{
+    if (s->ref == LOOM__REF_GC || s->ref == LOOM__REF_SKIP) {
+        return LOOM_OK;
+    }
+    if (u->self_ref == SIZE_MAX &&
+        ((s->has_origin && s->origin.client == s->client &&
+          s->origin.clock >= s->clock) ||
+         (s->has_right_origin && s->right_origin.client == s->client &&
+          s->right_origin.clock >= s->clock) ||
+         (s->parent_kind == LOOM__PARENT_ID &&
+          s->parent_id.client == s->client &&
+          s->parent_id.clock >= s->clock))) {
+        u->self_ref = s->offset;
+    }
+    if (s->parent_kind != LOOM__PARENT_ROOT) {
+        return LOOM_OK;
+    }
+    if (u->nroots) {
+        const loom__rname *last = &u->roots[u->nroots - 1];
+        if (last->len == s->parent_name_len &&
+            memcmp(last->p, s->parent_name, last->len) == 0) {
+            return LOOM_OK;
+        }
+    }
+    if (loom__vec_reserve(u->a, (void **)&u->roots, &u->roots_cap,
+                          u->nroots + 1, sizeof(*u->roots))) {
+        return LOOM_ENOMEM;
+    }
+    u->roots[u->nroots].p = s->parent_name;
+    u->roots[u->nroots].len = s->parent_name_len;
+    u->nroots++;
+    return LOOM_OK;
+}
+
 static int parse(loom__reader *r, loom__rupdate *u)
 {
     uint64_t nblocks;
@@ -404,11 +525,20 @@ static int parse(loom__reader *r, loom__rupdate *u)
         blk->n = (size_t)nstructs;
         clock = blk->first_clock;
         for (size_t k = 0; k < blk->n; k++) {
-            rc = read_struct(r, u->a, blk->client, &clock, &blk->s[k]);
+            loom__rstruct s;
+            rc = read_struct(r, u->a, blk->client, &clock, &s);
+            if (!rc) {
+                rc = note_struct(u, &s);
+            }
             if (rc) {
                 return rc;
             }
+            blk->s[k].bits = s.clock | (uint64_t)s.ref << LOOM__RS_REF_SHIFT |
+                             (s.any_canon ? LOOM__RS_CANON : 0);
+            blk->s[k].offset = s.offset;
         }
+        blk->end_clock = clock;
+        blk->end = r->pos;
     }
     rc = loom__ds_read(r, &u->ds);
     if (rc) {
@@ -433,6 +563,8 @@ int loom__update_parse(const loom_allocator *a,
     loom__rupdate u;
     memset(&u, 0, sizeof(u));
     u.a = a;
+    u.p = p;
+    u.self_ref = SIZE_MAX;
     loom__ds_init(&u.ds, a);
     int rc = parse(&r, &u);
     if (rc) {

@@ -1106,7 +1106,9 @@ static void rewrite(const loom__rupdate *u, loom_buf *out)
         assert_int_equal(loom__write_varuint(out, b->client), 0);
         assert_int_equal(loom__write_varuint(out, b->first_clock), 0);
         for (size_t k = 0; k < b->n; k++) {
-            assert_int_equal(loom__rstruct_write(out, &b->s[k], 0), 0);
+            loom__rstruct s;
+            loom__rstruct_get(u, b, k, &s);
+            assert_int_equal(loom__rstruct_write(out, &s, 0), 0);
         }
     }
     assert_int_equal(loom__ds_write(out, &u->ds), 0);
@@ -1134,9 +1136,10 @@ static void test_roundtrip_finals(void **state)
         memcpy(expect, cs.u[i].p, cs.u[i].len);
         for (size_t b = 0; b < u.nblocks; b++) {
             for (size_t k = 0; k < u.blocks[b].n; k++) {
-                const loom__rstruct *s = &u.blocks[b].s[k];
-                if (s->has_parent_sub && !s->parent_sub) {
-                    expect[s->offset] &= (uint8_t)~0x20;
+                loom__rstruct s;
+                loom__rstruct_get(&u, &u.blocks[b], k, &s);
+                if (s.has_parent_sub && !s.parent_sub) {
+                    expect[s.offset] &= (uint8_t)~0x20;
                 }
             }
         }
