@@ -18,6 +18,7 @@ typedef struct refs {
     uint64_t client;
     const loom__rblock *b;
     size_t n, i;
+    bool live; /* found by refs_of (not replaced, not moved to the rest) */
 } refs;
 
 /* A struct of the parsed update: struct k of block b. Structs are decoded
@@ -40,7 +41,9 @@ typedef struct integ {
     const loom__rupdate *u;
     refs *r; /* one per client of the update */
     size_t nr;
-    loom__u64map by_client; /* client -> refs* */
+    /* client -> refs*, for updates of more than FEW_BLOCKS blocks (smaller
+     * ones are searched: most updates have one block) */
+    loom__u64map by_client;
     uint64_t *ids; /* clients still to process, ascending (popped at the end) */
     size_t nids;
     sref *stack;
@@ -58,9 +61,17 @@ typedef struct integ {
     uint64_t cur_hash, next_hash;
 } integ;
 
+#define FEW_BLOCKS 8
+
 static refs *refs_of(integ *g, uint64_t client)
 {
-    return (refs *)loom__u64map_get(&g->by_client, client);
+    if (g->nr > FEW_BLOCKS)
+        return (refs *)loom__u64map_get(&g->by_client, client);
+    for (size_t i = 0; i < g->nr; i++) {
+        if (g->r[i].live && g->r[i].client == client)
+            return &g->r[i];
+    }
+    return NULL;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -139,8 +150,10 @@ static int stack_to_rest(integ *g)
                 rc = rest_push(g, rcl, (sref){r->b, j});
             r->i = 0;
             r->n = 0;
-            loom__u64map_put(&g->by_client, client,
-                             NULL); /* cannot fail: key exists */
+            r->live = false;
+            if (g->nr > FEW_BLOCKS)
+                loom__u64map_put(&g->by_client, client,
+                                 NULL); /* cannot fail: key exists */
         } else {
             rc = rest_push(g, rcl, s);
         }
@@ -489,7 +502,7 @@ static int integrate_structs(integ *g)
 {
     loom_doc *d = g->d;
     int rc = LOOM_OK;
-    if (g->nids)
+    if (g->nids > 1)
         qsort(g->ids, g->nids, sizeof(*g->ids), cmp_u64);
     refs *cur = next_target(g);
     if (!cur)
@@ -689,7 +702,9 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
         r->b = bl;
         r->n = bl->n;
         r->i = 0;
-        rc = loom__u64map_put(&g.by_client, bl->client, r);
+        r->live = true;
+        if (g.nr > FEW_BLOCKS)
+            rc = loom__u64map_put(&g.by_client, bl->client, r);
     }
     if (!rc)
         rc = integrate_structs(&g);
