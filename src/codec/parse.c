@@ -74,49 +74,61 @@ static inline void fast_id(const uint8_t **pp, loom__id *id)
     id->clock = fast_varuint(pp);
 }
 
-/* Every field is written one by one: a memset of the struct compiles to
- * `rep stos`, which was half the cost of decoding a map entry. */
+/* Every field is written once: a memset of the struct compiles to `rep
+ * stos`, which was half the cost of decoding a map entry. */
 void loom__rstruct_get(const loom__rupdate *u,
                        const loom__rblock *b,
                        size_t k,
                        loom__rstruct *out)
 {
     static const loom__id none = {0, 0};
-    const loom__rpos *rp = &b->s[k];
-    const uint8_t *p = u->p + rp->offset;
+    uint64_t bits = b->s[k].bits;
+    size_t off = b->s[k].offset, end;
+    uint64_t clock = bits & LOOM__RS_CLOCK_MASK, next;
+    if (k + 1 < b->n) {
+        next = b->s[k + 1].bits & LOOM__RS_CLOCK_MASK;
+        end = b->s[k + 1].offset;
+    } else {
+        next = b->end_clock;
+        end = b->end;
+    }
+    const uint8_t *p = u->p + off;
     uint8_t info = *p++;
-    uint8_t ref = loom__rs_ref(b, k);
-    bool item = ref != LOOM__REF_GC && ref != LOOM__REF_SKIP;
+    uint8_t ref = (uint8_t)((bits >> LOOM__RS_REF_SHIFT) & 0x1f);
+    /* GC and Skip have no header flags, whatever their info byte says */
+    uint8_t flags = ref == LOOM__REF_GC || ref == LOOM__REF_SKIP ? 0 : info;
     out->info = info;
     out->ref = ref;
-    out->parent_kind = LOOM__PARENT_NONE;
-    out->has_origin = item && (info & 0x80) != 0;
-    out->has_right_origin = item && (info & 0x40) != 0;
-    out->has_parent_sub = item && (info & 0x20) != 0;
-    out->any_canon = (rp->bits & LOOM__RS_CANON) != 0;
+    out->has_origin = (flags & 0x80) != 0;
+    out->has_right_origin = (flags & 0x40) != 0;
+    out->has_parent_sub = (flags & 0x20) != 0;
+    out->any_canon = (bits & LOOM__RS_CANON) != 0;
     out->client = b->client;
-    out->clock = rp->bits & LOOM__RS_CLOCK_MASK;
-    out->length = loom__rs_length(b, k);
-    out->origin = none;
-    out->right_origin = none;
+    out->clock = clock;
+    out->length = next - clock;
+    out->offset = off;
+    out->parent_kind = LOOM__PARENT_NONE;
     out->parent_name = NULL;
     out->parent_name_len = 0;
     out->parent_id = none;
     out->parent_sub = NULL;
     out->parent_sub_len = 0;
-    out->content = NULL;
-    out->content_len = 0;
-    out->offset = rp->offset;
-    if (!item) {
+    if (flags & 0x80) {
+        fast_id(&p, &out->origin);
+    } else {
+        out->origin = none;
+    }
+    if (flags & 0x40) {
+        fast_id(&p, &out->right_origin);
+    } else {
+        out->right_origin = none;
+    }
+    if (flags == 0 && (ref == LOOM__REF_GC || ref == LOOM__REF_SKIP)) {
+        out->content = NULL;
+        out->content_len = 0;
         return;
     }
-    if (out->has_origin) {
-        fast_id(&p, &out->origin);
-    }
-    if (out->has_right_origin) {
-        fast_id(&p, &out->right_origin);
-    }
-    if (!out->has_origin && !out->has_right_origin) {
+    if (!(flags & 0xc0)) {
         if (fast_varuint(&p) == 1) {
             out->parent_kind = LOOM__PARENT_ROOT;
             out->parent_name = fast_varstring(&p, &out->parent_name_len);
@@ -124,11 +136,10 @@ void loom__rstruct_get(const loom__rupdate *u,
             out->parent_kind = LOOM__PARENT_ID;
             fast_id(&p, &out->parent_id);
         }
-        if (out->has_parent_sub) {
+        if (flags & 0x20) {
             out->parent_sub = fast_varstring(&p, &out->parent_sub_len);
         }
     }
-    size_t end = k + 1 < b->n ? b->s[k + 1].offset : b->end;
     out->content = p;
     out->content_len = (size_t)(u->p + end - p);
 }
