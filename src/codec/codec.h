@@ -41,14 +41,13 @@ enum {
 };
 
 /*
- * One struct of an update, as read. Pointers point into the input bytes,
- * which must outlive the struct. `content` is the raw content payload
- * (everything after the item header), already validated: strings are valid
- * UTF-8, Any values well formed, JSON text parses, type refs are 0..6.
+ * One struct of an update, decoded (loom__rstruct_get). Pointers point into
+ * the input bytes, which must outlive the struct. `content` is the raw
+ * content payload (everything after the item header), already validated:
+ * strings are valid UTF-8, Any values well formed, JSON text parses, type
+ * refs are 0..6.
  */
 typedef struct loom__rstruct {
-    /* the one-byte fields first, together: an update of 100,000 map
-     * entries holds 100,000 of these while it is applied */
     uint8_t info;        /* the info byte as read */
     uint8_t ref;         /* info & 0x1f, with GC = 0 and Skip = 10 */
     uint8_t parent_kind; /* LOOM__PARENT_* */
@@ -72,13 +71,49 @@ typedef struct loom__rstruct {
     size_t offset; /* byte offset of the struct's info byte in the input */
 } loom__rstruct;
 
+/*
+ * What the parser keeps of one struct: 16 bytes instead of a decoded
+ * loom__rstruct, because loading a large update would otherwise write (and
+ * page-fault in) 136 bytes per struct. `bits` holds the clock (bits 0..52;
+ * the parser refuses clocks past 2^53), the ref (bits 56..60) and whether
+ * Any content is canonical (bit 63); the length is the distance to the next
+ * struct's clock. Read it with the loom__rs_* helpers or decode it with
+ * loom__rstruct_get.
+ */
+typedef struct loom__rpos {
+    uint64_t bits;
+    size_t offset; /* of the info byte in the input */
+} loom__rpos;
+
+#define LOOM__RS_CLOCK_MASK ((1ULL << 53) - 1)
+#define LOOM__RS_REF_SHIFT  56
+#define LOOM__RS_CANON      (1ULL << 63)
+
 /* A client block: consecutive structs of one client, as they appear. */
 typedef struct loom__rblock {
     uint64_t client;
     uint64_t first_clock;
-    loom__rstruct *s;
+    loom__rpos *s;
     size_t n;
+    uint64_t end_clock; /* the clock after the last struct */
+    size_t end;         /* the byte offset after the last struct */
 } loom__rblock;
+
+static inline uint64_t loom__rs_clock(const loom__rblock *b, size_t k)
+{
+    return b->s[k].bits & LOOM__RS_CLOCK_MASK;
+}
+
+static inline uint8_t loom__rs_ref(const loom__rblock *b, size_t k)
+{
+    return (uint8_t)((b->s[k].bits >> LOOM__RS_REF_SHIFT) & 0x1f);
+}
+
+static inline uint64_t loom__rs_length(const loom__rblock *b, size_t k)
+{
+    uint64_t end = k + 1 < b->n ? loom__rs_clock(b, k + 1) : b->end_clock;
+    return end - loom__rs_clock(b, k);
+}
 
 /* Delete set: per client, ranges sorted by clock after normalising.
  * Clients are always kept in descending id order (the order yjs writes), so
@@ -128,11 +163,27 @@ int loom__ds_write(loom_buf *b, const loom__ds *ds);
  * On failure ds is unchanged. */
 int loom__ds_read(loom__reader *r, loom__ds *ds);
 
-/* A parsed update. Owns its arrays, not the input bytes. */
+/* A root type name as an update names it. */
+typedef struct loom__rname {
+    const char *p;
+    size_t len;
+} loom__rname;
+
+/* A parsed update. Owns its arrays, not the input bytes, which it points
+ * into: the caller keeps them alive while it uses the parsed update. */
 typedef struct loom__rupdate {
+    const uint8_t *p;     /* the input */
     loom__rblock *blocks; /* in input order */
     size_t nblocks;
     loom__ds ds;
+    /* The root names of the structs, in order of appearance, without a name
+     * repeated from the struct naming a root before (the document creates
+     * them before integrating). */
+    loom__rname *roots;
+    size_t nroots, roots_cap;
+    /* The offset of the first item referring to a clock of its own client
+     * that is not before it (no valid writer makes one), or SIZE_MAX. */
+    size_t self_ref;
     const loom_allocator *a;
 } loom__rupdate;
 
@@ -146,6 +197,11 @@ int loom__update_parse(const loom_allocator *a,
                        loom__rupdate *out,
                        loom_error *err);
 void loom__rupdate_free(loom__rupdate *u);
+/* Decodes struct k of block b of a parsed update (whose input is alive). */
+void loom__rstruct_get(const loom__rupdate *u,
+                       const loom__rblock *b,
+                       size_t k,
+                       loom__rstruct *out);
 
 /*
  * What yjs makes of a ContentDoc payload (createDocFromOpts + ContentDoc):

@@ -20,15 +20,18 @@ void loom__stable_sort(
 enum { LOOM__KIND_GC = 0, LOOM__KIND_ITEM = 1, LOOM__KIND_SKIP = 2 };
 
 /*
- * A struct as the update algebra sees it. `src` is the parsed struct it
- * stands for (NULL for a Skip made up to fill a gap); `off` is how many clock
+ * A struct as the update algebra sees it. `src` is the block of the parsed
+ * update `u` holding the struct it stands for, struct `si` of it (NULL for a
+ * Skip made up to fill a gap); `off` is how many clock
  * units of src were cut off the front (an Item sliced by mergeUpdates). GC and
  * Skip views carry their own length because mergeUpdates grows them.
  */
 typedef struct loom__view {
     uint8_t kind;
     uint64_t client, clock, len;
-    const loom__rstruct *src;
+    const loom__rupdate *u;
+    const loom__rblock *src;
+    size_t si;
     uint64_t off;
 } loom__view;
 

@@ -34,18 +34,22 @@ void loom__cursor_next(loom__cursor *c)
             c->has = false;
             return;
         }
-        const loom__rstruct *s = &c->u->blocks[c->bi].s[c->si++];
-        uint8_t kind = s->ref == LOOM__REF_GC     ? LOOM__KIND_GC
-                       : s->ref == LOOM__REF_SKIP ? LOOM__KIND_SKIP
-                                                  : LOOM__KIND_ITEM;
+        const loom__rblock *b = &c->u->blocks[c->bi];
+        size_t k = c->si++;
+        uint8_t ref = loom__rs_ref(b, k);
+        uint8_t kind = ref == LOOM__REF_GC     ? LOOM__KIND_GC
+                       : ref == LOOM__REF_SKIP ? LOOM__KIND_SKIP
+                                               : LOOM__KIND_ITEM;
         if (kind == LOOM__KIND_SKIP && c->filter_skips) {
             continue;
         }
         c->curr.kind = kind;
-        c->curr.client = s->client;
-        c->curr.clock = s->clock;
-        c->curr.len = s->length;
-        c->curr.src = s;
+        c->curr.client = b->client;
+        c->curr.clock = loom__rs_clock(b, k);
+        c->curr.len = loom__rs_length(b, k);
+        c->curr.u = c->u;
+        c->curr.src = b;
+        c->curr.si = k;
         c->curr.off = 0;
         c->has = true;
         return;
@@ -112,7 +116,9 @@ int loom__lazy_write(loom__lazy_writer *w, const loom__view *v, uint64_t offset)
         }
     }
     if (v->kind == LOOM__KIND_ITEM) {
-        rc = loom__rstruct_write(&w->body, v->src, v->off + offset);
+        loom__rstruct s;
+        loom__rstruct_get(v->u, v->src, v->si, &s);
+        rc = loom__rstruct_write(&w->body, &s, v->off + offset);
     } else {
         rc = loom__write_u8(
             &w->body, v->kind == LOOM__KIND_GC ? LOOM__REF_GC : LOOM__REF_SKIP);

@@ -12,42 +12,66 @@
 
 #include "crdt/crdt.h"
 
-/* The structs of one client still to integrate (Yjs clientsStructRefs). */
+/* The structs of one client still to integrate (Yjs clientsStructRefs):
+ * structs i..n-1 of block b. */
 typedef struct refs {
     uint64_t client;
-    const loom__rstruct *s;
+    const loom__rblock *b;
     size_t n, i;
+    bool live; /* found by refs_of (not replaced, not moved to the rest) */
 } refs;
+
+/* A struct of the parsed update: struct k of block b. Structs are decoded
+ * when they are reached (loom__rstruct_get), not kept decoded. */
+typedef struct sref {
+    const loom__rblock *b;
+    size_t k;
+} sref;
 
 /* Structs that could not be integrated, per client. */
 typedef struct rest_client {
     uint64_t client;
-    const loom__rstruct **s;
+    sref *s;
     size_t n, cap;
 } rest_client;
 
 typedef struct integ {
     loom_txn *t;
     loom_doc *d;
+    const loom__rupdate *u;
     refs *r; /* one per client of the update */
     size_t nr;
-    loom__u64map by_client; /* client -> refs* */
+    /* client -> refs*, for updates of more than FEW_BLOCKS blocks (smaller
+     * ones are searched: most updates have one block) */
+    loom__u64map by_client;
     uint64_t *ids; /* clients still to process, ascending (popped at the end) */
     size_t nids;
-    const loom__rstruct **stack;
+    sref *stack;
     size_t nstack, scap;
     rest_client *rest;
     size_t nrest, rcap;
     loom__sv missing;
-    /* Structs whose keys were hashed ahead (see prefetch_next): the one
-     * being integrated and the one after it. */
-    const loom__rstruct *cur, *next;
+    /* The struct being handled is decoded in dec[hslot]; the one after it
+     * (see prefetch_next) in the other slot when next_valid, whose key was
+     * hashed ahead when next_hashed; cur_hashed: the head's key was. */
+    loom__rstruct dec[2];
+    int hslot;
+    bool next_valid, next_hashed, cur_hashed;
+    sref next;
     uint64_t cur_hash, next_hash;
 } integ;
 
+#define FEW_BLOCKS 8
+
 static refs *refs_of(integ *g, uint64_t client)
 {
-    return (refs *)loom__u64map_get(&g->by_client, client);
+    if (g->nr > FEW_BLOCKS)
+        return (refs *)loom__u64map_get(&g->by_client, client);
+    for (size_t i = 0; i < g->nr; i++) {
+        if (g->r[i].live && g->r[i].client == client)
+            return &g->r[i];
+    }
+    return NULL;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -99,7 +123,7 @@ static rest_client *rest_get(integ *g, uint64_t client, int *rc)
     return rc2;
 }
 
-static int rest_push(integ *g, rest_client *rc, const loom__rstruct *s)
+static int rest_push(integ *g, rest_client *rc, sref s)
 {
     if (loom__vec_reserve(g->d->a, (void **)&rc->s, &rc->cap, rc->n + 1,
                           sizeof(*rc->s)))
@@ -114,8 +138,8 @@ static int stack_to_rest(integ *g)
 {
     int rc = LOOM_OK;
     for (size_t k = 0; k < g->nstack && !rc; k++) {
-        const loom__rstruct *s = g->stack[k];
-        uint64_t client = s->client;
+        sref s = g->stack[k];
+        uint64_t client = s.b->client;
         refs *r = refs_of(g, client);
         rest_client *rcl = rest_get(g, client, &rc);
         if (!rcl)
@@ -123,11 +147,13 @@ static int stack_to_rest(integ *g)
         if (r && r->n) {
             r->i--;
             for (size_t j = r->i; j < r->n && !rc; j++)
-                rc = rest_push(g, rcl, &r->s[j]);
+                rc = rest_push(g, rcl, (sref){r->b, j});
             r->i = 0;
             r->n = 0;
-            loom__u64map_put(&g->by_client, client,
-                             NULL); /* cannot fail: key exists */
+            r->live = false;
+            if (g->nr > FEW_BLOCKS)
+                loom__u64map_put(&g->by_client, client,
+                                 NULL); /* cannot fail: key exists */
         } else {
             rc = rest_push(g, rcl, s);
         }
@@ -328,19 +354,39 @@ static loom_type *root_of(loom_doc *d, const char *name, size_t len)
  * miss: the next struct's key (a root map's, usually the root found last)
  * starts loading while this one, s, is integrated, and its hash is kept for
  * its own lookup. A prefetch in the wrong map costs nothing but itself. */
-static void
-prefetch_next(integ *g, const loom__rstruct *s, const loom__rstruct *next)
+static void prefetch_next(integ *g, const refs *cur)
 {
-    g->cur = g->next == s ? s : NULL;
-    g->cur_hash = g->next_hash;
-    g->next = NULL;
-    const loom_type *root = g->d->last_root;
-    if (!next || !next->parent_sub || next->parent_kind != LOOM__PARENT_ROOT ||
-        !root)
+    g->next_valid = false;
+    if (!cur || cur->i >= cur->n)
         return;
-    g->next = next;
+    loom__rstruct *next = &g->dec[1 - g->hslot];
+    g->next.b = cur->b;
+    g->next.k = cur->i;
+    loom__rstruct_get(g->u, cur->b, cur->i, next);
+    g->next_valid = true;
+    g->next_hashed = false;
+    const loom_type *root = g->d->last_root;
+    if (!next->parent_sub || next->parent_kind != LOOM__PARENT_ROOT || !root)
+        return;
+    g->next_hashed = true;
     g->next_hash = loom__hash_bytes(next->parent_sub, next->parent_sub_len);
     loom__strmap_prefetch(&root->map, g->next_hash);
+}
+
+/* Decodes struct h as the head, taking the struct decoded ahead when it is
+ * the one. */
+static const loom__rstruct *load_head(integ *g, sref h)
+{
+    if (g->next_valid && g->next.b == h.b && g->next.k == h.k) {
+        g->hslot = 1 - g->hslot;
+        g->next_valid = false;
+        g->cur_hashed = g->next_hashed;
+        g->cur_hash = g->next_hash;
+    } else {
+        loom__rstruct_get(g->u, h.b, h.k, &g->dec[g->hslot]);
+        g->cur_hashed = false;
+    }
+    return &g->dec[g->hslot];
 }
 
 /* Resolves neighbours and parent, then integrates from `offset`. */
@@ -439,7 +485,7 @@ static int integrate_struct(integ *g, const loom__rstruct *s, uint64_t offset)
         if (psub == s->parent_sub &&
             (rc = loom__type_key_hashed(
                  parent, psub, psub_len,
-                 g->cur == s ? g->cur_hash : loom__hash_bytes(psub, psub_len),
+                 g->cur_hashed ? g->cur_hash : loom__hash_bytes(psub, psub_len),
                  &psub)))
             goto fail;
         it->parent_sub = psub;
@@ -456,20 +502,21 @@ static int integrate_structs(integ *g)
 {
     loom_doc *d = g->d;
     int rc = LOOM_OK;
-    if (g->nids)
+    if (g->nids > 1)
         qsort(g->ids, g->nids, sizeof(*g->ids), cmp_u64);
     refs *cur = next_target(g);
     if (!cur)
         return LOOM_OK;
-    const loom__rstruct *head = &cur->s[cur->i++];
+    sref h = {cur->b, cur->i++};
     for (;;) {
-        if (head->ref != LOOM__REF_SKIP) {
+        if (loom__rs_ref(h.b, h.k) != LOOM__REF_SKIP) {
+            const loom__rstruct *head = load_head(g, h);
             uint64_t local = loom__state(d, head->client);
             if (local < head->clock) {
                 if (loom__vec_reserve(d->a, (void **)&g->stack, &g->scap,
                                       g->nstack + 1, sizeof(*g->stack)))
                     return LOOM_ENOMEM;
-                g->stack[g->nstack++] = head;
+                g->stack[g->nstack++] = h;
                 update_missing(g, head->client, head->clock - 1, &rc);
                 if (rc || (rc = stack_to_rest(g)))
                     return rc;
@@ -480,7 +527,7 @@ static int integrate_structs(integ *g)
                     if (loom__vec_reserve(d->a, (void **)&g->stack, &g->scap,
                                           g->nstack + 1, sizeof(*g->stack)))
                         return LOOM_ENOMEM;
-                    g->stack[g->nstack++] = head;
+                    g->stack[g->nstack++] = h;
                     refs *mr = refs_of(g, (uint64_t)m);
                     if (!mr || mr->i == mr->n) {
                         update_missing(g, (uint64_t)m,
@@ -488,15 +535,14 @@ static int integrate_structs(integ *g)
                         if (rc || (rc = stack_to_rest(g)))
                             return rc;
                     } else {
-                        head = &mr->s[mr->i++];
+                        h.b = mr->b;
+                        h.k = mr->i++;
                         continue;
                     }
                 } else {
                     uint64_t offset = local - head->clock;
                     if (offset == 0 || offset < head->length) {
-                        prefetch_next(g, head,
-                                      cur && cur->i < cur->n ? &cur->s[cur->i]
-                                                             : NULL);
+                        prefetch_next(g, cur);
                         if ((rc = integrate_struct(g, head, offset)))
                             return rc;
                     }
@@ -504,14 +550,16 @@ static int integrate_structs(integ *g)
             }
         }
         if (g->nstack) {
-            head = g->stack[--g->nstack];
+            h = g->stack[--g->nstack];
         } else if (cur && cur->i < cur->n) {
-            head = &cur->s[cur->i++];
+            h.b = cur->b;
+            h.k = cur->i++;
         } else {
             cur = next_target(g);
             if (!cur)
                 break;
-            head = &cur->s[cur->i++];
+            h.b = cur->b;
+            h.k = cur->i++;
         }
     }
     return LOOM_OK;
@@ -541,10 +589,13 @@ static int write_rest(integ *g, loom_buf *out)
             continue;
         if ((rc = loom__write_varuint(out, r->n)) ||
             (rc = loom__write_varuint(out, r->client)) ||
-            (rc = loom__write_varuint(out, r->s[0]->clock)))
+            (rc = loom__write_varuint(out,
+                                      loom__rs_clock(r->s[0].b, r->s[0].k))))
             return rc;
         for (size_t k = 0; k < r->n; k++) {
-            if ((rc = loom__rstruct_write(out, r->s[k], 0)))
+            loom__rstruct s;
+            loom__rstruct_get(g->u, r->s[k].b, r->s[k].k, &s);
+            if ((rc = loom__rstruct_write(out, &s, 0)))
                 return rc;
         }
     }
@@ -599,33 +650,6 @@ static int apply_ds(loom_txn *t, const loom__ds *ds, loom__ds *left)
     return LOOM_OK;
 }
 
-/* Rejects references that no valid writer produces and that would make
- * integration look up clocks that cannot exist. */
-static int check_refs(const loom__rupdate *u, loom_error *err)
-{
-    for (size_t b = 0; b < u->nblocks; b++) {
-        const loom__rblock *bl = &u->blocks[b];
-        for (size_t i = 0; i < bl->n; i++) {
-            const loom__rstruct *s = &bl->s[i];
-            if (s->ref == LOOM__REF_GC || s->ref == LOOM__REF_SKIP)
-                continue;
-            if ((s->has_origin && s->origin.client == s->client &&
-                 s->origin.clock >= s->clock) ||
-                (s->has_right_origin && s->right_origin.client == s->client &&
-                 s->right_origin.clock >= s->clock) ||
-                (s->parent_kind == LOOM__PARENT_ID &&
-                 s->parent_id.client == s->client &&
-                 s->parent_id.clock >= s->clock)) {
-                loom__error_set(err, LOOM_EMALFORMED, s->offset, 0,
-                                "struct refers to a clock of its own client "
-                                "that is not before it");
-                return LOOM_EMALFORMED;
-            }
-        }
-    }
-    return LOOM_OK;
-}
-
 static void integ_free(integ *g)
 {
     const loom_allocator *a = g->d->a;
@@ -649,25 +673,15 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
     memset(&g, 0, sizeof(g));
     g.t = t;
     g.d = d;
+    g.u = u;
     loom__u64map_init(&g.by_client, d->a);
     loom__sv_init(&g.missing, d->a);
     /* Roots named by the update exist from now on, in order of appearance
      * (a name repeated from the struct before is there already). */
-    const char *prev = NULL;
-    size_t prev_len = 0;
-    for (size_t b = 0; b < u->nblocks && !rc; b++) {
-        for (size_t i = 0; i < u->blocks[b].n && !rc; i++) {
-            const loom__rstruct *s = &u->blocks[b].s[i];
-            loom_type *root;
-            if (s->parent_kind != LOOM__PARENT_ROOT ||
-                (prev && prev_len == s->parent_name_len &&
-                 bytes_eq(prev, s->parent_name, prev_len)))
-                continue;
-            rc = loom__type_root_get_or_add(d, s->parent_name,
-                                            s->parent_name_len, &root);
-            prev = s->parent_name;
-            prev_len = s->parent_name_len;
-        }
+    for (size_t i = 0; i < u->nroots && !rc; i++) {
+        loom_type *root;
+        rc = loom__type_root_get_or_add(d, u->roots[i].p, u->roots[i].len,
+                                        &root);
     }
     if (!rc && u->nblocks) {
         g.r = loom__calloc(d->a, u->nblocks * sizeof(*g.r));
@@ -685,10 +699,12 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
         }
         /* a later block of the same client replaces the earlier one */
         r->client = bl->client;
-        r->s = bl->s;
+        r->b = bl;
         r->n = bl->n;
         r->i = 0;
-        rc = loom__u64map_put(&g.by_client, bl->client, r);
+        r->live = true;
+        if (g.nr > FEW_BLOCKS)
+            rc = loom__u64map_put(&g.by_client, bl->client, r);
     }
     if (!rc)
         rc = integrate_structs(&g);
@@ -793,10 +809,14 @@ int loom__apply_update(loom_txn *t,
     int rc = loom__update_parse(d->a, p, len, 0, &u, err);
     if (rc)
         return rc;
-    rc = check_refs(&u, err);
-    if (rc) {
+    if (u.self_ref != SIZE_MAX) {
+        /* Rejects references that no valid writer produces and that would
+         * make integration look up clocks that cannot exist. */
+        loom__error_set(err, LOOM_EMALFORMED, u.self_ref, 0,
+                        "struct refers to a clock of its own client "
+                        "that is not before it");
         loom__rupdate_free(&u);
-        return rc;
+        return LOOM_EMALFORMED;
     }
     bool retry = false;
     rc = apply_parsed(t, &u, &retry);

@@ -192,8 +192,8 @@ int loom_snapshot_contains_update(const loom_snapshot *s,
     for (size_t i = 0; i < u.nblocks && result; i++) {
         const loom__rblock *blk = &u.blocks[i];
         for (size_t k = 0; k < blk->n; k++) {
-            const loom__rstruct *st = &blk->s[k];
-            if (loom__sv_get(&s->sv, st->client) < st->clock + st->length) {
+            if (loom__sv_get(&s->sv, blk->client) <
+                loom__rs_clock(blk, k) + loom__rs_length(blk, k)) {
                 result = 0;
                 break;
             }

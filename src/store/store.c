@@ -1076,12 +1076,11 @@ static int fold_update(const loom__rupdate *u, loom__sv *sv, bool *ok)
             }
             rc = loom__sv_set(&seen, b->client, 1);
         }
-        uint64_t end = b->first_clock;
+        uint64_t end = b->n ? b->end_clock : b->first_clock;
         for (size_t k = 0; k < b->n; k++) {
-            if (b->s[k].ref == LOOM__REF_SKIP) {
+            if (loom__rs_ref(b, k) == LOOM__REF_SKIP) {
                 *ok = false;
             }
-            end += b->s[k].length;
         }
         uint64_t have = loom__sv_get(sv, b->client);
         if (b->first_clock > have) {
@@ -1111,7 +1110,7 @@ static int log_has_gaps(loom_store *s, const loom_buf *merged, bool *gaps)
             *gaps = true;
         }
         for (size_t k = 0; k < b->n; k++) {
-            if (b->s[k].ref == LOOM__REF_SKIP) {
+            if (loom__rs_ref(b, k) == LOOM__REF_SKIP) {
                 *gaps = true;
             }
         }

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "codec/codec.h"
+#include "loom/doc.h"
 #include "loom/update.h"
 #include "testalloc.h"
 #include "tjson.h"
@@ -1106,10 +1107,50 @@ static void rewrite(const loom__rupdate *u, loom_buf *out)
         assert_int_equal(loom__write_varuint(out, b->client), 0);
         assert_int_equal(loom__write_varuint(out, b->first_clock), 0);
         for (size_t k = 0; k < b->n; k++) {
-            assert_int_equal(loom__rstruct_write(out, &b->s[k], 0), 0);
+            loom__rstruct s;
+            loom__rstruct_get(u, b, k, &s);
+            assert_int_equal(loom__rstruct_write(out, &s, 0), 0);
         }
     }
     assert_int_equal(loom__ds_write(out, &u->ds), 0);
+}
+
+/* An item whose origin, rightOrigin or parent is a clock of its own client
+ * that is not before it is refused by apply with the offset of the first
+ * such item, but only once the whole update has parsed: a parse error
+ * later in the update wins. */
+static void
+apply_err(const uint8_t *p, size_t n, int rc, size_t off, const char *msg)
+{
+    loom_doc *d = NULL;
+    assert_int_equal(loom_doc_new(NULL, &d), 0);
+    loom_error err;
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(loom_doc_apply_update(d, p, n, NULL, &err), rc);
+    assert_int_equal(err.offset, off);
+    assert_non_null(strstr(err.message, msg));
+    loom_buf b = {0};
+    assert_int_equal(loom_doc_encode_state_as_update(d, NULL, 0, &b, NULL), 0);
+    assert_int_equal(b.len, 2); /* still empty */
+    loom_buf_free(&b);
+    loom_doc_free(d);
+}
+
+static void test_apply_self_ref(void **state)
+{
+    (void)state;
+    /* origin (5, 0) on the struct (5, 0) itself */
+    static const uint8_t self[] = {1, 1, 5, 0, 0x84, 5, 0, 1, 'a', 0};
+    apply_err(self, sizeof(self), LOOM_EMALFORMED, 4, "not before it");
+    /* the same, then a trailing byte: the parse error comes first */
+    static const uint8_t trail[] = {1, 1, 5, 0, 0x84, 5, 0, 1, 'a', 0, 0};
+    apply_err(trail, sizeof(trail), LOOM_EMALFORMED, 10, "trailing bytes");
+    /* a valid struct, then one whose origin (5, 1) is itself, then one
+     * whose rightOrigin (5, 5) is past it: the first bad one is reported */
+    static const uint8_t second[] = {1,   3,    5,   0,    4, 1,   1,
+                                     't', 1,    'a', 0x84, 5, 1,   1,
+                                     'b', 0x44, 5,   5,    1, 'c', 0};
+    apply_err(second, sizeof(second), LOOM_EMALFORMED, 10, "not before it");
 }
 
 static void test_roundtrip_finals(void **state)
@@ -1134,9 +1175,10 @@ static void test_roundtrip_finals(void **state)
         memcpy(expect, cs.u[i].p, cs.u[i].len);
         for (size_t b = 0; b < u.nblocks; b++) {
             for (size_t k = 0; k < u.blocks[b].n; k++) {
-                const loom__rstruct *s = &u.blocks[b].s[k];
-                if (s->has_parent_sub && !s->parent_sub) {
-                    expect[s->offset] &= (uint8_t)~0x20;
+                loom__rstruct s;
+                loom__rstruct_get(&u, &u.blocks[b], k, &s);
+                if (s.has_parent_sub && !s.parent_sub) {
+                    expect[s.offset] &= (uint8_t)~0x20;
                 }
             }
         }
@@ -1609,6 +1651,7 @@ int main(void)
         cmocka_unit_test(test_node_cases),
         cmocka_unit_test(test_extra_cases),
         cmocka_unit_test(test_roundtrip_finals),
+        cmocka_unit_test(test_apply_self_ref),
         cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_byte_flips),
         cmocka_unit_test(test_malformed),
