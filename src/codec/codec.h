@@ -159,7 +159,7 @@ int loom__ds_write(loom_buf *b, const loom__ds *ds);
 /* Reads a v1 delete set (clients with 0 ranges skipped; a client listed
  * twice gets both lists of ranges, in order). Unlike loom__ds_add, ranges of
  * length 0 are kept: yjs keeps them too, re-encodes them in diffUpdate, and
- * applying one can split an item. A range ending past 2^53 is malformed.
+ * applying one can split an item. A range ending past 2^53-1 is malformed.
  * On failure ds is unchanged. */
 int loom__ds_read(loom__reader *r, loom__ds *ds);
 

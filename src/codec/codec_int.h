@@ -11,6 +11,13 @@
 
 #include "codec/codec.h"
 
+/* Where a clock range (a struct, a delete range) may end at most. Ends stay
+ * readable varUints (2^53-1, lib0's largest), so no state, state vector
+ * entry or range merged from them is ever one that loom or lib0 refuses:
+ * a range (1, 2^53-1) merged with (0, 1) would otherwise write a length of
+ * 2^53. */
+#define LOOM__CLOCK_END_MAX LOOM__MAX_SAFE_INT
+
 /* A stable merge sort; tmp holds n elements. */
 typedef int (*loom__cmp_fn)(const void *, const void *);
 void loom__stable_sort(

@@ -16,8 +16,6 @@
 
 #include "codec/codec_int.h"
 
-/* The end of a clock range may reach 2^53 (JS numbers are exact up to it). */
-#define CLOCK_END_MAX (LOOM__MAX_SAFE_INT + 1)
 
 void loom__stable_sort(
     void *base, size_t n, size_t size, loom__cmp_fn cmp, void *tmp)
@@ -501,9 +499,9 @@ static int read_entry(loom__reader *r, loom__ds *into)
         if (loom__read_varuint(r, &clock) || loom__read_varuint(r, &len)) {
             return r->err;
         }
-        if (clock + len > CLOCK_END_MAX) {
+        if (clock + len > LOOM__CLOCK_END_MAX) {
             return loom__reader_fail(r, LOOM_EMALFORMED, at,
-                                     "delete set range past 2^53");
+                                     "delete set range past 2^53-1");
         }
         dc->r[dc->n].clock = clock;
         dc->r[dc->n].len = len;

@@ -11,14 +11,12 @@
  *
  * On top of what yjs checks we refuse what would break clock arithmetic or
  * memory bounds: zero-length structs (yjs never writes one), ranges ending
- * past 2^53, counts that the remaining bytes cannot hold, and trailing bytes.
+ * past 2^53-1, counts that the remaining bytes cannot hold, and trailing bytes.
  */
 #include <string.h>
 
 #include "any/any_internal.h"
 #include "codec/codec_int.h"
-
-#define CLOCK_END_MAX (LOOM__MAX_SAFE_INT + 1)
 
 void loom__rupdate_free(loom__rupdate *u)
 {
@@ -471,9 +469,9 @@ static int read_struct(loom__reader *r,
         return loom__reader_fail(r, LOOM_EMALFORMED, s->offset,
                                  "zero-length struct");
     }
-    if (s->clock + s->length > CLOCK_END_MAX) {
+    if (s->clock + s->length > LOOM__CLOCK_END_MAX) {
         return loom__reader_fail(r, LOOM_EMALFORMED, s->offset,
-                                 "struct clock past 2^53");
+                                 "struct clock past 2^53-1");
     }
     *clock = s->clock + s->length;
     return LOOM_OK;
