@@ -441,6 +441,9 @@ static inline loom__strmap_entry *loom__strmap_key_entry(const loom__strmap *m,
     memcpy(&i, key - sizeof(i), sizeof(i));
     return &m->e[i];
 }
+/* Makes room for n entries in all (index and entries), so that inserting
+ * up to n - m->n keys allocates nothing but key copies. */
+int loom__strmap_reserve(loom__strmap *m, size_t n);
 /* The same, telling whether the entry was created. */
 int loom__strmap_intern(loom__strmap *m,
                         const char *key,

@@ -277,9 +277,9 @@ static void idx_place(uint64_t *idx, size_t mask, uint64_t v)
 
 /* Doubles the index. A slot holds its key's tag, the hash bits that give
  * its position, so the slots are moved without the keys or their hashes. */
-static int idx_grow(loom__strmap *m)
+/* Rebuilds the index with icap slots (a power of two, above m->icap). */
+static int idx_resize(loom__strmap *m, size_t icap)
 {
-    size_t icap = m->icap ? m->icap * 2 : 16;
     if (icap > SIZE_MAX / sizeof(uint64_t)) {
         return LOOM_ENOMEM;
     }
@@ -305,6 +305,32 @@ static int idx_grow(loom__strmap *m)
     m->idx = idx;
     m->icap = icap;
     return LOOM_OK;
+}
+
+static int idx_grow(loom__strmap *m)
+{
+    return idx_resize(m, m->icap ? m->icap * 2 : 16);
+}
+
+int loom__strmap_reserve(loom__strmap *m, size_t n)
+{
+    if (n >= UINT32_MAX / 2) {
+        return LOOM_ELIMIT;
+    }
+    size_t icap = m->icap ? m->icap : 16;
+    while (n * 2 > icap) {
+        icap *= 2;
+    }
+    int rc = LOOM_OK;
+    if (icap > m->icap) {
+        rc = idx_resize(m, icap);
+    }
+    if (!rc && n > m->ecap) {
+        void *ev = m->e;
+        rc = loom__vec_reserve(m->a, &ev, &m->ecap, n, sizeof(*m->e));
+        m->e = ev;
+    }
+    return rc;
 }
 
 int loom__strmap_intern(loom__strmap *m,

@@ -167,6 +167,10 @@ int loom__ds_read(loom__reader *r, loom__ds *ds);
 typedef struct loom__rname {
     const char *p;
     size_t len;
+    /* How many structs naming it (this entry and the struct runs folded
+     * into it) carry a key: at most the keys the update adds to that map,
+     * so the map can make room for them at once. */
+    size_t keyed;
 } loom__rname;
 
 /* A parsed update. Owns its arrays, not the input bytes, which it points

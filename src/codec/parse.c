@@ -501,6 +501,7 @@ static int note_struct(loom__rupdate *u, const loom__rstruct *s)
         const loom__rname *last = &u->roots[u->nroots - 1];
         if (last->len == s->parent_name_len &&
             memcmp(last->p, s->parent_name, last->len) == 0) {
+            u->roots[u->nroots - 1].keyed += s->has_parent_sub;
             return LOOM_OK;
         }
     }
@@ -510,6 +511,7 @@ static int note_struct(loom__rupdate *u, const loom__rstruct *s)
     }
     u->roots[u->nroots].p = s->parent_name;
     u->roots[u->nroots].len = s->parent_name_len;
+    u->roots[u->nroots].keyed = s->has_parent_sub;
     u->nroots++;
     return LOOM_OK;
 }

@@ -682,6 +682,14 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
         loom_type *root;
         rc = loom__type_root_get_or_add(d, u->roots[i].p, u->roots[i].len,
                                         &root);
+        /* A large update of keys (a loaded map) sizes the map once rather
+         * than growing and rehashing it a dozen times. Only a hint: keys
+         * already there make it an overestimate, and failing to make the
+         * room just leaves the growing to the inserts. */
+        if (!rc && u->roots[i].keyed >= 1024 &&
+            u->roots[i].keyed <= SIZE_MAX - root->map.n)
+            (void)loom__strmap_reserve(&root->map,
+                                       root->map.n + u->roots[i].keyed);
     }
     if (!rc && u->nblocks) {
         g.r = loom__calloc(d->a, u->nblocks * sizeof(*g.r));
