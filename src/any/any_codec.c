@@ -736,14 +736,14 @@ static LOOM__NOINLINE int check_slow(loom__reader *r, int depth, bool *canon)
 
 /*
  * The fast path of loom__any_check, for what yjs writes for small values:
- * single-byte lengths and counts, ASCII keys and strings, small ints,
- * objects of up to 16 keys none of which could be an index, "__proto__" or
- * a repeat. It reads through a local pointer and stores the position once.
- * Anything else makes it give up (returning 1) with the reader where the
- * value starts, and check_slow reads the value again with every rule and
- * error; the only side effect before giving up is what nested values
- * (checked by loom__any_check itself) did to *canon and the reader, which
- * check_slow repeats identically.
+ * single-byte lengths and counts, ASCII keys (1 to 16 bytes) and strings,
+ * small ints, objects of up to 16 keys none of which could be an index,
+ * "__proto__" or a repeat. It reads through a local pointer and stores the
+ * position once. Anything else makes it give up (returning 1) with the
+ * reader where the value starts, and check_slow reads the value again with
+ * every rule and error; the only side effect before giving up is what
+ * nested values (checked by loom__any_check itself) did to *canon and the
+ * reader, which check_slow repeats identically.
  */
 static LOOM__INLINE const uint8_t *fast_scalar(const uint8_t *p,
                                                const uint8_t *end)
@@ -829,15 +829,15 @@ int loom__any_check(loom__reader *r, int depth, bool *canon)
         if (p >= end) {
             goto slow;
         }
+        /* keys of 1 to 16 ASCII bytes, not starting with a digit; an empty,
+         * longer or non-ASCII key goes the slow way */
         size_t klen = *p++;
-        if (klen >= 0x80 || klen >= (size_t)(end - p) ||
-            (klen && (unsigned)(p[0] - '0') <= 9) ||
-            (klen == 9 && memcmp(p, "__proto__", 9) == 0) ||
-            (!(klen <= 16 && loom__ascii_short(p, klen)) &&
-             !loom__utf8_valid((const char *)p, klen))) {
+        if (klen - 1 >= 16 || klen >= (size_t)(end - p) ||
+            (unsigned)(p[0] - '0') <= 9 || !loom__ascii_short(p, klen) ||
+            (klen == 9 && memcmp(p, "__proto__", 9) == 0)) {
             goto slow;
         }
-        uint32_t bit = (uint32_t)1 << (klen & 31);
+        uint32_t bit = (uint32_t)1 << klen;
         for (size_t j = 0; (seen & bit) && j < i; j++) {
             if (lens[j] == klen && memcmp(keys[j], p, klen) == 0) {
                 goto slow;
