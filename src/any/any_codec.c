@@ -761,6 +761,14 @@ static LOOM__INLINE const uint8_t *fast_scalar(const uint8_t *p,
         if (end - p >= 2 && p[1] < 0x80) {
             return p + 2;
         }
+        /* two or three bytes (up to 20 bits): counters and ids; p[1] has
+         * its continuation bit here, the last byte must not be zero */
+        if (end - p >= 3 && (uint8_t)(p[2] - 1) < 0x7f) {
+            return p + 3;
+        }
+        if (end - p >= 4 && p[2] >= 0x80 && (uint8_t)(p[3] - 1) < 0x7f) {
+            return p + 4;
+        }
         uint64_t mag = 0; /* up to 34 bits before the range test */
         unsigned shift = 6;
         const uint8_t *q = p + 2;
