@@ -40,13 +40,21 @@ uint64_t loom__hash_bytes(const void *p, size_t n)
         s += 8;
         k -= 8;
     }
-    uint64_t w = 0;
+    /* the tail as a little-endian word, from two overlapping loads (the
+     * bytes both hold sit at the same place in each, so or-ing is exact) */
+    uint64_t w;
     if (k == 8) {
         memcpy(&w, s, 8);
+    } else if (k >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + k - 4, 4);
+        w = (uint64_t)lo | (uint64_t)hi << (8 * (k - 4));
+    } else if (k) {
+        w = (uint64_t)s[0] | (uint64_t)s[k / 2] << (8 * (k / 2)) |
+            (uint64_t)s[k - 1] << (8 * (k - 1));
     } else {
-        for (size_t i = 0; i < k; i++) {
-            w |= (uint64_t)s[i] << (8 * i);
-        }
+        w = 0;
     }
     return mix64(h ^ w ^ ((uint64_t)n << 56));
 }
