@@ -289,7 +289,17 @@ typedef struct loom__reader {
     const char *err_msg;
 } loom__reader;
 
-void loom__reader_init(loom__reader *r, const uint8_t *p, size_t len);
+/* Inline: readers are set up once per struct or value when loading. */
+static inline void
+loom__reader_init(loom__reader *r, const uint8_t *p, size_t len)
+{
+    r->p = p;
+    r->len = p ? len : 0;
+    r->pos = 0;
+    r->err = 0;
+    r->err_pos = 0;
+    r->err_msg = NULL;
+}
 /* Records an error at `pos` (if none yet) and returns `code`. */
 int loom__reader_fail(loom__reader *r, int code, size_t pos, const char *msg);
 static inline size_t loom__reader_left(const loom__reader *r)

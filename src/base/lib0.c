@@ -136,16 +136,6 @@ int loom__write_i64(loom_buf *b, int64_t v)
 
 /* ---- reading ----------------------------------------------------------- */
 
-void loom__reader_init(loom__reader *r, const uint8_t *p, size_t len)
-{
-    r->p = p;
-    r->len = p ? len : 0;
-    r->pos = 0;
-    r->err = 0;
-    r->err_pos = 0;
-    r->err_msg = NULL;
-}
-
 int loom__reader_fail(loom__reader *r, int code, size_t pos, const char *msg)
 {
     if (!r->err) {
