@@ -499,10 +499,16 @@ static int note_struct(loom__rupdate *u, const loom__rstruct *s)
     }
     if (u->nroots) {
         const loom__rname *last = &u->roots[u->nroots - 1];
-        if (last->len == s->parent_name_len &&
-            memcmp(last->p, s->parent_name, last->len) == 0) {
-            u->roots[u->nroots - 1].keyed += s->has_parent_sub;
-            return LOOM_OK;
+        if (last->len == s->parent_name_len) {
+            /* a loop, not a call: root names are short */
+            size_t i = 0;
+            while (i < last->len && last->p[i] == s->parent_name[i]) {
+                i++;
+            }
+            if (i == last->len) {
+                u->roots[u->nroots - 1].keyed += s->has_parent_sub;
+                return LOOM_OK;
+            }
         }
     }
     if (loom__vec_reserve(u->a, (void **)&u->roots, &u->roots_cap,
