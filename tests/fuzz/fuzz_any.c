@@ -9,14 +9,31 @@
  *         that text parses and prints to the same text again; its binary
  *         encoding decodes to an equal value.
  */
+#include <stdbool.h>
+
 #include "fuzz.h"
 
-/* encode(v) decodes to a value equal to v that encodes to the same bytes. */
-static void check_binary_round_trip(const loom_any *v)
+/* encode(v) decodes to a value equal to v that encodes to the same bytes.
+ * A value read from JSON may hold a "__proto__" member (JSON.parse keeps it
+ * as an own property), which decoding drops as lib0's reader does (its
+ * assignment sets the prototype instead): for such values (exact false)
+ * the decoded value is checked to be a fixed point of the round trip. */
+static void check_binary_round_trip(const loom_any *v, bool exact)
 {
     loom_buf e1 = {0}, e2 = {0};
+    loom_any *first = NULL; /* decode(encode(v)), when not exact */
     if (loom_any_encode(v, &e1) != LOOM_OK) {
         return; /* out of memory */
+    }
+    if (!exact) {
+        FUZZ_CHECK(loom_any_decode(NULL, e1.data, e1.len, &first, NULL) ==
+                   LOOM_OK);
+        loom_buf_free(&e1);
+        if (loom_any_encode(first, &e1) != LOOM_OK) {
+            loom_any_free(first);
+            return;
+        }
+        v = first;
     }
     loom_any *w = NULL;
     FUZZ_CHECK(loom_any_decode(NULL, e1.data, e1.len, &w, NULL) == LOOM_OK);
@@ -24,6 +41,7 @@ static void check_binary_round_trip(const loom_any *v)
     FUZZ_CHECK(loom_any_encode(w, &e2) == LOOM_OK);
     FUZZ_CHECK(fuzz_buf_eq(&e1, &e2));
     loom_any_free(w);
+    loom_any_free(first);
     loom_buf_free(&e1);
     loom_buf_free(&e2);
 }
@@ -65,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (loom_any_decode(NULL, p, n, &v, &err) != LOOM_OK) {
             return 0;
         }
-        check_binary_round_trip(v);
+        check_binary_round_trip(v, true);
         check_json_round_trip(v);
         loom_any *c = NULL;
         if (loom_any_clone(v, NULL, &c) == LOOM_OK) {
@@ -77,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             return 0;
         }
         check_json_round_trip(v);
-        check_binary_round_trip(v);
+        check_binary_round_trip(v, false);
     }
     loom_any_free(v);
     return 0;
