@@ -127,12 +127,13 @@ int loom_any_new_bigint(const loom_allocator *a, int64_t value, loom_any **out)
 
 /* A string or guid node from bytes already known to be valid UTF-8. The
  * copy lives right after the node, in the same allocation (loom_any_free
- * tells it from a taken string by its address). */
-int loom__any_new_string_valid(const loom_allocator *a,
-                               loom_any_kind kind,
-                               const char *s,
-                               size_t len,
-                               loom_any **out)
+ * tells it from a taken string by its address). Inline for
+ * loom_any_new_string, whose short strings (most values) take no call. */
+static inline int string_node(const loom_allocator *a,
+                              loom_any_kind kind,
+                              const char *s,
+                              size_t len,
+                              loom_any **out)
 {
     if (len > SIZE_MAX - sizeof(loom_any) - 1) {
         return LOOM_ENOMEM;
@@ -148,6 +149,15 @@ int loom__any_new_string_valid(const loom_allocator *a,
     v->u.str.len = len;
     *out = v;
     return LOOM_OK;
+}
+
+int loom__any_new_string_valid(const loom_allocator *a,
+                               loom_any_kind kind,
+                               const char *s,
+                               size_t len,
+                               loom_any **out)
+{
+    return string_node(a, kind, s, len, out);
 }
 
 /* A string node that takes `s` (allocated with `a`, len + 1 bytes, NUL
@@ -186,20 +196,7 @@ int loom_any_new_string(const loom_allocator *a,
     if ((!s && len) || !text_valid(s, len)) {
         return LOOM_EINVAL;
     }
-    if (len > 64) {
-        return loom__any_new_string_valid(a, LOOM_ANY_STRING, s, len, out);
-    }
-    loom_any *v = alloc_node(a, LOOM_ANY_STRING, len + 1);
-    if (!v) {
-        return LOOM_ENOMEM;
-    }
-    char *p = (char *)(v + 1);
-    loom__copy(p, s, len);
-    p[len] = '\0';
-    v->u.str.p = p;
-    v->u.str.len = len;
-    *out = v;
-    return LOOM_OK;
+    return string_node(a, LOOM_ANY_STRING, s, len, out);
 }
 
 int loom_any_new_subdoc(const loom_allocator *a,

@@ -549,44 +549,6 @@ static void emit_update(loom_doc *d, loom_txn *t)
         loom_buf_free(&out);
 }
 
-/* loom__ds_normalize for a transaction's delete set, without its sort when
- * every client's ranges are in clock order already: loading overwrites of
- * map values deletes in clock order, and sorting 100,000 sorted ranges was
- * most of that cleanup. Touching and overlapping ranges are joined as
- * normalize joins them. */
-static void ds_normalize(loom__ds *ds)
-{
-    for (size_t i = 0; i < ds->n; i++) {
-        const loom__ds_client *c = &ds->c[i];
-        if (!c->n) {
-            loom__ds_normalize(ds);
-            return;
-        }
-        for (size_t k = 1; k < c->n; k++) {
-            if (c->r[k - 1].clock > c->r[k].clock) {
-                loom__ds_normalize(ds);
-                return;
-            }
-        }
-    }
-    for (size_t i = 0; i < ds->n; i++) {
-        loom__ds_client *c = &ds->c[i];
-        size_t j = 1;
-        for (size_t k = 1; k < c->n; k++) {
-            loom__ds_range *left = &c->r[j - 1];
-            const loom__ds_range *right = &c->r[k];
-            if (left->clock + left->len >= right->clock) {
-                uint64_t end = right->clock + right->len;
-                if (end - left->clock > left->len)
-                    left->len = end - left->clock;
-            } else {
-                c->r[j++] = *right;
-            }
-        }
-        c->n = j;
-    }
-}
-
 /* The item whose range is all of t's delete set, if the transaction
  * remembers it (del_item), else NULL. */
 static loom__item *single_deleted(const loom_doc *d, const loom_txn *t)
@@ -680,7 +642,7 @@ general:
             d->oom = urc;
     }
     if (t->ds.n)
-        ds_normalize(&t->ds);
+        loom__ds_normalize(&t->ds);
     /* Observers and deep observers, afterTransaction, the formatting cleanup
      * (a local transaction without subscribers has none of them). */
     int rc = d->nsubs || !t->local ? loom__dispatch_events(d, t) : LOOM_OK;
