@@ -914,6 +914,22 @@ static int delete_text(loom_txn *t, tpos *p, uint64_t length)
     return rc;
 }
 
+/* Room for recording one backspace or forward delete of len units: its
+ * loom__back, its text in bbuf, and a merge entry (the fast paths reserve
+ * everything before they change anything). */
+static inline int reserve_back(loom_txn *t, uint64_t len)
+{
+    const loom_allocator *a = t->doc->a;
+    int rc;
+    if ((rc = loom__vec_reserve(a, (void **)&t->backs, &t->bkcap,
+                                t->nbacks + 1, sizeof(*t->backs))) ||
+        (rc = loom__vec_reserve(a, (void **)&t->bbuf, &t->bbcap,
+                                t->bblen + (size_t)len, 1)))
+        return rc;
+    return loom__vec_reserve(a, (void **)&t->merge, &t->mcap, t->nmerge + 1,
+                             sizeof(*t->merge));
+}
+
 /*
  * Backspace: deleting the last `len` units of the visible String item X
  * that ends at index + len, without walking or splitting. Yjs splits X, so
@@ -966,12 +982,7 @@ static int pos_backspace(
     loom__client *c = loom__client_get(d, client);
     loom__item *b = NULL;
     int rc;
-    if ((rc = loom__vec_reserve(d->a, (void **)&t->backs, &t->bkcap,
-                                t->nbacks + 1, sizeof(*t->backs))) ||
-        (rc = loom__vec_reserve(d->a, (void **)&t->bbuf, &t->bbcap,
-                                t->bblen + (size_t)len, 1)) ||
-        (rc = loom__vec_reserve(d->a, (void **)&t->merge, &t->mcap,
-                                t->nmerge + 1, sizeof(*t->merge))))
+    if ((rc = reserve_back(t, len)))
         return rc;
     if (!extend) {
         if (!c || loom__cs_reserve(d->a, c) || !(b = loom__item_alloc(d)))
@@ -1088,12 +1099,7 @@ static int pos_delete_front(
     if (loom__doc_observed(d))
         return LOOM_OK;
     int rc;
-    if ((rc = loom__vec_reserve(d->a, (void **)&t->backs, &t->bkcap,
-                                t->nbacks + 1, sizeof(*t->backs))) ||
-        (rc = loom__vec_reserve(d->a, (void **)&t->bbuf, &t->bbcap,
-                                t->bblen + (size_t)len, 1)) ||
-        (rc = loom__vec_reserve(d->a, (void **)&t->merge, &t->mcap,
-                                t->nmerge + 1, sizeof(*t->merge))))
+    if ((rc = reserve_back(t, len)))
         return rc;
     uint64_t at = x->id.clock;
     if ((rc = loom__txn_add_changed(t, type, NULL, 0)) ||
