@@ -921,8 +921,8 @@ static inline int reserve_back(loom_txn *t, uint64_t len)
 {
     const loom_allocator *a = t->doc->a;
     int rc;
-    if ((rc = loom__vec_reserve(a, (void **)&t->backs, &t->bkcap,
-                                t->nbacks + 1, sizeof(*t->backs))) ||
+    if ((rc = loom__vec_reserve(a, (void **)&t->backs, &t->bkcap, t->nbacks + 1,
+                                sizeof(*t->backs))) ||
         (rc = loom__vec_reserve(a, (void **)&t->bbuf, &t->bbcap,
                                 t->bblen + (size_t)len, 1)))
         return rc;
