@@ -52,7 +52,9 @@ void *loom__memdup(const loom_allocator *a, const void *p, size_t n);
  * was a large part of the cost. Under AddressSanitizer every block is its
  * own allocation, so that a use after free is still caught. */
 #define LOOM__POOL_GRAIN 8
-#define LOOM__POOL_MAX   256
+/* The size of a transparent huge page (x86-64 and arm64 with 4 KiB pages). */
+#define LOOM__HUGE_PAGE ((size_t)2 << 20)
+#define LOOM__POOL_MAX  256
 #if defined(__SANITIZE_ADDRESS__)
 #    define LOOM__POOL_ON 0
 #elif defined(__has_feature)
@@ -70,6 +72,7 @@ typedef struct loom__pool {
     struct loom__pool_chunk *chunks;               /* the newest first */
     char *cur; /* the newest chunk's unused bytes */
     size_t left;
+    size_t held; /* bytes in all chunks */
 } loom__pool;
 
 void loom__pool_init(loom__pool *p, const loom_allocator *a);

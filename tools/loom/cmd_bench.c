@@ -38,7 +38,8 @@
 /* ---- measuring --------------------------------------------------------- */
 
 /* A loom_allocator that counts the bytes the library holds (the sizes it
- * asked for, without malloc's own headers). */
+ * asked for, without malloc's own headers), over loom's default allocator
+ * as an embedder's counting allocator would be. */
 typedef struct counter {
     size_t live;
     size_t peak;
@@ -54,7 +55,8 @@ static void count_add(counter *c, size_t n)
 
 static void *count_malloc(void *ud, size_t size)
 {
-    void *p = malloc(size ? size : 1);
+    const loom_allocator *d = loom_allocator_default();
+    void *p = d->malloc_fn(d->ud, size ? size : 1);
     if (p != NULL) {
         count_add(ud, size);
     }
@@ -63,7 +65,9 @@ static void *count_malloc(void *ud, size_t size)
 
 static void *count_realloc(void *ud, void *ptr, size_t old_size, size_t size)
 {
-    void *p = realloc(ptr, size ? size : 1);
+    const loom_allocator *d = loom_allocator_default();
+    void *p = ptr != NULL ? d->realloc_fn(d->ud, ptr, old_size, size ? size : 1)
+                          : d->malloc_fn(d->ud, size ? size : 1);
     if (p != NULL) {
         counter *c = ud;
         c->live -= ptr != NULL ? old_size : 0;
@@ -76,8 +80,9 @@ static void count_free(void *ud, void *ptr, size_t size)
 {
     if (ptr != NULL) {
         counter *c = ud;
+        const loom_allocator *d = loom_allocator_default();
         c->live -= size;
-        free(ptr);
+        d->free_fn(d->ud, ptr, size);
     }
 }
 
