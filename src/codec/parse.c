@@ -522,6 +522,16 @@ static int note_struct(loom__rupdate *u, const loom__rstruct *s)
     return LOOM_OK;
 }
 
+/* Has s (read from p) the shape LOOM__RS_ROOTKEY names? */
+static bool is_rootkey(const uint8_t *p, const loom__rstruct *s)
+{
+    if (s->parent_kind != LOOM__PARENT_ROOT || !s->has_parent_sub) {
+        return false; /* GC, Skip, origins or an ID parent */
+    }
+    p += s->offset;
+    return p[1] == 1 && p[2] < 0x80 && p[3 + p[2]] < 0x80;
+}
+
 static int parse(loom__reader *r, loom__rupdate *u)
 {
     uint64_t nblocks;
@@ -575,7 +585,8 @@ static int parse(loom__reader *r, loom__rupdate *u)
                 return rc;
             }
             blk->s[k].bits = s.clock | (uint64_t)s.ref << LOOM__RS_REF_SHIFT |
-                             (s.any_canon ? LOOM__RS_CANON : 0);
+                             (s.any_canon ? LOOM__RS_CANON : 0) |
+                             (is_rootkey(r->p, &s) ? LOOM__RS_ROOTKEY : 0);
             blk->s[k].offset = s.offset;
         }
         blk->end_clock = clock;

@@ -59,7 +59,15 @@ typedef struct integ {
     bool next_valid, next_hashed, cur_hashed;
     sref next;
     uint64_t cur_hash, next_hash;
+    /* The key hash of a LOOM__RS_ROOTKEY struct computed ahead (rk_valid),
+     * for struct rk of the update. */
+    bool rk_valid;
+    sref rk;
+    uint64_t rk_hash;
 } integ;
+
+/* What the record of a struct says when integrate_rootkey can take it. */
+#define RS_FAST (LOOM__RS_ROOTKEY | LOOM__RS_CANON)
 
 #define FEW_BLOCKS 8
 
@@ -350,6 +358,23 @@ static loom_type *root_of(loom_doc *d, const char *name, size_t len)
     return t;
 }
 
+/* prefetch_next for a next struct that integrate_rootkey will take: only
+ * its key is hashed and its slot prefetched. */
+static void prefetch_rootkey(integ *g, const refs *cur)
+{
+    const loom_type *root = g->d->last_root;
+    g->rk_valid = false;
+    if (!root)
+        return;
+    loom__rootkey rk;
+    loom__rs_rootkey(g->u, cur->b, cur->i, &rk);
+    g->rk_valid = true;
+    g->rk.b = cur->b;
+    g->rk.k = cur->i;
+    g->rk_hash = loom__hash_bytes(rk.key, rk.key_len);
+    loom__strmap_prefetch(&root->map, g->rk_hash);
+}
+
 /* Loading a large map, the slot of each key in the map's index is a cache
  * miss: the next struct's key (a root map's, usually the root found last)
  * starts loading while this one, s, is integrated, and its hash is kept for
@@ -359,6 +384,10 @@ static void prefetch_next(integ *g, const refs *cur)
     g->next_valid = false;
     if (!cur || cur->i >= cur->n)
         return;
+    if ((cur->b->s[cur->i].bits & RS_FAST) == RS_FAST) {
+        prefetch_rootkey(g, cur);
+        return;
+    }
     loom__rstruct *next = &g->dec[1 - g->hslot];
     g->next.b = cur->b;
     g->next.k = cur->i;
@@ -498,6 +527,61 @@ fail:
     return rc;
 }
 
+/*
+ * integrate_struct for struct h when its record has RS_FAST and the
+ * document's state of its client is its clock: an Item with canonical Any
+ * content, a root parent and a key, and no origins, so nothing is missing
+ * and nothing is cut off. Only the name, the key and the content are read
+ * from the input; the item is what integrate_struct makes of it.
+ */
+static int integrate_rootkey(integ *g, const refs *cur, sref h)
+{
+    loom_doc *d = g->d;
+    loom__rootkey rk;
+    loom__rs_rootkey(g->u, h.b, h.k, &rk);
+    bool hashed = g->rk_valid && g->rk.b == h.b && g->rk.k == h.k;
+    uint64_t hash = g->rk_hash;
+    g->rk_valid = false;
+    uint64_t clock = loom__rs_clock(h.b, h.k), len = loom__rs_length(h.b, h.k);
+    loom_type *parent = root_of(d, rk.name, rk.name_len);
+    prefetch_next(g, cur);
+    if (!parent)
+        return integrate_gc(d, h.b->client, clock, len);
+    loom__item *it = loom__item_alloc(d);
+    if (!it)
+        return LOOM_ENOMEM;
+    it->id.client = h.b->client;
+    it->id.clock = clock;
+    it->len = len;
+    it->ref = LOOM__REF_ANY;
+    /* step over the value count: the values are copied as they are */
+    const uint8_t *p = rk.content, *end = rk.content + rk.content_len;
+    while (*p++ >= 0x80) {
+    }
+    size_t bytes = (size_t)(end - p);
+    it->c.any.p = loom__any_bytes_alloc(d, bytes ? bytes : 1);
+    if (!it->c.any.p) {
+        loom__item_release(d, it);
+        return LOOM_ENOMEM;
+    }
+    memcpy(it->c.any.p, p, bytes);
+    it->c.any.bytes = bytes;
+    it->c.any.cap = bytes ? bytes : 1;
+    it->parent = parent;
+    const char *psub;
+    int rc = loom__type_key_hashed(
+        parent, rk.key, rk.key_len,
+        hashed ? hash : loom__hash_bytes(rk.key, rk.key_len), &psub);
+    if (rc) {
+        it->parent = NULL;
+        loom__item_free(d, it);
+        return rc;
+    }
+    it->parent_sub = psub;
+    it->parent_sub_len = (uint32_t)rk.key_len; /* checked by type_key */
+    return loom__item_integrate(g->t, it);
+}
+
 static int integrate_structs(integ *g)
 {
     loom_doc *d = g->d;
@@ -509,7 +593,11 @@ static int integrate_structs(integ *g)
         return LOOM_OK;
     sref h = {cur->b, cur->i++};
     for (;;) {
-        if (loom__rs_ref(h.b, h.k) != LOOM__REF_SKIP) {
+        if ((h.b->s[h.k].bits & RS_FAST) == RS_FAST &&
+            loom__state(d, h.b->client) == loom__rs_clock(h.b, h.k)) {
+            if ((rc = integrate_rootkey(g, cur, h)))
+                return rc;
+        } else if (loom__rs_ref(h.b, h.k) != LOOM__REF_SKIP) {
             const loom__rstruct *head = load_head(g, h);
             uint64_t local = loom__state(d, head->client);
             if (local < head->clock) {
