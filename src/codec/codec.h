@@ -95,6 +95,9 @@ typedef struct loom__rpos {
  * set key by key looks like. Such a struct is decoded by loom__rs_rootkey,
  * which only has to step over three lengths. */
 #define LOOM__RS_ROOTKEY (1ULL << 62)
+/* A LOOM__RS_ROOTKEY struct naming the root that the struct before it in
+ * its block names. */
+#define LOOM__RS_SAMEROOT (1ULL << 61)
 
 /* A client block: consecutive structs of one client, as they appear. */
 typedef struct loom__rblock {

@@ -522,6 +522,81 @@ static int note_struct(loom__rupdate *u, const loom__rstruct *s)
     return LOOM_OK;
 }
 
+/*
+ * read_struct and note_struct at once for the struct a loaded map is made
+ * of: LOOM__RS_ROOTKEY with Any content, naming the root that the struct
+ * before it named, a short ASCII key and a one-byte value count that is not
+ * zero. The header is read through a pointer, with no reader calls; the
+ * values are checked by loom__any_check as read_content checks them, so an
+ * error in them is the one read_struct gives. Returns 1, with nothing read,
+ * for anything else: read_struct then reads the struct with every check.
+ */
+static LOOM__INLINE int fast_struct(loom__reader *r,
+                                    loom__rupdate *u,
+                                    uint64_t *clock,
+                                    uint64_t same,
+                                    loom__rpos *out)
+{
+    const uint8_t *start = r->p + r->pos, *end = r->p + r->len;
+    if (u->nroots == 0 || end - start < 8 ||
+        start[0] != (LOOM__REF_ANY | 0x20) || start[1] != 1) {
+        return 1;
+    }
+    loom__rname *root = &u->roots[u->nroots - 1];
+    size_t nlen = start[2];
+    const uint8_t *p = start + 3;
+    /* the name, its key length and at least one byte after are there */
+    if (nlen != root->len || nlen > (size_t)(end - p) - 2) {
+        return 1;
+    }
+    const uint8_t *name = (const uint8_t *)root->p;
+    if (nlen <= 8 && end - p >= 8 && r->p + r->len - name >= 8) {
+        /* one compare of the first 8 bytes, the bytes past the name masked
+         * off (nlen <= end - p - 2 above: both loads are in the input) */
+        static const uint8_t ones[16] = {0xff, 0xff, 0xff, 0xff,
+                                         0xff, 0xff, 0xff, 0xff};
+        uint64_t x, y, mask; /* the first nlen bytes, in either byte order */
+        memcpy(&x, p, 8);
+        memcpy(&y, name, 8);
+        memcpy(&mask, ones + 8 - nlen, 8);
+        if ((x ^ y) & mask) {
+            return 1;
+        }
+    } else {
+        for (size_t i = 0; i < nlen; i++) {
+            if (p[i] != name[i]) {
+                return 1;
+            }
+        }
+    }
+    p += nlen;
+    size_t klen = *p++;
+    /* the key and the count byte */
+    if (klen > 16 || klen >= (size_t)(end - p) || !loom__ascii_short(p, klen)) {
+        return 1;
+    }
+    p += klen;
+    uint64_t n = *p++;
+    if (n - 1 >= 0x7f || n > (size_t)(end - p) ||
+        *clock + n > LOOM__CLOCK_END_MAX) {
+        return 1;
+    }
+    r->pos = (size_t)(p - r->p);
+    bool canon = true;
+    for (uint64_t i = 0; i < n; i++) {
+        int rc = loom__any_check(r, 0, &canon);
+        if (rc) {
+            return rc;
+        }
+    }
+    out->bits = *clock | (uint64_t)LOOM__REF_ANY << LOOM__RS_REF_SHIFT |
+                LOOM__RS_ROOTKEY | same | (canon ? LOOM__RS_CANON : 0);
+    out->offset = (size_t)(start - r->p);
+    *clock += n;
+    root->keyed++;
+    return LOOM_OK;
+}
+
 /* Has s (read from p) the shape LOOM__RS_ROOTKEY names? */
 static bool is_rootkey(const uint8_t *p, const loom__rstruct *s)
 {
@@ -575,7 +650,19 @@ static int parse(loom__reader *r, loom__rupdate *u)
         }
         blk->n = (size_t)nstructs;
         clock = blk->first_clock;
+        /* LOOM__RS_SAMEROOT when the struct before took the fast path too:
+         * it named the last root, which is the one the next names then */
+        uint64_t same = 0;
         for (size_t k = 0; k < blk->n; k++) {
+            rc = fast_struct(r, u, &clock, same, &blk->s[k]);
+            if (rc <= 0) {
+                if (rc) {
+                    return rc;
+                }
+                same = LOOM__RS_SAMEROOT;
+                continue;
+            }
+            same = 0;
             loom__rstruct s;
             rc = read_struct(r, u->a, blk->client, &clock, &s);
             if (!rc) {

@@ -64,6 +64,10 @@ typedef struct integ {
     bool rk_valid;
     sref rk;
     uint64_t rk_hash;
+    /* The last struct integrate_rootkey took and its parent (b NULL: none):
+     * the next one of its block with LOOM__RS_SAMEROOT has that parent. */
+    sref rk_prev;
+    loom_type *rk_parent;
 } integ;
 
 /* What the record of a struct says when integrate_rootkey can take it. */
@@ -543,8 +547,29 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
     uint64_t hash = g->rk_hash;
     g->rk_valid = false;
     uint64_t clock = loom__rs_clock(h.b, h.k), len = loom__rs_length(h.b, h.k);
-    loom_type *parent = root_of(d, rk.name, rk.name_len);
-    prefetch_next(g, cur);
+    loom_type *parent;
+    if ((h.b->s[h.k].bits & LOOM__RS_SAMEROOT) && g->rk_prev.b == h.b &&
+        g->rk_prev.k + 1 == h.k) {
+        parent = g->rk_parent;
+    } else {
+        parent = root_of(d, rk.name, rk.name_len);
+        g->rk_parent = parent;
+    }
+    g->rk_prev = h;
+    /* the next struct's key: hashed and its slot prefetched */
+    g->next_valid = false;
+    if (cur->i < cur->n && parent &&
+        (cur->b->s[cur->i].bits & RS_FAST) == RS_FAST) {
+        loom__rootkey next;
+        loom__rs_rootkey(g->u, cur->b, cur->i, &next);
+        g->rk_valid = true;
+        g->rk.b = cur->b;
+        g->rk.k = cur->i;
+        g->rk_hash = loom__hash_bytes(next.key, next.key_len);
+        loom__strmap_prefetch(&parent->map, g->rk_hash);
+    } else {
+        prefetch_next(g, cur);
+    }
     if (!parent)
         return integrate_gc(d, h.b->client, clock, len);
     loom__item *it = loom__item_alloc(d);
