@@ -875,6 +875,109 @@ slow:
     return check_slow(r, depth, canon);
 }
 
+/* What flat_object reads of one member at most: a key of 16 bytes after
+ * its length, a tag, a string of 16 bytes after its length. */
+#define FLAT_MARGIN 35
+
+/*
+ * The object at p (p[0] is its tag, p[1] is there) when it is flat: its
+ * members are all that the fast path of loom__any_check reads without a
+ * call (keys of 1 to 16 ASCII bytes not starting with a digit, none
+ * "__proto__" or repeated; undefined, null, booleans, ints of up to 20 bits
+ * and ASCII strings of up to 16 bytes, all in minimal form), each at least
+ * FLAT_MARGIN bytes before the end, so that no read needs a bounds check.
+ * Returns the end of the object, or NULL for any other object (which
+ * loom__any_check then reads from p).
+ */
+static LOOM__INLINE const uint8_t *flat_object(const uint8_t *p,
+                                               const uint8_t *end)
+{
+    size_t n = p[1];
+    if (n > 16) {
+        return NULL;
+    }
+    p += 2;
+    const uint8_t *keys[16];
+    uint8_t lens[16];
+    uint32_t seen = 0; /* key lengths seen: a repeat needs an equal one */
+    for (size_t i = 0; i < n; i++) {
+        if (end - p < FLAT_MARGIN) {
+            return NULL;
+        }
+        size_t klen = p[0];
+        const uint8_t *k = p + 1;
+        if (klen - 1 >= 16 || (unsigned)(k[0] - '0') <= 9 ||
+            !loom__ascii_short(k, klen) ||
+            (klen == 9 && memcmp(k, "__proto__", 9) == 0)) {
+            return NULL;
+        }
+        uint32_t bit = (uint32_t)1 << klen;
+        if (seen & bit) {
+            for (size_t j = 0; j < i; j++) {
+                if (lens[j] == klen && memcmp(keys[j], k, klen) == 0) {
+                    return NULL;
+                }
+            }
+        }
+        seen |= bit;
+        keys[i] = k;
+        lens[i] = (uint8_t)klen;
+        p = k + klen;
+        uint8_t tag = p[0];
+        if (tag == TAG_INT) {
+            /* minimal: no zero last byte after the first */
+            if (p[1] < 0x80) {
+                p += 2;
+            } else if ((uint8_t)(p[2] - 1) < 0x7f) {
+                p += 3;
+            } else if (p[2] >= 0x80 && (uint8_t)(p[3] - 1) < 0x7f) {
+                p += 4;
+            } else {
+                return NULL;
+            }
+        } else if (tag == TAG_STRING) {
+            size_t sl = p[1];
+            if (sl > 16 || !loom__ascii_short(p + 2, sl)) {
+                return NULL;
+            }
+            p += 2 + sl;
+        } else if (tag == TAG_TRUE || tag == TAG_FALSE || tag == TAG_NULL ||
+                   tag == TAG_UNDEFINED) {
+            p += 1;
+        } else {
+            return NULL;
+        }
+    }
+    return p;
+}
+
+int loom__any_check_n(loom__reader *r, uint64_t n, bool *canon)
+{
+    if (r->err) {
+        return r->err;
+    }
+    const uint8_t *p = r->p + r->pos, *end = r->p + r->len;
+    uint64_t i = 0;
+    for (; i < n && end - p >= 2; i++) {
+        const uint8_t *q =
+            *p == TAG_OBJECT ? flat_object(p, end) : fast_scalar(p, end);
+        if (!q) {
+            break;
+        }
+        p = q;
+    }
+    r->pos = (size_t)(p - r->p);
+    /* the rest (usually nothing) value by value, from the first value the
+     * loop above did not take */
+    for (; i < n; i++) {
+        int rc = loom__any_check(r, 0, canon);
+        if (rc) {
+            return rc;
+        }
+    }
+    return LOOM_OK;
+}
+
 int loom__any_skip(loom__reader *r, int depth)
 {
     return loom__any_check(r, depth, NULL);

@@ -13,6 +13,27 @@
 #include "loom/any.h"
 #include "loom/common.h"
 
+/* loom__read_varuint with varUints of up to 7 bytes (below 2^49: clocks,
+ * client ids, lengths) read inline: an update's clocks and ids are mostly
+ * two to five bytes, which the inline reader leaves to a call. */
+static inline int loom__read_varuint7(loom__reader *r, uint64_t *out)
+{
+    if (!r->err) {
+        const uint8_t *p = r->p + r->pos;
+        size_t left = r->len - r->pos;
+        uint64_t v = 0;
+        for (size_t i = 0; i < 7 && i < left; i++) {
+            v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+            if (p[i] < 0x80) {
+                r->pos += i + 1;
+                *out = v;
+                return LOOM_OK;
+            }
+        }
+    }
+    return loom__read_varuint(r, out);
+}
+
 typedef struct loom__id {
     uint64_t client;
     uint64_t clock;

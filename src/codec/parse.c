@@ -298,7 +298,7 @@ static int check_json(loom__reader *r, bool allow_undefined)
 static int read_count(loom__reader *r, uint64_t *n)
 {
     size_t at = r->pos;
-    int rc = loom__read_varuint(r, n);
+    int rc = loom__read_varuint7(r, n);
     if (rc) {
         return rc;
     }
@@ -323,7 +323,7 @@ static int read_content(loom__reader *r,
     size_t len;
     switch (ref) {
     case LOOM__REF_DELETED:
-        return loom__read_varuint(r, length);
+        return loom__read_varuint7(r, length);
     case LOOM__REF_JSON:
         rc = read_count(r, &n);
         for (uint64_t i = 0; i < n && !rc; i++) {
@@ -350,7 +350,7 @@ static int read_content(loom__reader *r,
     case LOOM__REF_TYPE: {
         size_t at = r->pos;
         *length = 1;
-        rc = loom__read_varuint(r, &n);
+        rc = loom__read_varuint7(r, &n);
         if (rc) {
             return rc;
         }
@@ -366,8 +366,8 @@ static int read_content(loom__reader *r,
     case LOOM__REF_ANY:
         rc = read_count(r, &n);
         *any_canon = true;
-        for (uint64_t i = 0; i < n && !rc; i++) {
-            rc = loom__any_check(r, 0, any_canon);
+        if (!rc) {
+            rc = loom__any_check_n(r, n, any_canon);
         }
         *length = n;
         return rc;
@@ -389,8 +389,8 @@ static int read_content(loom__reader *r,
 
 static int read_id(loom__reader *r, loom__id *id)
 {
-    int rc = loom__read_varuint(r, &id->client);
-    return rc ? rc : loom__read_varuint(r, &id->clock);
+    int rc = loom__read_varuint7(r, &id->client);
+    return rc ? rc : loom__read_varuint7(r, &id->clock);
 }
 
 /* Reads one struct of `client` starting at *clock and advances *clock. */
@@ -421,7 +421,7 @@ static int read_struct(loom__reader *r,
     uint8_t info = s->info;
     if (info == LOOM__REF_SKIP || (info & 0x1f) == 0) {
         s->ref = info == LOOM__REF_SKIP ? LOOM__REF_SKIP : LOOM__REF_GC;
-        rc = loom__read_varuint(r, &s->length);
+        rc = loom__read_varuint7(r, &s->length);
     } else {
         s->ref = info & 0x1f;
         if (s->ref > LOOM__REF_DOC) {
@@ -440,7 +440,7 @@ static int read_struct(loom__reader *r,
         }
         if (!rc && !s->has_origin && !s->has_right_origin) {
             uint64_t parent_info;
-            rc = loom__read_varuint(r, &parent_info);
+            rc = loom__read_varuint7(r, &parent_info);
             if (!rc && parent_info == 1) {
                 s->parent_kind = LOOM__PARENT_ROOT;
                 rc = loom__read_varstring(r, &s->parent_name,
@@ -537,9 +537,12 @@ static LOOM__INLINE int fast_struct(loom__reader *r,
                                     uint64_t same,
                                     loom__rpos *out)
 {
+    /* the info byte first: most other structs stop there */
+    if (r->pos >= r->len || r->p[r->pos] != (LOOM__REF_ANY | 0x20)) {
+        return 1;
+    }
     const uint8_t *start = r->p + r->pos, *end = r->p + r->len;
-    if (u->nroots == 0 || end - start < 8 ||
-        start[0] != (LOOM__REF_ANY | 0x20) || start[1] != 1) {
+    if (u->nroots == 0 || end - start < 8 || start[1] != 1) {
         return 1;
     }
     loom__rname *root = &u->roots[u->nroots - 1];
@@ -583,11 +586,9 @@ static LOOM__INLINE int fast_struct(loom__reader *r,
     }
     r->pos = (size_t)(p - r->p);
     bool canon = true;
-    for (uint64_t i = 0; i < n; i++) {
-        int rc = loom__any_check(r, 0, &canon);
-        if (rc) {
-            return rc;
-        }
+    int rc = loom__any_check_n(r, n, &canon);
+    if (rc) {
+        return rc;
     }
     out->bits = *clock | (uint64_t)LOOM__REF_ANY << LOOM__RS_REF_SHIFT |
                 LOOM__RS_ROOTKEY | same | (canon ? LOOM__RS_CANON : 0);
@@ -611,7 +612,7 @@ static int parse(loom__reader *r, loom__rupdate *u)
 {
     uint64_t nblocks;
     size_t at = r->pos;
-    int rc = loom__read_varuint(r, &nblocks);
+    int rc = loom__read_varuint7(r, &nblocks);
     if (rc) {
         return rc;
     }
@@ -631,9 +632,9 @@ static int parse(loom__reader *r, loom__rupdate *u)
         loom__rblock *blk = &u->blocks[i];
         uint64_t nstructs, clock;
         at = r->pos;
-        if (loom__read_varuint(r, &nstructs) ||
-            loom__read_varuint(r, &blk->client) ||
-            loom__read_varuint(r, &blk->first_clock)) {
+        if (loom__read_varuint7(r, &nstructs) ||
+            loom__read_varuint7(r, &blk->client) ||
+            loom__read_varuint7(r, &blk->first_clock)) {
             return r->err;
         }
         /* A struct takes at least two bytes (info and a length or content). */

@@ -362,23 +362,6 @@ static loom_type *root_of(loom_doc *d, const char *name, size_t len)
     return t;
 }
 
-/* prefetch_next for a next struct that integrate_rootkey will take: only
- * its key is hashed and its slot prefetched. */
-static void prefetch_rootkey(integ *g, const refs *cur)
-{
-    const loom_type *root = g->d->last_root;
-    g->rk_valid = false;
-    if (!root)
-        return;
-    loom__rootkey rk;
-    loom__rs_rootkey(g->u, cur->b, cur->i, &rk);
-    g->rk_valid = true;
-    g->rk.b = cur->b;
-    g->rk.k = cur->i;
-    g->rk_hash = loom__hash_bytes(rk.key, rk.key_len);
-    loom__strmap_prefetch(&root->map, g->rk_hash);
-}
-
 /* Loading a large map, the slot of each key in the map's index is a cache
  * miss: the next struct's key (a root map's, usually the root found last)
  * starts loading while this one, s, is integrated, and its hash is kept for
@@ -388,10 +371,6 @@ static void prefetch_next(integ *g, const refs *cur)
     g->next_valid = false;
     if (!cur || cur->i >= cur->n)
         return;
-    if ((cur->b->s[cur->i].bits & RS_FAST) == RS_FAST) {
-        prefetch_rootkey(g, cur);
-        return;
-    }
     loom__rstruct *next = &g->dec[1 - g->hslot];
     g->next.b = cur->b;
     g->next.k = cur->i;
@@ -556,7 +535,9 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
         g->rk_parent = parent;
     }
     g->rk_prev = h;
-    /* the next struct's key: hashed and its slot prefetched */
+    /* The next struct's key is hashed and its slot prefetched when the next
+     * struct comes here too (a struct for integrate_struct is decoded when
+     * it is reached: a run of these ends once per run). */
     g->next_valid = false;
     if (cur->i < cur->n && parent &&
         (cur->b->s[cur->i].bits & RS_FAST) == RS_FAST) {
@@ -567,8 +548,6 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
         g->rk.k = cur->i;
         g->rk_hash = loom__hash_bytes(next.key, next.key_len);
         loom__strmap_prefetch(&parent->map, g->rk_hash);
-    } else {
-        prefetch_next(g, cur);
     }
     if (!parent)
         return integrate_gc(d, h.b->client, clock, len);
