@@ -651,8 +651,8 @@ static int parse(loom__reader *r, loom__rupdate *u)
         }
         blk->n = (size_t)nstructs;
         clock = blk->first_clock;
-        /* LOOM__RS_SAMEROOT when the struct before took the fast path too:
-         * it named the last root, which is the one the next names then */
+        /* LOOM__RS_SAMEROOT for a fast one when the struct before named a
+         * root: the last root, which the fast one names too */
         uint64_t same = 0;
         for (size_t k = 0; k < blk->n; k++) {
             rc = fast_struct(r, u, &clock, same, &blk->s[k]);
@@ -663,7 +663,6 @@ static int parse(loom__reader *r, loom__rupdate *u)
                 same = LOOM__RS_SAMEROOT;
                 continue;
             }
-            same = 0;
             loom__rstruct s;
             rc = read_struct(r, u->a, blk->client, &clock, &s);
             if (!rc) {
@@ -676,6 +675,7 @@ static int parse(loom__reader *r, loom__rupdate *u)
                              (s.any_canon ? LOOM__RS_CANON : 0) |
                              (is_rootkey(r->p, &s) ? LOOM__RS_ROOTKEY : 0);
             blk->s[k].offset = s.offset;
+            same = s.parent_kind == LOOM__PARENT_ROOT ? LOOM__RS_SAMEROOT : 0;
         }
         blk->end_clock = clock;
         blk->end = r->pos;
