@@ -879,6 +879,40 @@ slow:
  * its length, a tag, a string of 16 bytes after its length. */
 #define FLAT_MARGIN 35
 
+/* The end of a member value that flat_object has taken. */
+static const uint8_t *flat_value_end(const uint8_t *p)
+{
+    switch (p[0]) {
+    case TAG_INT: {
+        const uint8_t *q = p + 1;
+        while (*q++ >= 0x80) {
+        }
+        return q;
+    }
+    case TAG_STRING:
+        return p + 2 + p[1];
+    default:
+        return p + 1;
+    }
+}
+
+/* Does a member before `key` in the object whose members start at `first`
+ * have the key (klen bytes at key)? Only asked when one has its length:
+ * the members before are known to be flat. */
+static LOOM__NOINLINE bool flat_repeat(const uint8_t *first,
+                                       const uint8_t *key,
+                                       size_t klen)
+{
+    for (const uint8_t *p = first; p < key - 1;) {
+        size_t l = p[0];
+        if (l == klen && memcmp(p + 1, key, klen) == 0) {
+            return true;
+        }
+        p = flat_value_end(p + 1 + l);
+    }
+    return false;
+}
+
 /*
  * The object at p (p[0] is its tag, p[1] is there) when it is flat: its
  * members are all that the fast path of loom__any_check reads without a
@@ -897,8 +931,7 @@ static LOOM__INLINE const uint8_t *flat_object(const uint8_t *p,
         return NULL;
     }
     p += 2;
-    const uint8_t *keys[16];
-    uint8_t lens[16];
+    const uint8_t *first = p;
     uint32_t seen = 0; /* key lengths seen: a repeat needs an equal one */
     for (size_t i = 0; i < n; i++) {
         if (end - p < FLAT_MARGIN) {
@@ -912,16 +945,10 @@ static LOOM__INLINE const uint8_t *flat_object(const uint8_t *p,
             return NULL;
         }
         uint32_t bit = (uint32_t)1 << klen;
-        if (seen & bit) {
-            for (size_t j = 0; j < i; j++) {
-                if (lens[j] == klen && memcmp(keys[j], k, klen) == 0) {
-                    return NULL;
-                }
-            }
+        if ((seen & bit) && flat_repeat(first, k, klen)) {
+            return NULL;
         }
         seen |= bit;
-        keys[i] = k;
-        lens[i] = (uint8_t)klen;
         p = k + klen;
         uint8_t tag = p[0];
         if (tag == TAG_INT) {
