@@ -568,7 +568,16 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
         loom__item_release(d, it);
         return LOOM_ENOMEM;
     }
-    memcpy(it->c.any.p, p, bytes);
+    if (bytes >= 32 && bytes <= 64) {
+        /* a map entry's value: two overlapping moves, not a call */
+        memcpy(it->c.any.p, p, 32);
+        memcpy(it->c.any.p + bytes - 32, p + bytes - 32, 32);
+    } else if (bytes >= 16 && bytes < 32) {
+        memcpy(it->c.any.p, p, 16);
+        memcpy(it->c.any.p + bytes - 16, p + bytes - 16, 16);
+    } else {
+        memcpy(it->c.any.p, p, bytes);
+    }
     it->c.any.bytes = bytes;
     it->c.any.cap = bytes ? bytes : 1;
     it->parent = parent;
