@@ -875,8 +875,8 @@ slow:
     return check_slow(r, depth, canon);
 }
 
-/* What flat_object reads of one member at most: a key of 16 bytes after
- * its length, a tag, a string of 16 bytes after its length. */
+/* The largest member flat_object takes: a key of 16 bytes after its
+ * length, a tag, a string of 16 bytes after its length. */
 #define FLAT_MARGIN 35
 
 /* The end of a member value that flat_object has taken. */
@@ -918,8 +918,9 @@ static LOOM__NOINLINE bool flat_repeat(const uint8_t *first,
  * members are all that the fast path of loom__any_check reads without a
  * call (keys of 1 to 16 ASCII bytes not starting with a digit, none
  * "__proto__" or repeated; undefined, null, booleans, ints of up to 20 bits
- * and ASCII strings of up to 16 bytes, all in minimal form), each at least
- * FLAT_MARGIN bytes before the end, so that no read needs a bounds check.
+ * and ASCII strings of up to 16 bytes, all in minimal form), and when the
+ * input has room for all of them at their largest (FLAT_MARGIN bytes
+ * each), so that no read needs a bounds check.
  * Returns the end of the object, or NULL for any other object (which
  * loom__any_check then reads from p).
  */
@@ -927,16 +928,14 @@ static LOOM__INLINE const uint8_t *flat_object(const uint8_t *p,
                                                const uint8_t *end)
 {
     size_t n = p[1];
-    if (n > 16) {
+    /* room for every member at its largest, checked once */
+    if (n > 16 || (size_t)(end - p) < 2 + n * FLAT_MARGIN) {
         return NULL;
     }
     p += 2;
     const uint8_t *first = p;
     uint32_t seen = 0; /* key lengths seen: a repeat needs an equal one */
     for (size_t i = 0; i < n; i++) {
-        if (end - p < FLAT_MARGIN) {
-            return NULL;
-        }
         size_t klen = p[0];
         const uint8_t *k = p + 1;
         if (klen - 1 >= 16 || (unsigned)(k[0] - '0') <= 9 ||
