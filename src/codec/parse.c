@@ -523,79 +523,105 @@ static int note_struct(loom__rupdate *u, const loom__rstruct *s)
 }
 
 /*
- * read_struct and note_struct at once for the struct a loaded map is made
+ * read_struct and note_struct at once for the structs a loaded map is made
  * of: LOOM__RS_ROOTKEY with Any content, naming the root that the struct
  * before it named, a short ASCII key and a one-byte value count that is not
- * zero. The header is read through a pointer, with no reader calls; the
- * values are checked by loom__any_check as read_content checks them, so an
- * error in them is the one read_struct gives. Returns 1, with nothing read,
- * for anything else: read_struct then reads the struct with every check.
+ * zero. Takes the structs of blk from k on as long as they have that shape
+ * (`same`: did the struct before k name a root?), reading the headers
+ * through a pointer with the root's name and the input's end loaded once;
+ * the values are checked by loom__any_check_n as read_content checks them,
+ * so an error in them is the one read_struct gives (then *rc is set). The
+ * first struct of another shape is left where it starts, for read_struct.
+ * Returns how many were taken.
  */
-static LOOM__INLINE int fast_struct(loom__reader *r,
-                                    loom__rupdate *u,
-                                    uint64_t *clock,
-                                    uint64_t same,
-                                    loom__rpos *out)
+static size_t fast_run(loom__reader *r,
+                       loom__rupdate *u,
+                       loom__rblock *blk,
+                       size_t k,
+                       uint64_t *clock_io,
+                       uint64_t same,
+                       int *rc)
 {
     /* the info byte first: most other structs stop there */
-    if (r->pos >= r->len || r->p[r->pos] != (LOOM__REF_ANY | 0x20)) {
-        return 1;
-    }
-    const uint8_t *start = r->p + r->pos, *end = r->p + r->len;
-    if (u->nroots == 0 || end - start < 8 || start[1] != 1) {
-        return 1;
+    if (r->pos >= r->len || r->p[r->pos] != (LOOM__REF_ANY | 0x20) ||
+        u->nroots == 0) {
+        return 0;
     }
     loom__rname *root = &u->roots[u->nroots - 1];
-    size_t nlen = start[2];
-    const uint8_t *p = start + 3;
-    /* the name, its key length and at least one byte after are there */
-    if (nlen != root->len || nlen > (size_t)(end - p) - 2) {
-        return 1;
-    }
+    const uint8_t *base = r->p, *end = r->p + r->len;
     const uint8_t *name = (const uint8_t *)root->p;
-    if (nlen <= 8 && end - p >= 8 && r->p + r->len - name >= 8) {
-        /* one compare of the first 8 bytes, the bytes past the name masked
-         * off (nlen <= end - p - 2 above: both loads are in the input) */
-        static const uint8_t ones[16] = {0xff, 0xff, 0xff, 0xff,
-                                         0xff, 0xff, 0xff, 0xff};
-        uint64_t x, y, mask; /* the first nlen bytes, in either byte order */
-        memcpy(&x, p, 8);
+    size_t nlen = root->len;
+    /* names of up to 8 bytes are compared as one masked word when 8 bytes
+     * can be loaded on both sides */
+    static const uint8_t ones[16] = {0xff, 0xff, 0xff, 0xff,
+                                     0xff, 0xff, 0xff, 0xff};
+    bool word = nlen <= 8 && end - name >= 8;
+    uint64_t y = 0, mask = 0;
+    if (word) {
         memcpy(&y, name, 8);
-        memcpy(&mask, ones + 8 - nlen, 8);
-        if ((x ^ y) & mask) {
-            return 1;
+        memcpy(&mask, ones + 8 - nlen, 8); /* the first nlen bytes */
+        y &= mask;
+    }
+    uint64_t clock = *clock_io;
+    const uint8_t *start = base + r->pos;
+    size_t taken = 0;
+    for (; k < blk->n; k++) {
+        if (end - start < 8 || start[0] != (LOOM__REF_ANY | 0x20) ||
+            start[1] != 1 || start[2] != nlen) {
+            break;
         }
-    } else {
-        for (size_t i = 0; i < nlen; i++) {
-            if (p[i] != name[i]) {
-                return 1;
+        const uint8_t *p = start + 3;
+        /* the name, its key length and at least one byte after are there */
+        if (nlen > (size_t)(end - p) - 2) {
+            break;
+        }
+        if (word && end - p >= 8) {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            if ((x & mask) != y) {
+                break;
+            }
+        } else {
+            size_t i = 0;
+            while (i < nlen && p[i] == name[i]) {
+                i++;
+            }
+            if (i < nlen) {
+                break;
             }
         }
+        p += nlen;
+        size_t klen = *p++;
+        /* the key and the count byte */
+        if (klen > 16 || klen >= (size_t)(end - p) ||
+            !loom__ascii_short(p, klen)) {
+            break;
+        }
+        p += klen;
+        uint64_t n = *p++;
+        if (n - 1 >= 0x7f || n > (size_t)(end - p) ||
+            clock + n > LOOM__CLOCK_END_MAX) {
+            break;
+        }
+        r->pos = (size_t)(p - base);
+        bool canon = true;
+        *rc = loom__any_check_n(r, n, &canon);
+        if (*rc) {
+            return taken;
+        }
+        blk->s[k].bits = clock | (uint64_t)LOOM__REF_ANY << LOOM__RS_REF_SHIFT |
+                         LOOM__RS_ROOTKEY | same |
+                         (canon ? LOOM__RS_CANON : 0);
+        blk->s[k].offset = (size_t)(start - base);
+        clock += n;
+        same = LOOM__RS_SAMEROOT;
+        taken++;
+        start = base + r->pos;
     }
-    p += nlen;
-    size_t klen = *p++;
-    /* the key and the count byte */
-    if (klen > 16 || klen >= (size_t)(end - p) || !loom__ascii_short(p, klen)) {
-        return 1;
-    }
-    p += klen;
-    uint64_t n = *p++;
-    if (n - 1 >= 0x7f || n > (size_t)(end - p) ||
-        *clock + n > LOOM__CLOCK_END_MAX) {
-        return 1;
-    }
-    r->pos = (size_t)(p - r->p);
-    bool canon = true;
-    int rc = loom__any_check_n(r, n, &canon);
-    if (rc) {
-        return rc;
-    }
-    out->bits = *clock | (uint64_t)LOOM__REF_ANY << LOOM__RS_REF_SHIFT |
-                LOOM__RS_ROOTKEY | same | (canon ? LOOM__RS_CANON : 0);
-    out->offset = (size_t)(start - r->p);
-    *clock += n;
-    root->keyed++;
-    return LOOM_OK;
+    r->pos = (size_t)(start - base);
+    root->keyed += taken;
+    *clock_io = clock;
+    return taken;
 }
 
 /* Has s (read from p) the shape LOOM__RS_ROOTKEY names? */
@@ -655,13 +681,16 @@ static int parse(loom__reader *r, loom__rupdate *u)
          * root: the last root, which the fast one names too */
         uint64_t same = 0;
         for (size_t k = 0; k < blk->n; k++) {
-            rc = fast_struct(r, u, &clock, same, &blk->s[k]);
-            if (rc <= 0) {
-                if (rc) {
-                    return rc;
-                }
+            size_t taken = fast_run(r, u, blk, k, &clock, same, &rc);
+            if (rc) {
+                return rc;
+            }
+            if (taken) {
                 same = LOOM__RS_SAMEROOT;
-                continue;
+                k += taken;
+                if (k == blk->n) {
+                    break;
+                }
             }
             loom__rstruct s;
             rc = read_struct(r, u->a, blk->client, &clock, &s);
