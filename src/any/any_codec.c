@@ -982,17 +982,19 @@ int loom__any_check_n(loom__reader *r, uint64_t n, bool *canon)
     if (r->err) {
         return r->err;
     }
-    const uint8_t *p = r->p + r->pos, *end = r->p + r->len;
     uint64_t i = 0;
-    for (; i < n && end - p >= 2; i++) {
-        const uint8_t *q =
-            *p == TAG_OBJECT ? flat_object(p, end) : fast_scalar(p, end);
-        if (!q) {
-            break;
+    if (r->len - r->pos >= 2) {
+        const uint8_t *p = r->p + r->pos, *end = r->p + r->len;
+        for (; i < n && end - p >= 2; i++) {
+            const uint8_t *q =
+                *p == TAG_OBJECT ? flat_object(p, end) : fast_scalar(p, end);
+            if (!q) {
+                break;
+            }
+            p = q;
         }
-        p = q;
+        r->pos = (size_t)(p - r->p);
     }
-    r->pos = (size_t)(p - r->p);
     /* the rest (usually nothing) value by value, from the first value the
      * loop above did not take */
     for (; i < n; i++) {

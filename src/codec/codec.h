@@ -18,7 +18,7 @@
  * two to five bytes, which the inline reader leaves to a call. */
 static inline int loom__read_varuint7(loom__reader *r, uint64_t *out)
 {
-    if (!r->err) {
+    if (!r->err && r->pos < r->len) {
         const uint8_t *p = r->p + r->pos;
         size_t left = r->len - r->pos;
         uint64_t v = 0;
