@@ -899,9 +899,8 @@ static const uint8_t *flat_value_end(const uint8_t *p)
 /* Does a member before `key` in the object whose members start at `first`
  * have the key (klen bytes at key)? Only asked when one has its length:
  * the members before are known to be flat. */
-static LOOM__NOINLINE bool flat_repeat(const uint8_t *first,
-                                       const uint8_t *key,
-                                       size_t klen)
+static LOOM__NOINLINE bool
+flat_repeat(const uint8_t *first, const uint8_t *key, size_t klen)
 {
     for (const uint8_t *p = first; p < key - 1;) {
         size_t l = p[0];

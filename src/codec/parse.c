@@ -610,8 +610,7 @@ static size_t fast_run(loom__reader *r,
             return taken;
         }
         blk->s[k].bits = clock | (uint64_t)LOOM__REF_ANY << LOOM__RS_REF_SHIFT |
-                         LOOM__RS_ROOTKEY | same |
-                         (canon ? LOOM__RS_CANON : 0);
+                         LOOM__RS_ROOTKEY | same | (canon ? LOOM__RS_CANON : 0);
         blk->s[k].offset = (size_t)(start - base);
         clock += n;
         same = LOOM__RS_SAMEROOT;

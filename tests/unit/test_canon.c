@@ -250,9 +250,17 @@ static void gen(loom_buf *b, uint32_t *s, int depth)
  * floats and nested values. */
 static void gen_flat(loom_buf *b, uint32_t *s)
 {
-    static const char *const keys[] = {
-        "id", "title", "done", "a", "x1", "__proto__", "9", "", "\xc3\xa9t\xc3\xa9",
-        "abcdefghijklmnop", "abcdefghijklmnopq"};
+    static const char *const keys[] = {"id",
+                                       "title",
+                                       "done",
+                                       "a",
+                                       "x1",
+                                       "__proto__",
+                                       "9",
+                                       "",
+                                       "\xc3\xa9t\xc3\xa9",
+                                       "abcdefghijklmnop",
+                                       "abcdefghijklmnopq"};
     static const char text[] = "task 12345678901234567\xc3\xa9";
     uint32_t n = rng(s) % 8 ? rng(s) % 5 : rng(s) % 20;
     loom__buf_push(b, 118);
@@ -269,8 +277,7 @@ static void gen_flat(loom_buf *b, uint32_t *s)
             static const uint64_t top[] = {63, 8191, 1048575, 134217727,
                                            2147483647};
             loom__buf_push(b, 125);
-            loom__write_varint(b, rng(s) & 1,
-                               rng(s) % (top[rng(s) % 5] + 1));
+            loom__write_varint(b, rng(s) & 1, rng(s) % (top[rng(s) % 5] + 1));
             break;
         }
         case 4:

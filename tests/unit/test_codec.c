@@ -1443,25 +1443,25 @@ static void test_fast_struct(void **state)
         {"6d6d6d6d6d6d6d6d6d", 2, "2801096d6d6d6d6d6d6d6d6d0162017d0500"},
         {"6d6d6d6d6d6d6d6d", 2, "2801086d6d6d6d6d6d6d6d0162017d0500"},
         {"", 2, "2801000162017d0500"},
-        {"6d", 2, "2801016d016201ff00"},              /* Any tag 255 */
-        {"6d", 2, "2801016d01620000"},                /* no value */
-        {"6d", 2, "2801016d016281017d05000000"},      /* two-byte count */
-        {"6d", 2, "2801016d016209000000"},            /* count too large */
-        {"6d", 2, "2801016d02c3a9017d0500"},          /* a non-ASCII key */
-        {"6d", 2, "2801016d02c328017d0500"},          /* invalid UTF-8 key */
+        {"6d", 2, "2801016d016201ff00"},         /* Any tag 255 */
+        {"6d", 2, "2801016d01620000"},           /* no value */
+        {"6d", 2, "2801016d016281017d05000000"}, /* two-byte count */
+        {"6d", 2, "2801016d016209000000"},       /* count too large */
+        {"6d", 2, "2801016d02c3a9017d0500"},     /* a non-ASCII key */
+        {"6d", 2, "2801016d02c328017d0500"},     /* invalid UTF-8 key */
         {"6d", 2,
          "2801016d11616161616161616161616161616161616101"
-         "7d0500"},                                   /* a key of 17 bytes */
+         "7d0500"}, /* a key of 17 bytes */
         {"6d", 2, "2801016d016201760201617d01016178000000"}, /* {a, a} */
-        {"6d", 2, "2801016d0162017702c32800"},        /* invalid UTF-8 text */
-        {"6d", 2, "2801016d0162017bff00"},            /* truncated float */
-        {"6d", 2, "2801026d6d0162017d0500"},          /* another root */
-        {"6d", 2, "2801016e0162017d0500"},            /* another root */
-        {"6d", 2, "0801016d017d0500"},                /* no key */
-        {"6d", 2, "2802016d0162017d0500"},            /* an ID parent */
-        {"6d", 2, "2881016d0162017d0500"},            /* a long parent info */
-        {"6d", 2, "a8010000017d0500"},                /* an origin */
-        {"6d", 2, "2801016d0162037d017d027d0300"},    /* three values */
+        {"6d", 2, "2801016d0162017702c32800"},     /* invalid UTF-8 text */
+        {"6d", 2, "2801016d0162017bff00"},         /* truncated float */
+        {"6d", 2, "2801026d6d0162017d0500"},       /* another root */
+        {"6d", 2, "2801016e0162017d0500"},         /* another root */
+        {"6d", 2, "0801016d017d0500"},             /* no key */
+        {"6d", 2, "2802016d0162017d0500"},         /* an ID parent */
+        {"6d", 2, "2881016d0162017d0500"},         /* a long parent info */
+        {"6d", 2, "a8010000017d0500"},             /* an origin */
+        {"6d", 2, "2801016d0162037d017d027d0300"}, /* three values */
     };
     size_t fast_taken = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1470,10 +1470,10 @@ static void test_fast_struct(void **state)
         for (int v = 0; v < 2; v++) {
             /* v = 1: the first entry names another root */
             char name[64];
-            snprintf(name, sizeof(name), "%s%s", cases[i].name,
-                     v ? "78" : "");
-            snprintf(hex[v], sizeof(hex[v]), "01%02x01002801%02zx%s0161017d01%s",
-                     cases[i].n, nl + (size_t)v, name, cases[i].rest);
+            snprintf(name, sizeof(name), "%s%s", cases[i].name, v ? "78" : "");
+            snprintf(hex[v], sizeof(hex[v]),
+                     "01%02x01002801%02zx%s0161017d01%s", cases[i].n,
+                     nl + (size_t)v, name, cases[i].rest);
         }
         bytes fast = unhex(hex[0]), slow = unhex(hex[1]);
         assert_int_equal(fast.len + 1, slow.len);
@@ -1487,9 +1487,11 @@ static void test_fast_struct(void **state)
             int rf = parse_into(&a, fast.p, len, &uf, &ef);
             int rs = parse_into(&a, slow.p, len + 1, &us, &es);
             if (rf != rs || (rf && strcmp(ef.message, es.message) != 0)) {
-                fprintf(stderr, "case %zu, %zu bytes: %d at %zu (%s) vs %d at %zu (%s)\n",
-                        i, len, rf, ef.offset, ef.message, rs, es.offset,
-                        es.message);
+                fprintf(
+                    stderr,
+                    "case %zu, %zu bytes: %d at %zu (%s) vs %d at %zu (%s)\n",
+                    i, len, rf, ef.offset, ef.message, rs, es.offset,
+                    es.message);
             }
             assert_int_equal(rf, rs);
             if (rf) {

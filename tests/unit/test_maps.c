@@ -216,8 +216,7 @@ static void test_load_entries(void **state)
     loom_buf ua, ub;
     encode(a, &ua);
     encode(b, &ub);
-    assert_int_equal(loom_doc_apply_update(a, ub.data, ub.len, NULL, NULL),
-                     0);
+    assert_int_equal(loom_doc_apply_update(a, ub.data, ub.len, NULL, NULL), 0);
     loom_buf all;
     encode(a, &all);
     for (int order = 0; order < 3; order++) {
@@ -228,12 +227,12 @@ static void test_load_entries(void **state)
         } else {
             const loom_buf *first = order == 1 ? &ua : &ub;
             const loom_buf *second = order == 1 ? &ub : &ua;
-            assert_int_equal(loom_doc_apply_update(d, first->data, first->len,
-                                                   NULL, NULL),
-                             0);
-            assert_int_equal(loom_doc_apply_update(d, second->data,
-                                                   second->len, NULL, NULL),
-                             0);
+            assert_int_equal(
+                loom_doc_apply_update(d, first->data, first->len, NULL, NULL),
+                0);
+            assert_int_equal(
+                loom_doc_apply_update(d, second->data, second->len, NULL, NULL),
+                0);
         }
         loom_buf now;
         encode(d, &now);
