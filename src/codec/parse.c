@@ -12,6 +12,10 @@
  * On top of what yjs checks we refuse what would break clock arithmetic or
  * memory bounds: zero-length structs (yjs never writes one), ranges ending
  * past 2^53-1, counts that the remaining bytes cannot hold, and trailing bytes.
+ *
+ * The entries of a loaded map (most of a large update) are read by a fast
+ * path (fast_run) that takes only their exact shape and leaves anything
+ * else, errors included, to the full reader, so both give the same result.
  */
 #include <string.h>
 

@@ -5,7 +5,9 @@
  * descending client order, chasing missing dependencies depth first; what
  * cannot be integrated yet is kept as a pending update (with the clocks
  * whose arrival makes it worth retrying), deletes of unknown clocks as a
- * pending delete set, both retried when later updates arrive.
+ * pending delete set, both retried when later updates arrive. Map entries
+ * of the shape a loaded map is made of (integrate_rootkey) are integrated
+ * without decoding the whole struct.
  */
 #include <stdlib.h>
 #include <string.h>
