@@ -64,6 +64,10 @@ int loom__any_skip(loom__reader *r, int depth);
  * are exactly what loom__any_canon writes for them, so they can be kept as
  * they are. */
 int loom__any_check(loom__reader *r, int depth, bool *canon);
+/* loom__any_check of n values in a row at depth 0 (the values of Any
+ * content), the same checks, errors and *canon; faster for flat objects of
+ * scalars, the values a loaded map is made of. */
+int loom__any_check_n(loom__reader *r, uint64_t n, bool *canon);
 /* Writes the lib0 Any encoding of v. Objects are written in JS Object.keys
  * order: integer-like keys ("0".."4294967294") ascending first, then the
  * others in insertion order. */

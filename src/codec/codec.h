@@ -13,6 +13,27 @@
 #include "loom/any.h"
 #include "loom/common.h"
 
+/* loom__read_varuint with varUints of up to 7 bytes (below 2^49: clocks,
+ * client ids, lengths) read inline: an update's clocks and ids are mostly
+ * two to five bytes, which the inline reader leaves to a call. */
+static inline int loom__read_varuint7(loom__reader *r, uint64_t *out)
+{
+    if (!r->err && r->pos < r->len) {
+        const uint8_t *p = r->p + r->pos;
+        size_t left = r->len - r->pos;
+        uint64_t v = 0;
+        for (size_t i = 0; i < 7 && i < left; i++) {
+            v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+            if (p[i] < 0x80) {
+                r->pos += i + 1;
+                *out = v;
+                return LOOM_OK;
+            }
+        }
+    }
+    return loom__read_varuint(r, out);
+}
+
 typedef struct loom__id {
     uint64_t client;
     uint64_t clock;
@@ -75,10 +96,11 @@ typedef struct loom__rstruct {
  * What the parser keeps of one struct: 16 bytes instead of a decoded
  * loom__rstruct, because loading a large update would otherwise write (and
  * page-fault in) 136 bytes per struct. `bits` holds the clock (bits 0..52;
- * the parser refuses clocks past 2^53), the ref (bits 56..60) and whether
- * Any content is canonical (bit 63); the length is the distance to the next
- * struct's clock. Read it with the loom__rs_* helpers or decode it with
- * loom__rstruct_get.
+ * the parser refuses clocks past 2^53), the ref (bits 56..60), whether Any
+ * content is canonical (bit 63) and whether the struct has the shape of a
+ * loaded map entry (bit 62, LOOM__RS_ROOTKEY); the length is the distance to
+ * the next struct's clock. Read it with the loom__rs_* helpers or decode it
+ * with loom__rstruct_get.
  */
 typedef struct loom__rpos {
     uint64_t bits;
@@ -88,6 +110,15 @@ typedef struct loom__rpos {
 #define LOOM__RS_CLOCK_MASK ((1ULL << 53) - 1)
 #define LOOM__RS_REF_SHIFT  56
 #define LOOM__RS_CANON      (1ULL << 63)
+/* An Item with no origin and no rightOrigin whose parent info is the single
+ * byte 01 (a root name) and which has a parent_sub, the name and the key
+ * each with a one-byte length: what every entry of a map that was loaded or
+ * set key by key looks like. Such a struct is decoded by loom__rs_rootkey,
+ * which only has to step over three lengths. */
+#define LOOM__RS_ROOTKEY (1ULL << 62)
+/* A LOOM__RS_ROOTKEY struct naming the root that the struct before it in
+ * its block names. */
+#define LOOM__RS_SAMEROOT (1ULL << 61)
 
 /* A client block: consecutive structs of one client, as they appear. */
 typedef struct loom__rblock {
@@ -114,6 +145,14 @@ static inline uint64_t loom__rs_length(const loom__rblock *b, size_t k)
     uint64_t end = k + 1 < b->n ? loom__rs_clock(b, k + 1) : b->end_clock;
     return end - loom__rs_clock(b, k);
 }
+
+/* The parts of a LOOM__RS_ROOTKEY struct. */
+typedef struct loom__rootkey {
+    const char *name, *key;
+    size_t name_len, key_len;
+    const uint8_t *content; /* the content payload, as in loom__rstruct */
+    size_t content_len;
+} loom__rootkey;
 
 /* Delete set: per client, ranges sorted by clock after normalising.
  * Clients are always kept in descending id order (the order yjs writes), so
@@ -206,6 +245,30 @@ void loom__rstruct_get(const loom__rupdate *u,
                        const loom__rblock *b,
                        size_t k,
                        loom__rstruct *out);
+
+/* The byte offset after struct k of block b. */
+static inline size_t loom__rs_end(const loom__rblock *b, size_t k)
+{
+    return k + 1 < b->n ? b->s[k + 1].offset : b->end;
+}
+
+/* Decodes struct k of block b, which has LOOM__RS_ROOTKEY: info byte, 01,
+ * the name and the key, each after its one-byte length, then content. */
+static inline void loom__rs_rootkey(const loom__rupdate *u,
+                                    const loom__rblock *b,
+                                    size_t k,
+                                    loom__rootkey *out)
+{
+    const uint8_t *p = u->p + b->s[k].offset + 2;
+    out->name_len = p[0];
+    out->name = (const char *)p + 1;
+    p += 1 + p[0];
+    out->key_len = p[0];
+    out->key = (const char *)p + 1;
+    p += 1 + p[0];
+    out->content = p;
+    out->content_len = (size_t)(u->p + loom__rs_end(b, k) - p);
+}
 
 /*
  * What yjs makes of a ContentDoc payload (createDocFromOpts + ContentDoc):

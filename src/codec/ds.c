@@ -473,11 +473,11 @@ static int sort_clients(const loom_allocator *a, loom__ds_client *c, size_t *pn)
 static int read_entry(loom__reader *r, loom__ds *into)
 {
     uint64_t client, nranges;
-    if (loom__read_varuint(r, &client)) {
+    if (loom__read_varuint7(r, &client)) {
         return r->err;
     }
     size_t at = r->pos;
-    if (loom__read_varuint(r, &nranges)) {
+    if (loom__read_varuint7(r, &nranges)) {
         return r->err;
     }
     if (nranges == 0) {
@@ -505,7 +505,7 @@ static int read_entry(loom__reader *r, loom__ds *into)
     for (uint64_t k = 0; k < nranges; k++) {
         uint64_t clock, len;
         at = r->pos;
-        if (loom__read_varuint(r, &clock) || loom__read_varuint(r, &len)) {
+        if (loom__read_varuint7(r, &clock) || loom__read_varuint7(r, &len)) {
             return r->err;
         }
         if (clock + len > LOOM__CLOCK_END_MAX) {
@@ -525,7 +525,7 @@ int loom__ds_read(loom__reader *r, loom__ds *ds)
     loom__ds_init(&tmp, ds->a);
     uint64_t nclients;
     size_t at = r->pos;
-    int rc = loom__read_varuint(r, &nclients);
+    int rc = loom__read_varuint7(r, &nclients);
     if (rc) {
         return rc;
     }

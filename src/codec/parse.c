@@ -12,6 +12,10 @@
  * On top of what yjs checks we refuse what would break clock arithmetic or
  * memory bounds: zero-length structs (yjs never writes one), ranges ending
  * past 2^53-1, counts that the remaining bytes cannot hold, and trailing bytes.
+ *
+ * The entries of a loaded map (most of a large update) are read by a fast
+ * path (fast_run) that takes only their exact shape and leaves anything
+ * else, errors included, to the full reader, so both give the same result.
  */
 #include <string.h>
 
@@ -298,7 +302,7 @@ static int check_json(loom__reader *r, bool allow_undefined)
 static int read_count(loom__reader *r, uint64_t *n)
 {
     size_t at = r->pos;
-    int rc = loom__read_varuint(r, n);
+    int rc = loom__read_varuint7(r, n);
     if (rc) {
         return rc;
     }
@@ -323,7 +327,7 @@ static int read_content(loom__reader *r,
     size_t len;
     switch (ref) {
     case LOOM__REF_DELETED:
-        return loom__read_varuint(r, length);
+        return loom__read_varuint7(r, length);
     case LOOM__REF_JSON:
         rc = read_count(r, &n);
         for (uint64_t i = 0; i < n && !rc; i++) {
@@ -350,7 +354,7 @@ static int read_content(loom__reader *r,
     case LOOM__REF_TYPE: {
         size_t at = r->pos;
         *length = 1;
-        rc = loom__read_varuint(r, &n);
+        rc = loom__read_varuint7(r, &n);
         if (rc) {
             return rc;
         }
@@ -366,8 +370,8 @@ static int read_content(loom__reader *r,
     case LOOM__REF_ANY:
         rc = read_count(r, &n);
         *any_canon = true;
-        for (uint64_t i = 0; i < n && !rc; i++) {
-            rc = loom__any_check(r, 0, any_canon);
+        if (!rc) {
+            rc = loom__any_check_n(r, n, any_canon);
         }
         *length = n;
         return rc;
@@ -389,8 +393,8 @@ static int read_content(loom__reader *r,
 
 static int read_id(loom__reader *r, loom__id *id)
 {
-    int rc = loom__read_varuint(r, &id->client);
-    return rc ? rc : loom__read_varuint(r, &id->clock);
+    int rc = loom__read_varuint7(r, &id->client);
+    return rc ? rc : loom__read_varuint7(r, &id->clock);
 }
 
 /* Reads one struct of `client` starting at *clock and advances *clock. */
@@ -421,7 +425,7 @@ static int read_struct(loom__reader *r,
     uint8_t info = s->info;
     if (info == LOOM__REF_SKIP || (info & 0x1f) == 0) {
         s->ref = info == LOOM__REF_SKIP ? LOOM__REF_SKIP : LOOM__REF_GC;
-        rc = loom__read_varuint(r, &s->length);
+        rc = loom__read_varuint7(r, &s->length);
     } else {
         s->ref = info & 0x1f;
         if (s->ref > LOOM__REF_DOC) {
@@ -440,7 +444,7 @@ static int read_struct(loom__reader *r,
         }
         if (!rc && !s->has_origin && !s->has_right_origin) {
             uint64_t parent_info;
-            rc = loom__read_varuint(r, &parent_info);
+            rc = loom__read_varuint7(r, &parent_info);
             if (!rc && parent_info == 1) {
                 s->parent_kind = LOOM__PARENT_ROOT;
                 rc = loom__read_varstring(r, &s->parent_name,
@@ -522,11 +526,122 @@ static int note_struct(loom__rupdate *u, const loom__rstruct *s)
     return LOOM_OK;
 }
 
+/*
+ * read_struct and note_struct at once for the structs a loaded map is made
+ * of: LOOM__RS_ROOTKEY with Any content, naming the root that the struct
+ * before it named, a short ASCII key and a one-byte value count that is not
+ * zero. Takes the structs of blk from k on as long as they have that shape
+ * (`same`: did the struct before k name a root?), reading the headers
+ * through a pointer with the root's name and the input's end loaded once;
+ * the values are checked by loom__any_check_n as read_content checks them,
+ * so an error in them is the one read_struct gives (then *rc is set). The
+ * first struct of another shape is left where it starts, for read_struct.
+ * Returns how many were taken.
+ */
+static size_t fast_run(loom__reader *r,
+                       loom__rupdate *u,
+                       loom__rblock *blk,
+                       size_t k,
+                       uint64_t *clock_io,
+                       uint64_t same,
+                       int *rc)
+{
+    /* the info byte first: most other structs stop there */
+    if (r->pos >= r->len || r->p[r->pos] != (LOOM__REF_ANY | 0x20) ||
+        u->nroots == 0) {
+        return 0;
+    }
+    loom__rname *root = &u->roots[u->nroots - 1];
+    const uint8_t *base = r->p, *end = r->p + r->len;
+    const uint8_t *name = (const uint8_t *)root->p;
+    size_t nlen = root->len;
+    /* names of up to 8 bytes are compared as one masked word when 8 bytes
+     * can be loaded on both sides */
+    static const uint8_t ones[16] = {0xff, 0xff, 0xff, 0xff,
+                                     0xff, 0xff, 0xff, 0xff};
+    bool word = nlen <= 8 && end - name >= 8;
+    uint64_t y = 0, mask = 0;
+    if (word) {
+        memcpy(&y, name, 8);
+        memcpy(&mask, ones + 8 - nlen, 8); /* the first nlen bytes */
+        y &= mask;
+    }
+    uint64_t clock = *clock_io;
+    const uint8_t *start = base + r->pos;
+    size_t taken = 0;
+    for (; k < blk->n; k++) {
+        if (end - start < 8 || start[0] != (LOOM__REF_ANY | 0x20) ||
+            start[1] != 1 || start[2] != nlen) {
+            break;
+        }
+        const uint8_t *p = start + 3;
+        /* the name, its key length and at least one byte after are there */
+        if (nlen > (size_t)(end - p) - 2) {
+            break;
+        }
+        if (word && end - p >= 8) {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            if ((x & mask) != y) {
+                break;
+            }
+        } else {
+            size_t i = 0;
+            while (i < nlen && p[i] == name[i]) {
+                i++;
+            }
+            if (i < nlen) {
+                break;
+            }
+        }
+        p += nlen;
+        size_t klen = *p++;
+        /* the key and the count byte */
+        if (klen > 16 || klen >= (size_t)(end - p) ||
+            !loom__ascii_short(p, klen)) {
+            break;
+        }
+        p += klen;
+        uint64_t n = *p++;
+        if (n - 1 >= 0x7f || n > (size_t)(end - p) ||
+            clock + n > LOOM__CLOCK_END_MAX) {
+            break;
+        }
+        r->pos = (size_t)(p - base);
+        bool canon = true;
+        *rc = loom__any_check_n(r, n, &canon);
+        if (*rc) {
+            return taken;
+        }
+        blk->s[k].bits = clock | (uint64_t)LOOM__REF_ANY << LOOM__RS_REF_SHIFT |
+                         LOOM__RS_ROOTKEY | same | (canon ? LOOM__RS_CANON : 0);
+        blk->s[k].offset = (size_t)(start - base);
+        clock += n;
+        same = LOOM__RS_SAMEROOT;
+        taken++;
+        start = base + r->pos;
+    }
+    r->pos = (size_t)(start - base);
+    root->keyed += taken;
+    *clock_io = clock;
+    return taken;
+}
+
+/* Has s (read from p) the shape LOOM__RS_ROOTKEY names? */
+static bool is_rootkey(const uint8_t *p, const loom__rstruct *s)
+{
+    if (s->parent_kind != LOOM__PARENT_ROOT || !s->has_parent_sub) {
+        return false; /* GC, Skip, origins or an ID parent */
+    }
+    p += s->offset;
+    return p[1] == 1 && p[2] < 0x80 && p[3 + p[2]] < 0x80;
+}
+
 static int parse(loom__reader *r, loom__rupdate *u)
 {
     uint64_t nblocks;
     size_t at = r->pos;
-    int rc = loom__read_varuint(r, &nblocks);
+    int rc = loom__read_varuint7(r, &nblocks);
     if (rc) {
         return rc;
     }
@@ -546,9 +661,9 @@ static int parse(loom__reader *r, loom__rupdate *u)
         loom__rblock *blk = &u->blocks[i];
         uint64_t nstructs, clock;
         at = r->pos;
-        if (loom__read_varuint(r, &nstructs) ||
-            loom__read_varuint(r, &blk->client) ||
-            loom__read_varuint(r, &blk->first_clock)) {
+        if (loom__read_varuint7(r, &nstructs) ||
+            loom__read_varuint7(r, &blk->client) ||
+            loom__read_varuint7(r, &blk->first_clock)) {
             return r->err;
         }
         /* A struct takes at least two bytes (info and a length or content). */
@@ -565,7 +680,21 @@ static int parse(loom__reader *r, loom__rupdate *u)
         }
         blk->n = (size_t)nstructs;
         clock = blk->first_clock;
+        /* LOOM__RS_SAMEROOT for a fast one when the struct before named a
+         * root: the last root, which the fast one names too */
+        uint64_t same = 0;
         for (size_t k = 0; k < blk->n; k++) {
+            size_t taken = fast_run(r, u, blk, k, &clock, same, &rc);
+            if (rc) {
+                return rc;
+            }
+            if (taken) {
+                same = LOOM__RS_SAMEROOT;
+                k += taken;
+                if (k == blk->n) {
+                    break;
+                }
+            }
             loom__rstruct s;
             rc = read_struct(r, u->a, blk->client, &clock, &s);
             if (!rc) {
@@ -575,8 +704,10 @@ static int parse(loom__reader *r, loom__rupdate *u)
                 return rc;
             }
             blk->s[k].bits = s.clock | (uint64_t)s.ref << LOOM__RS_REF_SHIFT |
-                             (s.any_canon ? LOOM__RS_CANON : 0);
+                             (s.any_canon ? LOOM__RS_CANON : 0) |
+                             (is_rootkey(r->p, &s) ? LOOM__RS_ROOTKEY : 0);
             blk->s[k].offset = s.offset;
+            same = s.parent_kind == LOOM__PARENT_ROOT ? LOOM__RS_SAMEROOT : 0;
         }
         blk->end_clock = clock;
         blk->end = r->pos;

@@ -5,7 +5,9 @@
  * descending client order, chasing missing dependencies depth first; what
  * cannot be integrated yet is kept as a pending update (with the clocks
  * whose arrival makes it worth retrying), deletes of unknown clocks as a
- * pending delete set, both retried when later updates arrive.
+ * pending delete set, both retried when later updates arrive. Map entries
+ * of the shape a loaded map is made of (integrate_rootkey) are integrated
+ * without decoding the whole struct.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +61,19 @@ typedef struct integ {
     bool next_valid, next_hashed, cur_hashed;
     sref next;
     uint64_t cur_hash, next_hash;
+    /* The key hash of a LOOM__RS_ROOTKEY struct computed ahead (rk_valid),
+     * for struct rk of the update. */
+    bool rk_valid;
+    sref rk;
+    uint64_t rk_hash;
+    /* The last struct integrate_rootkey took and its parent (b NULL: none):
+     * the next one of its block with LOOM__RS_SAMEROOT has that parent. */
+    sref rk_prev;
+    loom_type *rk_parent;
 } integ;
+
+/* What the record of a struct says when integrate_rootkey can take it. */
+#define RS_FAST (LOOM__RS_ROOTKEY | LOOM__RS_CANON)
 
 #define FEW_BLOCKS 8
 
@@ -498,6 +512,91 @@ fail:
     return rc;
 }
 
+/*
+ * integrate_struct for struct h when its record has RS_FAST and the
+ * document's state of its client is its clock: an Item with canonical Any
+ * content, a root parent and a key, and no origins, so nothing is missing
+ * and nothing is cut off. Only the name, the key and the content are read
+ * from the input; the item is what integrate_struct makes of it.
+ */
+static int integrate_rootkey(integ *g, const refs *cur, sref h)
+{
+    loom_doc *d = g->d;
+    loom__rootkey rk;
+    loom__rs_rootkey(g->u, h.b, h.k, &rk);
+    bool hashed = g->rk_valid && g->rk.b == h.b && g->rk.k == h.k;
+    uint64_t hash = g->rk_hash;
+    g->rk_valid = false;
+    uint64_t clock = loom__rs_clock(h.b, h.k), len = loom__rs_length(h.b, h.k);
+    loom_type *parent;
+    if ((h.b->s[h.k].bits & LOOM__RS_SAMEROOT) && g->rk_prev.b == h.b &&
+        g->rk_prev.k + 1 == h.k) {
+        parent = g->rk_parent;
+    } else {
+        parent = root_of(d, rk.name, rk.name_len);
+        g->rk_parent = parent;
+    }
+    g->rk_prev = h;
+    /* The next struct's key is hashed and its slot prefetched when the next
+     * struct comes here too (a struct for integrate_struct is decoded when
+     * it is reached: a run of these ends once per run). */
+    g->next_valid = false;
+    if (cur->i < cur->n && parent &&
+        (cur->b->s[cur->i].bits & RS_FAST) == RS_FAST) {
+        loom__rootkey next;
+        loom__rs_rootkey(g->u, cur->b, cur->i, &next);
+        g->rk_valid = true;
+        g->rk.b = cur->b;
+        g->rk.k = cur->i;
+        g->rk_hash = loom__hash_bytes(next.key, next.key_len);
+        loom__strmap_prefetch(&parent->map, g->rk_hash);
+    }
+    if (!parent)
+        return integrate_gc(d, h.b->client, clock, len);
+    loom__item *it = loom__item_alloc(d);
+    if (!it)
+        return LOOM_ENOMEM;
+    it->id.client = h.b->client;
+    it->id.clock = clock;
+    it->len = len;
+    it->ref = LOOM__REF_ANY;
+    /* step over the value count: the values are copied as they are */
+    const uint8_t *p = rk.content, *end = rk.content + rk.content_len;
+    while (*p++ >= 0x80) {
+    }
+    size_t bytes = (size_t)(end - p);
+    it->c.any.p = loom__any_bytes_alloc(d, bytes ? bytes : 1);
+    if (!it->c.any.p) {
+        loom__item_release(d, it);
+        return LOOM_ENOMEM;
+    }
+    if (bytes >= 32 && bytes <= 64) {
+        /* a map entry's value: two overlapping moves, not a call */
+        memcpy(it->c.any.p, p, 32);
+        memcpy(it->c.any.p + bytes - 32, p + bytes - 32, 32);
+    } else if (bytes >= 16 && bytes < 32) {
+        memcpy(it->c.any.p, p, 16);
+        memcpy(it->c.any.p + bytes - 16, p + bytes - 16, 16);
+    } else {
+        memcpy(it->c.any.p, p, bytes);
+    }
+    it->c.any.bytes = bytes;
+    it->c.any.cap = bytes ? bytes : 1;
+    it->parent = parent;
+    const char *psub;
+    int rc = loom__type_key_hashed(
+        parent, rk.key, rk.key_len,
+        hashed ? hash : loom__hash_bytes(rk.key, rk.key_len), &psub);
+    if (rc) {
+        it->parent = NULL;
+        loom__item_free(d, it);
+        return rc;
+    }
+    it->parent_sub = psub;
+    it->parent_sub_len = (uint32_t)rk.key_len; /* checked by type_key */
+    return loom__item_integrate(g->t, it);
+}
+
 static int integrate_structs(integ *g)
 {
     loom_doc *d = g->d;
@@ -509,7 +608,11 @@ static int integrate_structs(integ *g)
         return LOOM_OK;
     sref h = {cur->b, cur->i++};
     for (;;) {
-        if (loom__rs_ref(h.b, h.k) != LOOM__REF_SKIP) {
+        if ((h.b->s[h.k].bits & RS_FAST) == RS_FAST &&
+            loom__state(d, h.b->client) == loom__rs_clock(h.b, h.k)) {
+            if ((rc = integrate_rootkey(g, cur, h)))
+                return rc;
+        } else if (loom__rs_ref(h.b, h.k) != LOOM__REF_SKIP) {
             const loom__rstruct *head = load_head(g, h);
             uint64_t local = loom__state(d, head->client);
             if (local < head->clock) {

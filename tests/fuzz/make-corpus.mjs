@@ -87,6 +87,24 @@ function writeCorpus(target, inputs) {
   }
   // every 7th emitted update, to keep the set small but varied
   const some = emitted.filter((_, i) => i % 7 === 0);
+  // loaded maps: runs of entries {id, title, done} under one root (the
+  // parser's and apply's fast path), then in turns with another root, of
+  // two clients, one value not flat
+  const maps = [];
+  {
+    const a = new Y.Doc();
+    a.clientID = 1;
+    const b = new Y.Doc();
+    b.clientID = 2;
+    for (let i = 0; i < 8; i++) {
+      const v = { id: i * 3000, title: `task ${i}`, done: i % 3 === 0 };
+      a.getMap(i < 5 || i % 2 ? 'map' : 'other').set(`k${i}`, v);
+      b.getMap('map').set(`j${i}`, i === 6 ? { id: [i], t: 0.5 } : v);
+    }
+    maps.push(Buffer.from(Y.encodeStateAsUpdate(a)));
+    Y.applyUpdate(a, Y.encodeStateAsUpdate(b));
+    maps.push(Buffer.from(Y.encodeStateAsUpdate(a)));
+  }
   const fuzzFinals = fuzzRuns.map((r) => fromHex(r.final[0].update));
   writeCorpus('update', [
     ...pick(finals, 30, 1024),
@@ -94,6 +112,7 @@ function writeCorpus(target, inputs) {
     ...pick(transfers, 8, 512),
     ...pick(checks, 6, 512),
     ...fuzzFinals.slice(0, 2),
+    ...maps,
     Buffer.from([0, 0]),
   ].filter((b, i, a) => a.findIndex((x) => x.equals(b)) === i));
 }

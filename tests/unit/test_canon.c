@@ -6,7 +6,8 @@
  * values with integer-like, repeated and "__proto__" keys. On the same
  * inputs, loom__any_check may call bytes canonical only when they are
  * exactly what loom__any_canon writes (the parser's flag that lets apply
- * copy Any content as it is).
+ * copy Any content as it is), and loom__any_check_n must agree with
+ * loom__any_check in every result, error and flag.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +23,38 @@
 
 static size_t n_canon; /* inputs loom__any_check called canonical */
 
+/* loom__any_check_n on one value agrees with loom__any_check in everything:
+ * result, error offset and message, end position and canonical flag. */
+static void same_n(const uint8_t *p, size_t n)
+{
+    loom__reader r1, r2;
+    loom__reader_init(&r1, p, n);
+    loom__reader_init(&r2, p, n);
+    bool c1 = true, c2 = true;
+    int rc1 = loom__any_check(&r1, 0, &c1);
+    int rc2 = loom__any_check_n(&r2, 1, &c2);
+    assert_int_equal(rc1, rc2);
+    assert_int_equal(r1.err_pos, r2.err_pos);
+    if (rc1)
+        assert_string_equal(r1.err_msg, r2.err_msg);
+    assert_int_equal(r1.pos, r2.pos);
+    assert_int_equal(c1, c2);
+}
+
+/* same_n on p as it is, and with bytes after it: the flat-object path of
+ * loom__any_check_n only reads members that have room after them. */
+static void same_n_padded(const uint8_t *p, size_t n)
+{
+    same_n(p, n);
+    uint8_t *q = malloc(n + 48);
+    assert_non_null(q);
+    if (n)
+        memcpy(q, p, n);
+    memset(q + n, 0x7f, 48);
+    same_n(q, n + 48);
+    free(q);
+}
+
 /* Both paths on one input: equal bytes, or both fail; and the canonical
  * flag of loom__any_check only on bytes that canon leaves unchanged. */
 static void same(const uint8_t *p, size_t n)
@@ -30,6 +63,7 @@ static void same(const uint8_t *p, size_t n)
     loom__reader_init(&r3, p, n);
     bool canon = true;
     int rc3 = loom__any_check(&r3, 0, &canon);
+    same_n_padded(p, n);
     loom__reader r1, r2;
     loom__reader_init(&r1, p, n);
     loom__reader_init(&r2, p, n);
@@ -209,6 +243,70 @@ static void gen(loom_buf *b, uint32_t *s, int depth)
     }
 }
 
+/* A random object of the shape a loaded map holds ({id, title, done}),
+ * with now and then what the fast paths must leave to the slow ones: more
+ * than 16 keys, long, empty, non-ASCII, integer-like, repeated and
+ * "__proto__" keys, long or non-ASCII strings, wide or non-minimal ints,
+ * floats and nested values. */
+static void gen_flat(loom_buf *b, uint32_t *s)
+{
+    static const char *const keys[] = {"id",
+                                       "title",
+                                       "done",
+                                       "a",
+                                       "x1",
+                                       "__proto__",
+                                       "9",
+                                       "",
+                                       "\xc3\xa9t\xc3\xa9",
+                                       "abcdefghijklmnop",
+                                       "abcdefghijklmnopq"};
+    static const char text[] = "task 12345678901234567\xc3\xa9";
+    uint32_t n = rng(s) % 8 ? rng(s) % 5 : rng(s) % 20;
+    loom__buf_push(b, 118);
+    loom__write_varuint(b, n);
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k = keys[rng(s) % 8 ? rng(s) % 5 : rng(s) % 11];
+        loom__write_varstring(b, k, strlen(k));
+        switch (rng(s) % 12) {
+        case 0:
+        case 1:
+        case 2:
+        case 3: {
+            /* 1 to 5 bytes */
+            static const uint64_t top[] = {63, 8191, 1048575, 134217727,
+                                           2147483647};
+            loom__buf_push(b, 125);
+            loom__write_varint(b, rng(s) & 1, rng(s) % (top[rng(s) % 5] + 1));
+            break;
+        }
+        case 4:
+            loom__buf_push(b, 125);
+            loom__buf_append(b, (const uint8_t *)"\x81\x80\x00", 3);
+            break;
+        case 5:
+        case 6:
+        case 7:
+            loom__buf_push(b, 119);
+            loom__write_varstring(b, text, rng(s) % (sizeof(text) - 1));
+            break;
+        case 8:
+            loom__buf_push(b, (uint8_t)(120 + rng(s) % 2));
+            break;
+        case 9:
+            loom__buf_push(b, (uint8_t)(126 + rng(s) % 2));
+            break;
+        case 10:
+            loom__buf_push(b, 123);
+            loom__write_f64(b, 0.5);
+            break;
+        default:
+            gen(b, s, 3);
+            break;
+        }
+    }
+}
+
 static void test_random(void **state)
 {
     (void)state;
@@ -221,6 +319,21 @@ static void test_random(void **state)
         for (size_t k = 0; k < b.len && i < 2000; k++)
             same(b.data, k);
         /* and a few with one byte changed */
+        for (int m = 0; m < 4 && b.len; m++) {
+            size_t at = rng(&s) % b.len;
+            uint8_t old = b.data[at];
+            b.data[at] = (uint8_t)rng(&s);
+            same(b.data, b.len);
+            b.data[at] = old;
+        }
+        loom_buf_free(&b);
+    }
+    for (int i = 0; i < 20000; i++) {
+        loom_buf b = {0};
+        gen_flat(&b, &s);
+        same(b.data, b.len);
+        for (size_t k = 0; k < b.len && i < 1000; k++)
+            same(b.data, k);
         for (int m = 0; m < 4 && b.len; m++) {
             size_t at = rng(&s) % b.len;
             uint8_t old = b.data[at];

@@ -1403,6 +1403,130 @@ static void test_malformed(void **state)
     }
 }
 
+/* Parses p (len bytes) and returns the result; *u is set on success. */
+static int parse_into(const loom_allocator *a,
+                      const uint8_t *p,
+                      size_t len,
+                      loom__rupdate *u,
+                      loom_error *err)
+{
+    memset(err, 0, sizeof(*err));
+    return loom__update_parse(a, p, len, 0, u, err);
+}
+
+/*
+ * The parser's fast path for map entries (an entry naming the root the
+ * entry before it named) against its slow path: the same update with the
+ * first entry naming another root takes the slow path for the second
+ * entry. Both must agree in every result, error offset and message and
+ * in what they keep of each struct (but the LOOM__RS_SAMEROOT flag, which
+ * only the fast path sets), on each case and on every truncation of it.
+ */
+static void test_fast_struct(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name; /* the root name of the entries, hex */
+        int n;            /* structs in the block */
+        const char *rest; /* the entries after the first, then the rest */
+    } cases[] = {
+        {"6d", 2, "2801016d0162017d0500"},
+        /* {id: 5, title: "task 1", done: true} twice: the first has room
+         * after it for the flat-object path */
+        {"6d", 3,
+         "2801016d01620176030269647d05057469746c657706"
+         "7461736b20310464"
+         "6f6e6578"
+         "2801016d01630176030269647d05057469746c657706"
+         "7461736b20310464"
+         "6f6e657800"},
+        {"6d6d6d6d6d6d6d6d6d", 2, "2801096d6d6d6d6d6d6d6d6d0162017d0500"},
+        {"6d6d6d6d6d6d6d6d", 2, "2801086d6d6d6d6d6d6d6d0162017d0500"},
+        {"", 2, "2801000162017d0500"},
+        {"6d", 2, "2801016d016201ff00"},         /* Any tag 255 */
+        {"6d", 2, "2801016d01620000"},           /* no value */
+        {"6d", 2, "2801016d016281017d05000000"}, /* two-byte count */
+        {"6d", 2, "2801016d016209000000"},       /* count too large */
+        {"6d", 2, "2801016d02c3a9017d0500"},     /* a non-ASCII key */
+        {"6d", 2, "2801016d02c328017d0500"},     /* invalid UTF-8 key */
+        {"6d", 2,
+         "2801016d11616161616161616161616161616161616101"
+         "7d0500"}, /* a key of 17 bytes */
+        {"6d", 2, "2801016d016201760201617d01016178000000"}, /* {a, a} */
+        {"6d", 2, "2801016d0162017702c32800"},     /* invalid UTF-8 text */
+        {"6d", 2, "2801016d0162017bff00"},         /* truncated float */
+        {"6d", 2, "2801026d6d0162017d0500"},       /* another root */
+        {"6d", 2, "2801016e0162017d0500"},         /* another root */
+        {"6d", 2, "0801016d017d0500"},             /* no key */
+        {"6d", 2, "2802016d0162017d0500"},         /* an ID parent */
+        {"6d", 2, "2881016d0162017d0500"},         /* a long parent info */
+        {"6d", 2, "a8010000017d0500"},             /* an origin */
+        {"6d", 2, "2801016d0162037d017d027d0300"}, /* three values */
+    };
+    size_t fast_taken = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t nl = strlen(cases[i].name) / 2;
+        char hex[2][512];
+        for (int v = 0; v < 2; v++) {
+            /* v = 1: the first entry names another root */
+            char name[64];
+            snprintf(name, sizeof(name), "%s%s", cases[i].name, v ? "78" : "");
+            snprintf(hex[v], sizeof(hex[v]),
+                     "01%02x01002801%02zx%s0161017d01%s", cases[i].n,
+                     nl + (size_t)v, name, cases[i].rest);
+        }
+        bytes fast = unhex(hex[0]), slow = unhex(hex[1]);
+        assert_int_equal(fast.len + 1, slow.len);
+        /* truncations after the first entry (a cut inside it is a cut at
+         * another place of the two) */
+        for (size_t len = fast.len + 1; len-- > 12 + nl;) {
+            test_alloc c;
+            loom_allocator a = test_alloc_init(&c);
+            loom__rupdate uf, us;
+            loom_error ef, es;
+            int rf = parse_into(&a, fast.p, len, &uf, &ef);
+            int rs = parse_into(&a, slow.p, len + 1, &us, &es);
+            if (rf != rs || (rf && strcmp(ef.message, es.message) != 0)) {
+                fprintf(
+                    stderr,
+                    "case %zu, %zu bytes: %d at %zu (%s) vs %d at %zu (%s)\n",
+                    i, len, rf, ef.offset, ef.message, rs, es.offset,
+                    es.message);
+            }
+            assert_int_equal(rf, rs);
+            if (rf) {
+                /* the first entry is a byte longer in the slow one; an
+                 * error in the block header is at the same place */
+                assert_true(ef.offset + 1 == es.offset ||
+                            (ef.offset < 4 && ef.offset == es.offset));
+                assert_string_equal(ef.message, es.message);
+                ASSERT_NO_LEAK(c);
+                continue;
+            }
+            assert_int_equal(uf.nblocks, us.nblocks);
+            const loom__rblock *bf = &uf.blocks[0], *bs = &us.blocks[0];
+            assert_int_equal(bf->n, bs->n);
+            assert_int_equal(bf->end_clock, bs->end_clock);
+            assert_int_equal(bf->end + 1, bs->end);
+            for (size_t k = 0; k < bf->n; k++) {
+                fast_taken += (bf->s[k].bits & LOOM__RS_SAMEROOT) != 0;
+                assert_int_equal(bf->s[k].bits & ~LOOM__RS_SAMEROOT,
+                                 bs->s[k].bits & ~LOOM__RS_SAMEROOT);
+                assert_int_equal(bf->s[k].offset + (k > 0), bs->s[k].offset);
+            }
+            loom__rupdate_free(&uf);
+            loom__rupdate_free(&us);
+            ASSERT_NO_LEAK(c);
+        }
+        free(fast.p);
+        free(slow.p);
+    }
+    /* the entries after the first of the valid cases but those with
+     * another root, no key, an ID parent, a long parent info or an origin
+     * took the fast path */
+    assert_int_equal(fast_taken, 8);
+}
+
 /* Things that look odd but are valid v1, as yjs reads them. */
 static void test_accepted_oddities(void **state)
 {
@@ -1655,6 +1779,7 @@ int main(void)
         cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_byte_flips),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_fast_struct),
         cmocka_unit_test(test_accepted_oddities),
         cmocka_unit_test(test_state_vectors),
         cmocka_unit_test(test_delete_sets),

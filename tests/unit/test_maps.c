@@ -5,6 +5,7 @@
  * overwritten value); one that fails must leave the document as it was
  * (same encoding), and nothing may leak. Loading the result into another
  * document with its allocations failing must fail cleanly and leak nothing.
+ * Loaded map entries of several roots and clients give the same document.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -160,11 +161,99 @@ static void test_load_out_of_memory(void **state)
     loom_buf_free(&u);
 }
 
+/* A new document of client `client` with the default allocator. */
+static loom_doc *new_doc(uint64_t client)
+{
+    loom_doc_options o;
+    loom_doc_options_init(&o);
+    o.client_id = client;
+    loom_doc *d = NULL;
+    assert_int_equal(loom_doc_new(&o, &d), 0);
+    return d;
+}
+
+/* Sets key i of map m to value(i), or to {id: [i]} (an object that is not
+ * flat) when i % 5 == 4. */
+static void set(loom_type *m, int i)
+{
+    char k[16];
+    snprintf(k, sizeof k, "k%d", i);
+    loom_any *v;
+    if (i % 5 == 4) {
+        loom_any *arr, *n;
+        assert_int_equal(loom_any_new_object(NULL, &v), 0);
+        assert_int_equal(loom_any_new_array(NULL, &arr), 0);
+        assert_int_equal(loom_any_new_number(NULL, i, &n), 0);
+        assert_int_equal(loom_any_array_push(arr, n), 0);
+        assert_int_equal(loom_any_object_set(v, "id", 2, arr), 0);
+    } else {
+        v = value(i);
+    }
+    assert_int_equal(loom_map_set(m, k, strlen(k), v), 0);
+    loom_any_free(v);
+}
+
+/*
+ * Loading maps the way a loaded map entry is integrated (a root parent, a
+ * key, no origins): entries of two roots in turns and in runs, of two
+ * clients, values that are flat objects and values that are not, applied
+ * whole and client by client in either order. The loaded document encodes
+ * to the same update.
+ */
+static void test_load_entries(void **state)
+{
+    (void)state;
+    loom_doc *a = new_doc(1), *b = new_doc(2);
+    loom_type *am, *an, *bm;
+    assert_int_equal(loom_doc_get(a, "m", 1, LOOM_TYPE_MAP, &am), 0);
+    assert_int_equal(loom_doc_get(a, "n", 1, LOOM_TYPE_MAP, &an), 0);
+    assert_int_equal(loom_doc_get(b, "m", 1, LOOM_TYPE_MAP, &bm), 0);
+    for (int i = 0; i < 60; i++) {
+        /* runs of "m", then turns */
+        set(i < 20 || i % 2 ? am : an, i);
+        set(bm, 1000 + i);
+    }
+    loom_buf ua, ub;
+    encode(a, &ua);
+    encode(b, &ub);
+    assert_int_equal(loom_doc_apply_update(a, ub.data, ub.len, NULL, NULL), 0);
+    loom_buf all;
+    encode(a, &all);
+    for (int order = 0; order < 3; order++) {
+        loom_doc *d = new_doc(3);
+        if (order == 0) {
+            assert_int_equal(
+                loom_doc_apply_update(d, all.data, all.len, NULL, NULL), 0);
+        } else {
+            const loom_buf *first = order == 1 ? &ua : &ub;
+            const loom_buf *second = order == 1 ? &ub : &ua;
+            assert_int_equal(
+                loom_doc_apply_update(d, first->data, first->len, NULL, NULL),
+                0);
+            assert_int_equal(
+                loom_doc_apply_update(d, second->data, second->len, NULL, NULL),
+                0);
+        }
+        loom_buf now;
+        encode(d, &now);
+        assert_int_equal(now.len, all.len);
+        assert_memory_equal(now.data, all.data, all.len);
+        loom_buf_free(&now);
+        loom_doc_free(d);
+    }
+    loom_buf_free(&ua);
+    loom_buf_free(&ub);
+    loom_buf_free(&all);
+    loom_doc_free(a);
+    loom_doc_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_out_of_memory),
         cmocka_unit_test(test_load_out_of_memory),
+        cmocka_unit_test(test_load_entries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
