@@ -809,10 +809,11 @@ int loom__any_check(loom__reader *r, int depth, bool *canon)
     if (r->err) {
         return r->err;
     }
-    const uint8_t *start = r->p + r->pos, *end = r->p + r->len;
-    if (start >= end) {
+    /* no pointer is formed into an empty input (which may be NULL) */
+    if (r->pos >= r->len) {
         return check_slow(r, depth, canon);
     }
+    const uint8_t *start = r->p + r->pos, *end = r->p + r->len;
     const uint8_t *p = start;
     if (*p != TAG_OBJECT) {
         const uint8_t *q = fast_scalar(p, end);

@@ -15,6 +15,9 @@
 //   update    v1 updates (final updates, emitted updates, sync transfers)
 //   any       one mode byte, then the input: 0 = lib0 Any bytes
 //             (primitives.json), 1 = JSON text
+//   anycheck  one byte (the number of values - 1), then lib0 Any values
+//             back to back: flat objects of scalars as a map holds, and
+//             what the parser's fast checker must hand to the full one
 //   sv        encoded state vectors
 //   snapshot  encoded snapshots (v1)
 //   relpos    encoded relative positions
@@ -55,10 +58,12 @@ function pick(list, max, limit = 4096) {
   return out;
 }
 
+// Replaces the seeds of a target (files named by their SHA-1); inputs kept by
+// name (reproducers of fixed bugs, moved from crashes/) stay.
 function writeCorpus(target, inputs) {
   const dir = path.join(HERE, 'corpus', target);
-  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(dir)) if (/^[0-9a-f]{40}$/.test(f)) rmSync(path.join(dir, f));
   for (const b of inputs) {
     writeFileSync(path.join(dir, createHash('sha1').update(b).digest('hex')), b);
   }
@@ -128,6 +133,33 @@ function writeCorpus(target, inputs) {
     '123456789012345678901234567890', '{"\\u0000":"nul"}',
   ].map((s) => Buffer.concat([Buffer.from([1]), Buffer.from(s, 'utf8')]));
   writeCorpus('any', [...bin, ...json]);
+}
+
+// ---- anycheck --------------------------------------------------------------------
+{
+  const E = await import(pathToFileURL(path.join(ROOT, 'node_modules', 'lib0', 'encoding.js')).href);
+  const anyBytes = (...values) => {
+    const e = E.createEncoder();
+    for (const v of values) E.writeAny(e, v);
+    return Buffer.from(E.toUint8Array(e));
+  };
+  const todo = (i) => ({ id: i, title: `task ${i}`, done: i % 3 === 0 });
+  const seeds = [
+    [todo(0)], [todo(1), todo(2)], [todo(70000), todo(-5), todo(2 ** 31)],
+    [{ id: 0.5, t: 'é', n: null, u: undefined, f: false, big: 2 ** 53 }],
+    [{ 1: 'a', b: 2 }], [{ a: 1, a2: 2, a3: 3, a4: 4, a5: 5, a6: 6, a7: 7, a8: 8 }],
+    [{ abcdefghijklmnopq: 1 }], [{ '': 0 }], [{}], [{ a: { b: 1 } }], [{ a: [1, 2] }],
+    [{ a: new Uint8Array([1, 2]) }], [{ a: 10n }], ['x', 1, true, null], [-0, 1e300, -1.5],
+  ].map((vs) => Buffer.concat([Buffer.from([vs.length - 1]), anyBytes(...vs)]));
+  // what JS writes never repeats a key nor names __proto__: hand-made ones
+  const raw = (n, hex) => Buffer.concat([Buffer.from([n - 1]), fromHex(hex)]);
+  seeds.push(
+    raw(1, '7602016177010161777d02'), // {a: 1, a: 2}
+    raw(1, '7601095f5f70726f746f5f5f7d01'), // {__proto__: 1}
+    raw(1, '760201617d0101627d'), // truncated
+    raw(2, '7601016177017d05'), // a second value missing
+  );
+  writeCorpus('anycheck', seeds);
 }
 
 // ---- sv ------------------------------------------------------------------------
