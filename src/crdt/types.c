@@ -414,29 +414,32 @@ static bool has_map(const loom_type *t)
 static int map_set_item(
     loom_type *map, const char *key, size_t klen, uint64_t h, loom__item *it)
 {
-    loom_txn *t;
-    int rc = open_txn(map, &t);
-    if (rc) {
-        loom__item_free(map->doc, it);
-        return rc;
-    }
+    loom_doc *d = map->doc;
+    int rc = writable(map);
     /* one lookup: the entry gives the left neighbour and the key copy
      * (integration finds the entry again by key_hint) */
-    loom_doc *d = map->doc;
-    if ((rc = loom__type_key_hashed(map, key, klen, h, &it->parent_sub))) {
+    if (rc || (rc = loom__type_key_hashed(map, key, klen, h, &it->parent_sub))) {
         loom__item_free(d, it);
-        return close_txn(d, rc);
+        return rc;
     }
     it->parent_sub_len = (uint32_t)klen; /* checked by type_key */
     loom__item *left = map->map.e[map->key_hint].val;
+    it->left = left;
+    it->parent = map;
+    if (loom__map_set_alone(d, it, &rc))
+        return rc;
+    loom_txn *t;
+    if ((rc = loom__txn_begin(d, NULL, true, &t))) {
+        it->parent = NULL;
+        loom__item_free(d, it);
+        return rc;
+    }
     it->id.client = d->client_id;
     it->id.clock = loom__state(d, d->client_id);
     if (left) {
         it->has_origin = true;
         it->origin = loom__item_last_id(left);
     }
-    it->left = left;
-    it->parent = map;
     rc = loom__item_integrate(t, it);
     return close_txn(d, rc);
 }
