@@ -464,12 +464,13 @@ int loom__strmap_intern(loom__strmap *m,
                         loom__strmap_entry **out,
                         bool *created);
 uint64_t loom__hash_bytes(const void *p, size_t n);
-/* loom__strmap_intern with the key's hash (loom__hash_bytes) known. */
+/* loom__strmap_intern with the key's hash (loom__hash_bytes) known, giving
+ * the entry's index. */
 int loom__strmap_intern_hashed(loom__strmap *m,
                                const char *key,
                                size_t klen,
                                uint64_t h,
-                               loom__strmap_entry **out,
+                               size_t *index,
                                bool *created);
 /* The slot where a key of hash h is looked for first. */
 static inline size_t loom__strmap_slot(uint64_t h, size_t mask)

@@ -298,15 +298,19 @@ static int idx_resize(loom__strmap *m, size_t icap)
     /* the slots written are random: start loading a few ahead */
     enum { AHEAD = 8 };
     size_t mask = icap - 1;
-    for (size_t i = 0; i < m->icap; i++) {
+    const uint64_t *old = m->idx;
+    size_t n = m->icap, i = 0;
 #if defined(__GNUC__) || defined(__clang__)
-        if (i + AHEAD < m->icap) {
-            __builtin_prefetch(&idx[(size_t)(m->idx[i + AHEAD] >> 32) & mask],
-                               1);
+    for (; i + AHEAD < n; i++) {
+        __builtin_prefetch(&idx[(size_t)(old[i + AHEAD] >> 32) & mask], 1);
+        if (old[i]) {
+            idx_place(idx, mask, old[i]);
         }
+    }
 #endif
-        if (m->idx[i]) {
-            idx_place(idx, mask, m->idx[i]);
+    for (; i < n; i++) {
+        if (old[i]) {
+            idx_place(idx, mask, old[i]);
         }
     }
     loom__free(m->a, m->idx, m->icap * sizeof(*m->idx));
@@ -347,21 +351,53 @@ int loom__strmap_intern(loom__strmap *m,
                         loom__strmap_entry **out,
                         bool *created)
 {
-    return loom__strmap_intern_hashed(m, key, klen, loom__hash_bytes(key, klen),
-                                      out, created);
+    size_t i;
+    int rc = loom__strmap_intern_hashed(m, key, klen, loom__hash_bytes(key, klen),
+                                        &i, created);
+    if (rc) {
+        return rc;
+    }
+    *out = &m->e[i];
+    return LOOM_OK;
 }
 
-int loom__strmap_intern_hashed(loom__strmap *m,
-                               const char *key,
-                               size_t klen,
-                               uint64_t h,
-                               loom__strmap_entry **out,
-                               bool *created)
+/* Are the n <= 16 bytes at p and q equal? Without a call, as
+ * loom__copy copies them. */
+static inline bool eq_short(const char *p, const char *q, size_t n)
+{
+    if (n >= 8) {
+        uint64_t a, b, c, d;
+        memcpy(&a, p, 8);
+        memcpy(&b, q, 8);
+        memcpy(&c, p + n - 8, 8);
+        memcpy(&d, q + n - 8, 8);
+        return ((a ^ b) | (c ^ d)) == 0;
+    }
+    if (n >= 4) {
+        uint32_t a, b, c, d;
+        memcpy(&a, p, 4);
+        memcpy(&b, q, 4);
+        memcpy(&c, p + n - 4, 4);
+        memcpy(&d, q + n - 4, 4);
+        return ((a ^ b) | (c ^ d)) == 0;
+    }
+    return n == 0 || (p[0] == q[0] && p[n / 2] == q[n / 2] && p[n - 1] == q[n - 1]);
+}
+
+/* loom__strmap_intern_hashed for every case: a key that may be there, or
+ * a new one for which something must grow first (the index, the entries,
+ * the key blocks). */
+static LOOM__NOINLINE int intern_general(loom__strmap *m,
+                                         const char *key,
+                                         size_t klen,
+                                         uint64_t h,
+                                         size_t *index,
+                                         bool *created)
 {
     size_t slot;
     loom__strmap_entry *e = find_hashed(m, key, klen, h, &slot);
     if (e) {
-        *out = e;
+        *index = (size_t)(e - m->e);
         *created = false;
         return LOOM_OK;
     }
@@ -391,14 +427,60 @@ int loom__strmap_intern_hashed(loom__strmap *m,
     e->key = copy;
     e->klen = klen;
     e->val = NULL;
-    m->n++;
+    *index = m->n++;
     uint64_t v = (h >> 32) << 32 | (uint32_t)m->n;
     if (grown) {
         idx_place(m->idx, m->icap - 1, v);
     } else {
         m->idx[slot] = v;
     }
-    *out = e;
+    *created = true;
+    return LOOM_OK;
+}
+
+/* The usual case inline and without calls (so without saving registers):
+ * a key whose tag no slot on its probe has (new), with room everywhere.
+ * Anything else goes to intern_general. */
+int loom__strmap_intern_hashed(loom__strmap *m,
+                               const char *key,
+                               size_t klen,
+                               uint64_t h,
+                               size_t *index,
+                               bool *created)
+{
+    size_t n = m->n;
+    size_t need = sizeof(uint32_t) + klen + 1;
+    if ((n + 1) * 2 > m->icap || n == m->ecap || klen > 16 || !m->kb ||
+        m->kb->size - m->kused < need) {
+        return intern_general(m, key, klen, h, index, created);
+    }
+    size_t mask = m->icap - 1;
+    uint64_t tag = h >> 32;
+    size_t slot = loom__strmap_slot(h, mask);
+    for (uint64_t v; (v = m->idx[slot]) != 0; slot = (slot + 1) & mask) {
+        if (v >> 32 == tag) {
+            const loom__strmap_entry *f = &m->e[(uint32_t)v - 1];
+            if (f->klen == klen && eq_short(f->key, key, klen)) {
+                *index = (uint32_t)v - 1;
+                *created = false;
+                return LOOM_OK;
+            }
+        }
+    }
+    char *p = m->kb->data + m->kused;
+    m->kused += need;
+    uint32_t i32 = (uint32_t)n;
+    memcpy(p, &i32, sizeof(i32));
+    p += sizeof(i32);
+    loom__copy(p, key, klen);
+    p[klen] = 0;
+    loom__strmap_entry *e = &m->e[n];
+    e->key = p;
+    e->klen = klen;
+    e->val = NULL;
+    m->n = n + 1;
+    m->idx[slot] = tag << 32 | (uint64_t)(n + 1);
+    *index = n;
     *created = true;
     return LOOM_OK;
 }

@@ -80,14 +80,14 @@ int loom__type_key_hashed(
 {
     if (klen > UINT32_MAX)
         return LOOM_ELIMIT; /* loom__item.parent_sub_len */
-    loom__strmap_entry *e;
+    size_t i;
     bool created;
-    int rc = loom__strmap_intern_hashed(&type->map, key, klen, h, &e, &created);
+    int rc = loom__strmap_intern_hashed(&type->map, key, klen, h, &i, &created);
     if (rc)
         return rc;
-    type->key_hint = (size_t)(e - type->map.e);
+    type->key_hint = i;
     type->key_new = created;
-    *out = e->key;
+    *out = type->map.e[i].key;
     return LOOM_OK;
 }
 
