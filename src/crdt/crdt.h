@@ -338,7 +338,13 @@ static inline int loom__cs_reserve(const loom_allocator *a, loom__client *c)
                              sizeof(*c->v));
 }
 /* Appends (after loom__cs_reserve). */
-void loom__cs_push(loom__client *c, loom__item *it);
+static inline void loom__cs_push(loom__client *c, loom__item *it)
+{
+    if (c->gap >= c->n)
+        c->hole = 0; /* a hole at the end is just spare room */
+    c->v[c->n + c->hole] = it;
+    c->n++;
+}
 /* Inserts at index i <= n (after loom__cs_reserve). */
 void loom__cs_insert(loom__client *c, size_t i, loom__item *it);
 /* Removes the k entries from index i (the items are not freed). */
@@ -407,15 +413,6 @@ int loom__content_split(loom_doc *d,
  * the item is linked (out of memory) the item is freed; afterwards it belongs
  * to the document either way. Callers never free it after this call. */
 int loom__item_integrate(loom_txn *t, loom__item *it);
-/* A map set that is a transaction of its own while nobody observes the
- * document (no transaction open, no subscription): `it` (parent, parent_sub
- * and left, the key's current item, set) is linked as the key's value and
- * the value it overwrites is deleted and collected, with no transaction
- * object, as loom__item_integrate and the cleanup of that transaction would
- * do. Returns false, changing nothing, when that transaction could do more
- * (a type overwritten, deleted structs that merge); else true with the
- * result in *rc (on failure `it` is freed and the document unchanged). */
-bool loom__map_set_alone(loom_doc *d, loom__item *it, int *rc);
 /* Item.delete. */
 int loom__item_delete(loom_txn *t, loom__item *it);
 /* Turns a deleted item's content into Deleted(len) (and its type's children

@@ -456,62 +456,6 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     return LOOM_OK;
 }
 
-bool loom__map_set_alone(loom_doc *d, loom__item *it, int *rc)
-{
-    if (d->txn || d->nsubs || d->in_cleanup ||
-        (it->ref != LOOM__REF_ANY && it->ref != LOOM__REF_BINARY))
-        return false;
-    loom__item *left = it->left;
-    bool del = left && !loom__item_deleted(left);
-    if (del) {
-        /* The cleanup merges the collected value into its left when they
-         * are neighbours by clock too (one key set again and again); a
-         * type's delete deletes its children. Those take the general
-         * path. (The new value never merges: it is not deleted, the values
-         * before it are.) */
-        const loom__item *l = left->left;
-        if (left->ref == LOOM__REF_TYPE || loom__item_is_gc(left) ||
-            (l && l->right == left && l->id.client == left->id.client &&
-             l->id.clock + l->len == left->id.clock))
-            return false;
-    }
-    loom__client *own = d->last_client;
-    if (((!own || own->client != d->client_id) &&
-         (*rc = loom__client_get_or_add(d, d->client_id, &own))) ||
-        (*rc = loom__cs_reserve(d->a, own))) {
-        drop_unlinked(d, it, *rc);
-        return true;
-    }
-    d->txn_seq++; /* as the transaction would have */
-    it->id.client = own->client;
-    if (own->n) {
-        const loom__item *last = loom__cs_last(own);
-        it->id.clock = last->id.clock + last->len;
-    }
-    loom_type *map = it->parent;
-    if (left) {
-        it->has_origin = true;
-        it->origin = loom__item_last_id(left);
-        left->right = it;
-        if (del) {
-            left->flags |= LOOM__F_DELETED;
-            if (d->gc && !(left->flags & LOOM__F_KEEP))
-                loom__item_gc(d, left, false);
-        }
-    }
-    loom__cs_push(own, it);
-    size_t ei = map->key_hint;
-    if (map->map.e[ei].key != it->parent_sub)
-        ei = (size_t)(loom__strmap_key_entry(&map->map, it->parent_sub) -
-                      map->map.e);
-    else
-        map->key_new = false; /* the entry has an item now */
-    map->map.e[ei].val = it;
-    *rc = d->oom;
-    d->oom = 0;
-    return true;
-}
-
 /* ---- deletion ------------------------------------------------------------ */
 
 /* The non-recursive part of Item.delete. */

@@ -54,14 +54,6 @@ static void cs_move_gap(loom__client *c, size_t i)
     c->gap = i;
 }
 
-void loom__cs_push(loom__client *c, loom__item *it)
-{
-    if (c->gap >= c->n)
-        c->hole = 0; /* a hole at the end is just spare room */
-    c->v[c->n + c->hole] = it;
-    c->n++;
-}
-
 void loom__cs_insert(loom__client *c, size_t i, loom__item *it)
 {
     if (i >= c->n) {

@@ -75,7 +75,7 @@ int loom__type_key_lookup(loom_type *type,
                                  out);
 }
 
-int loom__type_key_hashed(
+static LOOM__INLINE int type_key_hashed(
     loom_type *type, const char *key, size_t klen, uint64_t h, const char **out)
 {
     if (klen > UINT32_MAX)
@@ -89,6 +89,12 @@ int loom__type_key_hashed(
     type->key_new = created;
     *out = type->map.e[i].key;
     return LOOM_OK;
+}
+
+int loom__type_key_hashed(
+    loom_type *type, const char *key, size_t klen, uint64_t h, const char **out)
+{
+    return type_key_hashed(type, key, klen, h, out);
 }
 
 loom__item *
@@ -246,12 +252,43 @@ static loom__item *new_item(loom_doc *d, uint8_t ref)
     return it;
 }
 
-static int item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
+static LOOM__NOINLINE int item_from_value_any(loom_doc *d,
+                                              const loom_any *v,
+                                              loom__item *it,
+                                              loom__item **out);
+
+/* The item holding value v. */
+static LOOM__INLINE int
+item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
 {
-    loom__item *it;
+    /* the item first: it may come from where the pool's next block is */
+    loom__item *it = new_item(d, LOOM__REF_ANY);
+    if (!it)
+        return LOOM_ENOMEM;
+    /* A flat object (what maps mostly hold) is encoded where the pool
+     * hands out its next block and taken at its size there. */
+    size_t max = 0;
+    uint8_t *w = loom__pool_peek(&d->pool, &max);
+    size_t fn = w ? loom__any_put_flat(w, max, v) : 0;
+    if (!fn)
+        return item_from_value_any(d, v, it, out);
+    it->c.any.p = loom__pool_commit(&d->pool, fn);
+    it->c.any.bytes = fn;
+    it->c.any.cap = fn;
+    it->len = 1;
+    *out = it;
+    return LOOM_OK;
+}
+
+/* item_from_value for the other values, into `it` (a new Any item, freed
+ * on failure). */
+static LOOM__NOINLINE int item_from_value_any(loom_doc *d,
+                                              const loom_any *v,
+                                              loom__item *it,
+                                              loom__item **out)
+{
     if (v->kind == LOOM_ANY_BINARY) {
-        if (!(it = new_item(d, LOOM__REF_BINARY)))
-            return LOOM_ENOMEM;
+        it->ref = LOOM__REF_BINARY;
         it->c.bin.p =
             loom__memdup(d->a, v->u.bin.p, v->u.bin.len ? v->u.bin.len : 1);
         if (!it->c.bin.p) {
@@ -259,21 +296,6 @@ static int item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
             return LOOM_ENOMEM;
         }
         it->c.bin.n = v->u.bin.len;
-        it->len = 1;
-        *out = it;
-        return LOOM_OK;
-    }
-    if (!(it = new_item(d, LOOM__REF_ANY)))
-        return LOOM_ENOMEM;
-    /* A flat object (what maps mostly hold) is encoded where the pool
-     * hands out its next block and taken at its size there. */
-    size_t max = 0;
-    uint8_t *w = loom__pool_peek(&d->pool, &max);
-    size_t fn = w ? loom__any_put_flat(w, max, v) : 0;
-    if (fn) {
-        it->c.any.p = loom__pool_commit(&d->pool, fn);
-        it->c.any.bytes = fn;
-        it->c.any.cap = fn;
         it->len = 1;
         *out = it;
         return LOOM_OK;
@@ -410,15 +432,80 @@ static bool has_map(const loom_type *t)
            t->kind == LOOM_TYPE_XML_ELEMENT || t->kind == LOOM_TYPE_UNDEFINED;
 }
 
+/* A map set that is a transaction of its own while nobody observes the
+ * document (no transaction open, no subscription): `it` (parent, parent_sub
+ * and left, the key's current item, set) is linked as the key's value and
+ * the value it overwrites is deleted and collected, with no transaction
+ * object, as loom__item_integrate and the cleanup of that transaction would
+ * do. Returns false, changing nothing, when that transaction could do more
+ * (a type overwritten, deleted structs that merge); else true with the
+ * result in *rc (on failure `it` is freed and the document unchanged). */
+static LOOM__INLINE bool map_set_alone(loom_doc *d, loom__item *it, int *rc)
+{
+    if (d->txn || d->nsubs || d->in_cleanup ||
+        (it->ref != LOOM__REF_ANY && it->ref != LOOM__REF_BINARY))
+        return false;
+    loom__item *left = it->left;
+    bool del = left && !loom__item_deleted(left);
+    if (del) {
+        /* The cleanup merges the collected value into its left when they
+         * are neighbours by clock too (one key set again and again); a
+         * type's delete deletes its children. Those take the general
+         * path. (The new value never merges: it is not deleted, the values
+         * before it are.) */
+        const loom__item *l = left->left;
+        if (left->ref == LOOM__REF_TYPE || loom__item_is_gc(left) ||
+            (l && l->right == left && l->id.client == left->id.client &&
+             l->id.clock + l->len == left->id.clock))
+            return false;
+    }
+    loom__client *own = d->last_client;
+    if (((!own || own->client != d->client_id) &&
+         (*rc = loom__client_get_or_add(d, d->client_id, &own))) ||
+        (*rc = loom__cs_reserve(d->a, own))) {
+        it->parent = NULL;
+        loom__item_free(d, it);
+        return true;
+    }
+    d->txn_seq++; /* as the transaction would have */
+    it->id.client = own->client;
+    if (own->n) {
+        const loom__item *last = loom__cs_last(own);
+        it->id.clock = last->id.clock + last->len;
+    }
+    loom_type *map = it->parent;
+    if (left) {
+        it->has_origin = true;
+        it->origin = loom__item_last_id(left);
+        left->right = it;
+        if (del) {
+            left->flags |= LOOM__F_DELETED;
+            if (d->gc && !(left->flags & LOOM__F_KEEP))
+                loom__item_gc(d, left, false);
+        }
+    }
+    loom__cs_push(own, it);
+    size_t ei = map->key_hint;
+    if (map->map.e[ei].key != it->parent_sub)
+        ei = (size_t)(loom__strmap_key_entry(&map->map, it->parent_sub) -
+                      map->map.e);
+    else
+        map->key_new = false; /* the entry has an item now */
+    map->map.e[ei].val = it;
+    *rc = d->oom;
+    d->oom = 0;
+    return true;
+}
+
 /* Sets key (of hash h, see loom__hash_bytes) to the prepared item. */
-static int map_set_item(
+static LOOM__INLINE int map_set_item(
     loom_type *map, const char *key, size_t klen, uint64_t h, loom__item *it)
 {
     loom_doc *d = map->doc;
     int rc = writable(map);
     /* one lookup: the entry gives the left neighbour and the key copy
      * (integration finds the entry again by key_hint) */
-    if (rc || (rc = loom__type_key_hashed(map, key, klen, h, &it->parent_sub))) {
+    if (rc || (rc = type_key_hashed(map, key, klen, h, &it->parent_sub))) {
         loom__item_free(d, it);
         return rc;
     }
@@ -426,7 +513,7 @@ static int map_set_item(
     loom__item *left = map->map.e[map->key_hint].val;
     it->left = left;
     it->parent = map;
-    if (loom__map_set_alone(d, it, &rc))
+    if (map_set_alone(d, it, &rc))
         return rc;
     loom_txn *t;
     if ((rc = loom__txn_begin(d, NULL, true, &t))) {
@@ -444,7 +531,7 @@ static int map_set_item(
     return close_txn(d, rc);
 }
 
-static int check_key(const loom_type *map, const char *key, size_t klen)
+static LOOM__INLINE int check_key(const loom_type *map, const char *key, size_t klen)
 {
     if (!map || (!key && klen))
         return LOOM_EINVAL;
