@@ -677,7 +677,11 @@ static inline bool free_single(loom_any *v)
 // NOLINTNEXTLINE(misc-no-recursion): as deep as the value (decoders cap it)
 void loom_any_free(loom_any *v)
 {
-    if (!v || free_single(v)) {
+    /* objects first: a value is mostly one */
+    if (v && v->kind != LOOM_ANY_OBJECT && free_single(v)) {
+        return;
+    }
+    if (!v) {
         return;
     }
     const loom_allocator *a = v->a;
@@ -709,7 +713,11 @@ void loom_any_free(loom_any *v)
             loom__free(a, c, sizeof(*c) + c->size);
             c = next;
         }
-        loom__free(a, v, OBJ_NODE);
+        if (a) {
+            a->free_fn(a->ud, v, OBJ_NODE); /* what loom__free passes */
+        } else {
+            loom__free(a, v, OBJ_NODE);
+        }
         return;
     }
     default:

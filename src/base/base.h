@@ -464,6 +464,51 @@ int loom__strmap_intern(loom__strmap *m,
                         loom__strmap_entry **out,
                         bool *created);
 uint64_t loom__hash_bytes(const void *p, size_t n);
+/* splitmix64's finaliser. */
+static inline uint64_t loom__mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+/* loom__hash_bytes for callers that take it inline (a map set). Keys come
+ * from untrusted updates, so it mixes every input bit; there is no
+ * per-process seed, which keeps runs reproducible. */
+static LOOM__INLINE uint64_t loom__hash_inline(const void *p, size_t n)
+{
+    const uint8_t *s = (const uint8_t *)p;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (n * 0xff51afd7ed558ccdULL);
+    /* the last 1..8 bytes go to the final mix (a key of exactly one word
+     * costs one mix, not two) */
+    size_t k = n;
+    while (k > 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = loom__mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
+        s += 8;
+        k -= 8;
+    }
+    /* the tail as a little-endian word, from two overlapping loads (the
+     * bytes both hold sit at the same place in each, so or-ing is exact) */
+    uint64_t w;
+    if (k == 8) {
+        memcpy(&w, s, 8);
+    } else if (k >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + k - 4, 4);
+        w = (uint64_t)lo | (uint64_t)hi << (8 * (k - 4));
+    } else if (k) {
+        w = (uint64_t)s[0] | (uint64_t)s[k / 2] << (8 * (k / 2)) |
+            (uint64_t)s[k - 1] << (8 * (k - 1));
+    } else {
+        w = 0;
+    }
+    return loom__mix64(h ^ w ^ ((uint64_t)n << 56));
+}
 /* loom__strmap_intern with the key's hash (loom__hash_bytes) known, giving
  * the entry's index. */
 int loom__strmap_intern_hashed(loom__strmap *m,
