@@ -414,6 +414,13 @@ typedef struct loom__strmap_entry {
     void *val;
 } loom__strmap_entry;
 
+/* A block of key copies (map.c). */
+struct loom__keyblock {
+    struct loom__keyblock *next;
+    size_t size; /* bytes in data */
+    char data[];
+};
+
 typedef struct loom__strmap {
     loom__strmap_entry *e; /* in insertion order */
     size_t n, ecap;
@@ -521,6 +528,85 @@ int loom__strmap_intern_hashed(loom__strmap *m,
 static inline size_t loom__strmap_slot(uint64_t h, size_t mask)
 {
     return (size_t)(h >> 32) & mask;
+}
+/* loom__strmap_intern_hashed for every case. */
+int loom__strmap_intern_slow(loom__strmap *m,
+                             const char *key,
+                             size_t klen,
+                             uint64_t h,
+                             size_t *index,
+                             bool *created);
+/* Are the n <= 16 bytes at p and q equal? Without a call, as loom__copy
+ * copies them. */
+static inline bool loom__eq_short(const char *p, const char *q, size_t n)
+{
+    if (n >= 8) {
+        uint64_t a, b, c, d;
+        memcpy(&a, p, 8);
+        memcpy(&b, q, 8);
+        memcpy(&c, p + n - 8, 8);
+        memcpy(&d, q + n - 8, 8);
+        return ((a ^ b) | (c ^ d)) == 0;
+    }
+    if (n >= 4) {
+        uint32_t a, b, c, d;
+        memcpy(&a, p, 4);
+        memcpy(&b, q, 4);
+        memcpy(&c, p + n - 4, 4);
+        memcpy(&d, q + n - 4, 4);
+        return ((a ^ b) | (c ^ d)) == 0;
+    }
+    return n == 0 ||
+           (p[0] == q[0] && p[n / 2] == q[n / 2] && p[n - 1] == q[n - 1]);
+}
+/* loom__strmap_intern_hashed for a caller that takes the usual case inline
+ * (a map set): a short key whose tag no slot on its probe has (new, or
+ * equal to the key of the slot with its tag), with room everywhere: no
+ * call, so the caller saves no registers for one. Anything else goes to
+ * loom__strmap_intern_slow. */
+static LOOM__INLINE int loom__strmap_intern_inline(loom__strmap *m,
+                                                   const char *key,
+                                                   size_t klen,
+                                                   uint64_t h,
+                                                   size_t *index,
+                                                   bool *created)
+{
+    size_t n = m->n;
+    size_t need = sizeof(uint32_t) + klen + 1;
+    if ((n + 1) * 2 > m->icap || n == m->ecap || klen > 16 || !m->kb ||
+        m->kb->size - m->kused < need) {
+        return loom__strmap_intern_slow(m, key, klen, h, index, created);
+    }
+    size_t mask = m->icap - 1;
+    uint64_t tag = h >> 32;
+    size_t slot = loom__strmap_slot(h, mask);
+    for (uint64_t v; (v = m->idx[slot]) != 0; slot = (slot + 1) & mask) {
+        if (v >> 32 == tag) {
+            const loom__strmap_entry *f = &m->e[(uint32_t)v - 1];
+            if (f->klen == klen && loom__eq_short(f->key, key, klen)) {
+                *index = (uint32_t)v - 1;
+                *created = false;
+                return LOOM_OK;
+            }
+        }
+    }
+    /* new: copied after its entry's index (loom__strmap_key_entry) */
+    char *p = m->kb->data + m->kused;
+    m->kused += need;
+    uint32_t i32 = (uint32_t)n;
+    memcpy(p, &i32, sizeof(i32));
+    p += sizeof(i32);
+    loom__copy(p, key, klen);
+    p[klen] = 0;
+    loom__strmap_entry *e = &m->e[n];
+    e->key = p;
+    e->klen = klen;
+    e->val = NULL;
+    m->n = n + 1;
+    m->idx[slot] = tag << 32 | (uint64_t)(n + 1);
+    *index = n;
+    *created = true;
+    return LOOM_OK;
 }
 /* Starts loading the index slot where a key of hash h is looked for: in a
  * large map that slot is a cache miss, which work done meanwhile hides. */

@@ -137,11 +137,6 @@ int loom__u64map_put(loom__u64map *m, uint64_t key, void *val)
  * KEY_BLOCK bytes; a longer key gets a block of its own. */
 #define KEY_BLOCK 4096
 
-struct loom__keyblock {
-    struct loom__keyblock *next;
-    size_t size; /* bytes in data */
-    char data[];
-};
 
 /* A NUL-terminated copy of key in m's blocks, after the index of its
  * entry (4 bytes, see loom__strmap_key_entry), or NULL. */
@@ -327,38 +322,15 @@ int loom__strmap_intern(loom__strmap *m,
     return LOOM_OK;
 }
 
-/* Are the n <= 16 bytes at p and q equal? Without a call, as
- * loom__copy copies them. */
-static inline bool eq_short(const char *p, const char *q, size_t n)
-{
-    if (n >= 8) {
-        uint64_t a, b, c, d;
-        memcpy(&a, p, 8);
-        memcpy(&b, q, 8);
-        memcpy(&c, p + n - 8, 8);
-        memcpy(&d, q + n - 8, 8);
-        return ((a ^ b) | (c ^ d)) == 0;
-    }
-    if (n >= 4) {
-        uint32_t a, b, c, d;
-        memcpy(&a, p, 4);
-        memcpy(&b, q, 4);
-        memcpy(&c, p + n - 4, 4);
-        memcpy(&d, q + n - 4, 4);
-        return ((a ^ b) | (c ^ d)) == 0;
-    }
-    return n == 0 || (p[0] == q[0] && p[n / 2] == q[n / 2] && p[n - 1] == q[n - 1]);
-}
-
 /* loom__strmap_intern_hashed for every case: a key that may be there, or
  * a new one for which something must grow first (the index, the entries,
  * the key blocks). */
-static LOOM__NOINLINE int intern_general(loom__strmap *m,
-                                         const char *key,
-                                         size_t klen,
-                                         uint64_t h,
-                                         size_t *index,
-                                         bool *created)
+LOOM__NOINLINE int loom__strmap_intern_slow(loom__strmap *m,
+                                           const char *key,
+                                           size_t klen,
+                                           uint64_t h,
+                                           size_t *index,
+                                           bool *created)
 {
     size_t slot;
     loom__strmap_entry *e = find_hashed(m, key, klen, h, &slot);
@@ -404,9 +376,6 @@ static LOOM__NOINLINE int intern_general(loom__strmap *m,
     return LOOM_OK;
 }
 
-/* The usual case inline and without calls (so without saving registers):
- * a key whose tag no slot on its probe has (new), with room everywhere.
- * Anything else goes to intern_general. */
 int loom__strmap_intern_hashed(loom__strmap *m,
                                const char *key,
                                size_t klen,
@@ -414,41 +383,7 @@ int loom__strmap_intern_hashed(loom__strmap *m,
                                size_t *index,
                                bool *created)
 {
-    size_t n = m->n;
-    size_t need = sizeof(uint32_t) + klen + 1;
-    if ((n + 1) * 2 > m->icap || n == m->ecap || klen > 16 || !m->kb ||
-        m->kb->size - m->kused < need) {
-        return intern_general(m, key, klen, h, index, created);
-    }
-    size_t mask = m->icap - 1;
-    uint64_t tag = h >> 32;
-    size_t slot = loom__strmap_slot(h, mask);
-    for (uint64_t v; (v = m->idx[slot]) != 0; slot = (slot + 1) & mask) {
-        if (v >> 32 == tag) {
-            const loom__strmap_entry *f = &m->e[(uint32_t)v - 1];
-            if (f->klen == klen && eq_short(f->key, key, klen)) {
-                *index = (uint32_t)v - 1;
-                *created = false;
-                return LOOM_OK;
-            }
-        }
-    }
-    char *p = m->kb->data + m->kused;
-    m->kused += need;
-    uint32_t i32 = (uint32_t)n;
-    memcpy(p, &i32, sizeof(i32));
-    p += sizeof(i32);
-    loom__copy(p, key, klen);
-    p[klen] = 0;
-    loom__strmap_entry *e = &m->e[n];
-    e->key = p;
-    e->klen = klen;
-    e->val = NULL;
-    m->n = n + 1;
-    m->idx[slot] = tag << 32 | (uint64_t)(n + 1);
-    *index = n;
-    *created = true;
-    return LOOM_OK;
+    return loom__strmap_intern_inline(m, key, klen, h, index, created);
 }
 
 int loom__strmap_upsert(loom__strmap *m,

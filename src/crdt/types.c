@@ -82,7 +82,7 @@ static LOOM__INLINE int type_key_hashed(
         return LOOM_ELIMIT; /* loom__item.parent_sub_len */
     size_t i;
     bool created;
-    int rc = loom__strmap_intern_hashed(&type->map, key, klen, h, &i, &created);
+    int rc = loom__strmap_intern_inline(&type->map, key, klen, h, &i, &created);
     if (rc)
         return rc;
     type->key_hint = i;
