@@ -313,8 +313,8 @@ int loom__strmap_intern(loom__strmap *m,
                         bool *created)
 {
     size_t i;
-    int rc = loom__strmap_intern_hashed(m, key, klen, loom__hash_bytes(key, klen),
-                                        &i, created);
+    int rc = loom__strmap_intern_hashed(
+        m, key, klen, loom__hash_bytes(key, klen), &i, created);
     if (rc) {
         return rc;
     }
@@ -326,11 +326,11 @@ int loom__strmap_intern(loom__strmap *m,
  * a new one for which something must grow first (the index, the entries,
  * the key blocks). */
 LOOM__NOINLINE int loom__strmap_intern_slow(loom__strmap *m,
-                                           const char *key,
-                                           size_t klen,
-                                           uint64_t h,
-                                           size_t *index,
-                                           bool *created)
+                                            const char *key,
+                                            size_t klen,
+                                            uint64_t h,
+                                            size_t *index,
+                                            bool *created)
 {
     size_t slot;
     loom__strmap_entry *e = find_hashed(m, key, klen, h, &slot);

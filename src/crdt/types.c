@@ -567,7 +567,8 @@ static LOOM__INLINE int map_set_item(
     return close_txn(d, rc);
 }
 
-static LOOM__INLINE int check_key(const loom_type *map, const char *key, size_t klen)
+static LOOM__INLINE int
+check_key(const loom_type *map, const char *key, size_t klen)
 {
     if (!map || (!key && klen))
         return LOOM_EINVAL;
