@@ -513,14 +513,17 @@ int loom_any_object_set(loom_any *object,
                         size_t key_len,
                         loom_any *child)
 {
-    if (!object || !child || object == child || (!key && key_len)) {
+    if (!object || !child || object == child) {
         return LOOM_EINVAL;
+    }
+    if (!key) {
+        if (key_len) {
+            return LOOM_EINVAL;
+        }
+        key = "";
     }
     if (object->kind != LOOM_ANY_OBJECT) {
         return LOOM_ETYPE;
-    }
-    if (!key) {
-        key = "";
     }
     /* The common case inline: a short ASCII key whose length no entry has
      * (so it is new), with room for it. */
