@@ -221,6 +221,9 @@ static void test_pool_chunks(void **state)
         assert_true(t.live_blocks < 2 * LOOM__HUGE_PAGE / 65536 + 4);
         assert_true(pool.held < n * 128 + LOOM__HUGE_PAGE);
     }
+    for (size_t i = 0; i < n; i++) {
+        loom__pool_free(&pool, blocks[i], 128);
+    }
     free(blocks);
     loom__pool_destroy(&pool);
     assert_int_equal(t.live_blocks, 0);
