@@ -338,7 +338,9 @@ static inline int loom__cs_reserve(const loom_allocator *a, loom__client *c)
                              sizeof(*c->v));
 }
 /* Appends (after loom__cs_reserve). */
-static inline void loom__cs_push(loom__client *c, loom__item *it)
+void loom__cs_push(loom__client *c, loom__item *it);
+/* The same inline (a map set). */
+static inline void loom__cs_push_inline(loom__client *c, loom__item *it)
 {
     if (c->gap >= c->n)
         c->hole = 0; /* a hole at the end is just spare room */

@@ -39,6 +39,11 @@ int loom__client_get_or_add(loom_doc *d, uint64_t client, loom__client **out)
 
 /* ---- the gap buffer of a client's structs ------------------------------ */
 
+void loom__cs_push(loom__client *c, loom__item *it)
+{
+    loom__cs_push_inline(c, it);
+}
+
 /* Moves the hole so that it starts at logical index i. */
 static void cs_move_gap(loom__client *c, size_t i)
 {

@@ -493,7 +493,7 @@ alone_link(loom_doc *d, loom__client *own, size_t ei, loom__item *it)
                 loom__item_gc(d, left, false);
         }
     }
-    loom__cs_push(own, it);
+    loom__cs_push_inline(own, it);
     loom_type *map = it->parent;
     if (map->key_hint == ei)
         map->key_new = false; /* the entry has an item now */
