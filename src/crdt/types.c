@@ -620,8 +620,10 @@ int loom_map_set(loom_type *map,
             loom__pool_free(&d->pool, p, fn);
             return LOOM_ENOMEM;
         }
-        /* the item written once, field by field (a compound literal
-         * went through a copy on the stack) */
+        /* the item written once, every field (a compound literal went
+         * through a copy on the stack) */
+        _Static_assert(sizeof(it->c) == sizeof(it->c.any),
+                       "an Any item's content is all of its union");
         it->id.client = own->client;
         it->id.clock = alone_clock(own);
         it->len = 1;
