@@ -513,14 +513,17 @@ int loom_any_object_set(loom_any *object,
                         size_t key_len,
                         loom_any *child)
 {
-    if (!object || !child || object == child || (!key && key_len)) {
+    if (!object || !child || object == child) {
         return LOOM_EINVAL;
+    }
+    if (!key) {
+        if (key_len) {
+            return LOOM_EINVAL;
+        }
+        key = "";
     }
     if (object->kind != LOOM_ANY_OBJECT) {
         return LOOM_ETYPE;
-    }
-    if (!key) {
-        key = "";
     }
     /* The common case inline: a short ASCII key whose length no entry has
      * (so it is new), with room for it. */
@@ -677,7 +680,11 @@ static inline bool free_single(loom_any *v)
 // NOLINTNEXTLINE(misc-no-recursion): as deep as the value (decoders cap it)
 void loom_any_free(loom_any *v)
 {
-    if (!v || free_single(v)) {
+    /* objects first: a value is mostly one */
+    if (v && v->kind != LOOM_ANY_OBJECT && free_single(v)) {
+        return;
+    }
+    if (!v) {
         return;
     }
     const loom_allocator *a = v->a;
@@ -709,7 +716,11 @@ void loom_any_free(loom_any *v)
             loom__free(a, c, sizeof(*c) + c->size);
             c = next;
         }
-        loom__free(a, v, OBJ_NODE);
+        if (a) {
+            a->free_fn(a->ud, v, OBJ_NODE); /* what loom__free passes */
+        } else {
+            loom__free(a, v, OBJ_NODE);
+        }
         return;
     }
     default:

@@ -414,6 +414,13 @@ typedef struct loom__strmap_entry {
     void *val;
 } loom__strmap_entry;
 
+/* A block of key copies (map.c). */
+struct loom__keyblock {
+    struct loom__keyblock *next;
+    size_t size; /* bytes in data */
+    char data[];
+};
+
 typedef struct loom__strmap {
     loom__strmap_entry *e; /* in insertion order */
     size_t n, ecap;
@@ -464,17 +471,142 @@ int loom__strmap_intern(loom__strmap *m,
                         loom__strmap_entry **out,
                         bool *created);
 uint64_t loom__hash_bytes(const void *p, size_t n);
-/* loom__strmap_intern with the key's hash (loom__hash_bytes) known. */
+/* splitmix64's finaliser. */
+static inline uint64_t loom__mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+/* loom__hash_bytes for callers that take it inline (a map set). Keys come
+ * from untrusted updates, so it mixes every input bit; there is no
+ * per-process seed, which keeps runs reproducible. */
+static LOOM__INLINE uint64_t loom__hash_inline(const void *p, size_t n)
+{
+    const uint8_t *s = (const uint8_t *)p;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (n * 0xff51afd7ed558ccdULL);
+    /* the last 1..8 bytes go to the final mix (a key of exactly one word
+     * costs one mix, not two) */
+    size_t k = n;
+    while (k > 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = loom__mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
+        s += 8;
+        k -= 8;
+    }
+    /* the tail as a little-endian word, from two overlapping loads (the
+     * bytes both hold sit at the same place in each, so or-ing is exact) */
+    uint64_t w;
+    if (k == 8) {
+        memcpy(&w, s, 8);
+    } else if (k >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + k - 4, 4);
+        w = (uint64_t)lo | (uint64_t)hi << (8 * (k - 4));
+    } else if (k) {
+        w = (uint64_t)s[0] | (uint64_t)s[k / 2] << (8 * (k / 2)) |
+            (uint64_t)s[k - 1] << (8 * (k - 1));
+    } else {
+        w = 0;
+    }
+    return loom__mix64(h ^ w ^ ((uint64_t)n << 56));
+}
+/* loom__strmap_intern with the key's hash (loom__hash_bytes) known, giving
+ * the entry's index. */
 int loom__strmap_intern_hashed(loom__strmap *m,
                                const char *key,
                                size_t klen,
                                uint64_t h,
-                               loom__strmap_entry **out,
+                               size_t *index,
                                bool *created);
 /* The slot where a key of hash h is looked for first. */
 static inline size_t loom__strmap_slot(uint64_t h, size_t mask)
 {
     return (size_t)(h >> 32) & mask;
+}
+/* loom__strmap_intern_hashed for every case. */
+int loom__strmap_intern_slow(loom__strmap *m,
+                             const char *key,
+                             size_t klen,
+                             uint64_t h,
+                             size_t *index,
+                             bool *created);
+/* Are the n <= 16 bytes at p and q equal? Without a call, as loom__copy
+ * copies them. */
+static inline bool loom__eq_short(const char *p, const char *q, size_t n)
+{
+    if (n >= 8) {
+        uint64_t a, b, c, d;
+        memcpy(&a, p, 8);
+        memcpy(&b, q, 8);
+        memcpy(&c, p + n - 8, 8);
+        memcpy(&d, q + n - 8, 8);
+        return ((a ^ b) | (c ^ d)) == 0;
+    }
+    if (n >= 4) {
+        uint32_t a, b, c, d;
+        memcpy(&a, p, 4);
+        memcpy(&b, q, 4);
+        memcpy(&c, p + n - 4, 4);
+        memcpy(&d, q + n - 4, 4);
+        return ((a ^ b) | (c ^ d)) == 0;
+    }
+    return n == 0 ||
+           (p[0] == q[0] && p[n / 2] == q[n / 2] && p[n - 1] == q[n - 1]);
+}
+/* loom__strmap_intern_hashed for a caller that takes the usual case inline
+ * (a map set): a short key whose tag no slot on its probe has (new, or
+ * equal to the key of the slot with its tag), with room everywhere: no
+ * call, so the caller saves no registers for one. Anything else goes to
+ * loom__strmap_intern_slow. */
+static LOOM__INLINE int loom__strmap_intern_inline(loom__strmap *m,
+                                                   const char *key,
+                                                   size_t klen,
+                                                   uint64_t h,
+                                                   size_t *index,
+                                                   bool *created)
+{
+    size_t n = m->n;
+    size_t need = sizeof(uint32_t) + klen + 1;
+    if ((n + 1) * 2 > m->icap || n == m->ecap || klen > 16 || !m->kb ||
+        m->kb->size - m->kused < need) {
+        return loom__strmap_intern_slow(m, key, klen, h, index, created);
+    }
+    size_t mask = m->icap - 1;
+    uint64_t tag = h >> 32;
+    size_t slot = loom__strmap_slot(h, mask);
+    for (uint64_t v; (v = m->idx[slot]) != 0; slot = (slot + 1) & mask) {
+        if (v >> 32 == tag) {
+            const loom__strmap_entry *f = &m->e[(uint32_t)v - 1];
+            if (f->klen == klen && loom__eq_short(f->key, key, klen)) {
+                *index = (uint32_t)v - 1;
+                *created = false;
+                return LOOM_OK;
+            }
+        }
+    }
+    /* new: copied after its entry's index (loom__strmap_key_entry) */
+    char *p = m->kb->data + m->kused;
+    m->kused += need;
+    uint32_t i32 = (uint32_t)n;
+    memcpy(p, &i32, sizeof(i32));
+    p += sizeof(i32);
+    loom__copy(p, key, klen);
+    p[klen] = 0;
+    loom__strmap_entry *e = &m->e[n];
+    e->key = p;
+    e->klen = klen;
+    e->val = NULL;
+    m->n = n + 1;
+    m->idx[slot] = tag << 32 | (uint64_t)(n + 1);
+    *index = n;
+    *created = true;
+    return LOOM_OK;
 }
 /* Starts loading the index slot where a key of hash h is looked for: in a
  * large map that slot is a cache miss, which work done meanwhile hides. */

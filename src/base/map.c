@@ -17,46 +17,12 @@
 
 static uint64_t mix64(uint64_t x)
 {
-    /* splitmix64 finaliser */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
+    return loom__mix64(x);
 }
 
 uint64_t loom__hash_bytes(const void *p, size_t n)
 {
-    const uint8_t *s = p;
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (n * 0xff51afd7ed558ccdULL);
-    /* the last 1..8 bytes go to the final mix (a key of exactly one word
-     * costs one mix, not two) */
-    size_t k = n;
-    while (k > 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
-        s += 8;
-        k -= 8;
-    }
-    /* the tail as a little-endian word, from two overlapping loads (the
-     * bytes both hold sit at the same place in each, so or-ing is exact) */
-    uint64_t w;
-    if (k == 8) {
-        memcpy(&w, s, 8);
-    } else if (k >= 4) {
-        uint32_t lo, hi;
-        memcpy(&lo, s, 4);
-        memcpy(&hi, s + k - 4, 4);
-        w = (uint64_t)lo | (uint64_t)hi << (8 * (k - 4));
-    } else if (k) {
-        w = (uint64_t)s[0] | (uint64_t)s[k / 2] << (8 * (k / 2)) |
-            (uint64_t)s[k - 1] << (8 * (k - 1));
-    } else {
-        w = 0;
-    }
-    return mix64(h ^ w ^ ((uint64_t)n << 56));
+    return loom__hash_inline(p, n);
 }
 
 /* ---- u64map ------------------------------------------------------------ */
@@ -171,11 +137,6 @@ int loom__u64map_put(loom__u64map *m, uint64_t key, void *val)
  * KEY_BLOCK bytes; a longer key gets a block of its own. */
 #define KEY_BLOCK 4096
 
-struct loom__keyblock {
-    struct loom__keyblock *next;
-    size_t size; /* bytes in data */
-    char data[];
-};
 
 /* A NUL-terminated copy of key in m's blocks, after the index of its
  * entry (4 bytes, see loom__strmap_key_entry), or NULL. */
@@ -298,15 +259,19 @@ static int idx_resize(loom__strmap *m, size_t icap)
     /* the slots written are random: start loading a few ahead */
     enum { AHEAD = 8 };
     size_t mask = icap - 1;
-    for (size_t i = 0; i < m->icap; i++) {
+    const uint64_t *old = m->idx;
+    size_t n = m->icap, i = 0;
 #if defined(__GNUC__) || defined(__clang__)
-        if (i + AHEAD < m->icap) {
-            __builtin_prefetch(&idx[(size_t)(m->idx[i + AHEAD] >> 32) & mask],
-                               1);
+    for (; i + AHEAD < n; i++) {
+        __builtin_prefetch(&idx[(size_t)(old[i + AHEAD] >> 32) & mask], 1);
+        if (old[i]) {
+            idx_place(idx, mask, old[i]);
         }
+    }
 #endif
-        if (m->idx[i]) {
-            idx_place(idx, mask, m->idx[i]);
+    for (; i < n; i++) {
+        if (old[i]) {
+            idx_place(idx, mask, old[i]);
         }
     }
     loom__free(m->a, m->idx, m->icap * sizeof(*m->idx));
@@ -347,21 +312,30 @@ int loom__strmap_intern(loom__strmap *m,
                         loom__strmap_entry **out,
                         bool *created)
 {
-    return loom__strmap_intern_hashed(m, key, klen, loom__hash_bytes(key, klen),
-                                      out, created);
+    size_t i;
+    int rc = loom__strmap_intern_hashed(
+        m, key, klen, loom__hash_bytes(key, klen), &i, created);
+    if (rc) {
+        return rc;
+    }
+    *out = &m->e[i];
+    return LOOM_OK;
 }
 
-int loom__strmap_intern_hashed(loom__strmap *m,
-                               const char *key,
-                               size_t klen,
-                               uint64_t h,
-                               loom__strmap_entry **out,
-                               bool *created)
+/* loom__strmap_intern_hashed for every case: a key that may be there, or
+ * a new one for which something must grow first (the index, the entries,
+ * the key blocks). */
+LOOM__NOINLINE int loom__strmap_intern_slow(loom__strmap *m,
+                                            const char *key,
+                                            size_t klen,
+                                            uint64_t h,
+                                            size_t *index,
+                                            bool *created)
 {
     size_t slot;
     loom__strmap_entry *e = find_hashed(m, key, klen, h, &slot);
     if (e) {
-        *out = e;
+        *index = (size_t)(e - m->e);
         *created = false;
         return LOOM_OK;
     }
@@ -391,16 +365,25 @@ int loom__strmap_intern_hashed(loom__strmap *m,
     e->key = copy;
     e->klen = klen;
     e->val = NULL;
-    m->n++;
+    *index = m->n++;
     uint64_t v = (h >> 32) << 32 | (uint32_t)m->n;
     if (grown) {
         idx_place(m->idx, m->icap - 1, v);
     } else {
         m->idx[slot] = v;
     }
-    *out = e;
     *created = true;
     return LOOM_OK;
+}
+
+int loom__strmap_intern_hashed(loom__strmap *m,
+                               const char *key,
+                               size_t klen,
+                               uint64_t h,
+                               size_t *index,
+                               bool *created)
+{
+    return loom__strmap_intern_inline(m, key, klen, h, index, created);
 }
 
 int loom__strmap_upsert(loom__strmap *m,

@@ -339,6 +339,14 @@ static inline int loom__cs_reserve(const loom_allocator *a, loom__client *c)
 }
 /* Appends (after loom__cs_reserve). */
 void loom__cs_push(loom__client *c, loom__item *it);
+/* The same inline (a map set). */
+static inline void loom__cs_push_inline(loom__client *c, loom__item *it)
+{
+    if (c->gap >= c->n)
+        c->hole = 0; /* a hole at the end is just spare room */
+    c->v[c->n + c->hole] = it;
+    c->n++;
+}
 /* Inserts at index i <= n (after loom__cs_reserve). */
 void loom__cs_insert(loom__client *c, size_t i, loom__item *it);
 /* Removes the k entries from index i (the items are not freed). */

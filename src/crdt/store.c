@@ -39,6 +39,11 @@ int loom__client_get_or_add(loom_doc *d, uint64_t client, loom__client **out)
 
 /* ---- the gap buffer of a client's structs ------------------------------ */
 
+void loom__cs_push(loom__client *c, loom__item *it)
+{
+    loom__cs_push_inline(c, it);
+}
+
 /* Moves the hole so that it starts at logical index i. */
 static void cs_move_gap(loom__client *c, size_t i)
 {
@@ -52,14 +57,6 @@ static void cs_move_gap(loom__client *c, size_t i)
         memmove(c->v + c->gap, c->v + c->gap + c->hole,
                 (i - c->gap) * sizeof(*c->v));
     c->gap = i;
-}
-
-void loom__cs_push(loom__client *c, loom__item *it)
-{
-    if (c->gap >= c->n)
-        c->hole = 0; /* a hole at the end is just spare room */
-    c->v[c->n + c->hole] = it;
-    c->n++;
 }
 
 void loom__cs_insert(loom__client *c, size_t i, loom__item *it)

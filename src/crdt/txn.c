@@ -611,6 +611,16 @@ static void merge_new_structs(loom_doc *d, const loom_txn *t)
             first = 1;
         size_t si = c->n - 1;
         while (si >= first) {
+            /* Most neighbours cannot merge (a loaded map's values): skip
+             * them reading the array directly while the structs from
+             * first on are past the gap buffer's hole (or it has none). */
+            if (c->gap <= first - 1 || !c->hole) {
+                loom__item **v = c->v + (c->gap <= first - 1 ? c->hole : 0);
+                while (si >= first && !may_merge(v[si - 1], v[si]))
+                    si--;
+                if (si < first)
+                    break;
+            }
             size_t m = merge_with_lefts(d, c, si);
             if (1 + m > si)
                 break;

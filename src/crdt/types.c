@@ -75,20 +75,26 @@ int loom__type_key_lookup(loom_type *type,
                                  out);
 }
 
-int loom__type_key_hashed(
+static LOOM__INLINE int type_key_hashed(
     loom_type *type, const char *key, size_t klen, uint64_t h, const char **out)
 {
     if (klen > UINT32_MAX)
         return LOOM_ELIMIT; /* loom__item.parent_sub_len */
-    loom__strmap_entry *e;
+    size_t i;
     bool created;
-    int rc = loom__strmap_intern_hashed(&type->map, key, klen, h, &e, &created);
+    int rc = loom__strmap_intern_inline(&type->map, key, klen, h, &i, &created);
     if (rc)
         return rc;
-    type->key_hint = (size_t)(e - type->map.e);
+    type->key_hint = i;
     type->key_new = created;
-    *out = e->key;
+    *out = type->map.e[i].key;
     return LOOM_OK;
+}
+
+int loom__type_key_hashed(
+    loom_type *type, const char *key, size_t klen, uint64_t h, const char **out)
+{
+    return type_key_hashed(type, key, klen, h, out);
 }
 
 loom__item *
@@ -246,12 +252,43 @@ static loom__item *new_item(loom_doc *d, uint8_t ref)
     return it;
 }
 
-static int item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
+static LOOM__NOINLINE int item_from_value_any(loom_doc *d,
+                                              const loom_any *v,
+                                              loom__item *it,
+                                              loom__item **out);
+
+/* The item holding value v. */
+static LOOM__INLINE int
+item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
 {
-    loom__item *it;
+    /* the item first: it may come from where the pool's next block is */
+    loom__item *it = new_item(d, LOOM__REF_ANY);
+    if (!it)
+        return LOOM_ENOMEM;
+    /* A flat object (what maps mostly hold) is encoded where the pool
+     * hands out its next block and taken at its size there. */
+    size_t max = 0;
+    uint8_t *w = loom__pool_peek(&d->pool, &max);
+    size_t fn = w ? loom__any_put_flat(w, max, v) : 0;
+    if (!fn)
+        return item_from_value_any(d, v, it, out);
+    it->c.any.p = loom__pool_commit(&d->pool, fn);
+    it->c.any.bytes = fn;
+    it->c.any.cap = fn;
+    it->len = 1;
+    *out = it;
+    return LOOM_OK;
+}
+
+/* item_from_value for the other values, into `it` (a new Any item, freed
+ * on failure). */
+static LOOM__NOINLINE int item_from_value_any(loom_doc *d,
+                                              const loom_any *v,
+                                              loom__item *it,
+                                              loom__item **out)
+{
     if (v->kind == LOOM_ANY_BINARY) {
-        if (!(it = new_item(d, LOOM__REF_BINARY)))
-            return LOOM_ENOMEM;
+        it->ref = LOOM__REF_BINARY;
         it->c.bin.p =
             loom__memdup(d->a, v->u.bin.p, v->u.bin.len ? v->u.bin.len : 1);
         if (!it->c.bin.p) {
@@ -259,21 +296,6 @@ static int item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
             return LOOM_ENOMEM;
         }
         it->c.bin.n = v->u.bin.len;
-        it->len = 1;
-        *out = it;
-        return LOOM_OK;
-    }
-    if (!(it = new_item(d, LOOM__REF_ANY)))
-        return LOOM_ENOMEM;
-    /* A flat object (what maps mostly hold) is encoded where the pool
-     * hands out its next block and taken at its size there. */
-    size_t max = 0;
-    uint8_t *w = loom__pool_peek(&d->pool, &max);
-    size_t fn = w ? loom__any_put_flat(w, max, v) : 0;
-    if (fn) {
-        it->c.any.p = loom__pool_commit(&d->pool, fn);
-        it->c.any.bytes = fn;
-        it->c.any.cap = fn;
         it->len = 1;
         *out = it;
         return LOOM_OK;
@@ -410,38 +432,143 @@ static bool has_map(const loom_type *t)
            t->kind == LOOM_TYPE_XML_ELEMENT || t->kind == LOOM_TYPE_UNDEFINED;
 }
 
+/*
+ * A map set that is a transaction of its own while nobody observes the
+ * document (no transaction open, no subscription) links its item as the
+ * key's value and deletes and collects the value it overwrites with no
+ * transaction object, as loom__item_integrate and the cleanup of that
+ * transaction would. Not when that transaction could do more: a type
+ * overwritten (its children are deleted too) or a collected value that
+ * merges with its left (they are neighbours by clock too when one key is
+ * set again and again). The new value never merges: it is not deleted,
+ * the values before it are.
+ */
+static LOOM__INLINE bool alone_ok(const loom_doc *d, const loom__item *left)
+{
+    if (d->txn || d->nsubs || d->in_cleanup)
+        return false;
+    if (!left || loom__item_deleted(left))
+        return true;
+    const loom__item *l = left->left;
+    return left->ref != LOOM__REF_TYPE && !loom__item_is_gc(left) &&
+           !(l && l->right == left && l->id.client == left->id.client &&
+             l->id.clock + l->len == left->id.clock);
+}
+
+/* The doc's own client with room for one more struct. */
+static LOOM__INLINE int alone_client(loom_doc *d, loom__client **own)
+{
+    loom__client *c = d->last_client;
+    int rc;
+    if ((!c || c->client != d->client_id) &&
+        (rc = loom__client_get_or_add(d, d->client_id, &c)))
+        return rc;
+    if ((rc = loom__cs_reserve(d->a, c)))
+        return rc;
+    *own = c;
+    return LOOM_OK;
+}
+
+/* The next clock of own. */
+static inline uint64_t alone_clock(const loom__client *own)
+{
+    if (!own->n)
+        return 0;
+    const loom__item *last = loom__cs_last(own);
+    return last->id.clock + last->len;
+}
+
+/* Links it (complete, id and origin set) as the value of its key, whose
+ * entry in map is ei, in own's structs (room reserved). */
+static LOOM__INLINE int
+alone_link(loom_doc *d, loom__client *own, size_t ei, loom__item *it)
+{
+    d->txn_seq++; /* as the transaction would have */
+    loom__item *left = it->left;
+    if (left) {
+        left->right = it;
+        if (!loom__item_deleted(left)) {
+            left->flags |= LOOM__F_DELETED;
+            if (d->gc && !(left->flags & LOOM__F_KEEP))
+                loom__item_gc(d, left, false);
+        }
+    }
+    loom__cs_push_inline(own, it);
+    loom_type *map = it->parent;
+    if (map->key_hint == ei)
+        map->key_new = false; /* the entry has an item now */
+    map->map.e[ei].val = it;
+    int rc = d->oom;
+    d->oom = 0;
+    return rc;
+}
+
+/* The set of a prepared item (parent, parent_sub and left set) when
+ * alone_ok: true with the result in *rc (on failure `it` is freed and the
+ * document unchanged); false, changing nothing, when it must take a
+ * transaction. */
+static LOOM__INLINE bool map_set_alone(loom_doc *d, loom__item *it, int *rc)
+{
+    if ((it->ref != LOOM__REF_ANY && it->ref != LOOM__REF_BINARY) ||
+        !alone_ok(d, it->left))
+        return false;
+    loom__client *own;
+    if ((*rc = alone_client(d, &own))) {
+        it->parent = NULL;
+        loom__item_free(d, it);
+        return true;
+    }
+    it->id.client = own->client;
+    it->id.clock = alone_clock(own);
+    if (it->left) {
+        it->has_origin = true;
+        it->origin = loom__item_last_id(it->left);
+    }
+    loom_type *map = it->parent;
+    size_t ei = map->key_hint;
+    if (map->map.e[ei].key != it->parent_sub)
+        ei = (size_t)(loom__strmap_key_entry(&map->map, it->parent_sub) -
+                      map->map.e);
+    *rc = alone_link(d, own, ei, it);
+    return true;
+}
+
 /* Sets key (of hash h, see loom__hash_bytes) to the prepared item. */
-static int map_set_item(
+static LOOM__INLINE int map_set_item(
     loom_type *map, const char *key, size_t klen, uint64_t h, loom__item *it)
 {
-    loom_txn *t;
-    int rc = open_txn(map, &t);
-    if (rc) {
-        loom__item_free(map->doc, it);
-        return rc;
-    }
+    loom_doc *d = map->doc;
+    int rc = writable(map);
     /* one lookup: the entry gives the left neighbour and the key copy
      * (integration finds the entry again by key_hint) */
-    loom_doc *d = map->doc;
-    if ((rc = loom__type_key_hashed(map, key, klen, h, &it->parent_sub))) {
+    if (rc || (rc = type_key_hashed(map, key, klen, h, &it->parent_sub))) {
         loom__item_free(d, it);
-        return close_txn(d, rc);
+        return rc;
     }
     it->parent_sub_len = (uint32_t)klen; /* checked by type_key */
     loom__item *left = map->map.e[map->key_hint].val;
+    it->left = left;
+    it->parent = map;
+    if (map_set_alone(d, it, &rc))
+        return rc;
+    loom_txn *t;
+    if ((rc = loom__txn_begin(d, NULL, true, &t))) {
+        it->parent = NULL;
+        loom__item_free(d, it);
+        return rc;
+    }
     it->id.client = d->client_id;
     it->id.clock = loom__state(d, d->client_id);
     if (left) {
         it->has_origin = true;
         it->origin = loom__item_last_id(left);
     }
-    it->left = left;
-    it->parent = map;
     rc = loom__item_integrate(t, it);
     return close_txn(d, rc);
 }
 
-static int check_key(const loom_type *map, const char *key, size_t klen)
+static LOOM__INLINE int
+check_key(const loom_type *map, const char *key, size_t klen)
 {
     if (!map || (!key && klen))
         return LOOM_EINVAL;
@@ -469,10 +596,63 @@ int loom_map_set(loom_type *map,
         key = "";
     /* The key's slot in a large map is a cache miss: it loads while the
      * value is encoded. */
-    uint64_t h = loom__hash_bytes(key, klen);
+    uint64_t h = loom__hash_inline(key, klen);
     loom__strmap_prefetch(&map->map, h);
+    /* A flat object (what maps mostly hold) is encoded where the pool
+     * hands out its next block, which nothing else takes before the item
+     * does (the key table and the client's structs use the allocator). */
+    loom_doc *d = map->doc;
+    size_t max = 0;
+    uint8_t *w = loom__pool_peek(&d->pool, &max);
+    size_t fn = w ? loom__any_put_flat(w, max, value) : 0;
     loom__item *it;
-    if ((rc = item_from_value(map->doc, value, &it)))
+    const char *pk;
+    if (fn && !(rc = writable(map)) &&
+        !(rc = type_key_hashed(map, key, klen, h, &pk)) &&
+        alone_ok(d, map->map.e[map->key_hint].val)) {
+        size_t ei = map->key_hint;
+        loom__item *left = map->map.e[ei].val;
+        loom__client *own;
+        if ((rc = alone_client(d, &own)))
+            return rc;
+        uint8_t *p = loom__pool_commit(&d->pool, fn);
+        if (!(it = loom__pool_alloc(&d->pool, sizeof(loom__item)))) {
+            loom__pool_free(&d->pool, p, fn);
+            return LOOM_ENOMEM;
+        }
+        /* the item written once, every field (a compound literal went
+         * through a copy on the stack) */
+        _Static_assert(sizeof(it->c) == sizeof(it->c.any),
+                       "an Any item's content is all of its union");
+        it->id.client = own->client;
+        it->id.clock = alone_clock(own);
+        it->len = 1;
+        if (left) {
+            it->origin = loom__item_last_id(left);
+        } else {
+            it->origin.client = 0;
+            it->origin.clock = 0;
+        }
+        it->right_origin.client = 0;
+        it->right_origin.clock = 0;
+        it->has_origin = left != NULL;
+        it->has_right_origin = false;
+        it->ref = LOOM__REF_ANY;
+        it->flags = 0;
+        it->parent_sub_len = (uint32_t)klen;
+        it->left = left;
+        it->right = NULL;
+        it->parent = map;
+        it->parent_sub = pk;
+        it->c.any.p = p;
+        it->c.any.bytes = fn;
+        it->c.any.cap = fn;
+        it->c.any.hint = 0;
+        return alone_link(d, own, ei, it);
+    }
+    if (rc)
+        return rc;
+    if ((rc = item_from_value(d, value, &it)))
         return rc;
     return map_set_item(map, key, klen, h, it);
 }

@@ -6,6 +6,9 @@
  * (same encoding), and nothing may leak. Loading the result into another
  * document with its allocations failing must fail cleanly and leak nothing.
  * Loaded map entries of several roots and clients give the same document.
+ * A set that is its own transaction while nobody observes the document
+ * takes a shorter path than one inside a transaction or with a
+ * subscriber; the three must leave the same bytes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -248,12 +251,121 @@ static void test_load_entries(void **state)
     loom_doc_free(b);
 }
 
+/* ---- a set alone, in a transaction, observed ------------------------- */
+
+static void count_update(
+    void *ud, loom_doc *d, const uint8_t *update, size_t len, const loom_txn *t)
+{
+    (void)d;
+    (void)update;
+    (void)len;
+    (void)t;
+    (*(int *)ud)++;
+}
+
+/* Op r (a pseudo-random number) on map m: values of every kind set on a
+ * few keys (a key set again and again, overwritten types and subdocs,
+ * deleted keys set again), in a transaction of its own when `wrap`. */
+static void mixed_op(loom_doc *d, loom_type *m, uint32_t r, bool wrap)
+{
+    char k[8];
+    snprintf(k, sizeof k, "k%u", (unsigned)(r % 5));
+    size_t kl = strlen(k);
+    if (wrap)
+        assert_int_equal(loom_doc_transact_begin(d, NULL), 0);
+    loom_any *v = NULL;
+    switch ((r >> 8) % 8) {
+    case 0:
+    case 1:
+    case 2:
+        v = value((int)(r >> 12));
+        break;
+    case 3:
+        assert_int_equal(loom_any_new_string(NULL, "text", 4, &v), 0);
+        break;
+    case 4:
+        assert_int_equal(
+            loom_any_new_binary(NULL, (const uint8_t *)"\1\2", 2, &v), 0);
+        break;
+    case 5: {
+        loom_type *sub;
+        assert_int_equal(
+            loom_map_set_type(m, k, kl, LOOM_TYPE_MAP, NULL, 0, &sub), 0);
+        loom_any *x = value(7);
+        assert_int_equal(loom_map_set(sub, "x", 1, x), 0);
+        loom_any_free(x);
+        break;
+    }
+    case 6:
+        assert_int_equal(loom_map_set_subdoc(m, k, kl, "guid", 4, NULL), 0);
+        break;
+    default:
+        assert_int_equal(loom_map_delete(m, k, kl), 0);
+        break;
+    }
+    if (v) {
+        assert_int_equal(loom_map_set(m, k, kl, v), 0);
+        loom_any_free(v);
+    }
+    if (wrap)
+        assert_int_equal(loom_doc_transact_end(d), 0);
+}
+
+static loom_doc *mixed_doc(int gc, loom_type **m)
+{
+    loom_doc_options o;
+    loom_doc_options_init(&o);
+    o.client_id = 1;
+    o.gc = gc;
+    loom_doc *d = NULL;
+    assert_int_equal(loom_doc_new(&o, &d), 0);
+    assert_int_equal(loom_doc_get(d, "m", 1, LOOM_TYPE_MAP, m), 0);
+    return d;
+}
+
+static void test_set_alone_same_bytes(void **state)
+{
+    (void)state;
+    for (int gc = 0; gc <= 1; gc++) {
+        loom_type *ma, *mt, *mo;
+        loom_doc *alone = mixed_doc(gc, &ma);
+        loom_doc *txn = mixed_doc(gc, &mt);
+        loom_doc *obs = mixed_doc(gc, &mo);
+        int updates = 0;
+        assert_int_equal(loom_doc_on_update(obs, count_update, &updates, NULL),
+                         0);
+        uint32_t r = 12345;
+        for (int i = 0; i < 400; i++) {
+            r = r * 1103515245u + 12345u;
+            mixed_op(alone, ma, r, false);
+            mixed_op(txn, mt, r, true);
+            mixed_op(obs, mo, r, false);
+            loom_buf a, t, o;
+            encode(alone, &a);
+            encode(txn, &t);
+            encode(obs, &o);
+            assert_int_equal(a.len, t.len);
+            assert_memory_equal(a.data, t.data, a.len);
+            assert_int_equal(a.len, o.len);
+            assert_memory_equal(a.data, o.data, a.len);
+            loom_buf_free(&a);
+            loom_buf_free(&t);
+            loom_buf_free(&o);
+        }
+        assert_true(updates > 0);
+        loom_doc_free(alone);
+        loom_doc_free(txn);
+        loom_doc_free(obs);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_out_of_memory),
         cmocka_unit_test(test_load_out_of_memory),
         cmocka_unit_test(test_load_entries),
+        cmocka_unit_test(test_set_alone_same_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
