@@ -39,11 +39,22 @@ static void advise_huge(void *p, size_t size)
 #endif
 }
 
+/* Blocks from 1 MiB up are rounded up to whole huge pages: a vector that
+ * doubles past 1 MiB (a client's structs, a key table) is then faulted in
+ * one page, and grows in place into the rounding. */
+#define HUGE_MIN ((size_t)1 << 20)
+
+static size_t huge_round(size_t size)
+{
+    return (size + LOOM__HUGE_PAGE - 1) & ~(LOOM__HUGE_PAGE - 1);
+}
+
 static void *libc_malloc(void *ud, size_t size)
 {
     (void)ud;
-    if (size >= LOOM__HUGE_PAGE) {
+    if (size >= HUGE_MIN && size <= SIZE_MAX - LOOM__HUGE_PAGE) {
         void *p;
+        size = huge_round(size);
         if (posix_memalign(&p, LOOM__HUGE_PAGE, size) != 0) {
             return NULL;
         }
@@ -55,7 +66,13 @@ static void *libc_malloc(void *ud, size_t size)
 
 static void *libc_realloc(void *ud, void *ptr, size_t old_size, size_t new_size)
 {
-    if (new_size < LOOM__HUGE_PAGE || new_size <= old_size) {
+    if (old_size >= HUGE_MIN && new_size >= HUGE_MIN &&
+        new_size <= huge_round(old_size)) {
+        /* The block has room (and keeps it when it shrinks: a block of n
+         * bytes from 1 MiB up always has huge_round(n)). */
+        return ptr;
+    }
+    if (new_size < HUGE_MIN || new_size <= old_size) {
         return realloc(ptr, new_size);
     }
     /* Not realloc: growing a large block moves it with mremap to wherever
@@ -230,6 +247,13 @@ void loom__pool_destroy(loom__pool *p)
     loom__pool_init(p, p->a);
 }
 
+void loom__pool_expect(loom__pool *p, size_t bytes)
+{
+    if (bytes >= LOOM__HUGE_PAGE) {
+        p->huge = true;
+    }
+}
+
 void *loom__pool_carve(loom__pool *p, size_t k)
 {
     size_t n = (k + 1) * LOOM__POOL_GRAIN;
@@ -239,7 +263,7 @@ void *loom__pool_carve(loom__pool *p, size_t k)
         if (size > POOL_CHUNK_MAX) {
             size = POOL_CHUNK_MAX;
         }
-        if (p->held >= POOL_HUGE_AFTER) {
+        if (p->huge || p->held >= POOL_HUGE_AFTER) {
             size = LOOM__HUGE_PAGE - sizeof(struct loom__pool_chunk);
         }
         struct loom__pool_chunk *nc;

@@ -73,11 +73,16 @@ typedef struct loom__pool {
     char *cur; /* the newest chunk's unused bytes */
     size_t left;
     size_t held; /* bytes in all chunks */
+    bool huge;   /* take 2 MiB chunks from now on (loom__pool_expect) */
 } loom__pool;
 
 void loom__pool_init(loom__pool *p, const loom_allocator *a);
 /* Frees every chunk (every block of the pool at once). */
 void loom__pool_destroy(loom__pool *p);
+/* The owner is about to take about `bytes` (a large update being loaded):
+ * from 2 MiB up, the pool takes 2 MiB chunks at once instead of growing
+ * into them. Only a hint. */
+void loom__pool_expect(loom__pool *p, size_t bytes);
 /* A block of class k carved from a new chunk. */
 void *loom__pool_carve(loom__pool *p, size_t k);
 

@@ -191,6 +191,27 @@ static void test_alloc_large(void **state)
     assert_int_equal((uintptr_t)p % LOOM__HUGE_PAGE, 0);
     assert_true(filled(p, mib / 2, 2));
     loom__free(d, p, 2 * mib);
+
+    /* From 1 MiB up blocks are whole huge pages, which a block grows into
+     * and keeps when it shrinks: every size asked for must stay writable
+     * (ASan sees an overrun of the real block). */
+    size_t sizes[] = {mib,         mib + mib / 2, 2 * mib,     5 * mib,
+                      3 * mib,     4 * mib,       mib + 1,     2 * mib + 1,
+                      mib * 3 / 4, 3 * mib,       6 * mib + 7, mib};
+    size_t have = 0;
+    p = NULL;
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        size_t n = sizes[i];
+        p = loom__realloc(d, p, have, n);
+        assert_non_null(p);
+        assert_true(filled(p, have < n ? have : n, (uint8_t)i));
+        if (n >= mib && have < mib) {
+            assert_int_equal((uintptr_t)p % LOOM__HUGE_PAGE, 0);
+        }
+        fill(p, n, (uint8_t)(i + 1));
+        have = n;
+    }
+    loom__free(d, p, have);
 }
 
 /* A pool takes chunks of at most 64 KiB until it holds 2 MiB, then whole
