@@ -214,7 +214,8 @@ int loom__vec_grow(
 /* ---- pool of small blocks ---------------------------------------------- */
 
 /* Chunks grow from 4 KiB to 64 KiB: a small document stays small. A pool
- * that holds 2 MiB already takes 2 MiB chunks, one huge page each when the
+ * that holds 2 MiB already, or was told to expect that much
+ * (loom__pool_expect), takes 2 MiB chunks, one huge page each when the
  * allocator is libc's (so at most half of what it holds is unused). */
 #define POOL_CHUNK_MIN  4096
 #define POOL_CHUNK_MAX  65536
