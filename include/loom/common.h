@@ -59,11 +59,7 @@ typedef struct loom_allocator {
     void *ud;
 } loom_allocator;
 
-/* The libc allocator, as a loom_allocator. Blocks from 1 MiB up are
- * rounded up to whole 2 MiB pages, aligned on 2 MiB and, on Linux, advised
- * into transparent huge pages (madvise MADV_HUGEPAGE): a large document
- * then costs the kernel one page fault per 2 MiB instead of one per 4 KiB.
- * An allocator that wraps this one (to count or cap memory) keeps that. */
+/* The libc allocator, as a loom_allocator. */
 const loom_allocator *loom_allocator_default(void);
 
 /*

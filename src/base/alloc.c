@@ -11,79 +11,22 @@
  * Also the pool of small blocks (loom__pool) that documents take items and
  * value bytes from.
  */
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__linux__)
-#    include <sys/mman.h>
-#endif
 
 #include "base/base.h"
-
-/* Large blocks of the libc allocator are aligned on, and advised into,
- * transparent huge pages where the kernel offers them: a document of
- * 100,000 map entries holds 24 MB, and on a VM each 4 KiB page faulted in
- * costs about 2.5 us, which was over a third of building or loading it. */
-static void advise_huge(void *p, size_t size)
-{
-#if defined(MADV_HUGEPAGE)
-    uintptr_t b = ((uintptr_t)p + LOOM__HUGE_PAGE - 1) &
-                  ~(uintptr_t)(LOOM__HUGE_PAGE - 1);
-    uintptr_t e = ((uintptr_t)p + size) & ~(uintptr_t)(LOOM__HUGE_PAGE - 1);
-    if (e > b) {
-        (void)madvise((void *)b, e - b, MADV_HUGEPAGE);
-    }
-#else
-    (void)p;
-    (void)size;
-#endif
-}
-
-/* Blocks from 1 MiB up are rounded up to whole huge pages: a vector that
- * doubles past 1 MiB (a client's structs, a key table) is then faulted in
- * one page, and grows in place into the rounding. */
-#define HUGE_MIN ((size_t)1 << 20)
-
-static size_t huge_round(size_t size)
-{
-    return (size + LOOM__HUGE_PAGE - 1) & ~(LOOM__HUGE_PAGE - 1);
-}
 
 static void *libc_malloc(void *ud, size_t size)
 {
     (void)ud;
-    if (size >= HUGE_MIN && size <= SIZE_MAX - LOOM__HUGE_PAGE) {
-        void *p;
-        size = huge_round(size);
-        if (posix_memalign(&p, LOOM__HUGE_PAGE, size) != 0) {
-            return NULL;
-        }
-        advise_huge(p, size);
-        return p;
-    }
     return malloc(size);
 }
 
 static void *libc_realloc(void *ud, void *ptr, size_t old_size, size_t new_size)
 {
-    if (old_size >= HUGE_MIN && new_size >= HUGE_MIN &&
-        new_size <= huge_round(old_size)) {
-        /* The block has room (and keeps it when it shrinks: a block of n
-         * bytes from 1 MiB up always has huge_round(n)). */
-        return ptr;
-    }
-    if (new_size < HUGE_MIN || new_size <= old_size) {
-        return realloc(ptr, new_size);
-    }
-    /* Not realloc: growing a large block moves it with mremap to wherever
-     * the address space has room, which is seldom a huge-page boundary, and
-     * its new pages would then be faulted in 4 KiB at a time. */
-    void *q = libc_malloc(ud, new_size);
-    if (q) {
-        memcpy(q, ptr, old_size < new_size ? old_size : new_size);
-        free(ptr);
-    }
-    return q;
+    (void)ud;
+    (void)old_size;
+    return realloc(ptr, new_size);
 }
 
 static void libc_free(void *ud, void *ptr, size_t size)
@@ -213,13 +156,9 @@ int loom__vec_grow(
 
 /* ---- pool of small blocks ---------------------------------------------- */
 
-/* Chunks grow from 4 KiB to 64 KiB: a small document stays small. A pool
- * that holds 2 MiB already, or was told to expect that much
- * (loom__pool_expect), takes 2 MiB chunks, one huge page each when the
- * allocator is libc's (so at most half of what it holds is unused). */
-#define POOL_CHUNK_MIN  4096
-#define POOL_CHUNK_MAX  65536
-#define POOL_HUGE_AFTER LOOM__HUGE_PAGE
+/* Chunks grow from 4 KiB to 64 KiB: a small document stays small. */
+#define POOL_CHUNK_MIN 4096
+#define POOL_CHUNK_MAX 65536
 
 struct loom__pool_chunk {
     struct loom__pool_chunk *next;
@@ -248,13 +187,6 @@ void loom__pool_destroy(loom__pool *p)
     loom__pool_init(p, p->a);
 }
 
-void loom__pool_expect(loom__pool *p, size_t bytes)
-{
-    if (bytes >= LOOM__HUGE_PAGE) {
-        p->huge = true;
-    }
-}
-
 void *loom__pool_carve(loom__pool *p, size_t k)
 {
     size_t n = (k + 1) * LOOM__POOL_GRAIN;
@@ -264,11 +196,7 @@ void *loom__pool_carve(loom__pool *p, size_t k)
         if (size > POOL_CHUNK_MAX) {
             size = POOL_CHUNK_MAX;
         }
-        if (p->huge || p->held >= POOL_HUGE_AFTER) {
-            size = LOOM__HUGE_PAGE - sizeof(struct loom__pool_chunk);
-        }
-        struct loom__pool_chunk *nc;
-        nc = loom__malloc(p->a, sizeof(*nc) + size);
+        struct loom__pool_chunk *nc = loom__malloc(p->a, sizeof(*nc) + size);
         if (!nc) {
             return NULL;
         }
@@ -279,7 +207,6 @@ void *loom__pool_carve(loom__pool *p, size_t k)
             p->free[rest - 1] = p->cur;
         }
         nc->size = size;
-        p->held += size;
         nc->next = c;
         p->chunks = nc;
         p->cur = chunk_data(nc);

@@ -52,9 +52,7 @@ void *loom__memdup(const loom_allocator *a, const void *p, size_t n);
  * was a large part of the cost. Under AddressSanitizer every block is its
  * own allocation, so that a use after free is still caught. */
 #define LOOM__POOL_GRAIN 8
-/* The size of a transparent huge page (x86-64 and arm64 with 4 KiB pages). */
-#define LOOM__HUGE_PAGE ((size_t)2 << 20)
-#define LOOM__POOL_MAX  256
+#define LOOM__POOL_MAX   256
 #if defined(__SANITIZE_ADDRESS__)
 #    define LOOM__POOL_ON 0
 #elif defined(__has_feature)
@@ -72,17 +70,11 @@ typedef struct loom__pool {
     struct loom__pool_chunk *chunks;               /* the newest first */
     char *cur; /* the newest chunk's unused bytes */
     size_t left;
-    size_t held; /* bytes in all chunks */
-    bool huge;   /* take 2 MiB chunks from now on (loom__pool_expect) */
 } loom__pool;
 
 void loom__pool_init(loom__pool *p, const loom_allocator *a);
 /* Frees every chunk (every block of the pool at once). */
 void loom__pool_destroy(loom__pool *p);
-/* The owner is about to take about `bytes` (a large update being loaded):
- * from 2 MiB up, the pool takes 2 MiB chunks at once instead of growing
- * into them. Only a hint. */
-void loom__pool_expect(loom__pool *p, size_t bytes);
 /* A block of class k carved from a new chunk. */
 void *loom__pool_carve(loom__pool *p, size_t k);
 

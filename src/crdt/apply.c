@@ -801,10 +801,8 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
         if (!g.r || !g.ids)
             rc = LOOM_ENOMEM;
     }
-    size_t nstructs = 0;
     for (size_t b = 0; b < u->nblocks && !rc; b++) {
         const loom__rblock *bl = &u->blocks[b];
-        nstructs += bl->n;
         refs *r = refs_of(&g, bl->client);
         if (!r) {
             r = &g.r[b];
@@ -819,10 +817,6 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
         if (g.nr > FEW_BLOCKS)
             rc = loom__u64map_put(&g.by_client, bl->client, r);
     }
-    /* each struct takes an item from the pool: a large load takes whole
-     * huge pages from the start */
-    if (!rc && nstructs <= SIZE_MAX / sizeof(loom__item))
-        loom__pool_expect(&d->pool, nstructs * sizeof(loom__item));
     if (!rc)
         rc = integrate_structs(&g);
 

@@ -146,111 +146,6 @@ static void test_alloc_sizes(void **state)
     loom__free(d, p, 8);
 }
 
-static void fill(uint8_t *p, size_t n, uint8_t seed)
-{
-    for (size_t i = 0; i < n; i++) {
-        p[i] = (uint8_t)(seed + i * 7);
-    }
-}
-
-static bool filled(const uint8_t *p, size_t n, uint8_t seed)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] != (uint8_t)(seed + i * 7)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* The default allocator's large blocks (2 MiB and more: aligned, advised
- * into huge pages, grown by copy) keep their bytes through every kind of
- * resize. */
-static void test_alloc_large(void **state)
-{
-    (void)state;
-    const loom_allocator *d = loom_allocator_default();
-    size_t mib = (size_t)1 << 20;
-    uint8_t *p = loom__malloc(d, 3 * mib);
-    assert_non_null(p);
-    assert_int_equal((uintptr_t)p % LOOM__HUGE_PAGE, 0);
-    fill(p, 3 * mib, 1);
-    p = loom__realloc(d, p, 3 * mib, 5 * mib); /* large to larger */
-    assert_non_null(p);
-    assert_int_equal((uintptr_t)p % LOOM__HUGE_PAGE, 0);
-    assert_true(filled(p, 3 * mib, 1));
-    fill(p, 5 * mib, 2);
-    p = loom__realloc(d, p, 5 * mib, 4 * mib); /* large to smaller large */
-    assert_non_null(p);
-    assert_true(filled(p, 4 * mib, 2));
-    p = loom__realloc(d, p, 4 * mib, mib / 2); /* large to small */
-    assert_non_null(p);
-    assert_true(filled(p, mib / 2, 2));
-    p = loom__realloc(d, p, mib / 2, 2 * mib); /* small to large */
-    assert_non_null(p);
-    assert_int_equal((uintptr_t)p % LOOM__HUGE_PAGE, 0);
-    assert_true(filled(p, mib / 2, 2));
-    loom__free(d, p, 2 * mib);
-
-    /* From 1 MiB up blocks are whole huge pages, which a block grows into
-     * and keeps when it shrinks: every size asked for must stay writable
-     * (ASan sees an overrun of the real block). */
-    size_t sizes[] = {mib,         mib + mib / 2, 2 * mib,     5 * mib,
-                      3 * mib,     4 * mib,       mib + 1,     2 * mib + 1,
-                      mib * 3 / 4, 3 * mib,       6 * mib + 7, mib};
-    size_t have = 0;
-    p = NULL;
-    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-        size_t n = sizes[i];
-        p = loom__realloc(d, p, have, n);
-        assert_non_null(p);
-        assert_true(filled(p, have < n ? have : n, (uint8_t)i));
-        if (n >= mib && have < mib) {
-            assert_int_equal((uintptr_t)p % LOOM__HUGE_PAGE, 0);
-        }
-        fill(p, n, (uint8_t)(i + 1));
-        have = n;
-    }
-    loom__free(d, p, have);
-}
-
-/* A pool takes chunks of at most 64 KiB until it holds 2 MiB, then whole
- * huge pages; every block stays writable and distinct. */
-static void test_pool_chunks(void **state)
-{
-    (void)state;
-    track t;
-    loom_allocator a = track_alloc(&t);
-    loom__pool pool;
-    loom__pool_init(&pool, &a);
-    size_t n = 40000; /* 40,000 blocks of 128 bytes: 5 MB */
-    uint8_t **blocks = malloc(n * sizeof(*blocks));
-    assert_non_null(blocks);
-    for (size_t i = 0; i < n; i++) {
-        blocks[i] = loom__pool_alloc(&pool, 128);
-        assert_non_null(blocks[i]);
-        memset(blocks[i], (int)(i & 0xff), 128);
-    }
-    for (size_t i = 0; i < n; i++) {
-        assert_int_equal(blocks[i][0], i & 0xff);
-        assert_int_equal(blocks[i][127], i & 0xff);
-    }
-    if (LOOM__POOL_ON) {
-        assert_true(pool.held >= n * 128);
-        /* 2 MiB in chunks of 64 KiB and less, then 2 MiB chunks: the
-         * blocks fit in far fewer allocations than 64 KiB chunks need */
-        assert_true(t.live_blocks < 2 * LOOM__HUGE_PAGE / 65536 + 4);
-        assert_true(pool.held < n * 128 + LOOM__HUGE_PAGE);
-    }
-    for (size_t i = 0; i < n; i++) {
-        loom__pool_free(&pool, blocks[i], 128);
-    }
-    free(blocks);
-    loom__pool_destroy(&pool);
-    assert_int_equal(t.live_blocks, 0);
-    assert_int_equal(t.live_bytes, 0);
-}
-
 static void test_alloc_no_realloc_hook(void **state)
 {
     (void)state;
@@ -767,8 +662,6 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alloc_sizes),
-        cmocka_unit_test(test_alloc_large),
-        cmocka_unit_test(test_pool_chunks),
         cmocka_unit_test(test_alloc_no_realloc_hook),
         cmocka_unit_test(test_vec_reserve),
         cmocka_unit_test(test_buf),
