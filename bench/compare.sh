@@ -137,6 +137,7 @@ for (const [title, name] of [['automerge-paper (259,778 edits)', 'automerge-pape
   row(`${title}: encode ms`, name, 'encode_ms', 'ms')
   row(`${title}: v1 bytes`, name, 'v1_bytes', 'B')
   row(`${title}: load ms`, name, 'load_ms', 'ms')
+  row(`${title}: load ms, warm`, name, 'load_warm_ms', 'ms')
   row(`${title}: doc memory`, name, 'doc_mem_bytes', 'B')
   row(`${title}: peak RSS`, name, 'peak_rss_bytes', 'B')
 }
@@ -145,6 +146,7 @@ for (const [title, name] of [['map 100000', 'map'], ['map 100000 --keys 1000', '
   row(`${title}: encode ms`, name, 'encode_ms', 'ms')
   row(`${title}: v1 bytes`, name, 'v1_bytes', 'B')
   row(`${title}: load ms`, name, 'load_ms', 'ms')
+  row(`${title}: load ms, warm`, name, 'load_warm_ms', 'ms')
   row(`${title}: doc memory`, name, 'doc_mem_bytes', 'B')
   row(`${title}: peak RSS`, name, 'peak_rss_bytes', 'B')
 }
@@ -171,6 +173,7 @@ row('friendsforever_flat x10: v1 bytes', 'friendsforever-x10', 'v1_bytes', 'B')
   row(`${t}: encode ms`, 'automerge-paper-unicode', 'encode_ms', 'ms')
   row(`${t}: v1 bytes`, 'automerge-paper-unicode', 'v1_bytes', 'B')
   row(`${t}: load ms`, 'automerge-paper-unicode', 'load_ms', 'ms')
+  row(`${t}: load ms, warm`, 'automerge-paper-unicode', 'load_warm_ms', 'ms')
   row(`${t}: doc memory`, 'automerge-paper-unicode', 'doc_mem_bytes', 'B')
 }
 

@@ -74,6 +74,11 @@ function newDoc (client) {
   return doc
 }
 
+// Loads after the first: the same update applied to WARM_LOADS more new
+// docs, as a server loads documents again and again (the JIT warm); the
+// median is load_warm_ms (tools/loom/cmd_bench.c does the same).
+const WARM_LOADS = 5
+
 function encodeAndLoad (doc) {
   let t0 = performance.now()
   const v1 = Y.encodeStateAsUpdate(doc)
@@ -82,7 +87,17 @@ function encodeAndLoad (doc) {
   t0 = performance.now()
   Y.applyUpdate(loaded, v1)
   const loadMs = performance.now() - t0
-  return { v1, encodeMs, loaded, loadMs }
+  const warm = []
+  for (let i = 0; i < WARM_LOADS; i++) {
+    const d = newDoc(3)
+    t0 = performance.now()
+    Y.applyUpdate(d, v1)
+    warm.push(performance.now() - t0)
+    d.destroy()
+  }
+  warm.sort((a, b) => a - b)
+  const loadWarmMs = warm[WARM_LOADS >> 1]
+  return { v1, encodeMs, loaded, loadMs, loadWarmMs }
 }
 
 function fixed (x) {
@@ -209,7 +224,7 @@ async function benchTrace (args) {
   const applyCpuMs = cpuMs(c0)
   const after = heapUsed()
   if (text.toString() !== expected) die('replayed text differs from endContent')
-  const { v1, encodeMs, loaded, loadMs } = encodeAndLoad(doc)
+  const { v1, encodeMs, loaded, loadMs, loadWarmMs } = encodeAndLoad(doc)
   if (loaded.getText('text').toString() !== expected) die('reloaded text differs from endContent')
   print({
     ops: n * repeat,
@@ -218,6 +233,7 @@ async function benchTrace (args) {
     encode_ms: fixed(encodeMs),
     v1_bytes: v1.length,
     load_ms: fixed(loadMs),
+    load_warm_ms: fixed(loadWarmMs),
     doc_mem_bytes: before === null ? null : after - before,
     peak_rss_bytes: peakRss(),
     apply_cpu_ms: fixed(applyCpuMs)
@@ -259,7 +275,7 @@ function benchMap (args) {
   const applyCpuMs = cpuMs(c0)
   const after = heapUsed()
   checkMap('first', map, n, keys)
-  const { v1, encodeMs, loaded, loadMs } = encodeAndLoad(doc)
+  const { v1, encodeMs, loaded, loadMs, loadWarmMs } = encodeAndLoad(doc)
   checkMap('reloaded', loaded.getMap('map'), n, keys)
   print({
     ops: n,
@@ -267,6 +283,7 @@ function benchMap (args) {
     encode_ms: fixed(encodeMs),
     v1_bytes: v1.length,
     load_ms: fixed(loadMs),
+    load_warm_ms: fixed(loadWarmMs),
     doc_mem_bytes: before === null ? null : after - before,
     peak_rss_bytes: peakRss(),
     apply_cpu_ms: fixed(applyCpuMs)
@@ -305,7 +322,7 @@ function benchB1 (args) {
   const after = heapUsed()
   const s = t1.toString()
   if (s.length !== n || s !== t2.toString()) die('b1: the two peers differ')
-  const { v1, encodeMs, loaded, loadMs } = encodeAndLoad(doc)
+  const { v1, encodeMs, loaded, loadMs, loadWarmMs } = encodeAndLoad(doc)
   if (loaded.getText('text').toString() !== s) die('b1: the reloaded doc differs')
   print({
     ops: n,
@@ -314,6 +331,7 @@ function benchB1 (args) {
     encode_ms: fixed(encodeMs),
     v1_bytes: v1.length,
     load_ms: fixed(loadMs),
+    load_warm_ms: fixed(loadWarmMs),
     // both docs, as loom counts them: the peer is part of the workload
     doc_mem_bytes: before === null ? null : after - before,
     peak_rss_bytes: peakRss(),
