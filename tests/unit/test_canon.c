@@ -307,6 +307,23 @@ static void gen_flat(loom_buf *b, uint32_t *s)
     }
 }
 
+/* same() on the value in b, on every truncation of it (when truncations),
+ * and on a few copies with one byte changed; frees b. */
+static void same_variants(loom_buf *b, uint32_t *s, bool truncations)
+{
+    same(b->data, b->len);
+    for (size_t k = 0; k < b->len && truncations; k++)
+        same(b->data, k);
+    for (int m = 0; m < 4 && b->len; m++) {
+        size_t at = rng(s) % b->len;
+        uint8_t old = b->data[at];
+        b->data[at] = (uint8_t)rng(s);
+        same(b->data, b->len);
+        b->data[at] = old;
+    }
+    loom_buf_free(b);
+}
+
 static void test_random(void **state)
 {
     (void)state;
@@ -314,34 +331,12 @@ static void test_random(void **state)
     for (int i = 0; i < 20000; i++) {
         loom_buf b = {0};
         gen(&b, &s, 0);
-        same(b.data, b.len);
-        /* and every truncation of it */
-        for (size_t k = 0; k < b.len && i < 2000; k++)
-            same(b.data, k);
-        /* and a few with one byte changed */
-        for (int m = 0; m < 4 && b.len; m++) {
-            size_t at = rng(&s) % b.len;
-            uint8_t old = b.data[at];
-            b.data[at] = (uint8_t)rng(&s);
-            same(b.data, b.len);
-            b.data[at] = old;
-        }
-        loom_buf_free(&b);
+        same_variants(&b, &s, i < 2000);
     }
     for (int i = 0; i < 20000; i++) {
         loom_buf b = {0};
         gen_flat(&b, &s);
-        same(b.data, b.len);
-        for (size_t k = 0; k < b.len && i < 1000; k++)
-            same(b.data, k);
-        for (int m = 0; m < 4 && b.len; m++) {
-            size_t at = rng(&s) % b.len;
-            uint8_t old = b.data[at];
-            b.data[at] = (uint8_t)rng(&s);
-            same(b.data, b.len);
-            b.data[at] = old;
-        }
-        loom_buf_free(&b);
+        same_variants(&b, &s, i < 1000);
     }
     assert_true(n_canon > 1000);
 }
