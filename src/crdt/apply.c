@@ -213,9 +213,11 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         size_t n;
         if ((rc = loom__read_varstring(&r, &p, &n)))
             return rc;
-        it->c.str.p = loom__strndup(a, p, n);
+        it->c.str.p = loom__str_bytes_alloc(d, n + 1);
         if (!it->c.str.p)
             return LOOM_ENOMEM;
+        memcpy(it->c.str.p, p, n);
+        it->c.str.p[n] = 0;
         it->c.str.bytes = n;
         it->c.str.cap = n + 1;
         return LOOM_OK;

@@ -399,6 +399,13 @@ static inline uint8_t *loom__any_bytes_alloc(loom_doc *d, size_t n)
 {
     return loom__pool_alloc(&d->pool, n);
 }
+/* The bytes of String content (c.str.p, c.str.cap = n, the text and a NUL)
+ * come from the doc's pool too and go back with loom__pool_free; they are
+ * resized with loom__pool_realloc. */
+static inline char *loom__str_bytes_alloc(loom_doc *d, size_t n)
+{
+    return (char *)loom__pool_alloc(&d->pool, n);
+}
 /* Makes the bytes of b (allocated with d->a) an Any item's content: a
  * buffer too large for the pool is taken over (b is left empty), a small
  * one is copied. */

@@ -253,7 +253,7 @@ static int unback(loom_txn *t, const loom__back *b)
         t->nmerge = nmerge; /* the entries the splits just queued */
         if (s->ref == LOOM__REF_DELETED) {
             size_t n = (size_t)s->len; /* ASCII: one byte per unit */
-            char *p = loom__malloc(t->doc->a, n + 1);
+            char *p = loom__str_bytes_alloc(t->doc, n + 1);
             if (!p)
                 return LOOM_ENOMEM;
             memcpy(p, t->bbuf + b->off + done, n);
