@@ -340,10 +340,12 @@ static int read_content(loom__reader *r,
         *length = 1;
         return loom__read_varbytes(r, &p, &len);
     }
-    case LOOM__REF_STRING:
-        rc = loom__read_varstring(r, &s, &len);
-        *length = rc ? 0 : loom__utf16_len(s, len);
+    case LOOM__REF_STRING: {
+        size_t units = 0;
+        rc = loom__read_varstring16(r, &s, &len, &units);
+        *length = rc ? 0 : units;
         return rc;
+    }
     case LOOM__REF_EMBED:
         *length = 1;
         return check_json(r, false);
