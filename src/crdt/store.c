@@ -95,6 +95,22 @@ void loom__cs_remove(loom__client *c, size_t i, size_t k)
     }
 }
 
+/* In v[0..n) (sorted by clock, v[0] at or before clock), the index of the
+ * last struct starting at or before clock: the one containing it, since
+ * structs are contiguous. Without branches on the comparisons, which are
+ * as good as random to a predictor. */
+static size_t
+last_at_or_before(loom__item *const *v, size_t n, uint64_t clock)
+{
+    loom__item *const *base = v;
+    while (n > 1) {
+        size_t half = n / 2;
+        base = base[half]->id.clock <= clock ? base + half : base;
+        n -= half;
+    }
+    return (size_t)(base - v);
+}
+
 size_t loom__find_index(const loom__client *c, uint64_t clock)
 {
     size_t lo = 0, hi = c->n - 1;
@@ -117,37 +133,31 @@ size_t loom__find_index(const loom__client *c, uint64_t clock)
             hi = c->gap - 2;
         }
     }
-    /* One interpolated probe: structs of one length each (map entries)
-     * put a clock at its index exactly; otherwise it narrows the search. */
+    /* Structs of one length each (map entries) put a clock at its index
+     * exactly, when the range looks like that; text items of all lengths
+     * go to the search. */
     if (lo < hi) {
         const loom__item *a = loom__cs(c, lo), *b = loom__cs(c, hi);
-        if (clock >= a->id.clock && clock < b->id.clock) {
-            size_t mid = lo + (size_t)((double)(clock - a->id.clock) /
-                                       (double)(b->id.clock - a->id.clock) *
-                                       (double)(hi - lo));
-            if (mid > hi)
-                mid = hi;
+        uint64_t l = a->len;
+        if (b->len == l && b->id.clock - a->id.clock == (hi - lo) * l) {
+            size_t mid = lo + (size_t)((clock - a->id.clock) / l);
             const loom__item *s = loom__cs(c, mid);
-            if (clock < s->id.clock)
-                hi = mid - 1; /* mid > lo: s starts after a */
-            else if (clock >= s->id.clock + s->len)
-                lo = mid + 1;
-            else
+            if (clock >= s->id.clock && clock < s->id.clock + s->len)
                 return mid;
         }
     }
-    while (lo <= hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const loom__item *s = loom__cs(c, mid);
-        if (clock < s->id.clock) {
-            hi = mid - 1;
-        } else if (clock >= s->id.clock + s->len) {
-            lo = mid + 1;
-        } else {
-            return mid;
-        }
+    if (lo >= hi)
+        return lo;
+    /* The struct is in [lo, hi]: search the part of it on one side of the
+     * hole, where the entries are contiguous. */
+    if (c->hole && lo < c->gap && hi >= c->gap) {
+        if (loom__cs(c, c->gap)->id.clock <= clock)
+            lo = c->gap;
+        else
+            hi = c->gap - 1;
     }
-    return lo; /* unreachable for clocks below state */
+    return lo + last_at_or_before(c->v + (lo < c->gap ? lo : lo + c->hole),
+                                  hi - lo + 1, clock);
 }
 
 loom__item *loom__find(const loom_doc *d, loom__id id)
