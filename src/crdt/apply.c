@@ -715,6 +715,9 @@ static int apply_ds(loom_txn *t, const loom__ds *ds, loom__ds *left)
     for (size_t ci = 0; ci < ds->n; ci++) {
         const loom__ds_client *dc = &ds->c[ci];
         uint64_t client = dc->client;
+        /* the ranges are sorted: each is searched from where the last
+         * one ended */
+        size_t hint = SIZE_MAX;
         for (size_t k = 0; k < dc->n; k++) {
             uint64_t clock = dc->r[k].clock, end = clock + dc->r[k].len;
             uint64_t state = loom__state(d, client);
@@ -727,11 +730,13 @@ static int apply_ds(loom_txn *t, const loom__ds *ds, loom__ds *left)
                 (rc = loom__ds_add(left, client, state, end - state)))
                 return rc;
             loom__client *c = loom__client_get(d, client);
-            size_t idx = loom__find_index(c, clock);
+            size_t idx = hint == SIZE_MAX ? loom__find_index(c, clock)
+                                          : loom__find_index_near(c, clock, hint);
             loom__item *s = loom__cs(c, idx);
             if (!loom__item_deleted(s) && s->id.clock < clock) {
                 loom__item *r;
-                if ((rc = loom__item_split(t, s, clock - s->id.clock, &r)))
+                if ((rc = loom__item_split_at(t, c, idx, s,
+                                              clock - s->id.clock, &r)))
                     return rc;
                 idx++;
             }
@@ -742,14 +747,15 @@ static int apply_ds(loom_txn *t, const loom__ds *ds, loom__ds *left)
                 if (!loom__item_deleted(s)) {
                     if (end < s->id.clock + s->len) {
                         loom__item *r;
-                        if ((rc =
-                                 loom__item_split(t, s, end - s->id.clock, &r)))
+                        if ((rc = loom__item_split_at(t, c, idx - 1, s,
+                                                      end - s->id.clock, &r)))
                             return rc;
                     }
                     if ((rc = loom__item_delete(t, s)))
                         return rc;
                 }
             }
+            hint = idx - 1;
         }
     }
     return LOOM_OK;

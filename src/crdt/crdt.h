@@ -373,6 +373,9 @@ static inline uint64_t loom__state(const loom_doc *d, uint64_t client)
 }
 /* Index of the struct containing clock in c (must exist). */
 size_t loom__find_index(const loom__client *c, uint64_t clock);
+/* The same, searching outwards from index hint (any index: a walk over
+ * sorted ranges passes where it stopped last). */
+size_t loom__find_index_near(const loom__client *c, uint64_t clock, size_t hint);
 /* The struct containing id, or NULL. */
 loom__item *loom__find(const loom_doc *d, loom__id id);
 /* Appends a struct at the end of its client's array (clock must be state). */
@@ -383,6 +386,13 @@ int loom__item_split(loom_txn *t,
                      loom__item *it,
                      uint64_t diff,
                      loom__item **right);
+/* loom__item_split for `it` at index i of its client c. */
+int loom__item_split_at(loom_txn *t,
+                        loom__client *c,
+                        size_t i,
+                        loom__item *it,
+                        uint64_t diff,
+                        loom__item **right);
 /* getItemCleanStart: the item starting exactly at id (splitting). */
 int loom__get_clean_start(loom_txn *t, loom__id id, loom__item **out);
 /* getItemCleanEnd: the item ending exactly at id (splitting). */

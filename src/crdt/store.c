@@ -111,6 +111,24 @@ last_at_or_before(loom__item *const *v, size_t n, uint64_t clock)
     return (size_t)(base - v);
 }
 
+/* The index of the struct containing clock, known to be in [lo, hi]. */
+static size_t
+search_range(const loom__client *c, size_t lo, size_t hi, uint64_t clock)
+{
+    if (lo >= hi)
+        return lo;
+    /* search the part of the range on one side of the hole, where the
+     * entries are contiguous */
+    if (c->hole && lo < c->gap && hi >= c->gap) {
+        if (loom__cs(c, c->gap)->id.clock <= clock)
+            lo = c->gap;
+        else
+            hi = c->gap - 1;
+    }
+    return lo + last_at_or_before(c->v + (lo < c->gap ? lo : lo + c->hole),
+                                  hi - lo + 1, clock);
+}
+
 size_t loom__find_index(const loom__client *c, uint64_t clock)
 {
     size_t lo = 0, hi = c->n - 1;
@@ -146,18 +164,48 @@ size_t loom__find_index(const loom__client *c, uint64_t clock)
                 return mid;
         }
     }
-    if (lo >= hi)
-        return lo;
-    /* The struct is in [lo, hi]: search the part of it on one side of the
-     * hole, where the entries are contiguous. */
-    if (c->hole && lo < c->gap && hi >= c->gap) {
-        if (loom__cs(c, c->gap)->id.clock <= clock)
-            lo = c->gap;
-        else
-            hi = c->gap - 1;
+    return search_range(c, lo, hi, clock);
+}
+
+size_t loom__find_index_near(const loom__client *c, uint64_t clock, size_t hint)
+{
+    if (hint >= c->n)
+        hint = c->n - 1;
+    const loom__item *s = loom__cs(c, hint);
+    size_t lo, hi;
+    if (clock >= s->id.clock) {
+        if (clock < s->id.clock + s->len)
+            return hint;
+        /* forward: the struct after hint starts at or before clock (the
+         * structs are contiguous), so the answer is from there on */
+        lo = hint + 1;
+        for (size_t step = 1;; step *= 2) {
+            if (step >= c->n - lo) {
+                hi = c->n - 1;
+                break;
+            }
+            if (loom__cs(c, lo + step)->id.clock > clock) {
+                hi = lo + step - 1;
+                break;
+            }
+            lo += step;
+        }
+    } else {
+        /* backward: hint starts after clock (so hint > 0) */
+        hi = hint - 1;
+        for (size_t step = 1;; step *= 2) {
+            if (step > hi) {
+                lo = 0;
+                break;
+            }
+            if (loom__cs(c, hi - step)->id.clock <= clock) {
+                lo = hi - step;
+                break;
+            }
+            hi -= step + 1;
+        }
     }
-    return lo + last_at_or_before(c->v + (lo < c->gap ? lo : lo + c->hole),
-                                  hi - lo + 1, clock);
+    return search_range(c, lo, hi, clock);
 }
 
 loom__item *loom__find(const loom_doc *d, loom__id id)
@@ -233,7 +281,17 @@ int loom__item_split(loom_txn *t,
                      loom__item **right)
 {
     loom__client *c = loom__client_get(t->doc, it->id.client);
-    size_t i = loom__find_index(c, it->id.clock);
+    return loom__item_split_at(t, c, loom__find_index(c, it->id.clock), it,
+                               diff, right);
+}
+
+int loom__item_split_at(loom_txn *t,
+                        loom__client *c,
+                        size_t i,
+                        loom__item *it,
+                        uint64_t diff,
+                        loom__item **right)
+{
     /* Reserve first: once the item is cut, nothing may fail. */
     if (loom__cs_reserve(t->doc->a, c) ||
         loom__vec_reserve(t->doc->a, (void **)&t->merge, &t->mcap,
@@ -255,7 +313,7 @@ int loom__get_clean_start(loom_txn *t, loom__id id, loom__item **out)
     loom__item *s = loom__cs(c, i);
     if (s->id.clock < id.clock && !loom__item_is_gc(s)) {
         loom__item *r;
-        int rc = loom__item_split(t, s, id.clock - s->id.clock, &r);
+        int rc = loom__item_split_at(t, c, i, s, id.clock - s->id.clock, &r);
         if (rc)
             return rc;
         s = r;
@@ -271,7 +329,8 @@ int loom__get_clean_end(loom_txn *t, loom__id id, loom__item **out)
     loom__item *s = loom__cs(c, i);
     if (id.clock != s->id.clock + s->len - 1 && !loom__item_is_gc(s)) {
         loom__item *r;
-        int rc = loom__item_split(t, s, id.clock - s->id.clock + 1, &r);
+        int rc =
+            loom__item_split_at(t, c, i, s, id.clock - s->id.clock + 1, &r);
         if (rc)
             return rc;
     }
