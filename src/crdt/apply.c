@@ -70,6 +70,8 @@ typedef struct integ {
      * the next one of its block with LOOM__RS_SAMEROOT has that parent. */
     sref rk_prev;
     loom_type *rk_parent;
+    /* where the last origin and right origin were found */
+    loom__finger fo, fro;
 } integ;
 
 /* What the record of a struct says when integrate_rootkey can take it. */
@@ -417,12 +419,13 @@ static int integrate_struct(integ *g, const loom__rstruct *s, uint64_t offset)
     loom__item *left = NULL, *right = NULL;
     loom__id origin = s->origin, right_origin = s->right_origin;
     if (s->has_origin) {
-        if ((rc = loom__get_clean_end(t, s->origin, &left)))
+        if ((rc = loom__get_clean_end_near(t, s->origin, &g->fo, &left)))
             return rc;
         origin = loom__item_last_id(left);
     }
     if (s->has_right_origin) {
-        if ((rc = loom__get_clean_start(t, s->right_origin, &right)))
+        if ((rc = loom__get_clean_start_near(t, s->right_origin, &g->fro,
+                                             &right)))
             return rc;
         right_origin = right->id;
     }
@@ -785,6 +788,7 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
     g.t = t;
     g.d = d;
     g.u = u;
+    g.fo.i = g.fro.i = SIZE_MAX;
     loom__u64map_init(&g.by_client, d->a);
     loom__sv_init(&g.missing, d->a);
     /* Roots named by the update exist from now on, in order of appearance

@@ -397,6 +397,22 @@ int loom__item_split_at(loom_txn *t,
 int loom__get_clean_start(loom_txn *t, loom__id id, loom__item **out);
 /* getItemCleanEnd: the item ending exactly at id (splitting). */
 int loom__get_clean_end(loom_txn *t, loom__id id, loom__item **out);
+/* Where the last lookup of a series found its struct (i SIZE_MAX: none):
+ * the next one is searched from there (the origins of the structs of an
+ * update point near each other). */
+typedef struct loom__finger {
+    uint64_t client;
+    size_t i;
+} loom__finger;
+/* loom__get_clean_start and _end searching from the finger f (moved). */
+int loom__get_clean_start_near(loom_txn *t,
+                               loom__id id,
+                               loom__finger *f,
+                               loom__item **out);
+int loom__get_clean_end_near(loom_txn *t,
+                             loom__id id,
+                             loom__finger *f,
+                             loom__item **out);
 
 /* ---- item.c ----------------------------------------------------------- */
 

@@ -306,10 +306,37 @@ int loom__item_split_at(loom_txn *t,
     return LOOM_OK;
 }
 
+/* The index of id's struct, searched from the finger when it is on id's
+ * client, which it is then left on. */
+static size_t find_fingered(const loom__client *c, loom__id id, loom__finger *f)
+{
+    if (!f)
+        return loom__find_index(c, id.clock);
+    size_t i = f->client == id.client && f->i != SIZE_MAX
+                   ? loom__find_index_near(c, id.clock, f->i)
+                   : loom__find_index(c, id.clock);
+    f->client = id.client;
+    f->i = i;
+    return i;
+}
+
 int loom__get_clean_start(loom_txn *t, loom__id id, loom__item **out)
 {
+    return loom__get_clean_start_near(t, id, NULL, out);
+}
+
+int loom__get_clean_end(loom_txn *t, loom__id id, loom__item **out)
+{
+    return loom__get_clean_end_near(t, id, NULL, out);
+}
+
+int loom__get_clean_start_near(loom_txn *t,
+                               loom__id id,
+                               loom__finger *f,
+                               loom__item **out)
+{
     loom__client *c = loom__client_get(t->doc, id.client);
-    size_t i = loom__find_index(c, id.clock);
+    size_t i = find_fingered(c, id, f);
     loom__item *s = loom__cs(c, i);
     if (s->id.clock < id.clock && !loom__item_is_gc(s)) {
         loom__item *r;
@@ -322,10 +349,13 @@ int loom__get_clean_start(loom_txn *t, loom__id id, loom__item **out)
     return LOOM_OK;
 }
 
-int loom__get_clean_end(loom_txn *t, loom__id id, loom__item **out)
+int loom__get_clean_end_near(loom_txn *t,
+                             loom__id id,
+                             loom__finger *f,
+                             loom__item **out)
 {
     loom__client *c = loom__client_get(t->doc, id.client);
-    size_t i = loom__find_index(c, id.clock);
+    size_t i = find_fingered(c, id, f);
     loom__item *s = loom__cs(c, i);
     if (id.clock != s->id.clock + s->len - 1 && !loom__item_is_gc(s)) {
         loom__item *r;
