@@ -211,9 +211,10 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
     case LOOM__REF_DELETED:
         return LOOM_OK;
     case LOOM__REF_STRING: {
-        const char *p;
+        /* the parser validated the text */
+        const uint8_t *p;
         size_t n;
-        if ((rc = loom__read_varstring(&r, &p, &n)))
+        if ((rc = loom__read_varbytes(&r, &p, &n)))
             return rc;
         it->c.str.p = loom__str_bytes_alloc(d, n + 1);
         if (!it->c.str.p)
