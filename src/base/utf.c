@@ -40,6 +40,13 @@ size_t loom__utf8_check16(const char *str, size_t len, size_t *units)
         }
         if (i >= len)
             break;
+        if (len - i < 8 && len >= 8) {
+            /* the tail: the last eight bytes, overlapping what is done */
+            uint64_t w;
+            memcpy(&w, s + len - 8, 8);
+            if (!(w & 0x8080808080808080ULL))
+                break;
+        }
         uint8_t c = s[i];
         if (c < 0x80) {
             i++;
