@@ -102,13 +102,15 @@ void loom__cs_remove(loom__client *c, size_t i, size_t k)
 static size_t
 last_at_or_before(loom__item *const *v, size_t n, uint64_t clock)
 {
-    loom__item *const *base = v;
-    while (n > 1) {
-        size_t half = n / 2;
-        base = base[half]->id.clock <= clock ? base + half : base;
-        n -= half;
-    }
-    return (size_t)(base - v);
+    /* the largest power of two below n first, from the end so that the
+     * halving steps after it cover the rest exactly */
+    if (n < 2)
+        return 0;
+    size_t step = (size_t)1 << (63 - __builtin_clzll((unsigned long long)n - 1));
+    size_t i = v[n - step]->id.clock <= clock ? n - step : 0;
+    for (step /= 2; step; step /= 2)
+        i = v[i + step]->id.clock <= clock ? i + step : i;
+    return i;
 }
 
 /* The index of the struct containing clock, known to be in [lo, hi]. */
