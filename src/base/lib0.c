@@ -282,10 +282,10 @@ int loom__read_varstring_any(loom__reader *r, const char **s, size_t *len)
     return LOOM_OK;
 }
 
-int loom__read_varstring16(loom__reader *r,
-                           const char **s,
-                           size_t *len,
-                           size_t *units)
+int loom__read_varstring16_any(loom__reader *r,
+                               const char **s,
+                               size_t *len,
+                               size_t *units)
 {
     if (r->err) {
         return r->err;
