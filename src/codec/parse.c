@@ -48,6 +48,20 @@ static inline uint64_t fast_varuint(const uint8_t **pp)
     const uint8_t *p = *pp;
     uint8_t c = *p++;
     uint64_t v = c & 0x7f;
+    if (c < 0x80) {
+        *pp = p;
+        return v;
+    }
+    /* up to 7 bytes (clocks, client ids) without the checks below */
+    for (unsigned i = 1; i < 7; i++) {
+        c = p[i - 1];
+        v |= (uint64_t)(c & 0x7f) << (7 * i);
+        if (c < 0x80) {
+            *pp = p + i;
+            return v;
+        }
+    }
+    v &= ((uint64_t)1 << 7) - 1; /* the general loop reads them again */
     unsigned shift = 7;
     while (c >= 0x80) {
         c = *p++;
