@@ -375,7 +375,8 @@ static inline uint64_t loom__state(const loom_doc *d, uint64_t client)
 size_t loom__find_index(const loom__client *c, uint64_t clock);
 /* The same, searching outwards from index hint (any index: a walk over
  * sorted ranges passes where it stopped last). */
-size_t loom__find_index_near(const loom__client *c, uint64_t clock, size_t hint);
+size_t
+loom__find_index_near(const loom__client *c, uint64_t clock, size_t hint);
 /* The struct containing id, or NULL. */
 loom__item *loom__find(const loom_doc *d, loom__id id);
 /* Appends a struct at the end of its client's array (clock must be state). */

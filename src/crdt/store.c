@@ -99,14 +99,14 @@ void loom__cs_remove(loom__client *c, size_t i, size_t k)
  * last struct starting at or before clock: the one containing it, since
  * structs are contiguous. Without branches on the comparisons, which are
  * as good as random to a predictor. */
-static size_t
-last_at_or_before(loom__item *const *v, size_t n, uint64_t clock)
+static size_t last_at_or_before(loom__item *const *v, size_t n, uint64_t clock)
 {
     /* the largest power of two below n first, from the end so that the
      * halving steps after it cover the rest exactly */
     if (n < 2)
         return 0;
-    size_t step = (size_t)1 << (63 - __builtin_clzll((unsigned long long)n - 1));
+    size_t step = (size_t)1
+                  << (63 - __builtin_clzll((unsigned long long)n - 1));
     size_t i = v[n - step]->id.clock <= clock ? n - step : 0;
     for (step /= 2; step; step /= 2)
         i = v[i + step]->id.clock <= clock ? i + step : i;

@@ -490,10 +490,10 @@ static void merge_delete_set(loom_doc *d, const loom__ds *ds)
         for (size_t di = dc->n; di-- > 0;) {
             const loom__ds_range *r = &dc->r[di];
             uint64_t last = r->clock + r->len - 1;
-            size_t si = (hint == SIZE_MAX
-                             ? loom__find_index(c, last)
-                             : loom__find_index_near(c, last, hint)) +
-                        1;
+            size_t si =
+                (hint == SIZE_MAX ? loom__find_index(c, last)
+                                  : loom__find_index_near(c, last, hint)) +
+                1;
             if (si > c->n - 1)
                 si = c->n - 1;
             while (si > 0 && loom__cs(c, si)->id.clock >= r->clock) {
