@@ -353,6 +353,34 @@ loom__read_varstring(loom__reader *r, const char **s, size_t *len)
     return loom__read_varstring_any(r, s, len);
 }
 int loom__read_varbytes(loom__reader *r, const uint8_t **p, size_t *len);
+size_t loom__utf8_check16(const char *s, size_t len, size_t *units);
+int loom__read_varstring16_any(loom__reader *r,
+                               const char **s,
+                               size_t *len,
+                               size_t *units);
+/* loom__read_varstring that also gives the string's UTF-16 length; a
+ * string of up to 127 bytes inline (the text of most String structs). */
+static inline int loom__read_varstring16(loom__reader *r,
+                                         const char **s,
+                                         size_t *len,
+                                         size_t *units)
+{
+    if (!r->err && r->pos < r->len) {
+        size_t n = r->p[r->pos];
+        if (n < 0x80 && n < r->len - r->pos) {
+            const char *q = (const char *)r->p + r->pos + 1;
+            size_t u;
+            if (loom__utf8_check16(q, n, &u) == n) {
+                *s = q;
+                *len = n;
+                *units = u;
+                r->pos += 1 + n;
+                return LOOM_OK;
+            }
+        }
+    }
+    return loom__read_varstring16_any(r, s, len, units);
+}
 int loom__read_f32(loom__reader *r, float *out);
 int loom__read_f64(loom__reader *r, double *out);
 int loom__read_i64(loom__reader *r, int64_t *out);
@@ -367,6 +395,9 @@ void loom__error_set(
 bool loom__utf8_valid(const char *s, size_t len);
 /* Offset of the first byte that starts an invalid sequence, or len. */
 size_t loom__utf8_check(const char *s, size_t len);
+/* loom__utf8_check that also counts the UTF-16 code units of the valid
+ * text (*units, written when the whole is valid). */
+size_t loom__utf8_check16(const char *s, size_t len, size_t *units);
 /* Number of UTF-16 code units of valid UTF-8 text. */
 size_t loom__utf16_len(const char *s, size_t len);
 /* Byte offset in valid UTF-8 `s` after `units` UTF-16 units. If the cut falls

@@ -282,6 +282,32 @@ int loom__read_varstring_any(loom__reader *r, const char **s, size_t *len)
     return LOOM_OK;
 }
 
+int loom__read_varstring16_any(loom__reader *r,
+                               const char **s,
+                               size_t *len,
+                               size_t *units)
+{
+    if (r->err) {
+        return r->err;
+    }
+    size_t start = r->pos;
+    const uint8_t *p;
+    size_t n, u;
+    int rc = loom__read_varbytes(r, &p, &n);
+    if (rc) {
+        return rc;
+    }
+    if (loom__utf8_check16((const char *)p, n, &u) != n) {
+        r->pos = start;
+        return loom__reader_fail(r, LOOM_EMALFORMED, start,
+                                 "invalid UTF-8 in string");
+    }
+    *s = (const char *)p;
+    *len = n;
+    *units = u;
+    return LOOM_OK;
+}
+
 static int read_be(loom__reader *r, size_t n, uint64_t *out)
 {
     if (r->err) {

@@ -11,7 +11,7 @@
 
 #include "base/base.h"
 
-size_t loom__utf8_check(const char *str, size_t len)
+size_t loom__utf8_check16(const char *str, size_t len, size_t *units)
 {
     const uint8_t *s = (const uint8_t *)str;
     if (len < 8) {
@@ -20,10 +20,15 @@ size_t loom__utf8_check(const char *str, size_t len)
         uint8_t acc = 0;
         for (size_t k = 0; k < len; k++)
             acc |= s[k];
-        if (acc < 0x80)
+        if (acc < 0x80) {
+            *units = len;
             return len;
+        }
     }
     size_t i = 0;
+    /* UTF-16 units: one per byte, less the bytes after the first of a
+     * sequence, plus one for a 4-byte sequence (a surrogate pair) */
+    size_t extra = 0;
     while (i < len) {
         /* ASCII eight bytes at a time */
         while (len - i >= 8) {
@@ -35,6 +40,13 @@ size_t loom__utf8_check(const char *str, size_t len)
         }
         if (i >= len)
             break;
+        if (len - i < 8 && len >= 8) {
+            /* the tail: the last eight bytes, overlapping what is done */
+            uint64_t w;
+            memcpy(&w, s + len - 8, 8);
+            if (!(w & 0x8080808080808080ULL))
+                break;
+        }
         uint8_t c = s[i];
         if (c < 0x80) {
             i++;
@@ -72,9 +84,17 @@ size_t loom__utf8_check(const char *str, size_t len)
                 return i;
             }
         }
+        extra += n == 4 ? 2 : n - 1;
         i += n;
     }
+    *units = len - extra;
     return len;
+}
+
+size_t loom__utf8_check(const char *s, size_t len)
+{
+    size_t units;
+    return loom__utf8_check16(s, len, &units);
 }
 
 bool loom__utf8_valid(const char *s, size_t len)
@@ -86,7 +106,16 @@ size_t loom__utf16_len(const char *str, size_t len)
 {
     const uint8_t *s = (const uint8_t *)str;
     size_t units = 0;
-    for (size_t i = 0; i < len; i++) {
+    size_t i = 0;
+    /* ASCII eight bytes at a time */
+    for (; len - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ULL)
+            break;
+        units += 8;
+    }
+    for (; i < len; i++) {
         uint8_t c = s[i];
         if ((c & 0xc0) != 0x80) {
             units += c >= 0xf0 ? 2 : 1;

@@ -18,13 +18,20 @@
  * two to five bytes, which the inline reader leaves to a call. */
 static inline int loom__read_varuint7(loom__reader *r, uint64_t *out)
 {
-    if (!r->err && r->pos < r->len) {
+    /* with 7 bytes left, only the length of the number is checked */
+    if (!r->err && r->pos + 7 <= r->len) {
         const uint8_t *p = r->p + r->pos;
-        size_t left = r->len - r->pos;
-        uint64_t v = 0;
-        for (size_t i = 0; i < 7 && i < left; i++) {
-            v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-            if (p[i] < 0x80) {
+        uint64_t v = p[0];
+        if (v < 0x80) {
+            r->pos++;
+            *out = v;
+            return LOOM_OK;
+        }
+        v &= 0x7f;
+        for (unsigned i = 1; i < 7; i++) {
+            uint64_t c = p[i];
+            v |= (c & 0x7f) << (7 * i);
+            if (c < 0x80) {
                 r->pos += i + 1;
                 *out = v;
                 return LOOM_OK;

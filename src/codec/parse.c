@@ -48,6 +48,20 @@ static inline uint64_t fast_varuint(const uint8_t **pp)
     const uint8_t *p = *pp;
     uint8_t c = *p++;
     uint64_t v = c & 0x7f;
+    if (c < 0x80) {
+        *pp = p;
+        return v;
+    }
+    /* up to 7 bytes (clocks, client ids) without the checks below */
+    for (unsigned i = 1; i < 7; i++) {
+        c = p[i - 1];
+        v |= (uint64_t)(c & 0x7f) << (7 * i);
+        if (c < 0x80) {
+            *pp = p + i;
+            return v;
+        }
+    }
+    v &= ((uint64_t)1 << 7) - 1; /* the general loop reads them again */
     unsigned shift = 7;
     while (c >= 0x80) {
         c = *p++;
@@ -340,10 +354,12 @@ static int read_content(loom__reader *r,
         *length = 1;
         return loom__read_varbytes(r, &p, &len);
     }
-    case LOOM__REF_STRING:
-        rc = loom__read_varstring(r, &s, &len);
-        *length = rc ? 0 : loom__utf16_len(s, len);
+    case LOOM__REF_STRING: {
+        size_t units = 0;
+        rc = loom__read_varstring16(r, &s, &len, &units);
+        *length = rc ? 0 : units;
         return rc;
+    }
     case LOOM__REF_EMBED:
         *length = 1;
         return check_json(r, false);

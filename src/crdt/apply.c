@@ -70,6 +70,8 @@ typedef struct integ {
      * the next one of its block with LOOM__RS_SAMEROOT has that parent. */
     sref rk_prev;
     loom_type *rk_parent;
+    /* where the last origin and right origin were found */
+    loom__finger fo, fro;
 } integ;
 
 /* What the record of a struct says when integrate_rootkey can take it. */
@@ -209,13 +211,16 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
     case LOOM__REF_DELETED:
         return LOOM_OK;
     case LOOM__REF_STRING: {
-        const char *p;
+        /* the parser validated the text */
+        const uint8_t *p;
         size_t n;
-        if ((rc = loom__read_varstring(&r, &p, &n)))
+        if ((rc = loom__read_varbytes(&r, &p, &n)))
             return rc;
-        it->c.str.p = loom__strndup(a, p, n);
+        it->c.str.p = loom__str_bytes_alloc(d, n + 1);
         if (!it->c.str.p)
             return LOOM_ENOMEM;
+        memcpy(it->c.str.p, p, n);
+        it->c.str.p[n] = 0;
         it->c.str.bytes = n;
         it->c.str.cap = n + 1;
         return LOOM_OK;
@@ -415,12 +420,13 @@ static int integrate_struct(integ *g, const loom__rstruct *s, uint64_t offset)
     loom__item *left = NULL, *right = NULL;
     loom__id origin = s->origin, right_origin = s->right_origin;
     if (s->has_origin) {
-        if ((rc = loom__get_clean_end(t, s->origin, &left)))
+        if ((rc = loom__get_clean_end_near(t, s->origin, &g->fo, &left)))
             return rc;
         origin = loom__item_last_id(left);
     }
     if (s->has_right_origin) {
-        if ((rc = loom__get_clean_start(t, s->right_origin, &right)))
+        if ((rc = loom__get_clean_start_near(t, s->right_origin, &g->fro,
+                                             &right)))
             return rc;
         right_origin = right->id;
     }
@@ -713,6 +719,9 @@ static int apply_ds(loom_txn *t, const loom__ds *ds, loom__ds *left)
     for (size_t ci = 0; ci < ds->n; ci++) {
         const loom__ds_client *dc = &ds->c[ci];
         uint64_t client = dc->client;
+        /* the ranges are sorted: each is searched from where the last
+         * one ended */
+        size_t hint = SIZE_MAX;
         for (size_t k = 0; k < dc->n; k++) {
             uint64_t clock = dc->r[k].clock, end = clock + dc->r[k].len;
             uint64_t state = loom__state(d, client);
@@ -725,11 +734,14 @@ static int apply_ds(loom_txn *t, const loom__ds *ds, loom__ds *left)
                 (rc = loom__ds_add(left, client, state, end - state)))
                 return rc;
             loom__client *c = loom__client_get(d, client);
-            size_t idx = loom__find_index(c, clock);
+            size_t idx = hint == SIZE_MAX
+                             ? loom__find_index(c, clock)
+                             : loom__find_index_near(c, clock, hint);
             loom__item *s = loom__cs(c, idx);
             if (!loom__item_deleted(s) && s->id.clock < clock) {
                 loom__item *r;
-                if ((rc = loom__item_split(t, s, clock - s->id.clock, &r)))
+                if ((rc = loom__item_split_at(t, c, idx, s, clock - s->id.clock,
+                                              &r)))
                     return rc;
                 idx++;
             }
@@ -740,14 +752,15 @@ static int apply_ds(loom_txn *t, const loom__ds *ds, loom__ds *left)
                 if (!loom__item_deleted(s)) {
                     if (end < s->id.clock + s->len) {
                         loom__item *r;
-                        if ((rc =
-                                 loom__item_split(t, s, end - s->id.clock, &r)))
+                        if ((rc = loom__item_split_at(t, c, idx - 1, s,
+                                                      end - s->id.clock, &r)))
                             return rc;
                     }
                     if ((rc = loom__item_delete(t, s)))
                         return rc;
                 }
             }
+            hint = idx - 1;
         }
     }
     return LOOM_OK;
@@ -777,6 +790,7 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
     g.t = t;
     g.d = d;
     g.u = u;
+    g.fo.i = g.fro.i = SIZE_MAX;
     loom__u64map_init(&g.by_client, d->a);
     loom__sv_init(&g.missing, d->a);
     /* Roots named by the update exist from now on, in order of appearance

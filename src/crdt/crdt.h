@@ -373,6 +373,10 @@ static inline uint64_t loom__state(const loom_doc *d, uint64_t client)
 }
 /* Index of the struct containing clock in c (must exist). */
 size_t loom__find_index(const loom__client *c, uint64_t clock);
+/* The same, searching outwards from index hint (any index: a walk over
+ * sorted ranges passes where it stopped last). */
+size_t
+loom__find_index_near(const loom__client *c, uint64_t clock, size_t hint);
 /* The struct containing id, or NULL. */
 loom__item *loom__find(const loom_doc *d, loom__id id);
 /* Appends a struct at the end of its client's array (clock must be state). */
@@ -383,10 +387,33 @@ int loom__item_split(loom_txn *t,
                      loom__item *it,
                      uint64_t diff,
                      loom__item **right);
+/* loom__item_split for `it` at index i of its client c. */
+int loom__item_split_at(loom_txn *t,
+                        loom__client *c,
+                        size_t i,
+                        loom__item *it,
+                        uint64_t diff,
+                        loom__item **right);
 /* getItemCleanStart: the item starting exactly at id (splitting). */
 int loom__get_clean_start(loom_txn *t, loom__id id, loom__item **out);
 /* getItemCleanEnd: the item ending exactly at id (splitting). */
 int loom__get_clean_end(loom_txn *t, loom__id id, loom__item **out);
+/* Where the last lookup of a series found its struct (i SIZE_MAX: none):
+ * the next one is searched from there (the origins of the structs of an
+ * update point near each other). */
+typedef struct loom__finger {
+    uint64_t client;
+    size_t i;
+} loom__finger;
+/* loom__get_clean_start and _end searching from the finger f (moved). */
+int loom__get_clean_start_near(loom_txn *t,
+                               loom__id id,
+                               loom__finger *f,
+                               loom__item **out);
+int loom__get_clean_end_near(loom_txn *t,
+                             loom__id id,
+                             loom__finger *f,
+                             loom__item **out);
 
 /* ---- item.c ----------------------------------------------------------- */
 
@@ -398,6 +425,13 @@ void loom__item_release(loom_doc *d, loom__item *it);
 static inline uint8_t *loom__any_bytes_alloc(loom_doc *d, size_t n)
 {
     return loom__pool_alloc(&d->pool, n);
+}
+/* The bytes of String content (c.str.p, c.str.cap = n, the text and a NUL)
+ * come from the doc's pool too and go back with loom__pool_free; they are
+ * resized with loom__pool_realloc. */
+static inline char *loom__str_bytes_alloc(loom_doc *d, size_t n)
+{
+    return (char *)loom__pool_alloc(&d->pool, n);
 }
 /* Makes the bytes of b (allocated with d->a) an Any item's content: a
  * buffer too large for the pool is taken over (b is left empty), a small

@@ -56,7 +56,7 @@ void loom__content_free(loom_doc *d, loom__item *it)
     const loom_allocator *a = d->a;
     switch (it->ref) {
     case LOOM__REF_STRING:
-        loom__free(a, it->c.str.p, it->c.str.cap);
+        loom__pool_free(&d->pool, it->c.str.p, it->c.str.cap);
         break;
     case LOOM__REF_ANY:
         loom__pool_free(&d->pool, it->c.any.p, it->c.any.cap);
@@ -139,7 +139,7 @@ int loom__content_split(loom_doc *d,
         static const char repl[3] = {(char)0xef, (char)0xbf, (char)0xbd};
         size_t rstart = mid ? off + 4 : off;
         size_t rlen = bytes - rstart + (mid ? 3 : 0);
-        char *rp = loom__malloc(a, rlen + 1);
+        char *rp = loom__str_bytes_alloc(d, rlen + 1);
         if (!rp)
             return LOOM_ENOMEM;
         size_t k = 0;
@@ -656,7 +656,7 @@ int loom__str_append(loom_doc *d, loom__item *l, const char *s, size_t bytes)
     size_t need = l->c.str.bytes + bytes + 1;
     if (need > l->c.str.cap) {
         size_t ncap = l->c.str.cap * 2 > need ? l->c.str.cap * 2 : need;
-        char *np = loom__realloc(d->a, l->c.str.p, l->c.str.cap, ncap);
+        char *np = loom__pool_realloc(&d->pool, l->c.str.p, l->c.str.cap, ncap);
         if (!np)
             return LOOM_ENOMEM;
         l->c.str.p = np;

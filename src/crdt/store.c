@@ -95,6 +95,42 @@ void loom__cs_remove(loom__client *c, size_t i, size_t k)
     }
 }
 
+/* In v[0..n) (sorted by clock, v[0] at or before clock), the index of the
+ * last struct starting at or before clock: the one containing it, since
+ * structs are contiguous. Without branches on the comparisons, which are
+ * as good as random to a predictor. */
+static size_t last_at_or_before(loom__item *const *v, size_t n, uint64_t clock)
+{
+    /* the largest power of two below n first, from the end so that the
+     * halving steps after it cover the rest exactly */
+    if (n < 2)
+        return 0;
+    size_t step = (size_t)1
+                  << (63 - __builtin_clzll((unsigned long long)n - 1));
+    size_t i = v[n - step]->id.clock <= clock ? n - step : 0;
+    for (step /= 2; step; step /= 2)
+        i = v[i + step]->id.clock <= clock ? i + step : i;
+    return i;
+}
+
+/* The index of the struct containing clock, known to be in [lo, hi]. */
+static size_t
+search_range(const loom__client *c, size_t lo, size_t hi, uint64_t clock)
+{
+    if (lo >= hi)
+        return lo;
+    /* search the part of the range on one side of the hole, where the
+     * entries are contiguous */
+    if (c->hole && lo < c->gap && hi >= c->gap) {
+        if (loom__cs(c, c->gap)->id.clock <= clock)
+            lo = c->gap;
+        else
+            hi = c->gap - 1;
+    }
+    return lo + last_at_or_before(c->v + (lo < c->gap ? lo : lo + c->hole),
+                                  hi - lo + 1, clock);
+}
+
 size_t loom__find_index(const loom__client *c, uint64_t clock)
 {
     size_t lo = 0, hi = c->n - 1;
@@ -117,37 +153,61 @@ size_t loom__find_index(const loom__client *c, uint64_t clock)
             hi = c->gap - 2;
         }
     }
-    /* One interpolated probe: structs of one length each (map entries)
-     * put a clock at its index exactly; otherwise it narrows the search. */
+    /* Structs of one length each (map entries) put a clock at its index
+     * exactly, when the range looks like that; text items of all lengths
+     * go to the search. */
     if (lo < hi) {
         const loom__item *a = loom__cs(c, lo), *b = loom__cs(c, hi);
-        if (clock >= a->id.clock && clock < b->id.clock) {
-            size_t mid = lo + (size_t)((double)(clock - a->id.clock) /
-                                       (double)(b->id.clock - a->id.clock) *
-                                       (double)(hi - lo));
-            if (mid > hi)
-                mid = hi;
+        uint64_t l = a->len;
+        if (b->len == l && b->id.clock - a->id.clock == (hi - lo) * l) {
+            size_t mid = lo + (size_t)((clock - a->id.clock) / l);
             const loom__item *s = loom__cs(c, mid);
-            if (clock < s->id.clock)
-                hi = mid - 1; /* mid > lo: s starts after a */
-            else if (clock >= s->id.clock + s->len)
-                lo = mid + 1;
-            else
+            if (clock >= s->id.clock && clock < s->id.clock + s->len)
                 return mid;
         }
     }
-    while (lo <= hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const loom__item *s = loom__cs(c, mid);
-        if (clock < s->id.clock) {
-            hi = mid - 1;
-        } else if (clock >= s->id.clock + s->len) {
-            lo = mid + 1;
-        } else {
-            return mid;
+    return search_range(c, lo, hi, clock);
+}
+
+size_t loom__find_index_near(const loom__client *c, uint64_t clock, size_t hint)
+{
+    if (hint >= c->n)
+        hint = c->n - 1;
+    const loom__item *s = loom__cs(c, hint);
+    size_t lo, hi;
+    if (clock >= s->id.clock) {
+        if (clock < s->id.clock + s->len)
+            return hint;
+        /* forward: the struct after hint starts at or before clock (the
+         * structs are contiguous), so the answer is from there on */
+        lo = hint + 1;
+        for (size_t step = 1;; step *= 2) {
+            if (step >= c->n - lo) {
+                hi = c->n - 1;
+                break;
+            }
+            if (loom__cs(c, lo + step)->id.clock > clock) {
+                hi = lo + step - 1;
+                break;
+            }
+            lo += step;
+        }
+    } else {
+        /* backward: hint starts after clock (so hint > 0) */
+        hi = hint - 1;
+        for (size_t step = 1;; step *= 2) {
+            if (step > hi) {
+                lo = 0;
+                break;
+            }
+            if (loom__cs(c, hi - step)->id.clock <= clock) {
+                lo = hi - step;
+                break;
+            }
+            hi -= step + 1;
         }
     }
-    return lo; /* unreachable for clocks below state */
+    return search_range(c, lo, hi, clock);
 }
 
 loom__item *loom__find(const loom_doc *d, loom__id id)
@@ -223,7 +283,17 @@ int loom__item_split(loom_txn *t,
                      loom__item **right)
 {
     loom__client *c = loom__client_get(t->doc, it->id.client);
-    size_t i = loom__find_index(c, it->id.clock);
+    return loom__item_split_at(t, c, loom__find_index(c, it->id.clock), it,
+                               diff, right);
+}
+
+int loom__item_split_at(loom_txn *t,
+                        loom__client *c,
+                        size_t i,
+                        loom__item *it,
+                        uint64_t diff,
+                        loom__item **right)
+{
     /* Reserve first: once the item is cut, nothing may fail. */
     if (loom__cs_reserve(t->doc->a, c) ||
         loom__vec_reserve(t->doc->a, (void **)&t->merge, &t->mcap,
@@ -238,14 +308,41 @@ int loom__item_split(loom_txn *t,
     return LOOM_OK;
 }
 
+/* The index of id's struct, searched from the finger when it is on id's
+ * client, which it is then left on. */
+static size_t find_fingered(const loom__client *c, loom__id id, loom__finger *f)
+{
+    if (!f)
+        return loom__find_index(c, id.clock);
+    size_t i = f->client == id.client && f->i != SIZE_MAX
+                   ? loom__find_index_near(c, id.clock, f->i)
+                   : loom__find_index(c, id.clock);
+    f->client = id.client;
+    f->i = i;
+    return i;
+}
+
 int loom__get_clean_start(loom_txn *t, loom__id id, loom__item **out)
 {
+    return loom__get_clean_start_near(t, id, NULL, out);
+}
+
+int loom__get_clean_end(loom_txn *t, loom__id id, loom__item **out)
+{
+    return loom__get_clean_end_near(t, id, NULL, out);
+}
+
+int loom__get_clean_start_near(loom_txn *t,
+                               loom__id id,
+                               loom__finger *f,
+                               loom__item **out)
+{
     loom__client *c = loom__client_get(t->doc, id.client);
-    size_t i = loom__find_index(c, id.clock);
+    size_t i = find_fingered(c, id, f);
     loom__item *s = loom__cs(c, i);
     if (s->id.clock < id.clock && !loom__item_is_gc(s)) {
         loom__item *r;
-        int rc = loom__item_split(t, s, id.clock - s->id.clock, &r);
+        int rc = loom__item_split_at(t, c, i, s, id.clock - s->id.clock, &r);
         if (rc)
             return rc;
         s = r;
@@ -254,14 +351,18 @@ int loom__get_clean_start(loom_txn *t, loom__id id, loom__item **out)
     return LOOM_OK;
 }
 
-int loom__get_clean_end(loom_txn *t, loom__id id, loom__item **out)
+int loom__get_clean_end_near(loom_txn *t,
+                             loom__id id,
+                             loom__finger *f,
+                             loom__item **out)
 {
     loom__client *c = loom__client_get(t->doc, id.client);
-    size_t i = loom__find_index(c, id.clock);
+    size_t i = find_fingered(c, id, f);
     loom__item *s = loom__cs(c, i);
     if (id.clock != s->id.clock + s->len - 1 && !loom__item_is_gc(s)) {
         loom__item *r;
-        int rc = loom__item_split(t, s, id.clock - s->id.clock + 1, &r);
+        int rc =
+            loom__item_split_at(t, c, i, s, id.clock - s->id.clock + 1, &r);
         if (rc)
             return rc;
     }

@@ -398,11 +398,13 @@ new_string(loom_doc *d, const char *s, size_t bytes, loom__item **out)
     if (!it)
         return LOOM_ENOMEM;
     it->ref = LOOM__REF_STRING;
-    it->c.str.p = loom__strndup(d->a, s, bytes);
+    it->c.str.p = loom__str_bytes_alloc(d, bytes + 1);
     if (!it->c.str.p) {
         loom__item_free(d, it);
         return LOOM_ENOMEM;
     }
+    memcpy(it->c.str.p, s, bytes);
+    it->c.str.p[bytes] = 0;
     it->c.str.bytes = bytes;
     it->c.str.cap = bytes + 1;
     it->len = loom__utf16_len(s, bytes);
@@ -416,7 +418,7 @@ static int new_newlines(loom_doc *d, uint64_t n, loom__item **out)
     if (!it)
         return LOOM_ENOMEM;
     it->ref = LOOM__REF_STRING;
-    it->c.str.p = loom__malloc(d->a, (size_t)n + 1);
+    it->c.str.p = loom__str_bytes_alloc(d, (size_t)n + 1);
     if (!it->c.str.p) {
         loom__item_free(d, it);
         return LOOM_ENOMEM;

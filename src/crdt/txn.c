@@ -253,7 +253,7 @@ static int unback(loom_txn *t, const loom__back *b)
         t->nmerge = nmerge; /* the entries the splits just queued */
         if (s->ref == LOOM__REF_DELETED) {
             size_t n = (size_t)s->len; /* ASCII: one byte per unit */
-            char *p = loom__malloc(t->doc->a, n + 1);
+            char *p = loom__str_bytes_alloc(t->doc, n + 1);
             if (!p)
                 return LOOM_ENOMEM;
             memcpy(p, t->bbuf + b->off + done, n);
@@ -458,9 +458,17 @@ static void gc_delete_set(loom_doc *d, const loom__ds *ds)
         loom__client *c = loom__client_get(d, dc->client);
         if (!c || !c->n)
             continue;
+        /* the ranges are sorted (normalized): each one's first struct is
+         * searched from the last one's */
+        size_t hint = SIZE_MAX;
         for (size_t di = dc->n; di-- > 0;) {
             uint64_t end = dc->r[di].clock + dc->r[di].len;
-            for (size_t si = loom__find_index(c, dc->r[di].clock);
+            size_t first =
+                hint == SIZE_MAX
+                    ? loom__find_index(c, dc->r[di].clock)
+                    : loom__find_index_near(c, dc->r[di].clock, hint);
+            hint = first;
+            for (size_t si = first;
                  si < c->n && loom__cs(c, si)->id.clock < end; si++) {
                 loom__item *s = loom__cs(c, si);
                 if (!loom__item_is_gc(s) && loom__item_deleted(s) &&
@@ -478,9 +486,14 @@ static void merge_delete_set(loom_doc *d, const loom__ds *ds)
         loom__client *c = loom__client_get(d, dc->client);
         if (!c || !c->n)
             continue;
+        size_t hint = SIZE_MAX; /* as in gc_delete_set */
         for (size_t di = dc->n; di-- > 0;) {
             const loom__ds_range *r = &dc->r[di];
-            size_t si = loom__find_index(c, r->clock + r->len - 1) + 1;
+            uint64_t last = r->clock + r->len - 1;
+            size_t si =
+                (hint == SIZE_MAX ? loom__find_index(c, last)
+                                  : loom__find_index_near(c, last, hint)) +
+                1;
             if (si > c->n - 1)
                 si = c->n - 1;
             while (si > 0 && loom__cs(c, si)->id.clock >= r->clock) {
@@ -489,6 +502,7 @@ static void merge_delete_set(loom_doc *d, const loom__ds *ds)
                     break;
                 si -= 1 + m;
             }
+            hint = si;
         }
     }
 }
