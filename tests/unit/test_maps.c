@@ -70,6 +70,20 @@ static void encode(loom_doc *d, loom_buf *out)
     loom_buf_free(&b);
 }
 
+/* A new document of client `client` with allocator a (NULL: libc) and gc
+ * on or off. */
+static loom_doc *new_doc(uint64_t client, const loom_allocator *a, int gc)
+{
+    loom_doc_options o;
+    loom_doc_options_init(&o);
+    o.client_id = client;
+    o.alloc = a;
+    o.gc = gc;
+    loom_doc *d = NULL;
+    assert_int_equal(loom_doc_new(&o, &d), 0);
+    return d;
+}
+
 /* Runs the ops with allocation `fail` (counted over the ops only) failing;
  * returns whether every op succeeded. The update of the result goes to
  * `update` when given. */
@@ -77,12 +91,7 @@ static bool run_ops(long fail, loom_buf *update)
 {
     test_alloc c;
     loom_allocator a = test_alloc_init(&c);
-    loom_doc_options o;
-    loom_doc_options_init(&o);
-    o.client_id = 1;
-    o.alloc = &a;
-    loom_doc *d = NULL;
-    assert_int_equal(loom_doc_new(&o, &d), 0);
+    loom_doc *d = new_doc(1, &a, 1);
     loom_type *m;
     assert_int_equal(loom_doc_get(d, "m", 1, LOOM_TYPE_MAP, &m), 0);
     long left = fail; /* allocations of the ops still to succeed first */
@@ -132,12 +141,7 @@ static void test_load_out_of_memory(void **state)
     for (long k = 1; !done; k++) {
         test_alloc c;
         loom_allocator a = test_alloc_init(&c);
-        loom_doc_options o;
-        loom_doc_options_init(&o);
-        o.client_id = 2;
-        o.alloc = &a;
-        loom_doc *d = NULL;
-        assert_int_equal(loom_doc_new(&o, &d), 0);
+        loom_doc *d = new_doc(2, &a, 1);
         c.fail_at = c.calls + k;
         int rc = loom_doc_apply_update(d, u.data, u.len, NULL, NULL);
         done = c.calls < c.fail_at;
@@ -162,17 +166,6 @@ static void test_load_out_of_memory(void **state)
         assert_int_equal(c.size_mismatches, 0);
     }
     loom_buf_free(&u);
-}
-
-/* A new document of client `client` with the default allocator. */
-static loom_doc *new_doc(uint64_t client)
-{
-    loom_doc_options o;
-    loom_doc_options_init(&o);
-    o.client_id = client;
-    loom_doc *d = NULL;
-    assert_int_equal(loom_doc_new(&o, &d), 0);
-    return d;
 }
 
 /* Sets key i of map m to value(i), or to {id: [i]} (an object that is not
@@ -206,7 +199,7 @@ static void set(loom_type *m, int i)
 static void test_load_entries(void **state)
 {
     (void)state;
-    loom_doc *a = new_doc(1), *b = new_doc(2);
+    loom_doc *a = new_doc(1, NULL, 1), *b = new_doc(2, NULL, 1);
     loom_type *am, *an, *bm;
     assert_int_equal(loom_doc_get(a, "m", 1, LOOM_TYPE_MAP, &am), 0);
     assert_int_equal(loom_doc_get(a, "n", 1, LOOM_TYPE_MAP, &an), 0);
@@ -223,7 +216,7 @@ static void test_load_entries(void **state)
     loom_buf all;
     encode(a, &all);
     for (int order = 0; order < 3; order++) {
-        loom_doc *d = new_doc(3);
+        loom_doc *d = new_doc(3, NULL, 1);
         if (order == 0) {
             assert_int_equal(
                 loom_doc_apply_update(d, all.data, all.len, NULL, NULL), 0);
@@ -313,12 +306,7 @@ static void mixed_op(loom_doc *d, loom_type *m, uint32_t r, bool wrap)
 
 static loom_doc *mixed_doc(int gc, loom_type **m)
 {
-    loom_doc_options o;
-    loom_doc_options_init(&o);
-    o.client_id = 1;
-    o.gc = gc;
-    loom_doc *d = NULL;
-    assert_int_equal(loom_doc_new(&o, &d), 0);
+    loom_doc *d = new_doc(1, NULL, gc);
     assert_int_equal(loom_doc_get(d, "m", 1, LOOM_TYPE_MAP, m), 0);
     return d;
 }
