@@ -260,28 +260,6 @@ int loom__read_varbytes(loom__reader *r, const uint8_t **p, size_t *len)
     return LOOM_OK;
 }
 
-int loom__read_varstring_any(loom__reader *r, const char **s, size_t *len)
-{
-    if (r->err) {
-        return r->err;
-    }
-    size_t start = r->pos;
-    const uint8_t *p;
-    size_t n;
-    int rc = loom__read_varbytes(r, &p, &n);
-    if (rc) {
-        return rc;
-    }
-    if (!loom__utf8_valid((const char *)p, n)) {
-        r->pos = start;
-        return loom__reader_fail(r, LOOM_EMALFORMED, start,
-                                 "invalid UTF-8 in string");
-    }
-    *s = (const char *)p;
-    *len = n;
-    return LOOM_OK;
-}
-
 int loom__read_varstring16_any(loom__reader *r,
                                const char **s,
                                size_t *len,
@@ -306,6 +284,12 @@ int loom__read_varstring16_any(loom__reader *r,
     *len = n;
     *units = u;
     return LOOM_OK;
+}
+
+int loom__read_varstring_any(loom__reader *r, const char **s, size_t *len)
+{
+    size_t units;
+    return loom__read_varstring16_any(r, s, len, &units);
 }
 
 static int read_be(loom__reader *r, size_t n, uint64_t *out)
