@@ -672,12 +672,9 @@ int loom__store_ds(const loom_doc *d, loom__ds *out);
 int loom__encode_state(const loom_doc *d,
                        const loom__sv *target,
                        loom_buf *out);
-/* Writes the structs of every client from the given clocks (descending
- * client order), as the update event and encodeStateAsUpdate do. */
-int loom__write_structs_from(const loom_doc *d,
-                             const loom__sv *from,
-                             loom_buf *out);
-/* The same from n (client, clock) pairs, which it sorts in place. */
+/* Writes the structs of every client from the given n (client, clock)
+ * pairs, which it sorts in place (descending client order), as the update
+ * event and encodeStateAsUpdate do. */
 int loom__write_structs(const loom_doc *d,
                         loom__sv_entry *e,
                         size_t n,

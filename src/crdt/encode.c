@@ -22,45 +22,66 @@ int loom__doc_sv(const loom_doc *d, loom__sv *out)
     return LOOM_OK;
 }
 
-/* Adds the deleted runs among v[0, n) to out; a run still open at the end
- * is left in *clock, *len (len 0: none) for the next stretch of the same
- * client to continue. */
-static int ds_stretch(loom__ds *out,
-                      uint64_t client,
-                      loom__item *const *v,
-                      size_t n,
-                      uint64_t *clock,
-                      uint64_t *len)
+/* The deleted run being collected for one client while its structs are
+ * visited in clock order: open while len > 0. `ds` NULL: not collecting. */
+typedef struct ds_run {
+    loom__ds *ds;
+    uint64_t client, clock, len;
+} ds_run;
+
+/* Adds s to the run, or closes the run into the delete set. */
+static inline int ds_step(ds_run *r, const loom__item *s)
 {
-    for (size_t i = 0; i < n; i++) {
-        const loom__item *s = v[i];
-        if (loom__item_deleted(s)) {
-            if (!*len)
-                *clock = s->id.clock;
-            *len += s->len;
-        } else if (*len) {
-            int rc = loom__ds_add(out, client, *clock, *len);
-            if (rc)
-                return rc;
-            *len = 0;
-        }
+    if (loom__item_deleted(s)) {
+        if (!r->len)
+            r->clock = s->id.clock;
+        r->len += s->len;
+    } else if (r->len) {
+        int rc = loom__ds_add(r->ds, r->client, r->clock, r->len);
+        r->len = 0;
+        if (rc)
+            return rc;
     }
     return LOOM_OK;
+}
+
+/* Closes the run at the end of its client. */
+static int ds_end(ds_run *r)
+{
+    int rc = r->len ? loom__ds_add(r->ds, r->client, r->clock, r->len) : 0;
+    r->len = 0;
+    return rc;
+}
+
+/* Adds the deleted runs among v[0, n) (a stretch of the gap buffer). */
+static int ds_stretch(ds_run *r, loom__item *const *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = ds_step(r, v[i]);
+        if (rc)
+            return rc;
+    }
+    return LOOM_OK;
+}
+
+/* The deleted runs of c's structs [0, end). */
+static int ds_prefix(ds_run *r, const loom__client *c, size_t end)
+{
+    size_t a = c->gap < end ? c->gap : end;
+    int rc = ds_stretch(r, c->v, a);
+    if (!rc && a < end)
+        rc = ds_stretch(r, c->v + c->gap + c->hole, end - a);
+    return rc;
 }
 
 int loom__store_ds(const loom_doc *d, loom__ds *out)
 {
     for (size_t ci = 0; ci < d->nclients; ci++) {
         const loom__client *c = d->clist[ci];
-        /* the two stretches of the gap buffer directly */
-        uint64_t clock = 0, len = 0;
-        int rc = ds_stretch(out, c->client, c->v, c->gap < c->n ? c->gap : c->n,
-                            &clock, &len);
-        if (!rc && c->gap < c->n)
-            rc = ds_stretch(out, c->client, c->v + c->gap + c->hole,
-                            c->n - c->gap, &clock, &len);
-        if (!rc && len)
-            rc = loom__ds_add(out, c->client, clock, len);
+        ds_run r = {out, c->client, 0, 0};
+        int rc = ds_prefix(&r, c, c->n);
+        if (!rc)
+            rc = ds_end(&r);
         if (rc)
             return rc;
     }
@@ -72,21 +93,6 @@ static int cmp_sv_desc(const void *a, const void *b)
     uint64_t x = ((const loom__sv_entry *)a)->client,
              y = ((const loom__sv_entry *)b)->client;
     return x > y ? -1 : x < y;
-}
-
-int loom__write_structs_from(const loom_doc *d,
-                             const loom__sv *from,
-                             loom_buf *out)
-{
-    loom__sv_entry *e =
-        loom__malloc(d->a, (from->n ? from->n : 1) * sizeof(*e));
-    if (!e)
-        return LOOM_ENOMEM;
-    if (from->n)
-        memcpy(e, from->e, from->n * sizeof(*e));
-    int rc = loom__write_structs(d, e, from->n, out);
-    loom__free(d->a, e, (from->n ? from->n : 1) * sizeof(*e));
-    return rc;
 }
 
 /* Copies n bytes to q (room was reserved). Map keys and small values are
@@ -162,13 +168,19 @@ static int write_linked(loom_buf *out, const loom__item *it)
  * structs, Any or Deleted content with origins) go to write_linked, every
  * other struct (and an entry of a nested type, or of a root whose name is
  * too long for the cache) to loom__item_write. The bytes are the same. */
-static int write_items(loom_buf *out, const loom__client *c, size_t i)
+static int
+write_items(loom_buf *out, const loom__client *c, size_t i, ds_run *dr)
 {
     const loom_type *cached = NULL;
     uint8_t pre[32] = {0}; /* parentInfo 1, the root name as a varString */
     size_t plen = 0;
     for (; i < c->n; i++) {
         const loom__item *it = loom__cs(c, i);
+        if (dr->ds) {
+            int rc = ds_step(dr, it);
+            if (rc)
+                return rc;
+        }
         const loom_type *p = it->parent;
         if (it->ref != LOOM__REF_ANY || it->has_origin ||
             it->has_right_origin || p->item ||
@@ -217,10 +229,12 @@ static int write_items(loom_buf *out, const loom__client *c, size_t i)
     return LOOM_OK;
 }
 
-int loom__write_structs(const loom_doc *d,
-                        loom__sv_entry *e,
-                        size_t n,
-                        loom_buf *out)
+/* loom__write_structs, also collecting the delete set of every client
+ * written into ds unless it is NULL: the items are in hand anyway, and a
+ * second pass over a large document's items for its delete set was a third
+ * of encoding it (each item's cache line read from memory again). */
+static int write_structs(
+    const loom_doc *d, loom__sv_entry *e, size_t n, loom_buf *out, loom__ds *ds)
 {
     /* Inside a transaction Yjs has not merged typed items yet: neither may
      * what we write. */
@@ -247,12 +261,44 @@ int loom__write_structs(const loom_doc *d,
             (rc = loom__write_varuint(out, c->client)) ||
             (rc = loom__write_varuint(out, clock)))
             break;
+        ds_run dr = {ds, c->client, 0, 0};
         const loom__item *first = loom__cs(c, idx);
+        if (ds && ((rc = ds_prefix(&dr, c, idx)) || (rc = ds_step(&dr, first))))
+            break;
         rc = loom__item_write(out, first, clock - first->id.clock);
         if (!rc)
-            rc = write_items(out, c, idx + 1);
+            rc = write_items(out, c, idx + 1, &dr);
+        if (!rc && ds)
+            rc = ds_end(&dr);
     }
     return rc;
+}
+
+int loom__write_structs(const loom_doc *d,
+                        loom__sv_entry *e,
+                        size_t n,
+                        loom_buf *out)
+{
+    return write_structs(d, e, n, out, NULL);
+}
+
+/* Does encodeStateAsUpdate against `target` write structs of c, and from
+ * which clock (*from)? */
+static bool client_written(const loom_doc *d,
+                           const loom__client *c,
+                           const loom__sv *target,
+                           uint64_t *from)
+{
+    bool has = false;
+    uint64_t tclock = 0;
+    for (size_t k = 0; k < target->n; k++) {
+        if (target->e[k].client == c->client) {
+            has = true;
+            tclock = target->e[k].clock;
+        }
+    }
+    *from = has ? tclock : 0;
+    return c->n && (!has || loom__state(d, c->client) > tclock);
 }
 
 int loom__encode_state(const loom_doc *d, const loom__sv *target, loom_buf *out)
@@ -260,32 +306,34 @@ int loom__encode_state(const loom_doc *d, const loom__sv *target, loom_buf *out)
     loom__sv sm;
     loom__sv_init(&sm, d->a);
     int rc = LOOM_OK;
+    uint64_t from;
     for (size_t i = 0; i < d->nclients && !rc; i++) {
-        const loom__client *c = d->clist[i];
-        if (!c->n)
-            continue;
-        uint64_t state = loom__state(d, c->client);
-        bool has = false;
-        uint64_t tclock = 0;
-        for (size_t k = 0; k < target->n; k++) {
-            if (target->e[k].client == c->client) {
-                has = true;
-                tclock = target->e[k].clock;
-            }
-        }
-        if (!has)
-            rc = loom__sv_set(&sm, c->client, 0);
-        else if (state > tclock)
-            rc = loom__sv_set(&sm, c->client, tclock);
+        if (client_written(d, d->clist[i], target, &from))
+            rc = loom__sv_set(&sm, d->clist[i]->client, from);
     }
-    if (!rc)
-        rc = loom__write_structs_from(d, &sm, out);
-    loom__sv_free(&sm);
-    if (rc)
-        return rc;
     loom__ds ds;
     loom__ds_init(&ds, d->a);
-    rc = loom__store_ds(d, &ds);
+    loom__sv_entry *e = NULL;
+    size_t ne = sm.n ? sm.n : 1;
+    if (!rc && !(e = loom__malloc(d->a, ne * sizeof(*e))))
+        rc = LOOM_ENOMEM;
+    if (!rc) {
+        if (sm.n)
+            memcpy(e, sm.e, sm.n * sizeof(*e));
+        rc = write_structs(d, e, sm.n, out, &ds);
+    }
+    /* the delete sets of the clients with no struct written */
+    for (size_t i = 0; i < d->nclients && !rc; i++) {
+        const loom__client *c = d->clist[i];
+        if (!c->n || client_written(d, c, target, &from))
+            continue;
+        ds_run dr = {&ds, c->client, 0, 0};
+        if (!(rc = ds_prefix(&dr, c, c->n)))
+            rc = ds_end(&dr);
+    }
+    if (e)
+        loom__free(d->a, e, ne * sizeof(*e));
+    loom__sv_free(&sm);
     if (!rc)
         rc = loom__ds_write(out, &ds);
     loom__ds_free(&ds);
