@@ -235,13 +235,15 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         if (s->any_canon) {
             /* the parser found the bytes canonical: one copy */
             size_t bytes = s->content_len - r.pos;
+            if (!loom__any_bytes_fit(bytes))
+                return LOOM_ELIMIT;
             it->c.any.p = loom__any_bytes_alloc(d, bytes ? bytes : 1);
             if (!it->c.any.p)
                 return LOOM_ENOMEM;
             if (bytes)
                 memcpy(it->c.any.p, s->content + r.pos, bytes);
-            it->c.any.bytes = bytes;
-            it->c.any.cap = bytes ? bytes : 1;
+            it->c.any.bytes = (uint32_t)bytes;
+            it->c.any.cap = bytes ? (uint32_t)bytes : 1;
             return LOOM_OK;
         }
         loom_buf b = {0};
@@ -293,10 +295,9 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         if ((rc = loom__read_varstring(&r, &k, &kn)) ||
             (rc = loom__read_varstring(&r, &p, &n)))
             return rc;
-        it->c.fmt.key = loom__strndup(a, k, kn);
+        it->c.fmt.key = loom__fmt_key_new(a, k, kn);
         if (!it->c.fmt.key)
             return LOOM_ENOMEM;
-        it->c.fmt.klen = kn;
         return loom__json_read(a, p, n, false, &it->c.fmt.val, &off);
     }
     case LOOM__REF_TYPE: {
@@ -571,10 +572,12 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
     while (*p++ >= 0x80) {
     }
     size_t bytes = (size_t)(end - p);
-    it->c.any.p = loom__any_bytes_alloc(d, bytes ? bytes : 1);
+    it->c.any.p = loom__any_bytes_fit(bytes)
+                      ? loom__any_bytes_alloc(d, bytes ? bytes : 1)
+                      : NULL;
     if (!it->c.any.p) {
         loom__item_release(d, it);
-        return LOOM_ENOMEM;
+        return loom__any_bytes_fit(bytes) ? LOOM_ENOMEM : LOOM_ELIMIT;
     }
     if (bytes >= 32 && bytes <= 64) {
         /* a map entry's value: two overlapping moves, not a call */
@@ -586,8 +589,8 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
     } else {
         memcpy(it->c.any.p, p, bytes);
     }
-    it->c.any.bytes = bytes;
-    it->c.any.cap = bytes ? bytes : 1;
+    it->c.any.bytes = (uint32_t)bytes;
+    it->c.any.cap = bytes ? (uint32_t)bytes : 1;
     it->parent = parent;
     const char *psub;
     int rc = loom__type_key_hashed(

@@ -273,8 +273,8 @@ item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
     if (!fn)
         return item_from_value_any(d, v, it, out);
     it->c.any.p = loom__pool_commit(&d->pool, fn);
-    it->c.any.bytes = fn;
-    it->c.any.cap = fn;
+    it->c.any.bytes = (uint32_t)fn; /* at most LOOM__POOL_MAX */
+    it->c.any.cap = (uint32_t)fn;
     it->len = 1;
     *out = it;
     return LOOM_OK;
@@ -308,6 +308,8 @@ static LOOM__NOINLINE int item_from_value_any(loom_doc *d,
     b->len = 0;
     int rc = loom__any_write(b, v);
     size_t n = b->len;
+    if (!rc && !loom__any_bytes_fit(n))
+        rc = LOOM_ELIMIT;
     uint8_t *p = rc ? NULL : loom__any_bytes_alloc(d, n ? n : 1);
     if (p)
         memcpy(p, b->data, n);
@@ -318,8 +320,8 @@ static LOOM__NOINLINE int item_from_value_any(loom_doc *d,
         return rc ? rc : LOOM_ENOMEM;
     }
     it->c.any.p = p;
-    it->c.any.bytes = n;
-    it->c.any.cap = n ? n : 1;
+    it->c.any.bytes = (uint32_t)n;
+    it->c.any.cap = n ? (uint32_t)n : 1;
     it->len = 1;
     *out = it;
     return LOOM_OK;
@@ -645,8 +647,8 @@ int loom_map_set(loom_type *map,
         it->parent = map;
         it->parent_sub = pk;
         it->c.any.p = p;
-        it->c.any.bytes = fn;
-        it->c.any.cap = fn;
+        it->c.any.bytes = (uint32_t)fn; /* at most LOOM__POOL_MAX */
+        it->c.any.cap = (uint32_t)fn;
         it->c.any.hint = 0;
         return alone_link(d, own, ei, it);
     }
