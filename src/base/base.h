@@ -615,10 +615,13 @@ static LOOM__INLINE int loom__strmap_intern_inline(loom__strmap *m,
     uint32_t tag = h32 & ~mask;
     size_t slot = h32 & mask;
     for (uint32_t v; (v = m->idx[slot]) != 0; slot = (slot + 1) & mask) {
-        if ((v & ~mask) == tag) {
-            const loom__strmap_entry *f = &m->e[(v & mask) - 1];
+        /* the tags are equal when only the low bits differ, which are then
+         * the entry index + 1 */
+        uint32_t x = v ^ tag;
+        if (x <= mask) {
+            const loom__strmap_entry *f = &m->e[x - 1];
             if (f->klen == klen && loom__eq_short(f->key, key, klen)) {
-                *index = (v & mask) - 1;
+                *index = x - 1;
                 *created = false;
                 return LOOM_OK;
             }

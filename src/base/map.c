@@ -214,10 +214,11 @@ static inline loom__strmap_entry *find_hashed(const loom__strmap *m,
     uint32_t tag = h32 & ~mask;
     size_t i = h32 & mask;
     for (uint32_t v; (v = m->idx[i]) != 0; i = (i + 1) & mask) {
-        if ((v & ~mask) != tag) {
+        uint32_t x = v ^ tag; /* entry index + 1 when the tags are equal */
+        if (x > mask) {
             continue;
         }
-        loom__strmap_entry *e = &m->e[(v & mask) - 1];
+        loom__strmap_entry *e = &m->e[x - 1];
         if (e->klen == klen && memcmp(e->key, key, klen) == 0) {
             return e;
         }
