@@ -593,8 +593,7 @@ static inline bool loom__eq_short(const char *p, const char *q, size_t n)
            (p[0] == q[0] && p[n / 2] == q[n / 2] && p[n - 1] == q[n - 1]);
 }
 /* loom__strmap_intern_hashed for a caller that takes the usual case inline
- * (a map set): a short key whose tag no slot on its probe has (new, or
- * equal to the key of the slot with its tag), with room everywhere: no
+ * (a map set): a short key that is there, or new with room everywhere: no
  * call, so the caller saves no registers for one. Anything else goes to
  * loom__strmap_intern_slow. */
 static LOOM__INLINE int loom__strmap_intern_inline(loom__strmap *m,
@@ -604,10 +603,7 @@ static LOOM__INLINE int loom__strmap_intern_inline(loom__strmap *m,
                                                    size_t *index,
                                                    bool *created)
 {
-    size_t n = m->n;
-    size_t need = sizeof(uint32_t) + klen + 1;
-    if ((n + 1) * 2 > m->icap || n == m->ecap || klen > 16 || !m->kb ||
-        m->kb->size - m->kused < need) {
+    if (m->icap == 0 || klen > 16) {
         return loom__strmap_intern_slow(m, key, klen, h, index, created);
     }
     uint32_t h32 = (uint32_t)(h >> 32);
@@ -627,7 +623,14 @@ static LOOM__INLINE int loom__strmap_intern_inline(loom__strmap *m,
             }
         }
     }
-    /* new: copied after its entry's index (loom__strmap_key_entry) */
+    /* new (a key set again, the usual overwrite, checks no room) */
+    size_t n = m->n;
+    size_t need = sizeof(uint32_t) + klen + 1;
+    if ((n + 1) * 2 > m->icap || n == m->ecap || !m->kb ||
+        m->kb->size - m->kused < need) {
+        return loom__strmap_intern_slow(m, key, klen, h, index, created);
+    }
+    /* copied after its entry's index (loom__strmap_key_entry) */
     char *p = m->kb->data + m->kused;
     m->kused += need;
     uint32_t i32 = (uint32_t)n;
