@@ -561,6 +561,23 @@ int loom__type_key_hashed(loom_type *type,
                           size_t klen,
                           uint64_t h,
                           const char **out);
+/* loom__type_key_hashed for a caller that takes it inline (a map set, a
+ * loaded map entry): no call for a key that is there or new with room. */
+static LOOM__INLINE int loom__type_key_inline(
+    loom_type *type, const char *key, size_t klen, uint64_t h, const char **out)
+{
+    if ((uint64_t)klen > UINT32_MAX)
+        return LOOM_ELIMIT; /* loom__item.parent_sub_len */
+    size_t i;
+    bool created;
+    int rc = loom__strmap_intern_inline(&type->map, key, klen, h, &i, &created);
+    if (rc)
+        return rc;
+    type->key_hint = i;
+    type->key_new = created;
+    *out = type->map.e[i].key;
+    return LOOM_OK;
+}
 /* The current map item of key, or NULL. */
 loom__item *
 loom__type_map_item(const loom_type *type, const char *key, size_t klen);

@@ -78,17 +78,7 @@ int loom__type_key_lookup(loom_type *type,
 static LOOM__INLINE int type_key_hashed(
     loom_type *type, const char *key, size_t klen, uint64_t h, const char **out)
 {
-    if (klen > UINT32_MAX)
-        return LOOM_ELIMIT; /* loom__item.parent_sub_len */
-    size_t i;
-    bool created;
-    int rc = loom__strmap_intern_inline(&type->map, key, klen, h, &i, &created);
-    if (rc)
-        return rc;
-    type->key_hint = i;
-    type->key_new = created;
-    *out = type->map.e[i].key;
-    return LOOM_OK;
+    return loom__type_key_inline(type, key, klen, h, out);
 }
 
 int loom__type_key_hashed(
