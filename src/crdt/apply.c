@@ -619,7 +619,9 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
     }
     it->parent_sub = psub;
     it->parent_sub_len = (uint32_t)rk.key_len; /* checked by type_key */
-    return loom__item_integrate(g->t, it);
+    /* a key new to the map (most of a loaded map) has nothing to resolve */
+    return parent->key_new ? loom__item_integrate_new_key(g->t, it)
+                           : loom__item_integrate(g->t, it);
 }
 
 static int integrate_structs(integ *g)

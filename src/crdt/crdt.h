@@ -468,6 +468,10 @@ int loom__content_split(loom_doc *d,
  * the item is linked (out of memory) the item is freed; afterwards it belongs
  * to the document either way. Callers never free it after this call. */
 int loom__item_integrate(loom_txn *t, loom__item *it);
+/* The same for an item with no left, no right and no conflicts: Any
+ * content under a map key just created (parent->key_new, its entry
+ * parent->key_hint, which has no item). */
+int loom__item_integrate_new_key(loom_txn *t, loom__item *it);
 /* Item.delete. */
 int loom__item_delete(loom_txn *t, loom__item *it);
 /* Turns a deleted item's content into Deleted(len) (and its type's children
