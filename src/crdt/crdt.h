@@ -468,10 +468,6 @@ int loom__content_split(loom_doc *d,
  * the item is linked (out of memory) the item is freed; afterwards it belongs
  * to the document either way. Callers never free it after this call. */
 int loom__item_integrate(loom_txn *t, loom__item *it);
-/* The same for an item with no left, no right and no conflicts: Any
- * content under a map key just created (parent->key_new, its entry
- * parent->key_hint, which has no item). */
-int loom__item_integrate_new_key(loom_txn *t, loom__item *it);
 /* Item.delete. */
 int loom__item_delete(loom_txn *t, loom__item *it);
 /* Turns a deleted item's content into Deleted(len) (and its type's children
@@ -679,6 +675,26 @@ int loom__txn_touch_first(loom_txn *t, loom__client *c);
 static inline int loom__txn_touch(loom_txn *t, loom__client *c)
 {
     return c->txn_seq == t->seq ? LOOM_OK : loom__txn_touch_first(t, c);
+}
+/* loom__item_integrate for an item with no left, no right and nothing to
+ * resolve: Any content under a map key just created (parent->key_new, its
+ * entry parent->key_hint, which has no item), as a loaded map's entries
+ * mostly are. Inline when nothing can fail: the client is the last one,
+ * touched, with room, the change is recorded already and the parent is a
+ * root (not deleted); else the general integration does the same. */
+static LOOM__INLINE int loom__item_integrate_new_key(loom_txn *t,
+                                                     loom__item *it)
+{
+    loom_type *parent = it->parent;
+    loom__client *own = t->doc->last_client;
+    if (!own || own->client != it->id.client || own->txn_seq != t->seq ||
+        own->n + own->hole >= own->cap || parent->item ||
+        !loom__txn_records_nothing(t, parent))
+        return loom__item_integrate(t, it);
+    loom__cs_push_inline(own, it);
+    parent->key_new = false; /* the entry has an item now */
+    parent->map.e[parent->key_hint].val = it;
+    return LOOM_OK;
 }
 int loom__txn_add_merge(loom_txn *t, loom__id id);
 /* Splits the items at the transaction's recorded joins and restores its

@@ -476,30 +476,6 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     return LOOM_OK;
 }
 
-int loom__item_integrate_new_key(loom_txn *t, loom__item *it)
-{
-    loom_doc *d = t->doc;
-    loom_type *parent = it->parent;
-    int rc;
-    /* as loom__item_integrate: what can fail comes before the linking */
-    loom__client *own = d->last_client;
-    if ((!own || own->client != it->id.client) &&
-        (rc = loom__client_get_or_add(d, it->id.client, &own)))
-        return drop_unlinked(d, it, rc);
-    if ((rc = loom__cs_reserve(d->a, own)) || (rc = loom__txn_touch(t, own)))
-        return drop_unlinked(d, it, rc);
-    /* the key has no chain: no conflict, no left to delete, no right */
-    loom__cs_push_inline(own, it);
-    parent->key_new = false; /* the entry has an item now */
-    parent->map.e[parent->key_hint].val = it;
-    rc = loom__txn_add_new_key(t, parent, it->parent_sub, it->parent_sub_len);
-    if (rc)
-        return rc;
-    if (parent->item && loom__item_deleted(parent->item))
-        return loom__item_delete(t, it);
-    return LOOM_OK;
-}
-
 /* ---- deletion ------------------------------------------------------------ */
 
 /* The non-recursive part of Item.delete. */
