@@ -626,8 +626,7 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
      * the block rather than by doubling, each time a copy into new pages
      * (only a hint: failing leaves it to the integration). */
     loom__client *own = d->last_client;
-    if (own && own->client == it->id.client &&
-        own->n + own->hole >= own->cap)
+    if (own && own->client == it->id.client && own->n + own->hole >= own->cap)
         (void)loom__vec_reserve(d->a, (void **)&own->v, &own->cap,
                                 own->n + own->hole + 1 + (cur->n - cur->i),
                                 sizeof(*own->v));
