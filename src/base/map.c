@@ -247,15 +247,28 @@ static void idx_place(uint32_t *idx, uint32_t mask, uint32_t h32, size_t i)
 
 /* Rebuilds the index with icap slots (a power of two, above m->icap and
  * at least 2 * m->n) from the entries' hashes: the old slots hold too few
- * of the hash bits to be moved by themselves. */
+ * of the hash bits to be moved by themselves. The table is resized in
+ * place and cleared rather than replaced: a new one would be new pages
+ * while the old one's go back, twice the memory touched by the time the
+ * index has its final size. */
 static int idx_resize(loom__strmap *m, size_t icap)
 {
     if ((uint64_t)icap - 1 > UINT32_MAX || icap > SIZE_MAX / sizeof(uint32_t)) {
         return LOOM_ENOMEM;
     }
-    uint32_t *idx = loom__calloc(m->a, icap * sizeof(*idx));
-    if (!idx) {
-        return LOOM_ENOMEM;
+    uint32_t *idx;
+    if (m->idx) {
+        idx = loom__realloc(m->a, m->idx, m->icap * sizeof(*idx),
+                            icap * sizeof(*idx));
+        if (!idx) {
+            return LOOM_ENOMEM; /* the old table is still there */
+        }
+        memset(idx, 0, icap * sizeof(*idx));
+    } else {
+        idx = loom__calloc(m->a, icap * sizeof(*idx));
+        if (!idx) {
+            return LOOM_ENOMEM;
+        }
     }
     /* the slots written are random: start loading a few ahead */
     enum { AHEAD = 8 };
@@ -271,7 +284,6 @@ static int idx_resize(loom__strmap *m, size_t icap)
     for (; i < n; i++) {
         idx_place(idx, mask, e[i].hash, i);
     }
-    loom__free(m->a, m->idx, m->icap * sizeof(*m->idx));
     m->idx = idx;
     m->icap = icap;
     return LOOM_OK;
