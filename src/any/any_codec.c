@@ -977,6 +977,11 @@ static LOOM__INLINE const uint8_t *flat_object(const uint8_t *p,
     return p;
 }
 
+const uint8_t *loom__any_check_flat(const uint8_t *p, const uint8_t *end)
+{
+    return end - p >= 2 && p[0] == TAG_OBJECT ? flat_object(p, end) : NULL;
+}
+
 int loom__any_check_n(loom__reader *r, uint64_t n, bool *canon)
 {
     if (r->err) {

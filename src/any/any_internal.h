@@ -68,6 +68,11 @@ int loom__any_check(loom__reader *r, int depth, bool *canon);
  * content), the same checks, errors and *canon; faster for flat objects of
  * scalars, the values a loaded map is made of. */
 int loom__any_check_n(loom__reader *r, uint64_t n, bool *canon);
+/* loom__any_check_n's first step for one value at p (input ending at end)
+ * that is a flat object, the usual value of a map entry: its end, canonical
+ * and valid, or NULL for any other value (which loom__any_check_n then
+ * reads, errors included). */
+const uint8_t *loom__any_check_flat(const uint8_t *p, const uint8_t *end);
 /* Writes the lib0 Any encoding of v. Objects are written in JS Object.keys
  * order: integer-like keys ("0".."4294967294") ascending first, then the
  * others in insertion order. */

@@ -438,7 +438,10 @@ int loom__u64map_put(loom__u64map *m, uint64_t key, void *val);
  * removed (a value may be set to NULL). Keys are copied. */
 typedef struct loom__strmap_entry {
     char *key; /* NUL-terminated copy in the map's key blocks; never moves */
-    size_t klen;
+    uint32_t klen; /* keys are shorter than 4 GiB (LOOM_ELIMIT) */
+    /* The high 32 bits of the key's hash: the index moves entries by it
+     * when it grows (its slots keep only some of these bits). */
+    uint32_t hash;
     void *val;
 } loom__strmap_entry;
 
@@ -452,14 +455,16 @@ struct loom__keyblock {
 typedef struct loom__strmap {
     loom__strmap_entry *e; /* in insertion order */
     size_t n, ecap;
-    /* Open-addressing table, at most half full: entry index + 1 in the
-     * low 32 bits (0 = empty), the high 32 bits of the key's hash (its
-     * tag) above. A probe that passes other keys does not read their
-     * entries (with 100,000 keys each such read was a cache miss), and the
-     * tag gives the key's position (loom__strmap_slot), so growing moves
-     * slots without rehashing keys or keeping hashes in entries. */
-    uint64_t *idx;
-    size_t icap; /* power of two or 0 */
+    /* Open-addressing table, at most half full, of 4-byte slots (0 =
+     * empty): with icap slots, entry index + 1 in the low log2(icap) bits
+     * (it is at most icap / 2) and the bits of the key's hash above
+     * those that give its position (its tag) in the rest. A probe that
+     * passes other keys does not read their entries (with 100,000 keys
+     * each such read was a cache miss) unless their tags are equal, and
+     * the table is half the size of one of 8-byte slots with whole tags
+     * (each MB of fresh pages costs about half a millisecond). */
+    uint32_t *idx;
+    size_t icap; /* power of two (at most 2^32) or 0 */
     const loom_allocator *a;
     /* Key copies are carved from blocks (entries are never removed, so
      * keys are never freed one by one): a new key costs no malloc. */
@@ -588,8 +593,7 @@ static inline bool loom__eq_short(const char *p, const char *q, size_t n)
            (p[0] == q[0] && p[n / 2] == q[n / 2] && p[n - 1] == q[n - 1]);
 }
 /* loom__strmap_intern_hashed for a caller that takes the usual case inline
- * (a map set): a short key whose tag no slot on its probe has (new, or
- * equal to the key of the slot with its tag), with room everywhere: no
+ * (a map set): a short key that is there, or new with room everywhere: no
  * call, so the caller saves no registers for one. Anything else goes to
  * loom__strmap_intern_slow. */
 static LOOM__INLINE int loom__strmap_intern_inline(loom__strmap *m,
@@ -599,26 +603,34 @@ static LOOM__INLINE int loom__strmap_intern_inline(loom__strmap *m,
                                                    size_t *index,
                                                    bool *created)
 {
-    size_t n = m->n;
-    size_t need = sizeof(uint32_t) + klen + 1;
-    if ((n + 1) * 2 > m->icap || n == m->ecap || klen > 16 || !m->kb ||
-        m->kb->size - m->kused < need) {
+    if (m->icap == 0 || klen > 16) {
         return loom__strmap_intern_slow(m, key, klen, h, index, created);
     }
-    size_t mask = m->icap - 1;
-    uint64_t tag = h >> 32;
-    size_t slot = loom__strmap_slot(h, mask);
-    for (uint64_t v; (v = m->idx[slot]) != 0; slot = (slot + 1) & mask) {
-        if (v >> 32 == tag) {
-            const loom__strmap_entry *f = &m->e[(uint32_t)v - 1];
+    uint32_t h32 = (uint32_t)(h >> 32);
+    uint32_t mask = (uint32_t)(m->icap - 1);
+    uint32_t tag = h32 & ~mask;
+    size_t slot = h32 & mask;
+    for (uint32_t v; (v = m->idx[slot]) != 0; slot = (slot + 1) & mask) {
+        /* the tags are equal when only the low bits differ, which are then
+         * the entry index + 1 */
+        uint32_t x = v ^ tag;
+        if (x <= mask) {
+            const loom__strmap_entry *f = &m->e[x - 1];
             if (f->klen == klen && loom__eq_short(f->key, key, klen)) {
-                *index = (uint32_t)v - 1;
+                *index = x - 1;
                 *created = false;
                 return LOOM_OK;
             }
         }
     }
-    /* new: copied after its entry's index (loom__strmap_key_entry) */
+    /* new (a key set again, the usual overwrite, checks no room) */
+    size_t n = m->n;
+    size_t need = sizeof(uint32_t) + klen + 1;
+    if ((n + 1) * 2 > m->icap || n == m->ecap || !m->kb ||
+        m->kb->size - m->kused < need) {
+        return loom__strmap_intern_slow(m, key, klen, h, index, created);
+    }
+    /* copied after its entry's index (loom__strmap_key_entry) */
     char *p = m->kb->data + m->kused;
     m->kused += need;
     uint32_t i32 = (uint32_t)n;
@@ -628,10 +640,11 @@ static LOOM__INLINE int loom__strmap_intern_inline(loom__strmap *m,
     p[klen] = 0;
     loom__strmap_entry *e = &m->e[n];
     e->key = p;
-    e->klen = klen;
+    e->klen = (uint32_t)klen;
+    e->hash = h32;
     e->val = NULL;
     m->n = n + 1;
-    m->idx[slot] = tag << 32 | (uint64_t)(n + 1);
+    m->idx[slot] = tag | (uint32_t)(n + 1);
     *index = n;
     *created = true;
     return LOOM_OK;

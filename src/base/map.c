@@ -3,7 +3,7 @@
  * other integers) to pointers; loom__strmap maps byte strings (map keys, root
  * names) to pointers and remembers insertion order, which Yjs exposes (map
  * key order, root order). Both use open addressing with linear probing, a
- * power-of-two table at most 3/4 full (the strmap's index of 8-byte slots
+ * power-of-two table at most 3/4 full (the strmap's index of 4-byte slots
  * at most half full: a map set looks up a key that is usually missing, and
  * a miss probes a 3/4 full table 8 slots on average), and never remove
  * entries.
@@ -209,15 +209,16 @@ static inline loom__strmap_entry *find_hashed(const loom__strmap *m,
         *slot = 0;
         return NULL;
     }
-    size_t mask = m->icap - 1;
-    uint32_t tag = (uint32_t)(h >> 32);
-    size_t i = loom__strmap_slot(h, mask);
-    for (; m->idx[i]; i = (i + 1) & mask) {
-        uint64_t v = m->idx[i];
-        if ((uint32_t)(v >> 32) != tag) {
+    uint32_t h32 = (uint32_t)(h >> 32);
+    uint32_t mask = (uint32_t)(m->icap - 1);
+    uint32_t tag = h32 & ~mask;
+    size_t i = h32 & mask;
+    for (uint32_t v; (v = m->idx[i]) != 0; i = (i + 1) & mask) {
+        uint32_t x = v ^ tag; /* entry index + 1 when the tags are equal */
+        if (x > mask) {
             continue;
         }
-        loom__strmap_entry *e = &m->e[(uint32_t)v - 1];
+        loom__strmap_entry *e = &m->e[x - 1];
         if (e->klen == klen && memcmp(e->key, key, klen) == 0) {
             return e;
         }
@@ -233,48 +234,56 @@ loom__strmap_find(const loom__strmap *m, const char *key, size_t klen)
     return find_hashed(m, key, klen, loom__hash_bytes(key, klen), &slot);
 }
 
-/* Puts slot value v (tag and entry index + 1) in the first free slot from
- * its tag's position. */
-static void idx_place(uint64_t *idx, size_t mask, uint64_t v)
+/* Puts entry i (of hash h32) in the first free slot of idx (mask + 1
+ * slots) from its position. */
+static void idx_place(uint32_t *idx, uint32_t mask, uint32_t h32, size_t i)
 {
-    size_t i = (size_t)(v >> 32) & mask;
-    while (idx[i]) {
-        i = (i + 1) & mask;
+    size_t s = h32 & mask;
+    while (idx[s]) {
+        s = (s + 1) & mask;
     }
-    idx[i] = v;
+    idx[s] = (h32 & ~mask) | (uint32_t)(i + 1);
 }
 
-/* Doubles the index. A slot holds its key's tag, the hash bits that give
- * its position, so the slots are moved without the keys or their hashes. */
-/* Rebuilds the index with icap slots (a power of two, above m->icap). */
+/* Rebuilds the index with icap slots (a power of two, above m->icap and
+ * at least 2 * m->n) from the entries' hashes: the old slots hold too few
+ * of the hash bits to be moved by themselves. The table is resized in
+ * place and cleared rather than replaced: a new one would be new pages
+ * while the old one's go back, twice the memory touched by the time the
+ * index has its final size. */
 static int idx_resize(loom__strmap *m, size_t icap)
 {
-    if (icap > SIZE_MAX / sizeof(uint64_t)) {
+    if ((uint64_t)icap - 1 > UINT32_MAX || icap > SIZE_MAX / sizeof(uint32_t)) {
         return LOOM_ENOMEM;
     }
-    uint64_t *idx = loom__calloc(m->a, icap * sizeof(*idx));
-    if (!idx) {
-        return LOOM_ENOMEM;
+    uint32_t *idx;
+    if (m->idx) {
+        idx = loom__realloc(m->a, m->idx, m->icap * sizeof(*idx),
+                            icap * sizeof(*idx));
+        if (!idx) {
+            return LOOM_ENOMEM; /* the old table is still there */
+        }
+        memset(idx, 0, icap * sizeof(*idx));
+    } else {
+        idx = loom__calloc(m->a, icap * sizeof(*idx));
+        if (!idx) {
+            return LOOM_ENOMEM;
+        }
     }
     /* the slots written are random: start loading a few ahead */
     enum { AHEAD = 8 };
-    size_t mask = icap - 1;
-    const uint64_t *old = m->idx;
-    size_t n = m->icap, i = 0;
+    uint32_t mask = (uint32_t)(icap - 1);
+    const loom__strmap_entry *e = m->e;
+    size_t n = m->n, i = 0;
 #if defined(__GNUC__) || defined(__clang__)
     for (; i + AHEAD < n; i++) {
-        __builtin_prefetch(&idx[(size_t)(old[i + AHEAD] >> 32) & mask], 1);
-        if (old[i]) {
-            idx_place(idx, mask, old[i]);
-        }
+        __builtin_prefetch(&idx[e[i + AHEAD].hash & mask], 1);
+        idx_place(idx, mask, e[i].hash, i);
     }
 #endif
     for (; i < n; i++) {
-        if (old[i]) {
-            idx_place(idx, mask, old[i]);
-        }
+        idx_place(idx, mask, e[i].hash, i);
     }
-    loom__free(m->a, m->idx, m->icap * sizeof(*m->idx));
     m->idx = idx;
     m->icap = icap;
     return LOOM_OK;
@@ -339,7 +348,7 @@ LOOM__NOINLINE int loom__strmap_intern_slow(loom__strmap *m,
         *created = false;
         return LOOM_OK;
     }
-    if (m->n >= UINT32_MAX / 2) {
+    if (m->n >= UINT32_MAX / 2 || (uint64_t)klen > UINT32_MAX) {
         return LOOM_ELIMIT; /* the index has at most 2^32 slots */
     }
     int rc;
@@ -363,15 +372,16 @@ LOOM__NOINLINE int loom__strmap_intern_slow(loom__strmap *m,
     }
     e = &m->e[m->n];
     e->key = copy;
-    e->klen = klen;
+    e->klen = (uint32_t)klen;
+    e->hash = (uint32_t)(h >> 32);
     e->val = NULL;
-    *index = m->n++;
-    uint64_t v = (h >> 32) << 32 | (uint32_t)m->n;
+    uint32_t mask = (uint32_t)(m->icap - 1);
     if (grown) {
-        idx_place(m->idx, m->icap - 1, v);
+        idx_place(m->idx, mask, e->hash, m->n);
     } else {
-        m->idx[slot] = v;
+        m->idx[slot] = (e->hash & ~mask) | (uint32_t)(m->n + 1);
     }
+    *index = m->n++;
     *created = true;
     return LOOM_OK;
 }

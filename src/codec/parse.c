@@ -549,8 +549,9 @@ static int note_struct(loom__rupdate *u, const loom__rstruct *s)
  * zero. Takes the structs of blk from k on as long as they have that shape
  * (`same`: did the struct before k name a root?), reading the headers
  * through a pointer with the root's name and the input's end loaded once;
- * the values are checked by loom__any_check_n as read_content checks them,
- * so an error in them is the one read_struct gives (then *rc is set). The
+ * the values are checked by loom__any_check_n as read_content checks them
+ * (a single flat object by loom__any_check_flat, its first step), so an
+ * error in them is the one read_struct gives (then *rc is set). The
  * first struct of another shape is left where it starts, for read_struct.
  * Returns how many were taken.
  */
@@ -625,8 +626,13 @@ static size_t fast_run(loom__reader *r,
         }
         r->pos = (size_t)(p - base);
         bool canon = true;
-        *rc = loom__any_check_n(r, n, &canon);
-        if (*rc) {
+        /* one flat object (a map entry's value, mostly): checked without
+         * loom__any_check_n's reader and loops */
+        const uint8_t *q =
+            n == 1 && !r->err ? loom__any_check_flat(p, end) : NULL;
+        if (q) {
+            r->pos = (size_t)(q - base);
+        } else if ((*rc = loom__any_check_n(r, n, &canon))) {
             return taken;
         }
         blk->s[k].bits = clock | (uint64_t)LOOM__REF_ANY << LOOM__RS_REF_SHIFT |

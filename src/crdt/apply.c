@@ -235,13 +235,15 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         if (s->any_canon) {
             /* the parser found the bytes canonical: one copy */
             size_t bytes = s->content_len - r.pos;
+            if (!loom__any_bytes_fit(bytes))
+                return LOOM_ELIMIT;
             it->c.any.p = loom__any_bytes_alloc(d, bytes ? bytes : 1);
             if (!it->c.any.p)
                 return LOOM_ENOMEM;
             if (bytes)
                 memcpy(it->c.any.p, s->content + r.pos, bytes);
-            it->c.any.bytes = bytes;
-            it->c.any.cap = bytes ? bytes : 1;
+            it->c.any.bytes = (uint32_t)bytes;
+            it->c.any.cap = bytes ? (uint32_t)bytes : 1;
             return LOOM_OK;
         }
         loom_buf b = {0};
@@ -293,10 +295,9 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         if ((rc = loom__read_varstring(&r, &k, &kn)) ||
             (rc = loom__read_varstring(&r, &p, &n)))
             return rc;
-        it->c.fmt.key = loom__strndup(a, k, kn);
+        it->c.fmt.key = loom__fmt_key_new(a, k, kn);
         if (!it->c.fmt.key)
             return LOOM_ENOMEM;
-        it->c.fmt.klen = kn;
         return loom__json_read(a, p, n, false, &it->c.fmt.val, &off);
     }
     case LOOM__REF_TYPE: {
@@ -559,22 +560,40 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
     }
     if (!parent)
         return integrate_gc(d, h.b->client, clock, len);
-    loom__item *it = loom__item_alloc(d);
+    /* every field written once below (loom__item_alloc zeroes it first) */
+    loom__item *it = loom__pool_alloc(&d->pool, sizeof(loom__item));
     if (!it)
         return LOOM_ENOMEM;
+    _Static_assert(sizeof(it->c) == sizeof(it->c.any),
+                   "an Any item's content is all of its union");
     it->id.client = h.b->client;
     it->id.clock = clock;
     it->len = len;
+    it->origin.client = 0;
+    it->origin.clock = 0;
+    it->right_origin.client = 0;
+    it->right_origin.clock = 0;
+    it->has_origin = false;
+    it->has_right_origin = false;
     it->ref = LOOM__REF_ANY;
+    it->flags = 0;
+    it->parent_sub_len = 0;
+    it->left = NULL;
+    it->right = NULL;
+    it->parent = NULL;
+    it->parent_sub = NULL;
+    it->c.any.hint = 0;
     /* step over the value count: the values are copied as they are */
     const uint8_t *p = rk.content, *end = rk.content + rk.content_len;
     while (*p++ >= 0x80) {
     }
     size_t bytes = (size_t)(end - p);
-    it->c.any.p = loom__any_bytes_alloc(d, bytes ? bytes : 1);
+    it->c.any.p = loom__any_bytes_fit(bytes)
+                      ? loom__any_bytes_alloc(d, bytes ? bytes : 1)
+                      : NULL;
     if (!it->c.any.p) {
         loom__item_release(d, it);
-        return LOOM_ENOMEM;
+        return loom__any_bytes_fit(bytes) ? LOOM_ENOMEM : LOOM_ELIMIT;
     }
     if (bytes >= 32 && bytes <= 64) {
         /* a map entry's value: two overlapping moves, not a call */
@@ -586,11 +605,11 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
     } else {
         memcpy(it->c.any.p, p, bytes);
     }
-    it->c.any.bytes = bytes;
-    it->c.any.cap = bytes ? bytes : 1;
+    it->c.any.bytes = (uint32_t)bytes;
+    it->c.any.cap = bytes ? (uint32_t)bytes : 1;
     it->parent = parent;
     const char *psub;
-    int rc = loom__type_key_hashed(
+    int rc = loom__type_key_inline(
         parent, rk.key, rk.key_len,
         hashed ? hash : loom__hash_bytes(rk.key, rk.key_len), &psub);
     if (rc) {
@@ -600,7 +619,18 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
     }
     it->parent_sub = psub;
     it->parent_sub_len = (uint32_t)rk.key_len; /* checked by type_key */
-    return loom__item_integrate(g->t, it);
+    if (!parent->key_new)
+        return loom__item_integrate(g->t, it);
+    /* A key new to the map (most of a loaded map) has nothing to resolve.
+     * When its client's structs are full they grow once for the rest of
+     * the block rather than by doubling, each time a copy into new pages
+     * (only a hint: failing leaves it to the integration). */
+    loom__client *own = d->last_client;
+    if (own && own->client == it->id.client && own->n + own->hole >= own->cap)
+        (void)loom__vec_reserve(d->a, (void **)&own->v, &own->cap,
+                                own->n + own->hole + 1 + (cur->n - cur->i),
+                                sizeof(*own->v));
+    return loom__item_integrate_new_key(g->t, it);
 }
 
 static int integrate_structs(integ *g)

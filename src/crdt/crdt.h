@@ -35,7 +35,7 @@ struct loom__item {
     uint8_t ref;   /* LOOM__REF_*; LOOM__REF_GC for GC structs */
     uint8_t flags; /* LOOM__F_* */
     /* parent_sub's length: map keys are shorter than 4 GiB
-     * (loom__type_key), which keeps an item at 128 bytes */
+     * (loom__type_key), which keeps this row at 8 bytes */
     uint32_t parent_sub_len;
     loom__item *left, *right;
     loom_type *parent; /* NULL for GC structs */
@@ -45,6 +45,8 @@ struct loom__item {
      * even when the parent's content is collected (type_gc), so the
      * pointer stays valid as long as the item. */
     const char *parent_sub;
+    /* The content, 24 bytes (an item is 120: each byte less is 100 KB
+     * less for a map of 100,000 entries, and fresh memory is slow). */
     union {
         struct {
             char *p; /* UTF-8, NUL-terminated */
@@ -52,7 +54,9 @@ struct loom__item {
         } str;
         struct {
             uint8_t *p; /* lib0 Any encodings of `len` values, back to back */
-            size_t bytes, cap;
+            /* shorter than 4 GiB: loom__any_bytes_fit where they are
+             * set or grown */
+            uint32_t bytes, cap;
             /* Where the last merge joined: values before it in the high 32
              * bits, their bytes in the low 32 (0: none). Encoding the tail
              * of an item that grew by merges then skips from there rather
@@ -71,8 +75,9 @@ struct loom__item {
         } bin;
         loom_any *embed;
         struct {
+            /* NUL-terminated, its length in the size_t before it
+             * (loom__fmt_key_new, loom__fmt_klen) */
             char *key;
-            size_t klen;
             loom_any *val;
             uint64_t
                 ident; /* JS object identity shared with other Format values; 0: its own */
@@ -418,6 +423,20 @@ int loom__get_clean_end_near(loom_txn *t,
 /* ---- item.c ----------------------------------------------------------- */
 
 loom__item *loom__item_alloc(loom_doc *d);
+/* A Format item's key: a NUL-terminated copy of the n bytes at k after
+ * their count, or NULL; freed by loom__content_free. */
+char *loom__fmt_key_new(const loom_allocator *a, const char *k, size_t n);
+static inline size_t loom__fmt_klen(const loom__item *it)
+{
+    size_t n;
+    memcpy(&n, it->c.fmt.key - sizeof(n), sizeof(n));
+    return n;
+}
+/* Can Any content of n bytes be kept (c.any.bytes)? */
+static inline bool loom__any_bytes_fit(uint64_t n)
+{
+    return n <= UINT32_MAX;
+}
 /* Returns an item's memory to the document's pool (content not touched). */
 void loom__item_release(loom_doc *d, loom__item *it);
 /* The bytes of Any content (c.any.p, c.any.cap = n) come from the doc's
@@ -542,6 +561,23 @@ int loom__type_key_hashed(loom_type *type,
                           size_t klen,
                           uint64_t h,
                           const char **out);
+/* loom__type_key_hashed for a caller that takes it inline (a map set, a
+ * loaded map entry): no call for a key that is there or new with room. */
+static LOOM__INLINE int loom__type_key_inline(
+    loom_type *type, const char *key, size_t klen, uint64_t h, const char **out)
+{
+    if ((uint64_t)klen > UINT32_MAX)
+        return LOOM_ELIMIT; /* loom__item.parent_sub_len */
+    size_t i;
+    bool created;
+    int rc = loom__strmap_intern_inline(&type->map, key, klen, h, &i, &created);
+    if (rc)
+        return rc;
+    type->key_hint = i;
+    type->key_new = created;
+    *out = type->map.e[i].key;
+    return LOOM_OK;
+}
 /* The current map item of key, or NULL. */
 loom__item *
 loom__type_map_item(const loom_type *type, const char *key, size_t klen);
@@ -639,6 +675,26 @@ int loom__txn_touch_first(loom_txn *t, loom__client *c);
 static inline int loom__txn_touch(loom_txn *t, loom__client *c)
 {
     return c->txn_seq == t->seq ? LOOM_OK : loom__txn_touch_first(t, c);
+}
+/* loom__item_integrate for an item with no left, no right and nothing to
+ * resolve: Any content under a map key just created (parent->key_new, its
+ * entry parent->key_hint, which has no item), as a loaded map's entries
+ * mostly are. Inline when nothing can fail: the client is the last one,
+ * touched, with room, the change is recorded already and the parent is a
+ * root (not deleted); else the general integration does the same. */
+static LOOM__INLINE int loom__item_integrate_new_key(loom_txn *t,
+                                                     loom__item *it)
+{
+    loom_type *parent = it->parent;
+    loom__client *own = t->doc->last_client;
+    if (!own || own->client != it->id.client || own->txn_seq != t->seq ||
+        own->n + own->hole >= own->cap || parent->item ||
+        !loom__txn_records_nothing(t, parent))
+        return loom__item_integrate(t, it);
+    loom__cs_push_inline(own, it);
+    parent->key_new = false; /* the entry has an item now */
+    parent->map.e[parent->key_hint].val = it;
+    return LOOM_OK;
 }
 int loom__txn_add_merge(loom_txn *t, loom__id id);
 /* Splits the items at the transaction's recorded joins and restores its

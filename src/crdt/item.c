@@ -10,8 +10,8 @@
 #include "crdt/crdt.h"
 
 /* Two cache lines on 64-bit targets: keep it there. */
-_Static_assert(sizeof(void *) != 8 || sizeof(loom__item) == 128,
-               "loom__item grew past 128 bytes");
+_Static_assert(sizeof(void *) != 8 || sizeof(loom__item) == 120,
+               "loom__item grew past 120 bytes");
 
 /* Items come from the document's pool: a keystroke allocates an item and
  * a merge frees one, and malloc per item was the largest cost of typing. */
@@ -29,13 +29,31 @@ void loom__item_release(loom_doc *d, loom__item *it)
     loom__pool_free(&d->pool, it, sizeof(*it));
 }
 
+char *loom__fmt_key_new(const loom_allocator *a, const char *k, size_t n)
+{
+    if (n > SIZE_MAX - sizeof(n) - 1)
+        return NULL;
+    char *p = loom__malloc(a, sizeof(n) + n + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, &n, sizeof(n));
+    p += sizeof(n);
+    if (n)
+        memcpy(p, k, n);
+    p[n] = 0;
+    return p;
+}
+
 int loom__any_content_take(loom_doc *d, loom__item *it, loom_buf *b)
 {
-    if (b->data && (!LOOM__POOL_ON || b->cap > LOOM__POOL_MAX)) {
+    if (!loom__any_bytes_fit(b->len))
+        return LOOM_ELIMIT;
+    if (b->data && (!LOOM__POOL_ON || b->cap > LOOM__POOL_MAX) &&
+        loom__any_bytes_fit(b->cap)) {
         /* loom__pool_free gives blocks of this size to the allocator */
         it->c.any.p = b->data;
-        it->c.any.bytes = b->len;
-        it->c.any.cap = b->cap;
+        it->c.any.bytes = (uint32_t)b->len;
+        it->c.any.cap = (uint32_t)b->cap;
         memset(b, 0, sizeof(*b));
         return LOOM_OK;
     }
@@ -46,8 +64,8 @@ int loom__any_content_take(loom_doc *d, loom__item *it, loom_buf *b)
     if (n)
         memcpy(p, b->data, n);
     it->c.any.p = p;
-    it->c.any.bytes = n;
-    it->c.any.cap = n ? n : 1;
+    it->c.any.bytes = (uint32_t)n;
+    it->c.any.cap = n ? (uint32_t)n : 1;
     return LOOM_OK;
 }
 
@@ -73,7 +91,9 @@ void loom__content_free(loom_doc *d, loom__item *it)
         loom_any_free(it->c.embed);
         break;
     case LOOM__REF_FORMAT:
-        loom__free(a, it->c.fmt.key, it->c.fmt.klen + 1);
+        if (it->c.fmt.key)
+            loom__free(a, it->c.fmt.key - sizeof(size_t),
+                       sizeof(size_t) + loom__fmt_klen(it) + 1);
         loom_any_free(it->c.fmt.val);
         break;
     case LOOM__REF_DOC:
@@ -170,10 +190,10 @@ int loom__content_split(loom_doc *d,
             return LOOM_ENOMEM;
         memcpy(rp, it->c.any.p + off, rb);
         right->c.any.p = rp;
-        right->c.any.bytes = rb;
-        right->c.any.cap = rb ? rb : 1;
+        right->c.any.bytes = (uint32_t)rb;
+        right->c.any.cap = rb ? (uint32_t)rb : 1;
         right->c.any.hint = 0;
-        it->c.any.bytes = off;
+        it->c.any.bytes = (uint32_t)off;
         /* the left part keeps values [0, diff): a hint past them is gone */
         if ((it->c.any.hint >> 32) > diff)
             it->c.any.hint = 0;
@@ -673,21 +693,25 @@ int loom__str_append(loom_doc *d, loom__item *l, const char *s, size_t bytes)
 
 static int any_append(loom_doc *d, loom__item *l, const loom__item *r)
 {
-    size_t need = l->c.any.bytes + r->c.any.bytes;
+    size_t need = (size_t)l->c.any.bytes + r->c.any.bytes;
+    if (!loom__any_bytes_fit(need))
+        return LOOM_ELIMIT;
     if (need > l->c.any.cap) {
-        size_t ncap = l->c.any.cap * 2 > need ? l->c.any.cap * 2 : need;
+        size_t ncap = (size_t)l->c.any.cap * 2;
+        if (ncap < need || !loom__any_bytes_fit(ncap))
+            ncap = need;
         uint8_t *np =
             loom__pool_realloc(&d->pool, l->c.any.p, l->c.any.cap, ncap);
         if (!np)
             return LOOM_ENOMEM;
         l->c.any.p = np;
-        l->c.any.cap = ncap;
+        l->c.any.cap = (uint32_t)ncap;
     }
     memcpy(l->c.any.p + l->c.any.bytes, r->c.any.p, r->c.any.bytes);
     /* l->len is still the count before the merge */
-    if (l->len <= 0xffffffffu && l->c.any.bytes <= 0xffffffffu)
+    if (l->len <= 0xffffffffu)
         l->c.any.hint = l->len << 32 | (uint64_t)l->c.any.bytes;
-    l->c.any.bytes += r->c.any.bytes;
+    l->c.any.bytes = (uint32_t)need;
     return LOOM_OK;
 }
 
@@ -852,7 +876,7 @@ static int write_content(loom_buf *b, const loom__item *it, uint64_t offset)
     case LOOM__REF_EMBED:
     case LOOM__REF_FORMAT: {
         if (it->ref == LOOM__REF_FORMAT &&
-            (rc = loom__write_varstring(b, it->c.fmt.key, it->c.fmt.klen)))
+            (rc = loom__write_varstring(b, it->c.fmt.key, loom__fmt_klen(it))))
             return rc;
         loom_buf tmp = {0};
         loom__buf_init(&tmp, b->alloc);

@@ -272,7 +272,7 @@ static int write_item_prefix(loom_buf *b,
                 return r.err; /* stored content was validated: cannot happen */
             }
         }
-        tmp.c.any.bytes = r.pos;
+        tmp.c.any.bytes = (uint32_t)r.pos; /* at most it->c.any.bytes */
         break;
     }
     case LOOM__REF_JSON:    /* the writer loops over the first `len` values */

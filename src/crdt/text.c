@@ -66,7 +66,7 @@ typedef struct attr {
 
 static attr item_attr(loom__item *f)
 {
-    attr e = {f->c.fmt.key, f->c.fmt.klen, f->c.fmt.val, f};
+    attr e = {f->c.fmt.key, loom__fmt_klen(f), f->c.fmt.val, f};
     return e;
 }
 
@@ -214,7 +214,7 @@ static int am_copy(attr_map *dst, const attr_map *src)
 static int am_apply_format(attr_map *m, loom__item *f)
 {
     if (is_null(f->c.fmt.val)) {
-        am_del(m, f->c.fmt.key, f->c.fmt.klen);
+        am_del(m, f->c.fmt.key, loom__fmt_klen(f));
         return LOOM_OK;
     }
     attr e = item_attr(f);
@@ -463,8 +463,7 @@ static int new_format(loom_doc *d,
         return LOOM_ENOMEM;
     it->ref = LOOM__REF_FORMAT;
     it->len = 1;
-    it->c.fmt.key = loom__strndup(d->a, key, klen);
-    it->c.fmt.klen = klen;
+    it->c.fmt.key = loom__fmt_key_new(d->a, key, klen);
     int rc =
         it->c.fmt.key ? loom_any_clone(val, d->a, &it->c.fmt.val) : LOOM_ENOMEM;
     if (rc) {
@@ -665,7 +664,7 @@ static int minimize_changes(tpos *p, const attr_map *attrs)
         if (!deleted(r)) {
             if (!is_format(r))
                 break;
-            attr want = am_get_or_null(attrs, r->c.fmt.key, r->c.fmt.klen);
+            attr want = am_get_or_null(attrs, r->c.fmt.key, loom__fmt_klen(r));
             attr have = item_attr(r);
             if (!equal_attrs(&want, &have))
                 break;
@@ -705,11 +704,11 @@ static int insert_negated(loom_txn *t, loom_type *type, tpos *p, attr_map *neg)
         if (!deleted(r)) {
             if (!is_format(r))
                 break;
-            const attr *nv = am_get(neg, r->c.fmt.key, r->c.fmt.klen);
+            const attr *nv = am_get(neg, r->c.fmt.key, loom__fmt_klen(r));
             attr have = item_attr(r);
             if (!nv || !equal_attrs(nv, &have))
                 break;
-            am_del(neg, r->c.fmt.key, r->c.fmt.klen);
+            am_del(neg, r->c.fmt.key, loom__fmt_klen(r));
         }
         rc = pos_forward(p);
     }
@@ -1152,7 +1151,7 @@ static int cleanup_contextless(loom_txn *t, loom__item *it)
          it = it->left) {
         if (deleted(it) || !is_format(it))
             continue;
-        if (am_has(&seen, it->c.fmt.key, it->c.fmt.klen)) {
+        if (am_has(&seen, it->c.fmt.key, loom__fmt_klen(it))) {
             rc = loom__item_delete(t, it);
         } else {
             attr e = item_attr(it);

@@ -78,17 +78,7 @@ int loom__type_key_lookup(loom_type *type,
 static LOOM__INLINE int type_key_hashed(
     loom_type *type, const char *key, size_t klen, uint64_t h, const char **out)
 {
-    if (klen > UINT32_MAX)
-        return LOOM_ELIMIT; /* loom__item.parent_sub_len */
-    size_t i;
-    bool created;
-    int rc = loom__strmap_intern_inline(&type->map, key, klen, h, &i, &created);
-    if (rc)
-        return rc;
-    type->key_hint = i;
-    type->key_new = created;
-    *out = type->map.e[i].key;
-    return LOOM_OK;
+    return loom__type_key_inline(type, key, klen, h, out);
 }
 
 int loom__type_key_hashed(
@@ -273,8 +263,8 @@ item_from_value(loom_doc *d, const loom_any *v, loom__item **out)
     if (!fn)
         return item_from_value_any(d, v, it, out);
     it->c.any.p = loom__pool_commit(&d->pool, fn);
-    it->c.any.bytes = fn;
-    it->c.any.cap = fn;
+    it->c.any.bytes = (uint32_t)fn; /* at most LOOM__POOL_MAX */
+    it->c.any.cap = (uint32_t)fn;
     it->len = 1;
     *out = it;
     return LOOM_OK;
@@ -308,6 +298,8 @@ static LOOM__NOINLINE int item_from_value_any(loom_doc *d,
     b->len = 0;
     int rc = loom__any_write(b, v);
     size_t n = b->len;
+    if (!rc && !loom__any_bytes_fit(n))
+        rc = LOOM_ELIMIT;
     uint8_t *p = rc ? NULL : loom__any_bytes_alloc(d, n ? n : 1);
     if (p)
         memcpy(p, b->data, n);
@@ -318,8 +310,8 @@ static LOOM__NOINLINE int item_from_value_any(loom_doc *d,
         return rc ? rc : LOOM_ENOMEM;
     }
     it->c.any.p = p;
-    it->c.any.bytes = n;
-    it->c.any.cap = n ? n : 1;
+    it->c.any.bytes = (uint32_t)n;
+    it->c.any.cap = n ? (uint32_t)n : 1;
     it->len = 1;
     *out = it;
     return LOOM_OK;
@@ -645,8 +637,8 @@ int loom_map_set(loom_type *map,
         it->parent = map;
         it->parent_sub = pk;
         it->c.any.p = p;
-        it->c.any.bytes = fn;
-        it->c.any.cap = fn;
+        it->c.any.bytes = (uint32_t)fn; /* at most LOOM__POOL_MAX */
+        it->c.any.cap = (uint32_t)fn;
         it->c.any.hint = 0;
         return alone_link(d, own, ei, it);
     }
