@@ -135,6 +135,8 @@ for (const c of [...clients, late, p1, p2]) c.provider.destroy()
 const open = await raw(srv.url, 'alpha')
 await until(() => open.messages.length >= 1)
 const st = await stopServer(srv)
+// the server may exit before this process has read the close frame
+await until(() => open.closed !== null, 3000)
 check(open.closed && open.closed.code === 1001, `SIGTERM closes open connections with 1001 (got ${open.closed && open.closed.code})`)
 check(st.code === 0, `SIGTERM: exit 0 (got ${st.code} ${st.sig})`)
 check(/stopping/.test(srv.log()) && /stopped/.test(srv.log()), 'the log says it stopped')
