@@ -425,8 +425,16 @@ static int integrate_struct(integ *g, const loom__rstruct *s, uint64_t offset)
         origin = loom__item_last_id(left);
     }
     if (s->has_right_origin) {
-        if ((rc = loom__get_clean_start_near(t, s->right_origin, &g->fro,
-                                             &right)))
+        /* Nothing integrated before a struct can stand between its origin
+         * and its right origin unless it was concurrent, so the struct after
+         * the origin mostly starts at the right origin; being in the list,
+         * it is then the struct containing it, which needs no split. */
+        loom__item *next = left ? left->right : NULL;
+        if (next && next->id.clock == s->right_origin.clock &&
+            next->id.client == s->right_origin.client)
+            right = next;
+        else if ((rc = loom__get_clean_start_near(t, s->right_origin, &g->fro,
+                                                  &right)))
             return rc;
         right_origin = right->id;
     }
