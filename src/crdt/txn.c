@@ -479,12 +479,19 @@ static void gc_delete_set(loom_doc *d, const loom__ds *ds)
     }
 }
 
-static void merge_delete_set(loom_doc *d, const loom__ds *ds)
+/* tryMergeDeleteSet. A client that had no structs before the transaction
+ * is left to merge_new_structs, which tries every pair of its neighbours
+ * (merging is the same whatever the order: a run of structs that can
+ * merge pairwise merges into one): loading a document, that is every
+ * client, and the deleted ranges would be merged twice. Not so when
+ * typing joined items (t->njoins), which merge_new_structs may skip. */
+static void merge_delete_set(loom_doc *d, const loom_txn *t)
 {
+    const loom__ds *ds = &t->ds;
     for (size_t ci = 0; ci < ds->n; ci++) {
         const loom__ds_client *dc = &ds->c[ci];
         loom__client *c = loom__client_get(d, dc->client);
-        if (!c || !c->n)
+        if (!c || !c->n || (!t->njoins && loom__txn_before(t, dc->client) == 0))
             continue;
         size_t hint = SIZE_MAX; /* as in gc_delete_set */
         for (size_t di = dc->n; di-- > 0;) {
@@ -594,7 +601,7 @@ static void collect_one(loom_doc *d, loom_txn *t, loom__item *it)
         (r && r->id.client == c && r->id.clock == it->id.clock + it->len) ||
         (l && l->right == it && l->id.client == c &&
          l->id.clock + l->len == it->id.clock))
-        merge_delete_set(d, &t->ds);
+        merge_delete_set(d, t);
 }
 
 /* Merges the structs the transaction added with their lefts. */
@@ -693,7 +700,7 @@ general:
     } else if (!only_backs) {
         if (d->gc)
             gc_delete_set(d, &t->ds);
-        merge_delete_set(d, &t->ds);
+        merge_delete_set(d, t);
     }
     merge_new_structs(d, t);
     for (size_t i = only_backs ? 0 : t->nmerge; i-- > 0;) {
