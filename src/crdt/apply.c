@@ -420,7 +420,13 @@ static int integrate_struct(integ *g, const loom__rstruct *s, uint64_t offset)
     loom__item *left = NULL, *right = NULL;
     loom__id origin = s->origin, right_origin = s->right_origin;
     if (s->has_origin) {
-        if ((rc = loom__get_clean_end_near(t, s->origin, &g->fo, &left)))
+        /* The origin is known to exist (get_missing), and is most often
+         * the end of its client's last struct: the struct integrated just
+         * before, loading in clock order. */
+        loom__item *last = loom__cs_last(loom__client_get(d, origin.client));
+        if (origin.clock == last->id.clock + last->len - 1)
+            left = last;
+        else if ((rc = loom__get_clean_end_near(t, s->origin, &g->fo, &left)))
             return rc;
         origin = loom__item_last_id(left);
     }
