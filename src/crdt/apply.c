@@ -211,11 +211,12 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
     case LOOM__REF_DELETED:
         return LOOM_OK;
     case LOOM__REF_STRING: {
-        /* the parser validated the text */
-        const uint8_t *p;
-        size_t n;
-        if ((rc = loom__read_varbytes(&r, &p, &n)))
-            return rc;
+        /* the parser validated the text: after its length, it is the rest
+         * of the content */
+        const uint8_t *p = s->content;
+        while (*p++ >= 0x80) {
+        }
+        size_t n = s->content_len - (size_t)(p - s->content);
         it->c.str.p = loom__str_bytes_alloc(d, n + 1);
         if (!it->c.str.p)
             return LOOM_ENOMEM;
