@@ -59,8 +59,11 @@ bool loom__txn_deleted(const loom_txn *t, const loom__item *it)
 
 int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
 {
-    /* only the formatting cleanup of a remote transaction reads ds_order */
-    if (len && !t->local && !loom__ds_find(&t->ds, client)) {
+    /* only the formatting cleanup of a remote transaction reads ds_order;
+     * the client added last is in it (the common case: no search) */
+    if (len && !t->local &&
+        (!t->nds_order || t->ds_order[t->nds_order - 1] != client) &&
+        !loom__ds_find(&t->ds, client)) {
         if (loom__vec_reserve(t->doc->a, (void **)&t->ds_order,
                               &t->ds_order_cap, t->nds_order + 1,
                               sizeof(*t->ds_order)))
