@@ -379,6 +379,10 @@ static void prefetch_next(integ *g, const refs *cur)
     g->next_valid = false;
     if (!cur || cur->i >= cur->n)
         return;
+    /* an item with an origin or a right origin (typed text) takes its
+     * parent and key from a neighbour: nothing to hash */
+    if (g->u->p[cur->b->s[cur->i].offset] & 0xc0)
+        return;
     loom__rstruct *next = &g->dec[1 - g->hslot];
     g->next.b = cur->b;
     g->next.k = cur->i;
