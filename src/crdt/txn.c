@@ -70,7 +70,7 @@ int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
             return LOOM_ENOMEM;
         t->ds_order[t->nds_order++] = client;
     }
-    int rc = loom__ds_add(&t->ds, client, clock, len);
+    int rc = loom__ds_add_joined(&t->ds, client, clock, len);
     if (!rc)
         t->ds_units += len;
     return rc;
