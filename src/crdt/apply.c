@@ -622,6 +622,19 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
     return loom__item_integrate(g->t, it);
 }
 
+/* Makes room in the client's array for the rest of its block after the
+ * first struct (which may have made the client): a loaded document's
+ * client comes in one block, and its array would otherwise grow and be
+ * copied a dozen times. Only a hint: without the memory the pushes grow it. */
+static void reserve_rest(loom_doc *d, const refs *cur)
+{
+    loom__client *c = loom__client_get(d, cur->client);
+    if (c && cur->n - cur->i <= SIZE_MAX / 2 - c->n - c->hole)
+        (void)loom__vec_reserve(d->a, (void **)&c->v, &c->cap,
+                                c->n + c->hole + (cur->n - cur->i),
+                                sizeof(*c->v));
+}
+
 static int integrate_structs(integ *g)
 {
     loom_doc *d = g->d;
@@ -680,6 +693,8 @@ static int integrate_structs(integ *g)
         if (g->nstack) {
             h = g->stack[--g->nstack];
         } else if (cur && cur->i < cur->n) {
+            if (cur->i == 1)
+                reserve_rest(d, cur);
             h.b = cur->b;
             h.k = cur->i++;
         } else {
