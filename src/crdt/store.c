@@ -311,24 +311,15 @@ int loom__item_split_at(loom_txn *t,
 /* The index of id's struct, searched from the finger when it is on id's
  * client, which it is then left on. The client's last struct is checked
  * first: integrating an update in clock order, an origin is most often the
- * struct integrated just before. Then the finger's own struct; a search
- * from the finger pays off when the hole of the gap buffer is in the way,
- * else a search of the whole array takes fewer steps than galloping to
- * what is mostly not near (loading a document's text). */
+ * struct integrated just before. */
 static size_t find_fingered(const loom__client *c, loom__id id, loom__finger *f)
 {
     if (!f)
         return loom__find_index(c, id.clock);
     size_t i;
-    bool on = f->client == id.client && f->i < c->n;
-    const loom__item *s = on ? loom__cs(c, f->i) : NULL;
     if (id.clock >= loom__cs_last(c)->id.clock)
         i = c->n - 1;
-    else if (s && id.clock >= s->id.clock && id.clock < s->id.clock + s->len)
-        i = f->i;
-    else if (!c->hole)
-        i = last_at_or_before(c->v, c->n, id.clock);
-    else if (on)
+    else if (f->client == id.client && f->i != SIZE_MAX)
         i = loom__find_index_near(c, id.clock, f->i);
     else
         i = loom__find_index(c, id.clock);
