@@ -473,9 +473,12 @@ static void gc_delete_set(loom_doc *d, const loom__ds *ds)
             hint = first;
             for (size_t si = first;
                  si < c->n && loom__cs(c, si)->id.clock < end; si++) {
+                /* Deleted content is what collecting makes of it already
+                 * (and its item's content is zero): left alone, without
+                 * touching the half of the item that holds the content */
                 loom__item *s = loom__cs(c, si);
-                if (!loom__item_is_gc(s) && loom__item_deleted(s) &&
-                    !(s->flags & LOOM__F_KEEP))
+                if (!loom__item_is_gc(s) && s->ref != LOOM__REF_DELETED &&
+                    loom__item_deleted(s) && !(s->flags & LOOM__F_KEEP))
                     loom__item_gc(d, s, false);
             }
         }
