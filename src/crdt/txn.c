@@ -70,7 +70,10 @@ int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
             return LOOM_ENOMEM;
         t->ds_order[t->nds_order++] = client;
     }
-    int rc = loom__ds_add_joined(&t->ds, client, clock, len);
+    /* joining pays for a remote transaction (a loaded document's deleted
+     * runs); a local one mostly deletes one range (typing) */
+    int rc = t->local ? loom__ds_add(&t->ds, client, clock, len)
+                      : loom__ds_add_joined(&t->ds, client, clock, len);
     if (!rc)
         t->ds_units += len;
     return rc;
@@ -497,7 +500,9 @@ static void merge_delete_set(loom_doc *d, const loom_txn *t)
     for (size_t ci = 0; ci < ds->n; ci++) {
         const loom__ds_client *dc = &ds->c[ci];
         loom__client *c = loom__client_get(d, dc->client);
-        if (!c || !c->n || (!t->njoins && loom__txn_before(t, dc->client) == 0))
+        /* (c->before is its state before t when t touched it last) */
+        if (!c || !c->n ||
+            (!t->njoins && c->txn_seq == t->seq && c->before == 0))
             continue;
         size_t hint = SIZE_MAX; /* as in gc_delete_set */
         for (size_t di = dc->n; di-- > 0;) {
