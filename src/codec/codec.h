@@ -188,6 +188,13 @@ void loom__ds_free(loom__ds *ds);
 void loom__ds_clear(loom__ds *ds);
 /* Appends a range (no sorting). len 0 is ignored. */
 int loom__ds_add(loom__ds *ds, uint64_t client, uint64_t clock, uint64_t len);
+/* loom__ds_add, but a range starting where the client's last range ends
+ * extends that one, as loom__ds_normalize would join them: deleting items
+ * one by one in clock order (a transaction) adds one range per run. */
+int loom__ds_add_joined(loom__ds *ds,
+                        uint64_t client,
+                        uint64_t clock,
+                        uint64_t len);
 /* Sorts each client's ranges by clock and merges overlapping or touching
  * ones (a.clock + a.len >= b.clock); drops clients without ranges. */
 void loom__ds_normalize(loom__ds *ds);

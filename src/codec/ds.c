@@ -171,6 +171,23 @@ int loom__ds_add(loom__ds *ds, uint64_t client, uint64_t clock, uint64_t len)
     return LOOM_OK;
 }
 
+int loom__ds_add_joined(loom__ds *ds,
+                        uint64_t client,
+                        uint64_t clock,
+                        uint64_t len)
+{
+    size_t i = client_lower(ds, client);
+    if (len == 0 || i == ds->n || ds->c[i].client != client) {
+        return loom__ds_add(ds, client, clock, len);
+    }
+    loom__ds_client *c = &ds->c[i];
+    if (c->n && c->r[c->n - 1].clock + c->r[c->n - 1].len == clock) {
+        c->r[c->n - 1].len += len;
+        return LOOM_OK;
+    }
+    return range_push(ds->a, c, clock, len);
+}
+
 static int range_cmp(const void *pa, const void *pb)
 {
     const loom__ds_range *x = pa, *y = pb;

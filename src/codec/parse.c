@@ -649,6 +649,98 @@ static size_t fast_run(loom__reader *r,
     return taken;
 }
 
+/* A varUint of up to 7 bytes at p, read as loom__read_varuint7 reads it,
+ * with at least 7 bytes there; NULL when it is longer (for read_struct). */
+static inline const uint8_t *varuint7_at(const uint8_t *p, uint64_t *out)
+{
+    uint64_t v = p[0];
+    if (v < 0x80) {
+        *out = v;
+        return p + 1;
+    }
+    v &= 0x7f;
+    for (unsigned i = 1; i < 7; i++) {
+        uint64_t c = p[i];
+        v |= (c & 0x7f) << (7 * i);
+        if (c < 0x80) {
+            *out = v;
+            return p + i + 1;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * read_struct and note_struct at once for the structs typed text is made
+ * of: an Item with String or Deleted content and an origin or a right
+ * origin (so no parent info), its varUints of up to 7 bytes. Takes the structs of blk
+ * from k on as long as they have that shape and are valid, checking them
+ * as read_struct does; the first struct that is not taken (another shape,
+ * or anything read_struct would refuse) is left where it starts, for
+ * read_struct, which then gives its error. Returns how many were taken.
+ */
+static size_t text_run(loom__reader *r,
+                       loom__rupdate *u,
+                       loom__rblock *blk,
+                       size_t k,
+                       uint64_t *clock_io)
+{
+    const uint8_t *base = r->p, *end = r->p + r->len;
+    const uint8_t *start = base + r->pos;
+    uint64_t client = blk->client, clock = *clock_io;
+    size_t taken = 0;
+    /* the info byte, four varUints of up to 7 bytes and the text's length
+     * byte can be read without checks */
+    for (; k < blk->n && end - start >= 30; k++) {
+        uint8_t info = start[0], ref = info & 0x1f;
+        if ((ref != LOOM__REF_STRING && ref != LOOM__REF_DELETED) ||
+            !(info & 0xc0)) {
+            break;
+        }
+        const uint8_t *p = start + 1;
+        loom__id o = {0, 0}, ro = {0, 0};
+        if ((info & 0x80) && (!(p = varuint7_at(p, &o.client)) ||
+                              !(p = varuint7_at(p, &o.clock)))) {
+            break;
+        }
+        if ((info & 0x40) && (!(p = varuint7_at(p, &ro.client)) ||
+                              !(p = varuint7_at(p, &ro.clock)))) {
+            break;
+        }
+        uint64_t n, units;
+        if (!(p = varuint7_at(p, &n))) {
+            break;
+        }
+        if (ref == LOOM__REF_DELETED) {
+            units = n; /* the length; nothing follows */
+            n = 0;
+        } else {
+            size_t u16;
+            if (n > (uint64_t)(end - p) ||
+                loom__utf8_check16((const char *)p, (size_t)n, &u16) != n) {
+                break;
+            }
+            units = u16;
+        }
+        if (units == 0 || clock + units > LOOM__CLOCK_END_MAX) {
+            break;
+        }
+        if (u->self_ref == SIZE_MAX &&
+            (((info & 0x80) && o.client == client && o.clock >= clock) ||
+             ((info & 0x40) && ro.client == client && ro.clock >= clock))) {
+            u->self_ref = (size_t)(start - base);
+        }
+        blk->s[k].bits = clock | (uint64_t)ref << LOOM__RS_REF_SHIFT;
+        blk->s[k].offset = (size_t)(start - base);
+        clock += units;
+        start = p + n;
+        taken++;
+    }
+    r->pos = (size_t)(start - base);
+    *clock_io = clock;
+    return taken;
+}
+
 /* Has s (read from p) the shape LOOM__RS_ROOTKEY names? */
 static bool is_rootkey(const uint8_t *p, const loom__rstruct *s)
 {
@@ -712,6 +804,14 @@ static int parse(loom__reader *r, loom__rupdate *u)
             }
             if (taken) {
                 same = LOOM__RS_SAMEROOT;
+                k += taken;
+                if (k == blk->n) {
+                    break;
+                }
+            }
+            taken = text_run(r, u, blk, k, &clock);
+            if (taken) {
+                same = 0;
                 k += taken;
                 if (k == blk->n) {
                     break;

@@ -211,11 +211,12 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
     case LOOM__REF_DELETED:
         return LOOM_OK;
     case LOOM__REF_STRING: {
-        /* the parser validated the text */
-        const uint8_t *p;
-        size_t n;
-        if ((rc = loom__read_varbytes(&r, &p, &n)))
-            return rc;
+        /* the parser validated the text: after its length, it is the rest
+         * of the content */
+        const uint8_t *p = s->content;
+        while (*p++ >= 0x80) {
+        }
+        size_t n = s->content_len - (size_t)(p - s->content);
         it->c.str.p = loom__str_bytes_alloc(d, n + 1);
         if (!it->c.str.p)
             return LOOM_ENOMEM;
@@ -379,6 +380,10 @@ static void prefetch_next(integ *g, const refs *cur)
     g->next_valid = false;
     if (!cur || cur->i >= cur->n)
         return;
+    /* an item with an origin or a right origin (typed text) takes its
+     * parent and key from a neighbour: nothing to hash */
+    if (g->u->p[cur->b->s[cur->i].offset] & 0xc0)
+        return;
     loom__rstruct *next = &g->dec[1 - g->hslot];
     g->next.b = cur->b;
     g->next.k = cur->i;
@@ -421,13 +426,27 @@ static int integrate_struct(integ *g, const loom__rstruct *s, uint64_t offset)
     loom__item *left = NULL, *right = NULL;
     loom__id origin = s->origin, right_origin = s->right_origin;
     if (s->has_origin) {
-        if ((rc = loom__get_clean_end_near(t, s->origin, &g->fo, &left)))
+        /* The origin is known to exist (get_missing), and is most often
+         * the end of its client's last struct: the struct integrated just
+         * before, loading in clock order. */
+        loom__item *last = loom__cs_last(loom__client_get(d, origin.client));
+        if (origin.clock == last->id.clock + last->len - 1)
+            left = last;
+        else if ((rc = loom__get_clean_end_near(t, s->origin, &g->fo, &left)))
             return rc;
         origin = loom__item_last_id(left);
     }
     if (s->has_right_origin) {
-        if ((rc = loom__get_clean_start_near(t, s->right_origin, &g->fro,
-                                             &right)))
+        /* Nothing integrated before a struct can stand between its origin
+         * and its right origin unless it was concurrent, so the struct after
+         * the origin mostly starts at the right origin; being in the list,
+         * it is then the struct containing it, which needs no split. */
+        loom__item *next = left ? left->right : NULL;
+        if (next && next->id.clock == s->right_origin.clock &&
+            next->id.client == s->right_origin.client)
+            right = next;
+        else if ((rc = loom__get_clean_start_near(t, s->right_origin, &g->fro,
+                                                  &right)))
             return rc;
         right_origin = right->id;
     }
@@ -633,6 +652,19 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
     return loom__item_integrate_new_key(g->t, it);
 }
 
+/* Makes room in the client's array for the rest of its block after the
+ * first struct (which may have made the client): a loaded document's
+ * client comes in one block, and its array would otherwise grow and be
+ * copied a dozen times. Only a hint: without the memory the pushes grow it. */
+static void reserve_rest(loom_doc *d, const refs *cur)
+{
+    loom__client *c = loom__client_get(d, cur->client);
+    if (c && cur->n - cur->i <= SIZE_MAX / 2 - c->n - c->hole)
+        (void)loom__vec_reserve(d->a, (void **)&c->v, &c->cap,
+                                c->n + c->hole + (cur->n - cur->i),
+                                sizeof(*c->v));
+}
+
 static int integrate_structs(integ *g)
 {
     loom_doc *d = g->d;
@@ -691,6 +723,8 @@ static int integrate_structs(integ *g)
         if (g->nstack) {
             h = g->stack[--g->nstack];
         } else if (cur && cur->i < cur->n) {
+            if (cur->i == 1)
+                reserve_rest(d, cur);
             h.b = cur->b;
             h.k = cur->i++;
         } else {

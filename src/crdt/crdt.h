@@ -710,7 +710,11 @@ static inline bool loom__txn_joined(const loom_txn *t)
 bool loom__doc_observed(const loom_doc *d);
 bool loom__txn_added(const loom_txn *t, const loom__item *it);
 bool loom__txn_deleted(const loom_txn *t, const loom__item *it);
-/* Adds a deleted range to t->ds, remembering the order clients first appear. */
+/* Adds a deleted range to t->ds, remembering the order clients first appear.
+ * In a remote transaction a range continuing the client's last one extends
+ * it: the cleanup reads t->ds normalised, which joins them anyway
+ * (single_deleted, which reads it before, wants one item's range, which a
+ * joined range never is). */
 int loom__txn_ds_add(loom_txn *t,
                      uint64_t client,
                      uint64_t clock,

@@ -309,14 +309,20 @@ int loom__item_split_at(loom_txn *t,
 }
 
 /* The index of id's struct, searched from the finger when it is on id's
- * client, which it is then left on. */
+ * client, which it is then left on. The client's last struct is checked
+ * first: integrating an update in clock order, an origin is most often the
+ * struct integrated just before. */
 static size_t find_fingered(const loom__client *c, loom__id id, loom__finger *f)
 {
     if (!f)
         return loom__find_index(c, id.clock);
-    size_t i = f->client == id.client && f->i != SIZE_MAX
-                   ? loom__find_index_near(c, id.clock, f->i)
-                   : loom__find_index(c, id.clock);
+    size_t i;
+    if (id.clock >= loom__cs_last(c)->id.clock)
+        i = c->n - 1;
+    else if (f->client == id.client && f->i != SIZE_MAX)
+        i = loom__find_index_near(c, id.clock, f->i);
+    else
+        i = loom__find_index(c, id.clock);
     f->client = id.client;
     f->i = i;
     return i;

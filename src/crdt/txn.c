@@ -59,15 +59,21 @@ bool loom__txn_deleted(const loom_txn *t, const loom__item *it)
 
 int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
 {
-    /* only the formatting cleanup of a remote transaction reads ds_order */
-    if (len && !t->local && !loom__ds_find(&t->ds, client)) {
+    /* only the formatting cleanup of a remote transaction reads ds_order;
+     * the client added last is in it (the common case: no search) */
+    if (len && !t->local &&
+        (!t->nds_order || t->ds_order[t->nds_order - 1] != client) &&
+        !loom__ds_find(&t->ds, client)) {
         if (loom__vec_reserve(t->doc->a, (void **)&t->ds_order,
                               &t->ds_order_cap, t->nds_order + 1,
                               sizeof(*t->ds_order)))
             return LOOM_ENOMEM;
         t->ds_order[t->nds_order++] = client;
     }
-    int rc = loom__ds_add(&t->ds, client, clock, len);
+    /* joining pays for a remote transaction (a loaded document's deleted
+     * runs); a local one mostly deletes one range (typing) */
+    int rc = t->local ? loom__ds_add(&t->ds, client, clock, len)
+                      : loom__ds_add_joined(&t->ds, client, clock, len);
     if (!rc)
         t->ds_units += len;
     return rc;
@@ -470,21 +476,33 @@ static void gc_delete_set(loom_doc *d, const loom__ds *ds)
             hint = first;
             for (size_t si = first;
                  si < c->n && loom__cs(c, si)->id.clock < end; si++) {
+                /* Deleted content is what collecting makes of it already
+                 * (and its item's content is zero): left alone, without
+                 * touching the half of the item that holds the content */
                 loom__item *s = loom__cs(c, si);
-                if (!loom__item_is_gc(s) && loom__item_deleted(s) &&
-                    !(s->flags & LOOM__F_KEEP))
+                if (!loom__item_is_gc(s) && s->ref != LOOM__REF_DELETED &&
+                    loom__item_deleted(s) && !(s->flags & LOOM__F_KEEP))
                     loom__item_gc(d, s, false);
             }
         }
     }
 }
 
-static void merge_delete_set(loom_doc *d, const loom__ds *ds)
+/* tryMergeDeleteSet. A client that had no structs before the transaction
+ * is left to merge_new_structs, which tries every pair of its neighbours
+ * (merging is the same whatever the order: a run of structs that can
+ * merge pairwise merges into one): loading a document, that is every
+ * client, and the deleted ranges would be merged twice. Not so when
+ * typing joined items (t->njoins), which merge_new_structs may skip. */
+static void merge_delete_set(loom_doc *d, const loom_txn *t)
 {
+    const loom__ds *ds = &t->ds;
     for (size_t ci = 0; ci < ds->n; ci++) {
         const loom__ds_client *dc = &ds->c[ci];
         loom__client *c = loom__client_get(d, dc->client);
-        if (!c || !c->n)
+        /* (c->before is its state before t when t touched it last) */
+        if (!c || !c->n ||
+            (!t->njoins && c->txn_seq == t->seq && c->before == 0))
             continue;
         size_t hint = SIZE_MAX; /* as in gc_delete_set */
         for (size_t di = dc->n; di-- > 0;) {
@@ -594,7 +612,7 @@ static void collect_one(loom_doc *d, loom_txn *t, loom__item *it)
         (r && r->id.client == c && r->id.clock == it->id.clock + it->len) ||
         (l && l->right == it && l->id.client == c &&
          l->id.clock + l->len == it->id.clock))
-        merge_delete_set(d, &t->ds);
+        merge_delete_set(d, t);
 }
 
 /* Merges the structs the transaction added with their lefts. */
@@ -693,7 +711,7 @@ general:
     } else if (!only_backs) {
         if (d->gc)
             gc_delete_set(d, &t->ds);
-        merge_delete_set(d, &t->ds);
+        merge_delete_set(d, t);
     }
     merge_new_structs(d, t);
     for (size_t i = only_backs ? 0 : t->nmerge; i-- > 0;) {
