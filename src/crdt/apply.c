@@ -640,15 +640,8 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
     it->parent_sub_len = (uint32_t)rk.key_len; /* checked by type_key */
     if (!parent->key_new)
         return loom__item_integrate(g->t, it);
-    /* A key new to the map (most of a loaded map) has nothing to resolve.
-     * When its client's structs are full they grow once for the rest of
-     * the block rather than by doubling, each time a copy into new pages
-     * (only a hint: failing leaves it to the integration). */
-    loom__client *own = d->last_client;
-    if (own && own->client == it->id.client && own->n + own->hole >= own->cap)
-        (void)loom__vec_reserve(d->a, (void **)&own->v, &own->cap,
-                                own->n + own->hole + 1 + (cur->n - cur->i),
-                                sizeof(*own->v));
+    /* A key new to the map (most of a loaded map) has nothing to resolve
+     * (the client's array was sized for its block: reserve_rest). */
     return loom__item_integrate_new_key(g->t, it);
 }
 
