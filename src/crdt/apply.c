@@ -791,9 +791,7 @@ static int apply_ds(loom_txn *t, const loom__ds *ds, loom__ds *left)
                 (rc = loom__ds_add(left, client, state, end - state)))
                 return rc;
             loom__client *c = loom__client_get(d, client);
-            size_t idx = hint == SIZE_MAX
-                             ? loom__find_index(c, clock)
-                             : loom__find_index_near(c, clock, hint);
+            size_t idx = loom__find_index_near(c, clock, hint);
             loom__item *s = loom__cs(c, idx);
             if (!loom__item_deleted(s) && s->id.clock < clock) {
                 loom__item *r;

@@ -379,7 +379,8 @@ static inline uint64_t loom__state(const loom_doc *d, uint64_t client)
 /* Index of the struct containing clock in c (must exist). */
 size_t loom__find_index(const loom__client *c, uint64_t clock);
 /* The same, searching outwards from index hint (any index: a walk over
- * sorted ranges passes where it stopped last). */
+ * sorted ranges passes where it stopped last; SIZE_MAX: no hint, the
+ * plain search). */
 size_t
 loom__find_index_near(const loom__client *c, uint64_t clock, size_t hint);
 /* The struct containing id, or NULL. */

@@ -171,6 +171,8 @@ size_t loom__find_index(const loom__client *c, uint64_t clock)
 
 size_t loom__find_index_near(const loom__client *c, uint64_t clock, size_t hint)
 {
+    if (hint == SIZE_MAX)
+        return loom__find_index(c, clock);
     if (hint >= c->n)
         hint = c->n - 1;
     const loom__item *s = loom__cs(c, hint);
@@ -319,10 +321,9 @@ static size_t find_fingered(const loom__client *c, loom__id id, loom__finger *f)
     size_t i;
     if (id.clock >= loom__cs_last(c)->id.clock)
         i = c->n - 1;
-    else if (f->client == id.client && f->i != SIZE_MAX)
-        i = loom__find_index_near(c, id.clock, f->i);
     else
-        i = loom__find_index(c, id.clock);
+        i = loom__find_index_near(c, id.clock,
+                                  f->client == id.client ? f->i : SIZE_MAX);
     f->client = id.client;
     f->i = i;
     return i;

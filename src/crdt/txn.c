@@ -469,10 +469,7 @@ static void gc_delete_set(loom_doc *d, const loom__ds *ds)
         size_t hint = SIZE_MAX;
         for (size_t di = dc->n; di-- > 0;) {
             uint64_t end = dc->r[di].clock + dc->r[di].len;
-            size_t first =
-                hint == SIZE_MAX
-                    ? loom__find_index(c, dc->r[di].clock)
-                    : loom__find_index_near(c, dc->r[di].clock, hint);
+            size_t first = loom__find_index_near(c, dc->r[di].clock, hint);
             hint = first;
             for (size_t si = first;
                  si < c->n && loom__cs(c, si)->id.clock < end; si++) {
@@ -508,10 +505,7 @@ static void merge_delete_set(loom_doc *d, const loom_txn *t)
         for (size_t di = dc->n; di-- > 0;) {
             const loom__ds_range *r = &dc->r[di];
             uint64_t last = r->clock + r->len - 1;
-            size_t si =
-                (hint == SIZE_MAX ? loom__find_index(c, last)
-                                  : loom__find_index_near(c, last, hint)) +
-                1;
+            size_t si = loom__find_index_near(c, last, hint) + 1;
             if (si > c->n - 1)
                 si = c->n - 1;
             while (si > 0 && loom__cs(c, si)->id.clock >= r->clock) {
