@@ -13,29 +13,40 @@
 #include "loom/any.h"
 #include "loom/common.h"
 
-/* loom__read_varuint with varUints of up to 7 bytes (below 2^49: clocks,
- * client ids, lengths) read inline: an update's clocks and ids are mostly
- * two to five bytes, which the inline reader leaves to a call. */
+/* The varUint at p when it takes at most 7 bytes (below 2^49: clocks,
+ * client ids, lengths): the byte after it, or NULL for a longer one (then
+ * *out is not written). Reads up to 7 bytes, none past the first byte
+ * below 0x80: p must have 7 bytes readable or hold a checked varUint. */
+static inline const uint8_t *loom__varuint7_at(const uint8_t *p, uint64_t *out)
+{
+    uint64_t v = p[0];
+    if (v < 0x80) {
+        *out = v;
+        return p + 1;
+    }
+    v &= 0x7f;
+    for (unsigned i = 1; i < 7; i++) {
+        uint64_t c = p[i];
+        v |= (c & 0x7f) << (7 * i);
+        if (c < 0x80) {
+            *out = v;
+            return p + i + 1;
+        }
+    }
+    return NULL;
+}
+
+/* loom__read_varuint with varUints of up to 7 bytes read inline: an
+ * update's clocks and ids are mostly two to five bytes, which the inline
+ * reader leaves to a call. */
 static inline int loom__read_varuint7(loom__reader *r, uint64_t *out)
 {
     /* with 7 bytes left, only the length of the number is checked */
     if (!r->err && r->pos + 7 <= r->len) {
-        const uint8_t *p = r->p + r->pos;
-        uint64_t v = p[0];
-        if (v < 0x80) {
-            r->pos++;
-            *out = v;
+        const uint8_t *q = loom__varuint7_at(r->p + r->pos, out);
+        if (q) {
+            r->pos = (size_t)(q - r->p);
             return LOOM_OK;
-        }
-        v &= 0x7f;
-        for (unsigned i = 1; i < 7; i++) {
-            uint64_t c = p[i];
-            v |= (c & 0x7f) << (7 * i);
-            if (c < 0x80) {
-                r->pos += i + 1;
-                *out = v;
-                return LOOM_OK;
-            }
         }
     }
     return loom__read_varuint(r, out);

@@ -45,23 +45,16 @@ void loom__rupdate_free(loom__rupdate *u)
 /* The readers below trust their input: the parser has checked it. */
 static inline uint64_t fast_varuint(const uint8_t **pp)
 {
-    const uint8_t *p = *pp;
-    uint8_t c = *p++;
-    uint64_t v = c & 0x7f;
-    if (c < 0x80) {
+    /* up to 7 bytes (clocks, client ids) without the checks below */
+    uint64_t v;
+    const uint8_t *p = loom__varuint7_at(*pp, &v);
+    if (p) {
         *pp = p;
         return v;
     }
-    /* up to 7 bytes (clocks, client ids) without the checks below */
-    for (unsigned i = 1; i < 7; i++) {
-        c = p[i - 1];
-        v |= (uint64_t)(c & 0x7f) << (7 * i);
-        if (c < 0x80) {
-            *pp = p + i;
-            return v;
-        }
-    }
-    v &= ((uint64_t)1 << 7) - 1; /* the general loop reads them again */
+    p = *pp;
+    uint8_t c = *p++;
+    v = c & 0x7f;
     unsigned shift = 7;
     while (c >= 0x80) {
         c = *p++;
@@ -649,27 +642,6 @@ static size_t fast_run(loom__reader *r,
     return taken;
 }
 
-/* A varUint of up to 7 bytes at p, read as loom__read_varuint7 reads it,
- * with at least 7 bytes there; NULL when it is longer (for read_struct). */
-static inline const uint8_t *varuint7_at(const uint8_t *p, uint64_t *out)
-{
-    uint64_t v = p[0];
-    if (v < 0x80) {
-        *out = v;
-        return p + 1;
-    }
-    v &= 0x7f;
-    for (unsigned i = 1; i < 7; i++) {
-        uint64_t c = p[i];
-        v |= (c & 0x7f) << (7 * i);
-        if (c < 0x80) {
-            *out = v;
-            return p + i + 1;
-        }
-    }
-    return NULL;
-}
-
 /*
  * read_struct and note_struct at once for the structs typed text is made
  * of: an Item with String or Deleted content and an origin or a right
@@ -699,16 +671,16 @@ static size_t text_run(loom__reader *r,
         }
         const uint8_t *p = start + 1;
         loom__id o = {0, 0}, ro = {0, 0};
-        if ((info & 0x80) && (!(p = varuint7_at(p, &o.client)) ||
-                              !(p = varuint7_at(p, &o.clock)))) {
+        if ((info & 0x80) && (!(p = loom__varuint7_at(p, &o.client)) ||
+                              !(p = loom__varuint7_at(p, &o.clock)))) {
             break;
         }
-        if ((info & 0x40) && (!(p = varuint7_at(p, &ro.client)) ||
-                              !(p = varuint7_at(p, &ro.clock)))) {
+        if ((info & 0x40) && (!(p = loom__varuint7_at(p, &ro.client)) ||
+                              !(p = loom__varuint7_at(p, &ro.clock)))) {
             break;
         }
         uint64_t n, units;
-        if (!(p = varuint7_at(p, &n))) {
+        if (!(p = loom__varuint7_at(p, &n))) {
             break;
         }
         if (ref == LOOM__REF_DELETED) {
