@@ -223,13 +223,20 @@ static inline bool loom__copy_ascii_short(void *d, const void *s, size_t len)
     return true;
 }
 
-/* memcpy for any n, inline for n <= 16. */
+/* memcpy for any n, inline for n <= 64 (map keys and small values are a
+ * few dozen bytes: overlapping fixed-size moves instead of a call). */
 static inline void loom__copy(void *d, const void *s, size_t n)
 {
     uint8_t *q = (uint8_t *)d;
     const uint8_t *p = (const uint8_t *)s;
-    if (n > 16) {
+    if (n > 64) {
         memcpy(q, p, n);
+    } else if (n > 32) {
+        memcpy(q, p, 32);
+        memcpy(q + n - 32, p + n - 32, 32);
+    } else if (n > 16) {
+        memcpy(q, p, 16);
+        memcpy(q + n - 16, p + n - 16, 16);
     } else if (n >= 8) {
         uint64_t x, y;
         memcpy(&x, p, 8);

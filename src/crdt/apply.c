@@ -614,16 +614,7 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
         loom__item_release(d, it);
         return loom__any_bytes_fit(bytes) ? LOOM_ENOMEM : LOOM_ELIMIT;
     }
-    if (bytes >= 32 && bytes <= 64) {
-        /* a map entry's value: two overlapping moves, not a call */
-        memcpy(it->c.any.p, p, 32);
-        memcpy(it->c.any.p + bytes - 32, p + bytes - 32, 32);
-    } else if (bytes >= 16 && bytes < 32) {
-        memcpy(it->c.any.p, p, 16);
-        memcpy(it->c.any.p + bytes - 16, p + bytes - 16, 16);
-    } else {
-        memcpy(it->c.any.p, p, bytes);
-    }
+    loom__copy(it->c.any.p, p, bytes);
     it->c.any.bytes = (uint32_t)bytes;
     it->c.any.cap = bytes ? (uint32_t)bytes : 1;
     it->parent = parent;

@@ -95,25 +95,6 @@ static int cmp_sv_desc(const void *a, const void *b)
     return x > y ? -1 : x < y;
 }
 
-/* Copies n bytes to q (room was reserved). Map keys and small values are
- * a few dozen bytes: overlapping fixed-size moves instead of a memcpy
- * call each. */
-static inline void put_bytes(uint8_t *q, const void *s, size_t n)
-{
-    const uint8_t *p = (const uint8_t *)s;
-    if (n <= 16) {
-        loom__copy(q, p, n);
-    } else if (n <= 32) {
-        memcpy(q, p, 16);
-        memcpy(q + n - 16, p + n - 16, 16);
-    } else if (n <= 64) {
-        memcpy(q, p, 32);
-        memcpy(q + n - 32, p + n - 32, 32);
-    } else {
-        memcpy(q, p, n);
-    }
-}
-
 static inline uint8_t *put_varuint(uint8_t *q, uint64_t v)
 {
     while (v > 0x7f) {
@@ -155,7 +136,7 @@ static int write_linked(loom_buf *out, const loom__item *it)
     }
     q = put_varuint(q, it->len);
     if (bytes)
-        put_bytes(q, it->c.any.p, bytes);
+        loom__copy(q, it->c.any.p, bytes);
     out->len = (size_t)(q - out->data) + bytes;
     return LOOM_OK;
 }
@@ -219,11 +200,11 @@ write_items(loom_buf *out, const loom__client *c, size_t i, ds_run *dr)
         q += plen;
         if (key) {
             q = put_varuint(q, klen);
-            put_bytes(q, key, klen);
+            loom__copy(q, key, klen);
             q += klen;
         }
         q = put_varuint(q, it->len);
-        put_bytes(q, it->c.any.p, bytes);
+        loom__copy(q, it->c.any.p, bytes);
         out->len = (size_t)(q - out->data) + bytes;
     }
     return LOOM_OK;
