@@ -579,45 +579,25 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
     }
     if (!parent)
         return integrate_gc(d, h.b->client, clock, len);
-    /* every field written once below (loom__item_alloc zeroes it first) */
+    /* written once by loom__item_init_any (loom__item_alloc zeroes it) */
     loom__item *it = loom__pool_alloc(&d->pool, sizeof(loom__item));
     if (!it)
         return LOOM_ENOMEM;
-    _Static_assert(sizeof(it->c) == sizeof(it->c.any),
-                   "an Any item's content is all of its union");
-    it->id.client = h.b->client;
-    it->id.clock = clock;
-    it->len = len;
-    it->origin.client = 0;
-    it->origin.clock = 0;
-    it->right_origin.client = 0;
-    it->right_origin.clock = 0;
-    it->has_origin = false;
-    it->has_right_origin = false;
-    it->ref = LOOM__REF_ANY;
-    it->flags = 0;
-    it->parent_sub_len = 0;
-    it->left = NULL;
-    it->right = NULL;
-    it->parent = NULL;
-    it->parent_sub = NULL;
-    it->c.any.hint = 0;
     /* step over the value count: the values are copied as they are */
     const uint8_t *p = rk.content, *end = rk.content + rk.content_len;
     while (*p++ >= 0x80) {
     }
     size_t bytes = (size_t)(end - p);
-    it->c.any.p = loom__any_bytes_fit(bytes)
-                      ? loom__any_bytes_alloc(d, bytes ? bytes : 1)
-                      : NULL;
-    if (!it->c.any.p) {
+    uint8_t *v = loom__any_bytes_fit(bytes)
+                     ? loom__any_bytes_alloc(d, bytes ? bytes : 1)
+                     : NULL;
+    if (!v) {
         loom__item_release(d, it);
         return loom__any_bytes_fit(bytes) ? LOOM_ENOMEM : LOOM_ELIMIT;
     }
-    loom__copy(it->c.any.p, p, bytes);
-    it->c.any.bytes = (uint32_t)bytes;
-    it->c.any.cap = bytes ? (uint32_t)bytes : 1;
-    it->parent = parent;
+    loom__copy(v, p, bytes);
+    loom__id id = {h.b->client, clock};
+    loom__item_init_any(it, id, len, NULL, parent, NULL, 0, v, bytes);
     const char *psub;
     int rc = loom__type_key_inline(
         parent, rk.key, rk.key_len,

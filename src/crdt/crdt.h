@@ -113,6 +113,46 @@ static inline loom__id loom__item_last_id(const loom__item *it)
     loom__id id = {it->id.client, it->id.clock + it->len - 1};
     return id;
 }
+/* Writes every field of a new item of Any content, once (a set or loaded
+ * map entry is most of a map's work; zeroing first wrote it twice): len
+ * values whose encodings are the `bytes` bytes at p, left (NULL: none) its
+ * left neighbour and origin, under parent's key (NULL: none yet). */
+static inline void loom__item_init_any(loom__item *it,
+                                       loom__id id,
+                                       uint64_t len,
+                                       loom__item *left,
+                                       loom_type *parent,
+                                       const char *key,
+                                       size_t klen,
+                                       uint8_t *p,
+                                       size_t bytes)
+{
+    _Static_assert(sizeof(it->c) == sizeof(it->c.any),
+                   "an Any item's content is all of its union");
+    it->id = id;
+    it->len = len;
+    if (left) {
+        it->origin = loom__item_last_id(left);
+    } else {
+        it->origin.client = 0;
+        it->origin.clock = 0;
+    }
+    it->right_origin.client = 0;
+    it->right_origin.clock = 0;
+    it->has_origin = left != NULL;
+    it->has_right_origin = false;
+    it->ref = LOOM__REF_ANY;
+    it->flags = 0;
+    it->parent_sub_len = (uint32_t)klen; /* checked by type_key */
+    it->left = left;
+    it->right = NULL;
+    it->parent = parent;
+    it->parent_sub = key;
+    it->c.any.p = p;
+    it->c.any.bytes = (uint32_t)bytes; /* checked: loom__any_bytes_fit */
+    it->c.any.cap = bytes ? (uint32_t)bytes : 1;
+    it->c.any.hint = 0;
+}
 static inline bool loom__id_eq(loom__id a, loom__id b)
 {
     return a.client == b.client && a.clock == b.clock;

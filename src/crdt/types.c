@@ -612,34 +612,9 @@ int loom_map_set(loom_type *map,
             loom__pool_free(&d->pool, p, fn);
             return LOOM_ENOMEM;
         }
-        /* the item written once, every field (a compound literal went
-         * through a copy on the stack) */
-        _Static_assert(sizeof(it->c) == sizeof(it->c.any),
-                       "an Any item's content is all of its union");
-        it->id.client = own->client;
-        it->id.clock = alone_clock(own);
-        it->len = 1;
-        if (left) {
-            it->origin = loom__item_last_id(left);
-        } else {
-            it->origin.client = 0;
-            it->origin.clock = 0;
-        }
-        it->right_origin.client = 0;
-        it->right_origin.clock = 0;
-        it->has_origin = left != NULL;
-        it->has_right_origin = false;
-        it->ref = LOOM__REF_ANY;
-        it->flags = 0;
-        it->parent_sub_len = (uint32_t)klen;
-        it->left = left;
-        it->right = NULL;
-        it->parent = map;
-        it->parent_sub = pk;
-        it->c.any.p = p;
-        it->c.any.bytes = (uint32_t)fn; /* at most LOOM__POOL_MAX */
-        it->c.any.cap = (uint32_t)fn;
-        it->c.any.hint = 0;
+        loom__id id = {own->client, alone_clock(own)};
+        /* fn is at most LOOM__POOL_MAX */
+        loom__item_init_any(it, id, 1, left, map, pk, klen, p, fn);
         return alone_link(d, own, ei, it);
     }
     if (rc)
