@@ -360,6 +360,8 @@ loom__read_varstring(loom__reader *r, const char **s, size_t *len)
     return loom__read_varstring_any(r, s, len);
 }
 int loom__read_varbytes(loom__reader *r, const uint8_t **p, size_t *len);
+/* loom__utf8_check that also counts the UTF-16 code units of the valid
+ * text (*units, written when the whole is valid). */
 size_t loom__utf8_check16(const char *s, size_t len, size_t *units);
 int loom__read_varstring16_any(loom__reader *r,
                                const char **s,
@@ -402,9 +404,6 @@ void loom__error_set(
 bool loom__utf8_valid(const char *s, size_t len);
 /* Offset of the first byte that starts an invalid sequence, or len. */
 size_t loom__utf8_check(const char *s, size_t len);
-/* loom__utf8_check that also counts the UTF-16 code units of the valid
- * text (*units, written when the whole is valid). */
-size_t loom__utf8_check16(const char *s, size_t len, size_t *units);
 /* Number of UTF-16 code units of valid UTF-8 text. */
 size_t loom__utf16_len(const char *s, size_t len);
 /* Byte offset in valid UTF-8 `s` after `units` UTF-16 units. If the cut falls

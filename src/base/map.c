@@ -15,11 +15,6 @@
 
 #include "base/base.h"
 
-static uint64_t mix64(uint64_t x)
-{
-    return loom__mix64(x);
-}
-
 uint64_t loom__hash_bytes(const void *p, size_t n)
 {
     return loom__hash_inline(p, n);
@@ -51,7 +46,7 @@ void *loom__u64map_get(const loom__u64map *m, uint64_t key)
         return NULL;
     }
     size_t mask = m->cap - 1;
-    for (size_t i = (size_t)mix64(key) & mask;; i = (i + 1) & mask) {
+    for (size_t i = (size_t)loom__mix64(key) & mask;; i = (i + 1) & mask) {
         if (!m->used[i]) {
             return NULL;
         }
@@ -69,7 +64,7 @@ static void u64_place(uint64_t *keys,
                       void *val)
 {
     size_t mask = cap - 1;
-    size_t i = (size_t)mix64(key) & mask;
+    size_t i = (size_t)loom__mix64(key) & mask;
     while (used[i]) {
         i = (i + 1) & mask;
     }
@@ -112,7 +107,7 @@ int loom__u64map_put(loom__u64map *m, uint64_t key, void *val)
 {
     if (m->cap) {
         size_t mask = m->cap - 1;
-        for (size_t i = (size_t)mix64(key) & mask; m->used[i];
+        for (size_t i = (size_t)loom__mix64(key) & mask; m->used[i];
              i = (i + 1) & mask) {
             if (m->keys[i] == key) {
                 m->vals[i] = val;
