@@ -598,6 +598,52 @@ static inline bool loom__eq_short(const char *p, const char *q, size_t n)
     return n == 0 ||
            (p[0] == q[0] && p[n / 2] == q[n / 2] && p[n - 1] == q[n - 1]);
 }
+/* The index slot value of entry i for a key whose hash's high word is h32,
+ * in a table of mask + 1 slots: its tag above, i + 1 below. */
+static inline uint32_t
+loom__strmap_slotval(uint32_t h32, uint32_t mask, size_t i)
+{
+    return (h32 & ~mask) | (uint32_t)(i + 1);
+}
+/* Writes entry i's key copy at p: the index, then the key and a NUL (see
+ * loom__strmap_key_entry). Returns the copy. */
+static inline char *
+loom__strmap_key_put(char *p, uint32_t i, const char *key, size_t klen)
+{
+    memcpy(p, &i, sizeof(i));
+    p += sizeof(i);
+    loom__copy(p, key, klen); /* keys are short: inline */
+    p[klen] = 0;
+    return p;
+}
+/* The index + 1 of key's entry (hash's high word h32) in m (icap > 0),
+ * with *slot its slot; or 0 with *slot the empty slot where it would go. A slot's tag is equal to
+ * the key's when only the low bits differ, which are then the entry index
+ * + 1. */
+static LOOM__INLINE uint32_t loom__strmap_probe(const loom__strmap *m,
+                                                const char *key,
+                                                size_t klen,
+                                                uint32_t h32,
+                                                size_t *slot)
+{
+    uint32_t mask = (uint32_t)(m->icap - 1);
+    uint32_t tag = h32 & ~mask;
+    size_t s = h32 & mask;
+    for (uint32_t v; (v = m->idx[s]) != 0; s = (s + 1) & mask) {
+        uint32_t x = v ^ tag;
+        if (x <= mask) {
+            const loom__strmap_entry *f = &m->e[x - 1];
+            if (f->klen == klen &&
+                (klen <= 16 ? loom__eq_short(f->key, key, klen)
+                            : memcmp(f->key, key, klen) == 0)) {
+                *slot = s;
+                return x;
+            }
+        }
+    }
+    *slot = s;
+    return 0;
+}
 /* loom__strmap_intern_hashed for a caller that takes the usual case inline
  * (a map set): a short key that is there, or new with room everywhere: no
  * call, so the caller saves no registers for one. Anything else goes to
@@ -613,21 +659,12 @@ static LOOM__INLINE int loom__strmap_intern_inline(loom__strmap *m,
         return loom__strmap_intern_slow(m, key, klen, h, index, created);
     }
     uint32_t h32 = (uint32_t)(h >> 32);
-    uint32_t mask = (uint32_t)(m->icap - 1);
-    uint32_t tag = h32 & ~mask;
-    size_t slot = h32 & mask;
-    for (uint32_t v; (v = m->idx[slot]) != 0; slot = (slot + 1) & mask) {
-        /* the tags are equal when only the low bits differ, which are then
-         * the entry index + 1 */
-        uint32_t x = v ^ tag;
-        if (x <= mask) {
-            const loom__strmap_entry *f = &m->e[x - 1];
-            if (f->klen == klen && loom__eq_short(f->key, key, klen)) {
-                *index = x - 1;
-                *created = false;
-                return LOOM_OK;
-            }
-        }
+    size_t slot;
+    uint32_t x = loom__strmap_probe(m, key, klen, h32, &slot);
+    if (x) {
+        *index = x - 1;
+        *created = false;
+        return LOOM_OK;
     }
     /* new (a key set again, the usual overwrite, checks no room) */
     size_t n = m->n;
@@ -636,21 +673,16 @@ static LOOM__INLINE int loom__strmap_intern_inline(loom__strmap *m,
         m->kb->size - m->kused < need) {
         return loom__strmap_intern_slow(m, key, klen, h, index, created);
     }
-    /* copied after its entry's index (loom__strmap_key_entry) */
-    char *p = m->kb->data + m->kused;
+    char *p =
+        loom__strmap_key_put(m->kb->data + m->kused, (uint32_t)n, key, klen);
     m->kused += need;
-    uint32_t i32 = (uint32_t)n;
-    memcpy(p, &i32, sizeof(i32));
-    p += sizeof(i32);
-    loom__copy(p, key, klen);
-    p[klen] = 0;
     loom__strmap_entry *e = &m->e[n];
     e->key = p;
     e->klen = (uint32_t)klen;
     e->hash = h32;
     e->val = NULL;
     m->n = n + 1;
-    m->idx[slot] = tag | (uint32_t)(n + 1);
+    m->idx[slot] = loom__strmap_slotval(h32, (uint32_t)(m->icap - 1), n);
     *index = n;
     *created = true;
     return LOOM_OK;

@@ -164,11 +164,7 @@ static char *key_copy(loom__strmap *m, const char *key, size_t klen, uint32_t i)
     p = m->kb->data + m->kused;
     m->kused += need;
 fill:
-    memcpy(p, &i, sizeof(i));
-    p += sizeof(i);
-    loom__copy(p, key, klen); /* keys are short: inline */
-    p[klen] = 0;
-    return p;
+    return loom__strmap_key_put(p, i, key, klen);
 }
 
 void loom__strmap_init(loom__strmap *m, const loom_allocator *a)
@@ -204,22 +200,8 @@ static inline loom__strmap_entry *find_hashed(const loom__strmap *m,
         *slot = 0;
         return NULL;
     }
-    uint32_t h32 = (uint32_t)(h >> 32);
-    uint32_t mask = (uint32_t)(m->icap - 1);
-    uint32_t tag = h32 & ~mask;
-    size_t i = h32 & mask;
-    for (uint32_t v; (v = m->idx[i]) != 0; i = (i + 1) & mask) {
-        uint32_t x = v ^ tag; /* entry index + 1 when the tags are equal */
-        if (x > mask) {
-            continue;
-        }
-        loom__strmap_entry *e = &m->e[x - 1];
-        if (e->klen == klen && memcmp(e->key, key, klen) == 0) {
-            return e;
-        }
-    }
-    *slot = i;
-    return NULL;
+    uint32_t x = loom__strmap_probe(m, key, klen, (uint32_t)(h >> 32), slot);
+    return x ? &m->e[x - 1] : NULL;
 }
 
 loom__strmap_entry *
@@ -237,7 +219,7 @@ static void idx_place(uint32_t *idx, uint32_t mask, uint32_t h32, size_t i)
     while (idx[s]) {
         s = (s + 1) & mask;
     }
-    idx[s] = (h32 & ~mask) | (uint32_t)(i + 1);
+    idx[s] = loom__strmap_slotval(h32, mask, i);
 }
 
 /* Rebuilds the index with icap slots (a power of two, above m->icap and
@@ -374,7 +356,7 @@ LOOM__NOINLINE int loom__strmap_intern_slow(loom__strmap *m,
     if (grown) {
         idx_place(m->idx, mask, e->hash, m->n);
     } else {
-        m->idx[slot] = (e->hash & ~mask) | (uint32_t)(m->n + 1);
+        m->idx[slot] = loom__strmap_slotval(e->hash, mask, m->n);
     }
     *index = m->n++;
     *created = true;
