@@ -332,14 +332,14 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
 static int
 integrate_gc(loom_doc *d, uint64_t client, uint64_t clock, uint64_t len)
 {
-    loom__item *it = loom__item_alloc(d);
+    loom__item *it = loom__item_alloc_room(d, LOOM__F_ROOM);
     if (!it)
         return LOOM_ENOMEM;
     it->id.client = client;
     it->id.clock = clock;
     it->len = len;
     it->ref = LOOM__REF_GC;
-    it->flags = LOOM__F_DELETED;
+    it->flags |= LOOM__F_DELETED;
     int rc = loom__store_push(d, it);
     if (rc)
         loom__item_release(d, it);
@@ -485,7 +485,9 @@ static int integrate_struct(integ *g, const loom__rstruct *s, uint64_t offset)
     if (parent_gone || !parent)
         return integrate_gc(d, s->client, clock, len);
 
-    loom__item *it = loom__item_alloc(d);
+    bool has_origin = s->has_origin || offset > 0;
+    loom__item *it = loom__item_alloc_room(
+        d, loom__item_room(has_origin, s->has_right_origin));
     if (!it)
         return LOOM_ENOMEM;
     it->id.client = s->client;
@@ -513,10 +515,12 @@ static int integrate_struct(integ *g, const loom__rstruct *s, uint64_t offset)
         it->id.clock = clock;
         it->len = len;
     }
-    it->has_origin = s->has_origin || offset > 0;
-    it->origin = origin;
+    it->has_origin = has_origin;
+    if (has_origin)
+        it->origin = origin;
     it->has_right_origin = s->has_right_origin;
-    it->right_origin = right_origin;
+    if (s->has_right_origin)
+        it->right_origin = right_origin;
     it->left = left;
     it->right = right;
     it->parent = parent;
@@ -580,7 +584,7 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
     if (!parent)
         return integrate_gc(d, h.b->client, clock, len);
     /* written once by loom__item_init_any (loom__item_alloc zeroes it) */
-    loom__item *it = loom__pool_alloc(&d->pool, sizeof(loom__item));
+    loom__item *it = loom__item_any_alloc(d, NULL);
     if (!it)
         return LOOM_ENOMEM;
     /* step over the value count: the values are copied as they are */

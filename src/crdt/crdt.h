@@ -26,11 +26,20 @@ typedef struct loom__item loom__item;
 #define LOOM__F_DELETED 0x01u
 #define LOOM__F_KEEP    0x02u
 #define LOOM__F_MARKER  0x04u
+/* How much of struct loom__item was allocated (loom__item_alloc_room): an
+ * item that never has a right origin, or neither origin, is allocated
+ * without their fields, which come last. Set once at allocation and kept
+ * by every later write of `flags`; no flag means all of it. */
+#define LOOM__F_NO_RO 0x08u /* no right_origin field */
+#define LOOM__F_NO_O  0x10u /* no origin field either (with NO_RO) */
+#define LOOM__F_ROOM  (LOOM__F_NO_RO | LOOM__F_NO_O)
 
 struct loom__item {
     loom__id id;
     uint64_t len;
-    loom__id origin, right_origin;
+    /* Whether the origin fields (the last two) are set: read a field only
+     * when its flag is (the item may have been allocated without it:
+     * LOOM__F_ROOM). */
     bool has_origin, has_right_origin;
     uint8_t ref;   /* LOOM__REF_*; LOOM__REF_GC for GC structs */
     uint8_t flags; /* LOOM__F_* */
@@ -89,6 +98,11 @@ struct loom__item {
             loom_any *opts;
         } doc;
     } c;
+    /* Last, so that an item without them is allocated without them: a
+     * loaded or first-set map entry has neither (88 bytes, not 120), an
+     * overwrite only an origin (104). A split's right part, which always
+     * has an origin, and every local text insert get all 120. */
+    loom__id origin, right_origin;
 };
 
 static inline bool loom__item_deleted(const loom__item *it)
@@ -113,10 +127,28 @@ static inline loom__id loom__item_last_id(const loom__item *it)
     loom__id id = {it->id.client, it->id.clock + it->len - 1};
     return id;
 }
+/* The LOOM__F_ROOM flags of an item that has (or may be given) an origin,
+ * a right origin. */
+static inline unsigned loom__item_room(bool origin, bool right_origin)
+{
+    return right_origin ? 0u : origin ? LOOM__F_NO_RO : LOOM__F_ROOM;
+}
+/* The bytes allocated for an item of those LOOM__F_ROOM flags. */
+static inline size_t loom__item_room_size(unsigned room)
+{
+    return room & LOOM__F_NO_O    ? offsetof(loom__item, origin)
+           : room & LOOM__F_NO_RO ? offsetof(loom__item, right_origin)
+                                  : sizeof(loom__item);
+}
+static inline size_t loom__item_size(const loom__item *it)
+{
+    return loom__item_room_size(it->flags);
+}
 /* Writes every field of a new item of Any content, once (a set or loaded
  * map entry is most of a map's work; zeroing first wrote it twice): len
  * values whose encodings are the `bytes` bytes at p, left (NULL: none) its
- * left neighbour and origin, under parent's key (NULL: none yet). */
+ * left neighbour and origin, under parent's key (NULL: none yet). `it` is
+ * uninitialised memory of loom__item_any_alloc's size for this left. */
 static inline void loom__item_init_any(loom__item *it,
                                        loom__id id,
                                        uint64_t len,
@@ -131,18 +163,12 @@ static inline void loom__item_init_any(loom__item *it,
                    "an Any item's content is all of its union");
     it->id = id;
     it->len = len;
-    if (left) {
+    if (left)
         it->origin = loom__item_last_id(left);
-    } else {
-        it->origin.client = 0;
-        it->origin.clock = 0;
-    }
-    it->right_origin.client = 0;
-    it->right_origin.clock = 0;
     it->has_origin = left != NULL;
     it->has_right_origin = false;
     it->ref = LOOM__REF_ANY;
-    it->flags = 0;
+    it->flags = (uint8_t)loom__item_room(left != NULL, false);
     it->parent_sub_len = (uint32_t)klen; /* checked by type_key */
     it->left = left;
     it->right = NULL;
@@ -463,7 +489,20 @@ int loom__get_clean_end_near(loom_txn *t,
 
 /* ---- item.c ----------------------------------------------------------- */
 
+/* A zeroed item with room for both origins; free with loom__item_free or
+ * loom__item_release. */
 loom__item *loom__item_alloc(loom_doc *d);
+/* A zeroed item with the room of LOOM__F_ROOM flags `room` (its flags are
+ * set to them); freed the same way. */
+loom__item *loom__item_alloc_room(loom_doc *d, unsigned room);
+/* Uninitialised memory for loom__item_init_any with this left; freed the
+ * same way once initialised. */
+static inline loom__item *loom__item_any_alloc(loom_doc *d,
+                                               const loom__item *left)
+{
+    return (loom__item *)loom__pool_alloc(
+        &d->pool, loom__item_room_size(loom__item_room(left != NULL, false)));
+}
 /* A Format item's key: a NUL-terminated copy of the n bytes at k after
  * their count, or NULL; freed by loom__content_free. */
 char *loom__fmt_key_new(const loom_allocator *a, const char *k, size_t n);

@@ -23,10 +23,21 @@ loom__item *loom__item_alloc(loom_doc *d)
     return it;
 }
 
+loom__item *loom__item_alloc_room(loom_doc *d, unsigned room)
+{
+    size_t n = loom__item_room_size(room);
+    loom__item *it = loom__pool_alloc(&d->pool, n);
+    if (it) {
+        memset(it, 0, n);
+        it->flags = (uint8_t)room;
+    }
+    return it;
+}
+
 void loom__item_release(loom_doc *d, loom__item *it)
 {
     d->item_frees++;
-    loom__pool_free(&d->pool, it, sizeof(*it));
+    loom__pool_free(&d->pool, it, loom__item_size(it));
 }
 
 char *loom__fmt_key_new(const loom_allocator *a, const char *k, size_t n)
@@ -309,11 +320,21 @@ static void ptrset_free(ptrset *s)
     loom__free(s->a, s->gen, s->cap * sizeof(*s->gen));
 }
 
-static bool opt_id_eq(bool ha, loom__id a, bool hb, loom__id b)
+/* Equal origins (both none, or the same id), right origins. A field is
+ * read only when set: the item may have been allocated without it. */
+static bool origin_eq(const loom__item *a, const loom__item *b)
 {
-    if (ha != hb)
+    if (a->has_origin != b->has_origin)
         return false;
-    return !ha || loom__id_eq(a, b);
+    return !a->has_origin || loom__id_eq(a->origin, b->origin);
+}
+
+static bool right_origin_eq(const loom__item *a, const loom__item *b)
+{
+    if (a->has_right_origin != b->has_right_origin)
+        return false;
+    return !a->has_right_origin ||
+           loom__id_eq(a->right_origin, b->right_origin);
 }
 
 /* First item of a key's chain, from its current item. */
@@ -363,12 +384,11 @@ static int resolve_left(loom_doc *d, loom__item *it, loom__item *o)
     while (o && o != it->right) {
         if ((rc = ptrset_add(&before, o)) || (rc = ptrset_add(&conflicting, o)))
             break;
-        if (opt_id_eq(it->has_origin, it->origin, o->has_origin, o->origin)) {
+        if (origin_eq(it, o)) {
             if (o->id.client < it->id.client) {
                 left = o;
                 ptrset_clear(&conflicting);
-            } else if (opt_id_eq(it->has_right_origin, it->right_origin,
-                                 o->has_right_origin, o->right_origin)) {
+            } else if (right_origin_eq(it, o)) {
                 break;
             }
         } else if (o->has_origin &&
@@ -605,7 +625,7 @@ static void item_to_gc(loom_doc *d, loom__item *it)
     it->parent_sub = NULL;
     it->parent_sub_len = 0;
     it->ref = LOOM__REF_GC;
-    it->flags = LOOM__F_DELETED;
+    it->flags = LOOM__F_DELETED | (it->flags & LOOM__F_ROOM);
     it->parent = NULL;
     it->left = it->right = NULL;
     it->has_origin = it->has_right_origin = false;
@@ -754,8 +774,7 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
         return false;
     if (left->right != right)
         return false;
-    if (!opt_id_eq(left->has_right_origin, left->right_origin,
-                   right->has_right_origin, right->right_origin))
+    if (!right_origin_eq(left, right))
         return false;
     if (left->id.client != right->id.client ||
         left->id.clock + left->len != right->id.clock)
@@ -959,10 +978,12 @@ int loom__item_write(loom_buf *b, const loom__item *it, uint64_t offset)
         return loom__write_varuint(b, it->len - offset);
     }
     bool has_origin = offset > 0 || it->has_origin;
-    loom__id origin = it->origin;
+    loom__id origin = {0, 0};
     if (offset > 0) {
         origin.client = it->id.client;
         origin.clock = it->id.clock + offset - 1;
+    } else if (it->has_origin) {
+        origin = it->origin;
     }
     uint8_t info = (uint8_t)((it->ref & 0x1f) | (has_origin ? 0x80 : 0) |
                              (it->has_right_origin ? 0x40 : 0) |

@@ -239,7 +239,8 @@ static int write_item_prefix(loom_buf *b,
                              uint64_t n,
                              const loom_allocator *a)
 {
-    loom__item tmp = *it;
+    loom__item tmp;
+    memcpy(&tmp, it, loom__item_size(it)); /* it may not have all of it */
     char *str = NULL;
     size_t str_size = 0;
     tmp.len = n;

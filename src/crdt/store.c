@@ -252,7 +252,8 @@ split_item(loom_txn *t, loom__item *left, uint64_t diff, loom__item **out)
     r->origin.client = left->id.client;
     r->origin.clock = left->id.clock + diff - 1;
     r->has_right_origin = left->has_right_origin;
-    r->right_origin = left->right_origin;
+    if (left->has_right_origin)
+        r->right_origin = left->right_origin;
     r->parent = left->parent;
     r->ref = left->ref;
     r->flags = left->flags & (LOOM__F_DELETED | LOOM__F_KEEP);

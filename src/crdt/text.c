@@ -1020,7 +1020,8 @@ static int pos_backspace(
         b->origin.client = client;
         b->origin.clock = at - 1;
         b->has_right_origin = x->has_right_origin;
-        b->right_origin = x->right_origin;
+        if (x->has_right_origin)
+            b->right_origin = x->right_origin;
         b->parent = type;
         b->ref = LOOM__REF_DELETED;
         b->flags = LOOM__F_DELETED;

@@ -608,7 +608,7 @@ int loom_map_set(loom_type *map,
         if ((rc = alone_client(d, &own)))
             return rc;
         uint8_t *p = loom__pool_commit(&d->pool, fn);
-        if (!(it = loom__pool_alloc(&d->pool, sizeof(loom__item)))) {
+        if (!(it = loom__item_any_alloc(d, left))) {
             loom__pool_free(&d->pool, p, fn);
             return LOOM_ENOMEM;
         }
