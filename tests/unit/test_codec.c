@@ -12,6 +12,8 @@
  *  - parse + rewrite of every final update of cases/ and fuzz/;
  *  - every truncation of every final update, seeded byte flips (LOOM_SEED),
  *    huge counts, unknown refs, zero lengths, clock overflow, trailing bytes;
+ *  - the parser's fast paths (map entries, runs of typed text) against
+ *    its general struct reader: the same results, errors and records;
  *  - allocation failure at every allocation of merges and diffs;
  *  - LOOM_CODEC_EXTRA=file.json replays more checks in the vector format.
  *
@@ -1527,6 +1529,689 @@ static void test_fast_struct(void **state)
     assert_int_equal(fast_taken, 8);
 }
 
+/* ---- the text fast path ---------------------------------------------------- */
+
+/* src/codec/parse.c built once more with its text fast path (text_run) off,
+ * or on with parse_general_fast (tests/unit/parse_general.c);
+ * parse_general_reads counts the structs its read_struct reads. */
+int general_update_parse(const loom_allocator *a,
+                         const uint8_t *p,
+                         size_t len,
+                         size_t input,
+                         loom__rupdate *out,
+                         loom_error *err);
+extern bool parse_general_fast;
+extern size_t parse_general_reads;
+
+typedef struct text_tally {
+    size_t inputs; /* compared */
+    size_t valid;  /* of them accepted */
+    size_t fast;   /* structs of accepted ones that the fast path took */
+} text_tally;
+
+static void text_fail(const uint8_t *p, size_t len, const char *what)
+{
+    char *h = hex_encode(p, len);
+    fprintf(stderr, "text fast path: %s on %s\n", what, h ? h : "?");
+    free(h);
+    fail();
+}
+
+/* Are the parses of the same bytes by both builds the same: blocks, every
+ * struct's record, roots, the first self reference, the delete set? Adds
+ * to *plain the structs that the map entries' fast path did not take (it
+ * stays on in both builds, and marks what it takes). */
+static bool
+text_records_same(const loom__rupdate *f, const loom__rupdate *g, size_t *plain)
+{
+    if (f->nblocks != g->nblocks || f->self_ref != g->self_ref ||
+        f->nroots != g->nroots || f->ds.n != g->ds.n) {
+        return false;
+    }
+    for (size_t i = 0; i < f->nblocks; i++) {
+        const loom__rblock *bf = &f->blocks[i], *bg = &g->blocks[i];
+        if (bf->client != bg->client || bf->first_clock != bg->first_clock ||
+            bf->n != bg->n || bf->end_clock != bg->end_clock ||
+            bf->end != bg->end) {
+            return false;
+        }
+        for (size_t k = 0; k < bf->n; k++) {
+            if (bf->s[k].bits != bg->s[k].bits ||
+                bf->s[k].offset != bg->s[k].offset) {
+                return false;
+            }
+            *plain += !(bf->s[k].bits & LOOM__RS_SAMEROOT);
+        }
+    }
+    for (size_t i = 0; i < f->nroots; i++) {
+        if (f->roots[i].p != g->roots[i].p ||
+            f->roots[i].len != g->roots[i].len ||
+            f->roots[i].keyed != g->roots[i].keyed) {
+            return false;
+        }
+    }
+    for (size_t i = 0; i < f->ds.n; i++) {
+        const loom__ds_client *cf = &f->ds.c[i], *cg = &g->ds.c[i];
+        if (cf->client != cg->client || cf->n != cg->n ||
+            (cf->n && memcmp(cf->r, cg->r, cf->n * sizeof(*cf->r)) != 0)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * The library's parser and the general build agree on the first len bytes
+ * of p: the same result, the same error (code, offset, input, message) or
+ * the same records. The bytes are copied to a block of exactly len bytes,
+ * so that ASan sees a read past the end.
+ */
+static void text_same(const uint8_t *p, size_t len, text_tally *t)
+{
+    uint8_t *q = malloc(len ? len : 1);
+    assert_non_null(q);
+    memcpy(q, p, len);
+    test_alloc c;
+    loom_allocator a = test_alloc_init(&c);
+    loom__rupdate uf, ug;
+    loom_error ef, eg;
+    memset(&ef, 0, sizeof(ef));
+    memset(&eg, 0, sizeof(eg));
+    int rf = loom__update_parse(&a, q, len, 5, &uf, &ef);
+    parse_general_fast = false;
+    parse_general_reads = 0;
+    int rg = general_update_parse(&a, q, len, 5, &ug, &eg);
+    size_t reads = parse_general_reads;
+    t->inputs++;
+    if (rf != rg || ef.code != eg.code || ef.offset != eg.offset ||
+        ef.input != eg.input || strcmp(ef.message, eg.message) != 0) {
+        fprintf(stderr, "fast: %d at %zu (%s), general: %d at %zu (%s)\n", rf,
+                ef.offset, ef.message, rg, eg.offset, eg.message);
+        text_fail(q, len, "another result");
+    }
+    if (rf) {
+        ASSERT_NO_LEAK(c);
+        free(q);
+        return;
+    }
+    size_t plain = 0;
+    if (!text_records_same(&uf, &ug, &plain)) {
+        text_fail(q, len, "other records");
+    }
+    /* the general build read every struct with read_struct (were the
+     * text fast path still on there, both would be the same code) */
+    if (reads != plain) {
+        text_fail(q, len, "the general build did not read every struct");
+    }
+    /* the same build with the text fast path on: how many it took */
+    loom__rupdate un;
+    loom_error en;
+    parse_general_fast = true;
+    parse_general_reads = 0;
+    assert_int_equal(general_update_parse(&a, q, len, 5, &un, &en), 0);
+    parse_general_fast = false;
+    assert_true(parse_general_reads <= plain);
+    t->fast += plain - parse_general_reads;
+    t->valid++;
+    loom__rupdate_free(&uf);
+    loom__rupdate_free(&ug);
+    loom__rupdate_free(&un);
+    ASSERT_NO_LEAK(c);
+    free(q);
+}
+
+/* text_same on p (len bytes) and on every truncation of it. */
+static void text_cuts(const uint8_t *p, size_t len, text_tally *t)
+{
+    for (size_t n = 0; n <= len; n++) {
+        text_same(p, n, t);
+    }
+}
+
+typedef struct tbuf {
+    uint8_t p[1024];
+    size_t n;
+} tbuf;
+
+static void tb_put(tbuf *b, const void *s, size_t n)
+{
+    assert_true(n <= sizeof(b->p) - b->n);
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+
+static void tb_u8(tbuf *b, uint8_t v)
+{
+    tb_put(b, &v, 1);
+}
+
+/* v as a varUint of w bytes, with zero groups that lib0 reads, or as short
+ * as it goes (w = 0 or too small) */
+static void tb_var(tbuf *b, uint64_t v, int w)
+{
+    for (int i = 1;; i++) {
+        uint8_t low = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        bool more = v != 0 || i < w;
+        tb_u8(b, (uint8_t)(low | (more ? 0x80 : 0)));
+        if (!more) {
+            return;
+        }
+    }
+}
+
+/* An Item of client 7 with String (ref 4: text) or Deleted (ref 1) content
+ * and the origin and right origin that info names; the ids' varUints take
+ * w bytes, the length's lw (0: the shortest). */
+typedef struct titem {
+    uint8_t info;
+    uint64_t o[2], ro[2];
+    const char *text; /* String: len bytes */
+    uint64_t len;     /* String: bytes; Deleted: the length */
+    int w, lw;
+} titem;
+
+static void tb_item(tbuf *b, const titem *it)
+{
+    tb_u8(b, it->info);
+    if (it->info & 0x80) {
+        tb_var(b, it->o[0], it->w);
+        tb_var(b, it->o[1], it->w);
+    }
+    if (it->info & 0x40) {
+        tb_var(b, it->ro[0], it->w);
+        tb_var(b, it->ro[1], it->w);
+    }
+    tb_var(b, it->len, it->lw);
+    if (it->text) {
+        tb_put(b, it->text, (size_t)it->len);
+    }
+}
+
+/* A delete set of 1 + extra bytes. */
+static void tb_ds(tbuf *b, size_t extra)
+{
+    if (extra == 0) {
+        tb_u8(b, 0);
+    } else if (extra == 1) {
+        tb_var(b, 0, 2);
+    } else {
+        /* one client (of one or two bytes), ranges (0, 0) of two bytes */
+        tb_u8(b, 1);
+        tb_var(b, 3, 1 + (int)(extra % 2));
+        tb_u8(b, (uint8_t)((extra - 2 - extra % 2) / 2));
+        for (size_t i = 0; i < (extra - 2 - extra % 2) / 2; i++) {
+            tb_u8(b, 0);
+            tb_u8(b, 0);
+        }
+    }
+}
+
+/* An update of one block of client 7 from clock: items, a delete set of
+ * 1 + extra bytes. */
+static void
+tb_update(tbuf *b, uint64_t clock, const titem *it, size_t n, size_t extra)
+{
+    b->n = 0;
+    tb_u8(b, 1);
+    tb_var(b, n, 0);
+    tb_u8(b, 7);
+    tb_var(b, clock, 0);
+    for (size_t i = 0; i < n; i++) {
+        tb_item(b, &it[i]);
+    }
+    tb_ds(b, extra);
+}
+
+#define T_TEXT(s) s, sizeof(s) - 1
+
+static const char t_ascii30[] = "0123456789abcdefghijklmnopqrst";
+static const char t_ascii40[] = "The quick brown fox jumps over the dog. ";
+
+/* case, a String item before it and two after (30 and more bytes left
+ * after it), every truncation; the case's clock is 5 */
+static void text_case(const titem *it, text_tally *t)
+{
+    titem run[4] = {
+        {0x84, {9, 1}, {0, 0}, T_TEXT("hello"), 0, 0},
+        *it,
+        {0x44, {0, 0}, {9, 2}, T_TEXT(t_ascii30), 0, 0},
+        {0x81, {9, 3}, {0, 0}, NULL, 2, 0, 0},
+    };
+    tbuf b;
+    tb_update(&b, 0, run, 4, 0);
+    text_cuts(b.p, b.n, t);
+}
+
+/* Makes two documents of the given client ids edit a text "t" (inserts
+ * of ASCII, 2-, 3- and 4-byte characters, deletes) and sync now and then;
+ * writes the first's state as an update to out. */
+static void text_edits(uint64_t c1, uint64_t c2, uint64_t *seed, loom_buf *out)
+{
+    static const char *const bits[] = {
+        "a",
+        "hello ",
+        "\xc3\xa9",
+        "\xe6\x97\xa5\xe6\x9c\xac",
+        "\xf0\x9f\x98\x80",
+        "a\xf0\x9f\x98\x80z",
+        "The quick brown fox jumps over the lazy dog. ",
+    };
+    loom_doc *d[2];
+    loom_type *t[2];
+    for (int i = 0; i < 2; i++) {
+        loom_doc_options o;
+        loom_doc_options_init(&o);
+        o.client_id = i ? c2 : c1;
+        assert_int_equal(loom_doc_new(&o, &d[i]), 0);
+        assert_int_equal(loom_doc_get(d[i], "t", 1, LOOM_TYPE_TEXT, &t[i]), 0);
+    }
+    for (int op = 0; op < 120; op++) {
+        uint64_t r = rng_next(seed);
+        int w = (int)(r & 1);
+        size_t len = loom_type_length(t[w]);
+        r >>= 1;
+        if (len > 0 && r % 3 == 0) {
+            size_t at = (size_t)((r >> 2) % len);
+            size_t n = 1 + (size_t)((r >> 20) % 6);
+            n = n < len - at ? n : len - at;
+            assert_int_equal(loom_text_delete(t[w], at, n), 0);
+        } else {
+            const char *s = bits[(r >> 2) % (sizeof(bits) / sizeof(bits[0]))];
+            size_t at = (size_t)((r >> 20) % (len + 1));
+            assert_int_equal(loom_text_insert(t[w], at, s, strlen(s), NULL), 0);
+        }
+        if (op % 10 == 9 || op == 119) {
+            for (int i = 0; i < 2; i++) {
+                loom_buf u = {0};
+                assert_int_equal(
+                    loom_doc_encode_state_as_update(d[i], NULL, 0, &u, NULL),
+                    0);
+                assert_int_equal(
+                    loom_doc_apply_update(d[1 - i], u.data, u.len, NULL, NULL),
+                    0);
+                loom_buf_free(&u);
+            }
+        }
+    }
+    assert_int_equal(loom_doc_encode_state_as_update(d[0], NULL, 0, out, NULL),
+                     0);
+    loom_doc_free(d[0]);
+    loom_doc_free(d[1]);
+}
+
+/* text_same on `rounds` copies of p with one to three mutations each:
+ * a byte set (at random or to a byte that matters here), a bit flipped,
+ * a byte one up or down, a byte inserted or removed. */
+static void text_mutations(
+    const uint8_t *p, size_t len, uint64_t *seed, int rounds, text_tally *t)
+{
+    static const uint8_t odd[] = {0x00, 0x01, 0x04, 0x7f, 0x80, 0xff,
+                                  0x84, 0x44, 0xc4, 0x81, 0xc0, 0xed,
+                                  0xf0, 0xf4, 0x1e, 0x1d};
+    uint8_t *q = malloc(len + 4);
+    assert_non_null(q);
+    for (int round = 0; round < rounds; round++) {
+        memcpy(q, p, len);
+        size_t n = len;
+        int k = 1 + (int)(rng_next(seed) % 3);
+        for (int i = 0; i < k; i++) {
+            uint64_t r = rng_next(seed);
+            size_t at = (size_t)((r >> 8) % n);
+            uint8_t v = (uint8_t)(r >> 40);
+            switch (r % 7) {
+            case 0:
+                q[at] = v;
+                break;
+            case 1:
+                q[at] = odd[v % sizeof(odd)];
+                break;
+            case 2:
+                q[at] ^= (uint8_t)(1u << (v % 8));
+                break;
+            case 3:
+                q[at] = (uint8_t)(q[at] + 1);
+                break;
+            case 4:
+                q[at] = (uint8_t)(q[at] - 1);
+                break;
+            case 5:
+                memmove(q + at + 1, q + at, n - at);
+                q[at] = v;
+                n++;
+                break;
+            default:
+                if (n > 1) {
+                    memmove(q + at, q + at + 1, n - at - 1);
+                    n--;
+                }
+                break;
+            }
+        }
+        text_same(q, n, t);
+    }
+    free(q);
+}
+
+/*
+ * The parser's fast path for runs of typed text (text_run: String or
+ * Deleted items with an origin or a right origin) against the general
+ * reader, on crafted runs and their truncations and on byte mutations of
+ * updates that loom made from a text two clients edited: the same result,
+ * error (code, offset, message) and record of every struct. The general
+ * reader is parse.c itself, built again in parse_general.c with the fast
+ * path unable to take a struct.
+ */
+static void test_text_run(void **state)
+{
+    (void)state;
+    text_tally t = {0, 0, 0};
+    static const uint8_t infos[] = {0x84, 0x44, 0xc4, 0xa4, 0x64, 0xe4,
+                                    0x81, 0x41, 0xc1, 0xa1, 0x61, 0xe1};
+    const size_t ninfos = sizeof(infos);
+    /* ids: every width of 1..8 bytes, zero groups up to 10 bytes, 2^53-1,
+     * and out of range */
+    static const struct {
+        uint64_t v;
+        int w;
+    } ids[] = {
+        {3, 0},
+        {200, 0},
+        {(1ULL << 14) + 3, 0},
+        {(1ULL << 21) + 3, 0},
+        {(1ULL << 28) + 3, 0},
+        {(1ULL << 35) + 3, 0},
+        {(1ULL << 42) + 3, 0},
+        {(1ULL << 49) - 1, 0},
+        {(1ULL << 49) + 3, 0},
+        {3, 2},
+        {3, 7},
+        {3, 8},
+        {3, 10},
+        {200, 7},
+        {LOOM__MAX_SAFE_INT, 0},
+        {LOOM__MAX_SAFE_INT + 1, 0},
+        {UINT64_MAX, 0},
+    };
+    /* each id in each place, in a String and a Deleted item, the info
+     * bytes that have the place taking turns */
+    static const uint8_t with_o[] = {0x84, 0xc4, 0xa4, 0xe4};
+    static const uint8_t with_ro[] = {0x44, 0xc4, 0x64, 0xe4};
+    size_t turn = 0;
+    for (size_t j = 0; j < sizeof(ids) / sizeof(ids[0]); j++) {
+        for (int at = 0; at < 4; at++) {
+            for (int del = 0; del < 2; del++) {
+                uint8_t info = (at < 2 ? with_o : with_ro)[turn++ % 4];
+                titem it = {info, {9, 1}, {9, 2}, "abc", 3, 0, 0};
+                if (del) {
+                    it.info ^= 0x04 ^ 0x01; /* Deleted */
+                    it.text = NULL;
+                    it.len = 5;
+                }
+                uint64_t *f = at < 2 ? &it.o[at] : &it.ro[at - 2];
+                *f = ids[j].v;
+                /* the zero groups in every varUint of the ids */
+                it.w = ids[j].w;
+                text_case(&it, &t);
+            }
+        }
+    }
+    print_message("text fast path, ids: %zu inputs, %zu valid, %zu fast\n",
+                  t.inputs, t.valid, t.fast);
+    /* String content: ASCII, 2-, 3- and 4-byte characters (a 4-byte one is
+     * two UTF-16 units), lengths of one and two bytes, with zero groups;
+     * invalid UTF-8, cut characters, nothing */
+    static const struct {
+        const char *s;
+        size_t len;
+    } texts[] = {
+        {T_TEXT("a")},
+        {T_TEXT("\xc3\xa9")},
+        {T_TEXT("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e")},
+        {T_TEXT("\xf0\x9f\x98\x80")},
+        {T_TEXT("a\xf0\x9f\x98\x80"
+                "b\xc3\x9f\xe2\x88\x91\xf4\x8f\xbf\xbf")},
+        {T_TEXT("0123456789abcdefghijklmnopqrs")},
+        {T_TEXT(t_ascii30)},
+        {T_TEXT("0123456789abcdefghijklmnopqrstu")},
+        {T_TEXT("0123456789abcdefghijklmnopqrstuvwxyz.,;:!?()[]{}<>+-*/="
+                "0123456789abcdefghijklmnopqrstuvwxyz.,;:!?()[]{}<>+-*/="
+                "0123456789abcdefgh")}, /* 128 bytes */
+        {T_TEXT("0123456789abcdefghijklmnopqrstuvwxyz\xf0\x9f\x98\x80")},
+        {T_TEXT("")},
+        {T_TEXT("\xc3\x28")},
+        {T_TEXT("\xc0\x80")},
+        {T_TEXT("\xe0\x80\x80")},
+        {T_TEXT("\xed\xa0\x80")},
+        {T_TEXT("\xf4\x90\x80\x80")},
+        {T_TEXT("\xf5\x80\x80\x80")},
+        {T_TEXT("\xff")},
+        {T_TEXT("\x80")},
+        {T_TEXT("ab\xe6\x97")},
+        {T_TEXT("\xf0\x9f\x98")},
+        {T_TEXT("0123456789abcdefghijklmnopqrstuvwxyz\xf0\x9f\x98")},
+        {T_TEXT("0123456789abcdefghijklmnopqrstuvwxyz\xed\xbf\xbf")},
+    };
+    static const int lws[] = {0, 2, 7, 8};
+    /* each in two of the String info bytes, taking turns */
+    for (size_t j = 0; j < sizeof(texts) / sizeof(texts[0]); j++) {
+        for (size_t l = 0; l < sizeof(lws) / sizeof(lws[0]); l++) {
+            for (size_t h = 0; h < 2; h++) {
+                titem it = {infos[(j + l + 3 * h) % 6],
+                            {9, 1},
+                            {9, 2},
+                            texts[j].s,
+                            texts[j].len,
+                            0,
+                            lws[l]};
+                text_case(&it, &t);
+            }
+        }
+    }
+    /* a String length past the end of the input */
+    for (size_t i = 0; i < 3; i++) {
+        titem it = {infos[i], {9, 1}, {9, 2}, NULL, 70, 0, 0};
+        tbuf b;
+        tb_update(&b, 0, &it, 1, 0);
+        tb_put(&b, t_ascii40, 40);
+        text_cuts(b.p, b.n, &t);
+    }
+    /* Deleted lengths: every width, zero groups, nothing, past 2^53-1 */
+    static const uint64_t dlens[] = {0,
+                                     1,
+                                     127,
+                                     128,
+                                     (1ULL << 21) + 1,
+                                     (1ULL << 42) + 1,
+                                     (1ULL << 49) - 1,
+                                     (1ULL << 49),
+                                     LOOM__MAX_SAFE_INT - 5,
+                                     LOOM__MAX_SAFE_INT - 4,
+                                     LOOM__MAX_SAFE_INT,
+                                     LOOM__MAX_SAFE_INT + 1};
+    for (size_t j = 0; j < sizeof(dlens) / sizeof(dlens[0]); j++) {
+        for (size_t l = 0; l < sizeof(lws) / sizeof(lws[0]); l++) {
+            for (size_t h = 0; h < 2; h++) {
+                titem it = {infos[6 + (j + l + 3 * h) % 6],
+                            {9, 1},
+                            {9, 2},
+                            NULL,
+                            dlens[j],
+                            0,
+                            lws[l]};
+                text_case(&it, &t);
+            }
+        }
+    }
+    /* references to the struct's own client: before it (no self
+     * reference), at it and after it, as origin and right origin */
+    for (uint64_t ck = 3; ck < 8; ck++) {
+        for (size_t i = 0; i < ninfos; i++) {
+            titem it = {infos[i], {7, ck}, {7, ck + 1}, NULL, 2, 0, 0};
+            if ((infos[i] & 0x1f) == 4) {
+                it.text = "xy";
+            }
+            text_case(&it, &t);
+        }
+    }
+    print_message("text fast path, contents: %zu inputs, %zu valid, %zu "
+                  "fast\n",
+                  t.inputs, t.valid, t.fast);
+
+    /* A run of 80 units from clock 2^53-1 - 81 + d: up to d = 1 it ends
+     * at 2^53-1 at most, then each struct in turn goes past (the last
+     * first); at d = 82 the block's clock is out of range. With a delete
+     * set of 1 and of 41 bytes: the last struct is left to read_struct or
+     * not. */
+    titem high[] = {
+        {0x84, {9, 1}, {0, 0}, T_TEXT(t_ascii30), 0, 0},
+        {0x81, {9, 2}, {0, 0}, NULL, 4, 0, 0},
+        {0x44, {0, 0}, {9, 3}, T_TEXT("\xf0\x9f\x98\x80"), 0, 0},
+        {0xc4, {9, 4}, {9, 5}, T_TEXT("a\xf0\x9f\x98\x80"), 0, 0},
+        {0x84, {9, 6}, {0, 0}, T_TEXT(t_ascii40), 0, 0},
+        {0x81, {7, 3}, {0, 0}, NULL, 1, 0, 0},
+    };
+    for (size_t extra = 0; extra <= 40; extra += 40) {
+        for (uint64_t d = 0; d <= 82; d++) {
+            tbuf b;
+            tb_update(&b, LOOM__MAX_SAFE_INT - 81 + d, high, 6, extra);
+            size_t fast = t.fast;
+            text_same(b.p, b.n, &t);
+            if (d == 1 && extra) {
+                /* the last struct, 45 bytes before the end, ends at
+                 * 2^53-1: the fast path takes every one (giving up at
+                 * the limit would pass the comparison, and only cost
+                 * time) */
+                assert_int_equal(t.fast - fast, 6);
+                /* and the lengths: a 4-byte character is two units */
+                static const uint64_t units[] = {30, 4, 2, 3, 40, 1};
+                test_alloc c;
+                loom_allocator a = test_alloc_init(&c);
+                loom__rupdate u;
+                loom_error e;
+                assert_int_equal(parse_into(&a, b.p, b.n, &u, &e), 0);
+                assert_int_equal(u.blocks[0].end_clock, LOOM__MAX_SAFE_INT);
+                for (size_t k = 0; k < 6; k++) {
+                    assert_int_equal(loom__rs_length(&u.blocks[0], k),
+                                     units[k]);
+                }
+                loom__rupdate_free(&u);
+                ASSERT_NO_LEAK(c);
+            }
+            if (d % 8 == 0 || d < 4 || d > 78) {
+                text_cuts(b.p, b.n - 1, &t);
+            }
+        }
+    }
+    /* Each struct at each distance from the end around 30 bytes: a run
+     * of short ones, then delete sets of 1 to 46 bytes */
+    titem shortrun[] = {
+        {0x84, {9, 1}, {0, 0}, T_TEXT("a"), 0, 0},
+        {0x44, {0, 0}, {200, 2}, T_TEXT("\xf0\x9f\x98\x80"), 0, 0},
+        {0xc1, {9, 3}, {300, 300}, NULL, 3, 0, 0},
+        {0xc4, {9, 4}, {9, 5}, T_TEXT("\xc3\xa9\xe6\x97\xa5"), 0, 0},
+        {0x41, {0, 0}, {9, 6}, NULL, 200, 0, 0},
+        {0x84, {7, 0}, {0, 0}, T_TEXT("ab"), 0, 0},
+        {0xe4, {9, 7}, {7, 211}, T_TEXT("z"), 3, 0},
+        {0x81, {9, 8}, {0, 0}, NULL, 1, 0, 8},
+    };
+    for (size_t extra = 0; extra <= 45; extra++) {
+        tbuf b;
+        tb_update(&b, 0, shortrun, 8, extra);
+        text_cuts(b.p, b.n, &t);
+    }
+    print_message("text fast path, clocks and ends: %zu inputs, %zu valid, "
+                  "%zu fast\n",
+                  t.inputs, t.valid, t.fast);
+
+    /* Runs between other structs, in two blocks: GC, Skip, a String item
+     * with a parent (no origin), Any, type and binary items with an
+     * origin, a self reference by a right origin */
+    tbuf mix;
+    mix.n = 0;
+    tb_put(&mix, "\x02\x0a\x07\x00", 4); /* two blocks; 10 structs of 7 */
+    titem m1 = {0x84, {9, 1}, {0, 0}, T_TEXT("hello world, a text run"), 0, 0};
+    tb_item(&mix, &m1);
+    tb_put(&mix, "\x00\x03", 2); /* GC */
+    titem m3 = {0x84, {7, 3}, {0, 0}, T_TEXT("abc"), 0, 0};
+    tb_item(&mix, &m3);
+    tb_put(&mix, "\x0a\x02", 2);                       /* Skip */
+    tb_put(&mix, "\x04\x01\x01t\x03xyz", 8);           /* root "t" */
+    tb_put(&mix, "\x88\x09\x01\x01\x7d\x05", 6);       /* Any [5] */
+    tb_put(&mix, "\x87\x09\x01\x02", 4);               /* a YText */
+    tb_put(&mix, "\x83\x09\x01\x02hi", 6);             /* binary */
+    titem m9 = {0x41, {0, 0}, {7, 40}, NULL, 4, 0, 0}; /* itself */
+    tb_item(&mix, &m9);
+    titem m10 = {0xc4, {9, 2}, {9, 3}, T_TEXT(t_ascii30), 0, 0};
+    tb_item(&mix, &m10);
+    tb_put(&mix, "\x03\xac\x02\x05", 4); /* 3 structs of 300 from 5 */
+    titem n1 = {0x84, {7, 0}, {0, 0}, T_TEXT("\xf0\x9f\x98\x80x"), 0, 0};
+    titem n2 = {0x81, {300, 2}, {0, 0}, NULL, 2, 0, 0};
+    titem n3 = {0xc4, {7, 1}, {7, 2}, T_TEXT(t_ascii40), 0, 0};
+    tb_item(&mix, &n1);
+    tb_item(&mix, &n2);
+    tb_item(&mix, &n3);
+    tb_put(&mix, "\x01\x07\x01\x00\x02", 5); /* delete (7, 0..2) */
+    size_t before = t.valid;
+    text_same(mix.p, mix.n, &t);
+    assert_int_equal(t.valid, before + 1);
+    text_cuts(mix.p, mix.n, &t);
+    /* text after map entries of a root "m", the second one taken by the
+     * map entries' fast path */
+    tbuf maps;
+    maps.n = 0;
+    tb_put(&maps, "\x01\x03\x07\x00", 4);
+    tb_put(&maps,
+           "\x28\x01\x01m\x01"
+           "a\x01\x7d\x01",
+           9);
+    tb_put(&maps,
+           "\x28\x01\x01m\x01"
+           "b\x01\x7d\x05",
+           9);
+    titem k3 = {0x84, {7, 0}, {0, 0}, T_TEXT(t_ascii40), 0, 0};
+    tb_item(&maps, &k3);
+    tb_u8(&maps, 0);
+    before = t.valid;
+    text_same(maps.p, maps.n, &t);
+    assert_int_equal(t.valid, before + 1);
+    text_cuts(maps.p, maps.n, &t);
+    print_message("text fast path, crafted: %zu inputs, %zu valid, %zu "
+                  "fast\n",
+                  t.inputs, t.valid, t.fast);
+
+    /* Byte mutations of updates of a text edited by two clients, and of
+     * the one above */
+    uint64_t seed = 0x7e47c0de;
+    static const uint64_t clients[][2] = {
+        {42, 300},
+        {(1ULL << 45) + 5, 3},
+        {(1ULL << 50) + 7, 11}, /* ids of 8 bytes, left to read_struct */
+    };
+    text_tally m = {0, 0, 0};
+    for (size_t i = 0; i < 4; i++) {
+        loom_buf u = {0};
+        const uint8_t *p = mix.p;
+        size_t n = mix.n;
+        if (i < 3) {
+            text_edits(clients[i][0], clients[i][1], &seed, &u);
+            p = u.data;
+            n = u.len;
+            text_tally one = {0, 0, 0};
+            text_same(p, n, &one);
+            assert_int_equal(one.valid, 1);
+            if (i < 2) {
+                assert_true(one.fast > 0);
+            }
+        }
+        text_mutations(p, n, &seed, 900, &m);
+        loom_buf_free(&u);
+    }
+    print_message("text fast path, mutations: %zu inputs, %zu valid, %zu "
+                  "fast\n",
+                  m.inputs, m.valid, m.fast);
+}
+
 /* Things that look odd but are valid v1, as yjs reads them. */
 static void test_accepted_oddities(void **state)
 {
@@ -1780,6 +2465,7 @@ int main(void)
         cmocka_unit_test(test_byte_flips),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_fast_struct),
+        cmocka_unit_test(test_text_run),
         cmocka_unit_test(test_accepted_oddities),
         cmocka_unit_test(test_state_vectors),
         cmocka_unit_test(test_delete_sets),
