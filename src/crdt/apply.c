@@ -217,13 +217,15 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         while (*p++ >= 0x80) {
         }
         size_t n = s->content_len - (size_t)(p - s->content);
+        if (!loom__bytes_fit(n))
+            return LOOM_ELIMIT;
         it->c.str.p = loom__str_bytes_alloc(d, n + 1);
         if (!it->c.str.p)
             return LOOM_ENOMEM;
         memcpy(it->c.str.p, p, n);
         it->c.str.p[n] = 0;
-        it->c.str.bytes = n;
-        it->c.str.cap = n + 1;
+        it->c.str.bytes = (uint32_t)n;
+        it->c.str.cap = (uint32_t)n + 1;
         return LOOM_OK;
     }
     case LOOM__REF_ANY: {
@@ -236,7 +238,7 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         if (s->any_canon) {
             /* the parser found the bytes canonical: one copy */
             size_t bytes = s->content_len - r.pos;
-            if (!loom__any_bytes_fit(bytes))
+            if (!loom__bytes_fit(bytes))
                 return LOOM_ELIMIT;
             it->c.any.p = loom__any_bytes_alloc(d, bytes ? bytes : 1);
             if (!it->c.any.p)
@@ -296,7 +298,7 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         if ((rc = loom__read_varstring(&r, &k, &kn)) ||
             (rc = loom__read_varstring(&r, &p, &n)))
             return rc;
-        it->c.fmt.key = loom__fmt_key_new(a, k, kn);
+        it->c.fmt.key = loom__keystr_new(a, k, kn);
         if (!it->c.fmt.key)
             return LOOM_ENOMEM;
         return loom__json_read(a, p, n, false, &it->c.fmt.val, &off);
@@ -317,10 +319,9 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         size_t gn;
         if ((rc = loom__read_varstring(&r, &g, &gn)))
             return rc;
-        it->c.doc.guid = loom__strndup(a, g, gn);
+        it->c.doc.guid = loom__keystr_new(a, g, gn);
         if (!it->c.doc.guid)
             return LOOM_ENOMEM;
-        it->c.doc.glen = gn;
         return loom__any_read(&r, a, 0, &it->c.doc.opts);
     }
     default:
@@ -592,12 +593,12 @@ static int integrate_rootkey(integ *g, const refs *cur, sref h)
     while (*p++ >= 0x80) {
     }
     size_t bytes = (size_t)(end - p);
-    uint8_t *v = loom__any_bytes_fit(bytes)
+    uint8_t *v = loom__bytes_fit(bytes)
                      ? loom__any_bytes_alloc(d, bytes ? bytes : 1)
                      : NULL;
     if (!v) {
         loom__item_release(d, it);
-        return loom__any_bytes_fit(bytes) ? LOOM_ENOMEM : LOOM_ELIMIT;
+        return loom__bytes_fit(bytes) ? LOOM_ENOMEM : LOOM_ELIMIT;
     }
     loom__copy(v, p, bytes);
     loom__id id = {h.b->client, clock};

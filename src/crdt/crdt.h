@@ -33,6 +33,8 @@ typedef struct loom__item loom__item;
 #define LOOM__F_NO_RO 0x08u /* no right_origin field */
 #define LOOM__F_NO_O  0x10u /* no origin field either (with NO_RO) */
 #define LOOM__F_ROOM  (LOOM__F_NO_RO | LOOM__F_NO_O)
+/* An Any item that grew by merges, with a hint in its doc's any_hints. */
+#define LOOM__F_HINT 0x20u
 
 struct loom__item {
     loom__id id;
@@ -54,25 +56,22 @@ struct loom__item {
      * even when the parent's content is collected (type_gc), so the
      * pointer stays valid as long as the item. */
     const char *parent_sub;
-    /* The content, 24 bytes (an item is 120: each byte less is 100 KB
-     * less for a map of 100,000 entries, and fresh memory is slow). */
+    /* The content, 16 bytes (each byte of an item is 100 KB for a map of
+     * 100,000 entries, and fresh memory is slow): byte counts are 32-bit,
+     * lengths of strings live in front of their copies. */
     union {
         struct {
             char *p; /* UTF-8, NUL-terminated */
-            size_t bytes, cap;
+            /* shorter than 4 GiB: loom__bytes_fit where they are set or
+             * grown */
+            uint32_t bytes, cap;
         } str;
         struct {
             uint8_t *p; /* lib0 Any encodings of `len` values, back to back */
-            /* shorter than 4 GiB: loom__any_bytes_fit where they are
-             * set or grown */
+            /* shorter than 4 GiB: loom__bytes_fit where they are set or
+             * grown. An item that grew by merges (LOOM__F_HINT) has where
+             * the last merge joined in the doc's any_hints. */
             uint32_t bytes, cap;
-            /* Where the last merge joined: values before it in the high 32
-             * bits, their bytes in the low 32 (0: none). Encoding the tail
-             * of an item that grew by merges then skips from there rather
-             * than over every value before it (a client pushing to an array
-             * re-encoded its whole run on every update). Fits in the
-             * union's size. */
-            uint64_t hint;
         } any;
         struct {
             loom_any **v; /* `len` values (legacy ContentJSON) */
@@ -84,24 +83,21 @@ struct loom__item {
         } bin;
         loom_any *embed;
         struct {
-            /* NUL-terminated, its length in the size_t before it
-             * (loom__fmt_key_new, loom__fmt_klen) */
+            /* a loom__keystr: its length, and the JS object identity of
+             * val shared with other Format values (0: its own), in front */
             char *key;
             loom_any *val;
-            uint64_t
-                ident; /* JS object identity shared with other Format values; 0: its own */
         } fmt;
         loom_type *type;
         struct {
-            char *guid;
-            size_t glen;
+            char *guid; /* a loom__keystr */
             loom_any *opts;
         } doc;
     } c;
     /* Last, so that an item without them is allocated without them: a
-     * loaded or first-set map entry has neither (88 bytes, not 120), an
-     * overwrite only an origin (104). A split's right part, which always
-     * has an origin, and every local text insert get all 120. */
+     * loaded or first-set map entry has neither (80 bytes, not 112), an
+     * overwrite only an origin (96). A split's right part, which always
+     * has an origin, and every local text insert get all 112. */
     loom__id origin, right_origin;
 };
 
@@ -175,9 +171,8 @@ static inline void loom__item_init_any(loom__item *it,
     it->parent = parent;
     it->parent_sub = key;
     it->c.any.p = p;
-    it->c.any.bytes = (uint32_t)bytes; /* checked: loom__any_bytes_fit */
+    it->c.any.bytes = (uint32_t)bytes; /* checked: loom__bytes_fit */
     it->c.any.cap = bytes ? (uint32_t)bytes : 1;
-    it->c.any.hint = 0;
 }
 static inline bool loom__id_eq(loom__id a, loom__id b)
 {
@@ -384,6 +379,8 @@ struct loom_doc {
     /* a sticky error for OOM in void paths (observers, cleanup) */
     int oom;
     uint64_t fmt_ident_seq; /* last Format value identity handed out (text.c) */
+    /* item address -> where its last merge joined (item.c, LOOM__F_HINT) */
+    loom__u64map any_hints;
     loom__client *last_client; /* the client last looked up (a cache) */
     loom_buf upd;              /* the update event's buffer, kept for reuse */
     loom_buf
@@ -503,20 +500,39 @@ static inline loom__item *loom__item_any_alloc(loom_doc *d,
     return (loom__item *)loom__pool_alloc(
         &d->pool, loom__item_room_size(loom__item_room(left != NULL, false)));
 }
-/* A Format item's key: a NUL-terminated copy of the n bytes at k after
- * their count, or NULL; freed by loom__content_free. */
-char *loom__fmt_key_new(const loom_allocator *a, const char *k, size_t n);
-static inline size_t loom__fmt_klen(const loom__item *it)
+/* A key string (a Format item's key, a Doc item's guid): a NUL-terminated
+ * copy of the n bytes at k with, in front, its length and an 8-byte tag
+ * (0 at first; a Format item's value identity), or NULL. Free with
+ * loom__keystr_free. */
+char *loom__keystr_new(const loom_allocator *a, const char *k, size_t n);
+void loom__keystr_free(const loom_allocator *a, char *s);
+static inline size_t loom__keystr_len(const char *s)
 {
     size_t n;
-    memcpy(&n, it->c.fmt.key - sizeof(n), sizeof(n));
+    memcpy(&n, s - sizeof(n), sizeof(n));
     return n;
 }
-/* Can Any content of n bytes be kept (c.any.bytes)? */
-static inline bool loom__any_bytes_fit(uint64_t n)
+static inline uint64_t loom__keystr_tag(const char *s)
 {
-    return n <= UINT32_MAX;
+    uint64_t t;
+    memcpy(&t, s - sizeof(size_t) - sizeof(t), sizeof(t));
+    return t;
 }
+static inline void loom__keystr_set_tag(char *s, uint64_t t)
+{
+    memcpy(s - sizeof(size_t) - sizeof(t), &t, sizeof(t));
+}
+static inline size_t loom__fmt_klen(const loom__item *it)
+{
+    return loom__keystr_len(it->c.fmt.key);
+}
+/* Can String or Any content of n bytes be kept (c.str.bytes, c.any.bytes,
+ * and their capacities)? */
+static inline bool loom__bytes_fit(uint64_t n)
+{
+    return n < UINT32_MAX;
+}
+
 /* Returns an item's memory to the document's pool (content not touched). */
 void loom__item_release(loom_doc *d, loom__item *it);
 /* The bytes of Any content (c.any.p, c.any.cap = n) come from the doc's

@@ -72,6 +72,7 @@ int loom_doc_new(const loom_doc_options *opts, loom_doc **out)
                                                             : opts->client_id;
     d->gc = opts->gc != 0;
     loom__u64map_init(&d->clients, a);
+    loom__u64map_init(&d->any_hints, a);
     loom__strmap_init(&d->roots, a);
     loom__buf_init(&d->pending, a);
     loom__sv_init(&d->pending_missing, a);
@@ -112,6 +113,7 @@ void loom_doc_free(loom_doc *d)
     loom__free(d->a, d->clist, d->ccap * sizeof(*d->clist));
     loom__pool_destroy(&d->pool); /* every item and Any content at once */
     loom__u64map_free(&d->clients);
+    loom__u64map_free(&d->any_hints);
     loom_type *t = d->types_all;
     while (t) {
         loom_type *next = t->next_all;

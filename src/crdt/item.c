@@ -9,9 +9,10 @@
 
 #include "crdt/crdt.h"
 
-/* Two cache lines on 64-bit targets: keep it there. */
-_Static_assert(sizeof(void *) != 8 || sizeof(loom__item) == 120,
-               "loom__item grew past 120 bytes");
+/* 112 bytes on 64-bit targets (80 for a map entry: LOOM__F_ROOM): keep it
+ * there. */
+_Static_assert(sizeof(void *) != 8 || sizeof(loom__item) == 112,
+               "loom__item grew past 112 bytes");
 
 /* Items come from the document's pool: a keystroke allocates an item and
  * a merge frees one, and malloc per item was the largest cost of typing. */
@@ -40,27 +41,37 @@ void loom__item_release(loom_doc *d, loom__item *it)
     loom__pool_free(&d->pool, it, loom__item_size(it));
 }
 
-char *loom__fmt_key_new(const loom_allocator *a, const char *k, size_t n)
+/* In front of a key string: its tag, then its length. */
+#define KEYSTR_HEAD (sizeof(uint64_t) + sizeof(size_t))
+
+char *loom__keystr_new(const loom_allocator *a, const char *k, size_t n)
 {
-    if (n > SIZE_MAX - sizeof(n) - 1)
+    if (n > SIZE_MAX - KEYSTR_HEAD - 1)
         return NULL;
-    char *p = loom__malloc(a, sizeof(n) + n + 1);
+    char *p = loom__malloc(a, KEYSTR_HEAD + n + 1);
     if (!p)
         return NULL;
-    memcpy(p, &n, sizeof(n));
-    p += sizeof(n);
+    memset(p, 0, sizeof(uint64_t));
+    memcpy(p + sizeof(uint64_t), &n, sizeof(n));
+    p += KEYSTR_HEAD;
     if (n)
         memcpy(p, k, n);
     p[n] = 0;
     return p;
 }
 
+void loom__keystr_free(const loom_allocator *a, char *s)
+{
+    if (s)
+        loom__free(a, s - KEYSTR_HEAD, KEYSTR_HEAD + loom__keystr_len(s) + 1);
+}
+
 int loom__any_content_take(loom_doc *d, loom__item *it, loom_buf *b)
 {
-    if (!loom__any_bytes_fit(b->len))
+    if (!loom__bytes_fit(b->len))
         return LOOM_ELIMIT;
     if (b->data && (!LOOM__POOL_ON || b->cap > LOOM__POOL_MAX) &&
-        loom__any_bytes_fit(b->cap)) {
+        loom__bytes_fit(b->cap)) {
         /* loom__pool_free gives blocks of this size to the allocator */
         it->c.any.p = b->data;
         it->c.any.bytes = (uint32_t)b->len;
@@ -102,19 +113,18 @@ void loom__content_free(loom_doc *d, loom__item *it)
         loom_any_free(it->c.embed);
         break;
     case LOOM__REF_FORMAT:
-        if (it->c.fmt.key)
-            loom__free(a, it->c.fmt.key - sizeof(size_t),
-                       sizeof(size_t) + loom__fmt_klen(it) + 1);
+        loom__keystr_free(a, it->c.fmt.key);
         loom_any_free(it->c.fmt.val);
         break;
     case LOOM__REF_DOC:
-        loom__free(a, it->c.doc.guid, it->c.doc.glen + 1);
+        loom__keystr_free(a, it->c.doc.guid);
         loom_any_free(it->c.doc.opts);
         break;
     default: /* Type content: the type lives in types_all. Deleted, GC: none. */
         break;
     }
     memset(&it->c, 0, sizeof(it->c));
+    it->flags &= (uint8_t)~LOOM__F_HINT;
 }
 
 void loom__item_free(loom_doc *d, loom__item *it)
@@ -127,6 +137,35 @@ void loom__item_free(loom_doc *d, loom__item *it)
     loom__item_release(d, it);
 }
 
+/*
+ * Where the last merge into an Any item joined: the values before it in the
+ * high 32 bits, their bytes in the low 32 (0: none). Encoding the tail of
+ * an item that grew by merges then skips from there rather than over every
+ * value before it (a client pushing to an array re-encoded its whole run
+ * on every update). Few items grow by merges, so the hints are kept in the
+ * doc's any_hints, by item address, for the items flagged LOOM__F_HINT,
+ * rather than in a field that would make every item 8 bytes larger. A
+ * stale entry (its item freed) is never read: a new item at that address
+ * has no flag until its own merge writes the entry again.
+ */
+static uint64_t any_hint(const loom__item *it)
+{
+    if (!(it->flags & LOOM__F_HINT) || !it->parent)
+        return 0;
+    return (uint64_t)(uintptr_t)loom__u64map_get(&it->parent->doc->any_hints,
+                                                 (uint64_t)(uintptr_t)it);
+}
+
+/* Sets it's hint (0: none); without memory for it, it has none. */
+static void any_set_hint(loom_doc *d, loom__item *it, uint64_t hint)
+{
+    it->flags &= (uint8_t)~LOOM__F_HINT;
+    if (hint && sizeof(void *) >= sizeof(hint) &&
+        loom__u64map_put(&d->any_hints, (uint64_t)(uintptr_t)it,
+                         (void *)(uintptr_t)hint) == LOOM_OK)
+        it->flags |= LOOM__F_HINT;
+}
+
 /* Byte offset after `n` Any values of an Any item's content; from its
  * merge hint when that lies at or before value n. */
 static size_t any_offset(const loom__item *it, uint64_t n)
@@ -135,8 +174,9 @@ static size_t any_offset(const loom__item *it, uint64_t n)
     size_t bytes = it->c.any.bytes;
     uint64_t i = 0;
     size_t start = 0;
-    uint64_t hn = it->c.any.hint >> 32;
-    size_t hoff = (size_t)(it->c.any.hint & 0xffffffffu);
+    uint64_t hint = any_hint(it);
+    uint64_t hn = hint >> 32;
+    size_t hoff = (size_t)(hint & 0xffffffffu);
     if (hn && hn <= n && hoff <= bytes) {
         i = hn;
         start = hoff;
@@ -181,14 +221,14 @@ int loom__content_split(loom_doc *d,
         memcpy(rp + k, s + rstart, bytes - rstart);
         rp[rlen] = 0;
         right->c.str.p = rp;
-        right->c.str.bytes = rlen;
-        right->c.str.cap = rlen + 1;
+        right->c.str.bytes = (uint32_t)rlen; /* a part of it */
+        right->c.str.cap = (uint32_t)rlen + 1;
         if (mid) {
             /* left keeps [0, off) + U+FFFD; off + 3 <= off + 4 fits in place */
             memcpy(it->c.str.p + off, repl, 3);
-            it->c.str.bytes = off + 3;
+            it->c.str.bytes = (uint32_t)off + 3;
         } else {
-            it->c.str.bytes = off;
+            it->c.str.bytes = (uint32_t)off;
         }
         it->c.str.p[it->c.str.bytes] = 0;
         return LOOM_OK;
@@ -203,11 +243,10 @@ int loom__content_split(loom_doc *d,
         right->c.any.p = rp;
         right->c.any.bytes = (uint32_t)rb;
         right->c.any.cap = rb ? (uint32_t)rb : 1;
-        right->c.any.hint = 0;
         it->c.any.bytes = (uint32_t)off;
         /* the left part keeps values [0, diff): a hint past them is gone */
-        if ((it->c.any.hint >> 32) > diff)
-            it->c.any.hint = 0;
+        if ((any_hint(it) >> 32) > diff)
+            it->flags &= (uint8_t)~LOOM__F_HINT;
         return LOOM_OK;
     }
     case LOOM__REF_JSON: {
@@ -694,19 +733,23 @@ void loom__item_gc(loom_doc *d, loom__item *it, bool parent_gcd)
 int loom__str_append(loom_doc *d, loom__item *l, const char *s, size_t bytes)
 {
     size_t need = l->c.str.bytes + bytes + 1;
+    if (!loom__bytes_fit(need - 1))
+        return LOOM_ELIMIT;
     if (need > l->c.str.cap) {
-        size_t ncap = l->c.str.cap * 2 > need ? l->c.str.cap * 2 : need;
+        size_t ncap = (size_t)l->c.str.cap * 2;
+        if (ncap < need || !loom__bytes_fit(ncap))
+            ncap = need;
         char *np = loom__pool_realloc(&d->pool, l->c.str.p, l->c.str.cap, ncap);
         if (!np)
             return LOOM_ENOMEM;
         l->c.str.p = np;
-        l->c.str.cap = ncap;
+        l->c.str.cap = (uint32_t)ncap;
     }
     if (bytes == 1)
         l->c.str.p[l->c.str.bytes] = s[0]; /* a keystroke: no call */
     else
         memcpy(l->c.str.p + l->c.str.bytes, s, bytes);
-    l->c.str.bytes += bytes;
+    l->c.str.bytes = (uint32_t)(need - 1);
     l->c.str.p[l->c.str.bytes] = 0;
     return LOOM_OK;
 }
@@ -714,11 +757,11 @@ int loom__str_append(loom_doc *d, loom__item *l, const char *s, size_t bytes)
 static int any_append(loom_doc *d, loom__item *l, const loom__item *r)
 {
     size_t need = (size_t)l->c.any.bytes + r->c.any.bytes;
-    if (!loom__any_bytes_fit(need))
+    if (!loom__bytes_fit(need))
         return LOOM_ELIMIT;
     if (need > l->c.any.cap) {
         size_t ncap = (size_t)l->c.any.cap * 2;
-        if (ncap < need || !loom__any_bytes_fit(ncap))
+        if (ncap < need || !loom__bytes_fit(ncap))
             ncap = need;
         uint8_t *np =
             loom__pool_realloc(&d->pool, l->c.any.p, l->c.any.cap, ncap);
@@ -729,8 +772,9 @@ static int any_append(loom_doc *d, loom__item *l, const loom__item *r)
     }
     memcpy(l->c.any.p + l->c.any.bytes, r->c.any.p, r->c.any.bytes);
     /* l->len is still the count before the merge */
-    if (l->len <= 0xffffffffu)
-        l->c.any.hint = l->len << 32 | (uint64_t)l->c.any.bytes;
+    any_set_hint(d, l,
+                 l->len <= 0xffffffffu ? l->len << 32 | (uint64_t)l->c.any.bytes
+                                       : 0);
     l->c.any.bytes = (uint32_t)need;
     return LOOM_OK;
 }
@@ -791,6 +835,12 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
         (left->parent_sub && (left->parent_sub_len != right->parent_sub_len ||
                               memcmp(left->parent_sub, right->parent_sub,
                                      left->parent_sub_len) != 0)))
+        return false;
+    /* content too large for one item stays in two */
+    if ((left->ref == LOOM__REF_STRING &&
+         !loom__bytes_fit((uint64_t)left->c.str.bytes + right->c.str.bytes)) ||
+        (left->ref == LOOM__REF_ANY &&
+         !loom__bytes_fit((uint64_t)left->c.any.bytes + right->c.any.bytes)))
         return false;
     int rc;
     switch (left->ref) {
@@ -915,7 +965,8 @@ static int write_content(loom_buf *b, const loom__item *it, uint64_t offset)
         return rc;
     }
     case LOOM__REF_DOC:
-        if ((rc = loom__write_varstring(b, it->c.doc.guid, it->c.doc.glen)))
+        if ((rc = loom__write_varstring(b, it->c.doc.guid,
+                                        loom__keystr_len(it->c.doc.guid))))
             return rc;
         return loom__any_write(b, it->c.doc.opts);
     default:
@@ -1027,7 +1078,8 @@ int loom__item_write(loom_buf *b, const loom__item *it, uint64_t offset)
 static int
 subdoc_any(const loom__item *it, const loom_allocator *a, loom_any **out)
 {
-    return loom_any_new_subdoc(a, it->c.doc.guid, it->c.doc.glen, out);
+    return loom_any_new_subdoc(a, it->c.doc.guid,
+                               loom__keystr_len(it->c.doc.guid), out);
 }
 
 int loom__item_value(const loom__item *it,

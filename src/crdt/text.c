@@ -78,16 +78,16 @@ static attr item_attr(loom__item *f)
  */
 static uint64_t fmt_identity(const loom__item *f)
 {
-    return f->c.fmt.ident;
+    return loom__keystr_tag(f->c.fmt.key);
 }
 
 /* Records that new Format item `nf` stores the same JS object as `src` (a
  * negation restores the very object it negates). */
 static void fmt_share_identity(loom_doc *d, loom__item *nf, loom__item *src)
 {
-    if (!src->c.fmt.ident)
-        src->c.fmt.ident = ++d->fmt_ident_seq;
-    nf->c.fmt.ident = src->c.fmt.ident;
+    if (!loom__keystr_tag(src->c.fmt.key))
+        loom__keystr_set_tag(src->c.fmt.key, ++d->fmt_ident_seq);
+    loom__keystr_set_tag(nf->c.fmt.key, loom__keystr_tag(src->c.fmt.key));
 }
 
 static bool object_like(const loom_any *v)
@@ -394,6 +394,8 @@ static int check_writable(const loom_type *t)
 static int
 new_string(loom_doc *d, const char *s, size_t bytes, loom__item **out)
 {
+    if (!loom__bytes_fit(bytes))
+        return LOOM_ELIMIT;
     loom__item *it = loom__item_alloc(d);
     if (!it)
         return LOOM_ENOMEM;
@@ -405,8 +407,8 @@ new_string(loom_doc *d, const char *s, size_t bytes, loom__item **out)
     }
     memcpy(it->c.str.p, s, bytes);
     it->c.str.p[bytes] = 0;
-    it->c.str.bytes = bytes;
-    it->c.str.cap = bytes + 1;
+    it->c.str.bytes = (uint32_t)bytes;
+    it->c.str.cap = (uint32_t)bytes + 1;
     it->len = loom__utf16_len(s, bytes);
     *out = it;
     return LOOM_OK;
@@ -414,6 +416,8 @@ new_string(loom_doc *d, const char *s, size_t bytes, loom__item **out)
 
 static int new_newlines(loom_doc *d, uint64_t n, loom__item **out)
 {
+    if (!loom__bytes_fit(n))
+        return LOOM_ELIMIT;
     loom__item *it = loom__item_alloc(d);
     if (!it)
         return LOOM_ENOMEM;
@@ -425,8 +429,8 @@ static int new_newlines(loom_doc *d, uint64_t n, loom__item **out)
     }
     memset(it->c.str.p, '\n', (size_t)n);
     it->c.str.p[n] = 0;
-    it->c.str.bytes = (size_t)n;
-    it->c.str.cap = (size_t)n + 1;
+    it->c.str.bytes = (uint32_t)n;
+    it->c.str.cap = (uint32_t)n + 1;
     it->len = n;
     *out = it;
     return LOOM_OK;
@@ -463,7 +467,7 @@ static int new_format(loom_doc *d,
         return LOOM_ENOMEM;
     it->ref = LOOM__REF_FORMAT;
     it->len = 1;
-    it->c.fmt.key = loom__fmt_key_new(d->a, key, klen);
+    it->c.fmt.key = loom__keystr_new(d->a, key, klen);
     int rc =
         it->c.fmt.key ? loom_any_clone(val, d->a, &it->c.fmt.val) : LOOM_ENOMEM;
     if (rc) {
@@ -610,7 +614,8 @@ static int pos_append(loom_txn *t,
           : l->has_right_origin)
         return LOOM_OK;
     loom__client *own = loom__client_get(d, d->client_id);
-    if (!own || !own->n || loom__cs_last(own) != l || loom__doc_observed(d))
+    if (!own || !own->n || loom__cs_last(own) != l || loom__doc_observed(d) ||
+        !loom__bytes_fit((uint64_t)l->c.str.bytes + bytes))
         return LOOM_OK;
     loom__id at = {l->id.client, l->id.clock + l->len};
     uint64_t units = loom__utf16_len(s, bytes);

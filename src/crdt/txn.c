@@ -265,8 +265,8 @@ static int unback(loom_txn *t, const loom__back *b)
             memcpy(p, t->bbuf + b->off + done, n);
             p[n] = 0;
             s->c.str.p = p;
-            s->c.str.bytes = n;
-            s->c.str.cap = n + 1;
+            s->c.str.bytes = (uint32_t)n; /* a piece of a string item */
+            s->c.str.cap = (uint32_t)n + 1;
             s->ref = LOOM__REF_STRING;
         }
         done += s->len;

@@ -298,7 +298,7 @@ static LOOM__NOINLINE int item_from_value_any(loom_doc *d,
     b->len = 0;
     int rc = loom__any_write(b, v);
     size_t n = b->len;
-    if (!rc && !loom__any_bytes_fit(n))
+    if (!rc && !loom__bytes_fit(n))
         rc = LOOM_ELIMIT;
     uint8_t *p = rc ? NULL : loom__any_bytes_alloc(d, n ? n : 1);
     if (p)
@@ -667,8 +667,7 @@ static int subdoc_item(loom_doc *d,
     if (!it)
         return LOOM_ENOMEM;
     it->len = 1;
-    it->c.doc.guid = loom__strndup(d->a, guid, glen);
-    it->c.doc.glen = glen;
+    it->c.doc.guid = loom__keystr_new(d->a, guid, glen);
     int rc = opts ? loom_any_clone(opts, d->a, &it->c.doc.opts)
                   : loom_any_new_object(d->a, &it->c.doc.opts);
     if (rc || !it->c.doc.guid) {
