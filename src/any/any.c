@@ -22,7 +22,8 @@
  * first OBJ_INLINE entries and OBJ_INLINE_KEYS bytes of key copies, so a
  * small object is one allocation however many times it is set. Key copies
  * never move: when the inline bytes are used up, more come from chunks
- * linked to the tail, freed with the object. Entries that outgrow the inline
+ * linked to the tail, freed with the object. Both end LOOM__ANY_KEY_PAD
+ * bytes past the room they give keys (see any_internal.h). Entries that outgrow the inline
  * arrays move to a block of their own (keys, lengths and values in one
  * allocation, freed through keys).
  */
@@ -41,7 +42,7 @@ typedef struct obj_tail {
     char *keys[OBJ_INLINE];
     size_t klens[OBJ_INLINE];
     loom_any *v[OBJ_INLINE];
-    char kbytes[OBJ_INLINE_KEYS];
+    char kbytes[OBJ_INLINE_KEYS + LOOM__ANY_KEY_PAD];
 } obj_tail;
 
 #define OBJ_NODE (sizeof(loom_any) + sizeof(obj_tail))
@@ -251,7 +252,7 @@ int loom_any_new_object(const loom_allocator *a, loom_any **out)
     obj_tail *t = tail_of(o);
     t->chunks = NULL;
     t->kfree = t->kbytes;
-    t->kend = t->kbytes + sizeof(t->kbytes);
+    t->kend = t->kbytes + OBJ_INLINE_KEYS;
     o->u.obj.keys = t->keys;
     o->u.obj.klens = t->klens;
     o->u.obj.v = t->v;
@@ -348,15 +349,16 @@ int loom__any_object_reserve(loom_any *o, size_t need)
 static char *key_chunk_new(loom_any *o, size_t klen)
 {
     obj_tail *t = tail_of(o);
-    size_t last = t->chunks ? t->chunks->size : sizeof(t->kbytes);
+    size_t last = t->chunks ? t->chunks->size : OBJ_INLINE_KEYS;
     size_t size = last > SIZE_MAX / 4 ? last : last * 2;
     if (size <= klen) {
         size = klen + 1;
     }
-    if (size > SIZE_MAX - sizeof(key_chunk)) {
+    if (size > SIZE_MAX - sizeof(key_chunk) - LOOM__ANY_KEY_PAD) {
         return NULL;
     }
-    key_chunk *c = loom__malloc(o->a, sizeof(key_chunk) + size);
+    key_chunk *c =
+        loom__malloc(o->a, sizeof(key_chunk) + size + LOOM__ANY_KEY_PAD);
     if (!c) {
         return NULL;
     }
@@ -713,7 +715,7 @@ void loom_any_free(loom_any *v)
         }
         for (key_chunk *c = t->chunks; c;) {
             key_chunk *next = c->next;
-            loom__free(a, c, sizeof(*c) + c->size);
+            loom__free(a, c, sizeof(*c) + c->size + LOOM__ANY_KEY_PAD);
             c = next;
         }
         if (a) {

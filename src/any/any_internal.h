@@ -45,6 +45,12 @@ struct loom_any {
 
 #define LOOM__ANY_DIGIT_KEY 1
 
+/* The key storage of an object (any.c) extends this many bytes past the
+ * room keys are copied into: a key's first LOOM__ANY_KEY_PAD bytes can be
+ * read however short it is, so a writer copies a short key with two fixed
+ * moves. The bytes past the key's NUL are unspecified. */
+#define LOOM__ANY_KEY_PAD 16
+
 /* Reads one Any value (depth counts nesting; start with 0). Errors go to r. */
 int loom__any_read(loom__reader *r,
                    const loom_allocator *a,
