@@ -72,6 +72,17 @@ alloc_node(const loom_allocator *a, loom_any_kind kind, size_t extra)
     return v;
 }
 
+/* Releases a node of `size` bytes from alloc_node, as loom__free would. */
+static inline void free_node(loom_any *v, size_t size)
+{
+    const loom_allocator *a = v->a;
+    if (a) {
+        a->free_fn(a->ud, v, size); /* size > 0: what loom__free passes */
+    } else {
+        loom__free(a, v, size);
+    }
+}
+
 static int new_node(const loom_allocator *a, loom_any_kind kind, loom_any **out)
 {
     loom_any *v = alloc_node(a, kind, 0);
@@ -179,14 +190,41 @@ int loom__any_new_string_take(const loom_allocator *a,
     return LOOM_OK;
 }
 
-/* Short ASCII (most keys and small strings) is checked here; the rest goes
- * to the full validator. */
-static inline bool text_valid(const char *s, size_t len)
+/* loom_any_new_string past its short ASCII case: any other text, checked
+ * first (out of line, so the short case saves fewer registers). */
+static LOOM__NOINLINE int new_string_any(const loom_allocator *a,
+                                         const char *s,
+                                         size_t len,
+                                         loom_any **out)
 {
-    if (len <= 16 && loom__ascii_short(s, len)) {
-        return true;
+    if (!s) {
+        if (len) {
+            return LOOM_EINVAL;
+        }
+        s = "";
     }
-    return loom__utf8_valid(s, len);
+    if (!loom__utf8_valid(s, len)) {
+        return LOOM_EINVAL;
+    }
+    return string_node(a, LOOM_ANY_STRING, s, len, out);
+}
+
+/* A short string node v whose bytes are not all ASCII: valid text is
+ * copied in, an invalid one frees v. */
+static LOOM__NOINLINE int
+new_string_finish(loom_any *v, const char *s, size_t len, loom_any **out)
+{
+    if (!loom__utf8_valid(s, len)) {
+        free_node(v, sizeof(*v) + len + 1);
+        return LOOM_EINVAL;
+    }
+    char *p = (char *)(v + 1);
+    loom__copy(p, s, len);
+    p[len] = '\0';
+    v->u.str.p = p;
+    v->u.str.len = len;
+    *out = v;
+    return LOOM_OK;
 }
 
 int loom_any_new_string(const loom_allocator *a,
@@ -194,10 +232,24 @@ int loom_any_new_string(const loom_allocator *a,
                         size_t len,
                         loom_any **out)
 {
-    if ((!s && len) || !text_valid(s, len)) {
-        return LOOM_EINVAL;
+    if (len > 16 || !s) {
+        return new_string_any(a, s, len, out);
     }
-    return string_node(a, LOOM_ANY_STRING, s, len, out);
+    /* A short string (most values) is allocated first, so one load of its
+     * bytes both checks them for ASCII and copies them. */
+    loom_any *v = alloc_node(a, LOOM_ANY_STRING, len + 1);
+    if (!v) {
+        return loom__utf8_valid(s, len) ? LOOM_ENOMEM : LOOM_EINVAL;
+    }
+    char *p = (char *)(v + 1);
+    if (!loom__copy_ascii_short(p, s, len)) {
+        return new_string_finish(v, s, len, out);
+    }
+    p[len] = '\0';
+    v->u.str.p = p;
+    v->u.str.len = len;
+    *out = v;
+    return LOOM_OK;
 }
 
 int loom_any_new_subdoc(const loom_allocator *a,
