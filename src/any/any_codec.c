@@ -64,11 +64,13 @@ static inline uint8_t *put_be(uint8_t *p, uint64_t v, unsigned n)
  * (and -0) as a varInt, else float32 when exact, else float64. */
 static inline uint8_t *put_number(uint8_t *p, double v)
 {
-    /* the range test first: it is false for NaN, so the cast is defined */
-    if (v >= -2147483647.0 && v <= 2147483647.0) {
-        int64_t i = (int64_t)v;
-        if ((double)i == v) {
-            uint64_t mag = (uint64_t)(i < 0 ? -i : i);
+    /* the range test first: it is false for NaN, so the cast is defined;
+     * on the magnitude, one test covers both signs */
+    double av = fabs(v);
+    if (av <= 2147483647.0) {
+        int64_t i = (int64_t)av;
+        if ((double)i == av) {
+            uint64_t mag = (uint64_t)i;
             *p++ = TAG_INT;
             uint8_t first = (uint8_t)((mag & 0x3f) | (signbit(v) ? 0x40 : 0));
             mag >>= 6;
