@@ -1331,10 +1331,10 @@ static void test_object_growth(void **state)
  * the one-byte length. */
 static loom_any *flat_value(const loom_allocator *a, unsigned i)
 {
-    static const double nums[] = {0.0,    -0.0,        1.0,         -1.0,
-                                  63.0,   64.0,        8191.0,      8192.0,
-                                  1e5,    -1e5,        2147483647.0, -2147483647.0,
-                                  2147483648.0, 0.5,   1e300,       -2.5};
+    static const double nums[] = {
+        0.0,          -0.0,   1.0,   -1.0, 63.0,         64.0,
+        8191.0,       8192.0, 1e5,   -1e5, 2147483647.0, -2147483647.0,
+        2147483648.0, 0.5,    1e300, -2.5};
     loom_any *v = NULL;
     char txt[400];
     switch (i % 7) {
