@@ -562,6 +562,34 @@ set_any(loom_any *o, const char *key, size_t klen, loom_any *child)
     return loom__any_object_append(o, key, klen, child);
 }
 
+/* loom__copy_ascii_short for a key (len <= 16), with pairs of overlapping
+ * two-byte moves for two or three bytes: fewer registers than its
+ * first-middle-last bytes, so the caller saves none. */
+static inline bool copy_ascii_key(char *d, const char *s, size_t len)
+{
+    if (len >= 4) {
+        return loom__copy_ascii_short(d, s, len);
+    }
+    if (len >= 2) {
+        uint16_t x, y;
+        memcpy(&x, s, 2);
+        memcpy(&y, s + len - 2, 2);
+        if ((x | y) & 0x8080u) {
+            return false;
+        }
+        memcpy(d, &x, 2);
+        memcpy(d + len - 2, &y, 2);
+        return true;
+    }
+    if (len) {
+        if ((unsigned char)s[0] & 0x80u) {
+            return false;
+        }
+        d[0] = s[0];
+    }
+    return true;
+}
+
 int loom_any_object_set(loom_any *object,
                         const char *key,
                         size_t key_len,
@@ -594,7 +622,7 @@ int loom_any_object_set(loom_any *object,
         }
     }
     char *k = t->kfree;
-    if (!loom__copy_ascii_short(k, key, key_len)) {
+    if (!copy_ascii_key(k, key, key_len)) {
         return set_any(object, key, key_len, child);
     }
     k[key_len] = '\0';
