@@ -23,9 +23,9 @@
  * small object is one allocation however many times it is set. Key copies
  * never move: when the inline bytes are used up, more come from chunks
  * linked to the tail, freed with the object. Both end LOOM__ANY_KEY_PAD
- * bytes past the room they give keys (see any_internal.h). Entries that outgrow the inline
- * arrays move to a block of their own (keys, lengths and values in one
- * allocation, freed through keys).
+ * bytes past the room they give keys (see any_internal.h). Entries that
+ * outgrow the inline arrays move to a block of their own (keys, lengths and
+ * values in one allocation, freed through keys).
  */
 #define OBJ_INLINE      4
 #define OBJ_INLINE_KEYS 48

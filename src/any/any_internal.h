@@ -87,7 +87,8 @@ int loom__any_write(loom_buf *b, const loom_any *v);
  * object that loom__any_write writes in one pass (keys in insertion order,
  * values scalars or strings), what loom__any_write appends for it; returns
  * its length, or 0 (the bytes at p are then undefined) for any other value
- * or one that may not fit. */
+ * or one that may not fit. The bytes between its end and p + max may be
+ * written too. */
 size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v);
 /* Writes a JS number with the Any number rule (tag + payload). */
 int loom__any_write_number(loom_buf *b, double v);
