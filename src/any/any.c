@@ -22,9 +22,10 @@
  * first OBJ_INLINE entries and OBJ_INLINE_KEYS bytes of key copies, so a
  * small object is one allocation however many times it is set. Key copies
  * never move: when the inline bytes are used up, more come from chunks
- * linked to the tail, freed with the object. Entries that outgrow the inline
- * arrays move to a block of their own (keys, lengths and values in one
- * allocation, freed through keys).
+ * linked to the tail, freed with the object. Both end LOOM__ANY_KEY_PAD
+ * bytes past the room they give keys (see any_internal.h). Entries that
+ * outgrow the inline arrays move to a block of their own (keys, lengths and
+ * values in one allocation, freed through keys).
  */
 #define OBJ_INLINE      4
 #define OBJ_INLINE_KEYS 48
@@ -41,7 +42,7 @@ typedef struct obj_tail {
     char *keys[OBJ_INLINE];
     size_t klens[OBJ_INLINE];
     loom_any *v[OBJ_INLINE];
-    char kbytes[OBJ_INLINE_KEYS];
+    char kbytes[OBJ_INLINE_KEYS + LOOM__ANY_KEY_PAD];
 } obj_tail;
 
 #define OBJ_NODE (sizeof(loom_any) + sizeof(obj_tail))
@@ -69,6 +70,17 @@ alloc_node(const loom_allocator *a, loom_any_kind kind, size_t extra)
         v->a = a;
     }
     return v;
+}
+
+/* Releases a node of `size` bytes from alloc_node, as loom__free would. */
+static inline void free_node(loom_any *v, size_t size)
+{
+    const loom_allocator *a = v->a;
+    if (a) {
+        a->free_fn(a->ud, v, size); /* size > 0: what loom__free passes */
+    } else {
+        loom__free(a, v, size);
+    }
 }
 
 static int new_node(const loom_allocator *a, loom_any_kind kind, loom_any **out)
@@ -178,14 +190,41 @@ int loom__any_new_string_take(const loom_allocator *a,
     return LOOM_OK;
 }
 
-/* Short ASCII (most keys and small strings) is checked here; the rest goes
- * to the full validator. */
-static inline bool text_valid(const char *s, size_t len)
+/* loom_any_new_string past its short ASCII case: any other text, checked
+ * first (out of line, so the short case saves fewer registers). */
+static LOOM__NOINLINE int new_string_any(const loom_allocator *a,
+                                         const char *s,
+                                         size_t len,
+                                         loom_any **out)
 {
-    if (len <= 16 && loom__ascii_short(s, len)) {
-        return true;
+    if (!s) {
+        if (len) {
+            return LOOM_EINVAL;
+        }
+        s = "";
     }
-    return loom__utf8_valid(s, len);
+    if (!loom__utf8_valid(s, len)) {
+        return LOOM_EINVAL;
+    }
+    return string_node(a, LOOM_ANY_STRING, s, len, out);
+}
+
+/* A short string node v whose bytes are not all ASCII: valid text is
+ * copied in, an invalid one frees v. */
+static LOOM__NOINLINE int
+new_string_finish(loom_any *v, const char *s, size_t len, loom_any **out)
+{
+    if (!loom__utf8_valid(s, len)) {
+        free_node(v, sizeof(*v) + len + 1);
+        return LOOM_EINVAL;
+    }
+    char *p = (char *)(v + 1);
+    loom__copy(p, s, len);
+    p[len] = '\0';
+    v->u.str.p = p;
+    v->u.str.len = len;
+    *out = v;
+    return LOOM_OK;
 }
 
 int loom_any_new_string(const loom_allocator *a,
@@ -193,10 +232,24 @@ int loom_any_new_string(const loom_allocator *a,
                         size_t len,
                         loom_any **out)
 {
-    if ((!s && len) || !text_valid(s, len)) {
-        return LOOM_EINVAL;
+    if (len > 16 || !s) {
+        return new_string_any(a, s, len, out);
     }
-    return string_node(a, LOOM_ANY_STRING, s, len, out);
+    /* A short string (most values) is allocated first, so one load of its
+     * bytes both checks them for ASCII and copies them. */
+    loom_any *v = alloc_node(a, LOOM_ANY_STRING, len + 1);
+    if (!v) {
+        return loom__utf8_valid(s, len) ? LOOM_ENOMEM : LOOM_EINVAL;
+    }
+    char *p = (char *)(v + 1);
+    if (!loom__copy_ascii_short(p, s, len)) {
+        return new_string_finish(v, s, len, out);
+    }
+    p[len] = '\0';
+    v->u.str.p = p;
+    v->u.str.len = len;
+    *out = v;
+    return LOOM_OK;
 }
 
 int loom_any_new_subdoc(const loom_allocator *a,
@@ -251,7 +304,7 @@ int loom_any_new_object(const loom_allocator *a, loom_any **out)
     obj_tail *t = tail_of(o);
     t->chunks = NULL;
     t->kfree = t->kbytes;
-    t->kend = t->kbytes + sizeof(t->kbytes);
+    t->kend = t->kbytes + OBJ_INLINE_KEYS;
     o->u.obj.keys = t->keys;
     o->u.obj.klens = t->klens;
     o->u.obj.v = t->v;
@@ -348,15 +401,16 @@ int loom__any_object_reserve(loom_any *o, size_t need)
 static char *key_chunk_new(loom_any *o, size_t klen)
 {
     obj_tail *t = tail_of(o);
-    size_t last = t->chunks ? t->chunks->size : sizeof(t->kbytes);
+    size_t last = t->chunks ? t->chunks->size : OBJ_INLINE_KEYS;
     size_t size = last > SIZE_MAX / 4 ? last : last * 2;
     if (size <= klen) {
         size = klen + 1;
     }
-    if (size > SIZE_MAX - sizeof(key_chunk)) {
+    if (size > SIZE_MAX - sizeof(key_chunk) - LOOM__ANY_KEY_PAD) {
         return NULL;
     }
-    key_chunk *c = loom__malloc(o->a, sizeof(key_chunk) + size);
+    key_chunk *c =
+        loom__malloc(o->a, sizeof(key_chunk) + size + LOOM__ANY_KEY_PAD);
     if (!c) {
         return NULL;
     }
@@ -508,6 +562,34 @@ set_any(loom_any *o, const char *key, size_t klen, loom_any *child)
     return loom__any_object_append(o, key, klen, child);
 }
 
+/* loom__copy_ascii_short for a key (len <= 16), with pairs of overlapping
+ * two-byte moves for two or three bytes: fewer registers than its
+ * first-middle-last bytes, so the caller saves none. */
+static inline bool copy_ascii_key(char *d, const char *s, size_t len)
+{
+    if (len >= 4) {
+        return loom__copy_ascii_short(d, s, len);
+    }
+    if (len >= 2) {
+        uint16_t x, y;
+        memcpy(&x, s, 2);
+        memcpy(&y, s + len - 2, 2);
+        if ((x | y) & 0x8080u) {
+            return false;
+        }
+        memcpy(d, &x, 2);
+        memcpy(d + len - 2, &y, 2);
+        return true;
+    }
+    if (len) {
+        if ((unsigned char)s[0] & 0x80u) {
+            return false;
+        }
+        d[0] = s[0];
+    }
+    return true;
+}
+
 int loom_any_object_set(loom_any *object,
                         const char *key,
                         size_t key_len,
@@ -540,7 +622,7 @@ int loom_any_object_set(loom_any *object,
         }
     }
     char *k = t->kfree;
-    if (!loom__copy_ascii_short(k, key, key_len)) {
+    if (!copy_ascii_key(k, key, key_len)) {
         return set_any(object, key, key_len, child);
     }
     k[key_len] = '\0';
@@ -713,7 +795,7 @@ void loom_any_free(loom_any *v)
         }
         for (key_chunk *c = t->chunks; c;) {
             key_chunk *next = c->next;
-            loom__free(a, c, sizeof(*c) + c->size);
+            loom__free(a, c, sizeof(*c) + c->size + LOOM__ANY_KEY_PAD);
             c = next;
         }
         if (a) {

@@ -64,11 +64,13 @@ static inline uint8_t *put_be(uint8_t *p, uint64_t v, unsigned n)
  * (and -0) as a varInt, else float32 when exact, else float64. */
 static inline uint8_t *put_number(uint8_t *p, double v)
 {
-    /* the range test first: it is false for NaN, so the cast is defined */
-    if (v >= -2147483647.0 && v <= 2147483647.0) {
-        int64_t i = (int64_t)v;
-        if ((double)i == v) {
-            uint64_t mag = (uint64_t)(i < 0 ? -i : i);
+    /* the range test first: it is false for NaN, so the cast is defined;
+     * on the magnitude, one test covers both signs */
+    double av = fabs(v);
+    if (av <= 2147483647.0) {
+        int64_t i = (int64_t)av;
+        if ((double)i == av) {
+            uint64_t mag = (uint64_t)i;
             *p++ = TAG_INT;
             uint8_t first = (uint8_t)((mag & 0x3f) | (signbit(v) ? 0x40 : 0));
             mag >>= 6;
@@ -237,6 +239,36 @@ static inline void put_flat(loom_buf *b, const loom_any *v)
     b->len = (size_t)(put_flat_at(b->data + b->len, v) - b->data);
 }
 
+/* A string of up to 16 bytes with two overlapping moves, testing the short
+ * case first (loom__copy tests from the long end: values are short). */
+static inline uint8_t *put_short(uint8_t *p, const char *s, size_t len)
+{
+    if (len > 16) {
+        loom__copy(p, s, len);
+    } else if (len >= 8) {
+        uint64_t x, y;
+        memcpy(&x, s, 8);
+        memcpy(&y, s + len - 8, 8);
+        memcpy(p, &x, 8);
+        memcpy(p + len - 8, &y, 8);
+    } else if (len >= 4) {
+        uint32_t x, y;
+        memcpy(&x, s, 4);
+        memcpy(&y, s + len - 4, 4);
+        memcpy(p, &x, 4);
+        memcpy(p + len - 4, &y, 4);
+    } else if (len) {
+        uint8_t a = (uint8_t)s[0], b = (uint8_t)s[len / 2];
+        uint8_t c = (uint8_t)s[len - 1];
+        p[0] = a;
+        p[len / 2] = b;
+        p[len - 1] = c;
+    }
+    return p + len;
+}
+
+_Static_assert(LOOM__ANY_KEY_PAD >= 16, "put_flat moves keys 16 bytes");
+
 size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v)
 {
     if (v->kind != LOOM_ANY_OBJECT || (v->flags & LOOM__ANY_DIGIT_KEY) ||
@@ -254,22 +286,33 @@ size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v)
     for (size_t i = 0; i < n; i++) {
         size_t klen = klens[i];
         const loom_any *c = vals[i];
-        if (c->kind > LOOM_ANY_STRING) {
+        unsigned kind = c->kind;
+        if (kind > LOOM_ANY_STRING) {
             return 0;
         }
-        size_t len = c->kind == LOOM_ANY_STRING ? c->u.str.len : 0;
-        /* lengths of bytes in memory: the sum cannot wrap */
+        size_t len = kind == LOOM_ANY_STRING ? c->u.str.len : 0;
+        /* lengths of bytes in memory: the sum cannot wrap; the room also
+         * covers the 16-byte move of a short key */
         if (klen + len + 21 > (size_t)(end - p)) {
             return 0;
         }
-        p = put_varuint(p, klen);
-        loom__copy(p, keys[i], klen);
-        p += klen;
-        if (c->kind == LOOM_ANY_STRING) {
+        if (klen < 16) {
+            /* one length byte, and the key storage's padding makes the
+             * key's first 16 bytes readable */
+            *p = (uint8_t)klen;
+            memcpy(p + 1, keys[i], 16);
+            p += klen + 1;
+        } else {
+            p = put_varuint(p, klen);
+            loom__copy(p, keys[i], klen);
+            p += klen;
+        }
+        if (kind == LOOM_ANY_STRING) {
             *p++ = TAG_STRING;
             p = put_varuint(p, len);
-            loom__copy(p, c->u.str.p, len);
-            p += len;
+            p = put_short(p, c->u.str.p, len);
+        } else if (kind == LOOM_ANY_BOOL) {
+            *p++ = c->u.b ? TAG_TRUE : TAG_FALSE;
         } else {
             p = put_scalar(p, c);
         }

@@ -45,6 +45,12 @@ struct loom_any {
 
 #define LOOM__ANY_DIGIT_KEY 1
 
+/* The key storage of an object (any.c) extends this many bytes past the
+ * room keys are copied into: a key's first LOOM__ANY_KEY_PAD bytes can be
+ * read however short it is, so a writer copies a short key with two fixed
+ * moves. The bytes past the key's NUL are unspecified. */
+#define LOOM__ANY_KEY_PAD 16
+
 /* Reads one Any value (depth counts nesting; start with 0). Errors go to r. */
 int loom__any_read(loom__reader *r,
                    const loom_allocator *a,
@@ -81,7 +87,8 @@ int loom__any_write(loom_buf *b, const loom_any *v);
  * object that loom__any_write writes in one pass (keys in insertion order,
  * values scalars or strings), what loom__any_write appends for it; returns
  * its length, or 0 (the bytes at p are then undefined) for any other value
- * or one that may not fit. */
+ * or one that may not fit. The bytes between its end and p + max may be
+ * written too. */
 size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v);
 /* Writes a JS number with the Any number rule (tag + payload). */
 int loom__any_write_number(loom_buf *b, double v);

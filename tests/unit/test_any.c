@@ -1324,6 +1324,102 @@ static void test_object_growth(void **state)
     }
 }
 
+/* ---- loom__any_put_flat ------------------------------------------------ */
+
+/* Value number i of put_flat's test: every kind a flat object holds, numbers
+ * at the edges of the number rule, strings of lengths around the moves and
+ * the one-byte length. */
+static loom_any *flat_value(const loom_allocator *a, unsigned i)
+{
+    static const double nums[] = {
+        0.0,          -0.0,   1.0,   -1.0, 63.0,         64.0,
+        8191.0,       8192.0, 1e5,   -1e5, 2147483647.0, -2147483647.0,
+        2147483648.0, 0.5,    1e300, -2.5};
+    loom_any *v = NULL;
+    char txt[400];
+    switch (i % 7) {
+    case 0:
+        assert_int_equal(loom_any_new_undefined(a, &v), 0);
+        break;
+    case 1:
+        assert_int_equal(loom_any_new_null(a, &v), 0);
+        break;
+    case 2:
+        assert_int_equal(loom_any_new_bool(a, (int)(i & 8), &v), 0);
+        break;
+    case 3:
+        assert_int_equal(
+            loom_any_new_number(a, nums[(i / 7) % (sizeof nums / sizeof *nums)],
+                                &v),
+            0);
+        break;
+    case 4:
+        assert_int_equal(loom_any_new_bigint(a, -(int64_t)i * 977, &v), 0);
+        break;
+    default: {
+        size_t n = (i * 13) % 40;
+        if (i % 11 == 0) {
+            n = 120 + i % 200; /* a two-byte length */
+        }
+        for (size_t k = 0; k < n; k++) {
+            txt[k] = (char)('A' + (k + i) % 50);
+        }
+        assert_int_equal(loom_any_new_string(a, txt, n, &v), 0);
+        break;
+    }
+    }
+    return v;
+}
+
+/* The bytes loom__any_put_flat writes are the bytes loom_any_encode writes,
+ * for keys short and long (in the inline key bytes and in key chunks), more
+ * entries than the inline arrays hold, and every room it may be given; it
+ * never writes past that room. */
+static void test_put_flat(void **state)
+{
+    (void)state;
+    track t;
+    loom_allocator a = track_alloc(&t);
+    unsigned vi = 0;
+    for (unsigned shape = 0; shape < 400; shape++) {
+        loom_any *o = NULL;
+        assert_int_equal(loom_any_new_object(&a, &o), 0);
+        unsigned n = shape % 12;
+        for (unsigned e = 0; e < n; e++) {
+            char k[64];
+            size_t kl = (shape * 7 + e * 5) % 41;
+            for (size_t c = 0; c < kl; c++) {
+                k[c] = (char)('a' + (c + e) % 26);
+            }
+            if (kl) {
+                k[kl - 1] = (char)('A' + e); /* distinct keys */
+            }
+            loom_any *v = flat_value(&a, vi++);
+            int rc = loom_any_object_set(o, k, kl, v);
+            assert_int_equal(rc, 0);
+        }
+        loom_buf want = {0};
+        assert_int_equal(loom_any_encode(o, &want), 0);
+        uint8_t out[4096];
+        for (size_t max = 0; max <= want.len + 40 && max < 3000; max++) {
+            memset(out, 0xa5, sizeof out);
+            size_t got = loom__any_put_flat(out, max, o);
+            if (got) {
+                assert_int_equal(got, want.len);
+                assert_memory_equal(out, want.data, want.len);
+            }
+            for (size_t b = max; b < max + 64; b++) {
+                assert_int_equal(out[b], 0xa5);
+            }
+        }
+        /* with room for the worst case it always writes */
+        assert_int_equal(loom__any_put_flat(out, sizeof out, o), want.len);
+        loom_buf_free(&want);
+        loom_any_free(o);
+        assert_int_equal(t.live_blocks, 0);
+    }
+}
+
 /* ---- tjson -------------------------------------------------------------- */
 
 static void test_tjson(void **state)
@@ -1442,6 +1538,7 @@ int main(void)
         cmocka_unit_test(test_json_parse),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_object_growth),
+        cmocka_unit_test(test_put_flat),
         cmocka_unit_test(test_tjson),
     };
     return cmocka_run_group_tests(tests, load_vectors, free_vectors);
