@@ -557,7 +557,7 @@ static size_t fast_run(loom__reader *r,
                        int *rc)
 {
     /* the info byte first: most other structs stop there */
-    if (r->pos >= r->len || r->p[r->pos] != (LOOM__REF_ANY | 0x20) ||
+    if (r->err || r->pos >= r->len || r->p[r->pos] != (LOOM__REF_ANY | 0x20) ||
         u->nroots == 0) {
         return 0;
     }
@@ -577,6 +577,8 @@ static size_t fast_run(loom__reader *r,
         y &= mask;
     }
     uint64_t clock = *clock_io;
+    loom__flat_shape shape;
+    loom__flat_shape_init(&shape);
     const uint8_t *start = base + r->pos;
     size_t taken = 0;
     for (; k < blk->n; k++) {
@@ -617,16 +619,16 @@ static size_t fast_run(loom__reader *r,
             clock + n > LOOM__CLOCK_END_MAX) {
             break;
         }
-        r->pos = (size_t)(p - base);
         bool canon = true;
         /* one flat object (a map entry's value, mostly): checked without
          * loom__any_check_n's reader and loops */
-        const uint8_t *q =
-            n == 1 && !r->err ? loom__any_check_flat(p, end) : NULL;
-        if (q) {
-            r->pos = (size_t)(q - base);
-        } else if ((*rc = loom__any_check_n(r, n, &canon))) {
-            return taken;
+        const uint8_t *q = n == 1 ? loom__any_check_flat(p, end, &shape) : NULL;
+        if (!q) {
+            r->pos = (size_t)(p - base);
+            if ((*rc = loom__any_check_n(r, n, &canon))) {
+                return taken;
+            }
+            q = base + r->pos;
         }
         blk->s[k].bits = clock | (uint64_t)LOOM__REF_ANY << LOOM__RS_REF_SHIFT |
                          LOOM__RS_ROOTKEY | same | (canon ? LOOM__RS_CANON : 0);
@@ -634,7 +636,7 @@ static size_t fast_run(loom__reader *r,
         clock += n;
         same = LOOM__RS_SAMEROOT;
         taken++;
-        start = base + r->pos;
+        start = q;
     }
     r->pos = (size_t)(start - base);
     root->keyed += taken;
