@@ -632,36 +632,42 @@ static int integrate_rootkeys(integ *g, refs *cur, sref h)
         parent = root_of(d, rk.name, rk.name_len);
         g->rk_parent = parent;
     }
+    /* the run goes on past h when h is the struct before cur's next and
+     * nothing waits on the stack (integrating pushes nothing there) */
+    const loom__rblock *b = cur->b;
+    bool run = !g->nstack && b == h.b && cur->i == h.k + 1;
+    /* in locals: integrating writes through pointers the compiler cannot
+     * tell from these */
+    const loom__rpos *rs = b->s;
+    size_t n = cur->n;
     for (;;) {
-        g->rk_prev = h;
         /* the next struct of cur, when it comes here too */
+        size_t i = cur->i;
         loom__rootkey next;
         uint64_t next_hash = 0;
-        bool ahead = cur->i < cur->n && parent &&
-                     (cur->b->s[cur->i].bits & RS_FAST) == RS_FAST;
+        bool ahead = i < n && parent && (rs[i].bits & RS_FAST) == RS_FAST;
         if (ahead) {
-            loom__rs_rootkey(g->u, cur->b, cur->i, &next);
+            loom__rs_rootkey(g->u, b, i, &next);
             next_hash = loom__hash_bytes(next.key, next.key_len);
             loom__strmap_prefetch(&parent->map, next_hash);
         }
         int rc = integrate_rootkey(g, h, parent, rk, hash);
         if (rc)
             return rc;
-        /* on in the run: the struct right after h, of the same root */
-        if (!ahead || g->nstack || cur->b != h.b || cur->i != h.k + 1 ||
-            !(cur->b->s[cur->i].bits & LOOM__RS_SAMEROOT)) {
+        if (!ahead || !run || !(rs[i].bits & LOOM__RS_SAMEROOT)) {
+            g->rk_prev = h;
             if (ahead) {
                 g->rk_valid = true;
-                g->rk.b = cur->b;
-                g->rk.k = cur->i;
+                g->rk.b = b;
+                g->rk.k = i;
                 g->rk_hash = next_hash;
             }
             return LOOM_OK;
         }
-        if (cur->i == 1)
+        if (i == 1)
             reserve_rest(d, cur);
-        h.b = cur->b;
-        h.k = cur->i++;
+        h.k = i;
+        cur->i = i + 1;
         rk = next;
         hash = next_hash;
     }
