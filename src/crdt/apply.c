@@ -648,7 +648,7 @@ static int integrate_rootkeys(integ *g, refs *cur, sref h)
         bool ahead = i < n && parent && (rs[i].bits & RS_FAST) == RS_FAST;
         if (ahead) {
             loom__rs_rootkey(g->u, b, i, &next);
-            next_hash = loom__hash_bytes(next.key, next.key_len);
+            next_hash = loom__hash_inline(next.key, next.key_len);
             loom__strmap_prefetch(&parent->map, next_hash);
         }
         int rc = integrate_rootkey(g, h, parent, rk, hash);
