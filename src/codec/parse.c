@@ -576,34 +576,52 @@ static size_t fast_run(loom__reader *r,
         memcpy(&mask, ones + 8 - nlen, 8); /* the first nlen bytes */
         y &= mask;
     }
+    /* with a name of up to 5 bytes, the info byte, the parent info, the
+     * name's length and the name are one masked word; a struct with room
+     * after it for that word and a key of 16 bytes (FAST_ROOM) is checked
+     * that way */
+    enum { FAST_ROOM = 32 };
+    bool hword = word && nlen <= 5;
+    uint64_t hval =
+        (LOOM__REF_ANY | 0x20) | 1u << 8 | (uint64_t)nlen << 16 | y << 24;
+    uint64_t hmask = ~0ULL >> (8 * (5 - (hword ? nlen : 5)));
     uint64_t clock = *clock_io;
     loom__flat_shape shape;
     loom__flat_shape_init(&shape);
     const uint8_t *start = base + r->pos;
     size_t taken = 0;
     for (; k < blk->n; k++) {
-        if (end - start < 8 || start[0] != (LOOM__REF_ANY | 0x20) ||
-            start[1] != 1 || start[2] != nlen) {
-            break;
-        }
         const uint8_t *p = start + 3;
-        /* the name, its key length and at least one byte after are there */
-        if (nlen > (size_t)(end - p) - 2) {
-            break;
-        }
-        if (word && end - p >= 8) {
+        if (hword && (size_t)(end - start) >= FAST_ROOM) {
             uint64_t x;
-            memcpy(&x, p, 8);
-            if ((x & mask) != y) {
+            memcpy(&x, start, 8);
+            if ((x & hmask) != hval) {
                 break;
             }
         } else {
-            size_t i = 0;
-            while (i < nlen && p[i] == name[i]) {
-                i++;
-            }
-            if (i < nlen) {
+            if (end - start < 8 || start[0] != (LOOM__REF_ANY | 0x20) ||
+                start[1] != 1 || start[2] != nlen) {
                 break;
+            }
+            /* the name, its key length and at least one byte after are
+             * there */
+            if (nlen > (size_t)(end - p) - 2) {
+                break;
+            }
+            if (word && end - p >= 8) {
+                uint64_t x;
+                memcpy(&x, p, 8);
+                if ((x & mask) != y) {
+                    break;
+                }
+            } else {
+                size_t i = 0;
+                while (i < nlen && p[i] == name[i]) {
+                    i++;
+                }
+                if (i < nlen) {
+                    break;
+                }
             }
         }
         p += nlen;

@@ -1423,6 +1423,15 @@ static int parse_into(const loom_allocator *a,
  * in what they keep of each struct (but the LOOM__RS_SAMEROOT flag, which
  * only the fast path sets), on each case and on every truncation of it.
  */
+#define LONGC            \
+    "2801016d0163017710" \
+    "61616161616161616161616161616161"
+#define LONGC5                   \
+    "2801056d6d6d6d6d0163017710" \
+    "61616161616161616161616161616161"
+#define LONGC6                     \
+    "2801066d6d6d6d6d6d0163017710" \
+    "61616161616161616161616161616161"
 static void test_fast_struct(void **state)
 {
     (void)state;
@@ -1463,6 +1472,18 @@ static void test_fast_struct(void **state)
         {"6d", 2, "2881016d0162017d0500"},         /* a long parent info */
         {"6d", 2, "a8010000017d0500"},             /* an origin */
         {"6d", 2, "2801016d0162037d017d027d0300"}, /* three values */
+        /* with room after them (the header read as one word): another
+         * root, an ID parent, a longer name, no key, then names of 5 and 6
+         * bytes, the same and one byte off; each is followed by an entry
+         * c: "aaaaaaaaaaaaaaaa" */
+        {"6d", 3, "2801016e0162017d05" LONGC "00"},
+        {"6d", 3, "2802016d0162017d05" LONGC "00"},
+        {"6d", 3, "2801026d6d0162017d05" LONGC "00"},
+        {"6d", 3, "0801016d017d05" LONGC "00"},
+        {"6d6d6d6d6d", 3, "2801056d6d6d6d6d0162017d05" LONGC5 "00"},
+        {"6d6d6d6d6d", 3, "2801056d6d6d6d6e0162017d05" LONGC5 "00"},
+        {"6d6d6d6d6d", 3, "2801056e6d6d6d6d0162017d05" LONGC5 "00"},
+        {"6d6d6d6d6d6d", 3, "2801066d6d6d6d6d6d0162017d05" LONGC6 "00"},
     };
     size_t fast_taken = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1524,8 +1545,9 @@ static void test_fast_struct(void **state)
     }
     /* the entries after the first of the valid cases but those with
      * another root, no key, an ID parent, a long parent info or an origin
-     * took the fast path */
-    assert_int_equal(fast_taken, 8);
+     * took the fast path; of the cases with room, the two entries of the
+     * 5- and 6-byte names and the entry after the one with no key */
+    assert_int_equal(fast_taken, 13);
 }
 
 /*
