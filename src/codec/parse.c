@@ -590,7 +590,12 @@ static size_t fast_run(loom__reader *r,
     loom__flat_shape_init(&shape);
     const uint8_t *start = base + r->pos;
     size_t taken = 0;
-    for (; k < blk->n; k++) {
+    /* in locals: the stores to the records could alias them */
+    loom__rpos *rs = blk->s;
+    size_t nst = blk->n;
+    uint64_t bits = (uint64_t)LOOM__REF_ANY << LOOM__RS_REF_SHIFT |
+                    LOOM__RS_ROOTKEY | same | LOOM__RS_CANON;
+    for (; k < nst; k++) {
         const uint8_t *p = start + 3;
         if (hword && (size_t)(end - start) >= FAST_ROOM) {
             uint64_t x;
@@ -637,22 +642,23 @@ static size_t fast_run(loom__reader *r,
             clock + n > LOOM__CLOCK_END_MAX) {
             break;
         }
-        bool canon = true;
         /* one flat object (a map entry's value, mostly): checked without
          * loom__any_check_n's reader and loops */
         const uint8_t *q = n == 1 ? loom__any_check_flat(p, end, &shape) : NULL;
-        if (!q) {
+        if (q) {
+            rs[k].bits = clock | bits;
+        } else {
+            bool canon = true;
             r->pos = (size_t)(p - base);
             if ((*rc = loom__any_check_n(r, n, &canon))) {
                 return taken;
             }
             q = base + r->pos;
+            rs[k].bits = clock | (canon ? bits : bits & ~LOOM__RS_CANON);
         }
-        blk->s[k].bits = clock | (uint64_t)LOOM__REF_ANY << LOOM__RS_REF_SHIFT |
-                         LOOM__RS_ROOTKEY | same | (canon ? LOOM__RS_CANON : 0);
-        blk->s[k].offset = (size_t)(start - base);
+        rs[k].offset = (size_t)(start - base);
         clock += n;
-        same = LOOM__RS_SAMEROOT;
+        bits |= LOOM__RS_SAMEROOT;
         taken++;
         start = q;
     }
