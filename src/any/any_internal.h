@@ -168,12 +168,15 @@ static LOOM__INLINE const uint8_t *loom__any_check_flat(const uint8_t *p,
                                                         const uint8_t *end,
                                                         loom__flat_shape *shape)
 {
-    if (end - p < 2 || p[0] != LOOM__ANY_OBJECT) {
+    size_t room = (size_t)(end - p);
+    if (room < 2 || p[0] != LOOM__ANY_OBJECT) {
         return NULL;
     }
     size_t n = p[1];
-    /* room for every member at its largest, checked once */
-    if (n > 16 || (size_t)(end - p) < 2 + n * LOOM__FLAT_MARGIN) {
+    /* room for every member at its largest, checked once (mostly there is
+     * room for 16) */
+    if (n > 16 || (room < 2 + 16 * LOOM__FLAT_MARGIN &&
+                   room < 2 + n * LOOM__FLAT_MARGIN)) {
         return NULL;
     }
     p += 2;
