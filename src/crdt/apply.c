@@ -546,12 +546,16 @@ fail:
  * from the input (rk, the key's hash given); the item is what
  * integrate_struct makes of it, in parent (NULL: the root is gone).
  */
-static int integrate_rootkey(
-    integ *g, sref h, loom_type *parent, loom__rootkey rk, uint64_t hash)
+static int integrate_rootkey(integ *g,
+                             sref h,
+                             uint64_t clock,
+                             uint64_t len,
+                             loom_type *parent,
+                             loom__rootkey rk,
+                             uint64_t hash)
 {
     loom_doc *d = g->d;
     bool hashed = true; /* always, by integrate_rootkeys */
-    uint64_t clock = loom__rs_clock(h.b, h.k), len = loom__rs_length(h.b, h.k);
     if (!parent)
         return integrate_gc(d, h.b->client, clock, len);
     /* written once by loom__item_init_any (loom__item_alloc zeroes it) */
@@ -640,6 +644,7 @@ static int integrate_rootkeys(integ *g, refs *cur, sref h)
      * tell from these */
     const loom__rpos *rs = b->s;
     size_t n = cur->n;
+    uint64_t clock = loom__rs_clock(h.b, h.k), len = loom__rs_length(h.b, h.k);
     for (;;) {
         /* the next struct of cur, when it comes here too */
         size_t i = cur->i;
@@ -651,7 +656,7 @@ static int integrate_rootkeys(integ *g, refs *cur, sref h)
             next_hash = loom__hash_inline(next.key, next.key_len);
             loom__strmap_prefetch(&parent->map, next_hash);
         }
-        int rc = integrate_rootkey(g, h, parent, rk, hash);
+        int rc = integrate_rootkey(g, h, clock, len, parent, rk, hash);
         if (rc)
             return rc;
         if (!ahead || !run || !(rs[i].bits & LOOM__RS_SAMEROOT)) {
@@ -666,6 +671,11 @@ static int integrate_rootkeys(integ *g, refs *cur, sref h)
         }
         if (i == 1)
             reserve_rest(d, cur);
+        /* struct i follows h: its clock is where h ends */
+        clock += len;
+        len =
+            (i + 1 < n ? rs[i + 1].bits & LOOM__RS_CLOCK_MASK : b->end_clock) -
+            clock;
         h.k = i;
         cur->i = i + 1;
         rk = next;
