@@ -16,18 +16,18 @@
 #include "any/any_internal.h"
 
 enum {
-    TAG_UNDEFINED = 127,
-    TAG_NULL = 126,
-    TAG_INT = 125,
-    TAG_F32 = 124,
-    TAG_F64 = 123,
-    TAG_BIGINT = 122,
-    TAG_FALSE = 121,
-    TAG_TRUE = 120,
-    TAG_STRING = 119,
-    TAG_OBJECT = 118,
-    TAG_ARRAY = 117,
-    TAG_BINARY = 116
+    TAG_UNDEFINED = LOOM__ANY_UNDEFINED,
+    TAG_NULL = LOOM__ANY_NULL,
+    TAG_INT = LOOM__ANY_INT,
+    TAG_F32 = LOOM__ANY_F32,
+    TAG_F64 = LOOM__ANY_F64,
+    TAG_BIGINT = LOOM__ANY_BIGINT,
+    TAG_FALSE = LOOM__ANY_FALSE,
+    TAG_TRUE = LOOM__ANY_TRUE,
+    TAG_STRING = LOOM__ANY_STRING,
+    TAG_OBJECT = LOOM__ANY_OBJECT,
+    TAG_ARRAY = LOOM__ANY_ARRAY,
+    TAG_BINARY = LOOM__ANY_BINARY
 };
 
 /* ---- writing ------------------------------------------------------------ */
@@ -919,11 +919,7 @@ slow:
     return check_slow(r, depth, canon);
 }
 
-/* The largest member flat_object takes: a key of 16 bytes after its
- * length, a tag, a string of 16 bytes after its length. */
-#define FLAT_MARGIN 35
-
-/* The end of a member value that flat_object has taken. */
+/* The end of a member value that loom__any_check_flat has taken. */
 static const uint8_t *flat_value_end(const uint8_t *p)
 {
     switch (p[0]) {
@@ -940,11 +936,10 @@ static const uint8_t *flat_value_end(const uint8_t *p)
     }
 }
 
-/* Does a member before `key` in the object whose members start at `first`
- * have the key (klen bytes at key)? Only asked when one has its length:
- * the members before are known to be flat. */
-static LOOM__NOINLINE bool
-flat_repeat(const uint8_t *first, const uint8_t *key, size_t klen)
+/* Only asked when a member has the key's length: the members before are
+ * known to be flat. */
+LOOM__NOINLINE bool
+loom__any_flat_repeat(const uint8_t *first, const uint8_t *key, size_t klen)
 {
     for (const uint8_t *p = first; p < key - 1;) {
         size_t l = p[0];
@@ -956,75 +951,6 @@ flat_repeat(const uint8_t *first, const uint8_t *key, size_t klen)
     return false;
 }
 
-/*
- * The object at p (p[0] is its tag, p[1] is there) when it is flat: its
- * members are all that the fast path of loom__any_check reads without a
- * call (keys of 1 to 16 ASCII bytes not starting with a digit, none
- * "__proto__" or repeated; undefined, null, booleans, ints of up to 20 bits
- * and ASCII strings of up to 16 bytes, all in minimal form), and when the
- * input has room for all of them at their largest (FLAT_MARGIN bytes
- * each), so that no read needs a bounds check.
- * Returns the end of the object, or NULL for any other object (which
- * loom__any_check then reads from p).
- */
-static LOOM__INLINE const uint8_t *flat_object(const uint8_t *p,
-                                               const uint8_t *end)
-{
-    size_t n = p[1];
-    /* room for every member at its largest, checked once */
-    if (n > 16 || (size_t)(end - p) < 2 + n * FLAT_MARGIN) {
-        return NULL;
-    }
-    p += 2;
-    const uint8_t *first = p;
-    uint32_t seen = 0; /* key lengths seen: a repeat needs an equal one */
-    for (size_t i = 0; i < n; i++) {
-        size_t klen = p[0];
-        const uint8_t *k = p + 1;
-        if (klen - 1 >= 16 || (unsigned)(k[0] - '0') <= 9 ||
-            !loom__ascii_short(k, klen) ||
-            (klen == 9 && memcmp(k, "__proto__", 9) == 0)) {
-            return NULL;
-        }
-        uint32_t bit = (uint32_t)1 << klen;
-        if ((seen & bit) && flat_repeat(first, k, klen)) {
-            return NULL;
-        }
-        seen |= bit;
-        p = k + klen;
-        uint8_t tag = p[0];
-        if (tag == TAG_INT) {
-            /* minimal: no zero last byte after the first */
-            if (p[1] < 0x80) {
-                p += 2;
-            } else if ((uint8_t)(p[2] - 1) < 0x7f) {
-                p += 3;
-            } else if (p[2] >= 0x80 && (uint8_t)(p[3] - 1) < 0x7f) {
-                p += 4;
-            } else {
-                return NULL;
-            }
-        } else if (tag == TAG_STRING) {
-            size_t sl = p[1];
-            if (sl > 16 || !loom__ascii_short(p + 2, sl)) {
-                return NULL;
-            }
-            p += 2 + sl;
-        } else if (tag == TAG_TRUE || tag == TAG_FALSE || tag == TAG_NULL ||
-                   tag == TAG_UNDEFINED) {
-            p += 1;
-        } else {
-            return NULL;
-        }
-    }
-    return p;
-}
-
-const uint8_t *loom__any_check_flat(const uint8_t *p, const uint8_t *end)
-{
-    return end - p >= 2 && p[0] == TAG_OBJECT ? flat_object(p, end) : NULL;
-}
-
 int loom__any_check_n(loom__reader *r, uint64_t n, bool *canon)
 {
     if (r->err) {
@@ -1033,9 +959,12 @@ int loom__any_check_n(loom__reader *r, uint64_t n, bool *canon)
     uint64_t i = 0;
     if (r->len - r->pos >= 2) {
         const uint8_t *p = r->p + r->pos, *end = r->p + r->len;
+        loom__flat_shape shape;
+        loom__flat_shape_init(&shape);
         for (; i < n && end - p >= 2; i++) {
-            const uint8_t *q =
-                *p == TAG_OBJECT ? flat_object(p, end) : fast_scalar(p, end);
+            const uint8_t *q = *p == TAG_OBJECT
+                                   ? loom__any_check_flat(p, end, &shape)
+                                   : fast_scalar(p, end);
             if (!q) {
                 break;
             }

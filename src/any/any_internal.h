@@ -74,11 +74,171 @@ int loom__any_check(loom__reader *r, int depth, bool *canon);
  * content), the same checks, errors and *canon; faster for flat objects of
  * scalars, the values a loaded map is made of. */
 int loom__any_check_n(loom__reader *r, uint64_t n, bool *canon);
-/* loom__any_check_n's first step for one value at p (input ending at end)
+
+/* The tags of lib0's Any encoding. */
+enum {
+    LOOM__ANY_UNDEFINED = 127,
+    LOOM__ANY_NULL = 126,
+    LOOM__ANY_INT = 125,
+    LOOM__ANY_F32 = 124,
+    LOOM__ANY_F64 = 123,
+    LOOM__ANY_BIGINT = 122,
+    LOOM__ANY_FALSE = 121,
+    LOOM__ANY_TRUE = 120,
+    LOOM__ANY_STRING = 119,
+    LOOM__ANY_OBJECT = 118,
+    LOOM__ANY_ARRAY = 117,
+    LOOM__ANY_BINARY = 116
+};
+
+/* The largest member loom__any_check_flat takes: a key of 16 bytes after
+ * its length, a tag, a string of 16 bytes after its length. */
+#define LOOM__FLAT_MARGIN 35
+
+/*
+ * The keys of the last flat object loom__any_check_flat took that did not
+ * have the keys kept here before. The values of a map are mostly objects
+ * with the same keys, so the next object's keys are compared with these
+ * first, a word each, and a key found equal needs none of the key checks.
+ * Entries 0..n-1 are the keys of one object that passed them all (so they
+ * are distinct), each as its length byte and up to 7 key bytes in a
+ * little-endian word, with mask[i] covering those bytes (0 for a longer
+ * key, whose word 1 then never matches); seen[i] has bit l set for each
+ * length l of entries 0..i-1. n = 0: nothing kept (loom__flat_shape_init).
+ */
+typedef struct loom__flat_shape {
+    size_t n;
+    uint64_t key[16], mask[16];
+    uint32_t seen[17];
+} loom__flat_shape;
+
+static inline void loom__flat_shape_init(loom__flat_shape *s)
+{
+    s->n = 0;
+    s->seen[0] = 0;
+}
+
+/* Does a member before `key` in the flat object whose members start at
+ * `first` have the key (klen bytes at key)? */
+bool loom__any_flat_repeat(const uint8_t *first,
+                           const uint8_t *key,
+                           size_t klen);
+
+/* The end of a member value of a flat object at p (room checked), or NULL
+ * when it is not one loom__any_check_flat takes. */
+static LOOM__INLINE const uint8_t *loom__any_flat_value(const uint8_t *p)
+{
+    uint8_t tag = p[0];
+    if (tag == LOOM__ANY_INT) {
+        /* a varInt of up to 20 bits, minimal: no zero last byte after the
+         * first */
+        if (p[1] < 0x80) {
+            return p + 2;
+        }
+        if ((uint8_t)(p[2] - 1) < 0x7f) {
+            return p + 3;
+        }
+        if (p[2] >= 0x80 && (uint8_t)(p[3] - 1) < 0x7f) {
+            return p + 4;
+        }
+        return NULL;
+    }
+    if (tag == LOOM__ANY_STRING) {
+        size_t sl = p[1];
+        if (sl > 16 || !loom__ascii_short(p + 2, sl)) {
+            return NULL;
+        }
+        return p + 2 + sl;
+    }
+    if (tag == LOOM__ANY_TRUE || tag == LOOM__ANY_FALSE ||
+        tag == LOOM__ANY_NULL || tag == LOOM__ANY_UNDEFINED) {
+        return p + 1;
+    }
+    return NULL;
+}
+
+/*
+ * loom__any_check_n's first step for one value at p (input ending at end)
  * that is a flat object, the usual value of a map entry: its end, canonical
  * and valid, or NULL for any other value (which loom__any_check_n then
- * reads, errors included). */
-const uint8_t *loom__any_check_flat(const uint8_t *p, const uint8_t *end);
+ * reads, errors included). Flat: its members are all that the fast path of
+ * loom__any_check reads without a call (keys of 1 to 16 ASCII bytes not
+ * starting with a digit, none "__proto__" or repeated; undefined, null,
+ * booleans, ints of up to 20 bits and ASCII strings of up to 16 bytes, all
+ * in minimal form), and the input has room for all of them at their
+ * largest (LOOM__FLAT_MARGIN bytes each), so that no read needs a bounds
+ * check. Keys equal to those in *shape are taken without their checks;
+ * *shape is updated to this object's keys when they differ.
+ */
+static LOOM__INLINE const uint8_t *loom__any_check_flat(const uint8_t *p,
+                                                        const uint8_t *end,
+                                                        loom__flat_shape *shape)
+{
+    size_t room = (size_t)(end - p);
+    if (room < 2 || p[0] != LOOM__ANY_OBJECT) {
+        return NULL;
+    }
+    size_t n = p[1];
+    /* room for every member at its largest, checked once (mostly there is
+     * room for 16) */
+    if (n > 16 || (room < 2 + 16 * LOOM__FLAT_MARGIN &&
+                   room < 2 + n * LOOM__FLAT_MARGIN)) {
+        return NULL;
+    }
+    p += 2;
+    const uint8_t *first = p;
+    size_t i = 0;
+    /* the keys kept, while they are this object's */
+    size_t kept = shape->n < n ? shape->n : n;
+    for (; i < kept; i++) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        if ((x & shape->mask[i]) != shape->key[i]) {
+            break;
+        }
+        p = loom__any_flat_value(p + 1 + (size_t)(x & 0xff));
+        if (!p) {
+            return NULL;
+        }
+    }
+    if (i == n) {
+        return p;
+    }
+    /* the rest with every check, kept for the next object (the keys before
+     * i are kept already) */
+    uint32_t seen = shape->seen[i]; /* key lengths seen: a repeat needs one */
+    shape->n = 0;
+    for (; i < n; i++) {
+        size_t klen = p[0];
+        const uint8_t *k = p + 1;
+        if (klen - 1 >= 16 || (unsigned)(k[0] - '0') <= 9 ||
+            !loom__ascii_short(k, klen) ||
+            (klen == 9 && memcmp(k, "__proto__", 9) == 0)) {
+            return NULL;
+        }
+        uint32_t bit = (uint32_t)1 << klen;
+        if ((seen & bit) && loom__any_flat_repeat(first, k, klen)) {
+            return NULL;
+        }
+        seen |= bit;
+        if (klen <= 7) {
+            uint64_t x;
+            memcpy(&x, p, 8);
+            shape->mask[i] = ~0ULL >> (8 * (7 - klen));
+            shape->key[i] = x & shape->mask[i];
+        } else {
+            shape->mask[i] = 0;
+            shape->key[i] = 1;
+        }
+        shape->seen[i + 1] = seen;
+        p = loom__any_flat_value(k + klen);
+        if (!p) {
+            return NULL;
+        }
+    }
+    shape->n = n;
+    return p;
+}
 /* Writes the lib0 Any encoding of v. Objects are written in JS Object.keys
  * order: integer-like keys ("0".."4294967294") ascending first, then the
  * others in insertion order. */

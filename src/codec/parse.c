@@ -557,7 +557,7 @@ static size_t fast_run(loom__reader *r,
                        int *rc)
 {
     /* the info byte first: most other structs stop there */
-    if (r->pos >= r->len || r->p[r->pos] != (LOOM__REF_ANY | 0x20) ||
+    if (r->err || r->pos >= r->len || r->p[r->pos] != (LOOM__REF_ANY | 0x20) ||
         u->nroots == 0) {
         return 0;
     }
@@ -576,32 +576,57 @@ static size_t fast_run(loom__reader *r,
         memcpy(&mask, ones + 8 - nlen, 8); /* the first nlen bytes */
         y &= mask;
     }
+    /* with a name of up to 5 bytes, the info byte, the parent info, the
+     * name's length and the name are one masked word; a struct with room
+     * after it for that word and a key of 16 bytes (FAST_ROOM) is checked
+     * that way */
+    enum { FAST_ROOM = 32 };
+    bool hword = word && nlen <= 5;
+    uint64_t hval =
+        (LOOM__REF_ANY | 0x20) | 1u << 8 | (uint64_t)nlen << 16 | y << 24;
+    uint64_t hmask = ~0ULL >> (8 * (5 - (hword ? nlen : 5)));
     uint64_t clock = *clock_io;
+    loom__flat_shape shape;
+    loom__flat_shape_init(&shape);
     const uint8_t *start = base + r->pos;
     size_t taken = 0;
-    for (; k < blk->n; k++) {
-        if (end - start < 8 || start[0] != (LOOM__REF_ANY | 0x20) ||
-            start[1] != 1 || start[2] != nlen) {
-            break;
-        }
+    /* in locals: the stores to the records could alias them */
+    loom__rpos *rs = blk->s;
+    size_t nst = blk->n;
+    uint64_t bits = (uint64_t)LOOM__REF_ANY << LOOM__RS_REF_SHIFT |
+                    LOOM__RS_ROOTKEY | same | LOOM__RS_CANON;
+    for (; k < nst; k++) {
         const uint8_t *p = start + 3;
-        /* the name, its key length and at least one byte after are there */
-        if (nlen > (size_t)(end - p) - 2) {
-            break;
-        }
-        if (word && end - p >= 8) {
+        if (hword && (size_t)(end - start) >= FAST_ROOM) {
             uint64_t x;
-            memcpy(&x, p, 8);
-            if ((x & mask) != y) {
+            memcpy(&x, start, 8);
+            if ((x & hmask) != hval) {
                 break;
             }
         } else {
-            size_t i = 0;
-            while (i < nlen && p[i] == name[i]) {
-                i++;
-            }
-            if (i < nlen) {
+            if (end - start < 8 || start[0] != (LOOM__REF_ANY | 0x20) ||
+                start[1] != 1 || start[2] != nlen) {
                 break;
+            }
+            /* the name, its key length and at least one byte after are
+             * there */
+            if (nlen > (size_t)(end - p) - 2) {
+                break;
+            }
+            if (word && end - p >= 8) {
+                uint64_t x;
+                memcpy(&x, p, 8);
+                if ((x & mask) != y) {
+                    break;
+                }
+            } else {
+                size_t i = 0;
+                while (i < nlen && p[i] == name[i]) {
+                    i++;
+                }
+                if (i < nlen) {
+                    break;
+                }
             }
         }
         p += nlen;
@@ -617,24 +642,25 @@ static size_t fast_run(loom__reader *r,
             clock + n > LOOM__CLOCK_END_MAX) {
             break;
         }
-        r->pos = (size_t)(p - base);
-        bool canon = true;
         /* one flat object (a map entry's value, mostly): checked without
          * loom__any_check_n's reader and loops */
-        const uint8_t *q =
-            n == 1 && !r->err ? loom__any_check_flat(p, end) : NULL;
+        const uint8_t *q = n == 1 ? loom__any_check_flat(p, end, &shape) : NULL;
         if (q) {
-            r->pos = (size_t)(q - base);
-        } else if ((*rc = loom__any_check_n(r, n, &canon))) {
-            return taken;
+            rs[k].bits = clock | bits;
+        } else {
+            bool canon = true;
+            r->pos = (size_t)(p - base);
+            if ((*rc = loom__any_check_n(r, n, &canon))) {
+                return taken;
+            }
+            q = base + r->pos;
+            rs[k].bits = clock | (canon ? bits : bits & ~LOOM__RS_CANON);
         }
-        blk->s[k].bits = clock | (uint64_t)LOOM__REF_ANY << LOOM__RS_REF_SHIFT |
-                         LOOM__RS_ROOTKEY | same | (canon ? LOOM__RS_CANON : 0);
-        blk->s[k].offset = (size_t)(start - base);
+        rs[k].offset = (size_t)(start - base);
         clock += n;
-        same = LOOM__RS_SAMEROOT;
+        bits |= LOOM__RS_SAMEROOT;
         taken++;
-        start = base + r->pos;
+        start = q;
     }
     r->pos = (size_t)(start - base);
     root->keyed += taken;

@@ -548,65 +548,41 @@ fail:
  * document's state of its client is its clock: an Item with canonical Any
  * content, a root parent and a key, and no origins, so nothing is missing
  * and nothing is cut off. Only the name, the key and the content are read
- * from the input; the item is what integrate_struct makes of it.
+ * from the input (rk, the key's hash given); the item is what
+ * integrate_struct makes of it, in parent (NULL: the root is gone).
  */
-static int integrate_rootkey(integ *g, const refs *cur, sref h)
+static int integrate_rootkey(integ *g,
+                             sref h,
+                             uint64_t clock,
+                             uint64_t len,
+                             loom_type *parent,
+                             loom__rootkey rk,
+                             uint64_t hash)
 {
     loom_doc *d = g->d;
-    loom__rootkey rk;
-    loom__rs_rootkey(g->u, h.b, h.k, &rk);
-    bool hashed = g->rk_valid && g->rk.b == h.b && g->rk.k == h.k;
-    uint64_t hash = g->rk_hash;
-    g->rk_valid = false;
-    uint64_t clock = loom__rs_clock(h.b, h.k), len = loom__rs_length(h.b, h.k);
-    loom_type *parent;
-    if ((h.b->s[h.k].bits & LOOM__RS_SAMEROOT) && g->rk_prev.b == h.b &&
-        g->rk_prev.k + 1 == h.k) {
-        parent = g->rk_parent;
-    } else {
-        parent = root_of(d, rk.name, rk.name_len);
-        g->rk_parent = parent;
-    }
-    g->rk_prev = h;
-    /* The next struct's key is hashed and its slot prefetched when the next
-     * struct comes here too (a struct for integrate_struct is decoded when
-     * it is reached: a run of these ends once per run). */
-    g->next_valid = false;
-    if (cur->i < cur->n && parent &&
-        (cur->b->s[cur->i].bits & RS_FAST) == RS_FAST) {
-        loom__rootkey next;
-        loom__rs_rootkey(g->u, cur->b, cur->i, &next);
-        g->rk_valid = true;
-        g->rk.b = cur->b;
-        g->rk.k = cur->i;
-        g->rk_hash = loom__hash_bytes(next.key, next.key_len);
-        loom__strmap_prefetch(&parent->map, g->rk_hash);
-    }
     if (!parent)
         return integrate_gc(d, h.b->client, clock, len);
-    /* written once by loom__item_init_any (loom__item_alloc zeroes it) */
-    loom__item *it = loom__item_any_alloc(d, NULL);
-    if (!it)
-        return LOOM_ENOMEM;
     /* step over the value count: the values are copied as they are */
     const uint8_t *p = rk.content, *end = rk.content + rk.content_len;
     while (*p++ >= 0x80) {
     }
     size_t bytes = (size_t)(end - p);
-    uint8_t *v = loom__bytes_fit(bytes)
-                     ? loom__any_bytes_alloc(d, bytes ? bytes : 1)
-                     : NULL;
-    if (!v) {
-        loom__item_release(d, it);
-        return loom__bytes_fit(bytes) ? LOOM_ENOMEM : LOOM_ELIMIT;
+    if (!loom__bytes_fit(bytes))
+        return LOOM_ELIMIT;
+    uint8_t *v = loom__any_bytes_alloc(d, bytes ? bytes : 1);
+    if (!v)
+        return LOOM_ENOMEM;
+    /* written once by loom__item_init_any */
+    loom__item *it = loom__item_any_alloc(d, NULL);
+    if (!it) {
+        loom__pool_free(&d->pool, v, bytes ? bytes : 1);
+        return LOOM_ENOMEM;
     }
     loom__copy(v, p, bytes);
     loom__id id = {h.b->client, clock};
     loom__item_init_any(it, id, len, NULL, parent, NULL, 0, v, bytes);
     const char *psub;
-    int rc = loom__type_key_inline(
-        parent, rk.key, rk.key_len,
-        hashed ? hash : loom__hash_bytes(rk.key, rk.key_len), &psub);
+    int rc = loom__type_key_inline(parent, rk.key, rk.key_len, hash, &psub);
     if (rc) {
         it->parent = NULL;
         loom__item_free(d, it);
@@ -634,6 +610,81 @@ static void reserve_rest(loom_doc *d, const refs *cur)
                                 sizeof(*c->v));
 }
 
+/*
+ * integrate_rootkey for struct h (taken from cur, or from elsewhere: the
+ * stack) and then for the structs after it in cur as long as they are
+ * RS_FAST entries of the same root and nothing waits on the stack: what
+ * integrate_structs would do with them one by one, without its dispatch.
+ * The struct after h in its block needs no state check: integrating h made
+ * the state its clock. Each struct is decoded once, and the next one's key
+ * hashed and its slot in the map prefetched while this one is integrated.
+ */
+static int integrate_rootkeys(integ *g, refs *cur, sref h)
+{
+    loom_doc *d = g->d;
+    loom__rootkey rk;
+    loom__rs_rootkey(g->u, h.b, h.k, &rk);
+    uint64_t hash = g->rk_valid && g->rk.b == h.b && g->rk.k == h.k
+                        ? g->rk_hash
+                        : loom__hash_bytes(rk.key, rk.key_len);
+    g->rk_valid = false;
+    /* a struct decoded ahead by prefetch_next is not the next one now */
+    g->next_valid = false;
+    loom_type *parent;
+    if ((h.b->s[h.k].bits & LOOM__RS_SAMEROOT) && g->rk_prev.b == h.b &&
+        g->rk_prev.k + 1 == h.k) {
+        parent = g->rk_parent;
+    } else {
+        parent = root_of(d, rk.name, rk.name_len);
+        g->rk_parent = parent;
+    }
+    /* the run goes on past h when h is the struct before cur's next and
+     * nothing waits on the stack (integrating pushes nothing there) */
+    const loom__rblock *b = cur->b;
+    bool run = !g->nstack && b == h.b && cur->i == h.k + 1;
+    /* in locals: integrating writes through pointers the compiler cannot
+     * tell from these */
+    const loom__rpos *rs = b->s;
+    size_t n = cur->n;
+    uint64_t clock = loom__rs_clock(h.b, h.k), len = loom__rs_length(h.b, h.k);
+    for (;;) {
+        /* the next struct of cur, when it comes here too */
+        size_t i = cur->i;
+        loom__rootkey next;
+        uint64_t next_hash = 0;
+        bool ahead = i < n && parent && (rs[i].bits & RS_FAST) == RS_FAST;
+        if (ahead) {
+            loom__rs_rootkey(g->u, b, i, &next);
+            next_hash = loom__hash_inline(next.key, next.key_len);
+            loom__strmap_prefetch(&parent->map, next_hash);
+        }
+        int rc = integrate_rootkey(g, h, clock, len, parent, rk, hash);
+        if (rc)
+            return rc;
+        if (!ahead || !run || !(rs[i].bits & LOOM__RS_SAMEROOT)) {
+            g->rk_prev = h;
+            if (ahead) {
+                g->rk_valid = true;
+                g->rk.b = b;
+                g->rk.k = i;
+                g->rk_hash = next_hash;
+            }
+            return LOOM_OK;
+        }
+        if (i == 1)
+            reserve_rest(d, cur);
+        /* struct i follows h: its clock is where h ends */
+        clock += len;
+        len =
+            (i + 1 < n ? rs[i + 1].bits & LOOM__RS_CLOCK_MASK : b->end_clock) -
+            clock;
+        h.k = i;
+        cur->i = i + 1;
+        rk = next;
+        hash = next_hash;
+    }
+}
+
 static int integrate_structs(integ *g)
 {
     loom_doc *d = g->d;
@@ -647,7 +698,7 @@ static int integrate_structs(integ *g)
     for (;;) {
         if ((h.b->s[h.k].bits & RS_FAST) == RS_FAST &&
             loom__state(d, h.b->client) == loom__rs_clock(h.b, h.k)) {
-            if ((rc = integrate_rootkey(g, cur, h)))
+            if ((rc = integrate_rootkeys(g, cur, h)))
                 return rc;
         } else if (loom__rs_ref(h.b, h.k) != LOOM__REF_SKIP) {
             const loom__rstruct *head = load_head(g, h);

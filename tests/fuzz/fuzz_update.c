@@ -11,6 +11,10 @@
  *    not checked: yjs itself breaks it when the input reuses the base's ids
  *    with other content); reading every root and a few local edits work on
  *    whatever arrived;
+ *  - the parser's verdict that Any content is canonical (which lets apply
+ *    copy it as it is; its map fast path compares an object's keys with
+ *    those of an object before it) is what loom__any_check says of the
+ *    content's values one by one;
  *  - mergeUpdates / diffUpdate / encodeStateVectorFromUpdate on the input,
  *    on the input split in two, and next to the base update: never crash,
  *    agree with validation (a valid update merges, diffs and yields a state
@@ -18,6 +22,9 @@
  *    outputs are valid.
  */
 #include "fuzz.h"
+
+#include "any/any_internal.h"
+#include "codec/codec.h"
 
 static const uint8_t *const base = fuzz_base_update;
 #define BASE_LEN sizeof(fuzz_base_update)
@@ -85,6 +92,36 @@ static void update_algebra(const uint8_t *data, size_t size, int valid)
     check_output(rc, &out);
 }
 
+/* Each Any struct's canonical flag from the parser against loom__any_check
+ * of its values. */
+static void canon_flags(const uint8_t *data, size_t size)
+{
+    loom__rupdate u;
+    if (loom__update_parse(NULL, data, size, 0, &u, NULL) != LOOM_OK) {
+        return;
+    }
+    for (size_t i = 0; i < u.nblocks; i++) {
+        const loom__rblock *b = &u.blocks[i];
+        for (size_t k = 0; k < b->n; k++) {
+            if (loom__rs_ref(b, k) != LOOM__REF_ANY) {
+                continue;
+            }
+            loom__rstruct s;
+            loom__rstruct_get(&u, b, k, &s);
+            loom__reader r;
+            loom__reader_init(&r, s.content, s.content_len);
+            uint64_t n = 0;
+            bool canon = true;
+            FUZZ_CHECK(loom__read_varuint(&r, &n) == LOOM_OK);
+            for (uint64_t j = 0; j < n; j++) {
+                FUZZ_CHECK(loom__any_check(&r, 0, &canon) == LOOM_OK);
+            }
+            FUZZ_CHECK(canon == s.any_canon);
+        }
+    }
+    loom__rupdate_free(&u);
+}
+
 /* Local edits on every root, by its kind: they may fail (a deleted or odd
  * type), but must not crash, and the document must still encode validly. */
 static void local_edits(loom_doc *d)
@@ -143,6 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     loom_error err;
     int valid = loom_update_validate(data, size, &err) == LOOM_OK;
+    canon_flags(data, size);
 
     loom_doc *d = fuzz_base_doc(1);
     if (!d) {

@@ -341,12 +341,125 @@ static void test_random(void **state)
     assert_true(n_canon > 1000);
 }
 
+/* loom__any_check_n on the n values at p (len bytes) agrees with n calls of
+ * loom__any_check, with the input as it is and with room after it (the
+ * flat path compares each object's keys with those of one before it). */
+static void same_seq(const uint8_t *p, size_t len, uint64_t n)
+{
+    uint8_t *q = malloc(len + 600);
+    assert_non_null(q);
+    if (len)
+        memcpy(q, p, len);
+    memset(q + len, 0x7f, 600);
+    for (int pad = 0; pad < 2; pad++) {
+        size_t l = pad ? len + 600 : len;
+        loom__reader r1, r2;
+        loom__reader_init(&r1, q, l);
+        loom__reader_init(&r2, q, l);
+        bool c1 = true, c2 = true;
+        int rc1 = LOOM_OK;
+        for (uint64_t i = 0; i < n && !rc1; i++)
+            rc1 = loom__any_check(&r1, 0, &c1);
+        int rc2 = loom__any_check_n(&r2, n, &c2);
+        assert_int_equal(rc1, rc2);
+        if (rc1) {
+            assert_int_equal(r1.err_pos, r2.err_pos);
+            assert_string_equal(r1.err_msg, r2.err_msg);
+        } else {
+            assert_int_equal(r1.pos, r2.pos);
+            assert_int_equal(c1, c2);
+        }
+    }
+    free(q);
+}
+
+/* Objects after one with other keys: the keys compared with the earlier
+ * object's must still be checked as keys of this one (a repeat among them,
+ * an earlier object that was refused halfway). */
+static void test_flat_shapes(void **state)
+{
+    (void)state;
+    static const struct {
+        int n;
+        const char *hex;
+    } cases[] = {
+        /* {a: 1, b: 2} twice */
+        {2, "760201617d0101627d02"
+            "760201617d0101627d02"},
+        /* then {a: 1, a: 2}: the second a is not the kept b */
+        {2, "760201617d0101627d02"
+            "760201617d0101617d02"},
+        /* {a, b}, {b: 0.5, c: 1} (not flat, after its first key was
+         * looked at), {b, b} */
+        {3, "760201617d0101627d02"
+            "760201627b3fe000000000000001637d01"
+            "760201627d0101627d02"},
+        /* {a, b}, {b: "\xff", c: 1} (invalid), {b, b} */
+        {3, "760201617d0101627d02"
+            "76020162 7701ff 01637d01"
+            "760201627d0101627d02"},
+        /* {a, b, c}, {a, b}, {a, b, c}, {a, b, b} */
+        {4, "760301617d0101627d0201637d03"
+            "760201617d0101627d02"
+            "760301617d0101627d0201637d03"
+            "760301617d0101627d0201627d03"},
+        /* {a}, {a, a} */
+        {2, "7601016178"
+            "76020161780161 79"},
+        /* keys of 7, 8 and 16 bytes, twice, then one repeated */
+        {3, "76030761626364656667780861626364656667687910616263646566676869"
+            "6a6b6c6d6e6f707e"
+            "76030761626364656667780861626364656667687910616263646566676869"
+            "6a6b6c6d6e6f707e"
+            "76030761626364656667780861626364656667687907616263646566677e"},
+        /* {a, b}, then __proto__ and an integer-like key where a was */
+        {2, "76020161780162 79"
+            "7602095f5f70726f746f5f5f780162 79"},
+        {2, "76020161780162 79"
+            "76020131780162 79"},
+        /* {a, b}, {a: 1} with a value that is not flat, {a, b} */
+        {3, "76020161780162 79"
+            "7601016176 00"
+            "76020161780162 79"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char hex[1024];
+        size_t o = 0;
+        for (const char *c = cases[i].hex; *c; c++) {
+            if (*c != ' ')
+                hex[o++] = *c;
+        }
+        hex[o] = 0;
+        uint8_t *p;
+        size_t n;
+        assert_int_equal(hex_decode(hex, &p, &n), 0);
+        for (size_t len = 0; len <= n; len++)
+            same_seq(p, len, (uint64_t)cases[i].n);
+        free(p);
+    }
+    /* random runs of the objects a loaded map holds */
+    uint32_t s = 777;
+    for (int i = 0; i < 20000; i++) {
+        loom_buf b = {0};
+        uint64_t n = 1 + rng(&s) % 6;
+        for (uint64_t k = 0; k < n; k++)
+            gen_flat(&b, &s);
+        same_seq(b.data, b.len, n);
+        if (b.len) {
+            b.data[rng(&s) % b.len] = (uint8_t)rng(&s);
+            same_seq(b.data, b.len, n);
+        }
+        loom_buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_primitives),
         cmocka_unit_test(test_non_canonical),
         cmocka_unit_test(test_random),
+        cmocka_unit_test(test_flat_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

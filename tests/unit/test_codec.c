@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "any/any_internal.h"
 #include "codec/codec.h"
 #include "loom/doc.h"
 #include "loom/update.h"
@@ -1424,6 +1425,15 @@ static int parse_into(const loom_allocator *a,
  * in what they keep of each struct (but the LOOM__RS_SAMEROOT flag, which
  * only the fast path sets), on each case and on every truncation of it.
  */
+#define LONGC            \
+    "2801016d0163017710" \
+    "61616161616161616161616161616161"
+#define LONGC5                   \
+    "2801056d6d6d6d6d0163017710" \
+    "61616161616161616161616161616161"
+#define LONGC6                     \
+    "2801066d6d6d6d6d6d0163017710" \
+    "61616161616161616161616161616161"
 static void test_fast_struct(void **state)
 {
     (void)state;
@@ -1464,6 +1474,18 @@ static void test_fast_struct(void **state)
         {"6d", 2, "2881016d0162017d0500"},         /* a long parent info */
         {"6d", 2, "a8010000017d0500"},             /* an origin */
         {"6d", 2, "2801016d0162037d017d027d0300"}, /* three values */
+        /* with room after them (the header read as one word): another
+         * root, an ID parent, a longer name, no key, then names of 5 and 6
+         * bytes, the same and one byte off; each is followed by an entry
+         * c: "aaaaaaaaaaaaaaaa" */
+        {"6d", 3, "2801016e0162017d05" LONGC "00"},
+        {"6d", 3, "2802016d0162017d05" LONGC "00"},
+        {"6d", 3, "2801026d6d0162017d05" LONGC "00"},
+        {"6d", 3, "0801016d017d05" LONGC "00"},
+        {"6d6d6d6d6d", 3, "2801056d6d6d6d6d0162017d05" LONGC5 "00"},
+        {"6d6d6d6d6d", 3, "2801056d6d6d6d6e0162017d05" LONGC5 "00"},
+        {"6d6d6d6d6d", 3, "2801056e6d6d6d6d0162017d05" LONGC5 "00"},
+        {"6d6d6d6d6d6d", 3, "2801066d6d6d6d6d6d0162017d05" LONGC6 "00"},
     };
     size_t fast_taken = 0;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1525,8 +1547,117 @@ static void test_fast_struct(void **state)
     }
     /* the entries after the first of the valid cases but those with
      * another root, no key, an ID parent, a long parent info or an origin
-     * took the fast path */
-    assert_int_equal(fast_taken, 8);
+     * took the fast path; of the cases with room, the two entries of the
+     * 5- and 6-byte names and the entry after the one with no key */
+    assert_int_equal(fast_taken, 13);
+}
+
+/*
+ * Map entries whose values are objects with the same keys, other keys,
+ * repeated keys and values that are not flat, one after the other: the
+ * fast path compares an object's keys with those of an object before it,
+ * and each entry's canonical flag must still be what loom__any_check says
+ * of its value alone (and an invalid value fails the parse as it would).
+ */
+static void test_fast_shapes(void **state)
+{
+    (void)state;
+    static const char *const seqs[][4] = {
+        /* {a, b}, {a, b} */
+        {"760201617d0101627d02", "760201617d0101627d02"},
+        /* {a, b}, {a, a} */
+        {"760201617d0101627d02", "760201617d0101617d02"},
+        /* {a, b}, {b: 0.5, c: 1} (not flat after its first key), {b, b} */
+        {"760201617d0101627d02", "760201627b3fe000000000000001637d01",
+         "760201627d0101627d02"},
+        /* {a, b, c}, {a, b}, {a, b, c}, {a, b, b} */
+        {"760301617d0101627d0201637d03", "760201617d0101627d02",
+         "760301617d0101627d0201637d03", "760301617d0101627d0201627d03"},
+        /* {a}, {a, a} */
+        {"7601016178", "760201617801617 9"},
+        /* {a, b}, {a: {}}, {a, b}, {b, b} */
+        {"76020161780162 79", "7601016176 00", "76020161780162 79",
+         "76020162780162 79"},
+        /* keys of 7 and 8 bytes twice, then the 7 repeated */
+        {"7602076162636465666778086162636465666768 79",
+         "7602076162636465666778086162636465666768 79",
+         "7602076162636465666778076162636465666779"},
+        /* {a, b}, {__proto__, b}, {1, b} */
+        {"76020161780162 79", "7602095f5f70726f746f5f5f780162 79",
+         "76020131780162 79"},
+        /* {a, b}, {b: "\xff", c: 1}: invalid */
+        {"760201617d0101627d02", "76020162 7701ff 01637d01"},
+    };
+    for (size_t i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
+        /* the values as entries b, c, ... of root "m" after an entry a
+         * (the fast path takes the entries after the first), then 20
+         * entries {a: true} (room after the values for the flat-object
+         * path) */
+        char hex[4096];
+        size_t o = 0, nv = 0;
+        const char *vals[24];
+        vals[nv++] = "7601016178";
+        for (size_t k = 0; k < 4 && seqs[i][k]; k++)
+            vals[nv++] = seqs[i][k];
+        size_t n = nv + 20;
+        o += (size_t)snprintf(hex + o, sizeof(hex) - o, "01%02zx0100", n);
+        for (size_t k = 0; k < n; k++) {
+            o += (size_t)snprintf(hex + o, sizeof(hex) - o,
+                                  "2801016d01%02zx01%s", 0x61 + k,
+                                  k < nv ? vals[k] : "7601016178");
+        }
+        o += (size_t)snprintf(hex + o, sizeof(hex) - o, "00");
+        size_t w = 0;
+        for (size_t k = 0; k < o; k++) {
+            if (hex[k] != ' ')
+                hex[w++] = hex[k];
+        }
+        hex[w] = 0;
+        bytes b = unhex(hex);
+        test_alloc c;
+        loom_allocator a = test_alloc_init(&c);
+        loom__rupdate u;
+        loom_error e;
+        int rc = parse_into(&a, b.p, b.len, &u, &e);
+        /* what loom__any_check says of each value */
+        int want = LOOM_OK;
+        bool canon[24];
+        for (size_t k = 0; k < nv && !want; k++) {
+            char vh[512];
+            size_t vw = 0;
+            for (const char *q = vals[k]; *q; q++) {
+                if (*q != ' ')
+                    vh[vw++] = *q;
+            }
+            vh[vw] = 0;
+            bytes v = unhex(vh);
+            loom__reader r;
+            loom__reader_init(&r, v.p, v.len);
+            canon[k] = true;
+            want = loom__any_check(&r, 0, &canon[k]);
+            if (!want && r.pos != v.len)
+                want = -1000;
+            free(v.p);
+        }
+        if (rc != want)
+            fprintf(stderr, "sequence %zu: %d (%s at %zu), expected %d\n", i,
+                    rc, e.message, e.offset, want);
+        assert_int_equal(rc, want);
+        if (!rc) {
+            assert_int_equal(u.nblocks, 1);
+            assert_int_equal(u.blocks[0].n, n);
+            for (size_t k = 0; k < nv; k++) {
+                bool got = (u.blocks[0].s[k].bits & LOOM__RS_CANON) != 0;
+                if (got != canon[k])
+                    fprintf(stderr, "sequence %zu, value %zu: canonical %d\n",
+                            i, k, got);
+                assert_int_equal(got, canon[k]);
+            }
+            loom__rupdate_free(&u);
+        }
+        ASSERT_NO_LEAK(c);
+        free(b.p);
+    }
 }
 
 /* ---- the text fast path ---------------------------------------------------- */
@@ -2466,6 +2597,7 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_fast_struct),
         cmocka_unit_test(test_text_run),
+        cmocka_unit_test(test_fast_shapes),
         cmocka_unit_test(test_accepted_oddities),
         cmocka_unit_test(test_state_vectors),
         cmocka_unit_test(test_delete_sets),
