@@ -213,17 +213,47 @@ static bool root_head_set(root_head *h, const loom_type *p)
     return true;
 }
 
-/* Writes the plain entries of h->parent at the start of v[0, n) (at least
- * one: the caller checked v[0]) and sets *done to how many. The bulk of a
- * map's document: one test of the item's flag bytes, the header as one
- * block, the key and the value as short inline copies, and the output
- * position kept in a register (out->len written back at the end or when
- * the buffer must grow). */
-static int write_root_run(loom_buf *out,
-                          loom__item *const *v,
-                          size_t n,
-                          const root_head *h,
-                          size_t *done)
+/* The room write_root_run needs for a plain entry: the whole header
+ * block (moved whole), the key and the value with their length bytes.
+ * Lengths of objects in memory: the sum cannot overflow. */
+static inline size_t root_entry_room(const loom__item *it)
+{
+    return sizeof(((const root_head *)NULL)->b) + 2 + it->parent_sub_len +
+           it->c.any.bytes;
+}
+
+/* Values up to this long are small (a few fields: most map values), and
+ * the room for any plain entry with a small value is ROOT_SMALL_ROOM: one
+ * test of the output position covers the entry, instead of adding up its
+ * lengths. */
+#define ROOT_SMALL_VALUE 64
+#define ROOT_SMALL_ROOM \
+    (sizeof(((const root_head *)NULL)->b) + 2 + 0x7f + ROOT_SMALL_VALUE)
+
+/* loom__copy for a value of an entry, with the lengths of small values
+ * (above 16 bytes) tested first. */
+static inline void copy_value(uint8_t *q, const uint8_t *p, size_t n)
+{
+    if (n > 32 && n <= 64) {
+        memcpy(q, p, 32);
+        memcpy(q + n - 32, p + n - 32, 32);
+    } else {
+        loom__copy(q, p, n);
+    }
+}
+
+/* Writes the plain entries of h->parent at the start of v[0, n), as many
+ * as there is room for in out, and returns how many: at least one when
+ * the caller checked v[0] and made room for ROOT_SMALL_ROOM and for
+ * root_entry_room(v[0]). The bulk of a map's document: one test of the
+ * item's flag bytes, one room test, the header as one block, the key and
+ * the value as short inline copies, and the output position kept in a
+ * register. Growing the buffer is left to the caller, so that nothing
+ * here lives across a call: the loop's values all stay in registers. */
+static LOOM__NOINLINE size_t write_root_run(loom_buf *out,
+                                            loom__item *const *v,
+                                            size_t n,
+                                            const root_head *h)
 {
     /* copied out: stores through q may alias anything reached through a
      * pointer, so h's fields would be read again for every entry */
@@ -231,38 +261,31 @@ static int write_root_run(loom_buf *out,
     memcpy(head, h->b, sizeof(head));
     size_t hlen = h->len;
     const loom_type *parent = h->parent;
-    uint8_t *q = out->data + out->len, *end = out->data + out->cap;
+    uint8_t *q = out->data + out->len;
+    const uint8_t *end = out->data + out->cap;
+    /* past `small_end` an entry with a small value may not fit (the
+     * caller made room for one: it is not before q) */
+    const uint8_t *small_end = end - ROOT_SMALL_ROOM;
     loom__item *const *pv = v, *const *pe = v + n;
-    int rc = LOOM_OK;
     for (; pv < pe; pv++) {
         const loom__item *it = *pv;
         if (!plain_entry(it) || it->parent != parent)
             break;
-        /* read before the first store through q */
-        const char *key = it->parent_sub;
         size_t klen = it->parent_sub_len, bytes = it->c.any.bytes;
-        const uint8_t *val = it->c.any.p;
-        /* lengths of objects in memory: the sum cannot overflow */
-        size_t need = sizeof(head) + 2 + klen + bytes;
-        if (need > (size_t)(end - q)) {
-            out->len = (size_t)(q - out->data);
-            if ((rc = loom__buf_reserve(out, need)))
-                break;
-            q = out->data + out->len;
-            end = out->data + out->cap;
-        }
+        if (q > small_end || (bytes > ROOT_SMALL_VALUE &&
+                              root_entry_room(it) > (size_t)(end - q)))
+            break;
         memcpy(q, head, sizeof(head));
         q += hlen;
         *q++ = (uint8_t)klen;
-        copy_key(q, key, klen);
+        copy_key(q, it->parent_sub, klen);
         q += klen;
         *q++ = 1; /* the value count */
-        loom__copy(q, val, bytes);
+        copy_value(q, it->c.any.p, bytes);
         q += bytes;
     }
     out->len = (size_t)(q - out->data);
-    *done = (size_t)(pv - v);
-    return rc;
+    return (size_t)(pv - v);
 }
 
 /* Writes every struct of v[0, n) (a stretch of a client's gap buffer),
@@ -285,11 +308,13 @@ static int write_stretch(
             return rc;
         if (plain_entry(it) &&
             (it->parent == h->parent || root_head_set(h, it->parent))) {
-            size_t k;
-            rc = write_root_run(out, v + i, n - i, h, &k);
-            if (rc)
+            /* doubles the buffer when short: reserving for one entry at
+             * a time grows it as often as appending bytes does */
+            size_t room = root_entry_room(it);
+            if ((rc = loom__buf_reserve(
+                     out, room > ROOT_SMALL_ROOM ? room : ROOT_SMALL_ROOM)))
                 return rc;
-            i += k;
+            i += write_root_run(out, v + i, n - i, h);
             continue;
         }
         if (loom__item_is_gc(it) ||
