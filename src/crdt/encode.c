@@ -154,15 +154,19 @@ typedef struct root_head {
 } root_head;
 
 /* An item's has_origin, has_right_origin, ref and flags, four bytes in a
- * row, read as one word: the test for a plain entry below is one load and
- * one compare instead of four loads and branches. */
+ * row, and parent_sub_len right after them, read as one 64-bit word: the
+ * test for a plain entry below is one load, one mask and one compare
+ * instead of five loads and branches. */
 _Static_assert(offsetof(loom__item, has_right_origin) ==
                        offsetof(loom__item, has_origin) + 1 &&
                    offsetof(loom__item, ref) ==
                        offsetof(loom__item, has_origin) + 2 &&
                    offsetof(loom__item, flags) ==
-                       offsetof(loom__item, has_origin) + 3,
-               "the item's flag bytes are in a row");
+                       offsetof(loom__item, has_origin) + 3 &&
+                   offsetof(loom__item, parent_sub_len) ==
+                       offsetof(loom__item, has_origin) + 4 &&
+                   sizeof(((loom__item *)NULL)->parent_sub_len) == 4,
+               "the item's flag bytes and key length are in a row");
 
 /* Is `it` written on the fast path (given the header of its parent): Any
  * content holding one value (a map entry), no origins, not deleted (a
@@ -171,15 +175,17 @@ _Static_assert(offsetof(loom__item, has_right_origin) ==
 static inline bool plain_entry(const loom__item *it)
 {
     /* the wanted bytes and the mask in memory order, so that the words
-     * compared do not depend on the byte order */
-    static const uint8_t want_b[4] = {0, 0, LOOM__REF_ANY, 0};
-    static const uint8_t mask_b[4] = {0xff, 0xff, 0xff, LOOM__F_DELETED};
-    uint32_t want, mask, w;
-    memcpy(&want, want_b, 4);
-    memcpy(&mask, mask_b, 4);
-    memcpy(&w, (const uint8_t *)it + offsetof(loom__item, has_origin), 4);
-    return (w & mask) == want && it->len == 1 && it->parent_sub &&
-           it->parent_sub_len < 0x80;
+     * compared do not depend on the byte order: the flag bytes, then the
+     * key length (below 0x80: its other bits clear) */
+    uint8_t want_b[8] = {0, 0, LOOM__REF_ANY, 0};
+    uint8_t mask_b[8] = {0xff, 0xff, 0xff, LOOM__F_DELETED};
+    const uint32_t klen_mask = ~(uint32_t)0x7f;
+    memcpy(mask_b + 4, &klen_mask, 4);
+    uint64_t want, mask, w;
+    memcpy(&want, want_b, 8);
+    memcpy(&mask, mask_b, 8);
+    memcpy(&w, (const uint8_t *)it + offsetof(loom__item, has_origin), 8);
+    return (w & mask) == want && it->len == 1 && it->parent_sub;
 }
 
 /* loom__copy for a map key (shorter than 0x80 bytes here), with the short
