@@ -190,18 +190,23 @@ static inline bool plain_entry(const loom__item *it)
 
 /* loom__copy for a map key (shorter than 0x80 bytes here), with the short
  * lengths tested first: most keys are a few bytes, which loom__copy
- * reaches after three tests for longer copies. */
-static inline void copy_key(uint8_t *q, const char *key, size_t n)
+ * reaches after three tests for longer copies. Returns the end of the
+ * copy. */
+static inline uint8_t *copy_key(uint8_t *q, const char *key, size_t n)
 {
+    /* the second move addressed from the ends, which the caller needs
+     * anyway: no separate sums for it */
+    uint8_t *qe = q + n;
     if (n >= 8 && n <= 16) {
         uint64_t x, y;
         memcpy(&x, key, 8);
         memcpy(&y, key + n - 8, 8);
         memcpy(q, &x, 8);
-        memcpy(q + n - 8, &y, 8);
+        memcpy(qe - 8, &y, 8);
     } else {
         loom__copy(q, key, n);
     }
+    return qe;
 }
 
 /* Sets h up for the entries of root p; false when p is not a root or its
@@ -237,15 +242,18 @@ static inline size_t root_entry_room(const loom__item *it)
     (sizeof(((const root_head *)NULL)->b) + 2 + 0x7f + ROOT_SMALL_VALUE)
 
 /* loom__copy for a value of an entry, with the lengths of small values
- * (above 16 bytes) tested first. */
-static inline void copy_value(uint8_t *q, const uint8_t *p, size_t n)
+ * (above 16 bytes) tested first; returns the end of the copy. */
+static inline uint8_t *copy_value(uint8_t *q, const uint8_t *p, size_t n)
 {
+    uint8_t *qe = q + n; /* as in copy_key */
     if (n > 32 && n <= 64) {
+        const uint8_t *pe = p + n;
         memcpy(q, p, 32);
-        memcpy(q + n - 32, p + n - 32, 32);
+        memcpy(qe - 32, pe - 32, 32);
     } else {
         loom__copy(q, p, n);
     }
+    return qe;
 }
 
 /* Writes the plain entries of h->parent at the start of v[0, n), as many
@@ -284,11 +292,9 @@ static LOOM__NOINLINE size_t write_root_run(loom_buf *out,
         memcpy(q, head, sizeof(head));
         q += hlen;
         *q++ = (uint8_t)klen;
-        copy_key(q, it->parent_sub, klen);
-        q += klen;
+        q = copy_key(q, it->parent_sub, klen);
         *q++ = 1; /* the value count */
-        copy_value(q, it->c.any.p, bytes);
-        q += bytes;
+        q = copy_value(q, it->c.any.p, bytes);
     }
     out->len = (size_t)(q - out->data);
     return (size_t)(pv - v);
