@@ -4,6 +4,7 @@
  * state vector, the whole delete set, and pending data merged in as Yjs
  * does).
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,73 +142,219 @@ static int write_linked(loom_buf *out, const loom__item *it)
     return LOOM_OK;
 }
 
-/* The structs of c from index i on, whole. The bulk of a map's document,
- * entries of a root map (Any content, no origins), is written here with
- * the parent's name encoded once per run of the same parent and the room
- * for each struct checked inline: a call per struct and per field, and a
- * memcpy per field, were most of encoding a map. Overwritten entries (GC
- * structs, Any or Deleted content with origins) go to write_linked, every
- * other struct (and an entry of a nested type, or of a root whose name is
- * too long for the cache) to loom__item_write. The bytes are the same. */
+/* The bytes every plain entry of one root map starts with (the info byte:
+ * Any content and a key, no origins; parentInfo 1; the root's name as a
+ * varString), kept while a run of its entries is written. They go out as
+ * one move of all of b (room is reserved for it) and the output advances
+ * by len: the same header for every entry, built once. */
+typedef struct root_head {
+    const loom_type *parent; /* the root it was built for; NULL: none */
+    size_t len;
+    uint8_t b[32];
+} root_head;
+
+/* An item's has_origin, has_right_origin, ref and flags, four bytes in a
+ * row, and parent_sub_len right after them, read as one 64-bit word: the
+ * test for a plain entry below is one load, one mask and one compare
+ * instead of five loads and branches. */
+_Static_assert(offsetof(loom__item, has_right_origin) ==
+                       offsetof(loom__item, has_origin) + 1 &&
+                   offsetof(loom__item, ref) ==
+                       offsetof(loom__item, has_origin) + 2 &&
+                   offsetof(loom__item, flags) ==
+                       offsetof(loom__item, has_origin) + 3 &&
+                   offsetof(loom__item, parent_sub_len) ==
+                       offsetof(loom__item, has_origin) + 4 &&
+                   sizeof(((loom__item *)NULL)->parent_sub_len) == 4,
+               "the item's flag bytes and key length are in a row");
+
+/* Is `it` written on the fast path (given the header of its parent): Any
+ * content holding one value (a map entry), no origins, not deleted (a
+ * deleted item goes through ds_step on the ordinary path), and a key whose
+ * length is one varuint byte? Its parent is checked by the callers. */
+static inline bool plain_entry(const loom__item *it)
+{
+    /* the wanted bytes and the mask in memory order, so that the words
+     * compared do not depend on the byte order: the flag bytes, then the
+     * key length (below 0x80: its other bits clear) */
+    uint8_t want_b[8] = {0, 0, LOOM__REF_ANY, 0};
+    uint8_t mask_b[8] = {0xff, 0xff, 0xff, LOOM__F_DELETED};
+    const uint32_t klen_mask = ~(uint32_t)0x7f;
+    memcpy(mask_b + 4, &klen_mask, 4);
+    uint64_t want, mask, w;
+    memcpy(&want, want_b, 8);
+    memcpy(&mask, mask_b, 8);
+    memcpy(&w, (const uint8_t *)it + offsetof(loom__item, has_origin), 8);
+    return (w & mask) == want && it->len == 1 && it->parent_sub;
+}
+
+/* loom__copy for a map key (shorter than 0x80 bytes here), with the short
+ * lengths tested first: most keys are a few bytes, which loom__copy
+ * reaches after three tests for longer copies. Returns the end of the
+ * copy. */
+static inline uint8_t *copy_key(uint8_t *q, const char *key, size_t n)
+{
+    /* the second move addressed from the ends, which the caller needs
+     * anyway: no separate sums for it */
+    uint8_t *qe = q + n;
+    if (n >= 8 && n <= 16) {
+        uint64_t x, y;
+        memcpy(&x, key, 8);
+        memcpy(&y, key + n - 8, 8);
+        memcpy(q, &x, 8);
+        memcpy(qe - 8, &y, 8);
+    } else {
+        loom__copy(q, key, n);
+    }
+    return qe;
+}
+
+/* Sets h up for the entries of root p; false when p is not a root or its
+ * name does not fit in h->b (those entries take the ordinary path). */
+static bool root_head_set(root_head *h, const loom_type *p)
+{
+    if (p->item || p->root_name_len > sizeof(h->b) - 3)
+        return false;
+    h->b[0] = (uint8_t)(LOOM__REF_ANY | 0x20);
+    h->b[1] = 1;
+    h->b[2] = (uint8_t)p->root_name_len; /* < 0x80: one byte */
+    memcpy(h->b + 3, p->root_name, p->root_name_len);
+    h->len = 3 + p->root_name_len;
+    h->parent = p;
+    return true;
+}
+
+/* The room write_root_run needs for a plain entry: the whole header
+ * block (moved whole), the key and the value with their length bytes.
+ * Lengths of objects in memory: the sum cannot overflow. */
+static inline size_t root_entry_room(const loom__item *it)
+{
+    return sizeof(((const root_head *)NULL)->b) + 2 + it->parent_sub_len +
+           it->c.any.bytes;
+}
+
+/* Values up to this long are small (a few fields: most map values), and
+ * the room for any plain entry with a small value is ROOT_SMALL_ROOM: one
+ * test of the output position covers the entry, instead of adding up its
+ * lengths. */
+#define ROOT_SMALL_VALUE 64
+#define ROOT_SMALL_ROOM \
+    (sizeof(((const root_head *)NULL)->b) + 2 + 0x7f + ROOT_SMALL_VALUE)
+
+/* loom__copy for a value of an entry, with the lengths of small values
+ * (above 16 bytes) tested first; returns the end of the copy. */
+static inline uint8_t *copy_value(uint8_t *q, const uint8_t *p, size_t n)
+{
+    uint8_t *qe = q + n; /* as in copy_key */
+    if (n > 32 && n <= 64) {
+        const uint8_t *pe = p + n;
+        memcpy(q, p, 32);
+        memcpy(qe - 32, pe - 32, 32);
+    } else {
+        loom__copy(q, p, n);
+    }
+    return qe;
+}
+
+/* Writes the plain entries of h->parent at the start of v[0, n), as many
+ * as there is room for in out, and returns how many: at least one when
+ * the caller checked v[0] and made room for ROOT_SMALL_ROOM and for
+ * root_entry_room(v[0]). The bulk of a map's document: one test of the
+ * item's flag bytes, one room test, the header as one block, the key and
+ * the value as short inline copies, and the output position kept in a
+ * register. Growing the buffer is left to the caller, so that nothing
+ * here lives across a call: the loop's values all stay in registers. */
+static LOOM__NOINLINE size_t write_root_run(loom_buf *out,
+                                            loom__item *const *v,
+                                            size_t n,
+                                            const root_head *h)
+{
+    /* copied out: stores through q may alias anything reached through a
+     * pointer, so h's fields would be read again for every entry */
+    uint8_t head[sizeof(h->b)];
+    memcpy(head, h->b, sizeof(head));
+    size_t hlen = h->len;
+    const loom_type *parent = h->parent;
+    uint8_t *q = out->data + out->len;
+    const uint8_t *end = out->data + out->cap;
+    /* past `small_end` an entry with a small value may not fit (the
+     * caller made room for one: it is not before q) */
+    const uint8_t *small_end = end - ROOT_SMALL_ROOM;
+    loom__item *const *pv = v, *const *pe = v + n;
+    for (; pv < pe; pv++) {
+        const loom__item *it = *pv;
+        if (!plain_entry(it) || it->parent != parent)
+            break;
+        size_t klen = it->parent_sub_len, bytes = it->c.any.bytes;
+        if (q > small_end || (bytes > ROOT_SMALL_VALUE &&
+                              root_entry_room(it) > (size_t)(end - q)))
+            break;
+        memcpy(q, head, sizeof(head));
+        q += hlen;
+        *q++ = (uint8_t)klen;
+        q = copy_key(q, it->parent_sub, klen);
+        *q++ = 1; /* the value count */
+        q = copy_value(q, it->c.any.p, bytes);
+    }
+    out->len = (size_t)(q - out->data);
+    return (size_t)(pv - v);
+}
+
+/* Writes every struct of v[0, n) (a stretch of a client's gap buffer),
+ * whole, collecting deleted runs into dr. Plain entries of a root map,
+ * the bulk of a map's document, go to write_root_run a run at a time;
+ * overwritten entries (GC structs, Any or Deleted content with origins)
+ * to write_linked; every other struct (an entry of a nested type, of a
+ * root whose name is too long for the header, or deleted) to
+ * loom__item_write. The bytes are the same. */
+static int write_stretch(
+    loom_buf *out, loom__item *const *v, size_t n, ds_run *dr, root_head *h)
+{
+    size_t i = 0;
+    while (i < n) {
+        const loom__item *it = v[i];
+        int rc = LOOM_OK;
+        /* a deleted item (to collect) or the end of a deleted run (to
+         * close): after that the fast path has no delete set to keep */
+        if (dr->ds && (rc = ds_step(dr, it)))
+            return rc;
+        if (plain_entry(it) &&
+            (it->parent == h->parent || root_head_set(h, it->parent))) {
+            /* doubles the buffer when short: reserving for one entry at
+             * a time grows it as often as appending bytes does */
+            size_t room = root_entry_room(it);
+            if ((rc = loom__buf_reserve(
+                     out, room > ROOT_SMALL_ROOM ? room : ROOT_SMALL_ROOM)))
+                return rc;
+            i += write_root_run(out, v + i, n - i, h);
+            continue;
+        }
+        if (loom__item_is_gc(it) ||
+            ((it->ref == LOOM__REF_ANY || it->ref == LOOM__REF_DELETED) &&
+             (it->has_origin || it->has_right_origin)))
+            rc = write_linked(out, it);
+        else
+            rc = loom__item_write(out, it, 0);
+        if (rc)
+            return rc;
+        i++;
+    }
+    return LOOM_OK;
+}
+
+/* The structs of c from index i on, whole: the two stretches of its gap
+ * buffer read as plain arrays. */
 static int
 write_items(loom_buf *out, const loom__client *c, size_t i, ds_run *dr)
 {
-    const loom_type *cached = NULL;
-    uint8_t pre[32] = {0}; /* parentInfo 1, the root name as a varString */
-    size_t plen = 0;
-    for (; i < c->n; i++) {
-        const loom__item *it = loom__cs(c, i);
-        if (dr->ds) {
-            int rc = ds_step(dr, it);
-            if (rc)
-                return rc;
-        }
-        const loom_type *p = it->parent;
-        if (it->ref != LOOM__REF_ANY || it->has_origin ||
-            it->has_right_origin || p->item ||
-            (p != cached && p->root_name_len > sizeof(pre) - 2)) {
-            int rc;
-            if (loom__item_is_gc(it) ||
-                ((it->ref == LOOM__REF_ANY || it->ref == LOOM__REF_DELETED) &&
-                 (it->has_origin || it->has_right_origin)))
-                rc = write_linked(out, it);
-            else
-                rc = loom__item_write(out, it, 0);
-            if (rc)
-                return rc;
-            continue;
-        }
-        if (p != cached) {
-            pre[0] = 1;
-            pre[1] = (uint8_t)p->root_name_len; /* < 0x80: one byte */
-            memcpy(pre + 2, p->root_name, p->root_name_len);
-            plen = 2 + p->root_name_len;
-            cached = p;
-        }
-        const char *key = it->parent_sub;
-        size_t klen = key ? it->parent_sub_len : 0;
-        size_t bytes = it->c.any.bytes;
-        /* lengths of objects in memory: their sum cannot overflow */
-        size_t need = 1 + sizeof(pre) + 10 + klen + 10 + bytes;
-        if (need > out->cap - out->len) {
-            int rc = loom__buf_reserve(out, need);
-            if (rc)
-                return rc;
-        }
-        uint8_t *q = out->data + out->len;
-        *q++ = (uint8_t)(LOOM__REF_ANY | (key ? 0x20 : 0));
-        memcpy(q, pre, sizeof(pre)); /* the whole cache: room was reserved */
-        q += plen;
-        if (key) {
-            q = put_varuint(q, klen);
-            loom__copy(q, key, klen);
-            q += klen;
-        }
-        q = put_varuint(q, it->len);
-        loom__copy(q, it->c.any.p, bytes);
-        out->len = (size_t)(q - out->data) + bytes;
-    }
-    return LOOM_OK;
+    root_head h = {0};
+    int rc = LOOM_OK;
+    if (i < c->gap)
+        rc = write_stretch(out, c->v + i, c->gap - i, dr, &h);
+    size_t from = i > c->gap ? i : c->gap;
+    if (!rc && from < c->n)
+        rc = write_stretch(out, c->v + from + c->hole, c->n - from, dr, &h);
+    return rc;
 }
 
 /* loom__write_structs, also collecting the delete set of every client
