@@ -28,10 +28,18 @@ loom__item *loom__item_alloc_room(loom_doc *d, unsigned room)
 {
     size_t n = loom__item_room_size(room);
     loom__item *it = loom__pool_alloc(&d->pool, n);
-    if (it) {
-        memset(it, 0, n);
-        it->flags = (uint8_t)room;
-    }
+    if (!it)
+        return NULL;
+    /* each size a constant copy of zeros: vector stores, not a memset
+     * call or a string store (every struct of a loaded text comes here) */
+    static const loom__item zero;
+    if (n == sizeof(loom__item))
+        *it = zero;
+    else if (n == offsetof(loom__item, right_origin))
+        memcpy(it, &zero, offsetof(loom__item, right_origin));
+    else
+        memcpy(it, &zero, offsetof(loom__item, origin));
+    it->flags = (uint8_t)room;
     return it;
 }
 
