@@ -72,17 +72,6 @@ alloc_node(const loom_allocator *a, loom_any_kind kind, size_t extra)
     return v;
 }
 
-/* Releases a node of `size` bytes from alloc_node, as loom__free would. */
-static inline void free_node(loom_any *v, size_t size)
-{
-    const loom_allocator *a = v->a;
-    if (a) {
-        a->free_fn(a->ud, v, size); /* size > 0: what loom__free passes */
-    } else {
-        loom__free(a, v, size);
-    }
-}
-
 static int new_node(const loom_allocator *a, loom_any_kind kind, loom_any **out)
 {
     loom_any *v = alloc_node(a, kind, 0);
@@ -137,6 +126,18 @@ int loom_any_new_bigint(const loom_allocator *a, int64_t value, loom_any **out)
     return LOOM_OK;
 }
 
+/* Finishes string node v (from alloc_node with len + 1 extra bytes) whose
+ * len bytes are already copied after it. */
+static inline int string_done(loom_any *v, size_t len, loom_any **out)
+{
+    char *p = (char *)(v + 1);
+    p[len] = '\0';
+    v->u.str.p = p;
+    v->u.str.len = len;
+    *out = v;
+    return LOOM_OK;
+}
+
 /* A string or guid node from bytes already known to be valid UTF-8. The
  * copy lives right after the node, in the same allocation (loom_any_free
  * tells it from a taken string by its address). Inline for
@@ -154,13 +155,8 @@ static inline int string_node(const loom_allocator *a,
     if (!v) {
         return LOOM_ENOMEM;
     }
-    char *p = (char *)(v + 1);
-    loom__copy(p, s, len);
-    p[len] = '\0';
-    v->u.str.p = p;
-    v->u.str.len = len;
-    *out = v;
-    return LOOM_OK;
+    loom__copy(v + 1, s, len);
+    return string_done(v, len, out);
 }
 
 int loom__any_new_string_valid(const loom_allocator *a,
@@ -215,16 +211,11 @@ static LOOM__NOINLINE int
 new_string_finish(loom_any *v, const char *s, size_t len, loom_any **out)
 {
     if (!loom__utf8_valid(s, len)) {
-        free_node(v, sizeof(*v) + len + 1);
+        loom__free(v->a, v, sizeof(*v) + len + 1);
         return LOOM_EINVAL;
     }
-    char *p = (char *)(v + 1);
-    loom__copy(p, s, len);
-    p[len] = '\0';
-    v->u.str.p = p;
-    v->u.str.len = len;
-    *out = v;
-    return LOOM_OK;
+    loom__copy(v + 1, s, len);
+    return string_done(v, len, out);
 }
 
 int loom_any_new_string(const loom_allocator *a,
@@ -241,15 +232,10 @@ int loom_any_new_string(const loom_allocator *a,
     if (!v) {
         return loom__utf8_valid(s, len) ? LOOM_ENOMEM : LOOM_EINVAL;
     }
-    char *p = (char *)(v + 1);
-    if (!loom__copy_ascii_short(p, s, len)) {
+    if (!loom__copy_ascii_short(v + 1, s, len)) {
         return new_string_finish(v, s, len, out);
     }
-    p[len] = '\0';
-    v->u.str.p = p;
-    v->u.str.len = len;
-    *out = v;
-    return LOOM_OK;
+    return string_done(v, len, out);
 }
 
 int loom_any_new_subdoc(const loom_allocator *a,
