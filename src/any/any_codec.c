@@ -15,21 +15,6 @@
 
 #include "any/any_internal.h"
 
-enum {
-    TAG_UNDEFINED = LOOM__ANY_UNDEFINED,
-    TAG_NULL = LOOM__ANY_NULL,
-    TAG_INT = LOOM__ANY_INT,
-    TAG_F32 = LOOM__ANY_F32,
-    TAG_F64 = LOOM__ANY_F64,
-    TAG_BIGINT = LOOM__ANY_BIGINT,
-    TAG_FALSE = LOOM__ANY_FALSE,
-    TAG_TRUE = LOOM__ANY_TRUE,
-    TAG_STRING = LOOM__ANY_STRING,
-    TAG_OBJECT = LOOM__ANY_OBJECT,
-    TAG_ARRAY = LOOM__ANY_ARRAY,
-    TAG_BINARY = LOOM__ANY_BINARY
-};
-
 /* ---- writing ------------------------------------------------------------ */
 
 /* Makes room for `need` more bytes so the writers below can store without
@@ -71,7 +56,7 @@ static inline uint8_t *put_number(uint8_t *p, double v)
         int64_t i = (int64_t)av;
         if ((double)i == av) {
             uint64_t mag = (uint64_t)i;
-            *p++ = TAG_INT;
+            *p++ = LOOM__ANY_INT;
             uint8_t first = (uint8_t)((mag & 0x3f) | (signbit(v) ? 0x40 : 0));
             mag >>= 6;
             if (!mag) {
@@ -87,12 +72,12 @@ static inline uint8_t *put_number(uint8_t *p, double v)
         float f = (float)v;
         uint32_t u;
         memcpy(&u, &f, sizeof(u));
-        *p++ = TAG_F32;
+        *p++ = LOOM__ANY_F32;
         return put_be(p, u, 4);
     }
     uint64_t u;
     memcpy(&u, &v, sizeof(u));
-    *p++ = TAG_F64;
+    *p++ = LOOM__ANY_F64;
     return put_be(p, u, 8);
 }
 
@@ -133,18 +118,18 @@ static inline uint8_t *put_scalar(uint8_t *p, const loom_any *v)
 {
     switch ((loom_any_kind)v->kind) {
     case LOOM_ANY_UNDEFINED:
-        *p++ = TAG_UNDEFINED;
+        *p++ = LOOM__ANY_UNDEFINED;
         return p;
     case LOOM_ANY_NULL:
-        *p++ = TAG_NULL;
+        *p++ = LOOM__ANY_NULL;
         return p;
     case LOOM_ANY_BOOL:
-        *p++ = v->u.b ? TAG_TRUE : TAG_FALSE;
+        *p++ = v->u.b ? LOOM__ANY_TRUE : LOOM__ANY_FALSE;
         return p;
     case LOOM_ANY_NUMBER:
         return put_number(p, v->u.num);
     default: /* BIGINT */
-        *p++ = TAG_BIGINT;
+        *p++ = LOOM__ANY_BIGINT;
         return put_be(p, (uint64_t)v->u.big, 8);
     }
 }
@@ -163,10 +148,10 @@ static inline int write_leaf(loom_buf *b, const loom_any *v)
         return LOOM_OK;
     }
     if (v->kind == LOOM_ANY_STRING) {
-        return put_bytes(b, TAG_STRING, v->u.str.p, v->u.str.len);
+        return put_bytes(b, LOOM__ANY_STRING, v->u.str.p, v->u.str.len);
     }
     if (v->kind == LOOM_ANY_BINARY) {
-        return put_bytes(b, TAG_BINARY, v->u.bin.p, v->u.bin.len);
+        return put_bytes(b, LOOM__ANY_BINARY, v->u.bin.p, v->u.bin.len);
     }
     return LOOM_EINVAL; /* SUBDOC and TYPE are no Any values */
 }
@@ -213,7 +198,7 @@ static inline uint8_t *put_flat_at(uint8_t *p, const loom_any *v)
     char *const *keys = v->u.obj.keys;
     const size_t *klens = v->u.obj.klens;
     loom_any *const *vals = v->u.obj.v;
-    *p++ = TAG_OBJECT;
+    *p++ = LOOM__ANY_OBJECT;
     p = put_varuint(p, n);
     for (size_t i = 0; i < n; i++) {
         size_t klen = klens[i];
@@ -223,7 +208,7 @@ static inline uint8_t *put_flat_at(uint8_t *p, const loom_any *v)
         p += klen;
         if (c->kind == LOOM_ANY_STRING) {
             size_t len = c->u.str.len;
-            *p++ = TAG_STRING;
+            *p++ = LOOM__ANY_STRING;
             p = put_varuint(p, len);
             loom__copy(p, c->u.str.p, len);
             p += len;
@@ -237,34 +222,6 @@ static inline uint8_t *put_flat_at(uint8_t *p, const loom_any *v)
 static inline void put_flat(loom_buf *b, const loom_any *v)
 {
     b->len = (size_t)(put_flat_at(b->data + b->len, v) - b->data);
-}
-
-/* A string of up to 16 bytes with two overlapping moves, testing the short
- * case first (loom__copy tests from the long end: values are short). */
-static inline uint8_t *put_short(uint8_t *p, const char *s, size_t len)
-{
-    if (len > 16) {
-        loom__copy(p, s, len);
-    } else if (len >= 8) {
-        uint64_t x, y;
-        memcpy(&x, s, 8);
-        memcpy(&y, s + len - 8, 8);
-        memcpy(p, &x, 8);
-        memcpy(p + len - 8, &y, 8);
-    } else if (len >= 4) {
-        uint32_t x, y;
-        memcpy(&x, s, 4);
-        memcpy(&y, s + len - 4, 4);
-        memcpy(p, &x, 4);
-        memcpy(p + len - 4, &y, 4);
-    } else if (len) {
-        uint8_t a = (uint8_t)s[0], b = (uint8_t)s[len / 2];
-        uint8_t c = (uint8_t)s[len - 1];
-        p[0] = a;
-        p[len / 2] = b;
-        p[len - 1] = c;
-    }
-    return p + len;
 }
 
 _Static_assert(LOOM__ANY_KEY_PAD >= 16, "put_flat moves keys 16 bytes");
@@ -281,7 +238,7 @@ size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v)
     const size_t *klens = v->u.obj.klens;
     loom_any *const *vals = v->u.obj.v;
     uint8_t *start = p, *end = p + max;
-    *p++ = TAG_OBJECT;
+    *p++ = LOOM__ANY_OBJECT;
     p = put_varuint(p, n);
     for (size_t i = 0; i < n; i++) {
         size_t klen = klens[i];
@@ -308,11 +265,11 @@ size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v)
             p += klen;
         }
         if (kind == LOOM_ANY_STRING) {
-            *p++ = TAG_STRING;
+            *p++ = LOOM__ANY_STRING;
             p = put_varuint(p, len);
-            p = put_short(p, c->u.str.p, len);
+            p = loom__copy_short(p, c->u.str.p, len);
         } else if (kind == LOOM_ANY_BOOL) {
-            *p++ = c->u.b ? TAG_TRUE : TAG_FALSE;
+            *p++ = c->u.b ? LOOM__ANY_TRUE : LOOM__ANY_FALSE;
         } else {
             p = put_scalar(p, c);
         }
@@ -339,7 +296,7 @@ static int write_rec(loom_buf *b, const loom_any *v, int depth)
             return rc;
         }
         p = b->data + b->len;
-        *p++ = TAG_ARRAY;
+        *p++ = LOOM__ANY_ARRAY;
         b->len = (size_t)(put_varuint(p, v->u.arr.n) - b->data);
         for (size_t i = 0; !rc && i < v->u.arr.n; i++) {
             const loom_any *c = v->u.arr.v[i];
@@ -373,7 +330,7 @@ static int write_rec(loom_buf *b, const loom_any *v, int depth)
     rc = room(b, 11);
     if (!rc) {
         p = b->data + b->len;
-        *p++ = TAG_OBJECT;
+        *p++ = LOOM__ANY_OBJECT;
         b->len = (size_t)(put_varuint(p, v->u.obj.n) - b->data);
     }
     for (size_t k = 0; !rc && k < v->u.obj.n; k++) {
@@ -435,14 +392,14 @@ static int bad_count(loom__reader *r, size_t pos)
 static int read_number(loom__reader *r, uint8_t tag, double *out)
 {
     int rc;
-    if (tag == TAG_INT) {
+    if (tag == LOOM__ANY_INT) {
         bool neg;
         uint64_t mag;
         rc = loom__read_varint(r, &neg, &mag);
         if (!rc) {
             *out = neg ? -(double)mag : (double)mag;
         }
-    } else if (tag == TAG_F32) {
+    } else if (tag == LOOM__ANY_F32) {
         float f;
         rc = loom__read_f32(r, &f);
         if (!rc) {
@@ -559,19 +516,19 @@ int loom__any_read(loom__reader *r,
     }
     loom_any *v = NULL;
     switch (tag) {
-    case TAG_UNDEFINED:
+    case LOOM__ANY_UNDEFINED:
         rc = loom_any_new_undefined(a, &v);
         break;
-    case TAG_NULL:
+    case LOOM__ANY_NULL:
         rc = loom_any_new_null(a, &v);
         break;
-    case TAG_TRUE:
-    case TAG_FALSE:
-        rc = loom_any_new_bool(a, tag == TAG_TRUE, &v);
+    case LOOM__ANY_TRUE:
+    case LOOM__ANY_FALSE:
+        rc = loom_any_new_bool(a, tag == LOOM__ANY_TRUE, &v);
         break;
-    case TAG_INT:
-    case TAG_F32:
-    case TAG_F64: {
+    case LOOM__ANY_INT:
+    case LOOM__ANY_F32:
+    case LOOM__ANY_F64: {
         double d;
         rc = read_number(r, tag, &d);
         if (rc) {
@@ -580,7 +537,7 @@ int loom__any_read(loom__reader *r,
         rc = loom_any_new_number(a, d, &v);
         break;
     }
-    case TAG_BIGINT: {
+    case LOOM__ANY_BIGINT: {
         int64_t big;
         rc = loom__read_i64(r, &big);
         if (rc) {
@@ -589,7 +546,7 @@ int loom__any_read(loom__reader *r,
         rc = loom_any_new_bigint(a, big, &v);
         break;
     }
-    case TAG_STRING: {
+    case LOOM__ANY_STRING: {
         const char *s;
         size_t len;
         rc = loom__read_varstring(r, &s, &len);
@@ -599,7 +556,7 @@ int loom__any_read(loom__reader *r,
         rc = loom__any_new_string_valid(a, LOOM_ANY_STRING, s, len, &v);
         break;
     }
-    case TAG_BINARY: {
+    case LOOM__ANY_BINARY: {
         const uint8_t *p;
         size_t len;
         rc = loom__read_varbytes(r, &p, &len);
@@ -609,12 +566,12 @@ int loom__any_read(loom__reader *r,
         rc = loom_any_new_binary(a, p, len, &v);
         break;
     }
-    case TAG_ARRAY:
-    case TAG_OBJECT:
+    case LOOM__ANY_ARRAY:
+    case LOOM__ANY_OBJECT:
         if (depth >= LOOM__MAX_DEPTH) {
             return too_deep(r, start);
         }
-        if (tag == TAG_ARRAY) {
+        if (tag == LOOM__ANY_ARRAY) {
             rc = read_array(r, a, depth, start, &v);
         } else {
             rc = read_object(r, a, depth, start, &v);
@@ -678,14 +635,14 @@ static LOOM__NOINLINE int check_slow(loom__reader *r, int depth, bool *canon)
         return rc;
     }
     switch (tag) {
-    case TAG_UNDEFINED:
-    case TAG_NULL:
-    case TAG_TRUE:
-    case TAG_FALSE:
+    case LOOM__ANY_UNDEFINED:
+    case LOOM__ANY_NULL:
+    case LOOM__ANY_TRUE:
+    case LOOM__ANY_FALSE:
         return LOOM_OK;
-    case TAG_INT:
-    case TAG_F32:
-    case TAG_F64: {
+    case LOOM__ANY_INT:
+    case LOOM__ANY_F32:
+    case LOOM__ANY_F64: {
         double d;
         rc = read_number(r, tag, &d);
         if (rc || !canon || !*canon) {
@@ -694,7 +651,7 @@ static LOOM__NOINLINE int check_slow(loom__reader *r, int depth, bool *canon)
         /* an int of up to 31 bits in its shortest form is what
          * loom__any_write_number writes; anything else is compared */
         double m = fabs(d);
-        if (tag == TAG_INT && m <= 2147483647.0 &&
+        if (tag == LOOM__ANY_INT && m <= 2147483647.0 &&
             r->pos - start - 1 ==
                 (m < 64 ? 1 : 1 + varuint_size((uint64_t)m >> 6))) {
             return LOOM_OK;
@@ -704,16 +661,16 @@ static LOOM__NOINLINE int check_slow(loom__reader *r, int depth, bool *canon)
         }
         return rc;
     }
-    case TAG_BIGINT: {
+    case LOOM__ANY_BIGINT: {
         int64_t big;
         return loom__read_i64(r, &big);
     }
-    case TAG_STRING:
-    case TAG_BINARY: {
+    case LOOM__ANY_STRING:
+    case LOOM__ANY_BINARY: {
         const char *s;
         const uint8_t *p;
         size_t len;
-        if (tag == TAG_STRING) {
+        if (tag == LOOM__ANY_STRING) {
             rc = loom__read_varstring(r, &s, &len);
         } else {
             rc = loom__read_varbytes(r, &p, &len);
@@ -723,8 +680,8 @@ static LOOM__NOINLINE int check_slow(loom__reader *r, int depth, bool *canon)
         }
         return rc;
     }
-    case TAG_ARRAY:
-    case TAG_OBJECT: {
+    case LOOM__ANY_ARRAY:
+    case LOOM__ANY_OBJECT: {
         if (depth >= LOOM__MAX_DEPTH) {
             return too_deep(r, start);
         }
@@ -733,19 +690,19 @@ static LOOM__NOINLINE int check_slow(loom__reader *r, int depth, bool *canon)
         if (rc) {
             return rc;
         }
-        if (n > loom__reader_left(r) / (tag == TAG_ARRAY ? 1 : 2)) {
+        if (n > loom__reader_left(r) / (tag == LOOM__ANY_ARRAY ? 1 : 2)) {
             return bad_count(r, start);
         }
         if (canon && r->pos - start - 1 != varuint_size(n)) {
             *canon = false;
         }
-        if (canon && tag == TAG_OBJECT && n > 16) {
+        if (canon && tag == LOOM__ANY_OBJECT && n > 16) {
             *canon = false;
         }
         const char *keys[16];
         size_t lens[16];
         for (uint64_t i = 0; !rc && i < n; i++) {
-            if (tag == TAG_OBJECT) {
+            if (tag == LOOM__ANY_OBJECT) {
                 size_t at = r->pos;
                 const char *key;
                 size_t klen;
@@ -793,12 +750,12 @@ static LOOM__INLINE const uint8_t *fast_scalar(const uint8_t *p,
 {
     /* p < end */
     switch (*p) {
-    case TAG_UNDEFINED:
-    case TAG_NULL:
-    case TAG_TRUE:
-    case TAG_FALSE:
+    case LOOM__ANY_UNDEFINED:
+    case LOOM__ANY_NULL:
+    case LOOM__ANY_TRUE:
+    case LOOM__ANY_FALSE:
         return p + 1;
-    case TAG_INT: {
+    case LOOM__ANY_INT: {
         /* a varInt of up to 31 bits in its minimal form (no zero last
          * byte), as loom__any_write_number writes it */
         if (end - p >= 2 && p[1] < 0x80) {
@@ -826,7 +783,7 @@ static LOOM__INLINE const uint8_t *fast_scalar(const uint8_t *p,
         } while (b & 0x80);
         return b != 0 && mag <= 0x7fffffffu ? q : NULL;
     }
-    case TAG_STRING: {
+    case LOOM__ANY_STRING: {
         if (end - p < 2) {
             return NULL;
         }
@@ -858,7 +815,7 @@ int loom__any_check(loom__reader *r, int depth, bool *canon)
     }
     const uint8_t *start = r->p + r->pos, *end = r->p + r->len;
     const uint8_t *p = start;
-    if (*p != TAG_OBJECT) {
+    if (*p != LOOM__ANY_OBJECT) {
         const uint8_t *q = fast_scalar(p, end);
         if (!q) {
             return check_slow(r, depth, canon);
@@ -923,13 +880,13 @@ slow:
 static const uint8_t *flat_value_end(const uint8_t *p)
 {
     switch (p[0]) {
-    case TAG_INT: {
+    case LOOM__ANY_INT: {
         const uint8_t *q = p + 1;
         while (*q++ >= 0x80) {
         }
         return q;
     }
-    case TAG_STRING:
+    case LOOM__ANY_STRING:
         return p + 2 + p[1];
     default:
         return p + 1;
@@ -962,7 +919,7 @@ int loom__any_check_n(loom__reader *r, uint64_t n, bool *canon)
         loom__flat_shape shape;
         loom__flat_shape_init(&shape);
         for (; i < n && end - p >= 2; i++) {
-            const uint8_t *q = *p == TAG_OBJECT
+            const uint8_t *q = *p == LOOM__ANY_OBJECT
                                    ? loom__any_check_flat(p, end, &shape)
                                    : fast_scalar(p, end);
             if (!q) {
@@ -1045,26 +1002,26 @@ int loom__any_canon(loom__reader *r,
     if (rc)
         return rc;
     switch (tag) {
-    case TAG_UNDEFINED:
-    case TAG_NULL:
-    case TAG_TRUE:
-    case TAG_FALSE:
+    case LOOM__ANY_UNDEFINED:
+    case LOOM__ANY_NULL:
+    case LOOM__ANY_TRUE:
+    case LOOM__ANY_FALSE:
         return loom__buf_push(out, tag);
-    case TAG_INT:
-    case TAG_F32:
-    case TAG_F64: {
+    case LOOM__ANY_INT:
+    case LOOM__ANY_F32:
+    case LOOM__ANY_F64: {
         double v;
         if ((rc = read_number(r, tag, &v)))
             return rc;
         return loom__any_write_number(out, v);
     }
-    case TAG_BIGINT: {
+    case LOOM__ANY_BIGINT: {
         int64_t big;
         if ((rc = loom__read_i64(r, &big)))
             return rc;
         return loom__buf_append(out, r->p + start, r->pos - start);
     }
-    case TAG_STRING: {
+    case LOOM__ANY_STRING: {
         /* rewritten, not copied: the length prefix becomes minimal */
         const char *str;
         size_t len;
@@ -1073,7 +1030,7 @@ int loom__any_canon(loom__reader *r,
             return rc;
         return loom__write_varstring(out, str, len);
     }
-    case TAG_BINARY: {
+    case LOOM__ANY_BINARY: {
         const uint8_t *bin;
         size_t len;
         if ((rc = loom__read_varbytes(r, &bin, &len)) ||
@@ -1081,14 +1038,14 @@ int loom__any_canon(loom__reader *r,
             return rc;
         return loom__write_varbytes(out, bin, len);
     }
-    case TAG_ARRAY:
-    case TAG_OBJECT: {
+    case LOOM__ANY_ARRAY:
+    case LOOM__ANY_OBJECT: {
         if (depth >= LOOM__MAX_DEPTH)
             return too_deep(r, start);
         uint64_t n;
         if ((rc = loom__read_varuint(r, &n)))
             return rc;
-        if (tag == TAG_OBJECT) {
+        if (tag == LOOM__ANY_OBJECT) {
             /* one pass over a copy of the reader; decode and re-encode when
              * streaming would differ (or the input is bad: then the decoder
              * reports it as it would) */

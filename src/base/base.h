@@ -257,6 +257,36 @@ static inline void loom__copy(void *d, const void *s, size_t n)
     }
 }
 
+/* loom__copy for data mostly 16 bytes or shorter (map keys, short
+ * strings): those lengths are tested first, where loom__copy tests from
+ * the long end. Returns the end of the copy. */
+static inline uint8_t *loom__copy_short(void *d, const void *s, size_t n)
+{
+    uint8_t *q = (uint8_t *)d;
+    const uint8_t *p = (const uint8_t *)s;
+    if (n > 16) {
+        loom__copy(q, p, n);
+    } else if (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, p, 8);
+        memcpy(&y, p + n - 8, 8);
+        memcpy(q, &x, 8);
+        memcpy(q + n - 8, &y, 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + n - 4, 4);
+        memcpy(q, &x, 4);
+        memcpy(q + n - 4, &y, 4);
+    } else if (n) {
+        uint8_t a = p[0], b = p[n / 2], c = p[n - 1];
+        q[0] = a;
+        q[n / 2] = b;
+        q[n - 1] = c;
+    }
+    return q + n;
+}
+
 /* ---- byte buffers (loom_buf) ----------------------------------------- */
 
 /* A loom_buf with alloc NULL gets `a` on first growth. */

@@ -188,27 +188,6 @@ static inline bool plain_entry(const loom__item *it)
     return (w & mask) == want && it->len == 1 && it->parent_sub;
 }
 
-/* loom__copy for a map key (shorter than 0x80 bytes here), with the short
- * lengths tested first: most keys are a few bytes, which loom__copy
- * reaches after three tests for longer copies. Returns the end of the
- * copy. */
-static inline uint8_t *copy_key(uint8_t *q, const char *key, size_t n)
-{
-    /* the second move addressed from the ends, which the caller needs
-     * anyway: no separate sums for it */
-    uint8_t *qe = q + n;
-    if (n >= 8 && n <= 16) {
-        uint64_t x, y;
-        memcpy(&x, key, 8);
-        memcpy(&y, key + n - 8, 8);
-        memcpy(q, &x, 8);
-        memcpy(qe - 8, &y, 8);
-    } else {
-        loom__copy(q, key, n);
-    }
-    return qe;
-}
-
 /* Sets h up for the entries of root p; false when p is not a root or its
  * name does not fit in h->b (those entries take the ordinary path). */
 static bool root_head_set(root_head *h, const loom_type *p)
@@ -240,21 +219,6 @@ static inline size_t root_entry_room(const loom__item *it)
 #define ROOT_SMALL_VALUE 64
 #define ROOT_SMALL_ROOM \
     (sizeof(((const root_head *)NULL)->b) + 2 + 0x7f + ROOT_SMALL_VALUE)
-
-/* loom__copy for a value of an entry, with the lengths of small values
- * (above 16 bytes) tested first; returns the end of the copy. */
-static inline uint8_t *copy_value(uint8_t *q, const uint8_t *p, size_t n)
-{
-    uint8_t *qe = q + n; /* as in copy_key */
-    if (n > 32 && n <= 64) {
-        const uint8_t *pe = p + n;
-        memcpy(q, p, 32);
-        memcpy(qe - 32, pe - 32, 32);
-    } else {
-        loom__copy(q, p, n);
-    }
-    return qe;
-}
 
 /* Writes the plain entries of h->parent at the start of v[0, n), as many
  * as there is room for in out, and returns how many: at least one when
@@ -292,9 +256,10 @@ static LOOM__NOINLINE size_t write_root_run(loom_buf *out,
         memcpy(q, head, sizeof(head));
         q += hlen;
         *q++ = (uint8_t)klen;
-        q = copy_key(q, it->parent_sub, klen);
+        q = loom__copy_short(q, it->parent_sub, klen);
         *q++ = 1; /* the value count */
-        q = copy_value(q, it->c.any.p, bytes);
+        loom__copy(q, it->c.any.p, bytes);
+        q += bytes;
     }
     out->len = (size_t)(q - out->data);
     return (size_t)(pv - v);
