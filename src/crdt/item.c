@@ -16,14 +16,6 @@ _Static_assert(sizeof(void *) != 8 || sizeof(loom__item) == 112,
 
 /* Items come from the document's pool: a keystroke allocates an item and
  * a merge frees one, and malloc per item was the largest cost of typing. */
-loom__item *loom__item_alloc(loom_doc *d)
-{
-    loom__item *it = loom__pool_alloc(&d->pool, sizeof(loom__item));
-    if (it)
-        *it = (loom__item){0}; /* stores, not a memset call */
-    return it;
-}
-
 loom__item *loom__item_alloc_room(loom_doc *d, unsigned room)
 {
     size_t n = loom__item_room_size(room);
@@ -41,6 +33,11 @@ loom__item *loom__item_alloc_room(loom_doc *d, unsigned room)
         memcpy(it, &zero, offsetof(loom__item, origin));
     it->flags = (uint8_t)room;
     return it;
+}
+
+loom__item *loom__item_alloc(loom_doc *d)
+{
+    return loom__item_alloc_room(d, 0);
 }
 
 void loom__item_release(loom_doc *d, loom__item *it)
@@ -844,12 +841,6 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
                               memcmp(left->parent_sub, right->parent_sub,
                                      left->parent_sub_len) != 0)))
         return false;
-    /* content too large for one item stays in two */
-    if ((left->ref == LOOM__REF_STRING &&
-         !loom__bytes_fit((uint64_t)left->c.str.bytes + right->c.str.bytes)) ||
-        (left->ref == LOOM__REF_ANY &&
-         !loom__bytes_fit((uint64_t)left->c.any.bytes + right->c.any.bytes)))
-        return false;
     int rc;
     switch (left->ref) {
     case LOOM__REF_STRING:
@@ -871,7 +862,11 @@ bool loom__item_try_merge(loom_doc *d, loom__item *left, loom__item *right)
         return false;
     }
     if (rc) {
-        d->oom = rc;
+        /* content too large for one item (LOOM_ELIMIT, refused before
+         * anything changed) stays in two; only a failed allocation is an
+         * error */
+        if (rc != LOOM_ELIMIT)
+            d->oom = rc;
         return false;
     }
     loom_type *p = left->parent;
