@@ -32,16 +32,10 @@
 
 #include "any/any_internal.h"
 #include "codec/codec_int.h"
+#include "parse_general.h"
 
 bool parse_general_fast;
 size_t parse_general_reads;
-
-int general_update_parse(const loom_allocator *a,
-                         const uint8_t *p,
-                         size_t len,
-                         size_t input,
-                         loom__rupdate *out,
-                         loom_error *err);
 
 #define loom__varuint7_at(p, out) \
     (parse_general_fast ? loom__varuint7_at(p, out) : (const uint8_t *)NULL)

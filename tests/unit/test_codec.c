@@ -37,6 +37,7 @@
 #include "codec/codec.h"
 #include "loom/doc.h"
 #include "loom/update.h"
+#include "parse_general.h"
 #include "testalloc.h"
 #include "tjson.h"
 
@@ -1662,17 +1663,7 @@ static void test_fast_shapes(void **state)
 
 /* ---- the text fast path ---------------------------------------------------- */
 
-/* src/codec/parse.c built once more with its text fast path (text_run) off,
- * or on with parse_general_fast (tests/unit/parse_general.c);
- * parse_general_reads counts the structs its read_struct reads. */
-int general_update_parse(const loom_allocator *a,
-                         const uint8_t *p,
-                         size_t len,
-                         size_t input,
-                         loom__rupdate *out,
-                         loom_error *err);
-extern bool parse_general_fast;
-extern size_t parse_general_reads;
+/* general_update_parse & co: parse_general.h */
 
 typedef struct text_tally {
     size_t inputs; /* compared */
