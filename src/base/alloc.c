@@ -154,6 +154,27 @@ int loom__vec_grow(
     return LOOM_OK;
 }
 
+int loom__vec_grow_exact(
+    const loom_allocator *a, void **pv, size_t *pcap, size_t need, size_t elem)
+{
+    if (need <= *pcap) {
+        return LOOM_OK;
+    }
+    if (elem == 0) {
+        return LOOM_EINVAL;
+    }
+    if (need > SIZE_MAX / elem) {
+        return LOOM_ENOMEM;
+    }
+    void *v = loom__realloc(a, *pv, *pcap * elem, need * elem);
+    if (!v) {
+        return LOOM_ENOMEM;
+    }
+    *pv = v;
+    *pcap = need;
+    return LOOM_OK;
+}
+
 /* ---- pool of small blocks ---------------------------------------------- */
 
 /* Chunks grow from 4 KiB to 64 KiB: a small document stays small. */

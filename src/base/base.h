@@ -149,6 +149,11 @@ void *loom__pool_realloc(loom__pool *p, void *b, size_t old_n, size_t new_n);
  * *pv with capacity *pcap (doubling). Returns LOOM_OK or LOOM_ENOMEM. */
 int loom__vec_grow(
     const loom_allocator *a, void **pv, size_t *pcap, size_t need, size_t elem);
+/* The same, to exactly `need` elements: for a caller that knows the final
+ * size (a loaded map's keys, a loaded client's structs), where doubling
+ * would leave up to half the vector unused for the document's life. */
+int loom__vec_grow_exact(
+    const loom_allocator *a, void **pv, size_t *pcap, size_t need, size_t elem);
 static inline int loom__vec_reserve(
     const loom_allocator *a, void **pv, size_t *pcap, size_t need, size_t elem)
 {

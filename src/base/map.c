@@ -286,7 +286,7 @@ int loom__strmap_reserve(loom__strmap *m, size_t n)
     }
     if (!rc && n > m->ecap) {
         void *ev = m->e;
-        rc = loom__vec_reserve(m->a, &ev, &m->ecap, n, sizeof(*m->e));
+        rc = loom__vec_grow_exact(m->a, &ev, &m->ecap, n, sizeof(*m->e));
         m->e = ev;
     }
     return rc;

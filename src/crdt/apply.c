@@ -605,9 +605,9 @@ static void reserve_rest(loom_doc *d, const refs *cur)
 {
     loom__client *c = loom__client_get(d, cur->client);
     if (c && cur->n - cur->i <= SIZE_MAX / 2 - c->n - c->hole)
-        (void)loom__vec_reserve(d->a, (void **)&c->v, &c->cap,
-                                c->n + c->hole + (cur->n - cur->i),
-                                sizeof(*c->v));
+        (void)loom__vec_grow_exact(d->a, (void **)&c->v, &c->cap,
+                                   c->n + c->hole + (cur->n - cur->i),
+                                   sizeof(*c->v));
 }
 
 /*

@@ -190,6 +190,38 @@ static void test_vec_reserve(void **state)
     assert_int_equal(t.live_blocks, 0);
 }
 
+/* The exact variant makes the capacity what was asked, keeps the elements,
+ * and leaves the vector alone when it cannot grow. */
+static void test_vec_grow_exact(void **state)
+{
+    (void)state;
+    track t;
+    loom_allocator a = track_alloc(&t);
+    void *v = NULL;
+    size_t cap = 0;
+    assert_int_equal(loom__vec_grow_exact(&a, &v, &cap, 1000, 8), LOOM_OK);
+    assert_int_equal(cap, 1000);
+    for (uint64_t i = 0; i < 1000; i++) {
+        ((uint64_t *)v)[i] = i * 3;
+    }
+    assert_int_equal(loom__vec_grow_exact(&a, &v, &cap, 10, 8), LOOM_OK);
+    assert_int_equal(cap, 1000); /* never shrinks */
+    assert_int_equal(loom__vec_grow_exact(&a, &v, &cap, 1001, 8), LOOM_OK);
+    assert_int_equal(cap, 1001);
+    assert_int_equal(((uint64_t *)v)[999], 999 * 3);
+    t.fail_after = 0;
+    void *before = v;
+    assert_int_equal(loom__vec_grow_exact(&a, &v, &cap, 5000, 8), LOOM_ENOMEM);
+    assert_int_equal(cap, 1001);
+    assert_ptr_equal(v, before);
+    assert_int_equal(loom__vec_grow_exact(&a, &v, &cap, SIZE_MAX, 8),
+                     LOOM_ENOMEM);
+    assert_int_equal(loom__vec_grow_exact(&a, &v, &cap, 2, 0), LOOM_OK);
+    assert_int_equal(loom__vec_grow_exact(&a, &v, &cap, 2000, 0), LOOM_EINVAL);
+    loom__free(&a, v, cap * 8);
+    assert_int_equal(t.live_blocks, 0);
+}
+
 /* ---- buffers ------------------------------------------------------------ */
 
 static void test_buf(void **state)
@@ -664,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_alloc_sizes),
         cmocka_unit_test(test_alloc_no_realloc_hook),
         cmocka_unit_test(test_vec_reserve),
+        cmocka_unit_test(test_vec_grow_exact),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_varuint),
         cmocka_unit_test(test_varint),
