@@ -83,24 +83,44 @@ static int new_node(const loom_allocator *a, loom_any_kind kind, loom_any **out)
     return LOOM_OK;
 }
 
+/*
+ * undefined, null, false and true are shared constant nodes, as they are
+ * immediate values in JS: building or freeing one costs no allocation (an
+ * object of a few fields mostly has one), and none can fail. The nodes
+ * have no allocator; nothing writes to them (they are read-only data), and
+ * loom_any_free and loom_any_clone know them by LOOM__ANY_STATIC.
+ */
+static const loom_any static_nodes[4] = {
+    {.kind = LOOM_ANY_UNDEFINED, .flags = LOOM__ANY_STATIC},
+    {.kind = LOOM_ANY_NULL, .flags = LOOM__ANY_STATIC},
+    {.kind = LOOM_ANY_BOOL, .flags = LOOM__ANY_STATIC, .u.b = 0},
+    {.kind = LOOM_ANY_BOOL, .flags = LOOM__ANY_STATIC, .u.b = 1},
+};
+
+static loom_any *static_node(size_t i)
+{
+    /* const in memory; the API's pointers are not const */
+    return (loom_any *)(uintptr_t)&static_nodes[i];
+}
+
 int loom_any_new_undefined(const loom_allocator *a, loom_any **out)
 {
-    return new_node(a, LOOM_ANY_UNDEFINED, out);
+    (void)a;
+    *out = static_node(0);
+    return LOOM_OK;
 }
 
 int loom_any_new_null(const loom_allocator *a, loom_any **out)
 {
-    return new_node(a, LOOM_ANY_NULL, out);
+    (void)a;
+    *out = static_node(1);
+    return LOOM_OK;
 }
 
 int loom_any_new_bool(const loom_allocator *a, int value, loom_any **out)
 {
-    loom_any *v = alloc_node(a, LOOM_ANY_BOOL, 0);
-    if (!v) {
-        return LOOM_ENOMEM;
-    }
-    v->u.b = value ? 1 : 0;
-    *out = v;
+    (void)a;
+    *out = static_node(value ? 3 : 2);
     return LOOM_OK;
 }
 
@@ -735,6 +755,8 @@ static inline bool free_single(loom_any *v)
         } else {
             return false;
         }
+    } else if (v->flags & LOOM__ANY_STATIC) {
+        return true;
     }
     const loom_allocator *a = v->a;
     if (a) {
@@ -802,6 +824,10 @@ int loom_any_clone(const loom_any *v, const loom_allocator *a, loom_any **out)
 {
     if (!v || !out) {
         return LOOM_EINVAL;
+    }
+    if (v->flags & LOOM__ANY_STATIC) {
+        *out = (loom_any *)(uintptr_t)v;
+        return LOOM_OK;
     }
     if (!a) {
         a = v->a;

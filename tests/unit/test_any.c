@@ -1420,6 +1420,90 @@ static void test_put_flat(void **state)
     }
 }
 
+/* undefined, null and the booleans are shared constant nodes: no
+ * allocation (so no failure), one node per value, freeing them is a no-op
+ * wherever they are (also in several containers at once), a clone is the
+ * node itself, and they read and write as any other node. */
+static void test_static_nodes(void **state)
+{
+    (void)state;
+    track t;
+    loom_allocator a = track_alloc(&t);
+    t.fail_after = 0; /* every allocation fails */
+    loom_any *u = NULL, *nu = NULL, *f = NULL, *tr = NULL, *tr2 = NULL;
+    assert_int_equal(loom_any_new_undefined(&a, &u), 0);
+    assert_int_equal(loom_any_new_null(&a, &nu), 0);
+    assert_int_equal(loom_any_new_bool(&a, 0, &f), 0);
+    assert_int_equal(loom_any_new_bool(&a, 1, &tr), 0);
+    assert_int_equal(loom_any_new_bool(NULL, 42, &tr2), 0);
+    assert_int_equal(t.live_blocks, 0);
+    assert_int_equal(loom_any_kind_of(u), LOOM_ANY_UNDEFINED);
+    assert_int_equal(loom_any_kind_of(nu), LOOM_ANY_NULL);
+    assert_int_equal(loom_any_kind_of(f), LOOM_ANY_BOOL);
+    assert_int_equal(loom_any_bool(f), 0);
+    assert_int_equal(loom_any_bool(tr), 1);
+    assert_ptr_equal(tr, tr2);
+    assert_true(f != tr && u != nu && nu != f);
+    assert_true(loom_any_equal(tr, tr2) && !loom_any_equal(tr, f));
+    loom_any *c = NULL;
+    assert_int_equal(loom_any_clone(tr, &a, &c), 0);
+    assert_ptr_equal(c, tr);
+    loom_any_free(c);
+    t.fail_after = -1;
+
+    /* the same node in an object twice and in an array, all freed */
+    loom_any *o = NULL, *arr = NULL;
+    assert_int_equal(loom_any_new_object(&a, &o), 0);
+    assert_int_equal(loom_any_new_array(&a, &arr), 0);
+    assert_int_equal(loom_any_object_set(o, "a", 1, tr), 0);
+    assert_int_equal(loom_any_object_set(o, "b", 1, tr), 0);
+    assert_int_equal(loom_any_object_set(o, "c", 1, u), 0);
+    assert_int_equal(loom_any_object_set(o, "a", 1, f), 0); /* replaces */
+    assert_int_equal(loom_any_array_push(arr, tr), 0);
+    assert_int_equal(loom_any_array_push(arr, nu), 0);
+    assert_int_equal(loom_any_array_push(arr, nu), 0);
+    assert_int_equal(loom_any_object_set(o, "d", 1, arr), 0);
+    loom_buf b = {0};
+    assert_int_equal(loom_any_encode(o, &b), 0);
+    /* {a: false, b: true, c: undefined, d: [true, null, null]} */
+    assert_hex(&b, "7604"
+                   "016179"
+                   "016278"
+                   "01637f"
+                   "01647503787e7e");
+    loom_buf_free(&b);
+    loom_any *cl = NULL;
+    assert_int_equal(loom_any_clone(o, &a, &cl), 0);
+    assert_true(loom_any_equal(cl, o));
+    assert_ptr_equal(loom_any_object_get(cl, "b", 1), tr);
+    loom_any_free(cl);
+    loom_any_free(o);
+    assert_int_equal(t.live_blocks, 0);
+    /* still intact after all that freeing */
+    assert_int_equal(loom_any_kind_of(tr), LOOM_ANY_BOOL);
+    assert_int_equal(loom_any_bool(tr), 1);
+
+    /* decoded and parsed values use them: only the array allocates */
+    static const uint8_t enc[] = {0x75, 0x04, 0x78, 0x79, 0x7e, 0x7f};
+    loom_any *d = NULL;
+    assert_int_equal(loom_any_decode(&a, enc, sizeof enc, &d, NULL), 0);
+    assert_ptr_equal(loom_any_array_get(d, 0), tr);
+    assert_ptr_equal(loom_any_array_get(d, 1), f);
+    assert_ptr_equal(loom_any_array_get(d, 2), nu);
+    assert_ptr_equal(loom_any_array_get(d, 3), u);
+    assert_int_equal(t.live_blocks, 2); /* the node and its elements */
+    loom_any_free(d);
+    assert_int_equal(loom_any_from_json(&a, "[true,null]", 11, &d, NULL), 0);
+    assert_ptr_equal(loom_any_array_get(d, 0), tr);
+    assert_ptr_equal(loom_any_array_get(d, 1), nu);
+    loom_any_free(d);
+    assert_int_equal(t.live_blocks, 0);
+    /* a top-level one, freed as a root */
+    loom_any_free(tr);
+    loom_any_free(u);
+    assert_int_equal(loom_any_bool(tr), 1);
+}
+
 /* ---- tjson -------------------------------------------------------------- */
 
 static void test_tjson(void **state)
@@ -1539,6 +1623,7 @@ int main(void)
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_object_growth),
         cmocka_unit_test(test_put_flat),
+        cmocka_unit_test(test_static_nodes),
         cmocka_unit_test(test_tjson),
     };
     return cmocka_run_group_tests(tests, load_vectors, free_vectors);
