@@ -1420,6 +1420,131 @@ static void test_put_flat(void **state)
     }
 }
 
+/* loom_any_object_set against a model (keys in first-set order, the last
+ * value): keys of the same lengths, repeated, empty, of 16 and 17 bytes,
+ * non-ASCII, on objects built by sets, by JSON parse (appends, then merged
+ * repeats), by decode and by clone, so that the inline path's test for a
+ * new key (no entry has its length) meets every way entries get in. */
+static void test_object_set_model(void **state)
+{
+    (void)state;
+    static const char *const pool[] = {"",
+                                       "a",
+                                       "b",
+                                       "ab",
+                                       "ba",
+                                       "id",
+                                       "title",
+                                       "titel",
+                                       "done",
+                                       "dona",
+                                       "0",
+                                       "1",
+                                       "\xc3\xa9",
+                                       "abcdefghijklmnop",
+                                       "abcdefghijklmnoq",
+                                       "abcdefghijklmnopq",
+                                       "abcdefghijklmnopr",
+                                       "key-with-18-bytes!"};
+    enum { NPOOL = sizeof(pool) / sizeof(pool[0]) };
+    track t;
+    loom_allocator a = track_alloc(&t);
+    uint32_t seed = 12345;
+    for (int round = 0; round < 400; round++) {
+        /* the model: for each pool key its position (or -1) and value */
+        int pos[NPOOL];
+        int val[NPOOL];
+        int order[NPOOL];
+        int n = 0;
+        for (int i = 0; i < NPOOL; i++) {
+            pos[i] = -1;
+        }
+        loom_any *o = NULL;
+        int how = round % 4;
+        if (how == 0) {
+            assert_int_equal(loom_any_new_object(&a, &o), 0);
+        } else {
+            /* a start of up to three keys (possibly repeated) via JSON */
+            char json[256];
+            size_t jl = 0;
+            json[jl++] = '{';
+            int m = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 4;
+            for (int j = 0; j < m; j++) {
+                seed = seed * 1103515245u + 12345u;
+                int k = (int)((seed >> 16) % NPOOL);
+                int v = (int)((seed >> 8) % 100);
+                jl += (size_t)snprintf(json + jl, sizeof(json) - jl,
+                                       "%s\"%s\":%d", j ? "," : "", pool[k], v);
+                if (pos[k] < 0) {
+                    pos[k] = n;
+                    order[n++] = k;
+                }
+                val[k] = v;
+            }
+            json[jl++] = '}';
+            loom_any *p = NULL;
+            assert_int_equal(loom_any_from_json(&a, json, jl, &p, NULL), 0);
+            if (how == 1) {
+                o = p;
+            } else if (how == 2) {
+                loom_buf b = {0};
+                assert_int_equal(loom_any_encode(p, &b), 0);
+                assert_int_equal(loom_any_decode(&a, b.data, b.len, &o, NULL),
+                                 0);
+                loom_buf_free(&b);
+                loom_any_free(p);
+            } else {
+                assert_int_equal(loom_any_clone(p, &a, &o), 0);
+                loom_any_free(p);
+            }
+            /* JSON lists integer-like keys first: the model's order is
+             * checked by key below, not by position, for these */
+        }
+        int sets = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 12;
+        for (int j = 0; j < sets; j++) {
+            seed = seed * 1103515245u + 12345u;
+            int k = (int)((seed >> 16) % NPOOL);
+            int v = (int)((seed >> 4) % 1000);
+            loom_any *num = NULL;
+            assert_int_equal(loom_any_new_number(&a, v, &num), 0);
+            assert_int_equal(
+                loom_any_object_set(o, pool[k], strlen(pool[k]), num), 0);
+            if (pos[k] < 0) {
+                pos[k] = n;
+                order[n++] = k;
+            }
+            val[k] = v;
+        }
+        assert_int_equal(loom_any_count(o), (size_t)n);
+        for (int i = 0; i < NPOOL; i++) {
+            const loom_any *got =
+                loom_any_object_get(o, pool[i], strlen(pool[i]));
+            if (pos[i] < 0) {
+                assert_null(got);
+            } else {
+                assert_non_null(got);
+                assert_true(loom_any_number(got) == val[i]);
+            }
+        }
+        /* each key once; on an object built only by sets, in set order */
+        for (int i = 0; i < n; i++) {
+            size_t kl;
+            const char *k = loom_any_object_key(o, (size_t)i, &kl);
+            for (int j = 0; j < i; j++) {
+                size_t jl2;
+                const char *kj = loom_any_object_key(o, (size_t)j, &jl2);
+                assert_false(jl2 == kl && memcmp(kj, k, kl) == 0);
+            }
+            if (how == 0) {
+                assert_int_equal(kl, strlen(pool[order[i]]));
+                assert_memory_equal(k, pool[order[i]], kl);
+            }
+        }
+        loom_any_free(o);
+        assert_int_equal(t.live_blocks, 0);
+    }
+}
+
 /* undefined, null and the booleans are shared constant nodes: no
  * allocation (so no failure), one node per value, freeing them is a no-op
  * wherever they are (also in several containers at once), a clone is the
@@ -1623,6 +1748,7 @@ int main(void)
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_object_growth),
         cmocka_unit_test(test_put_flat),
+        cmocka_unit_test(test_object_set_model),
         cmocka_unit_test(test_static_nodes),
         cmocka_unit_test(test_tjson),
     };
