@@ -1414,6 +1414,28 @@ static void test_put_flat(void **state)
         }
         /* with room for the worst case it always writes */
         assert_int_equal(loom__any_put_flat(out, sizeof out, o), want.len);
+        /* a member that is not a scalar or string (at any position) makes
+         * it decline */
+        if (shape % 5 == 0) {
+            loom_any *c = NULL;
+            switch (shape % 4) {
+            case 0:
+                assert_int_equal(loom_any_new_array(&a, &c), 0);
+                break;
+            case 1:
+                assert_int_equal(loom_any_new_object(&a, &c), 0);
+                break;
+            case 2:
+                assert_int_equal(
+                    loom_any_new_binary(&a, (const uint8_t *)"b", 1, &c), 0);
+                break;
+            default:
+                assert_int_equal(loom_any_new_subdoc(&a, "g", 1, &c), 0);
+                break;
+            }
+            assert_int_equal(loom_any_object_set(o, "zzz-last", 8, c), 0);
+            assert_int_equal(loom__any_put_flat(out, sizeof out, o), 0);
+        }
         loom_buf_free(&want);
         loom_any_free(o);
         assert_int_equal(t.live_blocks, 0);
