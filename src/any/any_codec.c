@@ -241,12 +241,11 @@ static inline uint8_t *put_flat_key(uint8_t *p, const char *key, size_t klen)
     return p + klen;
 }
 
-size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v)
+/* loom__any_put_flat for any lengths (its caller checked the object). */
+static LOOM__NOINLINE size_t put_flat_any(uint8_t *p,
+                                          size_t max,
+                                          const loom_any *v)
 {
-    if (v->kind != LOOM_ANY_OBJECT || (v->flags & LOOM__ANY_DIGIT_KEY) ||
-        max < 11) {
-        return 0;
-    }
     /* put_flat_at with flat_size's test and bound folded in: one pass */
     size_t n = v->u.obj.n;
     char *const *keys = v->u.obj.keys;
@@ -302,6 +301,82 @@ size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v)
         }
     }
     return (size_t)(p - start);
+}
+
+/*
+ * loom__any_put_flat for what a map's value mostly is: fewer than 128
+ * members, keys shorter than 16 bytes and strings of at most 16, which it
+ * copies with fixed moves: no call, so it saves no registers. Anything else
+ * goes to put_flat_any, which starts over.
+ */
+size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v)
+{
+    if (v->kind != LOOM_ANY_OBJECT || (v->flags & LOOM__ANY_DIGIT_KEY) ||
+        max < 11) {
+        return 0;
+    }
+    size_t n = v->u.obj.n;
+    if (n > 127) {
+        return put_flat_any(p, max, v);
+    }
+    char *const *keys = v->u.obj.keys;
+    const size_t *klens = v->u.obj.klens;
+    loom_any *const *vals = v->u.obj.v;
+    uint8_t *q = p + 2, *end = p + max;
+    p[0] = LOOM__ANY_OBJECT;
+    p[1] = (uint8_t)n;
+    for (size_t i = 0; i < n; i++) {
+        size_t klen = klens[i];
+        const loom_any *c = vals[i];
+        if (klen >= 16) {
+            return put_flat_any(p, max, v);
+        }
+        /* each kind checks its own room (it covers the key's 16-byte move)
+         * and writes its key and value */
+        size_t room = (size_t)(end - q);
+        switch ((loom_any_kind)c->kind) {
+        case LOOM_ANY_NUMBER:
+            if (klen + 21 > room) {
+                return 0;
+            }
+            q = put_flat_key(q, keys[i], klen);
+            q = put_number(q, c->u.num);
+            break;
+        case LOOM_ANY_STRING: {
+            size_t len = c->u.str.len;
+            if (len > 16) {
+                return put_flat_any(p, max, v);
+            }
+            if (klen + len + 21 > room) {
+                return 0;
+            }
+            q = put_flat_key(q, keys[i], klen);
+            q[0] = LOOM__ANY_STRING;
+            q[1] = (uint8_t)len;
+            q = loom__copy_short(q + 2, c->u.str.p, len);
+            break;
+        }
+        case LOOM_ANY_BOOL:
+            if (klen + 21 > room) {
+                return 0;
+            }
+            q = put_flat_key(q, keys[i], klen);
+            *q++ = c->u.b ? LOOM__ANY_TRUE : LOOM__ANY_FALSE;
+            break;
+        case LOOM_ANY_UNDEFINED:
+        case LOOM_ANY_NULL:
+        case LOOM_ANY_BIGINT:
+            if (klen + 21 > room) {
+                return 0;
+            }
+            q = put_flat_key(q, keys[i], klen);
+            q = put_scalar(q, c);
+            break;
+        default:
+            return 0;
+        }
+    }
+    return (size_t)(q - p);
 }
 
 /*

@@ -1380,6 +1380,68 @@ static void test_put_flat(void **state)
     (void)state;
     track t;
     loom_allocator a = track_alloc(&t);
+    /* 130 members: a count of two bytes, written by its general path */
+    loom_any *big = NULL;
+    assert_int_equal(loom_any_new_object(&a, &big), 0);
+    for (unsigned e = 0; e < 130; e++) {
+        char k[16];
+        int kl = snprintf(k, sizeof k, "k%u", e);
+        loom_any *num = NULL;
+        assert_int_equal(loom_any_new_number(&a, e, &num), 0);
+        assert_int_equal(loom_any_object_set(big, k, (size_t)kl, num), 0);
+    }
+    loom_buf bw = {0};
+    assert_int_equal(loom_any_encode(big, &bw), 0);
+    uint8_t bout[4096];
+    assert_int_equal(loom__any_put_flat(bout, sizeof bout, big), bw.len);
+    assert_memory_equal(bout, bw.data, bw.len);
+    loom_buf_free(&bw);
+    loom_any_free(big);
+    /* keys shorter than 16 bytes and strings of at most 16 (its inline
+     * path), every kind, against loom_any_encode at every room */
+    for (unsigned shape = 0; shape < 600; shape++) {
+        loom_any *o = NULL;
+        assert_int_equal(loom_any_new_object(&a, &o), 0);
+        unsigned n = shape % 9;
+        for (unsigned e = 0; e < n; e++) {
+            char k[16];
+            size_t kl = 1 + (shape + e * 3) % 15;
+            for (size_t c = 0; c < kl; c++) {
+                k[c] = (char)('a' + (c + shape) % 26);
+            }
+            k[kl - 1] = (char)('A' + e); /* distinct keys */
+            loom_any *v = NULL;
+            unsigned w = shape * 3 + e;
+            if (w % 3 == 0) {
+                char txt[17];
+                size_t sl = (shape + e * 5) % 17;
+                for (size_t c = 0; c < sl; c++) {
+                    txt[c] = (char)('0' + (c * 7 + w) % 60);
+                }
+                assert_int_equal(loom_any_new_string(&a, txt, sl, &v), 0);
+            } else {
+                v = flat_value(&a, w % 7 == 5 || w % 7 == 6 ? w + 3 : w);
+            }
+            assert_int_equal(loom_any_object_set(o, k, kl, v), 0);
+        }
+        loom_buf want = {0};
+        assert_int_equal(loom_any_encode(o, &want), 0);
+        uint8_t out[512];
+        for (size_t max = 0; max <= want.len + 40; max++) {
+            memset(out, 0xa5, sizeof out);
+            size_t got = loom__any_put_flat(out, max, o);
+            if (got) {
+                assert_int_equal(got, want.len);
+                assert_memory_equal(out, want.data, want.len);
+            }
+            for (size_t b = max; b < max + 64 && b < sizeof out; b++) {
+                assert_int_equal(out[b], 0xa5);
+            }
+        }
+        assert_int_equal(loom__any_put_flat(out, sizeof out, o), want.len);
+        loom_buf_free(&want);
+        loom_any_free(o);
+    }
     unsigned vi = 0;
     for (unsigned shape = 0; shape < 400; shape++) {
         loom_any *o = NULL;
