@@ -42,6 +42,9 @@ typedef struct obj_tail {
     char *keys[OBJ_INLINE];
     size_t klens[OBJ_INLINE];
     loom_any *v[OBJ_INLINE];
+    /* bit l set when an entry may have a key of length l (l <= 16): a key
+     * of a length not set is new, with no comparison */
+    uint32_t klens_seen;
     char kbytes[OBJ_INLINE_KEYS + LOOM__ANY_KEY_PAD];
 } obj_tail;
 
@@ -83,24 +86,44 @@ static int new_node(const loom_allocator *a, loom_any_kind kind, loom_any **out)
     return LOOM_OK;
 }
 
+/*
+ * undefined, null, false and true are shared constant nodes, as they are
+ * immediate values in JS: building or freeing one costs no allocation (an
+ * object of a few fields mostly has one), and none can fail. The nodes
+ * have no allocator; nothing writes to them (they are read-only data), and
+ * loom_any_free and loom_any_clone know them by LOOM__ANY_STATIC.
+ */
+static const loom_any static_nodes[4] = {
+    {.kind = LOOM_ANY_UNDEFINED, .flags = LOOM__ANY_STATIC},
+    {.kind = LOOM_ANY_NULL, .flags = LOOM__ANY_STATIC},
+    {.kind = LOOM_ANY_BOOL, .flags = LOOM__ANY_STATIC, .u.b = 0},
+    {.kind = LOOM_ANY_BOOL, .flags = LOOM__ANY_STATIC, .u.b = 1},
+};
+
+static loom_any *static_node(size_t i)
+{
+    /* const in memory; the API's pointers are not const */
+    return (loom_any *)(uintptr_t)&static_nodes[i];
+}
+
 int loom_any_new_undefined(const loom_allocator *a, loom_any **out)
 {
-    return new_node(a, LOOM_ANY_UNDEFINED, out);
+    (void)a;
+    *out = static_node(0);
+    return LOOM_OK;
 }
 
 int loom_any_new_null(const loom_allocator *a, loom_any **out)
 {
-    return new_node(a, LOOM_ANY_NULL, out);
+    (void)a;
+    *out = static_node(1);
+    return LOOM_OK;
 }
 
 int loom_any_new_bool(const loom_allocator *a, int value, loom_any **out)
 {
-    loom_any *v = alloc_node(a, LOOM_ANY_BOOL, 0);
-    if (!v) {
-        return LOOM_ENOMEM;
-    }
-    v->u.b = value ? 1 : 0;
-    *out = v;
+    (void)a;
+    *out = static_node(value ? 3 : 2);
     return LOOM_OK;
 }
 
@@ -291,6 +314,7 @@ int loom_any_new_object(const loom_allocator *a, loom_any **out)
     t->chunks = NULL;
     t->kfree = t->kbytes;
     t->kend = t->kbytes + OBJ_INLINE_KEYS;
+    t->klens_seen = 0;
     o->u.obj.keys = t->keys;
     o->u.obj.klens = t->klens;
     o->u.obj.v = t->v;
@@ -422,6 +446,9 @@ append_entry(loom_any *o, const char *key, size_t klen, loom_any *child)
     t->kfree = k + klen + 1;
     if ((unsigned)(k[0] - '0') <= 9) {
         o->flags |= LOOM__ANY_DIGIT_KEY;
+    }
+    if (klen <= 16) {
+        t->klens_seen |= (uint32_t)1 << klen;
     }
     size_t i = o->u.obj.n++;
     o->u.obj.keys[i] = k;
@@ -597,15 +624,10 @@ int loom_any_object_set(loom_any *object,
      * (so it is new), with room for it. */
     size_t n = object->u.obj.n;
     obj_tail *t = tail_of(object);
-    if (key_len > 16 || n == object->u.obj.cap ||
+    uint32_t seen = t->klens_seen;
+    if (key_len > 16 || ((seen >> key_len) & 1) || n == object->u.obj.cap ||
         key_len >= (size_t)(t->kend - t->kfree)) {
         return set_any(object, key, key_len, child);
-    }
-    const size_t *klens = object->u.obj.klens;
-    for (size_t i = 0; i < n; i++) {
-        if (klens[i] == key_len) {
-            return set_any(object, key, key_len, child);
-        }
     }
     char *k = t->kfree;
     if (!copy_ascii_key(k, key, key_len)) {
@@ -616,6 +638,7 @@ int loom_any_object_set(loom_any *object,
     if ((unsigned)(k[0] - '0') <= 9) {
         object->flags |= LOOM__ANY_DIGIT_KEY;
     }
+    t->klens_seen = seen | (uint32_t)1 << key_len;
     object->u.obj.n = n + 1;
     object->u.obj.keys[n] = k;
     object->u.obj.klens[n] = key_len;
@@ -735,6 +758,8 @@ static inline bool free_single(loom_any *v)
         } else {
             return false;
         }
+    } else if (v->flags & LOOM__ANY_STATIC) {
+        return true;
     }
     const loom_allocator *a = v->a;
     if (a) {
@@ -802,6 +827,10 @@ int loom_any_clone(const loom_any *v, const loom_allocator *a, loom_any **out)
 {
     if (!v || !out) {
         return LOOM_EINVAL;
+    }
+    if (v->flags & LOOM__ANY_STATIC) {
+        *out = (loom_any *)(uintptr_t)v;
+        return LOOM_OK;
     }
     if (!a) {
         a = v->a;

@@ -226,12 +226,26 @@ static inline void put_flat(loom_buf *b, const loom_any *v)
 
 _Static_assert(LOOM__ANY_KEY_PAD >= 16, "put_flat moves keys 16 bytes");
 
-size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v)
+/* A key of a flat object at p (room checked for its 16-byte move). */
+static inline uint8_t *put_flat_key(uint8_t *p, const char *key, size_t klen)
 {
-    if (v->kind != LOOM_ANY_OBJECT || (v->flags & LOOM__ANY_DIGIT_KEY) ||
-        max < 11) {
-        return 0;
+    if (klen < 16) {
+        /* one length byte, and the key storage's padding makes the key's
+         * first 16 bytes readable */
+        *p = (uint8_t)klen;
+        memcpy(p + 1, key, 16);
+        return p + klen + 1;
     }
+    p = put_varuint(p, klen);
+    loom__copy(p, key, klen);
+    return p + klen;
+}
+
+/* loom__any_put_flat for any lengths (its caller checked the object). */
+static LOOM__NOINLINE size_t put_flat_any(uint8_t *p,
+                                          size_t max,
+                                          const loom_any *v)
+{
     /* put_flat_at with flat_size's test and bound folded in: one pass */
     size_t n = v->u.obj.n;
     char *const *keys = v->u.obj.keys;
@@ -243,38 +257,126 @@ size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v)
     for (size_t i = 0; i < n; i++) {
         size_t klen = klens[i];
         const loom_any *c = vals[i];
-        unsigned kind = c->kind;
-        if (kind > LOOM_ANY_STRING) {
-            return 0;
-        }
-        size_t len = kind == LOOM_ANY_STRING ? c->u.str.len : 0;
-        /* lengths of bytes in memory: the sum cannot wrap; the room also
-         * covers the 16-byte move of a short key */
-        if (klen + len + 21 > (size_t)(end - p)) {
-            return 0;
-        }
-        if (klen < 16) {
-            /* one length byte, and the key storage's padding makes the
-             * key's first 16 bytes readable */
-            *p = (uint8_t)klen;
-            memcpy(p + 1, keys[i], 16);
-            p += klen + 1;
-        } else {
-            p = put_varuint(p, klen);
-            loom__copy(p, keys[i], klen);
-            p += klen;
-        }
-        if (kind == LOOM_ANY_STRING) {
+        /* one dispatch per member: each kind checks its own room (lengths
+         * of bytes in memory: the sums cannot wrap; the room also covers
+         * the 16-byte move of a short key) and writes key and value */
+        size_t room = (size_t)(end - p);
+        switch ((loom_any_kind)c->kind) {
+        case LOOM_ANY_NUMBER:
+            if (klen + 21 > room) {
+                return 0;
+            }
+            p = put_flat_key(p, keys[i], klen);
+            p = put_number(p, c->u.num);
+            break;
+        case LOOM_ANY_STRING: {
+            size_t len = c->u.str.len;
+            if (klen + len + 21 > room) {
+                return 0;
+            }
+            p = put_flat_key(p, keys[i], klen);
             *p++ = LOOM__ANY_STRING;
             p = put_varuint(p, len);
             p = loom__copy_short(p, c->u.str.p, len);
-        } else if (kind == LOOM_ANY_BOOL) {
+            break;
+        }
+        case LOOM_ANY_BOOL:
+            if (klen + 21 > room) {
+                return 0;
+            }
+            p = put_flat_key(p, keys[i], klen);
             *p++ = c->u.b ? LOOM__ANY_TRUE : LOOM__ANY_FALSE;
-        } else {
+            break;
+        case LOOM_ANY_UNDEFINED:
+        case LOOM_ANY_NULL:
+        case LOOM_ANY_BIGINT:
+            if (klen + 21 > room) {
+                return 0;
+            }
+            p = put_flat_key(p, keys[i], klen);
             p = put_scalar(p, c);
+            break;
+        default:
+            return 0;
         }
     }
     return (size_t)(p - start);
+}
+
+/*
+ * loom__any_put_flat for what a map's value mostly is: fewer than 128
+ * members, keys shorter than 16 bytes and strings of at most 16, which it
+ * copies with fixed moves: no call, so it saves no registers. Anything else
+ * goes to put_flat_any, which starts over.
+ */
+size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v)
+{
+    if (v->kind != LOOM_ANY_OBJECT || (v->flags & LOOM__ANY_DIGIT_KEY) ||
+        max < 11) {
+        return 0;
+    }
+    size_t n = v->u.obj.n;
+    if (n > 127) {
+        return put_flat_any(p, max, v);
+    }
+    char *const *keys = v->u.obj.keys;
+    const size_t *klens = v->u.obj.klens;
+    loom_any *const *vals = v->u.obj.v;
+    uint8_t *q = p + 2, *end = p + max;
+    p[0] = LOOM__ANY_OBJECT;
+    p[1] = (uint8_t)n;
+    for (size_t i = 0; i < n; i++) {
+        size_t klen = klens[i];
+        const loom_any *c = vals[i];
+        if (klen >= 16) {
+            return put_flat_any(p, max, v);
+        }
+        /* each kind checks its own room (it covers the key's 16-byte move)
+         * and writes its key and value */
+        size_t room = (size_t)(end - q);
+        switch ((loom_any_kind)c->kind) {
+        case LOOM_ANY_NUMBER:
+            if (klen + 21 > room) {
+                return 0;
+            }
+            q = put_flat_key(q, keys[i], klen);
+            q = put_number(q, c->u.num);
+            break;
+        case LOOM_ANY_STRING: {
+            size_t len = c->u.str.len;
+            if (len > 16) {
+                return put_flat_any(p, max, v);
+            }
+            if (klen + len + 21 > room) {
+                return 0;
+            }
+            q = put_flat_key(q, keys[i], klen);
+            q[0] = LOOM__ANY_STRING;
+            q[1] = (uint8_t)len;
+            q = loom__copy_short(q + 2, c->u.str.p, len);
+            break;
+        }
+        case LOOM_ANY_BOOL:
+            if (klen + 21 > room) {
+                return 0;
+            }
+            q = put_flat_key(q, keys[i], klen);
+            *q++ = c->u.b ? LOOM__ANY_TRUE : LOOM__ANY_FALSE;
+            break;
+        case LOOM_ANY_UNDEFINED:
+        case LOOM_ANY_NULL:
+        case LOOM_ANY_BIGINT:
+            if (klen + 21 > room) {
+                return 0;
+            }
+            q = put_flat_key(q, keys[i], klen);
+            q = put_scalar(q, c);
+            break;
+        default:
+            return 0;
+        }
+    }
+    return (size_t)(q - p);
 }
 
 /*

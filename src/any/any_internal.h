@@ -14,7 +14,8 @@
 struct loom_any {
     uint8_t kind; /* loom_any_kind */
     /* OBJECT: LOOM__ANY_DIGIT_KEY when some key starts with a digit (only
-     * those can be integer-like, which JS lists first); never cleared. */
+     * those can be integer-like, which JS lists first); never cleared.
+     * LOOM__ANY_STATIC on the shared constant nodes. */
     uint8_t flags;
     const loom_allocator *a;
     union {
@@ -44,6 +45,10 @@ struct loom_any {
 };
 
 #define LOOM__ANY_DIGIT_KEY 1
+/* UNDEFINED, NULL and BOOL: one of the shared constant nodes that their
+ * constructors return (a value needs no allocation); loom_any_free leaves
+ * them alone and nothing writes to them. */
+#define LOOM__ANY_STATIC 2
 
 /* The key storage of an object (any.c) extends this many bytes past the
  * room keys are copied into: a key's first LOOM__ANY_KEY_PAD bytes can be

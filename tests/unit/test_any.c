@@ -1380,6 +1380,68 @@ static void test_put_flat(void **state)
     (void)state;
     track t;
     loom_allocator a = track_alloc(&t);
+    /* 130 members: a count of two bytes, written by its general path */
+    loom_any *big = NULL;
+    assert_int_equal(loom_any_new_object(&a, &big), 0);
+    for (unsigned e = 0; e < 130; e++) {
+        char k[16];
+        int kl = snprintf(k, sizeof k, "k%u", e);
+        loom_any *num = NULL;
+        assert_int_equal(loom_any_new_number(&a, e, &num), 0);
+        assert_int_equal(loom_any_object_set(big, k, (size_t)kl, num), 0);
+    }
+    loom_buf bw = {0};
+    assert_int_equal(loom_any_encode(big, &bw), 0);
+    uint8_t bout[4096];
+    assert_int_equal(loom__any_put_flat(bout, sizeof bout, big), bw.len);
+    assert_memory_equal(bout, bw.data, bw.len);
+    loom_buf_free(&bw);
+    loom_any_free(big);
+    /* keys shorter than 16 bytes and strings of at most 16 (its inline
+     * path), every kind, against loom_any_encode at every room */
+    for (unsigned shape = 0; shape < 600; shape++) {
+        loom_any *o = NULL;
+        assert_int_equal(loom_any_new_object(&a, &o), 0);
+        unsigned n = shape % 9;
+        for (unsigned e = 0; e < n; e++) {
+            char k[16];
+            size_t kl = 1 + (shape + e * 3) % 15;
+            for (size_t c = 0; c < kl; c++) {
+                k[c] = (char)('a' + (c + shape) % 26);
+            }
+            k[kl - 1] = (char)('A' + e); /* distinct keys */
+            loom_any *v = NULL;
+            unsigned w = shape * 3 + e;
+            if (w % 3 == 0) {
+                char txt[17];
+                size_t sl = (shape + e * 5) % 17;
+                for (size_t c = 0; c < sl; c++) {
+                    txt[c] = (char)('0' + (c * 7 + w) % 60);
+                }
+                assert_int_equal(loom_any_new_string(&a, txt, sl, &v), 0);
+            } else {
+                v = flat_value(&a, w % 7 == 5 || w % 7 == 6 ? w + 3 : w);
+            }
+            assert_int_equal(loom_any_object_set(o, k, kl, v), 0);
+        }
+        loom_buf want = {0};
+        assert_int_equal(loom_any_encode(o, &want), 0);
+        uint8_t out[512];
+        for (size_t max = 0; max <= want.len + 40; max++) {
+            memset(out, 0xa5, sizeof out);
+            size_t got = loom__any_put_flat(out, max, o);
+            if (got) {
+                assert_int_equal(got, want.len);
+                assert_memory_equal(out, want.data, want.len);
+            }
+            for (size_t b = max; b < max + 64 && b < sizeof out; b++) {
+                assert_int_equal(out[b], 0xa5);
+            }
+        }
+        assert_int_equal(loom__any_put_flat(out, sizeof out, o), want.len);
+        loom_buf_free(&want);
+        loom_any_free(o);
+    }
     unsigned vi = 0;
     for (unsigned shape = 0; shape < 400; shape++) {
         loom_any *o = NULL;
@@ -1414,10 +1476,241 @@ static void test_put_flat(void **state)
         }
         /* with room for the worst case it always writes */
         assert_int_equal(loom__any_put_flat(out, sizeof out, o), want.len);
+        /* a member that is not a scalar or string (at any position) makes
+         * it decline */
+        if (shape % 5 == 0) {
+            loom_any *c = NULL;
+            switch (shape % 4) {
+            case 0:
+                assert_int_equal(loom_any_new_array(&a, &c), 0);
+                break;
+            case 1:
+                assert_int_equal(loom_any_new_object(&a, &c), 0);
+                break;
+            case 2:
+                assert_int_equal(
+                    loom_any_new_binary(&a, (const uint8_t *)"b", 1, &c), 0);
+                break;
+            default:
+                assert_int_equal(loom_any_new_subdoc(&a, "g", 1, &c), 0);
+                break;
+            }
+            assert_int_equal(loom_any_object_set(o, "zzz-last", 8, c), 0);
+            assert_int_equal(loom__any_put_flat(out, sizeof out, o), 0);
+        }
         loom_buf_free(&want);
         loom_any_free(o);
         assert_int_equal(t.live_blocks, 0);
     }
+}
+
+/* loom_any_object_set against a model (keys in first-set order, the last
+ * value): keys of the same lengths, repeated, empty, of 16 and 17 bytes,
+ * non-ASCII, on objects built by sets, by JSON parse (appends, then merged
+ * repeats), by decode and by clone, so that the inline path's test for a
+ * new key (no entry has its length) meets every way entries get in. */
+static void test_object_set_model(void **state)
+{
+    (void)state;
+    static const char *const pool[] = {"",
+                                       "a",
+                                       "b",
+                                       "ab",
+                                       "ba",
+                                       "id",
+                                       "title",
+                                       "titel",
+                                       "done",
+                                       "dona",
+                                       "0",
+                                       "1",
+                                       "\xc3\xa9",
+                                       "abcdefghijklmnop",
+                                       "abcdefghijklmnoq",
+                                       "abcdefghijklmnopq",
+                                       "abcdefghijklmnopr",
+                                       "key-with-18-bytes!"};
+    enum { NPOOL = sizeof(pool) / sizeof(pool[0]) };
+    track t;
+    loom_allocator a = track_alloc(&t);
+    uint32_t seed = 12345;
+    for (int round = 0; round < 400; round++) {
+        /* the model: for each pool key its position (or -1) and value */
+        int pos[NPOOL];
+        int val[NPOOL];
+        int order[NPOOL];
+        int n = 0;
+        for (int i = 0; i < NPOOL; i++) {
+            pos[i] = -1;
+        }
+        loom_any *o = NULL;
+        int how = round % 4;
+        if (how == 0) {
+            assert_int_equal(loom_any_new_object(&a, &o), 0);
+        } else {
+            /* a start of up to three keys (possibly repeated) via JSON */
+            char json[256];
+            size_t jl = 0;
+            json[jl++] = '{';
+            int m = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 4;
+            for (int j = 0; j < m; j++) {
+                seed = seed * 1103515245u + 12345u;
+                int k = (int)((seed >> 16) % NPOOL);
+                int v = (int)((seed >> 8) % 100);
+                jl += (size_t)snprintf(json + jl, sizeof(json) - jl,
+                                       "%s\"%s\":%d", j ? "," : "", pool[k], v);
+                if (pos[k] < 0) {
+                    pos[k] = n;
+                    order[n++] = k;
+                }
+                val[k] = v;
+            }
+            json[jl++] = '}';
+            loom_any *p = NULL;
+            assert_int_equal(loom_any_from_json(&a, json, jl, &p, NULL), 0);
+            if (how == 1) {
+                o = p;
+            } else if (how == 2) {
+                loom_buf b = {0};
+                assert_int_equal(loom_any_encode(p, &b), 0);
+                assert_int_equal(loom_any_decode(&a, b.data, b.len, &o, NULL),
+                                 0);
+                loom_buf_free(&b);
+                loom_any_free(p);
+            } else {
+                assert_int_equal(loom_any_clone(p, &a, &o), 0);
+                loom_any_free(p);
+            }
+            /* JSON lists integer-like keys first: the model's order is
+             * checked by key below, not by position, for these */
+        }
+        int sets = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 12;
+        for (int j = 0; j < sets; j++) {
+            seed = seed * 1103515245u + 12345u;
+            int k = (int)((seed >> 16) % NPOOL);
+            int v = (int)((seed >> 4) % 1000);
+            loom_any *num = NULL;
+            assert_int_equal(loom_any_new_number(&a, v, &num), 0);
+            assert_int_equal(
+                loom_any_object_set(o, pool[k], strlen(pool[k]), num), 0);
+            if (pos[k] < 0) {
+                pos[k] = n;
+                order[n++] = k;
+            }
+            val[k] = v;
+        }
+        assert_int_equal(loom_any_count(o), (size_t)n);
+        for (int i = 0; i < NPOOL; i++) {
+            const loom_any *got =
+                loom_any_object_get(o, pool[i], strlen(pool[i]));
+            if (pos[i] < 0) {
+                assert_null(got);
+            } else {
+                assert_non_null(got);
+                assert_true(loom_any_number(got) == val[i]);
+            }
+        }
+        /* each key once; on an object built only by sets, in set order */
+        for (int i = 0; i < n; i++) {
+            size_t kl;
+            const char *k = loom_any_object_key(o, (size_t)i, &kl);
+            for (int j = 0; j < i; j++) {
+                size_t jl2;
+                const char *kj = loom_any_object_key(o, (size_t)j, &jl2);
+                assert_false(jl2 == kl && memcmp(kj, k, kl) == 0);
+            }
+            if (how == 0) {
+                assert_int_equal(kl, strlen(pool[order[i]]));
+                assert_memory_equal(k, pool[order[i]], kl);
+            }
+        }
+        loom_any_free(o);
+        assert_int_equal(t.live_blocks, 0);
+    }
+}
+
+/* undefined, null and the booleans are shared constant nodes: no
+ * allocation (so no failure), one node per value, freeing them is a no-op
+ * wherever they are (also in several containers at once), a clone is the
+ * node itself, and they read and write as any other node. */
+static void test_static_nodes(void **state)
+{
+    (void)state;
+    track t;
+    loom_allocator a = track_alloc(&t);
+    t.fail_after = 0; /* every allocation fails */
+    loom_any *u = NULL, *nu = NULL, *f = NULL, *tr = NULL, *tr2 = NULL;
+    assert_int_equal(loom_any_new_undefined(&a, &u), 0);
+    assert_int_equal(loom_any_new_null(&a, &nu), 0);
+    assert_int_equal(loom_any_new_bool(&a, 0, &f), 0);
+    assert_int_equal(loom_any_new_bool(&a, 1, &tr), 0);
+    assert_int_equal(loom_any_new_bool(NULL, 42, &tr2), 0);
+    assert_int_equal(t.live_blocks, 0);
+    assert_int_equal(loom_any_kind_of(u), LOOM_ANY_UNDEFINED);
+    assert_int_equal(loom_any_kind_of(nu), LOOM_ANY_NULL);
+    assert_int_equal(loom_any_kind_of(f), LOOM_ANY_BOOL);
+    assert_int_equal(loom_any_bool(f), 0);
+    assert_int_equal(loom_any_bool(tr), 1);
+    assert_ptr_equal(tr, tr2);
+    assert_true(f != tr && u != nu && nu != f);
+    assert_true(loom_any_equal(tr, tr2) && !loom_any_equal(tr, f));
+    loom_any *c = NULL;
+    assert_int_equal(loom_any_clone(tr, &a, &c), 0);
+    assert_ptr_equal(c, tr);
+    loom_any_free(c);
+    t.fail_after = -1;
+
+    /* the same node in an object twice and in an array, all freed */
+    loom_any *o = NULL, *arr = NULL;
+    assert_int_equal(loom_any_new_object(&a, &o), 0);
+    assert_int_equal(loom_any_new_array(&a, &arr), 0);
+    assert_int_equal(loom_any_object_set(o, "a", 1, tr), 0);
+    assert_int_equal(loom_any_object_set(o, "b", 1, tr), 0);
+    assert_int_equal(loom_any_object_set(o, "c", 1, u), 0);
+    assert_int_equal(loom_any_object_set(o, "a", 1, f), 0); /* replaces */
+    assert_int_equal(loom_any_array_push(arr, tr), 0);
+    assert_int_equal(loom_any_array_push(arr, nu), 0);
+    assert_int_equal(loom_any_array_push(arr, nu), 0);
+    assert_int_equal(loom_any_object_set(o, "d", 1, arr), 0);
+    loom_buf b = {0};
+    assert_int_equal(loom_any_encode(o, &b), 0);
+    /* {a: false, b: true, c: undefined, d: [true, null, null]} */
+    assert_hex(&b, "7604"
+                   "016179"
+                   "016278"
+                   "01637f"
+                   "01647503787e7e");
+    loom_buf_free(&b);
+    loom_any *cl = NULL;
+    assert_int_equal(loom_any_clone(o, &a, &cl), 0);
+    assert_true(loom_any_equal(cl, o));
+    assert_ptr_equal(loom_any_object_get(cl, "b", 1), tr);
+    loom_any_free(cl);
+    loom_any_free(o);
+    assert_int_equal(t.live_blocks, 0);
+    /* still intact after all that freeing */
+    assert_int_equal(loom_any_kind_of(tr), LOOM_ANY_BOOL);
+    assert_int_equal(loom_any_bool(tr), 1);
+
+    /* decoded and parsed values use them: only the array allocates */
+    static const uint8_t enc[] = {0x75, 0x04, 0x78, 0x79, 0x7e, 0x7f};
+    loom_any *d = NULL;
+    assert_int_equal(loom_any_decode(&a, enc, sizeof enc, &d, NULL), 0);
+    assert_ptr_equal(loom_any_array_get(d, 0), tr);
+    assert_ptr_equal(loom_any_array_get(d, 1), f);
+    assert_ptr_equal(loom_any_array_get(d, 2), nu);
+    assert_ptr_equal(loom_any_array_get(d, 3), u);
+    assert_int_equal(t.live_blocks, 2); /* the node and its elements */
+    loom_any_free(d);
+    assert_int_equal(loom_any_from_json(&a, "[true,null]", 11, &d, NULL), 0);
+    assert_ptr_equal(loom_any_array_get(d, 0), tr);
+    assert_ptr_equal(loom_any_array_get(d, 1), nu);
+    loom_any_free(d);
+    assert_int_equal(t.live_blocks, 0);
+    /* a top-level one, freed as a root */
+    loom_any_free(tr);
+    loom_any_free(u);
+    assert_int_equal(loom_any_bool(tr), 1);
 }
 
 /* ---- tjson -------------------------------------------------------------- */
@@ -1539,6 +1832,8 @@ int main(void)
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_object_growth),
         cmocka_unit_test(test_put_flat),
+        cmocka_unit_test(test_object_set_model),
+        cmocka_unit_test(test_static_nodes),
         cmocka_unit_test(test_tjson),
     };
     return cmocka_run_group_tests(tests, load_vectors, free_vectors);
