@@ -551,7 +551,9 @@ fail:
  * nothing is missing and nothing is cut off. Only the key (klen bytes at
  * key, its hash given) and the values' bytes (`bytes` at p, after their
  * count) are read from the input; the item is what integrate_struct makes
- * of it, in parent (NULL: the root is gone).
+ * of it, in parent (NULL: the root is gone). *direct: a new key's item may
+ * be pushed without loom__item_integrate_new_key's checks (can_push said
+ * so); cleared when the key is not new.
  */
 static LOOM__INLINE int integrate_rootkey(integ *g,
                                           uint64_t client,
@@ -562,7 +564,8 @@ static LOOM__INLINE int integrate_rootkey(integ *g,
                                           size_t klen,
                                           const uint8_t *p,
                                           size_t bytes,
-                                          uint64_t hash)
+                                          uint64_t hash,
+                                          bool *direct)
 {
     loom_doc *d = g->d;
     if (!parent)
@@ -590,11 +593,32 @@ static LOOM__INLINE int integrate_rootkey(integ *g,
     }
     it->parent_sub = psub;
     it->parent_sub_len = (uint32_t)klen; /* checked by type_key */
-    if (!parent->key_new)
+    if (!parent->key_new) {
+        *direct = false; /* integrating may look up other clients */
         return loom__item_integrate(g->t, it);
+    }
     /* A key new to the map (most of a loaded map) has nothing to resolve
      * (the client's array was sized for its block: reserve_rest). */
-    return loom__item_integrate_new_key(g->t, it);
+    if (!*direct)
+        return loom__item_integrate_new_key(g->t, it);
+    loom__cs_push_inline(d->last_client, it);
+    parent->key_new = false; /* the entry has an item now */
+    parent->map.e[parent->key_hint].val = it;
+    return LOOM_OK;
+}
+
+/* Can the next n items of client, new keys of parent, be pushed as
+ * loom__item_integrate_new_key pushes them when nothing stops it, with its
+ * checks made once: the client is the last one looked up, touched in this
+ * transaction, with room for n more, and the parent a root whose changes
+ * need no record. Pushing them keeps all of it so. */
+static bool
+can_push(integ *g, const loom_type *parent, uint64_t client, size_t n)
+{
+    const loom__client *own = g->d->last_client;
+    return parent && own && own->client == client &&
+           own->txn_seq == g->t->seq && own->cap - own->n - own->hole >= n &&
+           !parent->item && loom__txn_records_nothing(g->t, parent);
 }
 
 /* Makes room in the client's array for the rest of its block after the
@@ -655,6 +679,7 @@ static int integrate_run(integ *g, refs *cur, sref h)
     uint64_t client = b->client, clock = rec->bits & LOOM__RS_CLOCK_MASK;
     const uint8_t *kp = e + 3 + nlen; /* the key's length, the key */
     uint64_t hash = loom__hash_inline(kp + 1, kp[0]);
+    bool direct = false;
     for (uint64_t j = 0;;) {
         size_t klen = kp[0];
         const uint8_t *v = kp + 1 + klen;
@@ -669,13 +694,15 @@ static int integrate_run(integ *g, refs *cur, sref h)
         }
         int rc =
             integrate_rootkey(g, client, clock, n, parent, (const char *)kp + 1,
-                              klen, v, (size_t)(next - v), hash);
+                              klen, v, (size_t)(next - v), hash, &direct);
         if (rc)
             return rc;
         if (j == 1 && h.k == 0)
             reserve_n(d, client, b->cap - 1);
         if (!more)
             break;
+        if (!direct)
+            direct = can_push(g, parent, client, (size_t)(count - j));
         clock += n;
         e = next;
         kp = nkp;
@@ -741,9 +768,10 @@ static int integrate_rootkeys(integ *g, refs *cur, sref h)
             loom__strmap_prefetch(&parent->map, next_hash);
         }
         const uint8_t *v = skip_count(rk.content);
+        bool direct = false;
         int rc = integrate_rootkey(
             g, h.b->client, clock, len, parent, rk.key, rk.key_len, v,
-            (size_t)(rk.content + rk.content_len - v), hash);
+            (size_t)(rk.content + rk.content_len - v), hash, &direct);
         if (rc)
             return rc;
         if (!ahead || !run || !(rs[i].bits & LOOM__RS_SAMEROOT)) {
