@@ -677,37 +677,52 @@ static int integrate_run(integ *g, refs *cur, sref h)
         g->rk_parent = parent;
     }
     uint64_t client = b->client, clock = rec->bits & LOOM__RS_CLOCK_MASK;
+    /* the lengths of the structs still to integrate */
+    const uint8_t *lp = lens, *lend = lens + count;
+    if (!parent) {
+        /* the root is gone: GC, each struct's length its value count */
+        for (; lp < lend; e += *lp++) {
+            uint64_t n = e[4 + nlen + e[3 + nlen]];
+            int rc = integrate_gc(d, client, clock, n);
+            if (rc)
+                return rc;
+            clock += n;
+        }
+        goto done;
+    }
     const uint8_t *kp = e + 3 + nlen; /* the key's length, the key */
     uint64_t hash = loom__hash_inline(kp + 1, kp[0]);
     bool direct = false;
-    for (uint64_t j = 0;;) {
+    for (;;) {
         size_t klen = kp[0];
-        const uint8_t *v = kp + 1 + klen;
-        uint64_t n = *v++; /* one byte: a run's structs have no more */
-        const uint8_t *next = e + lens[j];
-        bool more = ++j < count;
-        const uint8_t *nkp = next + 3 + nlen;
+        const uint8_t *v = kp + 2 + klen;
+        uint64_t n = v[-1]; /* one byte: a run's structs have no more */
+        e += *lp++;         /* the next struct */
+        bool more = lp < lend;
+        const uint8_t *nkp = e + 3 + nlen;
         uint64_t next_hash = 0;
-        if (more && parent) {
+        if (more) {
             next_hash = loom__hash_inline(nkp + 1, nkp[0]);
             loom__strmap_prefetch(&parent->map, next_hash);
         }
         int rc =
             integrate_rootkey(g, client, clock, n, parent, (const char *)kp + 1,
-                              klen, v, (size_t)(next - v), hash, &direct);
+                              klen, v, (size_t)(e - v), hash, &direct);
         if (rc)
             return rc;
-        if (j == 1 && h.k == 0)
-            reserve_n(d, client, b->cap - 1);
         if (!more)
             break;
-        if (!direct)
-            direct = can_push(g, parent, client, (size_t)(count - j));
+        if (!direct) {
+            /* the first struct of the block made the client */
+            if (h.k == 0 && lp == lens + 1)
+                reserve_n(d, client, b->cap - 1);
+            direct = can_push(g, parent, client, (size_t)(lend - lp));
+        }
         clock += n;
-        e = next;
         kp = nkp;
         hash = next_hash;
     }
+done:
     /* the records after h's hold the count and the lengths; the struct
      * after the run is the one after the last of them */
     cur->i = h.k + 1 + (size_t)(8 + count + 15) / 16;
