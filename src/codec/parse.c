@@ -613,6 +613,10 @@ static size_t fast_run(loom__reader *r,
     loom__flat_shape shape;
     loom__flat_shape_init(&shape);
     const uint8_t *start = base + r->pos;
+    /* the structs starting before it have FAST_ROOM bytes after them and a
+     * header word to compare (none when it is the first) */
+    const uint8_t *fast_end =
+        hword && end - start >= FAST_ROOM ? end - (FAST_ROOM - 1) : start;
     size_t taken = 0;
     /* in locals: the stores to the records could alias them */
     loom__rpos *rs = blk->s;
@@ -624,7 +628,7 @@ static size_t fast_run(loom__reader *r,
                     LOOM__RS_ROOTKEY | same | LOOM__RS_CANON;
     for (; k < nst; k++) {
         const uint8_t *p = start + 3;
-        if (hword && (size_t)(end - start) >= FAST_ROOM) {
+        if (start < fast_end) {
             uint64_t x;
             memcpy(&x, start, 8);
             if ((x & hmask) != hval) {
@@ -672,7 +676,7 @@ static size_t fast_run(loom__reader *r,
         /* one flat object (a map entry's value, mostly): checked without
          * loom__any_check_n's reader and loops */
         const uint8_t *q = n == 1 ? loom__any_check_flat(p, end, &shape) : NULL;
-        uint64_t rec = clock | bits;
+        uint64_t rec;
         if (q) {
             if (lp && (size_t)(q - start) <= 0xff) {
                 /* one more of the open run: the bytes are those of the
@@ -680,6 +684,7 @@ static size_t fast_run(loom__reader *r,
                 *lp++ = (uint8_t)(q - start);
                 goto taken;
             }
+            rec = clock | bits;
         } else {
             bool canon = true;
             r->pos = (size_t)(p - base);
@@ -687,7 +692,7 @@ static size_t fast_run(loom__reader *r,
                 return taken;
             }
             q = base + r->pos;
-            rec = canon ? rec : rec & ~LOOM__RS_CANON;
+            rec = clock | (canon ? bits : bits & ~LOOM__RS_CANON);
             if (lp && canon && (size_t)(q - start) <= 0xff) {
                 *lp++ = (uint8_t)(q - start);
                 goto taken;
