@@ -894,6 +894,40 @@ static bool ref_known(const loom_doc *d, uint64_t client, bool has, loom__id id)
     return !has || id.client == client || id.clock < loom__state(d, id.client);
 }
 
+/* ref_known for the references of item k of b: its origins, or its ID
+ * parent, read from its header (typed text in an update with runs is
+ * mostly such items); the decoder reads a varUint of more than 7 bytes. */
+static bool item_refs_known(const integ *g, const loom__rblock *b, size_t k)
+{
+    const uint8_t *p = g->u->p + b->s[k].offset;
+    uint8_t info = *p++;
+    int ids = !!(info & 0x80) + !!(info & 0x40);
+    if (!ids) {
+        uint64_t parent_info;
+        if (!(p = loom__varuint7_at(p, &parent_info)))
+            goto decode;
+        if (parent_info == 1)
+            return true; /* a root */
+        ids = 1;
+    }
+    for (; ids > 0; ids--) {
+        loom__id id;
+        if (!(p = loom__varuint7_at(p, &id.client)) ||
+            !(p = loom__varuint7_at(p, &id.clock)))
+            goto decode;
+        if (!ref_known(g->d, b->client, true, id))
+            return false;
+    }
+    return true;
+decode:;
+    loom__rstruct s;
+    loom__rstruct_get(g->u, b, k, &s);
+    return ref_known(g->d, b->client, s.has_origin, s.origin) &&
+           ref_known(g->d, b->client, s.has_right_origin, s.right_origin) &&
+           ref_known(g->d, b->client, s.parent_kind == LOOM__PARENT_ID,
+                     s.parent_id);
+}
+
 /*
  * Will integrate_structs take the structs of the update in order, block by
  * block, each at its client's state, and never stack or leave one? So when
@@ -921,15 +955,10 @@ static bool in_order(integ *g)
             }
             if ((bits & RS_FAST) == RS_FAST)
                 continue; /* no origins, a root parent */
-            if (loom__rs_ref(b, k) == LOOM__REF_SKIP)
+            uint8_t ref = loom__rs_ref(b, k);
+            if (ref == LOOM__REF_SKIP)
                 return false;
-            loom__rstruct s;
-            loom__rstruct_get(u, b, k, &s);
-            if (!ref_known(g->d, b->client, s.has_origin, s.origin) ||
-                !ref_known(g->d, b->client, s.has_right_origin,
-                           s.right_origin) ||
-                !ref_known(g->d, b->client, s.parent_kind == LOOM__PARENT_ID,
-                           s.parent_id))
+            if (ref != LOOM__REF_GC && !item_refs_known(g, b, k))
                 return false;
         }
     }

@@ -269,7 +269,8 @@ static void make_update(world *w, bytes *u, bytes *prefix, bool dup)
 
 static void world_init(world *w)
 {
-    static const uint64_t ids[NCLIENTS] = {7, 300, 4000000000u};
+    /* the last one takes a varUint of 8 bytes */
+    static const uint64_t ids[NCLIENTS] = {7, 300, (1ULL << 52) + 1};
     memset(w, 0, sizeof(*w));
     memcpy(w->client, ids, sizeof(ids));
 }
