@@ -553,7 +553,8 @@ fail:
  * count) are read from the input; the item is what integrate_struct makes
  * of it, in parent (NULL: the root is gone). *direct: a new key's item may
  * be pushed without loom__item_integrate_new_key's checks (can_push said
- * so); cleared when the key is not new.
+ * so); cleared when the key is not new. small: 1 <= bytes <= 255 (a
+ * struct of a run).
  */
 static LOOM__INLINE int integrate_rootkey(integ *g,
                                           uint64_t client,
@@ -565,20 +566,22 @@ static LOOM__INLINE int integrate_rootkey(integ *g,
                                           const uint8_t *p,
                                           size_t bytes,
                                           uint64_t hash,
-                                          bool *direct)
+                                          bool *direct,
+                                          bool small)
 {
     loom_doc *d = g->d;
     if (!parent)
         return integrate_gc(d, client, clock, len);
-    if (!loom__bytes_fit(bytes))
+    if (!small && !loom__bytes_fit(bytes))
         return LOOM_ELIMIT;
-    uint8_t *v = loom__any_bytes_alloc(d, bytes ? bytes : 1);
+    size_t room = small || bytes ? bytes : 1;
+    uint8_t *v = loom__any_bytes_alloc(d, room);
     if (!v)
         return LOOM_ENOMEM;
     /* written once by loom__item_init_any */
     loom__item *it = loom__item_any_alloc(d, NULL);
     if (!it) {
-        loom__pool_free(&d->pool, v, bytes ? bytes : 1);
+        loom__pool_free(&d->pool, v, room);
         return LOOM_ENOMEM;
     }
     loom__copy(v, p, bytes);
@@ -707,7 +710,7 @@ static int integrate_run(integ *g, refs *cur, sref h)
         }
         int rc =
             integrate_rootkey(g, client, clock, n, parent, (const char *)kp + 1,
-                              klen, v, (size_t)(e - v), hash, &direct);
+                              klen, v, (size_t)(e - v), hash, &direct, true);
         if (rc)
             return rc;
         if (!more)
@@ -786,7 +789,7 @@ static int integrate_rootkeys(integ *g, refs *cur, sref h)
         bool direct = false;
         int rc = integrate_rootkey(
             g, h.b->client, clock, len, parent, rk.key, rk.key_len, v,
-            (size_t)(rk.content + rk.content_len - v), hash, &direct);
+            (size_t)(rk.content + rk.content_len - v), hash, &direct, false);
         if (rc)
             return rc;
         if (!ahead || !run || !(rs[i].bits & LOOM__RS_SAMEROOT)) {
