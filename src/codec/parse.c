@@ -628,10 +628,18 @@ static size_t fast_run(loom__reader *r,
                     LOOM__RS_ROOTKEY | same | LOOM__RS_CANON;
     for (; k < nst; k++) {
         const uint8_t *p = start + 3;
+        size_t klen;
         if (start < fast_end) {
             uint64_t x;
             memcpy(&x, start, 8);
             if ((x & hmask) != hval) {
+                break;
+            }
+            /* a key of up to 16 bytes and its count byte end FAST_ROOM - 6
+             * bytes after start at most */
+            p += nlen;
+            klen = *p++;
+            if (klen > 16 || !loom__ascii_short(p, klen)) {
                 break;
             }
         } else {
@@ -659,13 +667,13 @@ static size_t fast_run(loom__reader *r,
                     break;
                 }
             }
-        }
-        p += nlen;
-        size_t klen = *p++;
-        /* the key and the count byte */
-        if (klen > 16 || klen >= (size_t)(end - p) ||
-            !loom__ascii_short(p, klen)) {
-            break;
+            p += nlen;
+            klen = *p++;
+            /* the key and the count byte */
+            if (klen > 16 || klen >= (size_t)(end - p) ||
+                !loom__ascii_short(p, klen)) {
+                break;
+            }
         }
         p += klen;
         uint64_t n = *p++;
