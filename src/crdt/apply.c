@@ -659,7 +659,7 @@ static inline const uint8_t *skip_count(const uint8_t *p)
  * one's key is hashed and its slot in the map prefetched while one is
  * integrated.
  */
-static int integrate_run(integ *g, refs *cur, sref h)
+static LOOM__NOINLINE int integrate_run(integ *g, refs *cur, sref h)
 {
     loom_doc *d = g->d;
     const loom__rblock *b = h.b;
