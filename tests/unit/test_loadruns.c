@@ -15,7 +15,9 @@
  * order, through the runs) and to another after the first struct of its
  * first block alone, which makes its block start before the document's
  * state: that one expands the runs and takes every struct the general way.
- * Both must end with the same bytes.
+ * Both must end with the same bytes. Either way, an allocation failing at
+ * any point gives LOOM_ENOMEM and leaks nothing (the parser's records and
+ * their expansion are freed with the sizes they were allocated with).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +32,7 @@
 
 #include "codec/codec.h"
 #include "loom/loom.h"
+#include "testalloc.h"
 
 /* ---- bytes -------------------------------------------------------------- */
 
@@ -344,14 +347,20 @@ static void test_parse_same(void **state)
 
 /* ---- applying ----------------------------------------------------------- */
 
-static loom_doc *new_doc(void)
+static loom_doc *new_doc_alloc(const loom_allocator *a)
 {
     loom_doc_options o;
     loom_doc_options_init(&o);
     o.client_id = 99;
+    o.alloc = a;
     loom_doc *d = NULL;
     assert_int_equal(loom_doc_new(&o, &d), 0);
     return d;
+}
+
+static loom_doc *new_doc(void)
+{
+    return new_doc_alloc(NULL);
 }
 
 static void assert_same_doc(loom_doc *a, loom_doc *b)
@@ -453,12 +462,49 @@ static void test_apply_errors(void **state)
     assert_true(refused > 500);
 }
 
+/* Applying with each allocation failing in turn, to a fresh document (the
+ * runs as they are) and after the prefix (the runs expanded). */
+static void test_apply_out_of_memory(void **state)
+{
+    (void)state;
+    rng_state = 4;
+    for (int round = 0; round < 6; round++) {
+        world w;
+        world_init(&w);
+        bytes u = {0}, pre = {0};
+        make_update(&w, &u, &pre, false);
+        for (int prefix = 0; prefix < 2; prefix++) {
+            bool done = false;
+            for (long k = 1; !done; k++) {
+                test_alloc c;
+                loom_allocator a = test_alloc_init(&c);
+                loom_doc *d = new_doc_alloc(&a);
+                if (prefix)
+                    assert_int_equal(
+                        loom_doc_apply_update(d, pre.p, pre.n, NULL, NULL), 0);
+                c.fail_at = c.calls + k;
+                int rc = loom_doc_apply_update(d, u.p, u.n, NULL, NULL);
+                done = c.calls < c.fail_at;
+                c.fail_at = 0;
+                assert_true(rc == LOOM_OK || rc == LOOM_ENOMEM);
+                assert_true(!done || rc == LOOM_OK);
+                loom_doc_free(d);
+                assert_int_equal(c.live_blocks, 0);
+                assert_int_equal(c.size_mismatches, 0);
+            }
+        }
+        free(u.p);
+        free(pre.p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_same),
         cmocka_unit_test(test_apply_same),
         cmocka_unit_test(test_apply_errors),
+        cmocka_unit_test(test_apply_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
