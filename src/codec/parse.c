@@ -16,6 +16,9 @@
  * The entries of a loaded map (most of a large update) are read by a fast
  * path (fast_run) that takes only their exact shape and leaves anything
  * else, errors included, to the full reader, so both give the same result.
+ * Parsed for applying (loom__update_parse_load), a run of them is kept as
+ * one record and a byte per entry (LOOM__RS_RUN) rather than a record
+ * each, which is most of what the parser writes for a loaded map.
  */
 #include <string.h>
 

@@ -7,7 +7,9 @@
  * whose arrival makes it worth retrying), deletes of unknown clocks as a
  * pending delete set, both retried when later updates arrive. Map entries
  * of the shape a loaded map is made of (integrate_rootkey) are integrated
- * without decoding the whole struct.
+ * without decoding the whole struct; runs of them, which the parser keeps
+ * as one record (LOOM__RS_RUN), are taken as they are when the update is
+ * integrated in order (in_order), else made structs again first.
  */
 #include <stdlib.h>
 #include <string.h>
