@@ -137,13 +137,25 @@ typedef struct loom__rpos {
 /* A LOOM__RS_ROOTKEY struct naming the root that the struct before it in
  * its block names. */
 #define LOOM__RS_SAMEROOT (1ULL << 61)
+/*
+ * Only in an update parsed by loom__update_parse_load: a run of two or more
+ * LOOM__RS_ROOTKEY structs with canonical Any content and a one-byte value
+ * count, each of at most 255 bytes, in one record and the ones after it.
+ * The record is the first struct's (its clock, offset and SAMEROOT; the
+ * others name the same root); the next ceil((8 + count) / 16) records hold
+ * the count (8 bytes) and each struct's length in bytes (one byte each),
+ * so that loading a map writes one byte per entry instead of a record.
+ * Struct k + 1 starts where struct k ends, at the clock after its values.
+ */
+#define LOOM__RS_RUN (1ULL << 55)
 
 /* A client block: consecutive structs of one client, as they appear. */
 typedef struct loom__rblock {
     uint64_t client;
     uint64_t first_clock;
     loom__rpos *s;
-    size_t n;
+    size_t n;           /* records: structs, unless the update has runs */
+    size_t cap;         /* records allocated (the block's struct count) */
     uint64_t end_clock; /* the clock after the last struct */
     size_t end;         /* the byte offset after the last struct */
 } loom__rblock;
@@ -253,6 +265,7 @@ typedef struct loom__rupdate {
      * that is not before it (no valid writer makes one), or SIZE_MAX. */
     size_t self_ref;
     const loom_allocator *a;
+    bool runs; /* some block has LOOM__RS_RUN records */
 } loom__rupdate;
 
 /* Parses and validates a whole v1 update (trailing bytes after the delete set
@@ -264,6 +277,17 @@ int loom__update_parse(const loom_allocator *a,
                        size_t input,
                        loom__rupdate *out,
                        loom_error *err);
+/* loom__update_parse for applying: runs of map entries may be kept as
+ * LOOM__RS_RUN records (u->runs says whether any was), which only
+ * apply.c reads, or expands first with loom__rupdate_expand. */
+int loom__update_parse_load(const loom_allocator *a,
+                            const uint8_t *p,
+                            size_t len,
+                            loom__rupdate *out,
+                            loom_error *err);
+/* Makes every struct of a loom__update_parse_load update one record again,
+ * as loom__update_parse gives them. */
+int loom__rupdate_expand(loom__rupdate *u);
 void loom__rupdate_free(loom__rupdate *u);
 /* Decodes struct k of block b of a parsed update (whose input is alive). */
 void loom__rstruct_get(const loom__rupdate *u,

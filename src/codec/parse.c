@@ -16,6 +16,9 @@
  * The entries of a loaded map (most of a large update) are read by a fast
  * path (fast_run) that takes only their exact shape and leaves anything
  * else, errors included, to the full reader, so both give the same result.
+ * Parsed for applying (loom__update_parse_load), a run of them is kept as
+ * one record and a byte per entry (LOOM__RS_RUN) rather than a record
+ * each, which is most of what the parser writes for a loaded map.
  */
 #include <string.h>
 
@@ -29,7 +32,7 @@ void loom__rupdate_free(loom__rupdate *u)
     }
     for (size_t i = 0; i < u->nblocks; i++) {
         loom__free(u->a, u->blocks[i].s,
-                   u->blocks[i].n * sizeof(*u->blocks[i].s));
+                   u->blocks[i].cap * sizeof(*u->blocks[i].s));
     }
     loom__free(u->a, u->blocks, u->nblocks * sizeof(*u->blocks));
     loom__free(u->a, u->roots, u->roots_cap * sizeof(*u->roots));
@@ -535,6 +538,25 @@ static int note_struct(loom__rupdate *u, const loom__rstruct *s)
     return LOOM_OK;
 }
 
+/* Ends the run whose record is rs[at - 1] and whose lengths were written
+ * up to lp (NULL: no run open): a run of one struct is an ordinary record,
+ * a longer one gets its count. Returns the record after the run. */
+static size_t
+run_close(loom__rupdate *u, loom__rpos *rs, size_t at, const uint8_t *lp)
+{
+    if (!lp) {
+        return at;
+    }
+    uint64_t count = (uint64_t)(lp - ((const uint8_t *)&rs[at] + 8));
+    if (count == 1) {
+        rs[at - 1].bits &= ~LOOM__RS_RUN;
+        return at;
+    }
+    memcpy(&rs[at], &count, sizeof(count));
+    u->runs = true;
+    return at + (size_t)(8 + count + 15) / 16;
+}
+
 /*
  * read_struct and note_struct at once for the structs a loaded map is made
  * of: LOOM__RS_ROOTKEY with Any content, naming the root that the struct
@@ -546,12 +568,17 @@ static int note_struct(loom__rupdate *u, const loom__rstruct *s)
  * (a single flat object by loom__any_check_flat, its first step), so an
  * error in them is the one read_struct gives (then *rc is set). The
  * first struct of another shape is left where it starts, for read_struct.
- * Returns how many were taken.
+ * The records are written from *w on (k structs of blk's nst were read
+ * before), with `runs` as LOOM__RS_RUN runs where they can be; *w is
+ * moved past them. Returns how many structs were taken.
  */
 static size_t fast_run(loom__reader *r,
                        loom__rupdate *u,
                        loom__rblock *blk,
                        size_t k,
+                       size_t nst,
+                       size_t *w,
+                       bool runs,
                        uint64_t *clock_io,
                        uint64_t same,
                        int *rc)
@@ -589,18 +616,33 @@ static size_t fast_run(loom__reader *r,
     loom__flat_shape shape;
     loom__flat_shape_init(&shape);
     const uint8_t *start = base + r->pos;
+    /* the structs starting before it have FAST_ROOM bytes after them and a
+     * header word to compare (none when it is the first) */
+    const uint8_t *fast_end =
+        hword && end - start >= FAST_ROOM ? end - (FAST_ROOM - 1) : start;
     size_t taken = 0;
     /* in locals: the stores to the records could alias them */
     loom__rpos *rs = blk->s;
-    size_t nst = blk->n;
+    size_t at = *w;
+    /* where the open run's next length goes (NULL: none open); its record
+     * is rs[at - 1] */
+    uint8_t *lp = NULL;
     uint64_t bits = (uint64_t)LOOM__REF_ANY << LOOM__RS_REF_SHIFT |
                     LOOM__RS_ROOTKEY | same | LOOM__RS_CANON;
     for (; k < nst; k++) {
         const uint8_t *p = start + 3;
-        if (hword && (size_t)(end - start) >= FAST_ROOM) {
+        size_t klen;
+        if (start < fast_end) {
             uint64_t x;
             memcpy(&x, start, 8);
             if ((x & hmask) != hval) {
+                break;
+            }
+            /* a key of up to 16 bytes and its count byte end FAST_ROOM - 6
+             * bytes after start at most */
+            p += nlen;
+            klen = *p++;
+            if (klen > 16 || !loom__ascii_short(p, klen)) {
                 break;
             }
         } else {
@@ -628,13 +670,13 @@ static size_t fast_run(loom__reader *r,
                     break;
                 }
             }
-        }
-        p += nlen;
-        size_t klen = *p++;
-        /* the key and the count byte */
-        if (klen > 16 || klen >= (size_t)(end - p) ||
-            !loom__ascii_short(p, klen)) {
-            break;
+            p += nlen;
+            klen = *p++;
+            /* the key and the count byte */
+            if (klen > 16 || klen >= (size_t)(end - p) ||
+                !loom__ascii_short(p, klen)) {
+                break;
+            }
         }
         p += klen;
         uint64_t n = *p++;
@@ -645,8 +687,15 @@ static size_t fast_run(loom__reader *r,
         /* one flat object (a map entry's value, mostly): checked without
          * loom__any_check_n's reader and loops */
         const uint8_t *q = n == 1 ? loom__any_check_flat(p, end, &shape) : NULL;
+        uint64_t rec;
         if (q) {
-            rs[k].bits = clock | bits;
+            if (lp && (size_t)(q - start) <= 0xff) {
+                /* one more of the open run: the bytes are those of the
+                 * records the run's structs would have taken */
+                *lp++ = (uint8_t)(q - start);
+                goto taken;
+            }
+            rec = clock | bits;
         } else {
             bool canon = true;
             r->pos = (size_t)(p - base);
@@ -654,9 +703,26 @@ static size_t fast_run(loom__reader *r,
                 return taken;
             }
             q = base + r->pos;
-            rs[k].bits = clock | (canon ? bits : bits & ~LOOM__RS_CANON);
+            rec = clock | (canon ? bits : bits & ~LOOM__RS_CANON);
+            if (lp && canon && (size_t)(q - start) <= 0xff) {
+                *lp++ = (uint8_t)(q - start);
+                goto taken;
+            }
         }
-        rs[k].offset = (size_t)(start - base);
+        at = run_close(u, rs, at, lp);
+        lp = NULL;
+        rs[at].bits = rec;
+        rs[at].offset = (size_t)(start - base);
+        at++;
+        /* a run opens with a struct that can be in one and is not the
+         * block's last (its length goes where the record after it would) */
+        if (runs && k + 1 < nst && (size_t)(q - start) <= 0xff &&
+            (rec & LOOM__RS_CANON)) {
+            rs[at - 1].bits |= LOOM__RS_RUN;
+            lp = (uint8_t *)&rs[at] + 8;
+            *lp++ = (uint8_t)(q - start);
+        }
+    taken:
         clock += n;
         bits |= LOOM__RS_SAMEROOT;
         taken++;
@@ -665,6 +731,7 @@ static size_t fast_run(loom__reader *r,
     r->pos = (size_t)(start - base);
     root->keyed += taken;
     *clock_io = clock;
+    *w = run_close(u, rs, at, lp);
     return taken;
 }
 
@@ -675,12 +742,14 @@ static size_t fast_run(loom__reader *r,
  * from k on as long as they have that shape and are valid, checking them
  * as read_struct does; the first struct that is not taken (another shape,
  * or anything read_struct would refuse) is left where it starts, for
- * read_struct, which then gives its error. Returns how many were taken.
+ * read_struct, which then gives its error. Their records go from record
+ * w on. Returns how many were taken.
  */
 static size_t text_run(loom__reader *r,
                        loom__rupdate *u,
                        loom__rblock *blk,
                        size_t k,
+                       size_t w,
                        uint64_t *clock_io)
 {
     const uint8_t *base = r->p, *end = r->p + r->len;
@@ -689,7 +758,7 @@ static size_t text_run(loom__reader *r,
     size_t taken = 0;
     /* the info byte, four varUints of up to 7 bytes and the text's length
      * byte can be read without checks */
-    for (; k < blk->n && end - start >= 30; k++) {
+    for (; k < blk->cap && end - start >= 30; k++) {
         uint8_t info = start[0], ref = info & 0x1f;
         if ((ref != LOOM__REF_STRING && ref != LOOM__REF_DELETED) ||
             !(info & 0xc0)) {
@@ -728,8 +797,8 @@ static size_t text_run(loom__reader *r,
              ((info & 0x40) && ro.client == client && ro.clock >= clock))) {
             u->self_ref = (size_t)(start - base);
         }
-        blk->s[k].bits = clock | (uint64_t)ref << LOOM__RS_REF_SHIFT;
-        blk->s[k].offset = (size_t)(start - base);
+        blk->s[w + taken].bits = clock | (uint64_t)ref << LOOM__RS_REF_SHIFT;
+        blk->s[w + taken].offset = (size_t)(start - base);
         clock += units;
         start = p + n;
         taken++;
@@ -749,7 +818,8 @@ static bool is_rootkey(const uint8_t *p, const loom__rstruct *s)
     return p[1] == 1 && p[2] < 0x80 && p[3 + p[2]] < 0x80;
 }
 
-static int parse(loom__reader *r, loom__rupdate *u)
+/* runs: keep runs of map entries as LOOM__RS_RUN records */
+static int parse(loom__reader *r, loom__rupdate *u, bool runs)
 {
     uint64_t nblocks;
     size_t at = r->pos;
@@ -790,28 +860,32 @@ static int parse(loom__reader *r, loom__rupdate *u)
         if (!blk->s) {
             return LOOM_ENOMEM;
         }
-        blk->n = (size_t)nstructs;
+        blk->cap = (size_t)nstructs;
         clock = blk->first_clock;
         /* LOOM__RS_SAMEROOT for a fast one when the struct before named a
          * root: the last root, which the fast one names too */
         uint64_t same = 0;
-        for (size_t k = 0; k < blk->n; k++) {
-            size_t taken = fast_run(r, u, blk, k, &clock, same, &rc);
+        /* struct k goes to record w (w < k after a run) */
+        size_t w = 0, nst = blk->cap;
+        for (size_t k = 0; k < nst; k++) {
+            size_t taken =
+                fast_run(r, u, blk, k, nst, &w, runs, &clock, same, &rc);
             if (rc) {
                 return rc;
             }
             if (taken) {
                 same = LOOM__RS_SAMEROOT;
                 k += taken;
-                if (k == blk->n) {
+                if (k == nst) {
                     break;
                 }
             }
-            taken = text_run(r, u, blk, k, &clock);
+            taken = text_run(r, u, blk, k, w, &clock);
             if (taken) {
                 same = 0;
                 k += taken;
-                if (k == blk->n) {
+                w += taken;
+                if (k == nst) {
                     break;
                 }
             }
@@ -823,12 +897,14 @@ static int parse(loom__reader *r, loom__rupdate *u)
             if (rc) {
                 return rc;
             }
-            blk->s[k].bits = s.clock | (uint64_t)s.ref << LOOM__RS_REF_SHIFT |
+            blk->s[w].bits = s.clock | (uint64_t)s.ref << LOOM__RS_REF_SHIFT |
                              (s.any_canon ? LOOM__RS_CANON : 0) |
                              (is_rootkey(r->p, &s) ? LOOM__RS_ROOTKEY : 0);
-            blk->s[k].offset = s.offset;
+            blk->s[w].offset = s.offset;
+            w++;
             same = s.parent_kind == LOOM__PARENT_ROOT ? LOOM__RS_SAMEROOT : 0;
         }
+        blk->n = w;
         blk->end_clock = clock;
         blk->end = r->pos;
     }
@@ -843,12 +919,13 @@ static int parse(loom__reader *r, loom__rupdate *u)
     return LOOM_OK;
 }
 
-int loom__update_parse(const loom_allocator *a,
-                       const uint8_t *p,
-                       size_t len,
-                       size_t input,
-                       loom__rupdate *out,
-                       loom_error *err)
+static int update_parse(const loom_allocator *a,
+                        const uint8_t *p,
+                        size_t len,
+                        size_t input,
+                        bool runs,
+                        loom__rupdate *out,
+                        loom_error *err)
 {
     loom__reader r;
     loom__reader_init(&r, p, len);
@@ -858,7 +935,7 @@ int loom__update_parse(const loom_allocator *a,
     u.p = p;
     u.self_ref = SIZE_MAX;
     loom__ds_init(&u.ds, a);
-    int rc = parse(&r, &u);
+    int rc = parse(&r, &u, runs);
     if (rc) {
         if (r.err) {
             loom__reader_error(&r, err, input);
@@ -869,5 +946,70 @@ int loom__update_parse(const loom_allocator *a,
         return r.err ? r.err : rc;
     }
     *out = u;
+    return LOOM_OK;
+}
+
+int loom__update_parse(const loom_allocator *a,
+                       const uint8_t *p,
+                       size_t len,
+                       size_t input,
+                       loom__rupdate *out,
+                       loom_error *err)
+{
+    return update_parse(a, p, len, input, false, out, err);
+}
+
+int loom__update_parse_load(const loom_allocator *a,
+                            const uint8_t *p,
+                            size_t len,
+                            loom__rupdate *out,
+                            loom_error *err)
+{
+    return update_parse(a, p, len, 0, true, out, err);
+}
+
+int loom__rupdate_expand(loom__rupdate *u)
+{
+    for (size_t i = 0; i < u->nblocks && u->runs; i++) {
+        loom__rblock *b = &u->blocks[i];
+        if (b->cap == 0) {
+            continue;
+        }
+        loom__rpos *s = loom__malloc(u->a, b->cap * sizeof(*s));
+        if (!s) {
+            return LOOM_ENOMEM;
+        }
+        size_t w = 0;
+        for (size_t k = 0; k < b->n; k++) {
+            s[w++] = b->s[k];
+            if (!(b->s[k].bits & LOOM__RS_RUN)) {
+                continue;
+            }
+            /* the structs after the run's first one, each one's clock after
+             * the values of the one before, which name the same root */
+            uint64_t count;
+            memcpy(&count, &b->s[k + 1], sizeof(count));
+            const uint8_t *lens = (const uint8_t *)&b->s[k + 1] + 8;
+            uint64_t bits = b->s[k].bits & ~LOOM__RS_RUN;
+            size_t off = b->s[k].offset;
+            s[w - 1].bits = bits;
+            bits |= LOOM__RS_SAMEROOT;
+            for (uint64_t j = 1; j < count; j++) {
+                const uint8_t *e = u->p + off;
+                /* the value count: after the name and the key */
+                uint64_t n = e[4 + e[2] + e[3 + e[2]]];
+                bits += n;
+                off += lens[j - 1];
+                s[w].bits = bits;
+                s[w].offset = off;
+                w++;
+            }
+            k += (8 + count + 15) / 16;
+        }
+        loom__free(u->a, b->s, b->cap * sizeof(*b->s));
+        b->s = s;
+        b->n = w;
+    }
+    u->runs = false;
     return LOOM_OK;
 }

@@ -7,7 +7,9 @@
  * whose arrival makes it worth retrying), deletes of unknown clocks as a
  * pending delete set, both retried when later updates arrive. Map entries
  * of the shape a loaded map is made of (integrate_rootkey) are integrated
- * without decoding the whole struct.
+ * without decoding the whole struct; runs of them, which the parser keeps
+ * as one record (LOOM__RS_RUN), are taken as they are when the update is
+ * integrated in order (in_order), else made structs again first.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -383,7 +385,8 @@ static void prefetch_next(integ *g, const refs *cur)
         return;
     /* an item with an origin or a right origin (typed text) takes its
      * parent and key from a neighbour: nothing to hash */
-    if (g->u->p[cur->b->s[cur->i].offset] & 0xc0)
+    if ((g->u->p[cur->b->s[cur->i].offset] & 0xc0) ||
+        (cur->b->s[cur->i].bits & LOOM__RS_RUN))
         return;
     loom__rstruct *next = &g->dec[1 - g->hslot];
     g->next.b = cur->b;
@@ -544,70 +547,193 @@ fail:
 }
 
 /*
- * integrate_struct for struct h when its record has RS_FAST and the
- * document's state of its client is its clock: an Item with canonical Any
- * content, a root parent and a key, and no origins, so nothing is missing
- * and nothing is cut off. Only the name, the key and the content are read
- * from the input (rk, the key's hash given); the item is what
- * integrate_struct makes of it, in parent (NULL: the root is gone).
+ * integrate_struct for a struct of `client` at `clock` whose record has
+ * RS_FAST when the document's state of its client is its clock: an Item
+ * with canonical Any content, a root parent and a key, and no origins, so
+ * nothing is missing and nothing is cut off. Only the key (klen bytes at
+ * key, its hash given) and the values' bytes (`bytes` at p, after their
+ * count) are read from the input; the item is what integrate_struct makes
+ * of it, in parent (NULL: the root is gone). *direct: a new key's item may
+ * be pushed without loom__item_integrate_new_key's checks (can_push said
+ * so); cleared when the key is not new. small: 1 <= bytes <= 255 (a
+ * struct of a run).
  */
-static int integrate_rootkey(integ *g,
-                             sref h,
-                             uint64_t clock,
-                             uint64_t len,
-                             loom_type *parent,
-                             loom__rootkey rk,
-                             uint64_t hash)
+static LOOM__INLINE int integrate_rootkey(integ *g,
+                                          uint64_t client,
+                                          uint64_t clock,
+                                          uint64_t len,
+                                          loom_type *parent,
+                                          const char *key,
+                                          size_t klen,
+                                          const uint8_t *p,
+                                          size_t bytes,
+                                          uint64_t hash,
+                                          bool *direct,
+                                          bool small)
 {
     loom_doc *d = g->d;
     if (!parent)
-        return integrate_gc(d, h.b->client, clock, len);
-    /* step over the value count: the values are copied as they are */
-    const uint8_t *p = rk.content, *end = rk.content + rk.content_len;
-    while (*p++ >= 0x80) {
-    }
-    size_t bytes = (size_t)(end - p);
-    if (!loom__bytes_fit(bytes))
+        return integrate_gc(d, client, clock, len);
+    if (!small && !loom__bytes_fit(bytes))
         return LOOM_ELIMIT;
-    uint8_t *v = loom__any_bytes_alloc(d, bytes ? bytes : 1);
+    size_t room = small || bytes ? bytes : 1;
+    uint8_t *v = loom__any_bytes_alloc(d, room);
     if (!v)
         return LOOM_ENOMEM;
     /* written once by loom__item_init_any */
     loom__item *it = loom__item_any_alloc(d, NULL);
     if (!it) {
-        loom__pool_free(&d->pool, v, bytes ? bytes : 1);
+        loom__pool_free(&d->pool, v, room);
         return LOOM_ENOMEM;
     }
     loom__copy(v, p, bytes);
-    loom__id id = {h.b->client, clock};
+    loom__id id = {client, clock};
     loom__item_init_any(it, id, len, NULL, parent, NULL, 0, v, bytes);
     const char *psub;
-    int rc = loom__type_key_inline(parent, rk.key, rk.key_len, hash, &psub);
+    int rc = loom__type_key_inline(parent, key, klen, hash, &psub);
     if (rc) {
         it->parent = NULL;
         loom__item_free(d, it);
         return rc;
     }
     it->parent_sub = psub;
-    it->parent_sub_len = (uint32_t)rk.key_len; /* checked by type_key */
-    if (!parent->key_new)
+    it->parent_sub_len = (uint32_t)klen; /* checked by type_key */
+    if (!parent->key_new) {
+        *direct = false; /* integrating may look up other clients */
         return loom__item_integrate(g->t, it);
+    }
     /* A key new to the map (most of a loaded map) has nothing to resolve
      * (the client's array was sized for its block: reserve_rest). */
-    return loom__item_integrate_new_key(g->t, it);
+    if (!*direct)
+        return loom__item_integrate_new_key(g->t, it);
+    loom__cs_push_inline(d->last_client, it);
+    parent->key_new = false; /* the entry has an item now */
+    parent->map.e[parent->key_hint].val = it;
+    return LOOM_OK;
+}
+
+/* Can the next n items of client, new keys of parent, be pushed as
+ * loom__item_integrate_new_key pushes them when nothing stops it, with its
+ * checks made once: the client is the last one looked up, touched in this
+ * transaction, with room for n more, and the parent a root whose changes
+ * need no record. Pushing them keeps all of it so. */
+static bool
+can_push(integ *g, const loom_type *parent, uint64_t client, size_t n)
+{
+    const loom__client *own = g->d->last_client;
+    return parent && own && own->client == client &&
+           own->txn_seq == g->t->seq && own->cap - own->n - own->hole >= n &&
+           !parent->item && loom__txn_records_nothing(g->t, parent);
 }
 
 /* Makes room in the client's array for the rest of its block after the
  * first struct (which may have made the client): a loaded document's
  * client comes in one block, and its array would otherwise grow and be
  * copied a dozen times. Only a hint: without the memory the pushes grow it. */
+static void reserve_n(loom_doc *d, uint64_t client, size_t n)
+{
+    loom__client *c = loom__client_get(d, client);
+    if (c && n <= SIZE_MAX / 2 - c->n - c->hole)
+        (void)loom__vec_grow_exact(d->a, (void **)&c->v, &c->cap,
+                                   c->n + c->hole + n, sizeof(*c->v));
+}
+/* The same after struct 0 of cur's block (the block's records are its
+ * structs then, or the structs of runs fewer, so this is a bound). */
 static void reserve_rest(loom_doc *d, const refs *cur)
 {
-    loom__client *c = loom__client_get(d, cur->client);
-    if (c && cur->n - cur->i <= SIZE_MAX / 2 - c->n - c->hole)
-        (void)loom__vec_grow_exact(d->a, (void **)&c->v, &c->cap,
-                                   c->n + c->hole + (cur->n - cur->i),
-                                   sizeof(*c->v));
+    reserve_n(d, cur->client, cur->b->cap - cur->i);
+}
+
+/* The value count (a varUint) of the content at p, stepped over. */
+static inline const uint8_t *skip_count(const uint8_t *p)
+{
+    while (*p++ >= 0x80) {
+    }
+    return p;
+}
+
+/*
+ * integrate_rootkey for every struct of the LOOM__RS_RUN record h of cur
+ * (reached in order: the update is integrated in order, see in_order), each
+ * decoded from the bytes as it comes: the name's length of the first (all
+ * name the same root), then per struct its key, its value count (its
+ * length) and its values, which end at its length from its start. The next
+ * one's key is hashed and its slot in the map prefetched while one is
+ * integrated.
+ */
+static LOOM__NOINLINE int integrate_run(integ *g, refs *cur, sref h)
+{
+    loom_doc *d = g->d;
+    const loom__rblock *b = h.b;
+    const loom__rpos *rec = &b->s[h.k];
+    uint64_t count;
+    memcpy(&count, rec + 1, sizeof(count));
+    const uint8_t *lens = (const uint8_t *)(rec + 1) + 8;
+    const uint8_t *e = g->u->p + rec->offset;
+    size_t nlen = e[2];
+    g->rk_valid = false;
+    g->next_valid = false;
+    loom_type *parent;
+    if ((rec->bits & LOOM__RS_SAMEROOT) && g->rk_prev.b == b &&
+        g->rk_prev.k + 1 == h.k) {
+        parent = g->rk_parent;
+    } else {
+        parent = root_of(d, (const char *)e + 3, nlen);
+        g->rk_parent = parent;
+    }
+    uint64_t client = b->client, clock = rec->bits & LOOM__RS_CLOCK_MASK;
+    /* the lengths of the structs still to integrate */
+    const uint8_t *lp = lens, *lend = lens + count;
+    if (!parent) {
+        /* the root is gone: GC, each struct's length its value count */
+        for (; lp < lend; e += *lp++) {
+            uint64_t n = e[4 + nlen + e[3 + nlen]];
+            int rc = integrate_gc(d, client, clock, n);
+            if (rc)
+                return rc;
+            clock += n;
+        }
+        goto done;
+    }
+    const uint8_t *kp = e + 3 + nlen; /* the key's length, the key */
+    uint64_t hash = loom__hash_inline(kp + 1, kp[0]);
+    bool direct = false;
+    for (;;) {
+        size_t klen = kp[0];
+        const uint8_t *v = kp + 2 + klen;
+        uint64_t n = v[-1]; /* one byte: a run's structs have no more */
+        e += *lp++;         /* the next struct */
+        bool more = lp < lend;
+        const uint8_t *nkp = e + 3 + nlen;
+        uint64_t next_hash = 0;
+        if (more) {
+            next_hash = loom__hash_inline(nkp + 1, nkp[0]);
+            loom__strmap_prefetch(&parent->map, next_hash);
+        }
+        int rc =
+            integrate_rootkey(g, client, clock, n, parent, (const char *)kp + 1,
+                              klen, v, (size_t)(e - v), hash, &direct, true);
+        if (rc)
+            return rc;
+        if (!more)
+            break;
+        if (!direct) {
+            /* the first struct of the block made the client */
+            if (h.k == 0 && lp == lens + 1)
+                reserve_n(d, client, b->cap - 1);
+            direct = can_push(g, parent, client, (size_t)(lend - lp));
+        }
+        clock += n;
+        kp = nkp;
+        hash = next_hash;
+    }
+done:
+    /* the records after h's hold the count and the lengths; the struct
+     * after the run is the one after the last of them */
+    cur->i = h.k + 1 + (size_t)(8 + count + 15) / 16;
+    g->rk_prev.b = b;
+    g->rk_prev.k = cur->i - 1;
+    return LOOM_OK;
 }
 
 /*
@@ -621,6 +747,8 @@ static void reserve_rest(loom_doc *d, const refs *cur)
  */
 static int integrate_rootkeys(integ *g, refs *cur, sref h)
 {
+    if (h.b->s[h.k].bits & LOOM__RS_RUN)
+        return integrate_run(g, cur, h);
     loom_doc *d = g->d;
     loom__rootkey rk;
     loom__rs_rootkey(g->u, h.b, h.k, &rk);
@@ -652,13 +780,18 @@ static int integrate_rootkeys(integ *g, refs *cur, sref h)
         size_t i = cur->i;
         loom__rootkey next;
         uint64_t next_hash = 0;
-        bool ahead = i < n && parent && (rs[i].bits & RS_FAST) == RS_FAST;
+        bool ahead = i < n && parent &&
+                     (rs[i].bits & (RS_FAST | LOOM__RS_RUN)) == RS_FAST;
         if (ahead) {
             loom__rs_rootkey(g->u, b, i, &next);
             next_hash = loom__hash_inline(next.key, next.key_len);
             loom__strmap_prefetch(&parent->map, next_hash);
         }
-        int rc = integrate_rootkey(g, h, clock, len, parent, rk, hash);
+        const uint8_t *v = skip_count(rk.content);
+        bool direct = false;
+        int rc = integrate_rootkey(
+            g, h.b->client, clock, len, parent, rk.key, rk.key_len, v,
+            (size_t)(rk.content + rk.content_len - v), hash, &direct, false);
         if (rc)
             return rc;
         if (!ahead || !run || !(rs[i].bits & LOOM__RS_SAMEROOT)) {
@@ -756,6 +889,85 @@ static int integrate_structs(integ *g)
         }
     }
     return LOOM_OK;
+}
+
+/* Is a reference of a struct of `client` to id (when has) one that
+ * get_missing never finds missing: to the client's own past (the parser
+ * refused its future) or to a clock the document had before? */
+static bool ref_known(const loom_doc *d, uint64_t client, bool has, loom__id id)
+{
+    return !has || id.client == client || id.clock < loom__state(d, id.client);
+}
+
+/* ref_known for the references of item k of b: its origins, or its ID
+ * parent, read from its header (typed text in an update with runs is
+ * mostly such items); the decoder reads a varUint of more than 7 bytes. */
+static bool item_refs_known(const integ *g, const loom__rblock *b, size_t k)
+{
+    const uint8_t *p = g->u->p + b->s[k].offset;
+    uint8_t info = *p++;
+    int ids = !!(info & 0x80) + !!(info & 0x40);
+    if (!ids) {
+        uint64_t parent_info;
+        if (!(p = loom__varuint7_at(p, &parent_info)))
+            goto decode;
+        if (parent_info == 1)
+            return true; /* a root */
+        ids = 1;
+    }
+    for (; ids > 0; ids--) {
+        loom__id id;
+        if (!(p = loom__varuint7_at(p, &id.client)) ||
+            !(p = loom__varuint7_at(p, &id.clock)))
+            goto decode;
+        if (!ref_known(g->d, b->client, true, id))
+            return false;
+    }
+    return true;
+decode:;
+    loom__rstruct s;
+    loom__rstruct_get(g->u, b, k, &s);
+    return ref_known(g->d, b->client, s.has_origin, s.origin) &&
+           ref_known(g->d, b->client, s.has_right_origin, s.right_origin) &&
+           ref_known(g->d, b->client, s.parent_kind == LOOM__PARENT_ID,
+                     s.parent_id);
+}
+
+/*
+ * Will integrate_structs take the structs of the update in order, block by
+ * block, each at its client's state, and never stack or leave one? So when
+ * every block is its client's only one and starts at its state, and no
+ * struct is a Skip (the struct after it would start past the state) or
+ * refers to another client's clock that the document does not have yet.
+ * Then LOOM__RS_RUN records can stay: each is reached from its block, at
+ * the state of its first struct.
+ */
+static bool in_order(integ *g)
+{
+    const loom__rupdate *u = g->u;
+    for (size_t i = 0; i < u->nblocks; i++) {
+        const loom__rblock *b = &u->blocks[i];
+        if (refs_of(g, b->client)->b != b ||
+            loom__state(g->d, b->client) != b->first_clock)
+            return false;
+        for (size_t k = 0; k < b->n; k++) {
+            uint64_t bits = b->s[k].bits;
+            if (bits & LOOM__RS_RUN) {
+                uint64_t count;
+                memcpy(&count, &b->s[k + 1], sizeof(count));
+                k += (size_t)(8 + count + 15) / 16;
+                continue;
+            }
+            if ((bits & RS_FAST) == RS_FAST)
+                continue; /* no origins, a root parent */
+            uint8_t ref = loom__rs_ref(b, k);
+            if (ref == LOOM__REF_SKIP)
+                return false;
+            if (ref != LOOM__REF_GC && !item_refs_known(g, b, k))
+                return false;
+        }
+    }
+    return true;
 }
 
 static int cmp_rest_desc(const void *a, const void *b)
@@ -863,7 +1075,7 @@ static void integ_free(integ *g)
 
 /* One pass of applyUpdate over a parsed update; sets *retry when pending
  * structs became worth retrying. */
-static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
+static int apply_parsed(loom_txn *t, loom__rupdate *u, bool *retry)
 {
     loom_doc *d = t->doc;
     int rc = LOOM_OK;
@@ -912,6 +1124,15 @@ static int apply_parsed(loom_txn *t, const loom__rupdate *u, bool *retry)
         r->live = true;
         if (g.nr > FEW_BLOCKS)
             rc = loom__u64map_put(&g.by_client, bl->client, r);
+    }
+    /* runs of map entries are integrated as they are when the update is
+     * taken in order, else made structs again */
+    if (!rc && u->runs && !in_order(&g)) {
+        rc = loom__rupdate_expand(u);
+        for (size_t i = 0; i < g.nr && !rc; i++) {
+            if (g.r[i].b)
+                g.r[i].n = g.r[i].b->n;
+        }
     }
     if (!rc)
         rc = integrate_structs(&g);
@@ -1013,7 +1234,7 @@ int loom__apply_update(loom_txn *t,
 {
     loom_doc *d = t->doc;
     loom__rupdate u;
-    int rc = loom__update_parse(d->a, p, len, 0, &u, err);
+    int rc = loom__update_parse_load(d->a, p, len, &u, err);
     if (rc)
         return rc;
     if (u.self_ref != SIZE_MAX) {

@@ -39,11 +39,13 @@ size_t parse_general_reads;
 
 #define loom__varuint7_at(p, out) \
     (parse_general_fast ? loom__varuint7_at(p, out) : (const uint8_t *)NULL)
-#define loom__read_u8(r, out) (parse_general_reads++, loom__read_u8(r, out))
-#define loom__update_parse    general_update_parse
-#define loom__rupdate_free    general_rupdate_free
-#define loom__rstruct_get     general_rstruct_get
-#define loom__doc_opts_read   general_doc_opts_read
-#define loom__doc_opts_free   general_doc_opts_free
+#define loom__read_u8(r, out)   (parse_general_reads++, loom__read_u8(r, out))
+#define loom__update_parse      general_update_parse
+#define loom__rupdate_free      general_rupdate_free
+#define loom__rstruct_get       general_rstruct_get
+#define loom__doc_opts_read     general_doc_opts_read
+#define loom__doc_opts_free     general_doc_opts_free
+#define loom__update_parse_load general_update_parse_load
+#define loom__rupdate_expand    general_rupdate_expand
 
 #include "codec/parse.c"
