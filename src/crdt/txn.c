@@ -639,11 +639,20 @@ static void merge_new_structs(loom_doc *d, const loom_txn *t)
         while (si >= first) {
             /* Most neighbours cannot merge (a loaded map's values): skip
              * them reading the array directly while the structs from
-             * first on are past the gap buffer's hole (or it has none). */
+             * first on are past the gap buffer's hole (or it has none).
+             * A struct without an origin that is not GC merges with no
+             * left (may_merge), which needs no look at its left: a loaded
+             * map's entries have no origin unless they replaced a value. */
             if (c->gap <= first - 1 || !c->hole) {
                 loom__item **v = c->v + (c->gap <= first - 1 ? c->hole : 0);
-                while (si >= first && !may_merge(v[si - 1], v[si]))
-                    si--;
+                loom__item **q = v + si, **stop = v + first;
+                for (; q >= stop; q--) {
+                    const loom__item *r = *q;
+                    if ((r->has_origin || loom__item_is_gc(r)) &&
+                        may_merge(q[-1], r))
+                        break;
+                }
+                si = (size_t)(q - v);
                 if (si < first)
                     break;
             }
