@@ -453,6 +453,91 @@ static void test_flat_shapes(void **state)
     }
 }
 
+/* Objects like one before them but for one value or key, each after
+ * {a: 1, b: "x", c: true}, so that the kept members are compared first
+ * and the difference is met there: what the flat path leaves to the slow
+ * one (-0, NaN payloads, floats that are integers, invalid UTF-8, lone
+ * surrogates, nested values, repeated keys, big or non-minimal counts), at
+ * every truncation. */
+static void test_flat_after_shape(void **state)
+{
+    (void)state;
+    static const char shape[] = "760301617d010162770178016378";
+    static const char *const bvals[] = {
+        "7d40",                                 /* -0: canonical */
+        "7d8100",                               /* 1 with a zero tail byte */
+        "7d81808001",                           /* 4 bytes, canonical */
+        "7d818080808001",                       /* past 31 bits: a float */
+        "7b7ff8000000000001",                   /* a NaN with a payload */
+        "7b7ff8000000000000",                   /* NaN as float64 */
+        "7c7fc00000",                           /* NaN as float32 */
+        "7b3ff0000000000000",                   /* 1.0 as float64 */
+        "7c3f800000",                           /* 1.0 as float32 */
+        "7c3fc00000",                           /* 1.5 as float32: canonical */
+        "7b8000000000000000",                   /* -0 as float64 */
+        "7702c328",                             /* invalid UTF-8 */
+        "7703eda080",                           /* a lone surrogate */
+        "7704f09f9880",                         /* 4-byte UTF-8: canonical */
+        "771161616161616161616161616161616161", /* 17 bytes */
+        "778100",                               /* non-minimal string length */
+        "7601016178",                           /* a nested object */
+        "75017d01",                             /* an array */
+        "7a0000000000000001",                   /* a bigint */
+        "74016a",                               /* binary */
+        "79", /* false where the kept value is a string */
+        "7f", /* undefined */
+    };
+    static const char *const others[] = {
+        /* {a, b, a} and {a, b, b}: a key repeated after kept ones */
+        "760301617d010162770178016178",
+        "760301617d010162770178016278",
+        /* c as __proto__ or integer-like */
+        "760301617d0101627701780 95f5f70726f746f5f5f78",
+        "760301617d010162770178013178",
+        /* a count that is not minimal, a big one, one more member */
+        "76830001617d010162770178016378",
+        "769001617d010162770178016378",
+        "760401617d010162770178016378016478",
+        /* true and false, null and undefined where c was */
+        "760301617d010162770178016379",
+        "76030161 7d0101627701780163 7e",
+        "76030161 7d0101627701780163 7f",
+        "76030161 7d0101627701780163 7d00",
+    };
+    size_t nb = sizeof(bvals) / sizeof(bvals[0]);
+    size_t no = sizeof(others) / sizeof(others[0]);
+    for (size_t i = 0; i < nb + no; i++) {
+        char text[512];
+        if (i < nb)
+            snprintf(text, sizeof text, "%s760301617d010162%s016378", shape,
+                     bvals[i]);
+        else
+            snprintf(text, sizeof text, "%s%s", shape, others[i - nb]);
+        char hex[512];
+        size_t o = 0;
+        for (const char *c = text; *c; c++) {
+            if (*c != ' ')
+                hex[o++] = *c;
+        }
+        hex[o] = 0;
+        uint8_t *p;
+        size_t n;
+        assert_int_equal(hex_decode(hex, &p, &n), 0);
+        for (size_t len = 0; len <= n; len++)
+            same_seq(p, len, 2);
+        /* the variant first, then the shape object */
+        uint8_t *q = malloc(n);
+        assert_non_null(q);
+        size_t sl = (sizeof(shape) - 1) / 2;
+        memcpy(q, p + sl, n - sl);
+        memcpy(q + n - sl, p, sl);
+        for (size_t len = 0; len <= n; len++)
+            same_seq(q, len, 2);
+        free(q);
+        free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +545,7 @@ int main(void)
         cmocka_unit_test(test_non_canonical),
         cmocka_unit_test(test_random),
         cmocka_unit_test(test_flat_shapes),
+        cmocka_unit_test(test_flat_after_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
