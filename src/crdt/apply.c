@@ -765,7 +765,7 @@ done:
  * the state its clock. Each struct is decoded once, and the next one's key
  * hashed and its slot in the map prefetched while this one is integrated.
  */
-static int integrate_rootkeys(integ *g, refs *cur, sref h)
+static LOOM__NOINLINE int integrate_rootkeys(integ *g, refs *cur, sref h)
 {
     if (h.b->s[h.k].bits & LOOM__RS_RUN)
         return integrate_run(g, cur, h);
