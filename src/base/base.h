@@ -511,7 +511,13 @@ typedef struct loom__strmap {
      * keys are never freed one by one): a new key costs no malloc. */
     struct loom__keyblock *kb; /* the newest block, linked to older ones */
     size_t kused;              /* bytes used in kb */
+    /* New keys of at most LOOM__STRMAP_SHORT bytes that can be added
+     * before the index, the entries or the key block must grow: one test
+     * per insert on the inline path instead of one for each (refreshed
+     * whenever any of them changes, by map.c). */
+    size_t room;
 } loom__strmap;
+#define LOOM__STRMAP_SHORT 16
 
 void loom__strmap_init(loom__strmap *m, const loom_allocator *a);
 void loom__strmap_free(loom__strmap *m);
@@ -690,7 +696,7 @@ static LOOM__INLINE int loom__strmap_intern_inline(loom__strmap *m,
                                                    size_t *index,
                                                    bool *created)
 {
-    if (m->icap == 0 || klen > 16) {
+    if (m->icap == 0 || klen > LOOM__STRMAP_SHORT) {
         return loom__strmap_intern_slow(m, key, klen, h, index, created);
     }
     uint32_t h32 = (uint32_t)(h >> 32);
@@ -702,15 +708,14 @@ static LOOM__INLINE int loom__strmap_intern_inline(loom__strmap *m,
         return LOOM_OK;
     }
     /* new (a key set again, the usual overwrite, checks no room) */
-    size_t n = m->n;
-    size_t need = sizeof(uint32_t) + klen + 1;
-    if ((n + 1) * 2 > m->icap || n == m->ecap || !m->kb ||
-        m->kb->size - m->kused < need) {
+    if (m->room == 0) {
         return loom__strmap_intern_slow(m, key, klen, h, index, created);
     }
+    m->room--;
+    size_t n = m->n;
     char *p =
         loom__strmap_key_put(m->kb->data + m->kused, (uint32_t)n, key, klen);
-    m->kused += need;
+    m->kused += sizeof(uint32_t) + klen + 1;
     loom__strmap_entry *e = &m->e[n];
     e->key = p;
     e->klen = (uint32_t)klen;

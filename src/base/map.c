@@ -167,6 +167,19 @@ fill:
     return loom__strmap_key_put(p, i, key, klen);
 }
 
+/* Brings m->room up to date: the fewest new short keys that the index (at
+ * most half full), the entries and the key block still take. */
+static void room_refresh(loom__strmap *m)
+{
+    size_t r = m->icap / 2 - m->n;
+    size_t e = m->ecap - m->n;
+    size_t k = m->kb ? (m->kb->size - m->kused) /
+                           (sizeof(uint32_t) + LOOM__STRMAP_SHORT + 1)
+                     : 0;
+    r = r < e ? r : e;
+    m->room = r < k ? r : k;
+}
+
 void loom__strmap_init(loom__strmap *m, const loom_allocator *a)
 {
     memset(m, 0, sizeof(*m));
@@ -186,6 +199,7 @@ void loom__strmap_free(loom__strmap *m)
     m->e = NULL;
     m->idx = NULL;
     m->n = m->ecap = m->icap = 0;
+    m->room = 0;
 }
 
 /* The entry for key (hash h), or NULL with *slot set to the empty slot of
@@ -289,6 +303,7 @@ int loom__strmap_reserve(loom__strmap *m, size_t n)
         rc = loom__vec_grow_exact(m->a, &ev, &m->ecap, n, sizeof(*m->e));
         m->e = ev;
     }
+    room_refresh(m);
     return rc;
 }
 
@@ -360,6 +375,7 @@ LOOM__NOINLINE int loom__strmap_intern_slow(loom__strmap *m,
     }
     *index = m->n++;
     *created = true;
+    room_refresh(m);
     return LOOM_OK;
 }
 

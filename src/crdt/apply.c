@@ -546,6 +546,23 @@ fail:
     return rc;
 }
 
+/* An item for loom__item_init_any without a left and, apart, *v for its
+ * bytes (more than loom__item_any_carve takes), or NULL. */
+static LOOM__NOINLINE loom__item *
+rootkey_apart(loom_doc *d, size_t bytes, uint8_t **v)
+{
+    uint8_t *p = loom__any_bytes_alloc(d, bytes);
+    if (!p)
+        return NULL;
+    loom__item *it = loom__item_any_alloc(d, NULL);
+    if (!it) {
+        loom__pool_free(&d->pool, p, bytes);
+        return NULL;
+    }
+    *v = p;
+    return it;
+}
+
 /*
  * integrate_struct for a struct of `client` at `clock` whose record has
  * RS_FAST when the document's state of its client is its clock: an Item
@@ -576,19 +593,22 @@ static LOOM__INLINE int integrate_rootkey(integ *g,
         return integrate_gc(d, client, clock, len);
     if (!small && !loom__bytes_fit(bytes))
         return LOOM_ELIMIT;
-    size_t room = small || bytes ? bytes : 1;
-    uint8_t *v = loom__any_bytes_alloc(d, room);
-    if (!v)
-        return LOOM_ENOMEM;
-    /* written once by loom__item_init_any */
-    loom__item *it = loom__item_any_alloc(d, NULL);
-    if (!it) {
-        loom__pool_free(&d->pool, v, room);
-        return LOOM_ENOMEM;
+    uint8_t *v;
+    loom__item *it;
+    unsigned front = LOOM__F_FRONT | LOOM__F_FRONT_VAL;
+    if (small || bytes <= LOOM__FRONT_MAX) {
+        /* one block, the value in front of the item */
+        it = loom__item_any_carve(d, NULL, bytes, &v);
+    } else {
+        it = rootkey_apart(d, bytes, &v);
+        front = 0;
     }
+    if (!it)
+        return LOOM_ENOMEM;
     loom__copy(v, p, bytes);
     loom__id id = {client, clock};
-    loom__item_init_any(it, id, len, NULL, parent, NULL, 0, v, bytes);
+    /* written once by loom__item_init_any */
+    loom__item_init_any(it, id, len, NULL, parent, NULL, 0, v, bytes, front);
     const char *psub;
     int rc = loom__type_key_inline(parent, key, klen, hash, &psub);
     if (rc) {
@@ -745,7 +765,7 @@ done:
  * the state its clock. Each struct is decoded once, and the next one's key
  * hashed and its slot in the map prefetched while this one is integrated.
  */
-static int integrate_rootkeys(integ *g, refs *cur, sref h)
+static LOOM__NOINLINE int integrate_rootkeys(integ *g, refs *cur, sref h)
 {
     if (h.b->s[h.k].bits & LOOM__RS_RUN)
         return integrate_run(g, cur, h);

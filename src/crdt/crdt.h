@@ -35,6 +35,19 @@ typedef struct loom__item loom__item;
 #define LOOM__F_ROOM  (LOOM__F_NO_RO | LOOM__F_NO_O)
 /* An Any item that grew by merges, with a hint in its doc's any_hints. */
 #define LOOM__F_HINT 0x20u
+/* An item carved in one block with its value's bytes in front of it
+ * (loom__item_any_carve): a map entry's two pool carves, and their two
+ * frees, were a tenth of a loaded entry's work. The byte just before the
+ * item says how many grains are in front; the item is freed with them.
+ * Set once at allocation and kept by every later write of `flags`, like
+ * LOOM__F_ROOM. */
+#define LOOM__F_FRONT 0x40u
+/* The Any content's bytes are those in front of the item (LOOM__F_FRONT),
+ * not a block of their own: content_free leaves them, and a merge that
+ * grows the content moves it to a block of its own (clearing the flag). */
+#define LOOM__F_FRONT_VAL 0x80u
+/* The flags that say how an item's memory was allocated. */
+#define LOOM__F_BLOCK (LOOM__F_ROOM | LOOM__F_FRONT)
 
 struct loom__item {
     loom__id id;
@@ -144,7 +157,9 @@ static inline size_t loom__item_size(const loom__item *it)
  * map entry is most of a map's work; zeroing first wrote it twice): len
  * values whose encodings are the `bytes` bytes at p, left (NULL: none) its
  * left neighbour and origin, under parent's key (NULL: none yet). `it` is
- * uninitialised memory of loom__item_any_alloc's size for this left. */
+ * uninitialised memory of loom__item_any_alloc's size for this left, front
+ * 0, or from loom__item_any_carve, front LOOM__F_FRONT | LOOM__F_FRONT_VAL
+ * (p its front). */
 static inline void loom__item_init_any(loom__item *it,
                                        loom__id id,
                                        uint64_t len,
@@ -153,7 +168,8 @@ static inline void loom__item_init_any(loom__item *it,
                                        const char *key,
                                        size_t klen,
                                        uint8_t *p,
-                                       size_t bytes)
+                                       size_t bytes,
+                                       unsigned front)
 {
     _Static_assert(sizeof(it->c) == sizeof(it->c.any),
                    "an Any item's content is all of its union");
@@ -164,7 +180,7 @@ static inline void loom__item_init_any(loom__item *it,
     it->has_origin = left != NULL;
     it->has_right_origin = false;
     it->ref = LOOM__REF_ANY;
-    it->flags = (uint8_t)loom__item_room(left != NULL, false);
+    it->flags = (uint8_t)(loom__item_room(left != NULL, false) | front);
     it->parent_sub_len = (uint32_t)klen; /* checked by type_key */
     it->left = left;
     it->right = NULL;
@@ -499,6 +515,33 @@ static inline loom__item *loom__item_any_alloc(loom_doc *d,
 {
     return (loom__item *)loom__pool_alloc(
         &d->pool, loom__item_room_size(loom__item_room(left != NULL, false)));
+}
+/* The bytes in front of an item carved with n value bytes: whole grains,
+ * with room after the value for the byte that counts them. */
+static inline size_t loom__item_front(size_t n)
+{
+    return (n + LOOM__POOL_GRAIN) & ~(size_t)(LOOM__POOL_GRAIN - 1);
+}
+/* The most value bytes loom__item_any_carve takes (the grains in front
+ * are counted in one byte). */
+#define LOOM__FRONT_MAX (255 * LOOM__POOL_GRAIN - 1)
+/* One block for an Any item of this left and its n value bytes (n <=
+ * LOOM__FRONT_MAX), or NULL: the item (uninitialised, for
+ * loom__item_init_any with front LOOM__F_FRONT | LOOM__F_FRONT_VAL) is
+ * returned and the bytes' room, in front of it, is *p. Freed with
+ * loom__item_free or loom__item_release once initialised. */
+static inline loom__item *
+loom__item_any_carve(loom_doc *d, const loom__item *left, size_t n, uint8_t **p)
+{
+    size_t f = loom__item_front(n);
+    uint8_t *b = loom__pool_alloc(
+        &d->pool,
+        f + loom__item_room_size(loom__item_room(left != NULL, false)));
+    if (!b)
+        return NULL;
+    b[f - 1] = (uint8_t)(f / LOOM__POOL_GRAIN);
+    *p = b;
+    return (loom__item *)(void *)(b + f);
 }
 /* A key string (a Format item's key, a Doc item's guid): a NUL-terminated
  * copy of the n bytes at k with, in front, its length and an 8-byte tag

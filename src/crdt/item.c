@@ -43,7 +43,14 @@ loom__item *loom__item_alloc(loom_doc *d)
 void loom__item_release(loom_doc *d, loom__item *it)
 {
     d->item_frees++;
-    loom__pool_free(&d->pool, it, loom__item_size(it));
+    uint8_t *b = (uint8_t *)it;
+    size_t n = loom__item_size(it);
+    if (it->flags & LOOM__F_FRONT) {
+        size_t f = (size_t)b[-1] * LOOM__POOL_GRAIN;
+        b -= f;
+        n += f;
+    }
+    loom__pool_free(&d->pool, b, n);
 }
 
 /* In front of a key string: its tag, then its length. */
@@ -104,7 +111,8 @@ void loom__content_free(loom_doc *d, loom__item *it)
         loom__pool_free(&d->pool, it->c.str.p, it->c.str.cap);
         break;
     case LOOM__REF_ANY:
-        loom__pool_free(&d->pool, it->c.any.p, it->c.any.cap);
+        if (!(it->flags & LOOM__F_FRONT_VAL))
+            loom__pool_free(&d->pool, it->c.any.p, it->c.any.cap);
         break;
     case LOOM__REF_JSON:
         for (uint64_t i = 0; i < it->len; i++)
@@ -129,7 +137,7 @@ void loom__content_free(loom_doc *d, loom__item *it)
         break;
     }
     memset(&it->c, 0, sizeof(it->c));
-    it->flags &= (uint8_t)~LOOM__F_HINT;
+    it->flags &= (uint8_t) ~(LOOM__F_HINT | LOOM__F_FRONT_VAL);
 }
 
 void loom__item_free(loom_doc *d, loom__item *it)
@@ -669,7 +677,7 @@ static void item_to_gc(loom_doc *d, loom__item *it)
     it->parent_sub = NULL;
     it->parent_sub_len = 0;
     it->ref = LOOM__REF_GC;
-    it->flags = LOOM__F_DELETED | (it->flags & LOOM__F_ROOM);
+    it->flags = LOOM__F_DELETED | (it->flags & LOOM__F_BLOCK);
     it->parent = NULL;
     it->left = it->right = NULL;
     it->has_origin = it->has_right_origin = false;
@@ -768,10 +776,17 @@ static int any_append(loom_doc *d, loom__item *l, const loom__item *r)
         size_t ncap = (size_t)l->c.any.cap * 2;
         if (ncap < need || !loom__bytes_fit(ncap))
             ncap = need;
-        uint8_t *np =
-            loom__pool_realloc(&d->pool, l->c.any.p, l->c.any.cap, ncap);
+        uint8_t *np;
+        if (l->flags & LOOM__F_FRONT_VAL) {
+            /* the bytes in front stay with the item, unused */
+            if ((np = loom__pool_alloc(&d->pool, ncap)))
+                memcpy(np, l->c.any.p, l->c.any.bytes);
+        } else {
+            np = loom__pool_realloc(&d->pool, l->c.any.p, l->c.any.cap, ncap);
+        }
         if (!np)
             return LOOM_ENOMEM;
+        l->flags &= (uint8_t)~LOOM__F_FRONT_VAL;
         l->c.any.p = np;
         l->c.any.cap = (uint32_t)ncap;
     }

@@ -607,14 +607,28 @@ int loom_map_set(loom_type *map,
         loom__client *own;
         if ((rc = alone_client(d, &own)))
             return rc;
-        uint8_t *p = loom__pool_commit(&d->pool, fn);
-        if (!(it = loom__item_any_alloc(d, left))) {
-            loom__pool_free(&d->pool, p, fn);
-            return LOOM_ENOMEM;
+        /* the value is already where the block of it and the item starts
+         * (when there is room for both) */
+        size_t f = loom__item_front(fn);
+        size_t n =
+            f + loom__item_room_size(loom__item_room(left != NULL, false));
+        uint8_t *p;
+        unsigned front = 0;
+        if (n <= max) {
+            p = loom__pool_commit(&d->pool, n);
+            p[f - 1] = (uint8_t)(f / LOOM__POOL_GRAIN);
+            it = (loom__item *)(void *)(p + f);
+            front = LOOM__F_FRONT | LOOM__F_FRONT_VAL;
+        } else {
+            p = loom__pool_commit(&d->pool, fn);
+            if (!(it = loom__item_any_alloc(d, left))) {
+                loom__pool_free(&d->pool, p, fn);
+                return LOOM_ENOMEM;
+            }
         }
         loom__id id = {own->client, alone_clock(own)};
         /* fn is at most LOOM__POOL_MAX */
-        loom__item_init_any(it, id, 1, left, map, pk, klen, p, fn);
+        loom__item_init_any(it, id, 1, left, map, pk, klen, p, fn, front);
         return alone_link(d, own, ei, it);
     }
     if (rc)

@@ -651,6 +651,68 @@ static void test_strmap(void **state)
     assert_int_not_equal(loom__hash_bytes("", 0), loom__hash_bytes("\0", 1));
 }
 
+/* m->room never promises more than the index, the entries and the key
+ * block hold. */
+static void assert_strmap_room(const loom__strmap *m)
+{
+    assert_true(m->room <= m->icap / 2 - m->n);
+    assert_true(m->room <= m->ecap - m->n);
+    if (m->room) {
+        assert_non_null(m->kb);
+        assert_true(m->room * (4 + LOOM__STRMAP_SHORT + 1) <=
+                    m->kb->size - m->kused);
+    }
+}
+
+/* Keys of every length around the short limit, with reserves between
+ * them and allocations failing: the inline path's one room count (see
+ * loom__strmap.room) stays a lower bound, and every key is found. */
+static void test_strmap_room(void **state)
+{
+    (void)state;
+    track t;
+    loom_allocator a = track_alloc(&t);
+    for (long fail = -1; fail < 12; fail++) {
+        loom__strmap m;
+        loom__strmap_init(&m, &a);
+        assert_strmap_room(&m);
+        t.fail_after = fail;
+        char key[64];
+        for (int i = 0; i < 2000; i++) {
+            size_t klen = (size_t)(i * 7 % 40);
+            for (size_t j = 0; j < klen; j++)
+                key[j] = (char)('a' + (i + (int)j * 3) % 26);
+            if (klen >= 4)
+                memcpy(key, &i, sizeof(i)); /* distinct */
+            if (i % 300 == 299)
+                (void)loom__strmap_reserve(&m, m.n + (size_t)i / 3);
+            assert_strmap_room(&m);
+            size_t idx;
+            bool created;
+            uint64_t h = loom__hash_bytes(key, klen);
+            int rc =
+                loom__strmap_intern_hashed(&m, key, klen, h, &idx, &created);
+            assert_strmap_room(&m);
+            if (rc) {
+                assert_int_equal(rc, LOOM_ENOMEM);
+                continue;
+            }
+            assert_int_equal(m.e[idx].klen, klen);
+            assert_memory_equal(m.e[idx].key, key, klen);
+            assert_int_equal(m.e[idx].key[klen], 0);
+            assert_ptr_equal(loom__strmap_key_entry(&m, m.e[idx].key),
+                             &m.e[idx]);
+        }
+        t.fail_after = -1;
+        for (size_t i = 0; i < m.n; i++)
+            assert_ptr_equal(loom__strmap_find(&m, m.e[i].key, m.e[i].klen),
+                             &m.e[i]);
+        loom__strmap_free(&m);
+        assert_int_equal(m.room, 0);
+        assert_int_equal(t.live_blocks, 0);
+    }
+}
+
 /* ---- misc --------------------------------------------------------------- */
 
 static void test_misc(void **state)
@@ -708,6 +770,7 @@ int main(void)
         cmocka_unit_test(test_utf16),
         cmocka_unit_test(test_u64map),
         cmocka_unit_test(test_strmap),
+        cmocka_unit_test(test_strmap_room),
         cmocka_unit_test(test_misc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
