@@ -97,10 +97,12 @@ static int cmd_help(int argc, char **argv)
  * A loom process frees and allocates documents again and again: a server's
  * rooms are loaded and evicted, a bench loads the same update many times.
  * glibc hands freed heap back to the kernel as soon as 128 KiB of it sit on
- * top, and gives blocks of 128 KiB and more (a big map's key table) their
- * own mappings, unmapped on free, so the next document faults every page in
- * again (about 2 us a page on our VMs: half of a 100,000-key load). So the
- * program keeps up to 64 MiB of freed heap, as a server's allocator would.
+ * top, so the next document faults every page in again (about 2 us a page
+ * on our VMs: more than half of a warm 100,000-key load). So the program
+ * keeps up to 64 MiB of freed heap, as a server's allocator would. Blocks
+ * of 128 KiB and more keep their own mappings: a growing vector or output
+ * buffer is remapped, not copied (a larger mmap threshold cost the map sets
+ * 4% and the map encode 8% in copies, for no faster reload).
  * This is the program's choice, not the library's (which never changes
  * process state). MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_ or
  * GLIBC_TUNABLES in the environment leave glibc's own policy in place.
@@ -112,8 +114,6 @@ static void keep_freed_heap(void)
         getenv("GLIBC_TUNABLES")) {
         return;
     }
-    /* 32 MiB is the largest mmap threshold glibc takes on 64-bit */
-    (void)mallopt(M_MMAP_THRESHOLD, 32 << 20);
     (void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
 #endif
 }
