@@ -39,12 +39,15 @@ typedef struct loom__item loom__item;
  * (loom__item_any_carve): a map entry's two pool carves, and their two
  * frees, were a tenth of a loaded entry's work. The byte just before the
  * item says how many grains are in front; the item is freed with them.
- * Set once at allocation and kept by every later write of `flags`, like
- * LOOM__F_ROOM. */
+ * Set at allocation and kept by every later write of `flags`, like
+ * LOOM__F_ROOM, until the content leaves the bytes: then the pool takes
+ * them back on their own where it can (item.c front_release), clearing
+ * it. */
 #define LOOM__F_FRONT 0x40u
 /* The Any content's bytes are those in front of the item (LOOM__F_FRONT),
- * not a block of their own: content_free leaves them, and a merge that
- * grows the content moves it to a block of its own (clearing the flag). */
+ * not a block of their own: content_free returns them to the pool with
+ * front_release, and a merge that grows the content moves it to a block of
+ * its own (clearing the flag). */
 #define LOOM__F_FRONT_VAL 0x80u
 /* The flags that say how an item's memory was allocated. */
 #define LOOM__F_BLOCK (LOOM__F_ROOM | LOOM__F_FRONT)

@@ -103,6 +103,23 @@ int loom__any_content_take(loom_doc *d, loom__item *it, loom_buf *b)
     return LOOM_OK;
 }
 
+/* The bytes in front of an item whose content left them (a deleted or
+ * overwritten map entry, a merge that outgrew them) go back to the pool on
+ * their own, or every overwrite of a key would leave its old value's bytes
+ * behind for the doc's life. The pool keeps no headers, so a block it
+ * carved from a chunk can come back in parts; a block past LOOM__POOL_MAX
+ * (or any block without the pool) is one allocation and goes back whole,
+ * with the item. */
+static void front_release(loom_doc *d, loom__item *it)
+{
+    uint8_t *b = (uint8_t *)it;
+    size_t f = (size_t)b[-1] * LOOM__POOL_GRAIN;
+    if (LOOM__POOL_ON && f + loom__item_size(it) <= LOOM__POOL_MAX) {
+        loom__pool_free(&d->pool, b - f, f);
+        it->flags &= (uint8_t)~LOOM__F_FRONT;
+    }
+}
+
 void loom__content_free(loom_doc *d, loom__item *it)
 {
     const loom_allocator *a = d->a;
@@ -113,6 +130,8 @@ void loom__content_free(loom_doc *d, loom__item *it)
     case LOOM__REF_ANY:
         if (!(it->flags & LOOM__F_FRONT_VAL))
             loom__pool_free(&d->pool, it->c.any.p, it->c.any.cap);
+        else
+            front_release(d, it);
         break;
     case LOOM__REF_JSON:
         for (uint64_t i = 0; i < it->len; i++)
@@ -778,7 +797,7 @@ static int any_append(loom_doc *d, loom__item *l, const loom__item *r)
             ncap = need;
         uint8_t *np;
         if (l->flags & LOOM__F_FRONT_VAL) {
-            /* the bytes in front stay with the item, unused */
+            /* the bytes in front go back to the pool (front_release) */
             if ((np = loom__pool_alloc(&d->pool, ncap)))
                 memcpy(np, l->c.any.p, l->c.any.bytes);
         } else {
@@ -786,6 +805,8 @@ static int any_append(loom_doc *d, loom__item *l, const loom__item *r)
         }
         if (!np)
             return LOOM_ENOMEM;
+        if (l->flags & LOOM__F_FRONT_VAL)
+            front_release(d, l);
         l->flags &= (uint8_t)~LOOM__F_FRONT_VAL;
         l->c.any.p = np;
         l->c.any.cap = (uint32_t)ncap;

@@ -614,21 +614,30 @@ int loom_map_set(loom_type *map,
             f + loom__item_room_size(loom__item_room(left != NULL, false));
         uint8_t *p;
         unsigned front = 0;
-        if (n <= max) {
+        /* The bytes of a value overwritten before (front_release) are
+         * taken first, apart from the item: an overwrite-heavy map would
+         * otherwise grow by every old value. */
+        size_t vn = d->pool.free[(f - 1) / LOOM__POOL_GRAIN] ? f : fn;
+        if (n <= max && vn == fn) {
             p = loom__pool_commit(&d->pool, n);
             p[f - 1] = (uint8_t)(f / LOOM__POOL_GRAIN);
             it = (loom__item *)(void *)(p + f);
             front = LOOM__F_FRONT | LOOM__F_FRONT_VAL;
         } else {
-            p = loom__pool_commit(&d->pool, fn);
+            /* f <= max too when vn is f (the peek's room was n or more, or
+             * the value alone and its padding fit) */
+            if (vn > max)
+                vn = fn;
+            p = loom__pool_commit(&d->pool, vn);
             if (!(it = loom__item_any_alloc(d, left))) {
-                loom__pool_free(&d->pool, p, fn);
+                loom__pool_free(&d->pool, p, vn);
                 return LOOM_ENOMEM;
             }
         }
         loom__id id = {own->client, alone_clock(own)};
         /* fn is at most LOOM__POOL_MAX */
         loom__item_init_any(it, id, 1, left, map, pk, klen, p, fn, front);
+        it->c.any.cap = (uint32_t)vn; /* the block's size */
         return alone_link(d, own, ei, it);
     }
     if (rc)
