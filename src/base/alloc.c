@@ -131,9 +131,6 @@ int loom__vec_grow(
     if (need <= *pcap) {
         return LOOM_OK;
     }
-    if (elem == 0) {
-        return LOOM_EINVAL;
-    }
     size_t cap = *pcap ? *pcap : 4;
     while (cap < need) {
         if (cap > SIZE_MAX / 2) {
@@ -142,16 +139,7 @@ int loom__vec_grow(
         }
         cap *= 2;
     }
-    if (cap > SIZE_MAX / elem) {
-        return LOOM_ENOMEM;
-    }
-    void *v = loom__realloc(a, *pv, *pcap * elem, cap * elem);
-    if (!v) {
-        return LOOM_ENOMEM;
-    }
-    *pv = v;
-    *pcap = cap;
-    return LOOM_OK;
+    return loom__vec_grow_exact(a, pv, pcap, cap, elem);
 }
 
 int loom__vec_grow_exact(

@@ -112,6 +112,12 @@ static inline void loom__pool_free(loom__pool *p, void *b, size_t n)
     }
     loom__free(p->a, b, n);
 }
+/* Is there a freed block that loom__pool_alloc(p, n) would hand out? */
+static inline bool loom__pool_has_free(const loom__pool *p, size_t n)
+{
+    return LOOM__POOL_ON && n - 1 < LOOM__POOL_MAX &&
+           p->free[(n - 1) / LOOM__POOL_GRAIN] != NULL;
+}
 /* The pool's unused end, *max bytes of it (at most LOOM__POOL_MAX), to be
  * written and then taken with loom__pool_commit before any other pool
  * call; NULL when the pool is off. A value is encoded there and taken at
@@ -228,21 +234,10 @@ static inline bool loom__copy_ascii_short(void *d, const void *s, size_t len)
     return true;
 }
 
-/* memcpy for any n, inline for n <= 64 (map keys and small values are a
- * few dozen bytes: overlapping fixed-size moves instead of a call). */
-static inline void loom__copy(void *d, const void *s, size_t n)
+/* memcpy for n <= 16 with two overlapping fixed-size moves. */
+static inline void loom__copy16(uint8_t *q, const uint8_t *p, size_t n)
 {
-    uint8_t *q = (uint8_t *)d;
-    const uint8_t *p = (const uint8_t *)s;
-    if (n > 64) {
-        memcpy(q, p, n);
-    } else if (n > 32) {
-        memcpy(q, p, 32);
-        memcpy(q + n - 32, p + n - 32, 32);
-    } else if (n > 16) {
-        memcpy(q, p, 16);
-        memcpy(q + n - 16, p + n - 16, 16);
-    } else if (n >= 8) {
+    if (n >= 8) {
         uint64_t x, y;
         memcpy(&x, p, 8);
         memcpy(&y, p + n - 8, 8);
@@ -262,32 +257,35 @@ static inline void loom__copy(void *d, const void *s, size_t n)
     }
 }
 
+/* memcpy for any n, inline for n <= 64 (map keys and small values are a
+ * few dozen bytes: overlapping fixed-size moves instead of a call). */
+static inline void loom__copy(void *d, const void *s, size_t n)
+{
+    uint8_t *q = (uint8_t *)d;
+    const uint8_t *p = (const uint8_t *)s;
+    if (n > 64) {
+        memcpy(q, p, n);
+    } else if (n > 32) {
+        memcpy(q, p, 32);
+        memcpy(q + n - 32, p + n - 32, 32);
+    } else if (n > 16) {
+        memcpy(q, p, 16);
+        memcpy(q + n - 16, p + n - 16, 16);
+    } else {
+        loom__copy16(q, p, n);
+    }
+}
+
 /* loom__copy for data mostly 16 bytes or shorter (map keys, short
  * strings): those lengths are tested first, where loom__copy tests from
  * the long end. Returns the end of the copy. */
 static inline uint8_t *loom__copy_short(void *d, const void *s, size_t n)
 {
     uint8_t *q = (uint8_t *)d;
-    const uint8_t *p = (const uint8_t *)s;
     if (n > 16) {
-        loom__copy(q, p, n);
-    } else if (n >= 8) {
-        uint64_t x, y;
-        memcpy(&x, p, 8);
-        memcpy(&y, p + n - 8, 8);
-        memcpy(q, &x, 8);
-        memcpy(q + n - 8, &y, 8);
-    } else if (n >= 4) {
-        uint32_t x, y;
-        memcpy(&x, p, 4);
-        memcpy(&y, p + n - 4, 4);
-        memcpy(q, &x, 4);
-        memcpy(q + n - 4, &y, 4);
-    } else if (n) {
-        uint8_t a = p[0], b = p[n / 2], c = p[n - 1];
-        q[0] = a;
-        q[n / 2] = b;
-        q[n - 1] = c;
+        loom__copy(q, s, n);
+    } else {
+        loom__copy16(q, (const uint8_t *)s, n);
     }
     return q + n;
 }

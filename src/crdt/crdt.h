@@ -528,6 +528,18 @@ static inline size_t loom__item_front(size_t n)
 /* The most value bytes loom__item_any_carve takes (the grains in front
  * are counted in one byte). */
 #define LOOM__FRONT_MAX (255 * LOOM__POOL_GRAIN - 1)
+/* The item of a block b whose first f bytes (loom__item_front) are in
+ * front of it: the last of them counts them. */
+static inline loom__item *loom__item_at_front(uint8_t *b, size_t f)
+{
+    b[f - 1] = (uint8_t)(f / LOOM__POOL_GRAIN);
+    return (loom__item *)(void *)(b + f);
+}
+/* The bytes in front of an item with LOOM__F_FRONT. */
+static inline size_t loom__item_front_size(const loom__item *it)
+{
+    return (size_t)((const uint8_t *)it)[-1] * LOOM__POOL_GRAIN;
+}
 /* One block for an Any item of this left and its n value bytes (n <=
  * LOOM__FRONT_MAX), or NULL: the item (uninitialised, for
  * loom__item_init_any with front LOOM__F_FRONT | LOOM__F_FRONT_VAL) is
@@ -542,9 +554,8 @@ loom__item_any_carve(loom_doc *d, const loom__item *left, size_t n, uint8_t **p)
         f + loom__item_room_size(loom__item_room(left != NULL, false)));
     if (!b)
         return NULL;
-    b[f - 1] = (uint8_t)(f / LOOM__POOL_GRAIN);
     *p = b;
-    return (loom__item *)(void *)(b + f);
+    return loom__item_at_front(b, f);
 }
 /* A key string (a Format item's key, a Doc item's guid): a NUL-terminated
  * copy of the n bytes at k with, in front, its length and an 8-byte tag

@@ -46,7 +46,7 @@ void loom__item_release(loom_doc *d, loom__item *it)
     uint8_t *b = (uint8_t *)it;
     size_t n = loom__item_size(it);
     if (it->flags & LOOM__F_FRONT) {
-        size_t f = (size_t)b[-1] * LOOM__POOL_GRAIN;
+        size_t f = loom__item_front_size(it);
         b -= f;
         n += f;
     }
@@ -112,10 +112,9 @@ int loom__any_content_take(loom_doc *d, loom__item *it, loom_buf *b)
  * with the item. */
 static void front_release(loom_doc *d, loom__item *it)
 {
-    uint8_t *b = (uint8_t *)it;
-    size_t f = (size_t)b[-1] * LOOM__POOL_GRAIN;
+    size_t f = loom__item_front_size(it);
     if (LOOM__POOL_ON && f + loom__item_size(it) <= LOOM__POOL_MAX) {
-        loom__pool_free(&d->pool, b - f, f);
+        loom__pool_free(&d->pool, (uint8_t *)it - f, f);
         it->flags &= (uint8_t)~LOOM__F_FRONT;
     }
 }
@@ -797,17 +796,16 @@ static int any_append(loom_doc *d, loom__item *l, const loom__item *r)
             ncap = need;
         uint8_t *np;
         if (l->flags & LOOM__F_FRONT_VAL) {
-            /* the bytes in front go back to the pool (front_release) */
-            if ((np = loom__pool_alloc(&d->pool, ncap)))
-                memcpy(np, l->c.any.p, l->c.any.bytes);
-        } else {
-            np = loom__pool_realloc(&d->pool, l->c.any.p, l->c.any.cap, ncap);
-        }
-        if (!np)
-            return LOOM_ENOMEM;
-        if (l->flags & LOOM__F_FRONT_VAL)
+            /* out of the item's block, whose front goes back to the pool */
+            if (!(np = loom__pool_alloc(&d->pool, ncap)))
+                return LOOM_ENOMEM;
+            memcpy(np, l->c.any.p, l->c.any.bytes);
             front_release(d, l);
-        l->flags &= (uint8_t)~LOOM__F_FRONT_VAL;
+            l->flags &= (uint8_t)~LOOM__F_FRONT_VAL;
+        } else if (!(np = loom__pool_realloc(&d->pool, l->c.any.p, l->c.any.cap,
+                                             ncap))) {
+            return LOOM_ENOMEM;
+        }
         l->c.any.p = np;
         l->c.any.cap = (uint32_t)ncap;
     }

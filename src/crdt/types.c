@@ -607,27 +607,23 @@ int loom_map_set(loom_type *map,
         loom__client *own;
         if ((rc = alone_client(d, &own)))
             return rc;
-        /* the value is already where the block of it and the item starts
-         * (when there is room for both) */
+        /* The value is already where the block of it and the item starts
+         * (when there is room for both). The bytes of a value overwritten
+         * before (front_release) are taken first instead, apart from the
+         * item, or an overwrite-heavy map would grow by every old value:
+         * the commit moves the value to that free block. */
         size_t f = loom__item_front(fn);
         size_t n =
             f + loom__item_room_size(loom__item_room(left != NULL, false));
+        bool reuse = f <= max && loom__pool_has_free(&d->pool, f);
+        size_t vn = reuse ? f : fn; /* the value's block alone */
         uint8_t *p;
         unsigned front = 0;
-        /* The bytes of a value overwritten before (front_release) are
-         * taken first, apart from the item: an overwrite-heavy map would
-         * otherwise grow by every old value. */
-        size_t vn = d->pool.free[(f - 1) / LOOM__POOL_GRAIN] ? f : fn;
-        if (n <= max && vn == fn) {
+        if (!reuse && n <= max) {
             p = loom__pool_commit(&d->pool, n);
-            p[f - 1] = (uint8_t)(f / LOOM__POOL_GRAIN);
-            it = (loom__item *)(void *)(p + f);
+            it = loom__item_at_front(p, f);
             front = LOOM__F_FRONT | LOOM__F_FRONT_VAL;
         } else {
-            /* f <= max too when vn is f (the peek's room was n or more, or
-             * the value alone and its padding fit) */
-            if (vn > max)
-                vn = fn;
             p = loom__pool_commit(&d->pool, vn);
             if (!(it = loom__item_any_alloc(d, left))) {
                 loom__pool_free(&d->pool, p, vn);
