@@ -160,6 +160,30 @@ typedef struct loom__rblock {
     size_t end;         /* the byte offset after the last struct */
 } loom__rblock;
 
+/* The struct count of the LOOM__RS_RUN record k of b, its structs' lengths
+ * in bytes (one byte each), and how many records after k hold the two. */
+static inline uint64_t loom__rs_run_count(const loom__rblock *b, size_t k)
+{
+    uint64_t count;
+    memcpy(&count, &b->s[k + 1], sizeof(count));
+    return count;
+}
+static inline const uint8_t *loom__rs_run_lens(const loom__rblock *b, size_t k)
+{
+    return (const uint8_t *)&b->s[k + 1] + sizeof(uint64_t);
+}
+static inline size_t loom__rs_run_span(uint64_t count)
+{
+    return (size_t)(sizeof(uint64_t) + count + sizeof(loom__rpos) - 1) /
+           sizeof(loom__rpos);
+}
+/* The value count of a run's struct at e (its info byte): one byte after
+ * its parent info, its root name and its key, each with a one-byte length. */
+static inline uint64_t loom__rs_run_values(const uint8_t *e)
+{
+    return e[4 + e[2] + e[3 + e[2]]];
+}
+
 static inline uint64_t loom__rs_clock(const loom__rblock *b, size_t k)
 {
     return b->s[k].bits & LOOM__RS_CLOCK_MASK;

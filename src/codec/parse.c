@@ -554,7 +554,7 @@ run_close(loom__rupdate *u, loom__rpos *rs, size_t at, const uint8_t *lp)
     }
     memcpy(&rs[at], &count, sizeof(count));
     u->runs = true;
-    return at + (size_t)(8 + count + 15) / 16;
+    return at + loom__rs_run_span(count);
 }
 
 /*
@@ -987,24 +987,20 @@ int loom__rupdate_expand(loom__rupdate *u)
             }
             /* the structs after the run's first one, each one's clock after
              * the values of the one before, which name the same root */
-            uint64_t count;
-            memcpy(&count, &b->s[k + 1], sizeof(count));
-            const uint8_t *lens = (const uint8_t *)&b->s[k + 1] + 8;
+            uint64_t count = loom__rs_run_count(b, k);
+            const uint8_t *lens = loom__rs_run_lens(b, k);
             uint64_t bits = b->s[k].bits & ~LOOM__RS_RUN;
             size_t off = b->s[k].offset;
             s[w - 1].bits = bits;
             bits |= LOOM__RS_SAMEROOT;
             for (uint64_t j = 1; j < count; j++) {
-                const uint8_t *e = u->p + off;
-                /* the value count: after the name and the key */
-                uint64_t n = e[4 + e[2] + e[3 + e[2]]];
-                bits += n;
+                bits += loom__rs_run_values(u->p + off);
                 off += lens[j - 1];
                 s[w].bits = bits;
                 s[w].offset = off;
                 w++;
             }
-            k += (8 + count + 15) / 16;
+            k += loom__rs_run_span(count);
         }
         loom__free(u->a, b->s, b->cap * sizeof(*b->s));
         b->s = s;

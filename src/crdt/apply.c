@@ -686,9 +686,8 @@ static LOOM__NOINLINE int integrate_run(integ *g, refs *cur, sref h)
     loom_doc *d = g->d;
     const loom__rblock *b = h.b;
     const loom__rpos *rec = &b->s[h.k];
-    uint64_t count;
-    memcpy(&count, rec + 1, sizeof(count));
-    const uint8_t *lens = (const uint8_t *)(rec + 1) + 8;
+    uint64_t count = loom__rs_run_count(b, h.k);
+    const uint8_t *lens = loom__rs_run_lens(b, h.k);
     const uint8_t *e = g->u->p + rec->offset;
     size_t nlen = e[2];
     g->rk_valid = false;
@@ -707,7 +706,7 @@ static LOOM__NOINLINE int integrate_run(integ *g, refs *cur, sref h)
     if (!parent) {
         /* the root is gone: GC, each struct's length its value count */
         for (; lp < lend; e += *lp++) {
-            uint64_t n = e[4 + nlen + e[3 + nlen]];
+            uint64_t n = loom__rs_run_values(e);
             int rc = integrate_gc(d, client, clock, n);
             if (rc)
                 return rc;
@@ -750,7 +749,7 @@ static LOOM__NOINLINE int integrate_run(integ *g, refs *cur, sref h)
 done:
     /* the records after h's hold the count and the lengths; the struct
      * after the run is the one after the last of them */
-    cur->i = h.k + 1 + (size_t)(8 + count + 15) / 16;
+    cur->i = h.k + 1 + loom__rs_run_span(count);
     g->rk_prev.b = b;
     g->rk_prev.k = cur->i - 1;
     return LOOM_OK;
@@ -973,9 +972,7 @@ static bool in_order(integ *g)
         for (size_t k = 0; k < b->n; k++) {
             uint64_t bits = b->s[k].bits;
             if (bits & LOOM__RS_RUN) {
-                uint64_t count;
-                memcpy(&count, &b->s[k + 1], sizeof(count));
-                k += (size_t)(8 + count + 15) / 16;
+                k += loom__rs_run_span(loom__rs_run_count(b, k));
                 continue;
             }
             if ((bits & RS_FAST) == RS_FAST)
