@@ -426,6 +426,10 @@ int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out)
  * it). */
 static inline bool may_merge(const loom__item *l, const loom__item *r)
 {
+    /* r first: most new structs (a loaded map's entries) have no origin
+     * and are no GC, which settles it without a look at l */
+    if (!r->has_origin && !loom__item_is_gc(r))
+        return false;
     if (loom__item_is_gc(l) || loom__item_is_gc(r))
         return loom__item_is_gc(l) && loom__item_is_gc(r);
     return r->has_origin && l->right == r &&
@@ -639,20 +643,11 @@ static void merge_new_structs(loom_doc *d, const loom_txn *t)
         while (si >= first) {
             /* Most neighbours cannot merge (a loaded map's values): skip
              * them reading the array directly while the structs from
-             * first on are past the gap buffer's hole (or it has none).
-             * A struct without an origin that is not GC merges with no
-             * left (may_merge), which needs no look at its left: a loaded
-             * map's entries have no origin unless they replaced a value. */
+             * first on are past the gap buffer's hole (or it has none). */
             if (c->gap <= first - 1 || !c->hole) {
                 loom__item **v = c->v + (c->gap <= first - 1 ? c->hole : 0);
-                loom__item **q = v + si, **stop = v + first;
-                for (; q >= stop; q--) {
-                    const loom__item *r = *q;
-                    if ((r->has_origin || loom__item_is_gc(r)) &&
-                        may_merge(q[-1], r))
-                        break;
-                }
-                si = (size_t)(q - v);
+                while (si >= first && !may_merge(v[si - 1], v[si]))
+                    si--;
                 if (si < first)
                     break;
             }
