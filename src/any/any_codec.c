@@ -241,6 +241,54 @@ static inline uint8_t *put_flat_key(uint8_t *p, const char *key, size_t klen)
     return p + klen;
 }
 
+/* Writes member (key, c) of a flat object at p, before end, and returns
+ * its end; NULL when it does not fit or c is not a flat object's value.
+ * Each kind checks its own room (lengths of bytes in memory: the sums
+ * cannot wrap; the room also covers the 16-byte move of a short key). */
+static LOOM__INLINE uint8_t *put_member(uint8_t *p,
+                                        const uint8_t *end,
+                                        const char *key,
+                                        size_t klen,
+                                        const loom_any *c)
+{
+    size_t room = (size_t)(end - p);
+    switch ((loom_any_kind)c->kind) {
+    case LOOM_ANY_NUMBER:
+        if (klen + 21 > room) {
+            return NULL;
+        }
+        p = put_flat_key(p, key, klen);
+        return put_number(p, c->u.num);
+    case LOOM_ANY_STRING: {
+        size_t len = c->u.str.len;
+        if (klen + len + 21 > room) {
+            return NULL;
+        }
+        p = put_flat_key(p, key, klen);
+        *p++ = LOOM__ANY_STRING;
+        p = put_varuint(p, len);
+        return loom__copy_short(p, c->u.str.p, len);
+    }
+    case LOOM_ANY_BOOL:
+        if (klen + 21 > room) {
+            return NULL;
+        }
+        p = put_flat_key(p, key, klen);
+        *p++ = c->u.b ? LOOM__ANY_TRUE : LOOM__ANY_FALSE;
+        return p;
+    case LOOM_ANY_UNDEFINED:
+    case LOOM_ANY_NULL:
+    case LOOM_ANY_BIGINT:
+        if (klen + 21 > room) {
+            return NULL;
+        }
+        p = put_flat_key(p, key, klen);
+        return put_scalar(p, c);
+    default:
+        return NULL;
+    }
+}
+
 /* loom__any_put_flat for any lengths (its caller checked the object). */
 static LOOM__NOINLINE size_t put_flat_any(uint8_t *p,
                                           size_t max,
@@ -255,48 +303,7 @@ static LOOM__NOINLINE size_t put_flat_any(uint8_t *p,
     *p++ = LOOM__ANY_OBJECT;
     p = put_varuint(p, n);
     for (size_t i = 0; i < n; i++) {
-        size_t klen = klens[i];
-        const loom_any *c = vals[i];
-        /* one dispatch per member: each kind checks its own room (lengths
-         * of bytes in memory: the sums cannot wrap; the room also covers
-         * the 16-byte move of a short key) and writes key and value */
-        size_t room = (size_t)(end - p);
-        switch ((loom_any_kind)c->kind) {
-        case LOOM_ANY_NUMBER:
-            if (klen + 21 > room) {
-                return 0;
-            }
-            p = put_flat_key(p, keys[i], klen);
-            p = put_number(p, c->u.num);
-            break;
-        case LOOM_ANY_STRING: {
-            size_t len = c->u.str.len;
-            if (klen + len + 21 > room) {
-                return 0;
-            }
-            p = put_flat_key(p, keys[i], klen);
-            *p++ = LOOM__ANY_STRING;
-            p = put_varuint(p, len);
-            p = loom__copy_short(p, c->u.str.p, len);
-            break;
-        }
-        case LOOM_ANY_BOOL:
-            if (klen + 21 > room) {
-                return 0;
-            }
-            p = put_flat_key(p, keys[i], klen);
-            *p++ = c->u.b ? LOOM__ANY_TRUE : LOOM__ANY_FALSE;
-            break;
-        case LOOM_ANY_UNDEFINED:
-        case LOOM_ANY_NULL:
-        case LOOM_ANY_BIGINT:
-            if (klen + 21 > room) {
-                return 0;
-            }
-            p = put_flat_key(p, keys[i], klen);
-            p = put_scalar(p, c);
-            break;
-        default:
+        if (!(p = put_member(p, end, keys[i], klens[i], vals[i]))) {
             return 0;
         }
     }
@@ -305,9 +312,9 @@ static LOOM__NOINLINE size_t put_flat_any(uint8_t *p,
 
 /*
  * loom__any_put_flat for what a map's value mostly is: fewer than 128
- * members, keys shorter than 16 bytes and strings of at most 16, which it
- * copies with fixed moves: no call, so it saves no registers. Anything else
- * goes to put_flat_any, which starts over.
+ * members, keys shorter than 16 bytes and strings of at most 16, which
+ * put_member copies with fixed moves: no call, so it saves no registers.
+ * Anything else goes to put_flat_any, which starts over.
  */
 size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v)
 {
@@ -328,51 +335,10 @@ size_t loom__any_put_flat(uint8_t *p, size_t max, const loom_any *v)
     for (size_t i = 0; i < n; i++) {
         size_t klen = klens[i];
         const loom_any *c = vals[i];
-        if (klen >= 16) {
+        if (klen >= 16 || (c->kind == LOOM_ANY_STRING && c->u.str.len > 16)) {
             return put_flat_any(p, max, v);
         }
-        /* each kind checks its own room (it covers the key's 16-byte move)
-         * and writes its key and value */
-        size_t room = (size_t)(end - q);
-        switch ((loom_any_kind)c->kind) {
-        case LOOM_ANY_NUMBER:
-            if (klen + 21 > room) {
-                return 0;
-            }
-            q = put_flat_key(q, keys[i], klen);
-            q = put_number(q, c->u.num);
-            break;
-        case LOOM_ANY_STRING: {
-            size_t len = c->u.str.len;
-            if (len > 16) {
-                return put_flat_any(p, max, v);
-            }
-            if (klen + len + 21 > room) {
-                return 0;
-            }
-            q = put_flat_key(q, keys[i], klen);
-            q[0] = LOOM__ANY_STRING;
-            q[1] = (uint8_t)len;
-            q = loom__copy_short(q + 2, c->u.str.p, len);
-            break;
-        }
-        case LOOM_ANY_BOOL:
-            if (klen + 21 > room) {
-                return 0;
-            }
-            q = put_flat_key(q, keys[i], klen);
-            *q++ = c->u.b ? LOOM__ANY_TRUE : LOOM__ANY_FALSE;
-            break;
-        case LOOM_ANY_UNDEFINED:
-        case LOOM_ANY_NULL:
-        case LOOM_ANY_BIGINT:
-            if (klen + 21 > room) {
-                return 0;
-            }
-            q = put_flat_key(q, keys[i], klen);
-            q = put_scalar(q, c);
-            break;
-        default:
+        if (!(q = put_member(q, end, keys[i], klen, c))) {
             return 0;
         }
     }
