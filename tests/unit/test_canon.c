@@ -373,6 +373,21 @@ static void same_seq(const uint8_t *p, size_t len, uint64_t n)
     free(q);
 }
 
+/* The bytes of hex text with spaces between groups (malloc'd, in *p). */
+static void spaced_hex(const char *text, uint8_t **p, size_t *n)
+{
+    char hex[1024];
+    size_t o = 0;
+    for (const char *c = text; *c; c++) {
+        if (*c != ' ') {
+            assert_true(o + 1 < sizeof(hex));
+            hex[o++] = *c;
+        }
+    }
+    hex[o] = 0;
+    assert_int_equal(hex_decode(hex, p, n), 0);
+}
+
 /* Objects after one with other keys: the keys compared with the earlier
  * object's must still be checked as keys of this one (a repeat among them,
  * an earlier object that was refused halfway). */
@@ -423,16 +438,9 @@ static void test_flat_shapes(void **state)
             "76020161780162 79"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char hex[1024];
-        size_t o = 0;
-        for (const char *c = cases[i].hex; *c; c++) {
-            if (*c != ' ')
-                hex[o++] = *c;
-        }
-        hex[o] = 0;
         uint8_t *p;
         size_t n;
-        assert_int_equal(hex_decode(hex, &p, &n), 0);
+        spaced_hex(cases[i].hex, &p, &n);
         for (size_t len = 0; len <= n; len++)
             same_seq(p, len, (uint64_t)cases[i].n);
         free(p);
@@ -513,16 +521,9 @@ static void test_flat_after_shape(void **state)
                      bvals[i]);
         else
             snprintf(text, sizeof text, "%s%s", shape, others[i - nb]);
-        char hex[512];
-        size_t o = 0;
-        for (const char *c = text; *c; c++) {
-            if (*c != ' ')
-                hex[o++] = *c;
-        }
-        hex[o] = 0;
         uint8_t *p;
         size_t n;
-        assert_int_equal(hex_decode(hex, &p, &n), 0);
+        spaced_hex(text, &p, &n);
         for (size_t len = 0; len <= n; len++)
             same_seq(p, len, 2);
         /* the variant first, then the shape object */

@@ -73,6 +73,16 @@ static void encode(loom_doc *d, loom_buf *out)
     loom_buf_free(&b);
 }
 
+/* d encodes to exactly the bytes of want. */
+static void assert_encodes_to(loom_doc *d, const loom_buf *want)
+{
+    loom_buf now;
+    encode(d, &now);
+    assert_int_equal(now.len, want->len);
+    assert_memory_equal(now.data, want->data, want->len);
+    loom_buf_free(&now);
+}
+
 /* A new document of client `client` with allocator a (NULL: libc) and gc
  * on or off. */
 static loom_doc *new_doc(uint64_t client, const loom_allocator *a, int gc)
@@ -233,11 +243,7 @@ static void test_load_entries(void **state)
                 loom_doc_apply_update(d, second->data, second->len, NULL, NULL),
                 0);
         }
-        loom_buf now;
-        encode(d, &now);
-        assert_int_equal(now.len, all.len);
-        assert_memory_equal(now.data, all.data, all.len);
-        loom_buf_free(&now);
+        assert_encodes_to(d, &all);
         loom_doc_free(d);
     }
     loom_buf_free(&ua);
@@ -457,11 +463,7 @@ static void test_front_values(void **state)
         loom_doc *e = new_doc(2, &a, gc);
         assert_int_equal(loom_doc_apply_update(e, u.data, u.len, NULL, NULL),
                          0);
-        loom_buf again;
-        encode(e, &again);
-        assert_int_equal(again.len, u.len);
-        assert_memory_equal(again.data, u.data, u.len);
-        loom_buf_free(&again);
+        assert_encodes_to(e, &u);
         loom_type *em;
         assert_int_equal(loom_doc_get(e, "m", 1, LOOM_TYPE_MAP, &em), 0);
         assert_value(em, "r", 505);
