@@ -8,9 +8,11 @@
 #                   ./data: open http://127.0.0.1:1234/ in two tabs
 #   make demo       install what is missing, build, run a tour of the CLI
 #   make test       install what is missing; gcc -Werror build + ctest;
-#                   clang ASan+UBSan build (build-asan/) + ctest
+#                   clang ASan+UBSan build (build-asan/) + ctest twice:
+#                   each small block its own allocation, then (with
+#                   LOOM_ASAN_POOL=1) through the documents' block pool
 #   make check      gcc build + ctest only (no dependency install, no ASan)
-#   make asan       clang ASan+UBSan build + ctest only
+#   make asan       clang ASan+UBSan build + ctest only (both ways)
 #   make valgrind   ctest under valgrind memcheck (build-valgrind/)
 #   make fuzz       libFuzzer targets with clang (build-fuzz/fuzz/)
 #   make bench      loom beside the real yjs on the same workloads (bench/)
@@ -73,6 +75,7 @@ asan:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_C_COMPILER=clang -DLOOM_SANITIZE=ON $(CMAKE_COMMON)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	$(SAN_ENV) $(CTEST) --test-dir $(ASAN_BUILD)
+	LOOM_ASAN_POOL=1 $(SAN_ENV) $(CTEST) --test-dir $(ASAN_BUILD)
 
 # ---- the two commands of the README ----------------------------------------
 

@@ -180,6 +180,18 @@ static char *chunk_data(struct loom__pool_chunk *c)
     return (char *)(c + 1);
 }
 
+#ifdef LOOM__ASAN
+int loom__pool_asan;
+
+/* Before main and before any pool exists, so the choice holds for every
+ * pool of the process. */
+__attribute__((constructor)) static void pool_asan_mode(void)
+{
+    const char *v = getenv("LOOM_ASAN_POOL");
+    loom__pool_asan = v && v[0] == '1' && v[1] == 0;
+}
+#endif
+
 void loom__pool_init(loom__pool *p, const loom_allocator *a)
 {
     memset(p, 0, sizeof(*p));
@@ -190,6 +202,7 @@ void loom__pool_destroy(loom__pool *p)
 {
     while (p->chunks) {
         struct loom__pool_chunk *next = p->chunks->next;
+        LOOM__UNPOISON(chunk_data(p->chunks), p->chunks->size);
         loom__free(p->a, p->chunks, sizeof(*p->chunks) + p->chunks->size);
         p->chunks = next;
     }
@@ -212,9 +225,9 @@ void *loom__pool_carve(loom__pool *p, size_t k)
         /* the old chunk's tail goes to the free list of its size class */
         size_t rest = p->left / LOOM__POOL_GRAIN;
         if (rest) {
-            *(void **)p->cur = p->free[rest - 1];
-            p->free[rest - 1] = p->cur;
+            loom__pool_push(p, rest - 1, p->cur);
         }
+        LOOM__POISON(chunk_data(nc), size);
         nc->size = size;
         nc->next = c;
         p->chunks = nc;
@@ -236,7 +249,8 @@ void *loom__pool_realloc(loom__pool *p, void *b, size_t old_n, size_t new_n)
     bool new_small = LOOM__POOL_ON && new_n - 1 < LOOM__POOL_MAX;
     if (old_small && new_small &&
         (old_n - 1) / LOOM__POOL_GRAIN == (new_n - 1) / LOOM__POOL_GRAIN) {
-        return b;
+        return loom__pool_fit(
+            b, ((new_n - 1) / LOOM__POOL_GRAIN + 1) * LOOM__POOL_GRAIN, new_n);
     }
     if (!old_small && !new_small) {
         return loom__realloc(p->a, b, old_n, new_n);

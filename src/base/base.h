@@ -49,19 +49,36 @@ void *loom__memdup(const loom_allocator *a, const void *p, size_t n);
  * back to their class's free list when freed; chunks are returned only by
  * loom__pool_destroy. Larger blocks go to the allocator. A document makes
  * an item and its value's bytes per map set, and a malloc/free pair each
- * was a large part of the cost. Under AddressSanitizer every block is its
- * own allocation, so that a use after free is still caught. */
+ * was a large part of the cost.
+ *
+ * Under AddressSanitizer every block is its own allocation, so that a use
+ * after free is still caught after the block's memory is reused, unless
+ * the process starts with LOOM_ASAN_POOL=1 in its environment: then the
+ * pool is on as in a normal build and keeps every byte it has not handed
+ * out poisoned (free blocks, the unused end of a chunk), so ASan also
+ * checks the code that only runs with the pool (a map entry and its value
+ * in one block, a block given back in parts). The tests run both ways. */
 #define LOOM__POOL_GRAIN 8
 #define LOOM__POOL_MAX   256
 #if defined(__SANITIZE_ADDRESS__)
-#    define LOOM__POOL_ON 0
+#    define LOOM__ASAN 1
 #elif defined(__has_feature)
 #    if __has_feature(address_sanitizer)
-#        define LOOM__POOL_ON 0
+#        define LOOM__ASAN 1
 #    endif
 #endif
-#ifndef LOOM__POOL_ON
-#    define LOOM__POOL_ON 1
+#ifdef LOOM__ASAN
+#    include <sanitizer/asan_interface.h>
+/* Read once, when the library is loaded (alloc.c), so that a pool never
+ * changes its mind about where its blocks came from. */
+extern int loom__pool_asan;
+#    define LOOM__POOL_ON        loom__pool_asan
+#    define LOOM__POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#    define LOOM__UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#    define LOOM__POOL_ON        1
+#    define LOOM__POISON(p, n)   ((void)(p), (void)(n))
+#    define LOOM__UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
 typedef struct loom__pool {
@@ -78,6 +95,34 @@ void loom__pool_destroy(loom__pool *p);
 /* A block of class k carved from a new chunk. */
 void *loom__pool_carve(loom__pool *p, size_t k);
 
+/* Under ASan, makes exactly n bytes of block b (of class size `size`)
+ * addressable, as malloc(n) would: a read past n is caught even where the
+ * class's rounding leaves room. */
+static inline void *loom__pool_fit(void *b, size_t size, size_t n)
+{
+#ifdef LOOM__ASAN
+    if (b) {
+        LOOM__POISON(b, size);
+        LOOM__UNPOISON(b, n);
+    }
+#else
+    (void)size;
+    (void)n;
+#endif
+    return b;
+}
+
+/* Frees block b to the free list of class k. The link lives in the free
+ * block's first word, poisoned with the rest of it under ASan (the two
+ * takers, loom__pool_alloc and loom__pool_commit, unpoison it to read it). */
+static inline void loom__pool_push(loom__pool *p, size_t k, void *b)
+{
+    LOOM__UNPOISON(b, sizeof(void *));
+    *(void **)b = p->free[k];
+    p->free[k] = b;
+    LOOM__POISON(b, (k + 1) * LOOM__POOL_GRAIN);
+}
+
 /* n bytes (n >= 1), or NULL. */
 static inline void *loom__pool_alloc(loom__pool *p, size_t n)
 {
@@ -85,17 +130,18 @@ static inline void *loom__pool_alloc(loom__pool *p, size_t n)
         size_t k = (n - 1) / LOOM__POOL_GRAIN;
         void *b = p->free[k];
         if (b) {
+            LOOM__UNPOISON(b, sizeof(void *));
             p->free[k] = *(void **)b;
-            return b;
+            return loom__pool_fit(b, (k + 1) * LOOM__POOL_GRAIN, n);
         }
         size_t size = (k + 1) * LOOM__POOL_GRAIN;
         if (p->left >= size) {
             b = p->cur;
             p->cur += size;
             p->left -= size;
-            return b;
+            return loom__pool_fit(b, size, n);
         }
-        return loom__pool_carve(p, k);
+        return loom__pool_fit(loom__pool_carve(p, k), size, n);
     }
     return loom__malloc(p->a, n);
 }
@@ -105,9 +151,7 @@ static inline void loom__pool_free(loom__pool *p, void *b, size_t n)
     if (!b)
         return;
     if (LOOM__POOL_ON && n - 1 < LOOM__POOL_MAX) {
-        size_t k = (n - 1) / LOOM__POOL_GRAIN;
-        *(void **)b = p->free[k];
-        p->free[k] = b;
+        loom__pool_push(p, (n - 1) / LOOM__POOL_GRAIN, b);
         return;
     }
     loom__free(p->a, b, n);
@@ -127,6 +171,7 @@ static inline uint8_t *loom__pool_peek(const loom__pool *p, size_t *max)
     if (!LOOM__POOL_ON || !p->cur)
         return NULL;
     *max = p->left < LOOM__POOL_MAX ? p->left : LOOM__POOL_MAX;
+    LOOM__UNPOISON(p->cur, *max);
     return (uint8_t *)p->cur;
 }
 /* Takes the n bytes (1 <= n <= *max of the peek) written at the peeked
@@ -138,15 +183,20 @@ static inline void *loom__pool_commit(loom__pool *p, size_t n)
     size_t k = (n - 1) / LOOM__POOL_GRAIN;
     void *b = p->free[k];
     if (b) {
+        LOOM__UNPOISON(b, sizeof(void *));
         p->free[k] = *(void **)b;
+        LOOM__UNPOISON(b, n);
         memcpy(b, p->cur, n);
-        return b;
+        LOOM__POISON(p->cur,
+                     p->left < LOOM__POOL_MAX ? p->left : LOOM__POOL_MAX);
+        return loom__pool_fit(b, (k + 1) * LOOM__POOL_GRAIN, n);
     }
     size_t size = (k + 1) * LOOM__POOL_GRAIN;
     b = p->cur;
     p->cur += size;
     p->left -= size;
-    return b;
+    LOOM__POISON(p->cur, p->left < LOOM__POOL_MAX ? p->left : LOOM__POOL_MAX);
+    return loom__pool_fit(b, size, n);
 }
 /* realloc for pool blocks: the old block stays on failure. */
 void *loom__pool_realloc(loom__pool *p, void *b, size_t old_n, size_t new_n);
