@@ -14,23 +14,39 @@
 _Static_assert(sizeof(void *) != 8 || sizeof(loom__item) == 112,
                "loom__item grew past 112 bytes");
 
+/* Zeroes the first n bytes of an item, n a constant of 64 or more: in
+ * memsets of at most 64 bytes, which compilers write as vector stores of a
+ * zeroed register, where one of 112 bytes becomes a string store (every
+ * struct of a loaded text is zeroed here). */
+_Static_assert(offsetof(loom__item, origin) >= 64, "zero_item's sizes");
+static LOOM__INLINE void zero_item(loom__item *it, size_t n)
+{
+    memset(it, 0, 64);
+    memset((char *)it + 64, 0, n - 64);
+}
+
 /* Items come from the document's pool: a keystroke allocates an item and
  * a merge frees one, and malloc per item was the largest cost of typing. */
 loom__item *loom__item_alloc_room(loom_doc *d, unsigned room)
 {
-    size_t n = loom__item_room_size(room);
-    loom__item *it = loom__pool_alloc(&d->pool, n);
-    if (!it)
-        return NULL;
-    /* each size a constant copy of zeros: vector stores, not a memset
-     * call or a string store (every struct of a loaded text comes here) */
-    static const loom__item zero;
-    if (n == sizeof(loom__item))
-        *it = zero;
-    else if (n == offsetof(loom__item, right_origin))
-        memcpy(it, &zero, offsetof(loom__item, right_origin));
-    else
-        memcpy(it, &zero, offsetof(loom__item, origin));
+    /* each size a constant: the pool's size class and the zeroing are
+     * worked out at compile time */
+    loom__item *it;
+    if (!(room & LOOM__F_ROOM)) {
+        if (!(it = loom__pool_alloc(&d->pool, sizeof(loom__item))))
+            return NULL;
+        zero_item(it, sizeof(loom__item));
+    } else if (!(room & LOOM__F_NO_O)) {
+        size_t n = offsetof(loom__item, right_origin);
+        if (!(it = loom__pool_alloc(&d->pool, n)))
+            return NULL;
+        zero_item(it, n);
+    } else {
+        size_t n = offsetof(loom__item, origin);
+        if (!(it = loom__pool_alloc(&d->pool, n)))
+            return NULL;
+        zero_item(it, n);
+    }
     it->flags = (uint8_t)room;
     return it;
 }
