@@ -460,7 +460,8 @@ static int drop_unlinked(loom_doc *d, loom__item *it, int rc)
 /* The YATA conflict scan: from o, the first item between it's left and
  * right, to it's right, finds where it goes; the result is it's new left.
  * Fails only for lack of memory (the ptrsets). */
-static int resolve_left(loom_doc *d, loom__item *it, loom__item *o)
+static LOOM__NOINLINE int
+resolve_left(loom_doc *d, loom__item *it, loom__item *o)
 {
     loom__item *left = it->left;
     ptrset conflicting = {0}, before = {0};
@@ -554,7 +555,7 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     }
     /* Into the store at once: from here on the document owns the item
      * (capacity was reserved and the client touched above). */
-    loom__cs_push(own, it);
+    loom__cs_push_inline(own, it);
     if (key_new)
         parent->key_new = false; /* the entry has an item now */
     if (it->right) {
