@@ -566,7 +566,8 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     if (!it->parent_sub) {
         if (loom__item_countable(it) && !loom__item_deleted(it))
             parent->length += it->len;
-        loom__markers_changed(t, parent, it, false);
+        if (parent->nmk) /* (a loaded text has no markers yet) */
+            loom__markers_changed(t, parent, it, false);
     }
     rc = content_integrate(t, it);
     if (rc)
