@@ -496,7 +496,8 @@ resolve_left(loom_doc *d, loom__item *it, loom__item *o)
     return rc;
 }
 
-int loom__item_integrate(loom_txn *t, loom__item *it)
+/* loom__item_integrate, every case. */
+static LOOM__NOINLINE int integrate_general(loom_txn *t, loom__item *it)
 {
     loom_doc *d = t->doc;
     loom_type *parent = it->parent;
@@ -581,6 +582,41 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     if ((parent->item && loom__item_deleted(parent->item)) ||
         (it->parent_sub && it->right))
         return loom__item_delete(t, it);
+    return LOOM_OK;
+}
+
+/* Most integrations (every struct of a loaded text) are of a list item
+ * whose left is still next to its right, so there is no conflict to
+ * resolve, into a client that has room in its store and was touched by the
+ * transaction already, in a parent with no markers, nothing to record and
+ * no deleted item: that is done here without a call that has to keep
+ * anything (the Deleted content's delete set entry is the last thing to
+ * do), the rest in integrate_general. */
+int loom__item_integrate(loom_txn *t, loom__item *it)
+{
+    /* (the client test first: a local transaction's first item, as every
+     * keystroke is, goes to the general case for its touch) */
+    const loom__client *own = t->doc->last_client;
+    if (!own || own->txn_seq != t->seq)
+        return integrate_general(t, it);
+    loom__item *l = it->left;
+    loom_type *parent = it->parent;
+    if (!l || l->right != it->right || it->parent_sub ||
+        own->client != it->id.client || own->n + own->hole >= own->cap ||
+        parent->nmk || (parent->item && loom__item_deleted(parent->item)) ||
+        !loom__txn_records_nothing(t, parent) || it->ref == LOOM__REF_FORMAT ||
+        it->ref == LOOM__REF_TYPE)
+        return integrate_general(t, it);
+    l->right = it; /* it->right is l's right already */
+    if (it->right)
+        it->right->left = it;
+    loom__cs_push_inline(t->doc->last_client, it);
+    if (it->ref == LOOM__REF_DELETED) {
+        it->flags |= LOOM__F_DELETED;
+        return loom__txn_ds_add(t, it->id.client, it->id.clock, it->len);
+    }
+    if (loom__item_countable(it) && !loom__item_deleted(it))
+        parent->length += it->len;
     return LOOM_OK;
 }
 
