@@ -350,6 +350,7 @@ struct loom_txn {
     size_t bblen, bbcap;
     uint64_t back_units; /* units deleted by those backspaces */
     uint64_t ds_units;   /* units added to ds by anything */
+    size_t ds_last;      /* where in ds.c a remote delete went last (a hint) */
     /* The item deleted last and the doc's item_frees then: when ds holds
      * exactly its range and no item was freed since (so the pointer is
      * still that item), the cleanup collects and merges it without

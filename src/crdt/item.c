@@ -14,23 +14,39 @@
 _Static_assert(sizeof(void *) != 8 || sizeof(loom__item) == 112,
                "loom__item grew past 112 bytes");
 
+/* Zeroes the first n bytes of an item, n a constant of 64 or more: in
+ * memsets of at most 64 bytes, which compilers write as vector stores of a
+ * zeroed register, where one of 112 bytes becomes a string store (every
+ * struct of a loaded text is zeroed here). */
+_Static_assert(offsetof(loom__item, origin) >= 64, "zero_item's sizes");
+static LOOM__INLINE void zero_item(loom__item *it, size_t n)
+{
+    memset(it, 0, 64);
+    memset((char *)it + 64, 0, n - 64);
+}
+
 /* Items come from the document's pool: a keystroke allocates an item and
  * a merge frees one, and malloc per item was the largest cost of typing. */
 loom__item *loom__item_alloc_room(loom_doc *d, unsigned room)
 {
-    size_t n = loom__item_room_size(room);
-    loom__item *it = loom__pool_alloc(&d->pool, n);
-    if (!it)
-        return NULL;
-    /* each size a constant copy of zeros: vector stores, not a memset
-     * call or a string store (every struct of a loaded text comes here) */
-    static const loom__item zero;
-    if (n == sizeof(loom__item))
-        *it = zero;
-    else if (n == offsetof(loom__item, right_origin))
-        memcpy(it, &zero, offsetof(loom__item, right_origin));
-    else
-        memcpy(it, &zero, offsetof(loom__item, origin));
+    /* each size a constant: the pool's size class and the zeroing are
+     * worked out at compile time */
+    loom__item *it;
+    if (!(room & LOOM__F_ROOM)) {
+        if (!(it = loom__pool_alloc(&d->pool, sizeof(loom__item))))
+            return NULL;
+        zero_item(it, sizeof(loom__item));
+    } else if (!(room & LOOM__F_NO_O)) {
+        size_t n = offsetof(loom__item, right_origin);
+        if (!(it = loom__pool_alloc(&d->pool, n)))
+            return NULL;
+        zero_item(it, n);
+    } else {
+        size_t n = offsetof(loom__item, origin);
+        if (!(it = loom__pool_alloc(&d->pool, n)))
+            return NULL;
+        zero_item(it, n);
+    }
     it->flags = (uint8_t)room;
     return it;
 }
@@ -444,7 +460,8 @@ static int drop_unlinked(loom_doc *d, loom__item *it, int rc)
 /* The YATA conflict scan: from o, the first item between it's left and
  * right, to it's right, finds where it goes; the result is it's new left.
  * Fails only for lack of memory (the ptrsets). */
-static int resolve_left(loom_doc *d, loom__item *it, loom__item *o)
+static LOOM__NOINLINE int
+resolve_left(loom_doc *d, loom__item *it, loom__item *o)
 {
     loom__item *left = it->left;
     ptrset conflicting = {0}, before = {0};
@@ -479,7 +496,8 @@ static int resolve_left(loom_doc *d, loom__item *it, loom__item *o)
     return rc;
 }
 
-int loom__item_integrate(loom_txn *t, loom__item *it)
+/* loom__item_integrate, every case. */
+static LOOM__NOINLINE int integrate_general(loom_txn *t, loom__item *it)
 {
     loom_doc *d = t->doc;
     loom_type *parent = it->parent;
@@ -538,7 +556,7 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     }
     /* Into the store at once: from here on the document owns the item
      * (capacity was reserved and the client touched above). */
-    loom__cs_push(own, it);
+    loom__cs_push_inline(own, it);
     if (key_new)
         parent->key_new = false; /* the entry has an item now */
     if (it->right) {
@@ -549,7 +567,8 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     if (!it->parent_sub) {
         if (loom__item_countable(it) && !loom__item_deleted(it))
             parent->length += it->len;
-        loom__markers_changed(t, parent, it, false);
+        if (parent->nmk) /* (a loaded text has no markers yet) */
+            loom__markers_changed(t, parent, it, false);
     }
     rc = content_integrate(t, it);
     if (rc)
@@ -563,6 +582,41 @@ int loom__item_integrate(loom_txn *t, loom__item *it)
     if ((parent->item && loom__item_deleted(parent->item)) ||
         (it->parent_sub && it->right))
         return loom__item_delete(t, it);
+    return LOOM_OK;
+}
+
+/* Most integrations (every struct of a loaded text) are of a list item
+ * whose left is still next to its right, so there is no conflict to
+ * resolve, into a client that has room in its store and was touched by the
+ * transaction already, in a parent with no markers, nothing to record and
+ * no deleted item: that is done here without a call that has to keep
+ * anything (the Deleted content's delete set entry is the last thing to
+ * do), the rest in integrate_general. */
+int loom__item_integrate(loom_txn *t, loom__item *it)
+{
+    /* (the client test first: a local transaction's first item, as every
+     * keystroke is, goes to the general case for its touch) */
+    const loom__client *own = t->doc->last_client;
+    if (!own || own->txn_seq != t->seq)
+        return integrate_general(t, it);
+    loom__item *l = it->left;
+    loom_type *parent = it->parent;
+    if (!l || l->right != it->right || it->parent_sub ||
+        own->client != it->id.client || own->n + own->hole >= own->cap ||
+        parent->nmk || (parent->item && loom__item_deleted(parent->item)) ||
+        !loom__txn_records_nothing(t, parent) || it->ref == LOOM__REF_FORMAT ||
+        it->ref == LOOM__REF_TYPE)
+        return integrate_general(t, it);
+    l->right = it; /* it->right is l's right already */
+    if (it->right)
+        it->right->left = it;
+    loom__cs_push_inline(t->doc->last_client, it);
+    if (it->ref == LOOM__REF_DELETED) {
+        it->flags |= LOOM__F_DELETED;
+        return loom__txn_ds_add(t, it->id.client, it->id.clock, it->len);
+    }
+    if (loom__item_countable(it) && !loom__item_deleted(it))
+        parent->length += it->len;
     return LOOM_OK;
 }
 

@@ -99,7 +99,9 @@ void loom__cs_remove(loom__client *c, size_t i, size_t k)
  * last struct starting at or before clock: the one containing it, since
  * structs are contiguous. Without branches on the comparisons, which are
  * as good as random to a predictor. */
-static size_t last_at_or_before(loom__item *const *v, size_t n, uint64_t clock)
+static LOOM__INLINE size_t last_at_or_before(loom__item *const *v,
+                                             size_t n,
+                                             uint64_t clock)
 {
     /* the largest power of two below n first, from the end so that the
      * halving steps after it cover the rest exactly */
@@ -114,8 +116,10 @@ static size_t last_at_or_before(loom__item *const *v, size_t n, uint64_t clock)
 }
 
 /* The index of the struct containing clock, known to be in [lo, hi]. */
-static size_t
-search_range(const loom__client *c, size_t lo, size_t hi, uint64_t clock)
+static LOOM__NOINLINE size_t search_range(const loom__client *c,
+                                          size_t lo,
+                                          size_t hi,
+                                          uint64_t clock)
 {
     if (lo >= hi)
         return lo;
@@ -169,47 +173,57 @@ size_t loom__find_index(const loom__client *c, uint64_t clock)
     return search_range(c, lo, hi, clock);
 }
 
-size_t loom__find_index_near(const loom__client *c, uint64_t clock, size_t hint)
+/* loom__find_index_near for a hint that is an index. */
+static LOOM__INLINE size_t index_near(const loom__client *c,
+                                      uint64_t clock,
+                                      size_t hint)
 {
-    if (hint == SIZE_MAX)
-        return loom__find_index(c, clock);
-    if (hint >= c->n)
-        hint = c->n - 1;
-    const loom__item *s = loom__cs(c, hint);
+    /* Searched in the side of the hole that holds clock, where the entries
+     * are contiguous: v[0, m) are the structs base.. in order. */
+    loom__item *const *v = c->v;
+    size_t base = 0, m = c->n;
+    if (c->hole && c->gap < m) {
+        if (v[c->gap + c->hole]->id.clock <= clock) {
+            base = c->gap;
+            v += c->gap + c->hole;
+            m -= c->gap;
+        } else {
+            m = c->gap;
+        }
+    }
+    size_t h = hint < base ? 0 : hint - base < m ? hint - base : m - 1;
+    const loom__item *s = v[h];
     size_t lo, hi;
     if (clock >= s->id.clock) {
         if (clock < s->id.clock + s->len)
-            return hint;
-        /* forward: the struct after hint starts at or before clock (the
-         * structs are contiguous), so the answer is from there on */
-        lo = hint + 1;
-        for (size_t step = 1;; step *= 2) {
-            if (step >= c->n - lo) {
-                hi = c->n - 1;
-                break;
-            }
-            if (loom__cs(c, lo + step)->id.clock > clock) {
-                hi = lo + step - 1;
-                break;
-            }
+            return base + h;
+        /* forward: the struct after h starts at or before clock (the
+         * structs are contiguous, and the side's last one holds its last
+         * clock), so the answer is from there on */
+        lo = h + 1;
+        size_t step = 1;
+        while (step < m - lo && v[lo + step]->id.clock <= clock) {
             lo += step;
+            step *= 2;
         }
+        hi = step < m - lo ? lo + step - 1 : m - 1;
     } else {
-        /* backward: hint starts after clock (so hint > 0) */
-        hi = hint - 1;
-        for (size_t step = 1;; step *= 2) {
-            if (step > hi) {
-                lo = 0;
-                break;
-            }
-            if (loom__cs(c, hi - step)->id.clock <= clock) {
-                lo = hi - step;
-                break;
-            }
+        /* backward: h starts after clock (so h > 0) */
+        hi = h - 1;
+        size_t step = 1;
+        while (step <= hi && v[hi - step]->id.clock > clock) {
             hi -= step + 1;
+            step *= 2;
         }
+        lo = step <= hi ? hi - step : 0;
     }
-    return search_range(c, lo, hi, clock);
+    return base + lo + last_at_or_before(v + lo, hi - lo + 1, clock);
+}
+
+size_t loom__find_index_near(const loom__client *c, uint64_t clock, size_t hint)
+{
+    return hint == SIZE_MAX ? loom__find_index(c, clock)
+                            : index_near(c, clock, hint);
 }
 
 loom__item *loom__find(const loom_doc *d, loom__id id)
@@ -314,17 +328,16 @@ int loom__item_split_at(loom_txn *t,
 /* The index of id's struct, searched from the finger when it is on id's
  * client, which it is then left on. The client's last struct is checked
  * first: integrating an update in clock order, an origin is most often the
- * struct integrated just before. */
-static size_t find_fingered(const loom__client *c, loom__id id, loom__finger *f)
+ * struct integrated just before, or one not long before it. */
+static LOOM__INLINE size_t find_fingered(const loom__client *c,
+                                         loom__id id,
+                                         loom__finger *f)
 {
     if (!f)
         return loom__find_index(c, id.clock);
-    size_t i;
-    if (id.clock >= loom__cs_last(c)->id.clock)
-        i = c->n - 1;
-    else
-        i = loom__find_index_near(c, id.clock,
-                                  f->client == id.client ? f->i : SIZE_MAX);
+    size_t i = c->n - 1;
+    if (id.clock < loom__cs_last(c)->id.clock)
+        i = index_near(c, id.clock, f->client == id.client ? f->i : i);
     f->client = id.client;
     f->i = i;
     return i;
@@ -359,6 +372,15 @@ int loom__get_clean_start_near(loom_txn *t,
     return LOOM_OK;
 }
 
+/* The split of loom__get_clean_end_near, out of its way. */
+static LOOM__NOINLINE int
+clean_end_split(loom_txn *t, loom__client *c, size_t i, loom__id id)
+{
+    loom__item *r;
+    loom__item *s = loom__cs(c, i);
+    return loom__item_split_at(t, c, i, s, id.clock - s->id.clock + 1, &r);
+}
+
 int loom__get_clean_end_near(loom_txn *t,
                              loom__id id,
                              loom__finger *f,
@@ -368,9 +390,7 @@ int loom__get_clean_end_near(loom_txn *t,
     size_t i = find_fingered(c, id, f);
     loom__item *s = loom__cs(c, i);
     if (id.clock != s->id.clock + s->len - 1 && !loom__item_is_gc(s)) {
-        loom__item *r;
-        int rc =
-            loom__item_split_at(t, c, i, s, id.clock - s->id.clock + 1, &r);
+        int rc = clean_end_split(t, c, i, id);
         if (rc)
             return rc;
     }

@@ -57,13 +57,28 @@ bool loom__txn_deleted(const loom_txn *t, const loom__item *it)
     return loom__ds_contains(&t->ds, it->id.client, it->id.clock);
 }
 
-int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
+/* loom__txn_ds_add in a local transaction: it mostly deletes one range
+ * (typing), nothing to join. */
+static LOOM__NOINLINE int
+ds_add_local(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
 {
+    int rc = loom__ds_add(&t->ds, client, clock, len);
+    if (!rc)
+        t->ds_units += len;
+    return rc;
+}
+
+/* loom__txn_ds_add in a remote transaction, the client searched. */
+static LOOM__NOINLINE int
+ds_add_searched(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
+{
+    loom__ds *ds = &t->ds;
+    if (!len)
+        return LOOM_OK;
     /* only the formatting cleanup of a remote transaction reads ds_order;
      * the client added last is in it (the common case: no search) */
-    if (len && !t->local &&
-        (!t->nds_order || t->ds_order[t->nds_order - 1] != client) &&
-        !loom__ds_find(&t->ds, client)) {
+    if ((!t->nds_order || t->ds_order[t->nds_order - 1] != client) &&
+        !loom__ds_find(ds, client)) {
         if (loom__vec_reserve(t->doc->a, (void **)&t->ds_order,
                               &t->ds_order_cap, t->nds_order + 1,
                               sizeof(*t->ds_order)))
@@ -71,12 +86,41 @@ int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
         t->ds_order[t->nds_order++] = client;
     }
     /* joining pays for a remote transaction (a loaded document's deleted
-     * runs); a local one mostly deletes one range (typing) */
-    int rc = t->local ? loom__ds_add(&t->ds, client, clock, len)
-                      : loom__ds_add_joined(&t->ds, client, clock, len);
-    if (!rc)
-        t->ds_units += len;
-    return rc;
+     * runs) */
+    int rc = loom__ds_add_joined(ds, client, clock, len);
+    if (rc)
+        return rc;
+    t->ds_units += len;
+    t->ds_last = (size_t)(loom__ds_find(ds, client) - ds->c);
+    return LOOM_OK;
+}
+
+int loom__txn_ds_add(loom_txn *t, uint64_t client, uint64_t clock, uint64_t len)
+{
+    if (t->local)
+        return ds_add_local(t, client, clock, len);
+    /* Deletes of a remote transaction come in runs on one client (a loaded
+     * document's deleted structs, in clock order): the client deleted from
+     * last, which is in ds_order already, takes the range without a
+     * search, joined to its last one when it continues it. */
+    loom__ds *ds = &t->ds;
+    size_t k = t->ds_last;
+    if (!len || k >= ds->n || ds->c[k].client != client || !ds->c[k].n)
+        return ds_add_searched(t, client, clock, len);
+    loom__ds_client *c = &ds->c[k];
+    loom__ds_range *r = &c->r[c->n - 1];
+    if (r->clock + r->len == clock) {
+        r->len += len;
+    } else {
+        if (loom__vec_reserve(t->doc->a, (void **)&c->r, &c->cap, c->n + 1,
+                              sizeof(*c->r)))
+            return LOOM_ENOMEM;
+        c->r[c->n].clock = clock;
+        c->r[c->n].len = len;
+        c->n++;
+    }
+    t->ds_units += len;
+    return LOOM_OK;
 }
 
 int loom__txn_add_merge(loom_txn *t, loom__id id)
