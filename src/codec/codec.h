@@ -115,8 +115,9 @@ typedef struct loom__rstruct {
  * loom__rstruct, because loading a large update would otherwise write (and
  * page-fault in) 136 bytes per struct. `bits` holds the clock (bits 0..52;
  * the parser refuses clocks past 2^53), the ref (bits 56..60), whether Any
- * content is canonical (bit 63) and whether the struct has the shape of a
- * loaded map entry (bit 62, LOOM__RS_ROOTKEY); the length is the distance to
+ * content is canonical (bit 63), whether the struct has the shape of a
+ * loaded map entry (bit 62, LOOM__RS_ROOTKEY) and whether it has origins
+ * (bit 54, LOOM__RS_ORIGINS); the length is the distance to
  * the next struct's clock. Read it with the loom__rs_* helpers or decode it
  * with loom__rstruct_get.
  */
@@ -148,6 +149,12 @@ typedef struct loom__rpos {
  * Struct k + 1 starts where struct k ends, at the clock after its values.
  */
 #define LOOM__RS_RUN (1ULL << 55)
+/* An Item with an origin or a right origin (so without parent info), of
+ * any content: what typed text and arrays are made of. Applying takes
+ * such a struct without decoding it whole (its ids and content are all
+ * it has). */
+#define LOOM__RS_ORIGINS_SHIFT 54
+#define LOOM__RS_ORIGINS       (1ULL << LOOM__RS_ORIGINS_SHIFT)
 
 /* A client block: consecutive structs of one client, as they appear. */
 typedef struct loom__rblock {

@@ -797,7 +797,8 @@ static size_t text_run(loom__reader *r,
              ((info & 0x40) && ro.client == client && ro.clock >= clock))) {
             u->self_ref = (size_t)(start - base);
         }
-        blk->s[w + taken].bits = clock | (uint64_t)ref << LOOM__RS_REF_SHIFT;
+        blk->s[w + taken].bits =
+            clock | (uint64_t)ref << LOOM__RS_REF_SHIFT | LOOM__RS_ORIGINS;
         blk->s[w + taken].offset = (size_t)(start - base);
         clock += units;
         start = p + n;
@@ -899,7 +900,9 @@ static int parse(loom__reader *r, loom__rupdate *u, bool runs)
             }
             blk->s[w].bits = s.clock | (uint64_t)s.ref << LOOM__RS_REF_SHIFT |
                              (s.any_canon ? LOOM__RS_CANON : 0) |
-                             (is_rootkey(r->p, &s) ? LOOM__RS_ROOTKEY : 0);
+                             (is_rootkey(r->p, &s) ? LOOM__RS_ROOTKEY : 0) |
+                             (uint64_t)(s.has_origin | s.has_right_origin)
+                                 << LOOM__RS_ORIGINS_SHIFT;
             blk->s[w].offset = s.offset;
             w++;
             same = s.parent_kind == LOOM__PARENT_ROOT ? LOOM__RS_SAMEROOT : 0;
