@@ -204,6 +204,30 @@ static int64_t get_missing(loom_doc *d, const loom__rstruct *s)
     return -1;
 }
 
+/* The String content of an item from validated raw bytes (len at
+ * content): after the text's length, the text is the rest of them. */
+static LOOM__INLINE int
+read_string(loom_doc *d, const uint8_t *content, size_t len, loom__item *it)
+{
+    const uint8_t *p = content;
+    while (*p++ >= 0x80) {
+    }
+    size_t n = len - (size_t)(p - content);
+    if (!loom__bytes_fit(n))
+        return LOOM_ELIMIT;
+    char *q = loom__str_bytes_alloc(d, n + 1);
+    if (!q)
+        return LOOM_ENOMEM;
+    /* mostly a few characters: no call */
+    loom__copy(q, p, n);
+    q[n] = 0;
+    it->ref = LOOM__REF_STRING;
+    it->c.str.p = q;
+    it->c.str.bytes = (uint32_t)n;
+    it->c.str.cap = (uint32_t)n + 1;
+    return LOOM_OK;
+}
+
 /* Builds the content of ref `ref` of an item from validated raw bytes
  * (len at content; any_canon: as loom__rstruct has it). */
 static int read_content(loom_doc *d,
@@ -221,24 +245,8 @@ static int read_content(loom_doc *d,
     switch (ref) {
     case LOOM__REF_DELETED:
         return LOOM_OK;
-    case LOOM__REF_STRING: {
-        /* the parser validated the text: after its length, it is the rest
-         * of the content */
-        const uint8_t *p = content;
-        while (*p++ >= 0x80) {
-        }
-        size_t n = content_len - (size_t)(p - content);
-        if (!loom__bytes_fit(n))
-            return LOOM_ELIMIT;
-        it->c.str.p = loom__str_bytes_alloc(d, n + 1);
-        if (!it->c.str.p)
-            return LOOM_ENOMEM;
-        memcpy(it->c.str.p, p, n);
-        it->c.str.p[n] = 0;
-        it->c.str.bytes = (uint32_t)n;
-        it->c.str.cap = (uint32_t)n + 1;
-        return LOOM_OK;
-    }
+    case LOOM__REF_STRING:
+        return read_string(d, content, content_len, it);
     case LOOM__REF_ANY: {
         /* yjs decodes the values and writes them again, which normalises
          * what other writers may encode differently (number widths, key
@@ -926,10 +934,16 @@ integrate_linked_one(integ *g, const loom__rblock *b, size_t k, const linked *h)
     it->id.client = b->client;
     it->id.clock = clock;
     it->len = len;
-    const uint8_t *end = g->u->p + loom__rs_end(b, k);
-    if ((rc = read_content(d, loom__rs_ref(b, k), h->content,
-                           (size_t)(end - h->content),
-                           (b->s[k].bits & LOOM__RS_CANON) != 0, it))) {
+    size_t clen = (size_t)(g->u->p + loom__rs_end(b, k) - h->content);
+    uint8_t ref = loom__rs_ref(b, k);
+    if (ref == LOOM__REF_DELETED)
+        it->ref = ref;
+    else if (ref == LOOM__REF_STRING)
+        rc = read_string(d, h->content, clen, it);
+    else
+        rc = read_content(d, ref, h->content, clen,
+                          (b->s[k].bits & LOOM__RS_CANON) != 0, it);
+    if (rc) {
         loom__item_free(d, it);
         return rc;
     }
