@@ -915,13 +915,13 @@ linked_head(const integ *g, const loom__rblock *b, size_t k, linked *h)
 /* integrate_struct at offset 0 for struct k of b, whose header linked_head
  * read into h: the parent and the key are the neighbour's. */
 static LOOM__INLINE int
-integrate_linked_one(integ *g, const loom__rblock *b, size_t k, const linked *h)
+integrate_linked_one(integ *g, const loom__rblock *b, size_t k, linked h)
 {
     loom_doc *d = g->d;
-    bool has_o = h->info & 0x80, has_ro = h->info & 0x40;
+    bool has_o = h.info & 0x80, has_ro = h.info & 0x40;
     uint64_t clock = loom__rs_clock(b, k), len = loom__rs_length(b, k);
     loom__item *left, *right;
-    int rc = neighbours(g, has_o, h->o, has_ro, h->ro, &left, &right);
+    int rc = neighbours(g, has_o, h.o, has_ro, h.ro, &left, &right);
     if (rc)
         return rc;
     const loom__item *from = left ? left : right;
@@ -934,14 +934,14 @@ integrate_linked_one(integ *g, const loom__rblock *b, size_t k, const linked *h)
     it->id.client = b->client;
     it->id.clock = clock;
     it->len = len;
-    size_t clen = (size_t)(g->u->p + loom__rs_end(b, k) - h->content);
+    size_t clen = (size_t)(g->u->p + loom__rs_end(b, k) - h.content);
     uint8_t ref = loom__rs_ref(b, k);
     if (ref == LOOM__REF_DELETED)
         it->ref = ref;
     else if (ref == LOOM__REF_STRING)
-        rc = read_string(d, h->content, clen, it);
+        rc = read_string(d, h.content, clen, it);
     else
-        rc = read_content(d, ref, h->content, clen,
+        rc = read_content(d, ref, h.content, clen,
                           (b->s[k].bits & LOOM__RS_CANON) != 0, it);
     if (rc) {
         loom__item_free(d, it);
@@ -975,18 +975,22 @@ integrate_linked(integ *g, refs *cur, sref h, linked *lh)
 {
     const loom__rblock *b = h.b;
     bool run = !g->nstack && b == cur->b && cur->i == h.k + 1;
-    size_t n = cur->n;
+    /* in locals: integrating writes through pointers the compiler cannot
+     * tell from these */
+    size_t n = cur->n, k = h.k;
+    linked head = *lh;
     for (;;) {
-        int rc = integrate_linked_one(g, b, h.k, lh);
-        if (rc)
+        int rc = integrate_linked_one(g, b, k, head);
+        if (rc || !run)
             return rc;
-        size_t i = cur->i;
-        if (!run || i >= n || !(b->s[i].bits & LOOM__RS_ORIGINS) ||
-            !linked_head(g, b, i, lh))
+        /* cur's next struct is the one after k */
+        size_t i = k + 1;
+        if (i >= n || !(b->s[i].bits & LOOM__RS_ORIGINS) ||
+            !linked_head(g, b, i, &head))
             return LOOM_OK;
         if (i == 1)
             reserve_rest(g->d, cur);
-        h.k = i;
+        k = i;
         cur->i = i + 1;
     }
 }
