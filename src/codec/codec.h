@@ -36,6 +36,34 @@ static inline const uint8_t *loom__varuint7_at(const uint8_t *p, uint64_t *out)
     return NULL;
 }
 
+/* loom__varuint8_at for a varUint of 4 to 7 bytes (x: its first 8),
+ * put together without a loop; NULL for a longer one. */
+const uint8_t *loom__varuint8_long(const uint8_t *p, uint64_t x, uint64_t *out);
+
+/* loom__varuint7_at for a p with 8 bytes readable: the varUint's bytes
+ * come from one load, and one of more than a byte is put together without
+ * a loop (the ids of typed text are mostly three-byte clocks, which the
+ * loop read byte by byte). The word is little-endian, as in the word
+ * compares of any_internal.h. */
+static inline const uint8_t *loom__varuint8_at(const uint8_t *p, uint64_t *out)
+{
+    uint64_t x;
+    memcpy(&x, p, sizeof(x));
+    if (!(x & 0x80)) {
+        *out = x & 0x7f;
+        return p + 1;
+    }
+    if (!(x & 0x8000)) {
+        *out = (x & 0x7f) | (x >> 1 & 0x3f80);
+        return p + 2;
+    }
+    if (!(x & 0x800000)) {
+        *out = (x & 0x7f) | (x >> 1 & 0x3f80) | (x >> 2 & 0x1fc000);
+        return p + 3;
+    }
+    return loom__varuint8_long(p, x, out);
+}
+
 /* loom__read_varuint with varUints of up to 7 bytes read inline: an
  * update's clocks and ids are mostly two to five bytes, which the inline
  * reader leaves to a call. */
