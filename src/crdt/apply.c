@@ -964,7 +964,7 @@ integrate_linked_one(integ *g, const loom__rblock *b, size_t k, linked h)
 /*
  * integrate_struct for struct h (taken from cur, or from the stack), a
  * LOOM__RS_ORIGINS one at its client's state whose header linked_head read
- * into *h, and then for the structs after it in cur as long as they are
+ * into *lh, and then for the structs after it in cur as long as they are
  * such structs that linked_head takes and nothing waits on the stack: what
  * integrate_structs would do with them one by one, without decoding them
  * whole. The struct after h in its block needs no state check: integrating
