@@ -36,6 +36,34 @@ static inline const uint8_t *loom__varuint7_at(const uint8_t *p, uint64_t *out)
     return NULL;
 }
 
+/* loom__varuint8_at for a varUint of 4 to 7 bytes (x: its first 8),
+ * put together without a loop; NULL for a longer one. */
+const uint8_t *loom__varuint8_long(const uint8_t *p, uint64_t x, uint64_t *out);
+
+/* loom__varuint7_at for a p with 8 bytes readable: the varUint's bytes
+ * come from one load, and one of more than a byte is put together without
+ * a loop (the ids of typed text are mostly three-byte clocks, which the
+ * loop read byte by byte). The word is little-endian, as in the word
+ * compares of any_internal.h. */
+static inline const uint8_t *loom__varuint8_at(const uint8_t *p, uint64_t *out)
+{
+    uint64_t x;
+    memcpy(&x, p, sizeof(x));
+    if (!(x & 0x80)) {
+        *out = x & 0x7f;
+        return p + 1;
+    }
+    if (!(x & 0x8000)) {
+        *out = (x & 0x7f) | (x >> 1 & 0x3f80);
+        return p + 2;
+    }
+    if (!(x & 0x800000)) {
+        *out = (x & 0x7f) | (x >> 1 & 0x3f80) | (x >> 2 & 0x1fc000);
+        return p + 3;
+    }
+    return loom__varuint8_long(p, x, out);
+}
+
 /* loom__read_varuint with varUints of up to 7 bytes read inline: an
  * update's clocks and ids are mostly two to five bytes, which the inline
  * reader leaves to a call. */
@@ -115,8 +143,9 @@ typedef struct loom__rstruct {
  * loom__rstruct, because loading a large update would otherwise write (and
  * page-fault in) 136 bytes per struct. `bits` holds the clock (bits 0..52;
  * the parser refuses clocks past 2^53), the ref (bits 56..60), whether Any
- * content is canonical (bit 63) and whether the struct has the shape of a
- * loaded map entry (bit 62, LOOM__RS_ROOTKEY); the length is the distance to
+ * content is canonical (bit 63), whether the struct has the shape of a
+ * loaded map entry (bit 62, LOOM__RS_ROOTKEY) and whether it has origins
+ * (bit 54, LOOM__RS_ORIGINS); the length is the distance to
  * the next struct's clock. Read it with the loom__rs_* helpers or decode it
  * with loom__rstruct_get.
  */
@@ -148,6 +177,12 @@ typedef struct loom__rpos {
  * Struct k + 1 starts where struct k ends, at the clock after its values.
  */
 #define LOOM__RS_RUN (1ULL << 55)
+/* An Item with an origin or a right origin (so without parent info), of
+ * any content: what typed text and arrays are made of. Applying takes
+ * such a struct without decoding it whole (its ids and content are all
+ * it has). */
+#define LOOM__RS_ORIGINS_SHIFT 54
+#define LOOM__RS_ORIGINS       (1ULL << LOOM__RS_ORIGINS_SHIFT)
 
 /* A client block: consecutive structs of one client, as they appear. */
 typedef struct loom__rblock {

@@ -43,6 +43,25 @@ void loom__rupdate_free(loom__rupdate *u)
     loom__ds_free(&u->ds);
 }
 
+/* ---- varUints ------------------------------------------------------------ */
+
+const uint8_t *loom__varuint8_long(const uint8_t *p, uint64_t x, uint64_t *out)
+{
+    /* the top bits of the bytes that can end it: one of the first 7 */
+    uint64_t m = ~x & 0x0080808080808080ULL;
+    if (!m) {
+        return NULL;
+    }
+    unsigned t = (unsigned)__builtin_ctzll(m); /* 7 + 8 * (bytes - 1) */
+    x &= (2ULL << t) - 1;
+    /* the 7-bit groups next to each other: pairs, fours, then all */
+    x = (x & 0x007f007f007f007fULL) | (x >> 1 & 0x3f803f803f803f80ULL);
+    x = (x & 0x00003fff00003fffULL) | (x >> 2 & 0x0fffc0000fffc000ULL);
+    x = (x & 0x000000000fffffffULL) | (x >> 4 & 0x00fffffff0000000ULL);
+    *out = x;
+    return p + t / 8 + 1;
+}
+
 /* ---- decoding a validated struct --------------------------------------- */
 
 /* The readers below trust their input: the parser has checked it. */
@@ -756,9 +775,10 @@ static size_t text_run(loom__reader *r,
     const uint8_t *start = base + r->pos;
     uint64_t client = blk->client, clock = *clock_io;
     size_t taken = 0;
-    /* the info byte, four varUints of up to 7 bytes and the text's length
-     * byte can be read without checks */
-    for (; k < blk->cap && end - start >= 30; k++) {
+    /* the info byte, four varUints of up to 7 bytes (loom__varuint8_at
+     * loads 8 bytes at the last) and the text's length, a varUint of up to
+     * 7 bytes, can be read without checks */
+    for (; k < blk->cap && end - start >= 1 + 4 * 7 + 7; k++) {
         uint8_t info = start[0], ref = info & 0x1f;
         if ((ref != LOOM__REF_STRING && ref != LOOM__REF_DELETED) ||
             !(info & 0xc0)) {
@@ -766,12 +786,12 @@ static size_t text_run(loom__reader *r,
         }
         const uint8_t *p = start + 1;
         loom__id o = {0, 0}, ro = {0, 0};
-        if ((info & 0x80) && (!(p = loom__varuint7_at(p, &o.client)) ||
-                              !(p = loom__varuint7_at(p, &o.clock)))) {
+        if ((info & 0x80) && (!(p = loom__varuint8_at(p, &o.client)) ||
+                              !(p = loom__varuint8_at(p, &o.clock)))) {
             break;
         }
-        if ((info & 0x40) && (!(p = loom__varuint7_at(p, &ro.client)) ||
-                              !(p = loom__varuint7_at(p, &ro.clock)))) {
+        if ((info & 0x40) && (!(p = loom__varuint8_at(p, &ro.client)) ||
+                              !(p = loom__varuint8_at(p, &ro.clock)))) {
             break;
         }
         uint64_t n, units;
@@ -797,7 +817,8 @@ static size_t text_run(loom__reader *r,
              ((info & 0x40) && ro.client == client && ro.clock >= clock))) {
             u->self_ref = (size_t)(start - base);
         }
-        blk->s[w + taken].bits = clock | (uint64_t)ref << LOOM__RS_REF_SHIFT;
+        blk->s[w + taken].bits =
+            clock | (uint64_t)ref << LOOM__RS_REF_SHIFT | LOOM__RS_ORIGINS;
         blk->s[w + taken].offset = (size_t)(start - base);
         clock += units;
         start = p + n;
@@ -899,7 +920,9 @@ static int parse(loom__reader *r, loom__rupdate *u, bool runs)
             }
             blk->s[w].bits = s.clock | (uint64_t)s.ref << LOOM__RS_REF_SHIFT |
                              (s.any_canon ? LOOM__RS_CANON : 0) |
-                             (is_rootkey(r->p, &s) ? LOOM__RS_ROOTKEY : 0);
+                             (is_rootkey(r->p, &s) ? LOOM__RS_ROOTKEY : 0) |
+                             (uint64_t)(s.has_origin | s.has_right_origin)
+                                 << LOOM__RS_ORIGINS_SHIFT;
             blk->s[w].offset = s.offset;
             w++;
             same = s.parent_kind == LOOM__PARENT_ROOT ? LOOM__RS_SAMEROOT : 0;

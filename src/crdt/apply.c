@@ -9,7 +9,10 @@
  * of the shape a loaded map is made of (integrate_rootkey) are integrated
  * without decoding the whole struct; runs of them, which the parser keeps
  * as one record (LOOM__RS_RUN), are taken as they are when the update is
- * integrated in order (in_order), else made structs again first.
+ * integrated in order (in_order), else made structs again first. Items
+ * with origins (typed text, arrays: LOOM__RS_ORIGINS) are integrated from
+ * their ids and content alone when nothing they need is missing
+ * (integrate_linked).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -201,35 +204,49 @@ static int64_t get_missing(loom_doc *d, const loom__rstruct *s)
     return -1;
 }
 
-/* Builds the content of an item from validated raw bytes. */
-static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
+/* The String content of an item from validated raw bytes (len at
+ * content): after the text's length, the text is the rest of them. */
+static LOOM__INLINE int
+read_string(loom_doc *d, const uint8_t *content, size_t len, loom__item *it)
+{
+    const uint8_t *p = content;
+    while (*p++ >= 0x80) {
+    }
+    size_t n = len - (size_t)(p - content);
+    if (!loom__bytes_fit(n))
+        return LOOM_ELIMIT;
+    char *q = loom__str_bytes_alloc(d, n + 1);
+    if (!q)
+        return LOOM_ENOMEM;
+    /* mostly a few characters: no call */
+    loom__copy(q, p, n);
+    q[n] = 0;
+    it->ref = LOOM__REF_STRING;
+    it->c.str.p = q;
+    it->c.str.bytes = (uint32_t)n;
+    it->c.str.cap = (uint32_t)n + 1;
+    return LOOM_OK;
+}
+
+/* Builds the content of ref `ref` of an item from validated raw bytes
+ * (len at content; any_canon: as loom__rstruct has it). */
+static int read_content(loom_doc *d,
+                        uint8_t ref,
+                        const uint8_t *content,
+                        size_t content_len,
+                        bool any_canon,
+                        loom__item *it)
 {
     const loom_allocator *a = d->a;
     loom__reader r;
-    loom__reader_init(&r, s->content, s->content_len);
+    loom__reader_init(&r, content, content_len);
     int rc = LOOM_OK;
-    it->ref = s->ref;
-    switch (s->ref) {
+    it->ref = ref;
+    switch (ref) {
     case LOOM__REF_DELETED:
         return LOOM_OK;
-    case LOOM__REF_STRING: {
-        /* the parser validated the text: after its length, it is the rest
-         * of the content */
-        const uint8_t *p = s->content;
-        while (*p++ >= 0x80) {
-        }
-        size_t n = s->content_len - (size_t)(p - s->content);
-        if (!loom__bytes_fit(n))
-            return LOOM_ELIMIT;
-        it->c.str.p = loom__str_bytes_alloc(d, n + 1);
-        if (!it->c.str.p)
-            return LOOM_ENOMEM;
-        memcpy(it->c.str.p, p, n);
-        it->c.str.p[n] = 0;
-        it->c.str.bytes = (uint32_t)n;
-        it->c.str.cap = (uint32_t)n + 1;
-        return LOOM_OK;
-    }
+    case LOOM__REF_STRING:
+        return read_string(d, content, content_len, it);
     case LOOM__REF_ANY: {
         /* yjs decodes the values and writes them again, which normalises
          * what other writers may encode differently (number widths, key
@@ -237,16 +254,16 @@ static int read_content(loom_doc *d, const loom__rstruct *s, loom__item *it)
         uint64_t n;
         if ((rc = loom__read_varuint(&r, &n)))
             return rc;
-        if (s->any_canon) {
+        if (any_canon) {
             /* the parser found the bytes canonical: one copy */
-            size_t bytes = s->content_len - r.pos;
+            size_t bytes = content_len - r.pos;
             if (!loom__bytes_fit(bytes))
                 return LOOM_ELIMIT;
             it->c.any.p = loom__any_bytes_alloc(d, bytes ? bytes : 1);
             if (!it->c.any.p)
                 return LOOM_ENOMEM;
             if (bytes)
-                memcpy(it->c.any.p, s->content + r.pos, bytes);
+                memcpy(it->c.any.p, content + r.pos, bytes);
             it->c.any.bytes = (uint32_t)bytes;
             it->c.any.cap = bytes ? (uint32_t)bytes : 1;
             return LOOM_OK;
@@ -418,6 +435,45 @@ static const loom__rstruct *load_head(integ *g, sref h)
     return &g->dec[g->hslot];
 }
 
+/* The left and right neighbours of an item with these origins (has_o,
+ * has_ro: whether it has them; NULL for one it has not), which are known
+ * to exist (get_missing): the item ending at o, the one starting at ro. */
+static LOOM__INLINE int neighbours(integ *g,
+                                   bool has_o,
+                                   loom__id o,
+                                   bool has_ro,
+                                   loom__id ro,
+                                   loom__item **l,
+                                   loom__item **r)
+{
+    loom_txn *t = g->t;
+    loom__item *left = NULL, *right = NULL;
+    int rc;
+    if (has_o) {
+        /* most often the end of its client's last struct: the struct
+         * integrated just before, loading in clock order */
+        loom__item *last = loom__cs_last(loom__client_get(g->d, o.client));
+        if (o.clock == last->id.clock + last->len - 1)
+            left = last;
+        else if ((rc = loom__get_clean_end_near(t, o, &g->fo, &left)))
+            return rc;
+    }
+    if (has_ro) {
+        /* Nothing integrated before a struct can stand between its origin
+         * and its right origin unless it was concurrent, so the struct after
+         * the origin mostly starts at the right origin; being in the list,
+         * it is then the struct containing it, which needs no split. */
+        loom__item *next = left ? left->right : NULL;
+        if (next && next->id.clock == ro.clock && next->id.client == ro.client)
+            right = next;
+        else if ((rc = loom__get_clean_start_near(t, ro, &g->fro, &right)))
+            return rc;
+    }
+    *l = left;
+    *r = right;
+    return LOOM_OK;
+}
+
 /* Resolves neighbours and parent, then integrates from `offset`. */
 static int integrate_struct(integ *g, const loom__rstruct *s, uint64_t offset)
 {
@@ -427,33 +483,12 @@ static int integrate_struct(integ *g, const loom__rstruct *s, uint64_t offset)
     if (s->ref == LOOM__REF_GC)
         return integrate_gc(d, s->client, s->clock + offset,
                             s->length - offset);
-    loom__item *left = NULL, *right = NULL;
-    loom__id origin = s->origin, right_origin = s->right_origin;
-    if (s->has_origin) {
-        /* The origin is known to exist (get_missing), and is most often
-         * the end of its client's last struct: the struct integrated just
-         * before, loading in clock order. */
-        loom__item *last = loom__cs_last(loom__client_get(d, origin.client));
-        if (origin.clock == last->id.clock + last->len - 1)
-            left = last;
-        else if ((rc = loom__get_clean_end_near(t, s->origin, &g->fo, &left)))
-            return rc;
-        origin = loom__item_last_id(left);
-    }
-    if (s->has_right_origin) {
-        /* Nothing integrated before a struct can stand between its origin
-         * and its right origin unless it was concurrent, so the struct after
-         * the origin mostly starts at the right origin; being in the list,
-         * it is then the struct containing it, which needs no split. */
-        loom__item *next = left ? left->right : NULL;
-        if (next && next->id.clock == s->right_origin.clock &&
-            next->id.client == s->right_origin.client)
-            right = next;
-        else if ((rc = loom__get_clean_start_near(t, s->right_origin, &g->fro,
-                                                  &right)))
-            return rc;
-        right_origin = right->id;
-    }
+    loom__item *left, *right;
+    if ((rc = neighbours(g, s->has_origin, s->origin, s->has_right_origin,
+                         s->right_origin, &left, &right)))
+        return rc;
+    loom__id origin = left ? loom__item_last_id(left) : s->origin;
+    loom__id right_origin = right ? right->id : s->right_origin;
     loom_type *parent = NULL;
     const char *psub = s->parent_sub;
     size_t psub_len = s->parent_sub_len;
@@ -497,7 +532,8 @@ static int integrate_struct(integ *g, const loom__rstruct *s, uint64_t offset)
     it->id.client = s->client;
     it->id.clock = s->clock;
     it->len = s->length;
-    if ((rc = read_content(d, s, it)))
+    if ((rc = read_content(d, s->ref, s->content, s->content_len, s->any_canon,
+                           it)))
         goto fail;
     if (offset > 0) {
         /* Keep only the tail, as content.splice(offset) does. */
@@ -837,6 +873,128 @@ static LOOM__NOINLINE int integrate_rootkeys(integ *g, refs *cur, sref h)
     }
 }
 
+/* The header of a LOOM__RS_ORIGINS struct: its info byte, its ids (those
+ * it has) and where its content starts. */
+typedef struct linked {
+    uint8_t info;
+    loom__id o, ro;
+    const uint8_t *content;
+} linked;
+
+/* Reads the header of struct k of b, a LOOM__RS_ORIGINS one, into *h.
+ * False when integrate_struct is to take it: it waits for a struct of
+ * another client (get_missing would find it), or an id is a varUint of
+ * more than 7 bytes. Its own client's ids are before it (the parser
+ * refused others), so they are there when its clock is the state. */
+static LOOM__INLINE bool
+linked_head(const integ *g, const loom__rblock *b, size_t k, linked *h)
+{
+    const uint8_t *p = g->u->p + b->s[k].offset;
+    uint8_t info = *p++;
+    h->info = info;
+    if (info & 0x80) {
+        if (!(p = loom__varuint7_at(p, &h->o.client)) ||
+            !(p = loom__varuint7_at(p, &h->o.clock)))
+            return false;
+        if (h->o.client != b->client &&
+            h->o.clock >= loom__state(g->d, h->o.client))
+            return false;
+    }
+    if (info & 0x40) {
+        if (!(p = loom__varuint7_at(p, &h->ro.client)) ||
+            !(p = loom__varuint7_at(p, &h->ro.clock)))
+            return false;
+        if (h->ro.client != b->client &&
+            h->ro.clock >= loom__state(g->d, h->ro.client))
+            return false;
+    }
+    h->content = p;
+    return true;
+}
+
+/* integrate_struct at offset 0 for struct k of b, whose header linked_head
+ * read into h: the parent and the key are the neighbour's. */
+static LOOM__INLINE int
+integrate_linked_one(integ *g, const loom__rblock *b, size_t k, linked h)
+{
+    loom_doc *d = g->d;
+    bool has_o = h.info & 0x80, has_ro = h.info & 0x40;
+    uint64_t clock = loom__rs_clock(b, k), len = loom__rs_length(b, k);
+    loom__item *left, *right;
+    int rc = neighbours(g, has_o, h.o, has_ro, h.ro, &left, &right);
+    if (rc)
+        return rc;
+    const loom__item *from = left ? left : right;
+    if ((left && loom__item_is_gc(left)) ||
+        (right && loom__item_is_gc(right)) || !from->parent)
+        return integrate_gc(d, b->client, clock, len);
+    loom__item *it = loom__item_alloc_room(d, loom__item_room(has_o, has_ro));
+    if (!it)
+        return LOOM_ENOMEM;
+    it->id.client = b->client;
+    it->id.clock = clock;
+    it->len = len;
+    size_t clen = (size_t)(g->u->p + loom__rs_end(b, k) - h.content);
+    uint8_t ref = loom__rs_ref(b, k);
+    if (ref == LOOM__REF_DELETED)
+        it->ref = ref;
+    else if (ref == LOOM__REF_STRING)
+        rc = read_string(d, h.content, clen, it);
+    else
+        rc = read_content(d, ref, h.content, clen,
+                          (b->s[k].bits & LOOM__RS_CANON) != 0, it);
+    if (rc) {
+        loom__item_free(d, it);
+        return rc;
+    }
+    it->has_origin = has_o;
+    if (has_o)
+        it->origin = loom__item_last_id(left);
+    it->has_right_origin = has_ro;
+    if (has_ro)
+        it->right_origin = right->id;
+    it->left = left;
+    it->right = right;
+    it->parent = from->parent;
+    it->parent_sub = from->parent_sub;
+    it->parent_sub_len = from->parent_sub_len;
+    return loom__item_integrate(g->t, it);
+}
+
+/*
+ * integrate_struct for struct h (taken from cur, or from the stack), a
+ * LOOM__RS_ORIGINS one at its client's state whose header linked_head read
+ * into *lh, and then for the structs after it in cur as long as they are
+ * such structs that linked_head takes and nothing waits on the stack: what
+ * integrate_structs would do with them one by one, without decoding them
+ * whole. The struct after h in its block needs no state check: integrating
+ * h made the state its clock.
+ */
+static LOOM__NOINLINE int
+integrate_linked(integ *g, refs *cur, sref h, linked *lh)
+{
+    const loom__rblock *b = h.b;
+    bool run = !g->nstack && b == cur->b && cur->i == h.k + 1;
+    /* in locals: integrating writes through pointers the compiler cannot
+     * tell from these */
+    size_t n = cur->n, k = h.k;
+    linked head = *lh;
+    for (;;) {
+        int rc = integrate_linked_one(g, b, k, head);
+        if (rc || !run)
+            return rc;
+        /* cur's next struct is the one after k */
+        size_t i = k + 1;
+        if (i >= n || !(b->s[i].bits & LOOM__RS_ORIGINS) ||
+            !linked_head(g, b, i, &head))
+            return LOOM_OK;
+        if (i == 1)
+            reserve_rest(g->d, cur);
+        k = i;
+        cur->i = i + 1;
+    }
+}
+
 static int integrate_structs(integ *g)
 {
     loom_doc *d = g->d;
@@ -847,10 +1005,16 @@ static int integrate_structs(integ *g)
     if (!cur)
         return LOOM_OK;
     sref h = {cur->b, cur->i++};
+    linked lh;
     for (;;) {
         if ((h.b->s[h.k].bits & RS_FAST) == RS_FAST &&
             loom__state(d, h.b->client) == loom__rs_clock(h.b, h.k)) {
             if ((rc = integrate_rootkeys(g, cur, h)))
+                return rc;
+        } else if ((h.b->s[h.k].bits & LOOM__RS_ORIGINS) &&
+                   loom__state(d, h.b->client) == loom__rs_clock(h.b, h.k) &&
+                   linked_head(g, h.b, h.k, &lh)) {
+            if ((rc = integrate_linked(g, cur, h, &lh)))
                 return rc;
         } else if (loom__rs_ref(h.b, h.k) != LOOM__REF_SKIP) {
             const loom__rstruct *head = load_head(g, h);

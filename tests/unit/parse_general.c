@@ -7,14 +7,14 @@
  * note_struct) gives. To see what the general reader makes of the same
  * bytes, this file compiles parse.c as it is, under other names
  * (general_update_parse & co, so nothing clashes with the library), with
- * loom__varuint7_at answering "longer than 7 bytes" while
- * parse_general_fast is false. text_run reads every varUint of a struct
- * through it and leaves a struct with a longer one to read_struct, so it
- * then takes nothing; the readers that read_struct calls are inline
+ * loom__varuint7_at and loom__varuint8_at answering "longer than 7 bytes"
+ * while parse_general_fast is false. text_run reads every varUint of a
+ * struct through them and leaves a struct with a longer one to
+ * read_struct, so it then takes nothing; the readers that read_struct calls are inline
  * functions of headers included before the macro and keep the real one,
  * and the decoder of checked structs (loom__rstruct_get) has its own
  * fallback. The map entries' fast path (fast_run) reads no varUint through
- * it and stays on. Nothing in the library is there for the test. A new
+ * them and stays on. Nothing in the library is there for the test. A new
  * non-static function in parse.c needs a name here too (the link fails
  * on a duplicate symbol otherwise).
  *
@@ -39,6 +39,8 @@ size_t parse_general_reads;
 
 #define loom__varuint7_at(p, out) \
     (parse_general_fast ? loom__varuint7_at(p, out) : (const uint8_t *)NULL)
+#define loom__varuint8_at(p, out) \
+    (parse_general_fast ? loom__varuint8_at(p, out) : (const uint8_t *)NULL)
 #define loom__read_u8(r, out)   (parse_general_reads++, loom__read_u8(r, out))
 #define loom__update_parse      general_update_parse
 #define loom__rupdate_free      general_rupdate_free
@@ -47,5 +49,6 @@ size_t parse_general_reads;
 #define loom__doc_opts_free     general_doc_opts_free
 #define loom__update_parse_load general_update_parse_load
 #define loom__rupdate_expand    general_rupdate_expand
+#define loom__varuint8_long     general_varuint8_long
 
 #include "codec/parse.c"

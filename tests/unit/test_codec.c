@@ -2130,6 +2130,15 @@ static void test_text_run(void **state)
             }
         }
     }
+    /* the longest header text_run takes, four ids of 7 bytes, with a
+     * length of two bytes and a padded one of 7, cut anywhere (text_run
+     * once read a length past the end of such an input) */
+    for (size_t l = 1; l < 3; l++) {
+        const uint64_t big = (1ULL << 49) - 1;
+        titem it = {0xc4,         {big, big}, {big, big}, texts[8].s,
+                    texts[8].len, 0,          lws[l]};
+        text_case(&it, &t);
+    }
     /* a String length past the end of the input */
     for (size_t i = 0; i < 3; i++) {
         titem it = {infos[i], {9, 1}, {9, 2}, NULL, 70, 0, 0};
