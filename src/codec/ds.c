@@ -92,15 +92,22 @@ void loom__ds_free(loom__ds *ds)
 void loom__ds_clear(loom__ds *ds)
 {
     for (size_t i = 0; i < ds->n; i++) {
+        /* the largest ranges vector is kept for the next client added (a
+         * transaction that deletes, one client: no free, no allocation) */
         loom__ds_client *c = &ds->c[i];
         if (c->cap > ds->spare_cap) {
-            loom__free(ds->a, ds->spare, ds->spare_cap * sizeof(*ds->spare));
+            if (ds->spare) {
+                loom__free(ds->a, ds->spare,
+                           ds->spare_cap * sizeof(*ds->spare));
+            }
             ds->spare = c->r;
             ds->spare_cap = c->cap;
-            c->r = NULL;
-            c->cap = 0;
+        } else if (c->r) {
+            loom__free(ds->a, c->r, c->cap * sizeof(*c->r));
         }
-        client_free(ds->a, c);
+        c->r = NULL;
+        c->n = 0;
+        c->cap = 0;
     }
     ds->n = 0;
 }
@@ -165,7 +172,9 @@ int loom__ds_add(loom__ds *ds, uint64_t client, uint64_t clock, uint64_t len)
         client_free(ds->a, &nc);
         return rc;
     }
-    memmove(&ds->c[i + 1], &ds->c[i], (ds->n - i) * sizeof(*ds->c));
+    if (i < ds->n) {
+        memmove(&ds->c[i + 1], &ds->c[i], (ds->n - i) * sizeof(*ds->c));
+    }
     ds->c[i] = nc;
     ds->n++;
     return LOOM_OK;

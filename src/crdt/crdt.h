@@ -357,6 +357,8 @@ struct loom_txn {
      * searching its client's structs (overwriting a map value). */
     loom__item *del_item;
     uint64_t del_frees;
+    /* a changed entry's keys or key set grew past what is kept for reuse */
+    bool keys_grown;
 };
 
 /* Transactions waiting for cleanup, in order (Yjs _transactionCleanups). */

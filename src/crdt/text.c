@@ -136,7 +136,8 @@ static void am_init(attr_map *m, const loom_allocator *a)
 
 static void am_free(attr_map *m)
 {
-    loom__free(m->a, m->v, m->cap * sizeof(*m->v));
+    if (m->v) /* most maps stay empty (plain text) */
+        loom__free(m->a, m->v, m->cap * sizeof(*m->v));
     m->v = NULL;
     m->n = m->cap = 0;
 }

@@ -144,7 +144,7 @@ static size_t key_slot(const char *key, size_t mask)
 
 /* Brings ch's hash set up to date with its nkeys keys (at most half
  * full), rebuilding it when it is empty or too small. */
-static int kset_update(const loom_txn *t, loom__changed *ch)
+static int kset_update(loom_txn *t, loom__changed *ch)
 {
     size_t from = ch->kset_n;
     if (ch->kset_n == 0 || ch->nkeys * 2 > ch->kscap) {
@@ -159,6 +159,8 @@ static int kset_update(const loom_txn *t, loom__changed *ch)
             loom__free(t->doc->a, ch->kset, ch->kscap * sizeof(*ch->kset));
             ch->kset = ks;
             ch->kscap = cap;
+            if (cap > 256)
+                t->keys_grown = true;
         } else {
             memset(ks, 0, cap * sizeof(*ks));
         }
@@ -176,7 +178,7 @@ static int kset_update(const loom_txn *t, loom__changed *ch)
 }
 
 /* Is key among ch's keys? */
-static int changed_has(const loom_txn *t, loom__changed *ch, const char *key)
+static int changed_has(loom_txn *t, loom__changed *ch, const char *key)
 {
     if (ch->nkeys <= KSET_MIN) {
         for (size_t k = 0; k < ch->nkeys; k++) {
@@ -234,18 +236,16 @@ key_push(loom_txn *t, loom__changed *ch, const char *key, size_t klen)
     if (loom__vec_reserve(t->doc->a, (void **)&ch->keys, &ch->kcap,
                           ch->nkeys + 1, sizeof(*ch->keys)))
         return LOOM_ENOMEM;
+    if (ch->kcap > 64)
+        t->keys_grown = true;
     ch->keys[ch->nkeys].p = key;
     ch->keys[ch->nkeys++].len = klen;
     return LOOM_OK;
 }
 
-int loom__txn_record_change(loom_txn *t,
-                            loom_type *type,
-                            const char *key,
-                            size_t klen)
+static LOOM__NOINLINE int
+record_change_slow(loom_txn *t, loom_type *type, const char *key, size_t klen)
 {
-    if (t->unobserved && t->local)
-        return LOOM_OK;
     int rc = LOOM_OK;
     loom__changed *ch = changed_entry(t, type, &rc);
     if (!ch)
@@ -260,6 +260,33 @@ int loom__txn_record_change(loom_txn *t,
     if (rc)
         return rc < 0 ? rc : LOOM_OK;
     return key_push(t, ch, key, klen);
+}
+
+int loom__txn_record_change(loom_txn *t,
+                            loom_type *type,
+                            const char *key,
+                            size_t klen)
+{
+    if (t->unobserved && t->local)
+        return LOOM_OK;
+    /* a root sequence changed (typing into a root text): changed_entry
+     * without its calls, which keep registers */
+    if (key || type->item)
+        return record_change_slow(t, type, key, klen);
+    if (type->txn_seq == t->seq) {
+        t->changed[type->changed_idx].seq = true;
+        return LOOM_OK;
+    }
+    if (t->nchanged >= t->chcap)
+        return record_change_slow(t, type, key, klen);
+    loom__changed *ch = &t->changed[t->nchanged];
+    ch->type = type;
+    ch->seq = true;
+    ch->nkeys = 0;
+    ch->kset_n = 0;
+    type->txn_seq = t->seq;
+    type->changed_idx = t->nchanged++;
+    return LOOM_OK;
 }
 
 int loom__txn_record_new_key(loom_txn *t,
@@ -353,9 +380,10 @@ bool loom__doc_observed(const loom_doc *d)
 static void txn_reset(loom_doc *d, loom_txn *t)
 {
     const loom_allocator *a = d->a;
-    for (size_t i = 0; i < t->nchanged; i++) {
+    /* vectors stay for the next use, unless a big transaction grew them
+     * (changed_entry resets an entry's counts when it takes it) */
+    for (size_t i = 0; t->keys_grown && i < t->nchanged; i++) {
         loom__changed *ch = &t->changed[i];
-        /* vectors stay for the next use, unless a big transaction grew them */
         if (ch->kcap > 64) {
             loom__free(a, ch->keys, ch->kcap * sizeof(*ch->keys));
             ch->keys = NULL;
@@ -366,8 +394,8 @@ static void txn_reset(loom_doc *d, loom_txn *t)
             ch->kset = NULL;
             ch->kscap = 0;
         }
-        ch->nkeys = ch->kset_n = 0;
     }
+    t->keys_grown = false;
     /* The types' and clients' txn_seq stay: no later transaction has this
      * seq. */
     if (t->ds.n)
@@ -390,7 +418,7 @@ static void txn_reset(loom_doc *d, loom_txn *t)
     t->mk_type = NULL;
 }
 
-static void txn_destroy(loom_doc *d, loom_txn *t)
+static LOOM__NOINLINE void txn_destroy(loom_doc *d, loom_txn *t)
 {
     const loom_allocator *a = d->a;
     for (size_t i = 0; i < t->chcap; i++) {
@@ -657,6 +685,19 @@ static void collect_one(loom_doc *d, loom_txn *t, loom__item *it)
         merge_delete_set(d, t);
 }
 
+/* Did the transaction only append typing to one item (joins intact)?
+ * merge_new_structs merges nothing then (see there). */
+static inline bool only_joins(const loom_txn *t)
+{
+    if (!t->njoins || t->ntouched != 1)
+        return false;
+    const loom__client *c = t->touched[0];
+    if (!c->n || c->client != t->join_client)
+        return false;
+    const loom__item *last = loom__cs_last(c);
+    return last->id.clock + last->len - t->tbefore[0] == t->join_units;
+}
+
 /* Merges the structs the transaction added with their lefts. */
 static void merge_new_structs(loom_doc *d, const loom_txn *t)
 {
@@ -799,7 +840,7 @@ int loom__txn_close(loom_doc *d)
             /* merge_new_structs for one client with at most one new
              * struct (a map set), without its loop */
             merge_with_lefts(d, c, c->n - 1);
-        } else {
+        } else if (!only_joins(t)) {
             merge_new_structs(d, t);
         }
         q->n = 0;
