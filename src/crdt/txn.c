@@ -376,8 +376,9 @@ bool loom__doc_observed(const loom_doc *d)
     return false;
 }
 
-/* Releases what a finished transaction recorded; its vectors are kept. */
-static void txn_reset(loom_doc *d, loom_txn *t)
+/* What txn_reset releases only after some transactions: big vectors, the
+ * delete set's ranges. */
+static LOOM__NOINLINE void txn_release(loom_doc *d, loom_txn *t)
 {
     const loom_allocator *a = d->a;
     /* vectors stay for the next use, unless a big transaction grew them
@@ -396,24 +397,30 @@ static void txn_reset(loom_doc *d, loom_txn *t)
         }
     }
     t->keys_grown = false;
-    /* The types' and clients' txn_seq stay: no later transaction has this
-     * seq. */
     if (t->ds.n)
         loom__ds_clear(&t->ds);
+    if (t->bbcap > 65536) {
+        loom__free(a, t->bbuf, t->bbcap);
+        t->bbuf = NULL;
+        t->bbcap = 0;
+    }
+}
+
+/* Releases what a finished transaction recorded; its vectors are kept.
+ * (origin, local and unobserved are set again when it is opened.) */
+static inline void txn_reset(loom_doc *d, loom_txn *t)
+{
+    if (t->keys_grown || t->ds.n || t->bbcap > 65536)
+        txn_release(d, t);
+    /* The types' and clients' txn_seq stay: no later transaction has this
+     * seq. */
     t->nchanged = t->ndeep = t->nmerge = t->ntouched = t->nds_order = 0;
     t->njoins = 0;
     t->join_units = 0;
     t->nbacks = t->bblen = 0;
     t->back_units = t->ds_units = 0;
     t->del_item = NULL;
-    if (t->bbcap > 65536) {
-        loom__free(a, t->bbuf, t->bbcap);
-        t->bbuf = NULL;
-        t->bbcap = 0;
-    }
     t->origin = NULL;
-    t->local = false;
-    t->unobserved = false;
     t->format_cleanup = false;
     t->mk_type = NULL;
 }
@@ -441,7 +448,7 @@ static LOOM__NOINLINE void txn_destroy(loom_doc *d, loom_txn *t)
 
 /* A finished transaction is kept as the document's spare: typing opens one
  * per keystroke, and reusing its vectors saves their allocations. */
-static void txn_free(loom_doc *d, loom_txn *t)
+static inline void txn_free(loom_doc *d, loom_txn *t)
 {
     txn_reset(d, t);
     if (d->spare_txn) {
@@ -458,7 +465,9 @@ void loom__txn_spare_free(loom_doc *d)
     d->spare_txn = NULL;
 }
 
-int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out)
+/* loom__txn_open but for its fast path. */
+static LOOM__NOINLINE int
+txn_open_slow(loom_doc *d, void *origin, bool local, loom_txn **out)
 {
     if (d->txn) {
         d->txn_depth++;
@@ -485,6 +494,27 @@ int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out)
     t->origin = origin;
     t->local = local;
     t->unobserved = !d->in_cleanup && !(d->nsubs && loom__doc_observed(d));
+    t->seq = ++d->txn_seq;
+    d->txn = t;
+    d->txn_depth = 1;
+    *out = t;
+    return LOOM_OK;
+}
+
+int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out)
+{
+    /* typing: one transaction after another, the last one's kept, nobody
+     * subscribed; without calls, so without registers to keep */
+    loom_txn *t = d->spare_txn;
+    loom__txn_queue *q = &d->queue;
+    if (d->txn || !t || q->n >= q->cap || d->nsubs || d->in_cleanup)
+        return txn_open_slow(d, origin, local, out);
+    d->spare_txn = NULL;
+    q->v[q->n++] = t;
+    t->doc = d;
+    t->origin = origin;
+    t->local = local;
+    t->unobserved = true;
     t->seq = ++d->txn_seq;
     d->txn = t;
     d->txn_depth = 1;
@@ -816,13 +846,9 @@ general:
     emit_update(d, t);
 }
 
-int loom__txn_close(loom_doc *d)
+/* loom__txn_close of the outermost transaction t but for its fast path. */
+static LOOM__NOINLINE int txn_close_slow(loom_doc *d, loom_txn *t)
 {
-    if (!d->txn)
-        return LOOM_ESTATE;
-    if (--d->txn_depth > 0)
-        return LOOM_OK;
-    loom_txn *t = d->txn;
     d->txn = NULL;
     if (d->in_cleanup)
         return LOOM_OK; /* the running cleanup loop takes it */
@@ -861,4 +887,25 @@ int loom__txn_close(loom_doc *d)
     int rc = d->oom;
     d->oom = 0;
     return rc;
+}
+
+int loom__txn_close(loom_doc *d)
+{
+    loom_txn *t = d->txn;
+    if (!t)
+        return LOOM_ESTATE;
+    if (--d->txn_depth > 0)
+        return LOOM_OK;
+    /* A keystroke appended to an item, alone, nobody subscribed: its
+     * cleanup merges nothing (only_joins), and it becomes the spare. No
+     * calls, so no registers to keep. */
+    if (d->in_cleanup || d->queue.n != 1 || !t->local || d->nsubs ||
+        t->nmerge || t->ds.n || t->keys_grown || t->bbcap > 65536 ||
+        d->spare_txn || d->oom || !only_joins(t))
+        return txn_close_slow(d, t);
+    d->txn = NULL;
+    d->queue.n = 0;
+    txn_reset(d, t);
+    d->spare_txn = t;
+    return LOOM_OK;
 }
