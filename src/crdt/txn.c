@@ -12,7 +12,7 @@
 
 #include "crdt/crdt.h"
 
-int loom__txn_touch_first(loom_txn *t, loom__client *c)
+static LOOM__NOINLINE int touch_more(loom_txn *t, loom__client *c)
 {
     for (size_t i = 0; i < t->ntouched; i++) {
         if (t->touched[i] == c)
@@ -30,6 +30,20 @@ int loom__txn_touch_first(loom_txn *t, loom__client *c)
      * that touches the client overwrites c->before */
     t->tbefore[t->ntouched] = c->before;
     t->touched[t->ntouched++] = c;
+    return LOOM_OK;
+}
+
+int loom__txn_touch_first(loom_txn *t, loom__client *c)
+{
+    /* the transaction's first client (typing), its vectors kept */
+    if (t->ntouched || !t->tcap || !t->tbcap)
+        return touch_more(t, c);
+    c->txn_seq = t->seq;
+    const loom__item *last = c->n ? loom__cs_last(c) : NULL;
+    c->before = last ? last->id.clock + last->len : 0;
+    t->tbefore[0] = c->before;
+    t->touched[0] = c;
+    t->ntouched = 1;
     return LOOM_OK;
 }
 
