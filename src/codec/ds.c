@@ -154,6 +154,20 @@ int loom__ds_add(loom__ds *ds, uint64_t client, uint64_t clock, uint64_t len)
     if (len == 0) {
         return LOOM_OK;
     }
+    if (!ds->n && ds->spare && ds->cap) {
+        /* a transaction's first delete, the vectors kept from the last */
+        loom__ds_client *c = &ds->c[0];
+        c->client = client;
+        c->r = ds->spare;
+        c->n = 1;
+        c->cap = ds->spare_cap;
+        c->r[0].clock = clock;
+        c->r[0].len = len;
+        ds->spare = NULL;
+        ds->spare_cap = 0;
+        ds->n = 1;
+        return LOOM_OK;
+    }
     size_t i = client_lower(ds, client);
     if (i < ds->n && ds->c[i].client == client) {
         return range_push(ds->a, &ds->c[i], clock, len);

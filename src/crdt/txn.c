@@ -810,8 +810,8 @@ general:
         if (urc)
             d->oom = urc;
     }
-    if (t->ds.n)
-        loom__ds_normalize(&t->ds);
+    if (t->ds.n > 1 || (t->ds.n == 1 && t->ds.c[0].n > 1))
+        loom__ds_normalize(&t->ds); /* (one range is normalized) */
     /* Observers and deep observers, afterTransaction, the formatting cleanup
      * (a local transaction without subscribers has none of them). */
     int rc = d->nsubs || !t->local ? loom__dispatch_events(d, t) : LOOM_OK;
@@ -840,7 +840,8 @@ general:
             gc_delete_set(d, &t->ds);
         merge_delete_set(d, t);
     }
-    merge_new_structs(d, t);
+    if (t->ntouched)
+        merge_new_structs(d, t);
     for (size_t i = only_backs ? 0 : t->nmerge; i-- > 0;) {
         loom__client *c = loom__client_get(d, t->merge[i].client);
         if (!c || !c->n)
@@ -903,6 +904,20 @@ static LOOM__NOINLINE int txn_close_slow(loom_doc *d, loom_txn *t)
     return rc;
 }
 
+/* loom__txn_close of a lone transaction that only deleted by backspace or
+ * forward delete (text.c pos_backspace, pos_delete_front) and created no
+ * struct, nobody subscribed: cleanup() would only release it (its units are
+ * Deleted content already, merged where Yjs merges them; nobody reads its
+ * delete set). */
+static LOOM__NOINLINE int txn_close_backs(loom_doc *d, loom_txn *t)
+{
+    d->txn = NULL;
+    d->queue.n = 0;
+    txn_reset(d, t);
+    d->spare_txn = t;
+    return LOOM_OK;
+}
+
 int loom__txn_close(loom_doc *d)
 {
     loom_txn *t = d->txn;
@@ -910,16 +925,22 @@ int loom__txn_close(loom_doc *d)
         return LOOM_ESTATE;
     if (--d->txn_depth > 0)
         return LOOM_OK;
-    /* A keystroke appended to an item, alone, nobody subscribed: its
-     * cleanup merges nothing (only_joins), and it becomes the spare. No
-     * calls, so no registers to keep. */
+    /* Alone, nobody subscribed, nothing to release but a delete set, and
+     * it becomes the spare. */
     if (d->in_cleanup || d->queue.n != 1 || !t->local || d->nsubs ||
-        t->nmerge || t->ds.n || t->keys_grown || t->bbcap > 65536 ||
-        d->spare_txn || d->oom || !only_joins(t))
+        t->keys_grown || t->bbcap > 65536 || d->spare_txn || d->oom)
         return txn_close_slow(d, t);
-    d->txn = NULL;
-    d->queue.n = 0;
-    txn_reset(d, t);
-    d->spare_txn = t;
-    return LOOM_OK;
+    /* A keystroke appended to an item: its cleanup merges nothing
+     * (only_joins). No calls, so no registers to keep. */
+    if (!t->nmerge && !t->ds.n && only_joins(t)) {
+        d->txn = NULL;
+        d->queue.n = 0;
+        txn_reset(d, t);
+        d->spare_txn = t;
+        return LOOM_OK;
+    }
+    if (t->nbacks && !t->ntouched && t->ds_units == t->back_units &&
+        t->nmerge == t->nbacks && !t->format_cleanup)
+        return txn_close_backs(d, t);
+    return txn_close_slow(d, t);
 }
