@@ -389,7 +389,7 @@ static int check_embed(const loom_any *e)
     return json_ok(e, 0);
 }
 
-static int check_text(const loom_type *t)
+static LOOM__INLINE int check_text(const loom_type *t)
 {
     if (!t)
         return LOOM_EINVAL;
@@ -399,7 +399,7 @@ static int check_text(const loom_type *t)
     return LOOM_OK;
 }
 
-static int check_writable(const loom_type *t)
+static LOOM__INLINE int check_writable(const loom_type *t)
 {
     int rc = check_text(t);
     if (rc)
