@@ -393,6 +393,7 @@ struct loom_doc {
     /* subscriptions */
     loom__sub *subs;
     size_t nsubs, scap;
+    size_t nobserving; /* subs that are not update listeners */
     uint32_t next_sub;
     /* where items and the bytes of Any content come from (see
      * loom__any_bytes_alloc) */

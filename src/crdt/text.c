@@ -130,7 +130,7 @@ static inline size_t utf16_len(const char *s, size_t len)
 /* Is anyone subscribed to observer events (loom__doc_observed)? */
 static inline bool observed(const loom_doc *d)
 {
-    return d->nsubs && loom__doc_observed(d);
+    return d->nobserving != 0;
 }
 
 /* ---- attribute maps ------------------------------------------------------ */

@@ -383,11 +383,7 @@ int loom__txn_unjoin(loom_txn *t)
 
 bool loom__doc_observed(const loom_doc *d)
 {
-    for (size_t i = 0; i < d->nsubs; i++) {
-        if (d->subs[i].kind != LOOM__SUB_UPDATE)
-            return true;
-    }
-    return false;
+    return d->nobserving != 0;
 }
 
 /* What txn_reset releases only after some transactions: big vectors, the
@@ -518,10 +514,11 @@ txn_open_slow(loom_doc *d, void *origin, bool local, loom_txn **out)
 int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out)
 {
     /* typing: one transaction after another, the last one's kept, nobody
-     * subscribed; without calls, so without registers to keep */
+     * observing (update listeners may be); without calls, so without
+     * registers to keep */
     loom_txn *t = d->spare_txn;
     loom__txn_queue *q = &d->queue;
-    if (d->txn || !t || q->n >= q->cap || d->nsubs || d->in_cleanup)
+    if (d->txn || !t || q->n >= q->cap || d->nobserving || d->in_cleanup)
         return txn_open_slow(d, origin, local, out);
     d->spare_txn = NULL;
     q->v[q->n++] = t;
@@ -646,7 +643,7 @@ static void emit_update(loom_doc *d, loom_txn *t)
         listeners |= d->subs[i].kind == LOOM__SUB_UPDATE;
     if (!listeners)
         return;
-    bool any = !loom__ds_empty(&t->ds);
+    bool any = t->ds.n && !loom__ds_empty(&t->ds);
     for (size_t i = 0; i < t->ntouched && !any; i++) {
         if (loom__state(d, t->touched[i]->client) != t->tbefore[i])
             any = true;
@@ -835,12 +832,12 @@ general:
     loom__item *del = only_backs ? NULL : single_deleted(d, t);
     if (del) {
         collect_one(d, t, del);
-    } else if (!only_backs) {
+    } else if (!only_backs && t->ds.n) {
         if (d->gc)
             gc_delete_set(d, &t->ds);
         merge_delete_set(d, t);
     }
-    if (t->ntouched)
+    if (t->ntouched && !only_joins(t))
         merge_new_structs(d, t);
     for (size_t i = only_backs ? 0 : t->nmerge; i-- > 0;) {
         loom__client *c = loom__client_get(d, t->merge[i].client);
