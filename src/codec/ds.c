@@ -430,30 +430,48 @@ bool loom__ds_empty(const loom__ds *ds)
     return true;
 }
 
+/* A varuint into room reserved before (at most 10 bytes). */
+static inline uint8_t *put_varuint(uint8_t *p, uint64_t v)
+{
+    while (v > 0x7f) {
+        *p++ = (uint8_t)(0x80 | (v & 0x7f));
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
 int loom__ds_write(loom_buf *b, const loom__ds *ds)
 {
-    size_t n = 0;
+    /* room for every varuint first (an update per keystroke writes one
+     * client's one range), then written in place */
+    size_t n = 0, ranges = 0;
     for (size_t i = 0; i < ds->n; i++) {
         n += ds->c[i].n > 0;
+        ranges += ds->c[i].n;
     }
-    int rc = loom__write_varuint(b, n);
-    for (size_t i = 0; i < ds->n && !rc; i++) {
+    if (ranges > (SIZE_MAX / 10 - 1 - 2 * n) / 2) {
+        return LOOM_ENOMEM;
+    }
+    int rc = loom__buf_reserve(b, 10 * (1 + 2 * n + 2 * ranges));
+    if (rc) {
+        return rc;
+    }
+    uint8_t *p = put_varuint(b->data + b->len, n);
+    for (size_t i = 0; i < ds->n; i++) {
         const loom__ds_client *c = &ds->c[i];
         if (c->n == 0) {
             continue;
         }
-        rc = loom__write_varuint(b, c->client);
-        if (!rc) {
-            rc = loom__write_varuint(b, c->n);
-        }
-        for (size_t k = 0; k < c->n && !rc; k++) {
-            rc = loom__write_varuint(b, c->r[k].clock);
-            if (!rc) {
-                rc = loom__write_varuint(b, c->r[k].len);
-            }
+        p = put_varuint(p, c->client);
+        p = put_varuint(p, c->n);
+        for (size_t k = 0; k < c->n; k++) {
+            p = put_varuint(p, c->r[k].clock);
+            p = put_varuint(p, c->r[k].len);
         }
     }
-    return rc;
+    b->len = (size_t)(p - b->data);
+    return LOOM_OK;
 }
 
 static int client_cmp_desc(const void *pa, const void *pb)
