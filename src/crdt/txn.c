@@ -924,7 +924,7 @@ int loom__txn_close(loom_doc *d)
         return LOOM_OK;
     /* Alone, nobody subscribed, nothing to release but a delete set, and
      * it becomes the spare. */
-    if (d->in_cleanup || d->queue.n != 1 || !t->local || d->nsubs ||
+    if (!t->local || d->in_cleanup || d->queue.n != 1 || d->nsubs ||
         t->keys_grown || t->bbcap > 65536 || d->spare_txn || d->oom)
         return txn_close_slow(d, t);
     /* A keystroke appended to an item: its cleanup merges nothing
