@@ -92,15 +92,22 @@ void loom__ds_free(loom__ds *ds)
 void loom__ds_clear(loom__ds *ds)
 {
     for (size_t i = 0; i < ds->n; i++) {
+        /* the largest ranges vector is kept for the next client added (a
+         * transaction that deletes, one client: no free, no allocation) */
         loom__ds_client *c = &ds->c[i];
         if (c->cap > ds->spare_cap) {
-            loom__free(ds->a, ds->spare, ds->spare_cap * sizeof(*ds->spare));
+            if (ds->spare) {
+                loom__free(ds->a, ds->spare,
+                           ds->spare_cap * sizeof(*ds->spare));
+            }
             ds->spare = c->r;
             ds->spare_cap = c->cap;
-            c->r = NULL;
-            c->cap = 0;
+        } else if (c->r) {
+            loom__free(ds->a, c->r, c->cap * sizeof(*c->r));
         }
-        client_free(ds->a, c);
+        c->r = NULL;
+        c->n = 0;
+        c->cap = 0;
     }
     ds->n = 0;
 }
@@ -147,6 +154,20 @@ int loom__ds_add(loom__ds *ds, uint64_t client, uint64_t clock, uint64_t len)
     if (len == 0) {
         return LOOM_OK;
     }
+    if (!ds->n && ds->spare && ds->cap) {
+        /* a transaction's first delete, the vectors kept from the last */
+        loom__ds_client *c = &ds->c[0];
+        c->client = client;
+        c->r = ds->spare;
+        c->n = 1;
+        c->cap = ds->spare_cap;
+        c->r[0].clock = clock;
+        c->r[0].len = len;
+        ds->spare = NULL;
+        ds->spare_cap = 0;
+        ds->n = 1;
+        return LOOM_OK;
+    }
     size_t i = client_lower(ds, client);
     if (i < ds->n && ds->c[i].client == client) {
         return range_push(ds->a, &ds->c[i], clock, len);
@@ -165,7 +186,9 @@ int loom__ds_add(loom__ds *ds, uint64_t client, uint64_t clock, uint64_t len)
         client_free(ds->a, &nc);
         return rc;
     }
-    memmove(&ds->c[i + 1], &ds->c[i], (ds->n - i) * sizeof(*ds->c));
+    if (i < ds->n) {
+        memmove(&ds->c[i + 1], &ds->c[i], (ds->n - i) * sizeof(*ds->c));
+    }
     ds->c[i] = nc;
     ds->n++;
     return LOOM_OK;
@@ -407,30 +430,48 @@ bool loom__ds_empty(const loom__ds *ds)
     return true;
 }
 
+/* A varuint into room reserved before (at most 10 bytes). */
+static inline uint8_t *put_varuint(uint8_t *p, uint64_t v)
+{
+    while (v > 0x7f) {
+        *p++ = (uint8_t)(0x80 | (v & 0x7f));
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
 int loom__ds_write(loom_buf *b, const loom__ds *ds)
 {
-    size_t n = 0;
+    /* room for every varuint first (an update per keystroke writes one
+     * client's one range), then written in place */
+    size_t n = 0, ranges = 0;
     for (size_t i = 0; i < ds->n; i++) {
         n += ds->c[i].n > 0;
+        ranges += ds->c[i].n;
     }
-    int rc = loom__write_varuint(b, n);
-    for (size_t i = 0; i < ds->n && !rc; i++) {
+    if (ranges > (SIZE_MAX / 10 - 1 - 2 * n) / 2) {
+        return LOOM_ENOMEM;
+    }
+    int rc = loom__buf_reserve(b, 10 * (1 + 2 * n + 2 * ranges));
+    if (rc) {
+        return rc;
+    }
+    uint8_t *p = put_varuint(b->data + b->len, n);
+    for (size_t i = 0; i < ds->n; i++) {
         const loom__ds_client *c = &ds->c[i];
         if (c->n == 0) {
             continue;
         }
-        rc = loom__write_varuint(b, c->client);
-        if (!rc) {
-            rc = loom__write_varuint(b, c->n);
-        }
-        for (size_t k = 0; k < c->n && !rc; k++) {
-            rc = loom__write_varuint(b, c->r[k].clock);
-            if (!rc) {
-                rc = loom__write_varuint(b, c->r[k].len);
-            }
+        p = put_varuint(p, c->client);
+        p = put_varuint(p, c->n);
+        for (size_t k = 0; k < c->n; k++) {
+            p = put_varuint(p, c->r[k].clock);
+            p = put_varuint(p, c->r[k].len);
         }
     }
-    return rc;
+    b->len = (size_t)(p - b->data);
+    return LOOM_OK;
 }
 
 static int client_cmp_desc(const void *pa, const void *pb)

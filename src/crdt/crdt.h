@@ -357,6 +357,8 @@ struct loom_txn {
      * searching its client's structs (overwriting a map value). */
     loom__item *del_item;
     uint64_t del_frees;
+    /* a changed entry's keys or key set grew past what is kept for reuse */
+    bool keys_grown;
 };
 
 /* Transactions waiting for cleanup, in order (Yjs _transactionCleanups). */
@@ -391,6 +393,7 @@ struct loom_doc {
     /* subscriptions */
     loom__sub *subs;
     size_t nsubs, scap;
+    size_t nobserving; /* subs that are not update listeners */
     uint32_t next_sub;
     /* where items and the bytes of Any content come from (see
      * loom__any_bytes_alloc) */

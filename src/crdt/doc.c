@@ -267,6 +267,8 @@ static int add_sub(
     if (loom__vec_reserve(d->a, (void **)&d->subs, &d->scap, d->nsubs + 1,
                           sizeof(*d->subs)))
         return LOOM_ENOMEM;
+    if (kind != LOOM__SUB_UPDATE)
+        d->nobserving++;
     loom__sub *s = &d->subs[d->nsubs++];
     s->id = d->next_sub++;
     s->kind = kind;
@@ -314,6 +316,8 @@ int loom_doc_unsubscribe(loom_doc *d, uint32_t id)
         return LOOM_EINVAL;
     for (size_t i = 0; i < d->nsubs; i++) {
         if (d->subs[i].id == id) {
+            if (d->subs[i].kind != LOOM__SUB_UPDATE)
+                d->nobserving--;
             memmove(d->subs + i, d->subs + i + 1,
                     (d->nsubs - i - 1) * sizeof(*d->subs));
             d->nsubs--;

@@ -133,6 +133,12 @@ void loom__markers_shift(loom_type *t, uint64_t from, int64_t delta)
         }
         return;
     }
+    /* A delete just past the moved markers' bound (forward deletes at one
+     * index: each shifts from one unit after the last one's bound): no
+     * marker lies in [from - d, from), so none in [mk_shi, from) either,
+     * and the pending shift moves exactly the markers at >= from. */
+    if (t->mk_pdelta && from > t->mk_shi && from - d <= t->mk_shi)
+        t->mk_shi = from;
     if (!t->mk_pdelta || from < t->mk_slo || from > t->mk_shi) {
         settle(t);
         t->mk_pfrom = from;

@@ -114,6 +114,25 @@ static bool equal_attrs(const attr *a, const attr *b)
     return same_value(a, b) || loom__any_equal_attrs(a->val, b->val);
 }
 
+/* A keystroke is mostly one ASCII byte: these answer it without a call. */
+static inline bool utf8_valid(const char *s, size_t len)
+{
+    if (len == 1 && (unsigned char)s[0] < 0x80)
+        return true;
+    return loom__utf8_valid(s, len);
+}
+static inline size_t utf16_len(const char *s, size_t len)
+{
+    if (len == 1 && (unsigned char)s[0] < 0x80)
+        return 1;
+    return loom__utf16_len(s, len);
+}
+/* Is anyone subscribed to observer events (loom__doc_observed)? */
+static inline bool observed(const loom_doc *d)
+{
+    return d->nobserving != 0;
+}
+
 /* ---- attribute maps ------------------------------------------------------ */
 
 /*
@@ -136,7 +155,8 @@ static void am_init(attr_map *m, const loom_allocator *a)
 
 static void am_free(attr_map *m)
 {
-    loom__free(m->a, m->v, m->cap * sizeof(*m->v));
+    if (m->v) /* most maps stay empty (plain text) */
+        loom__free(m->a, m->v, m->cap * sizeof(*m->v));
     m->v = NULL;
     m->n = m->cap = 0;
 }
@@ -369,7 +389,7 @@ static int check_embed(const loom_any *e)
     return json_ok(e, 0);
 }
 
-static int check_text(const loom_type *t)
+static LOOM__INLINE int check_text(const loom_type *t)
 {
     if (!t)
         return LOOM_EINVAL;
@@ -379,7 +399,7 @@ static int check_text(const loom_type *t)
     return LOOM_OK;
 }
 
-static int check_writable(const loom_type *t)
+static LOOM__INLINE int check_writable(const loom_type *t)
 {
     int rc = check_text(t);
     if (rc)
@@ -409,7 +429,7 @@ new_string(loom_doc *d, const char *s, size_t bytes, loom__item **out)
     it->c.str.p[bytes] = 0;
     it->c.str.bytes = (uint32_t)bytes;
     it->c.str.cap = (uint32_t)bytes + 1;
-    it->len = loom__utf16_len(s, bytes);
+    it->len = utf16_len(s, bytes);
     *out = it;
     return LOOM_OK;
 }
@@ -614,11 +634,11 @@ static int pos_append(loom_txn *t,
           : l->has_right_origin)
         return LOOM_OK;
     loom__client *own = loom__client_get(d, d->client_id);
-    if (!own || !own->n || loom__cs_last(own) != l || loom__doc_observed(d) ||
+    if (!own || !own->n || loom__cs_last(own) != l || observed(d) ||
         !loom__bytes_fit((uint64_t)l->c.str.bytes + bytes))
         return LOOM_OK;
     loom__id at = {l->id.client, l->id.clock + l->len};
-    uint64_t units = loom__utf16_len(s, bytes);
+    uint64_t units = utf16_len(s, bytes);
     int rc;
     if ((rc = loom__vec_reserve(d->a, (void **)&t->joins, &t->jcap,
                                 t->njoins + 1, sizeof(*t->joins))) ||
@@ -982,7 +1002,7 @@ static int pos_backspace(
             return LOOM_OK;
         extend = true;
     }
-    if (loom__doc_observed(d))
+    if (observed(d))
         return LOOM_OK;
     /* everything that can fail first */
     loom__client *c = loom__client_get(d, client);
@@ -1103,7 +1123,7 @@ static int pos_delete_front(
     if (n && n->id.client == client && n->id.clock == x->id.clock + x->len &&
         !deleted(n))
         return LOOM_OK;
-    if (loom__doc_observed(d))
+    if (observed(d))
         return LOOM_OK;
     int rc;
     if ((rc = reserve_back(t, len)))
@@ -1235,7 +1255,8 @@ static int insert_item(loom_type *text,
         /* Plain text (no Format item ever): no attributes to compare, set
          * or close; what remains of insertText is stepping over the
          * tombstones at the position (minimizeAttributeChanges). */
-        rc = minimize_changes(&p, &attrs);
+        if (p.right && (deleted(p.right) || is_format(p.right)))
+            rc = minimize_changes(&p, &attrs); /* else it stops at once */
         if (!rc)
             rc = pos_insert_string(t, text, &p, s, bytes);
         am_free(&p.cur);
@@ -1265,7 +1286,7 @@ int loom_text_insert(loom_type *text,
     int rc = check_writable(text);
     if (rc)
         return rc;
-    if ((!s && len) || !loom__utf8_valid(s ? s : "", len))
+    if ((!s && len) || !utf8_valid(s ? s : "", len))
         return LOOM_EINVAL;
     if ((rc = check_attrs(attributes)))
         return rc;

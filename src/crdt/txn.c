@@ -12,7 +12,7 @@
 
 #include "crdt/crdt.h"
 
-int loom__txn_touch_first(loom_txn *t, loom__client *c)
+static LOOM__NOINLINE int touch_more(loom_txn *t, loom__client *c)
 {
     for (size_t i = 0; i < t->ntouched; i++) {
         if (t->touched[i] == c)
@@ -30,6 +30,20 @@ int loom__txn_touch_first(loom_txn *t, loom__client *c)
      * that touches the client overwrites c->before */
     t->tbefore[t->ntouched] = c->before;
     t->touched[t->ntouched++] = c;
+    return LOOM_OK;
+}
+
+int loom__txn_touch_first(loom_txn *t, loom__client *c)
+{
+    /* the transaction's first client (typing), its vectors kept */
+    if (t->ntouched || !t->tcap || !t->tbcap)
+        return touch_more(t, c);
+    c->txn_seq = t->seq;
+    const loom__item *last = c->n ? loom__cs_last(c) : NULL;
+    c->before = last ? last->id.clock + last->len : 0;
+    t->tbefore[0] = c->before;
+    t->touched[0] = c;
+    t->ntouched = 1;
     return LOOM_OK;
 }
 
@@ -144,7 +158,7 @@ static size_t key_slot(const char *key, size_t mask)
 
 /* Brings ch's hash set up to date with its nkeys keys (at most half
  * full), rebuilding it when it is empty or too small. */
-static int kset_update(const loom_txn *t, loom__changed *ch)
+static int kset_update(loom_txn *t, loom__changed *ch)
 {
     size_t from = ch->kset_n;
     if (ch->kset_n == 0 || ch->nkeys * 2 > ch->kscap) {
@@ -159,6 +173,8 @@ static int kset_update(const loom_txn *t, loom__changed *ch)
             loom__free(t->doc->a, ch->kset, ch->kscap * sizeof(*ch->kset));
             ch->kset = ks;
             ch->kscap = cap;
+            if (cap > 256)
+                t->keys_grown = true;
         } else {
             memset(ks, 0, cap * sizeof(*ks));
         }
@@ -176,7 +192,7 @@ static int kset_update(const loom_txn *t, loom__changed *ch)
 }
 
 /* Is key among ch's keys? */
-static int changed_has(const loom_txn *t, loom__changed *ch, const char *key)
+static int changed_has(loom_txn *t, loom__changed *ch, const char *key)
 {
     if (ch->nkeys <= KSET_MIN) {
         for (size_t k = 0; k < ch->nkeys; k++) {
@@ -234,18 +250,16 @@ key_push(loom_txn *t, loom__changed *ch, const char *key, size_t klen)
     if (loom__vec_reserve(t->doc->a, (void **)&ch->keys, &ch->kcap,
                           ch->nkeys + 1, sizeof(*ch->keys)))
         return LOOM_ENOMEM;
+    if (ch->kcap > 64)
+        t->keys_grown = true;
     ch->keys[ch->nkeys].p = key;
     ch->keys[ch->nkeys++].len = klen;
     return LOOM_OK;
 }
 
-int loom__txn_record_change(loom_txn *t,
-                            loom_type *type,
-                            const char *key,
-                            size_t klen)
+static LOOM__NOINLINE int
+record_change_slow(loom_txn *t, loom_type *type, const char *key, size_t klen)
 {
-    if (t->unobserved && t->local)
-        return LOOM_OK;
     int rc = LOOM_OK;
     loom__changed *ch = changed_entry(t, type, &rc);
     if (!ch)
@@ -260,6 +274,33 @@ int loom__txn_record_change(loom_txn *t,
     if (rc)
         return rc < 0 ? rc : LOOM_OK;
     return key_push(t, ch, key, klen);
+}
+
+int loom__txn_record_change(loom_txn *t,
+                            loom_type *type,
+                            const char *key,
+                            size_t klen)
+{
+    if (t->unobserved && t->local)
+        return LOOM_OK;
+    /* a root sequence changed (typing into a root text): changed_entry
+     * without its calls, which keep registers */
+    if (key || type->item)
+        return record_change_slow(t, type, key, klen);
+    if (type->txn_seq == t->seq) {
+        t->changed[type->changed_idx].seq = true;
+        return LOOM_OK;
+    }
+    if (t->nchanged >= t->chcap)
+        return record_change_slow(t, type, key, klen);
+    loom__changed *ch = &t->changed[t->nchanged];
+    ch->type = type;
+    ch->seq = true;
+    ch->nkeys = 0;
+    ch->kset_n = 0;
+    type->txn_seq = t->seq;
+    type->changed_idx = t->nchanged++;
+    return LOOM_OK;
 }
 
 int loom__txn_record_new_key(loom_txn *t,
@@ -342,20 +383,18 @@ int loom__txn_unjoin(loom_txn *t)
 
 bool loom__doc_observed(const loom_doc *d)
 {
-    for (size_t i = 0; i < d->nsubs; i++) {
-        if (d->subs[i].kind != LOOM__SUB_UPDATE)
-            return true;
-    }
-    return false;
+    return d->nobserving != 0;
 }
 
-/* Releases what a finished transaction recorded; its vectors are kept. */
-static void txn_reset(loom_doc *d, loom_txn *t)
+/* What txn_reset releases only after some transactions: big vectors, the
+ * delete set's ranges. */
+static LOOM__NOINLINE void txn_release(loom_doc *d, loom_txn *t)
 {
     const loom_allocator *a = d->a;
-    for (size_t i = 0; i < t->nchanged; i++) {
+    /* vectors stay for the next use, unless a big transaction grew them
+     * (changed_entry resets an entry's counts when it takes it) */
+    for (size_t i = 0; t->keys_grown && i < t->nchanged; i++) {
         loom__changed *ch = &t->changed[i];
-        /* vectors stay for the next use, unless a big transaction grew them */
         if (ch->kcap > 64) {
             loom__free(a, ch->keys, ch->kcap * sizeof(*ch->keys));
             ch->keys = NULL;
@@ -366,31 +405,37 @@ static void txn_reset(loom_doc *d, loom_txn *t)
             ch->kset = NULL;
             ch->kscap = 0;
         }
-        ch->nkeys = ch->kset_n = 0;
     }
-    /* The types' and clients' txn_seq stay: no later transaction has this
-     * seq. */
+    t->keys_grown = false;
     if (t->ds.n)
         loom__ds_clear(&t->ds);
+    if (t->bbcap > 65536) {
+        loom__free(a, t->bbuf, t->bbcap);
+        t->bbuf = NULL;
+        t->bbcap = 0;
+    }
+}
+
+/* Releases what a finished transaction recorded; its vectors are kept.
+ * (origin, local and unobserved are set again when it is opened.) */
+static inline void txn_reset(loom_doc *d, loom_txn *t)
+{
+    if (t->keys_grown || t->ds.n || t->bbcap > 65536)
+        txn_release(d, t);
+    /* The types' and clients' txn_seq stay: no later transaction has this
+     * seq. */
     t->nchanged = t->ndeep = t->nmerge = t->ntouched = t->nds_order = 0;
     t->njoins = 0;
     t->join_units = 0;
     t->nbacks = t->bblen = 0;
     t->back_units = t->ds_units = 0;
     t->del_item = NULL;
-    if (t->bbcap > 65536) {
-        loom__free(a, t->bbuf, t->bbcap);
-        t->bbuf = NULL;
-        t->bbcap = 0;
-    }
     t->origin = NULL;
-    t->local = false;
-    t->unobserved = false;
     t->format_cleanup = false;
     t->mk_type = NULL;
 }
 
-static void txn_destroy(loom_doc *d, loom_txn *t)
+static LOOM__NOINLINE void txn_destroy(loom_doc *d, loom_txn *t)
 {
     const loom_allocator *a = d->a;
     for (size_t i = 0; i < t->chcap; i++) {
@@ -413,7 +458,7 @@ static void txn_destroy(loom_doc *d, loom_txn *t)
 
 /* A finished transaction is kept as the document's spare: typing opens one
  * per keystroke, and reusing its vectors saves their allocations. */
-static void txn_free(loom_doc *d, loom_txn *t)
+static inline void txn_free(loom_doc *d, loom_txn *t)
 {
     txn_reset(d, t);
     if (d->spare_txn) {
@@ -430,7 +475,9 @@ void loom__txn_spare_free(loom_doc *d)
     d->spare_txn = NULL;
 }
 
-int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out)
+/* loom__txn_open but for its fast path. */
+static LOOM__NOINLINE int
+txn_open_slow(loom_doc *d, void *origin, bool local, loom_txn **out)
 {
     if (d->txn) {
         d->txn_depth++;
@@ -457,6 +504,28 @@ int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out)
     t->origin = origin;
     t->local = local;
     t->unobserved = !d->in_cleanup && !(d->nsubs && loom__doc_observed(d));
+    t->seq = ++d->txn_seq;
+    d->txn = t;
+    d->txn_depth = 1;
+    *out = t;
+    return LOOM_OK;
+}
+
+int loom__txn_open(loom_doc *d, void *origin, bool local, loom_txn **out)
+{
+    /* typing: one transaction after another, the last one's kept, nobody
+     * observing (update listeners may be); without calls, so without
+     * registers to keep */
+    loom_txn *t = d->spare_txn;
+    loom__txn_queue *q = &d->queue;
+    if (d->txn || !t || q->n >= q->cap || d->nobserving || d->in_cleanup)
+        return txn_open_slow(d, origin, local, out);
+    d->spare_txn = NULL;
+    q->v[q->n++] = t;
+    t->doc = d;
+    t->origin = origin;
+    t->local = local;
+    t->unobserved = true;
     t->seq = ++d->txn_seq;
     d->txn = t;
     d->txn_depth = 1;
@@ -574,7 +643,7 @@ static void emit_update(loom_doc *d, loom_txn *t)
         listeners |= d->subs[i].kind == LOOM__SUB_UPDATE;
     if (!listeners)
         return;
-    bool any = !loom__ds_empty(&t->ds);
+    bool any = t->ds.n && !loom__ds_empty(&t->ds);
     for (size_t i = 0; i < t->ntouched && !any; i++) {
         if (loom__state(d, t->touched[i]->client) != t->tbefore[i])
             any = true;
@@ -657,6 +726,19 @@ static void collect_one(loom_doc *d, loom_txn *t, loom__item *it)
         merge_delete_set(d, t);
 }
 
+/* Did the transaction only append typing to one item (joins intact)?
+ * merge_new_structs merges nothing then (see there). */
+static inline bool only_joins(const loom_txn *t)
+{
+    if (!t->njoins || t->ntouched != 1)
+        return false;
+    const loom__client *c = t->touched[0];
+    if (!c->n || c->client != t->join_client)
+        return false;
+    const loom__item *last = loom__cs_last(c);
+    return last->id.clock + last->len - t->tbefore[0] == t->join_units;
+}
+
 /* Merges the structs the transaction added with their lefts. */
 static void merge_new_structs(loom_doc *d, const loom_txn *t)
 {
@@ -725,8 +807,8 @@ general:
         if (urc)
             d->oom = urc;
     }
-    if (t->ds.n)
-        loom__ds_normalize(&t->ds);
+    if (t->ds.n > 1 || (t->ds.n == 1 && t->ds.c[0].n > 1))
+        loom__ds_normalize(&t->ds); /* (one range is normalized) */
     /* Observers and deep observers, afterTransaction, the formatting cleanup
      * (a local transaction without subscribers has none of them). */
     int rc = d->nsubs || !t->local ? loom__dispatch_events(d, t) : LOOM_OK;
@@ -750,12 +832,13 @@ general:
     loom__item *del = only_backs ? NULL : single_deleted(d, t);
     if (del) {
         collect_one(d, t, del);
-    } else if (!only_backs) {
+    } else if (!only_backs && t->ds.n) {
         if (d->gc)
             gc_delete_set(d, &t->ds);
         merge_delete_set(d, t);
     }
-    merge_new_structs(d, t);
+    if (t->ntouched && !only_joins(t))
+        merge_new_structs(d, t);
     for (size_t i = only_backs ? 0 : t->nmerge; i-- > 0;) {
         loom__client *c = loom__client_get(d, t->merge[i].client);
         if (!c || !c->n)
@@ -775,13 +858,9 @@ general:
     emit_update(d, t);
 }
 
-int loom__txn_close(loom_doc *d)
+/* loom__txn_close of the outermost transaction t but for its fast path. */
+static LOOM__NOINLINE int txn_close_slow(loom_doc *d, loom_txn *t)
 {
-    if (!d->txn)
-        return LOOM_ESTATE;
-    if (--d->txn_depth > 0)
-        return LOOM_OK;
-    loom_txn *t = d->txn;
     d->txn = NULL;
     if (d->in_cleanup)
         return LOOM_OK; /* the running cleanup loop takes it */
@@ -799,7 +878,7 @@ int loom__txn_close(loom_doc *d)
             /* merge_new_structs for one client with at most one new
              * struct (a map set), without its loop */
             merge_with_lefts(d, c, c->n - 1);
-        } else {
+        } else if (!only_joins(t)) {
             merge_new_structs(d, t);
         }
         q->n = 0;
@@ -820,4 +899,45 @@ int loom__txn_close(loom_doc *d)
     int rc = d->oom;
     d->oom = 0;
     return rc;
+}
+
+/* loom__txn_close of a lone transaction that only deleted by backspace or
+ * forward delete (text.c pos_backspace, pos_delete_front) and created no
+ * struct, nobody subscribed: cleanup() would only release it (its units are
+ * Deleted content already, merged where Yjs merges them; nobody reads its
+ * delete set). */
+static LOOM__NOINLINE int txn_close_backs(loom_doc *d, loom_txn *t)
+{
+    d->txn = NULL;
+    d->queue.n = 0;
+    txn_reset(d, t);
+    d->spare_txn = t;
+    return LOOM_OK;
+}
+
+int loom__txn_close(loom_doc *d)
+{
+    loom_txn *t = d->txn;
+    if (!t)
+        return LOOM_ESTATE;
+    if (--d->txn_depth > 0)
+        return LOOM_OK;
+    /* Alone, nobody subscribed, nothing to release but a delete set, and
+     * it becomes the spare. */
+    if (!t->local || d->in_cleanup || d->queue.n != 1 || d->nsubs ||
+        t->keys_grown || t->bbcap > 65536 || d->spare_txn || d->oom)
+        return txn_close_slow(d, t);
+    /* A keystroke appended to an item: its cleanup merges nothing
+     * (only_joins). No calls, so no registers to keep. */
+    if (!t->nmerge && !t->ds.n && only_joins(t)) {
+        d->txn = NULL;
+        d->queue.n = 0;
+        txn_reset(d, t);
+        d->spare_txn = t;
+        return LOOM_OK;
+    }
+    if (t->nbacks && !t->ntouched && t->ds_units == t->back_units &&
+        t->nmerge == t->nbacks && !t->format_cleanup)
+        return txn_close_backs(d, t);
+    return txn_close_slow(d, t);
 }

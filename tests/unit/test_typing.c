@@ -365,12 +365,83 @@ static void test_deletes_out_of_memory(void **state)
     assert_true(done);
 }
 
+/* An editor's session: typing, backspaces and runs of forward deletes at a
+ * cursor that jumps now and then, one transaction each or a few in one,
+ * against a plain string. The search markers' lazy shifts (forward deletes
+ * at one index join the pending one) must keep every position right; the
+ * encoded state must load to the same text. */
+static void test_cursor_session(void **state)
+{
+    (void)state;
+    loom_doc_options o;
+    loom_doc_options_init(&o);
+    o.client_id = 1;
+    loom_doc *d = NULL;
+    assert_int_equal(loom_doc_new(&o, &d), LOOM_OK);
+    loom_type *t;
+    assert_int_equal(loom_doc_get(d, "text", 4, LOOM_TYPE_TEXT, &t), LOOM_OK);
+    enum { CAP = 4096 };
+    char ref[CAP + 1];
+    size_t n = 0, cur = 0;
+    uint64_t rnd = 12345;
+    for (int op = 0; op < 20000; op++) {
+        rnd = rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+        unsigned r = (unsigned)(rnd >> 33);
+        bool group = r % 7 == 0;
+        if (group)
+            assert_int_equal(loom_doc_transact_begin(d, NULL), LOOM_OK);
+        for (unsigned k = 0; k < (group ? 1 + r % 4 : 1); k++) {
+            unsigned what = (r >> (3 + 4 * k)) % 16;
+            if (what == 0 && n) {
+                cur = (r >> 11) % (n + 1); /* a jump */
+            } else if (what <= 3 && cur) { /* backspace */
+                assert_int_equal(loom_text_delete(t, cur - 1, 1), LOOM_OK);
+                memmove(ref + cur - 1, ref + cur, n - cur);
+                n--;
+                cur--;
+            } else if (what <= 6 && cur < n) { /* forward deletes */
+                size_t len = 1 + (what == 6 && cur + 1 < n);
+                assert_int_equal(loom_text_delete(t, cur, len), LOOM_OK);
+                memmove(ref + cur, ref + cur + len, n - cur - len);
+                n -= len;
+            } else if (n < CAP) {
+                char c = (char)('a' + (r >> 20) % 26);
+                assert_int_equal(loom_text_insert(t, cur, &c, 1, NULL),
+                                 LOOM_OK);
+                memmove(ref + cur + 1, ref + cur, n - cur);
+                ref[cur++] = c;
+                n++;
+            }
+        }
+        if (group)
+            assert_int_equal(loom_doc_transact_end(d), LOOM_OK);
+        if (op % 97 == 0 || op == 19999) {
+            ref[n] = 0;
+            expect_text(t, ref);
+        }
+    }
+    loom_buf b = {0};
+    assert_int_equal(loom_doc_encode_state_as_update(d, NULL, 0, &b, NULL),
+                     LOOM_OK);
+    loom_doc *e = NULL;
+    assert_int_equal(loom_doc_new(NULL, &e), LOOM_OK);
+    assert_int_equal(loom_doc_apply_update(e, b.data, b.len, NULL, NULL),
+                     LOOM_OK);
+    loom_type *te;
+    assert_int_equal(loom_doc_get(e, "text", 4, LOOM_TYPE_TEXT, &te), LOOM_OK);
+    expect_text(te, ref);
+    loom_buf_free(&b);
+    loom_doc_free(e);
+    loom_doc_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_appends_look_like_items),
         cmocka_unit_test(test_deletes_look_like_items),
         cmocka_unit_test(test_deletes_out_of_memory),
+        cmocka_unit_test(test_cursor_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
