@@ -881,6 +881,20 @@ typedef struct linked {
     const uint8_t *content;
 } linked;
 
+/* One id of a LOOM__RS_ORIGINS struct of `client` at p, into *id; NULL
+ * when it is longer than 7 bytes or names a clock of another client that
+ * is not here yet (linked_head). */
+static LOOM__INLINE const uint8_t *
+linked_id(const integ *g, const uint8_t *p, uint64_t client, loom__id *id)
+{
+    if (!(p = loom__varuint7_at(p, &id->client)) ||
+        !(p = loom__varuint7_at(p, &id->clock)))
+        return NULL;
+    if (id->client != client && id->clock >= loom__state(g->d, id->client))
+        return NULL;
+    return p;
+}
+
 /* Reads the header of struct k of b, a LOOM__RS_ORIGINS one, into *h.
  * False when integrate_struct is to take it: it waits for a struct of
  * another client (get_missing would find it), or an id is a varUint of
@@ -892,22 +906,10 @@ linked_head(const integ *g, const loom__rblock *b, size_t k, linked *h)
     const uint8_t *p = g->u->p + b->s[k].offset;
     uint8_t info = *p++;
     h->info = info;
-    if (info & 0x80) {
-        if (!(p = loom__varuint7_at(p, &h->o.client)) ||
-            !(p = loom__varuint7_at(p, &h->o.clock)))
-            return false;
-        if (h->o.client != b->client &&
-            h->o.clock >= loom__state(g->d, h->o.client))
-            return false;
-    }
-    if (info & 0x40) {
-        if (!(p = loom__varuint7_at(p, &h->ro.client)) ||
-            !(p = loom__varuint7_at(p, &h->ro.clock)))
-            return false;
-        if (h->ro.client != b->client &&
-            h->ro.clock >= loom__state(g->d, h->ro.client))
-            return false;
-    }
+    if ((info & 0x80) && !(p = linked_id(g, p, b->client, &h->o)))
+        return false;
+    if ((info & 0x40) && !(p = linked_id(g, p, b->client, &h->ro)))
+        return false;
     h->content = p;
     return true;
 }
