@@ -27,16 +27,6 @@ static inline int room(loom_buf *b, size_t need)
     return loom__buf_reserve(b, need);
 }
 
-static inline uint8_t *put_varuint(uint8_t *p, uint64_t v)
-{
-    while (v > 0x7f) {
-        *p++ = (uint8_t)(0x80 | (v & 0x7f));
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 static inline uint8_t *put_be(uint8_t *p, uint64_t v, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
@@ -64,7 +54,7 @@ static inline uint8_t *put_number(uint8_t *p, double v)
                 return p;
             }
             *p++ = (uint8_t)(first | 0x80);
-            return put_varuint(p, mag);
+            return loom__put_varuint(p, mag);
         }
     }
     if (!isnan(v) && (isinf(v) || fabs(v) <= FLT_MAX) &&
@@ -106,7 +96,7 @@ static inline int put_bytes(loom_buf *b, uint8_t tag, const void *s, size_t len)
     if (tag) {
         *p++ = tag;
     }
-    p = put_varuint(p, len);
+    p = loom__put_varuint(p, len);
     loom__copy(p, s, len);
     b->len = (size_t)(p + len - b->data);
     return LOOM_OK;
@@ -199,17 +189,17 @@ static inline uint8_t *put_flat_at(uint8_t *p, const loom_any *v)
     const size_t *klens = v->u.obj.klens;
     loom_any *const *vals = v->u.obj.v;
     *p++ = LOOM__ANY_OBJECT;
-    p = put_varuint(p, n);
+    p = loom__put_varuint(p, n);
     for (size_t i = 0; i < n; i++) {
         size_t klen = klens[i];
         const loom_any *c = vals[i];
-        p = put_varuint(p, klen);
+        p = loom__put_varuint(p, klen);
         loom__copy(p, keys[i], klen);
         p += klen;
         if (c->kind == LOOM_ANY_STRING) {
             size_t len = c->u.str.len;
             *p++ = LOOM__ANY_STRING;
-            p = put_varuint(p, len);
+            p = loom__put_varuint(p, len);
             loom__copy(p, c->u.str.p, len);
             p += len;
         } else {
@@ -236,7 +226,7 @@ static inline uint8_t *put_flat_key(uint8_t *p, const char *key, size_t klen)
         memcpy(p + 1, key, 16);
         return p + klen + 1;
     }
-    p = put_varuint(p, klen);
+    p = loom__put_varuint(p, klen);
     loom__copy(p, key, klen);
     return p + klen;
 }
@@ -266,7 +256,7 @@ static LOOM__INLINE uint8_t *put_member(uint8_t *p,
         }
         p = put_flat_key(p, key, klen);
         *p++ = LOOM__ANY_STRING;
-        p = put_varuint(p, len);
+        p = loom__put_varuint(p, len);
         return loom__copy_short(p, c->u.str.p, len);
     }
     case LOOM_ANY_BOOL:
@@ -301,7 +291,7 @@ static LOOM__NOINLINE size_t put_flat_any(uint8_t *p,
     loom_any *const *vals = v->u.obj.v;
     uint8_t *start = p, *end = p + max;
     *p++ = LOOM__ANY_OBJECT;
-    p = put_varuint(p, n);
+    p = loom__put_varuint(p, n);
     for (size_t i = 0; i < n; i++) {
         if (!(p = put_member(p, end, keys[i], klens[i], vals[i]))) {
             return 0;
@@ -365,7 +355,7 @@ static int write_rec(loom_buf *b, const loom_any *v, int depth)
         }
         p = b->data + b->len;
         *p++ = LOOM__ANY_ARRAY;
-        b->len = (size_t)(put_varuint(p, v->u.arr.n) - b->data);
+        b->len = (size_t)(loom__put_varuint(p, v->u.arr.n) - b->data);
         for (size_t i = 0; !rc && i < v->u.arr.n; i++) {
             const loom_any *c = v->u.arr.v[i];
             rc = c->kind == LOOM_ANY_ARRAY || c->kind == LOOM_ANY_OBJECT
@@ -399,7 +389,7 @@ static int write_rec(loom_buf *b, const loom_any *v, int depth)
     if (!rc) {
         p = b->data + b->len;
         *p++ = LOOM__ANY_OBJECT;
-        b->len = (size_t)(put_varuint(p, v->u.obj.n) - b->data);
+        b->len = (size_t)(loom__put_varuint(p, v->u.obj.n) - b->data);
     }
     for (size_t k = 0; !rc && k < v->u.obj.n; k++) {
         size_t i = order ? order[k] : k;

@@ -352,6 +352,18 @@ int loom__buf_push(loom_buf *b, uint8_t byte);
 
 int loom__write_u8(loom_buf *b, uint8_t v);
 int loom__write_varuint(loom_buf *b, uint64_t v);
+/* Writes v as a varUint at p, into room reserved before (at most 10
+ * bytes); returns the end. For encoders that reserve a stretch once and
+ * write several fields into it. */
+static inline uint8_t *loom__put_varuint(uint8_t *p, uint64_t v)
+{
+    while (v > 0x7f) {
+        *p++ = (uint8_t)(0x80 | (v & 0x7f));
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
 /* lib0 varInt: sign-magnitude, sign in bit 6 of the first byte. `negative`
  * with magnitude 0 writes -0 (0x40). */
 int loom__write_varint(loom_buf *b, bool negative, uint64_t magnitude);

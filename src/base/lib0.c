@@ -23,23 +23,11 @@ int loom__write_varuint(loom_buf *b, uint64_t v)
 {
     if (b->cap - b->len >= 10) {
         /* room for the longest: write in place */
-        uint8_t *p = b->data + b->len, *start = p;
-        while (v > 0x7f) {
-            *p++ = (uint8_t)(0x80 | (v & 0x7f));
-            v >>= 7;
-        }
-        *p++ = (uint8_t)v;
-        b->len += (size_t)(p - start);
+        b->len = (size_t)(loom__put_varuint(b->data + b->len, v) - b->data);
         return LOOM_OK;
     }
     uint8_t tmp[10];
-    size_t n = 0;
-    while (v > 0x7f) {
-        tmp[n++] = (uint8_t)(0x80 | (v & 0x7f));
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    return loom__buf_append(b, tmp, n);
+    return loom__buf_append(b, tmp, (size_t)(loom__put_varuint(tmp, v) - tmp));
 }
 
 int loom__write_varint(loom_buf *b, bool negative, uint64_t magnitude)
@@ -92,17 +80,11 @@ int loom__write_varbytes(loom_buf *b, const uint8_t *p, size_t len)
             return rc;
         }
     }
-    uint8_t *q = b->data + b->len, *start = q;
-    uint64_t v = len;
-    while (v > 0x7f) {
-        *q++ = (uint8_t)(0x80 | (v & 0x7f));
-        v >>= 7;
-    }
-    *q++ = (uint8_t)v;
+    uint8_t *q = loom__put_varuint(b->data + b->len, len);
     if (len) {
         memcpy(q, p, len);
     }
-    b->len += (size_t)(q - start) + len;
+    b->len = (size_t)(q - b->data) + len;
     return LOOM_OK;
 }
 

@@ -430,17 +430,6 @@ bool loom__ds_empty(const loom__ds *ds)
     return true;
 }
 
-/* A varuint into room reserved before (at most 10 bytes). */
-static inline uint8_t *put_varuint(uint8_t *p, uint64_t v)
-{
-    while (v > 0x7f) {
-        *p++ = (uint8_t)(0x80 | (v & 0x7f));
-        v >>= 7;
-    }
-    *p++ = (uint8_t)v;
-    return p;
-}
-
 int loom__ds_write(loom_buf *b, const loom__ds *ds)
 {
     /* room for every varuint first (an update per keystroke writes one
@@ -457,17 +446,17 @@ int loom__ds_write(loom_buf *b, const loom__ds *ds)
     if (rc) {
         return rc;
     }
-    uint8_t *p = put_varuint(b->data + b->len, n);
+    uint8_t *p = loom__put_varuint(b->data + b->len, n);
     for (size_t i = 0; i < ds->n; i++) {
         const loom__ds_client *c = &ds->c[i];
         if (c->n == 0) {
             continue;
         }
-        p = put_varuint(p, c->client);
-        p = put_varuint(p, c->n);
+        p = loom__put_varuint(p, c->client);
+        p = loom__put_varuint(p, c->n);
         for (size_t k = 0; k < c->n; k++) {
-            p = put_varuint(p, c->r[k].clock);
-            p = put_varuint(p, c->r[k].len);
+            p = loom__put_varuint(p, c->r[k].clock);
+            p = loom__put_varuint(p, c->r[k].len);
         }
     }
     b->len = (size_t)(p - b->data);

@@ -96,16 +96,6 @@ static int cmp_sv_desc(const void *a, const void *b)
     return x > y ? -1 : x < y;
 }
 
-static inline uint8_t *put_varuint(uint8_t *q, uint64_t v)
-{
-    while (v > 0x7f) {
-        *q++ = (uint8_t)(0x80 | (v & 0x7f));
-        v >>= 7;
-    }
-    *q++ = (uint8_t)v;
-    return q;
-}
-
 /* Writes a GC struct or an item of Any or Deleted content that has an
  * origin (an overwritten map entry, before or after GC) at the end of
  * out. */
@@ -127,15 +117,15 @@ static int write_linked(loom_buf *out, const loom__item *it)
                          (unsigned)it->has_right_origin << 6 |
                          (it->parent_sub ? 0x20u : 0u));
         if (it->has_origin) {
-            q = put_varuint(q, it->origin.client);
-            q = put_varuint(q, it->origin.clock);
+            q = loom__put_varuint(q, it->origin.client);
+            q = loom__put_varuint(q, it->origin.clock);
         }
         if (it->has_right_origin) {
-            q = put_varuint(q, it->right_origin.client);
-            q = put_varuint(q, it->right_origin.clock);
+            q = loom__put_varuint(q, it->right_origin.client);
+            q = loom__put_varuint(q, it->right_origin.clock);
         }
     }
-    q = put_varuint(q, it->len);
+    q = loom__put_varuint(q, it->len);
     if (bytes)
         loom__copy(q, it->c.any.p, bytes);
     out->len = (size_t)(q - out->data) + bytes;

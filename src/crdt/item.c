@@ -1065,22 +1065,10 @@ static int write_content(loom_buf *b, const loom__item *it, uint64_t offset)
     }
 }
 
-/* Appends v as a varUint at *p (room was reserved). */
-static void put_varuint(uint8_t **p, uint64_t v)
-{
-    uint8_t *q = *p;
-    while (v > 0x7f) {
-        *q++ = (uint8_t)(0x80 | (v & 0x7f));
-        v >>= 7;
-    }
-    *q++ = (uint8_t)v;
-    *p = q;
-}
-
 /* Appends a varString at *p (room was reserved). */
 static void put_varstring(uint8_t **p, const char *s, size_t len)
 {
-    put_varuint(p, len);
+    *p = loom__put_varuint(*p, len);
     if (len)
         memcpy(*p, s, len);
     *p += len;
@@ -1105,7 +1093,7 @@ static int write_root_any(loom_buf *b, const loom__item *it, uint8_t info)
     put_varstring(&q, p->root_name, p->root_name_len);
     if (it->parent_sub)
         put_varstring(&q, it->parent_sub, it->parent_sub_len);
-    put_varuint(&q, it->len);
+    q = loom__put_varuint(q, it->len);
     memcpy(q, it->c.any.p, it->c.any.bytes);
     b->len = (size_t)(q - b->data) + it->c.any.bytes;
     return LOOM_OK;
