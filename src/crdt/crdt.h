@@ -863,8 +863,12 @@ static inline bool loom__txn_joined(const loom_txn *t)
 {
     return t->njoins || t->nbacks;
 }
-/* Is anyone subscribed to observer events or afterTransaction? */
-bool loom__doc_observed(const loom_doc *d);
+/* Is anyone subscribed to observer events or afterTransaction? (Typing
+ * asks it per keystroke: a count the subscriptions keep, not a loop.) */
+static inline bool loom__doc_observed(const loom_doc *d)
+{
+    return d->nobserving != 0;
+}
 bool loom__txn_added(const loom_txn *t, const loom__item *it);
 bool loom__txn_deleted(const loom_txn *t, const loom__item *it);
 /* Adds a deleted range to t->ds, remembering the order clients first appear.

@@ -127,11 +127,6 @@ static inline size_t utf16_len(const char *s, size_t len)
         return 1;
     return loom__utf16_len(s, len);
 }
-/* Is anyone subscribed to observer events (loom__doc_observed)? */
-static inline bool observed(const loom_doc *d)
-{
-    return d->nobserving != 0;
-}
 
 /* ---- attribute maps ------------------------------------------------------ */
 
@@ -634,7 +629,7 @@ static int pos_append(loom_txn *t,
           : l->has_right_origin)
         return LOOM_OK;
     loom__client *own = loom__client_get(d, d->client_id);
-    if (!own || !own->n || loom__cs_last(own) != l || observed(d) ||
+    if (!own || !own->n || loom__cs_last(own) != l || loom__doc_observed(d) ||
         !loom__bytes_fit((uint64_t)l->c.str.bytes + bytes))
         return LOOM_OK;
     loom__id at = {l->id.client, l->id.clock + l->len};
@@ -1002,7 +997,7 @@ static int pos_backspace(
             return LOOM_OK;
         extend = true;
     }
-    if (observed(d))
+    if (loom__doc_observed(d))
         return LOOM_OK;
     /* everything that can fail first */
     loom__client *c = loom__client_get(d, client);
@@ -1123,7 +1118,7 @@ static int pos_delete_front(
     if (n && n->id.client == client && n->id.clock == x->id.clock + x->len &&
         !deleted(n))
         return LOOM_OK;
-    if (observed(d))
+    if (loom__doc_observed(d))
         return LOOM_OK;
     int rc;
     if ((rc = reserve_back(t, len)))

@@ -381,11 +381,6 @@ int loom__txn_unjoin(loom_txn *t)
     return rc;
 }
 
-bool loom__doc_observed(const loom_doc *d)
-{
-    return d->nobserving != 0;
-}
-
 /* What txn_reset releases only after some transactions: big vectors, the
  * delete set's ranges. */
 static LOOM__NOINLINE void txn_release(loom_doc *d, loom_txn *t)
@@ -503,7 +498,7 @@ txn_open_slow(loom_doc *d, void *origin, bool local, loom_txn **out)
     t->doc = d;
     t->origin = origin;
     t->local = local;
-    t->unobserved = !d->in_cleanup && !(d->nsubs && loom__doc_observed(d));
+    t->unobserved = !d->in_cleanup && !loom__doc_observed(d);
     t->seq = ++d->txn_seq;
     d->txn = t;
     d->txn_depth = 1;
@@ -802,7 +797,7 @@ static void cleanup(loom_doc *d, loom_txn *t)
     }
 general:
     /* observers subscribed after typing was appended see Yjs's items */
-    if (loom__txn_joined(t) && d->nsubs && loom__doc_observed(d)) {
+    if (loom__txn_joined(t) && loom__doc_observed(d)) {
         int urc = loom__txn_unjoin(t);
         if (urc)
             d->oom = urc;
@@ -901,6 +896,17 @@ static LOOM__NOINLINE int txn_close_slow(loom_doc *d, loom_txn *t)
     return rc;
 }
 
+/* The end of a lone local transaction whose cleanup would do nothing but
+ * release it (loom__txn_close's fast paths): it becomes the spare. */
+static inline int txn_close_quiet(loom_doc *d, loom_txn *t)
+{
+    d->txn = NULL;
+    d->queue.n = 0;
+    txn_reset(d, t);
+    d->spare_txn = t;
+    return LOOM_OK;
+}
+
 /* loom__txn_close of a lone transaction that only deleted by backspace or
  * forward delete (text.c pos_backspace, pos_delete_front) and created no
  * struct, nobody subscribed: cleanup() would only release it (its units are
@@ -908,11 +914,7 @@ static LOOM__NOINLINE int txn_close_slow(loom_doc *d, loom_txn *t)
  * delete set). */
 static LOOM__NOINLINE int txn_close_backs(loom_doc *d, loom_txn *t)
 {
-    d->txn = NULL;
-    d->queue.n = 0;
-    txn_reset(d, t);
-    d->spare_txn = t;
-    return LOOM_OK;
+    return txn_close_quiet(d, t);
 }
 
 int loom__txn_close(loom_doc *d)
@@ -929,13 +931,8 @@ int loom__txn_close(loom_doc *d)
         return txn_close_slow(d, t);
     /* A keystroke appended to an item: its cleanup merges nothing
      * (only_joins). No calls, so no registers to keep. */
-    if (!t->nmerge && !t->ds.n && only_joins(t)) {
-        d->txn = NULL;
-        d->queue.n = 0;
-        txn_reset(d, t);
-        d->spare_txn = t;
-        return LOOM_OK;
-    }
+    if (!t->nmerge && !t->ds.n && only_joins(t))
+        return txn_close_quiet(d, t);
     if (t->nbacks && !t->ntouched && t->ds_units == t->back_units &&
         t->nmerge == t->nbacks && !t->format_cleanup)
         return txn_close_backs(d, t);
